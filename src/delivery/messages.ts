@@ -1,0 +1,38 @@
+import { z } from "zod";
+
+/** Queue messages carry ids, never payloads: the payload stays in D1, where it will be encrypted. */
+export const DeliveryMessageSchema = z.strictObject({
+  v: z.literal(1),
+  eventId: z.string().regex(/^evt_[0-9a-f]{32}$/),
+  deliveries: z
+    .array(z.strictObject({ destination: z.string().min(1).max(63), generation: z.number().int().positive() }))
+    .min(1)
+    .max(100),
+});
+
+export type DeliveryMessage = z.infer<typeof DeliveryMessageSchema>;
+
+export const MAX_QUEUE_DELAY_SECONDS = 43_200;
+const SEND_BATCH_MAX = 100;
+
+/**
+ * One message per event covers all of its deliveries: Queues bills every write, read and delete, so a message per
+ * delivery would triple the queue cost of a three-destination event. Retries split off per delivery.
+ */
+export async function enqueueDeliveries(
+  queue: Queue,
+  messages: readonly { body: DeliveryMessage; delaySeconds?: number }[],
+): Promise<void> {
+  for (let i = 0; i < messages.length; i += SEND_BATCH_MAX) {
+    const chunk = messages.slice(i, i + SEND_BATCH_MAX).map(({ body, delaySeconds }) => ({
+      body,
+      contentType: "json" as const,
+      ...(delaySeconds ? { delaySeconds: Math.min(Math.ceil(delaySeconds), MAX_QUEUE_DELAY_SECONDS) } : {}),
+    }));
+    await queue.sendBatch(chunk);
+  }
+}
+
+export function messageFor(eventId: string, deliveries: readonly { destination: string; generation: number }[]): DeliveryMessage {
+  return { v: 1, eventId, deliveries: deliveries.map(({ destination, generation }) => ({ destination, generation })) };
+}

@@ -1,0 +1,136 @@
+import type { DestinationConfig } from "../config/schema";
+import { readVar } from "../config/load";
+import { parseRetryAfter, type AttemptResult } from "./policy";
+import { signStandardWebhook } from "./signing";
+
+export interface OutboundEvent {
+  id: string;
+  source: string;
+  eventType: string;
+  merchantId: string | null;
+  contentType: string;
+  body: Uint8Array;
+}
+
+export interface OutboundResult extends AttemptResult {
+  latencyMs: number;
+  responseExcerpt: string | null;
+  retryAfterSeconds?: number;
+  /** Only with `keepBody`: the whole response, for the Weedmaps Draft answer. */
+  responseBody?: ArrayBuffer;
+  responseContentType?: string | null;
+}
+
+export interface SendOptions {
+  attempt: number;
+  timeoutMs: number;
+  keepBody?: boolean;
+  now?: () => number;
+}
+
+const EXCERPT_BYTES = 512;
+const USER_AGENT = "cannabis-webhook-router/0.1";
+
+/** Headers an internal system can rely on; the README documents each one. */
+export async function buildOutboundHeaders(
+  env: Env,
+  destination: DestinationConfig,
+  event: OutboundEvent,
+  attempt: number,
+  nowMs: number,
+): Promise<Headers | { configError: string }> {
+  const signingSecret = readVar(env, destination.signingSecret);
+  if (!signingSecret) return { configError: `secret ${destination.signingSecret} is not set` };
+  const timestamp = Math.floor(nowMs / 1000);
+  let signature: string;
+  try {
+    signature = await signStandardWebhook(signingSecret, event.id, timestamp, event.body);
+  } catch {
+    return { configError: `secret ${destination.signingSecret} is not a valid Standard Webhooks secret` };
+  }
+  const headers = new Headers({
+    "content-type": event.contentType,
+    "user-agent": USER_AGENT,
+    "webhook-id": event.id,
+    "webhook-timestamp": String(timestamp),
+    "webhook-signature": signature,
+    "x-router-event-id": event.id,
+    "x-router-source": event.source,
+    "x-router-event-type": event.eventType,
+    "x-router-attempt": String(attempt),
+  });
+  if (event.merchantId !== null) headers.set("x-router-merchant-id", event.merchantId);
+  for (const [name, header] of Object.entries(destination.headers)) {
+    const value = readVar(env, header.secret);
+    if (!value) return { configError: `secret ${header.secret} for header ${name} is not set` };
+    headers.set(name, header.prefix + value);
+  }
+  return headers;
+}
+
+async function readExcerpt(response: Response): Promise<string | null> {
+  if (!response.body) return null;
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  while (size < EXCERPT_BYTES) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.byteLength;
+  }
+  await reader.cancel().catch(() => undefined);
+  const joined = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  const text = new TextDecoder().decode(joined.subarray(0, EXCERPT_BYTES));
+  return text.length > 0 ? text : null;
+}
+
+/**
+ * POSTs the original bytes, unchanged, with the original content type. The timeout starts here, once the caller
+ * holds a connection slot, and covers reading the response too. Redirects are not followed.
+ */
+export async function sendToDestination(
+  env: Env,
+  destination: DestinationConfig,
+  event: OutboundEvent,
+  options: SendOptions,
+): Promise<OutboundResult> {
+  const now = options.now ?? Date.now;
+  const started = now();
+  const headers = await buildOutboundHeaders(env, destination, event, options.attempt, started);
+  if (!(headers instanceof Headers)) {
+    return { statusCode: null, transportError: "config_error", latencyMs: 0, responseExcerpt: headers.configError };
+  }
+  const signal = AbortSignal.timeout(options.timeoutMs);
+  try {
+    const response = await fetch(destination.url, { method: "POST", headers, body: event.body, redirect: "manual", signal });
+    const result: OutboundResult = {
+      statusCode: response.status,
+      transportError: null,
+      latencyMs: 0,
+      responseExcerpt: null,
+      retryAfterSeconds: parseRetryAfter(response.headers.get("retry-after"), now()),
+    };
+    if (options.keepBody) {
+      result.responseBody = await response.arrayBuffer();
+      result.responseContentType = response.headers.get("content-type");
+    } else {
+      result.responseExcerpt = await readExcerpt(response);
+    }
+    result.latencyMs = now() - started;
+    return result;
+  } catch (err) {
+    const timedOut = signal.aborted || (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError"));
+    return {
+      statusCode: null,
+      transportError: timedOut ? "timeout" : "network_error",
+      latencyMs: now() - started,
+      responseExcerpt: null,
+    };
+  }
+}

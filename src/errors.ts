@@ -1,0 +1,88 @@
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { logEvent } from "./log";
+
+/**
+ * The closed set of error codes a caller can see. Each maps to one HTTP status. The wire message is generic;
+ * the detailed reason goes to the log, so a probe learns nothing about which check failed.
+ */
+export const ERROR_CODES = {
+  invalid_signature: [401, "The request signature is missing or invalid."],
+  unauthorized: [401, "Missing or invalid bearer token."],
+  merchant_mismatch: [403, "The merchant in the URL does not match the signed payload."],
+  not_found: [404, "Not found."],
+  unknown_source: [404, "No webhook source is configured at this path."],
+  method_not_allowed: [405, "Method not allowed."],
+  payload_too_large: [413, "The request body is larger than this endpoint accepts."],
+  invalid_json: [400, "The request body is not valid JSON."],
+  invalid_request: [400, "The request is invalid."],
+  conflict: [409, "The request conflicts with the current state."],
+  responder_unavailable: [502, "The draft responder did not return a usable answer."],
+  responder_timeout: [504, "The draft responder did not answer before the deadline."],
+  storage_unavailable: [503, "The event could not be stored. Retry later."],
+  source_misconfigured: [503, "This webhook source is not fully configured."],
+  config_invalid: [503, "The router configuration is invalid."],
+  admin_disabled: [503, "The admin API is disabled because ADMIN_TOKEN is not set."],
+  internal_error: [500, "Internal error."],
+} as const satisfies Record<string, readonly [ContentfulStatusCode, string]>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; requestId: string };
+}
+
+export class RouterError extends Error {
+  readonly code: ErrorCode;
+  readonly status: ContentfulStatusCode;
+  /** Goes to the log only, never to the caller. */
+  readonly detail?: string;
+  readonly headers?: Record<string, string>;
+
+  constructor(code: ErrorCode, options: { detail?: string; message?: string; headers?: Record<string, string> } = {}) {
+    super(options.message ?? ERROR_CODES[code][1]);
+    this.name = "RouterError";
+    this.code = code;
+    this.status = ERROR_CODES[code][0];
+    this.detail = options.detail;
+    this.headers = options.headers;
+  }
+}
+
+export function errorBody(code: ErrorCode, requestId: string, message?: string): ErrorBody {
+  return { error: { code, message: message ?? ERROR_CODES[code][1], requestId } };
+}
+
+function requestIdOf(c: Context): string {
+  return c.get("requestId") ?? "unknown";
+}
+
+/** The one `app.onError`: a RouterError keeps its code, anything else becomes a generic 500 with no stack. */
+export function handleError(err: Error, c: Context): Response {
+  const requestId = requestIdOf(c);
+  if (err instanceof RouterError) {
+    logEvent(err.status >= 500 ? "error" : "warn", "request_rejected", {
+      requestId,
+      code: err.code,
+      status: err.status,
+      path: new URL(c.req.url).pathname,
+      detail: err.detail,
+    });
+    return c.json(errorBody(err.code, requestId, err.message), err.status, err.headers);
+  }
+  if (err instanceof HTTPException && err.status === 413) {
+    return handleError(new RouterError("payload_too_large"), c);
+  }
+  logEvent("error", "unhandled_error", {
+    requestId,
+    path: new URL(c.req.url).pathname,
+    errorName: err.name,
+    errorMessage: err.message,
+  });
+  return c.json(errorBody("internal_error", requestId), 500);
+}
+
+export function handleNotFound(c: Context): Response {
+  return c.json(errorBody("not_found", requestIdOf(c)), 404);
+}

@@ -1,0 +1,72 @@
+import { describe, expect, it } from "vitest";
+import sampleConfig from "../router.config.json";
+import { parseConfig } from "../src/config/load";
+
+const base = {
+  sources: { weedmaps: { provider: "weedmaps", verify: { type: "hmac", secrets: ["WEEDMAPS_CLIENT_SECRET"] } } },
+  destinations: { pos: { url: "https://pos.example.test/orders", signingSecret: "POS_SIGNING_SECRET" } },
+  routes: [{ name: "orders", source: "weedmaps", destinations: ["pos"] }],
+};
+
+function errorsOf(raw: unknown, options?: { allowInsecureDestinations?: boolean }): string[] {
+  const result = parseConfig(raw, options);
+  return result.ok ? [] : result.errors;
+}
+
+describe("configuration", () => {
+  it("accepts the committed sample config and fills documented defaults", () => {
+    expect(parseConfig(sampleConfig)).toMatchObject({ ok: true });
+    const minimal = parseConfig(base);
+    if (!minimal.ok) throw new Error(minimal.errors.join());
+    expect(minimal.config.limits).toEqual({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000 });
+    expect(minimal.config.destinations.pos).toMatchObject({ enabled: true, timeoutMs: 10_000, maxAttempts: 8, headers: {}, retryOnStatus: [] });
+    expect(minimal.config.sources.weedmaps!.merchant).toEqual({ query: "merchant_id" });
+  });
+
+  it("names the bad field of a route that points at nothing", () => {
+    expect(errorsOf({ ...base, routes: [{ name: "orders", source: "weedmaps", destinations: ["pos", "posx"] }] })).toEqual([
+      'routes[0].destinations[1]: unknown destination "posx"',
+    ]);
+    expect(errorsOf({ ...base, routes: [{ name: "orders", source: "wm", destinations: ["pos"] }] })).toEqual(['routes[0].source: unknown source "wm"']);
+  });
+
+  it("refuses an inlined secret value", () => {
+    const inlined = { ...base, sources: { weedmaps: { provider: "weedmaps", verify: { type: "hmac", secrets: ["3f8e1c52-9a4b-4d7e"] } } } };
+    expect(errorsOf(inlined)).toEqual([
+      "sources.weedmaps.verify.secrets[0]: must be the NAME of a Worker secret in UPPER_SNAKE_CASE, never the secret itself",
+    ]);
+  });
+
+  it("fails closed on a source without verification unless it is marked unsigned", () => {
+    const open = (verify: unknown) => ({ ...base, sources: { open: { provider: "generic", verify } }, routes: [] });
+    expect(errorsOf(open({ type: "none" }))[0]).toMatch(/^sources\.open\.verify\.unsigned: a source without verification must say/);
+    expect(errorsOf(open({ type: "none", unsigned: true }))).toEqual([]);
+    expect(errorsOf({ ...base, sources: { open: { provider: "generic" } }, routes: [] })[0]).toMatch(/^sources\.open\.verify:/);
+  });
+
+  it("requires a signature scheme for generic HMAC sources", () => {
+    const generic = { ...base, sources: { acme: { provider: "generic", verify: { type: "hmac", secrets: ["ACME"], encoding: "hex" } } }, routes: [] };
+    expect(errorsOf(generic)).toEqual(["sources.acme.verify.header: generic sources have no default signature scheme: set both header and encoding"]);
+  });
+
+  it("requires https destinations except on loopback or with the local flag, and refuses credentials", () => {
+    const withUrl = (url: string) => ({ ...base, destinations: { pos: { url, signingSecret: "POS_SIGNING_SECRET" } } });
+    expect(errorsOf(withUrl("http://pos.internal/orders"))).toEqual([
+      "destinations.pos.url: must be https (plain http is allowed only on loopback or with ALLOW_INSECURE_DESTINATIONS=true)",
+    ]);
+    expect(errorsOf(withUrl("http://pos.internal/orders"), { allowInsecureDestinations: true })).toEqual([]);
+    expect(errorsOf(withUrl("http://127.0.0.1:8788/pos"))).toEqual([]);
+    expect(errorsOf(withUrl("http://localhost:8788/pos"))).toEqual([]);
+    expect(errorsOf(withUrl("https://user:pass@pos.example.test/"))).toEqual([
+      "destinations.pos.url: must not carry credentials; use headers with a secret instead",
+    ]);
+    expect(errorsOf(withUrl("ftp://pos.example.test/"))).toEqual(["destinations.pos.url: must be an absolute http(s) URL"]);
+  });
+
+  it("allows a responder only on a Weedmaps draft route, and rejects unknown fields", () => {
+    const responderOnCreate = { ...base, routes: [{ name: "orders", source: "weedmaps", events: ["create"], responder: "pos" }] };
+    expect(errorsOf(responderOnCreate)).toEqual(['routes[0].responder: a responder belongs on a Weedmaps route whose events are exactly ["draft"]']);
+    expect(errorsOf({ ...base, routes: [{ name: "orders", source: "weedmaps", destinations: ["pos"], destination: "pos" }] })[0]).toMatch(/^routes\[0\]: Unrecognized key/);
+    expect(errorsOf({ ...base, routes: [{ name: "orders", source: "weedmaps" }] })).toEqual(["routes[0].destinations: a route names at least one destination"]);
+  });
+});

@@ -1,0 +1,247 @@
+import { env, exports } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { captureDeliveryQueue, deliveriesOf, fixture, hexSignature, post, postWeedmaps, ROUTER } from "./helpers";
+
+afterEach(() => vi.restoreAllMocks());
+
+interface Accepted {
+  received: true;
+  eventId: string;
+  duplicate: boolean;
+  routing?: string;
+  deliveries?: number;
+  enqueued?: boolean;
+}
+
+async function storedEvent(eventId: string) {
+  return env.DB.prepare(`SELECT source, event_type, merchant_id, provider_id, routing, content_type, body FROM events WHERE id = ?1`)
+    .bind(eventId)
+    .first<{ source: string; event_type: string; merchant_id: string | null; provider_id: string | null; routing: string; content_type: string; body: number[] }>();
+}
+
+const bytesOf = (stored: { body: number[] } | null) => Uint8Array.from(stored!.body);
+
+function errorBodyShape(code: string) {
+  return { error: { code, message: expect.any(String), requestId: expect.stringMatching(/^[0-9a-f-]{36}$/) } };
+}
+
+describe("every webhook URL accepts a correctly signed payload, stores it and enqueues its deliveries", () => {
+  const cases = [
+    { url: "/webhooks/weedmaps?merchant_id=4242", name: "weedmaps-create", header: "Signature", sig: "base64", type: "create", destinations: ["erp", "pos"] },
+    { url: "/webhooks/weedmaps/create?merchant_id=4242", name: "weedmaps-create-b", header: "Signature", sig: "base64", type: "create", destinations: ["erp", "pos"] },
+    { url: "/webhooks/leaftrade/order-v4", name: "leaftrade-order-v4", header: "X-Signature", sig: "hex", type: "order-v4", destinations: ["erp"] },
+    { url: "/webhooks/leaftrade/order-v3", name: "leaftrade-order-v3", header: "X-Signature", sig: "hex", type: "order-v3", destinations: ["erp"] },
+    { url: "/webhooks/leaftrade/product-issue", name: "leaftrade-product-issue", header: "X-Signature", sig: "hex", type: "product-issue", destinations: ["erp", "pos"] },
+  ] as const;
+
+  for (const c of cases) {
+    it(`POST ${c.url}`, async () => {
+      const queue = captureDeliveryQueue();
+      const f = fixture(c.name);
+      const res = await post(c.url, f.body, { [c.header]: f[c.sig] });
+      expect(res.status).toBe(200);
+      const json = await res.json<Accepted>();
+      expect(json).toMatchObject({ received: true, duplicate: false, routing: "routed", deliveries: c.destinations.length, enqueued: true });
+      const stored = await storedEvent(json.eventId);
+      expect(stored).toMatchObject({ event_type: c.type, routing: "routed", content_type: "application/json" });
+      expect(new TextDecoder().decode(bytesOf(stored))).toBe(f.body);
+      const deliveries = await deliveriesOf(json.eventId);
+      expect(deliveries.map((d) => [d.destination, d.status, d.attempts])).toEqual(c.destinations.map((d) => [d, "pending", 0]));
+      expect(queue.messages.map((m) => m.body)).toContainEqual({
+        v: 1,
+        eventId: json.eventId,
+        deliveries: expect.arrayContaining(c.destinations.map((destination) => ({ destination, generation: 1 }))),
+      });
+    });
+  }
+
+  it("Leaf Trade's merchant comes from the signed dispensary license when the URL has none", async () => {
+    const f = fixture("leaftrade-order-v4");
+    const json = await (await post("/webhooks/leaftrade/order-v4?unused=1", f.body, { "X-Signature": f.hex })).json<Accepted>();
+    expect(await storedEvent(json.eventId)).toMatchObject({ merchant_id: "C10-0000456-LIC", provider_id: "ord_abc123" });
+  });
+
+  it("accepts Leaf Trade's custom-header authentication, compared in constant time", async () => {
+    const body = fixture("leaftrade-order-v3").body;
+    expect((await post("/webhooks/leaftrade-bearer/order-v3", body, { Authorization: "Bearer partner-token-abc123" })).status).toBe(200);
+    const wrong = await post("/webhooks/leaftrade-bearer/order-v3", body, { Authorization: "Bearer partner-token-abc124" });
+    expect(wrong.status).toBe(401);
+    expect(await wrong.json()).toEqual(errorBodyShape("invalid_signature"));
+  });
+
+  it("serves any other configured HMAC source at /webhooks/<name>, with its prefix and fields", async () => {
+    const body = JSON.stringify({ id: "acme-1", type: "order.created", store_id: "store-9", channel: "web", total_cents: 1200 });
+    const signature = `sha256=${await hexSignature(body, env.ACME_SIGNING_SECRET as string)}`;
+    const json = await (await post("/webhooks/acme", body, { "X-Acme-Signature": signature })).json<Accepted>();
+    expect(json).toMatchObject({ routing: "routed", deliveries: 1 });
+    expect(await storedEvent(json.eventId)).toMatchObject({ source: "acme", event_type: "order.created", merchant_id: "store-9", provider_id: "acme-1" });
+  });
+
+  it("accepts a Weedmaps callback signed with the previous secret during rotation", async () => {
+    const body = fixture("weedmaps-create").body.replace("9763822", "9763823");
+    const { weedmapsSignature } = await import("./helpers");
+    const res = await post("/webhooks/weedmaps?merchant_id=4242", body, { Signature: await weedmapsSignature(body, env.WEEDMAPS_CLIENT_SECRET_PREVIOUS as string) });
+    expect(res.status).toBe(200);
+  });
+
+  it("stores and routes a Weedmaps event type it has never seen", async () => {
+    const body = JSON.stringify({ status: "CANCELED_CUSTOMER", orderId: "555", seller: { id: "4242" } });
+    const json = await (await postWeedmaps("/webhooks/weedmaps/cancel?merchant_id=4242", body)).json<Accepted>();
+    expect(json).toMatchObject({ routing: "routed", deliveries: 1 });
+    expect(await storedEvent(json.eventId)).toMatchObject({ event_type: "cancel" });
+  });
+
+  it("stores an event no route matches as unrouted and acknowledges it", async () => {
+    const body = JSON.stringify({ status: "PENDING", orderId: "888", seller: { id: "4242" } });
+    const queue = captureDeliveryQueue();
+    const json = await (await postWeedmaps("/webhooks/weedmaps/order-updated?merchant_id=4242", body)).json<Accepted>();
+    expect(json).toMatchObject({ duplicate: false, routing: "unrouted", deliveries: 0 });
+    expect(await storedEvent(json.eventId)).toMatchObject({ routing: "unrouted", event_type: "order-updated" });
+    expect(await deliveriesOf(json.eventId)).toEqual([]);
+    expect(queue.messages).toEqual([]);
+  });
+
+  it("stores the raw bytes verbatim, whitespace and all", async () => {
+    const body = '{ "status" : "PENDING",\n  "orderId": "raw-1", "seller": {"id":"4242"}, "note": "caf\u00e9 \u{1F33F}" }\n';
+    const json = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<Accepted>();
+    const stored = await storedEvent(json.eventId);
+    expect(bytesOf(stored)).toEqual(new TextEncoder().encode(body));
+  });
+});
+
+describe("duplicates", () => {
+  it("acknowledges a provider retry with 200 and fans out once", async () => {
+    const queue = captureDeliveryQueue();
+    const body = fixture("weedmaps-create").body.replace("9763822", "retried-1");
+    const first = await (await postWeedmaps("/webhooks/weedmaps/create?merchant_id=4242", body)).json<Accepted>();
+    expect(first.duplicate).toBe(false);
+    const again = await postWeedmaps("/webhooks/weedmaps/create?merchant_id=4242", body);
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual({ received: true, eventId: first.eventId, duplicate: true });
+    expect(await deliveriesOf(first.eventId)).toHaveLength(2);
+    expect(queue.messages.filter((m) => m.body.eventId === first.eventId)).toHaveLength(1);
+  });
+
+  it("stores one event and fans out once for concurrent identical Weedmaps Create callbacks", async () => {
+    const queue = captureDeliveryQueue();
+    const body = fixture("weedmaps-create").body.replace("9763822", "concurrent-1");
+    const responses = await Promise.all(Array.from({ length: 8 }, () => postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)));
+    expect(responses.map((r) => r.status)).toEqual(Array(8).fill(200));
+    const results = await Promise.all(responses.map((r) => r.json<Accepted>()));
+    expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
+    expect(new Set(results.map((r) => r.eventId)).size).toBe(1);
+    const eventId = results[0]!.eventId;
+    const { count } = (await env.DB.prepare(`SELECT COUNT(*) AS count FROM events WHERE provider_id = 'concurrent-1'`).first<{ count: number }>())!;
+    expect(count).toBe(1);
+    expect(await deliveriesOf(eventId)).toHaveLength(2);
+    expect(queue.messages.filter((m) => m.body.eventId === eventId)).toHaveLength(1);
+  });
+
+  it("treats a Leaf Trade status change of the same order as a new event", async () => {
+    const f = fixture("leaftrade-order-v3");
+    const a = await (await post("/webhooks/leaftrade/order-v3", f.body, { "X-Signature": f.hex })).json<Accepted>();
+    const changed = f.body.replace('"revised"', '"approved"');
+    const b = await (await post("/webhooks/leaftrade/order-v3", changed, { "X-Signature": await hexSignature(changed, env.LEAFTRADE_WEBHOOK_SECRET as string) })).json<Accepted>();
+    expect(b.duplicate).toBe(false);
+    expect(b.eventId).not.toBe(a.eventId);
+  });
+});
+
+describe("bad input gets one error shape with a stable code", () => {
+  it("401 for a missing signature", async () => {
+    const res = await post("/webhooks/weedmaps?merchant_id=4242", fixture("weedmaps-create").body);
+    expect(res.status).toBe(401);
+    expect(await res.json()).toEqual(errorBodyShape("invalid_signature"));
+  });
+
+  it("401 for a wrong signature, a signature from another secret, and a tampered body, with the same generic message", async () => {
+    const f = fixture("weedmaps-create");
+    const bodies = await Promise.all([
+      post("/webhooks/weedmaps?merchant_id=4242", f.body, { Signature: "AAAA" }),
+      post("/webhooks/weedmaps?merchant_id=4242", f.body, { Signature: fixture("weedmaps-draft").base64 }),
+      post("/webhooks/weedmaps?merchant_id=4242", f.body.replace("67.50", "0.01"), { Signature: f.base64 }),
+    ]);
+    const messages = new Set<string>();
+    for (const res of bodies) {
+      expect(res.status).toBe(401);
+      const json = await res.json<{ error: { code: string; message: string } }>();
+      expect(json).toEqual(errorBodyShape("invalid_signature"));
+      messages.add(json.error.message);
+    }
+    expect(messages.size).toBe(1);
+  });
+
+  it("404 for an unknown source, and for Leaf Trade without a webhook type", async () => {
+    const unknown = await post("/webhooks/dutchie", "{}");
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual(errorBodyShape("unknown_source"));
+    const untyped = await post("/webhooks/leaftrade", fixture("leaftrade-order-v3").body, { "X-Signature": fixture("leaftrade-order-v3").hex });
+    expect(untyped.status).toBe(404);
+    expect(await untyped.json()).toEqual(errorBodyShape("not_found"));
+    const elsewhere = await exports.default.fetch(`${ROUTER}/nothing-here`);
+    expect(elsewhere.status).toBe(404);
+    expect(await elsewhere.json()).toEqual(errorBodyShape("not_found"));
+  });
+
+  it("405 for a wrong method, with Allow: POST", async () => {
+    for (const method of ["GET", "PUT", "DELETE"]) {
+      const res = await exports.default.fetch(new Request(`${ROUTER}/webhooks/weedmaps`, { method }));
+      expect(res.status).toBe(405);
+      expect(res.headers.get("allow")).toBe("POST");
+      expect(await res.json()).toEqual(errorBodyShape("method_not_allowed"));
+    }
+  });
+
+  it("413 for a body over the configured limit, before any verification, declared or streamed", async () => {
+    const big = JSON.stringify({ status: "PENDING", orderId: "big", pad: "x".repeat(70_000) });
+    const declared = await post("/webhooks/weedmaps?merchant_id=4242", big, { Signature: "irrelevant" });
+    expect(declared.status).toBe(413);
+    expect(await declared.json()).toEqual(errorBodyShape("payload_too_large"));
+    const stream = new Blob([big]).stream();
+    const streamed = await exports.default.fetch(
+      new Request(`${ROUTER}/webhooks/weedmaps`, { method: "POST", body: stream, headers: { Signature: "irrelevant" }, duplex: "half" } as RequestInit),
+    );
+    expect(streamed.status).toBe(413);
+  });
+
+  it("400 for a signed body that is not JSON", async () => {
+    const body = "status=PENDING&orderId=1";
+    const res = await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual(errorBodyShape("invalid_json"));
+    const scalar = await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", '"just a string"');
+    expect(scalar.status).toBe(400);
+  });
+
+  it("403 when the unsigned merchant in the URL differs from the signed seller, and nothing is stored", async () => {
+    const queue = captureDeliveryQueue();
+    const body = fixture("weedmaps-create").body.replace("9763822", "mismatch-1");
+    const res = await postWeedmaps("/webhooks/weedmaps?merchant_id=9999", body);
+    expect(res.status).toBe(403);
+    expect(await res.json()).toEqual(errorBodyShape("merchant_mismatch"));
+    expect(await env.DB.prepare(`SELECT id FROM events WHERE provider_id = 'mismatch-1'`).first()).toBeNull();
+    expect(queue.messages).toEqual([]);
+  });
+
+  it("503 when a source's secrets are not set, rather than accepting unsigned traffic", async () => {
+    const res = await post("/webhooks/halfset", "{}", { "X-Sig": "00" });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual(errorBodyShape("source_misconfigured"));
+  });
+
+  it("500 with a generic body and no stack for an unexpected error", async () => {
+    vi.spyOn(crypto.subtle, "digest").mockRejectedValue(new Error("kaboom at secret-internal-path.ts:42"));
+    const res = await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", fixture("weedmaps-create").body);
+    expect(res.status).toBe(500);
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual(errorBodyShape("internal_error"));
+    expect(text).not.toMatch(/kaboom|secret-internal|\.ts/);
+  });
+
+  it("never echoes secrets or payload data in an error", async () => {
+    const f = fixture("weedmaps-create");
+    const res = await post("/webhooks/weedmaps?merchant_id=9999", f.body, { Signature: f.base64 });
+    const text = await res.text();
+    for (const leak of [env.WEEDMAPS_CLIENT_SECRET as string, "Jordan", "MR-2026-118822", "seller.id", "4242"]) expect(text).not.toContain(leak);
+  });
+});
