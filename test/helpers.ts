@@ -49,6 +49,27 @@ export function captureDeliveryQueue(): { messages: { body: DeliveryMessage; del
   return captured;
 }
 
+/**
+ * `exports.default.queue()` and `.scheduled()` exist only under the test-only `service_binding_extra_handlers`
+ * flag, so the generated types do not list them.
+ */
+interface ExtraHandlers {
+  queue(queueName: string, messages: { id: string; timestamp: Date; attempts: number; body: unknown }[]): Promise<{
+    outcome: string;
+    ackAll: boolean;
+    retryBatch: { retry: boolean; delaySeconds?: number };
+    explicitAcks: string[];
+    retryMessages: { msgId: string; delaySeconds?: number }[];
+  }>;
+  scheduled(options: { cron?: string; scheduledTime?: number }): Promise<{ outcome: string; noRetry: boolean }>;
+}
+
+const worker = exports.default as unknown as ExtraHandlers;
+
+export function runScheduled(cron = "*/5 * * * *") {
+  return worker.scheduled({ cron, scheduledTime: Date.now() });
+}
+
 let messageCounter = 0;
 
 /** Drives the real queue handler with the given bodies, as Queues would, and returns its per-message verdicts. */
@@ -59,7 +80,7 @@ export async function runDeliveryQueue(bodies: unknown[], attempts = 1, queue = 
     attempts,
     body,
   }));
-  const result = await exports.default.queue(queue, messages);
+  const result = await worker.queue(queue, messages);
   return { result, ids: messages.map((m) => m.id) };
 }
 
