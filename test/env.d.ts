@@ -6,9 +6,6 @@ type TestSecretBindings = { [Name in keyof typeof TEST_SECRETS]: string };
 // Test-only bindings, added by vitest.config.ts; the Worker's own bindings come from worker-configuration.d.ts.
 declare global {
   namespace Cloudflare {
-    interface GlobalProps {
-      mainModule: typeof import("../src/index");
-    }
     interface Env extends TestSecretBindings {
       TEST_MIGRATIONS: D1Migration[];
       TEST_SIGNED_FIXTURES: Record<string, { body: string; base64: string; hex: string }>;

@@ -1,5 +1,5 @@
 import pLimit, { type LimitFunction } from "p-limit";
-import { loadConfig } from "../config/load";
+import { loadConfig, readVar } from "../config/load";
 import type { RouterConfig } from "../config/schema";
 import { logEvent } from "../log";
 import {
@@ -12,7 +12,13 @@ import {
 } from "../storage/db";
 import { DeliveryMessageSchema, enqueueDeliveries, messageFor, type DeliveryMessage } from "./messages";
 import { sendToDestination } from "./outbound";
-import { backoffDelaySeconds, classifyAttempt, errorClassOf } from "./policy";
+import { BACKOFF_BASE_SECONDS, backoffDelaySeconds, classifyAttempt, errorClassOf } from "./policy";
+
+/** `RETRY_BACKOFF_BASE_SECONDS` shortens the schedule for local walkthroughs; production keeps 30 s. */
+function backoffBaseSeconds(env: Env): number {
+  const configured = Number(readVar(env, "RETRY_BACKOFF_BASE_SECONDS"));
+  return Number.isFinite(configured) && configured >= 1 ? configured : BACKOFF_BASE_SECONDS;
+}
 
 /**
  * A Worker may have only 6 connections waiting for response headers; further fetches wait for a slot while their
@@ -80,7 +86,7 @@ async function attemptDeliveries(
     const verdict = classifyAttempt(result, destination.retryOnStatus);
     const errorClass = errorClassOf(result);
     const exhausted = verdict === "retry" && attempt >= destination.maxAttempts;
-    const delaySeconds = verdict === "retry" && !exhausted ? backoffDelaySeconds(attempt, result.retryAfterSeconds) : 0;
+    const delaySeconds = verdict === "retry" && !exhausted ? backoffDelaySeconds(attempt, result.retryAfterSeconds, Math.random, backoffBaseSeconds(env)) : 0;
     const status = verdict === "delivered" ? "delivered" : verdict === "permanent" || exhausted ? "dead" : "pending";
     const lastError =
       errorClass === null ? null : verdict === "permanent" ? `${errorClass} (permanent)` : exhausted ? `${errorClass} (after ${attempt} attempts)` : errorClass;
@@ -165,7 +171,7 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
           errorName: err instanceof Error ? err.name : "unknown",
           errorMessage: err instanceof Error ? err.message : String(err),
         });
-        message.retry({ delaySeconds: backoffDelaySeconds(message.attempts) });
+        message.retry({ delaySeconds: backoffDelaySeconds(message.attempts, undefined, Math.random, backoffBaseSeconds(env)) });
       }
     }),
   );

@@ -43,8 +43,13 @@ export const BACKOFF_BASE_SECONDS = 30;
  * Exponential backoff with jitter: attempt n waits between half and all of 30 s × 2^(n-1), so 30 s, 1 min, 2 min …
  * A `Retry-After` from the destination wins. Either way the delay is clamped to the Queues maximum of 12 hours.
  */
-export function backoffDelaySeconds(attempt: number, retryAfterSeconds?: number, random: () => number = Math.random): number {
-  const exponential = BACKOFF_BASE_SECONDS * 2 ** Math.max(0, attempt - 1);
+export function backoffDelaySeconds(
+  attempt: number,
+  retryAfterSeconds?: number,
+  random: () => number = Math.random,
+  baseSeconds: number = BACKOFF_BASE_SECONDS,
+): number {
+  const exponential = baseSeconds * 2 ** Math.max(0, attempt - 1);
   const jittered = exponential / 2 + (exponential / 2) * random();
   const delay = retryAfterSeconds !== undefined ? retryAfterSeconds : jittered;
   return Math.min(MAX_QUEUE_DELAY_SECONDS, Math.max(1, Math.ceil(delay)));

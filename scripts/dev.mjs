@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// `npm run dev`: apply D1 migrations to the local database, then start `wrangler dev` on 127.0.0.1 with local
+// D1, local Queues (consumer included), the Cron Trigger testable at /__scheduled, and local secrets.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+
+const root = path.resolve(import.meta.dirname, "..");
+const wrangler = path.join(root, "node_modules", "wrangler", "bin", "wrangler.js");
+const port = process.env.PORT ?? "8787";
+const extraArgs = process.argv.slice(2);
+// --persist-to must reach the migrations too, or the Worker starts on an empty database.
+const persistIndex = extraArgs.indexOf("--persist-to");
+const persistArgs = persistIndex >= 0 ? extraArgs.slice(persistIndex, persistIndex + 2) : [];
+
+const usingExample = !existsSync(path.join(root, ".dev.vars"));
+console.log(
+  usingExample
+    ? "[dev] secrets: .dev.vars not found, using the committed .dev.vars.example (copy it to .dev.vars to use your own)"
+    : "[dev] secrets: using .dev.vars",
+);
+
+const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "apply", "DB", "--local", ...persistArgs], {
+  cwd: root,
+  stdio: "inherit",
+  env: { ...process.env, CI: "true" },
+});
+if (migrate.status !== 0) {
+  console.error("[dev] applying local D1 migrations failed; see the output above");
+  process.exit(migrate.status ?? 1);
+}
+
+const args = [wrangler, "dev", "--ip", "127.0.0.1", "--port", port, "--test-scheduled", "--show-interactive-dev-session=false"];
+if (usingExample) args.push("--env-file", ".dev.vars.example");
+console.log(`[dev] router on http://127.0.0.1:${port} (webhooks at /webhooks/<source>, sweeper at /__scheduled)`);
+const child = spawn(process.execPath, [...args, ...extraArgs], { cwd: root, stdio: "inherit" });
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
+child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -1,0 +1,114 @@
+#!/usr/bin/env node
+// `npm run receiver`: a mock internal system on 127.0.0.1. It prints what the router delivers, verifies the
+// Standard Webhooks signature, can fail or stall on purpose to show retries, and answers Weedmaps drafts.
+import { appendFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { Webhook } from "standardwebhooks";
+import { localSecrets, parseArgs } from "./local-env.mjs";
+
+const USAGE = `usage: npm run receiver -- [--port 8788] [--fail-first N] [--fail-path /pos] [--fail-status 500] [--delay MS] [--log FILE] [--quiet]
+  --fail-first N    answer the first N deliveries with --fail-status (default 500), to watch retries
+  --fail-path P     only count and fail requests whose path starts with P (e.g. /pos)
+  --delay MS        wait MS before answering each request (try more than a destination's timeoutMs)
+  --log FILE        also append one JSON line per request to FILE
+Requests to /pricing/* are answered as the Weedmaps Draft responder with confirmed prices, taxes and fees.`;
+
+let options;
+try {
+  options = parseArgs(process.argv.slice(2), { port: "number", "fail-first": "number", "fail-status": "number", "fail-path": "string", delay: "number", log: "string", quiet: "boolean", help: "boolean" });
+} catch (err) {
+  console.error(`${err.message}\n${USAGE}`);
+  process.exit(2);
+}
+if (options.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const port = options.port ?? 8788;
+const failFirst = options["fail-first"] ?? 0;
+const failStatus = options["fail-status"] ?? 500;
+const delay = options.delay ?? 0;
+const { file, values } = localSecrets();
+const signingSecrets = Object.entries(values).filter(([name]) => name.endsWith("_SIGNING_SECRET"));
+
+let received = 0;
+let failCandidates = 0;
+const money = (n) => n.toFixed(2);
+
+/** A stand-in pricing engine: keeps the line items, applies a 24% tax and a $1.00 service fee. */
+function confirmDraft(order) {
+  const lineItems = (order.lineItems ?? []).map((item) => ({ ...item }));
+  const subtotal = lineItems.reduce((sum, item) => sum + Number(item.subtotal ?? Number(item.unitPrice ?? 0) * (item.quantity ?? 0)), 0);
+  const taxes = [{ name: "Cannabis Excise Tax", rate: "0.15", amount: money(subtotal * 0.15) }, { name: "Sales Tax", rate: "0.09", amount: money(subtotal * 0.09) }];
+  const fees = [{ name: "Service Fee", amount: "1.00", type: "SERVICE" }];
+  const taxTotal = subtotal * 0.24;
+  return { ...order, lineItems, taxes, fees, subtotal: money(subtotal), taxTotal: money(taxTotal), feeTotal: "1.00", grandTotal: money(subtotal + taxTotal + 1) };
+}
+
+function verify(body, headers) {
+  if (!headers["webhook-signature"]) return "unsigned";
+  for (const [name, secret] of signingSecrets) {
+    try {
+      new Webhook(secret).verify(body, headers);
+      return `verified with ${name}`;
+    } catch {
+      // try the next one
+    }
+  }
+  return "INVALID signature";
+}
+
+function pretty(body) {
+  try {
+    const text = JSON.stringify(JSON.parse(body), null, 2).split("\n");
+    return text.length > 25 ? [...text.slice(0, 25), `  … ${text.length - 25} more lines`].join("\n") : text.join("\n");
+  } catch {
+    return body.length > 500 ? `${body.slice(0, 500)}…` : body;
+  }
+}
+
+const server = createServer((req, res) => {
+  const chunks = [];
+  req.on("data", (chunk) => chunks.push(chunk));
+  req.on("end", async () => {
+    const body = Buffer.concat(chunks).toString("utf8");
+    const n = ++received;
+    const signature = verify(body, req.headers);
+    const isDraft = req.url.startsWith("/pricing");
+    const failing = req.url.startsWith(options["fail-path"] ?? "/") && ++failCandidates <= failFirst;
+    if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
+    let status = failing ? failStatus : 200;
+    let answer = failing ? `failing on purpose (${failCandidates}/${failFirst})` : "ok";
+    let contentType = "text/plain";
+    if (!failing && isDraft) {
+      try {
+        answer = JSON.stringify(confirmDraft(JSON.parse(body)));
+        contentType = "application/json";
+      } catch {
+        status = 400;
+        answer = "draft body is not JSON";
+      }
+    }
+    const header = (name) => req.headers[name] ?? "-";
+    if (!options.quiet) {
+      console.log(`\n#${n} ${req.method} ${req.url} → ${status}${isDraft && status === 200 ? " (draft answered)" : ""}`);
+      console.log(`  signature     ${signature}`);
+      console.log(`  webhook-id    ${header("webhook-id")}   attempt ${header("x-router-attempt")}`);
+      console.log(`  event         ${header("x-router-source")}/${header("x-router-event-type")}   merchant ${header("x-router-merchant-id")}`);
+      console.log(`  content-type  ${header("content-type")}   authorization ${req.headers.authorization ? "present" : "-"}`);
+      console.log(pretty(body).replace(/^/gm, "  "));
+    }
+    if (options.log) {
+      appendFileSync(options.log, `${JSON.stringify({ n, method: req.method, path: req.url, status, signature, headers: req.headers, body })}\n`);
+    }
+    res.writeHead(status, { "content-type": contentType });
+    res.end(answer);
+  });
+});
+
+server.listen(port, "127.0.0.1", () => {
+  console.log(`[receiver] listening on http://127.0.0.1:${port} (signing secrets from ${file})`);
+  if (failFirst) console.log(`[receiver] failing the first ${failFirst} request(s)${options["fail-path"] ? ` to ${options["fail-path"]}*` : ""} with ${failStatus}`);
+  if (delay) console.log(`[receiver] answering each request after ${delay} ms`);
+});
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => server.close(() => process.exit(0)));

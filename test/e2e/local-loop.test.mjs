@@ -1,0 +1,139 @@
+// End to end on loopback: the real `npm run dev` (wrangler dev: workerd, local D1 and Queues), the mock receiver
+// and the `send` tool, exactly as the README's walkthrough uses them. Run with `npm run test:e2e`.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const ROUTER = "http://127.0.0.1:8787";
+const work = mkdtempSync(path.join(tmpdir(), "router-e2e-"));
+const receiverLog = path.join(work, "receiver.jsonl");
+const children = [];
+
+function start(args, name) {
+  // Own process group, so stopping it stops wrangler's workerd grandchildren too.
+  const child = spawn(process.execPath, args, { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  child.output = "";
+  child.stdout.on("data", (d) => (child.output += d));
+  child.stderr.on("data", (d) => (child.output += d));
+  child.label = name;
+  children.push(child);
+  return child;
+}
+
+function stopAll() {
+  for (const child of children) {
+    try {
+      process.kill(-child.pid, "SIGTERM");
+    } catch {
+      // already gone
+    }
+  }
+}
+process.on("exit", stopAll);
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(1));
+
+async function waitFor(check, what, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
+}
+
+function send(...args) {
+  const result = spawnSync(process.execPath, ["scripts/send.mjs", ...args], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+  return { code: result.status, out: result.stdout + result.stderr };
+}
+
+function received() {
+  try {
+    return readFileSync(receiverLog, "utf8").trim().split("\n").filter(Boolean).map((line) => JSON.parse(line));
+  } catch {
+    return [];
+  }
+}
+
+const eventIdOf = (out) => /accepted as (evt_[0-9a-f]{32})/.exec(out)?.[1];
+
+describe("local loop: npm run dev + npm run receiver + npm run send", { timeout: 240_000 }, () => {
+  before(async () => {
+    start(["scripts/receiver.mjs", "--fail-first", "2", "--fail-path", "/pos", "--log", receiverLog, "--quiet"], "receiver");
+    const dev = start(["scripts/dev.mjs", "--persist-to", path.join(work, "state")], "dev");
+    await waitFor(async () => (await fetch(`${ROUTER}/healthz`)).ok, `the router on ${ROUTER}\n${dev.output}`, 120_000);
+  });
+
+  after(() => {
+    stopAll();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it("delivers weedmaps.create to both receivers with verified signatures, retrying the failing one to a third attempt", async () => {
+    const { code, out } = send("weedmaps.create", "--merchant", "4242");
+    assert.equal(code, 0, out);
+    const eventId = eventIdOf(out);
+    assert.ok(eventId, out);
+    const forEvent = () => received().filter((r) => r.headers["webhook-id"] === eventId);
+    await waitFor(() => forEvent().some((r) => r.path === "/pos/orders" && r.status === 200), "the POS delivery to succeed", 90_000);
+    const pos = forEvent().filter((r) => r.path === "/pos/orders");
+    const erp = forEvent().filter((r) => r.path === "/erp/webhooks");
+    assert.deepEqual(pos.map((r) => [r.headers["x-router-attempt"], r.status]), [["1", 500], ["2", 500], ["3", 200]]);
+    assert.deepEqual(erp.map((r) => r.status), [200]);
+    for (const r of [...pos, ...erp]) {
+      assert.match(r.signature, /^verified with (POS|ERP)_SIGNING_SECRET$/);
+      assert.equal(r.headers["x-router-merchant-id"], "4242");
+      assert.equal(JSON.parse(r.body).seller.id, "4242");
+    }
+  });
+
+  for (const [event, paths] of [
+    ["leaftrade.order-v4", ["/erp/webhooks"]],
+    ["leaftrade.order-v3", ["/erp/webhooks"]],
+    ["leaftrade.product-issue", ["/pos/orders", "/erp/webhooks"]],
+  ]) {
+    it(`delivers ${event}`, async () => {
+      const { code, out } = send(event);
+      assert.equal(code, 0, out);
+      const eventId = eventIdOf(out);
+      const arrived = await waitFor(() => {
+        const hits = received().filter((r) => r.headers["webhook-id"] === eventId && r.status === 200);
+        return hits.length === paths.length && hits;
+      }, `${event} at ${paths.join(", ")}`);
+      assert.deepEqual(arrived.map((r) => r.path).sort(), [...paths].sort());
+      for (const r of arrived) assert.match(r.signature, /^verified with/);
+    });
+  }
+
+  it("answers weedmaps.draft with the responder's confirmed totals through the router", () => {
+    const { code, out } = send("weedmaps.draft");
+    assert.equal(code, 0, out);
+    assert.match(out, /✔ draft confirmed: grandTotal \d+\.\d\d/);
+    assert.ok(received().some((r) => r.path === "/pricing/draft" && r.signature === "verified with PRICING_SIGNING_SECRET"));
+  });
+
+  it("rejects --bad-signature with 401", () => {
+    const { code, out } = send("weedmaps.create", "--bad-signature");
+    assert.equal(code, 0, out);
+    assert.match(out, /← 401 .*"invalid_signature"/);
+  });
+
+  it("stores --duplicate once and fans it out once", async () => {
+    const { code, out } = send("leaftrade.order-v3", "--duplicate");
+    assert.equal(code, 0, out);
+    assert.match(out, /✔ duplicate acknowledged, stored once as (evt_[0-9a-f]{32})/);
+    const eventId = eventIdOf(out);
+    await waitFor(() => received().some((r) => r.headers["webhook-id"] === eventId), "the duplicate's single delivery");
+    await new Promise((r) => setTimeout(r, 2_000));
+    assert.equal(received().filter((r) => r.headers["webhook-id"] === eventId).length, 1);
+  });
+});
