@@ -4,6 +4,7 @@ import { handleDeadLetterBatch, handleDeliveryBatch } from "./delivery/consumer"
 import { sweepDeliveries } from "./delivery/sweeper";
 import { handleError, handleNotFound } from "./errors";
 import { webhooks } from "./ingest/app";
+import { withUsage } from "./usage";
 
 const app = new Hono<{ Bindings: Env }>();
 app.use(requestId());
@@ -20,12 +21,21 @@ function queueRole(queue: string): "deliveries" | "dead-letters" {
 }
 
 export default {
-  fetch: app.fetch,
+  async fetch(request, env, ctx) {
+    const usage = withUsage(env, "fetch");
+    const response = await app.fetch(request, usage.env, ctx);
+    usage.report({ status: response.status });
+    return response;
+  },
   async queue(batch, env) {
-    if (queueRole(batch.queue) === "dead-letters") await handleDeadLetterBatch(batch, env);
-    else await handleDeliveryBatch(batch, env);
+    const usage = withUsage(env, "queue");
+    if (queueRole(batch.queue) === "dead-letters") await handleDeadLetterBatch(batch, usage.env);
+    else await handleDeliveryBatch(batch, usage.env);
+    usage.report({ queue: batch.queue, messages: batch.messages.length });
   },
   async scheduled(_controller, env) {
-    await sweepDeliveries(env);
+    const usage = withUsage(env, "scheduled");
+    await sweepDeliveries(usage.env);
+    usage.report();
   },
 } satisfies ExportedHandler<Env>;

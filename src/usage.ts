@@ -1,0 +1,103 @@
+import { logEvent } from "./log";
+
+/**
+ * Opt-in accounting of what one invocation costs, from the `meta` D1 returns with every result (what D1 bills)
+ * and the queue messages sent. Enabled by `USAGE_LOG = "true"`; the benchmark reads these lines to compute the
+ * cost per event. Off, it costs nothing: the bindings are used as they are.
+ */
+export interface Usage {
+  d1Queries: number;
+  d1RowsRead: number;
+  d1RowsWritten: number;
+  queueMessagesSent: number;
+}
+
+type Meta = { rows_read?: number; rows_written?: number } | undefined;
+
+function tally(usage: Usage, meta: Meta): void {
+  usage.d1Queries += 1;
+  usage.d1RowsRead += meta?.rows_read ?? 0;
+  usage.d1RowsWritten += meta?.rows_written ?? 0;
+}
+
+// D1's batch() only takes the runtime's own statement objects, so every proxy remembers the one it wraps.
+const rawStatements = new WeakMap<object, D1PreparedStatement>();
+
+function trackStatement(statement: D1PreparedStatement, usage: Usage): D1PreparedStatement {
+  const tracked = new Proxy(statement, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (property === "bind") return (...args: unknown[]) => trackStatement(target.bind(...args), usage);
+      if (property === "all" || property === "run") {
+        return async () => {
+          const result = await (target[property] as () => Promise<D1Result>).call(target);
+          tally(usage, result.meta as Meta);
+          return result;
+        };
+      }
+      if (property === "first") {
+        // first() hides meta; run through all() to count it, and pick the row or column as first() would.
+        return async (column?: string) => {
+          const result = await target.all();
+          tally(usage, result.meta as Meta);
+          const row = result.results[0] as Record<string, unknown> | undefined;
+          return row === undefined ? null : column === undefined ? row : row[column];
+        };
+      }
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  rawStatements.set(tracked, statement);
+  return tracked;
+}
+
+function trackDatabase(db: D1Database, usage: Usage): D1Database {
+  return new Proxy(db, {
+    get(target, property, receiver) {
+      if (property === "prepare") return (query: string) => trackStatement(target.prepare(query), usage);
+      if (property === "batch") {
+        return async (statements: D1PreparedStatement[]) => {
+          const results = await target.batch(statements.map((s) => rawStatements.get(s) ?? s));
+          for (const result of results) tally(usage, result.meta as Meta);
+          return results;
+        };
+      }
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+function trackQueue(queue: Queue, usage: Usage): Queue {
+  return new Proxy(queue, {
+    get(target, property, receiver) {
+      if (property === "send") {
+        return async (...args: Parameters<Queue["send"]>) => {
+          await target.send(...args);
+          usage.queueMessagesSent += 1;
+        };
+      }
+      if (property === "sendBatch") {
+        return async (...args: Parameters<Queue["sendBatch"]>) => {
+          await target.sendBatch(...args);
+          usage.queueMessagesSent += [...args[0]].length;
+        };
+      }
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** Returns the env to use for one invocation, and a function that logs what it used. */
+export function withUsage(env: Env, handler: string): { env: Env; report: (extra?: Record<string, unknown>) => void } {
+  if ((env as unknown as Record<string, unknown>).USAGE_LOG !== "true") return { env, report: () => undefined };
+  const usage: Usage = { d1Queries: 0, d1RowsRead: 0, d1RowsWritten: 0, queueMessagesSent: 0 };
+  const tracked = {
+    ...env,
+    DB: trackDatabase(env.DB, usage),
+    DELIVERY_QUEUE: trackQueue(env.DELIVERY_QUEUE, usage),
+    DEAD_LETTER_QUEUE: trackQueue(env.DEAD_LETTER_QUEUE, usage),
+  } as Env;
+  return { env: tracked, report: (extra = {}) => logEvent("info", "usage", { handler, ...usage, ...extra }) };
+}

@@ -1,0 +1,45 @@
+import { env } from "cloudflare:workers";
+import { afterEach, expect, it, vi } from "vitest";
+import { insertEventWithDeliveries, loadDeliveryWork } from "../src/storage/db";
+import { withUsage } from "../src/usage";
+
+afterEach(() => vi.restoreAllMocks());
+
+it("counts D1 rows from result meta and queue messages when USAGE_LOG is on", async () => {
+  const log = vi.spyOn(console, "log");
+  const { env: tracked, report } = withUsage({ ...env, USAGE_LOG: "true" } as Env, "fetch");
+  const event = {
+    id: "evt_0123456789abcdef0123456789abcdef",
+    idempotencyKey: "k",
+    ingestId: "i",
+    source: "lab",
+    eventType: "single",
+    merchantId: null,
+    providerId: null,
+    contentType: "application/json",
+    body: new TextEncoder().encode("{}").buffer as ArrayBuffer,
+    bodySha256: "h",
+    receivedAt: 1,
+  };
+  await insertEventWithDeliveries(tracked.DB, event, [
+    { destination: "pos", route: "r" },
+    { destination: "erp", route: "r" },
+  ]);
+  await loadDeliveryWork(tracked.DB, event.id);
+  await tracked.DB.prepare("SELECT COUNT(*) AS n FROM deliveries WHERE event_id = ?1").bind(event.id).first("n");
+  await tracked.DELIVERY_QUEUE.sendBatch([{ body: { v: 1 } }, { body: { v: 2 } }]);
+  report({ status: 200 });
+  const line = JSON.parse(String(log.mock.calls.at(-1)![0]));
+  expect(line).toMatchObject({ event: "usage", handler: "fetch", status: 200, d1Queries: 6, queueMessagesSent: 2 });
+  // One event row and two delivery rows, no index rows: the tables are WITHOUT ROWID on their natural keys.
+  expect(line.d1RowsWritten).toBe(3);
+  expect(line.d1RowsRead).toBeGreaterThan(0);
+});
+
+it("leaves the bindings untouched and logs nothing when USAGE_LOG is off", () => {
+  const log = vi.spyOn(console, "log");
+  const { env: same, report } = withUsage(env, "fetch");
+  report();
+  expect(same).toBe(env);
+  expect(log).not.toHaveBeenCalled();
+});
