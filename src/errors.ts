@@ -17,7 +17,9 @@ export const ERROR_CODES = {
   payload_too_large: [413, "The request body is larger than this endpoint accepts."],
   invalid_json: [400, "The request body is not valid JSON."],
   invalid_request: [400, "The request is invalid."],
-  conflict: [409, "The request conflicts with the current state."],
+  destination_disabled: [409, "The destination is disabled in the active configuration."],
+  unknown_destination: [422, "The destination is not in the active configuration."],
+  no_destinations: [409, "The event has no destinations to replay to; name them."],
   responder_unavailable: [502, "The draft responder did not return a usable answer."],
   responder_timeout: [504, "The draft responder did not answer before the deadline."],
   storage_unavailable: [503, "The event could not be stored. Retry later."],
@@ -30,7 +32,8 @@ export const ERROR_CODES = {
 export type ErrorCode = keyof typeof ERROR_CODES;
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; requestId: string };
+  /** `details` appears only on validation errors, naming each bad field. */
+  error: { code: ErrorCode; message: string; requestId: string; details?: string[] };
 }
 
 export class RouterError extends Error {
@@ -39,19 +42,25 @@ export class RouterError extends Error {
   /** Goes to the log only, never to the caller. */
   readonly detail?: string;
   readonly headers?: Record<string, string>;
+  /** Field-level problems safe to show the caller (request validation only). */
+  readonly details?: string[];
 
-  constructor(code: ErrorCode, options: { detail?: string; message?: string; headers?: Record<string, string> } = {}) {
+  constructor(
+    code: ErrorCode,
+    options: { detail?: string; message?: string; headers?: Record<string, string>; details?: string[] } = {},
+  ) {
     super(options.message ?? ERROR_CODES[code][1]);
     this.name = "RouterError";
     this.code = code;
     this.status = ERROR_CODES[code][0];
     this.detail = options.detail;
     this.headers = options.headers;
+    this.details = options.details;
   }
 }
 
-export function errorBody(code: ErrorCode, requestId: string, message?: string): ErrorBody {
-  return { error: { code, message: message ?? ERROR_CODES[code][1], requestId } };
+export function errorBody(code: ErrorCode, requestId: string, message?: string, details?: string[]): ErrorBody {
+  return { error: { code, message: message ?? ERROR_CODES[code][1], requestId, ...(details ? { details } : {}) } };
 }
 
 function requestIdOf(c: Context): string {
@@ -69,7 +78,7 @@ export function handleError(err: Error, c: Context): Response {
       path: new URL(c.req.url).pathname,
       detail: err.detail,
     });
-    return c.json(errorBody(err.code, requestId, err.message), err.status, err.headers);
+    return c.json(errorBody(err.code, requestId, err.message, err.details), err.status, err.headers);
   }
   if (err instanceof HTTPException && err.status === 413) {
     return handleError(new RouterError("payload_too_large"), c);

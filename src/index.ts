@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { admin } from "./admin/app";
 import { requestId } from "hono/request-id";
 import { handleDeadLetterBatch, handleDeliveryBatch } from "./delivery/consumer";
 import { sweepDeliveries } from "./delivery/sweeper";
@@ -10,6 +11,7 @@ const app = new Hono<{ Bindings: Env }>();
 app.use(requestId());
 app.get("/healthz", (c) => c.json({ ok: true }));
 app.route("/webhooks", webhooks);
+app.route("/admin", admin);
 app.notFound(handleNotFound);
 app.onError(handleError);
 

@@ -9,4 +9,5 @@ export const TEST_SECRETS = {
   ERP_SIGNING_SECRET: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
   PRICING_SIGNING_SECRET: "whsec_dGVzdC1wcmljaW5nLXNpZ25pbmcta2V5LTE=",
   POS_API_TOKEN: "pos-api-token-xyz",
+  ADMIN_TOKEN: "admin-test-token-0123456789",
 } as const;

@@ -10,8 +10,9 @@ import {
   type Delivery,
   type DeliveryKey,
 } from "../storage/db";
-import { DeliveryMessageSchema, enqueueDeliveries, messageFor, type DeliveryMessage } from "./messages";
+import { DeliveryMessageSchema, enqueueDeliveries, messageFor, QueueMessageSchema, type DeliveryMessage } from "./messages";
 import { sendToDestination } from "./outbound";
+import { runReplayPage } from "./replay";
 import { BACKOFF_BASE_SECONDS, backoffDelaySeconds, classifyAttempt, errorClassOf } from "./policy";
 
 /** `RETRY_BACKOFF_BASE_SECONDS` shortens the schedule for local walkthroughs; production keeps 30 s. */
@@ -146,7 +147,7 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
   const limit = pLimit(MAX_CONCURRENT_REQUESTS);
   await Promise.all(
     batch.messages.map(async (message) => {
-      const parsed = DeliveryMessageSchema.safeParse(message.body);
+      const parsed = QueueMessageSchema.safeParse(message.body);
       if (!parsed.success) {
         logEvent("error", "delivery_message_malformed", {
           messageId: message.id,
@@ -160,14 +161,20 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
         }
         return;
       }
+      const body = parsed.data;
       try {
-        const verdict = await processDeliveryMessage(env, config, limit, parsed.data);
+        if ("kind" in body) {
+          await runReplayPage(env, config, body);
+          message.ack();
+          return;
+        }
+        const verdict = await processDeliveryMessage(env, config, limit, body);
         if (verdict.kind === "ack") message.ack();
         else message.retry({ delaySeconds: verdict.delaySeconds });
       } catch (err) {
         logEvent("error", "delivery_message_failed", {
           messageId: message.id,
-          eventId: parsed.data.eventId,
+          ...("kind" in body ? { replayId: body.replayId } : { eventId: body.eventId }),
           errorName: err instanceof Error ? err.name : "unknown",
           errorMessage: err instanceof Error ? err.message : String(err),
         });

@@ -12,6 +12,29 @@ export const DeliveryMessageSchema = z.strictObject({
 
 export type DeliveryMessage = z.infer<typeof DeliveryMessageSchema>;
 
+/**
+ * Bulk replay works through large sets a page at a time: each page message replays up to REPLAY_PAGE_SIZE current
+ * deliveries and enqueues the next page, so no request has to hold the whole set.
+ */
+export const ReplayPageMessageSchema = z.strictObject({
+  v: z.literal(1),
+  kind: z.literal("replay-page"),
+  replayId: z.string().min(1).max(64),
+  filter: z.strictObject({
+    destination: z.string().min(1).max(63).optional(),
+    status: z.enum(["dead", "failing", "delivered", "pending"]),
+    since: z.number().int().optional(),
+    until: z.number().int().optional(),
+  }),
+  after: z.strictObject({ eventId: z.string(), destination: z.string() }).nullable(),
+});
+
+export type ReplayPageMessage = z.infer<typeof ReplayPageMessageSchema>;
+
+export const REPLAY_PAGE_SIZE = 100;
+
+export const QueueMessageSchema = z.union([DeliveryMessageSchema, ReplayPageMessageSchema]);
+
 export const MAX_QUEUE_DELAY_SECONDS = 43_200;
 const SEND_BATCH_MAX = 100;
 
@@ -21,7 +44,7 @@ const SEND_BATCH_MAX = 100;
  */
 export async function enqueueDeliveries(
   queue: Queue,
-  messages: readonly { body: DeliveryMessage; delaySeconds?: number }[],
+  messages: readonly { body: DeliveryMessage | ReplayPageMessage; delaySeconds?: number }[],
 ): Promise<void> {
   for (let i = 0; i < messages.length; i += SEND_BATCH_MAX) {
     const chunk = messages.slice(i, i + SEND_BATCH_MAX).map(({ body, delaySeconds }) => ({
@@ -31,6 +54,13 @@ export async function enqueueDeliveries(
     }));
     await queue.sendBatch(chunk);
   }
+}
+
+/** Groups delivery keys into one message per event. */
+export function messagesFor(keys: readonly { eventId: string; destination: string; generation: number }[]): { body: DeliveryMessage }[] {
+  const byEvent = new Map<string, { destination: string; generation: number }[]>();
+  for (const key of keys) byEvent.set(key.eventId, [...(byEvent.get(key.eventId) ?? []), key]);
+  return [...byEvent].map(([eventId, deliveries]) => ({ body: messageFor(eventId, deliveries) }));
 }
 
 export function messageFor(eventId: string, deliveries: readonly { destination: string; generation: number }[]): DeliveryMessage {

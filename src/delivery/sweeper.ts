@@ -1,6 +1,6 @@
 import { logEvent } from "../log";
-import { claimOverdueDeliveries, type DeliveryKey } from "../storage/db";
-import { enqueueDeliveries, messageFor } from "./messages";
+import { claimOverdueDeliveries } from "../storage/db";
+import { enqueueDeliveries, messagesFor } from "./messages";
 
 /**
  * How far past its due time a pending delivery must be before the sweeper treats its message as lost. A healthy
@@ -16,14 +16,9 @@ export async function sweepDeliveries(env: Env, now: number = Date.now()): Promi
   for (let round = 0; round < SWEEP_ROUNDS; round++) {
     const claimed = await claimOverdueDeliveries(env.DB, now, SWEEP_GRACE_MS, SWEEP_BATCH);
     if (claimed.length === 0) break;
-    const byEvent = new Map<string, DeliveryKey[]>();
-    for (const key of claimed) byEvent.set(key.eventId, [...(byEvent.get(key.eventId) ?? []), key]);
     // Claimed first, sent second: if this send fails the claim just pushes the due time to now, and a later run
     // picks the deliveries up again once they are overdue by the grace period.
-    await enqueueDeliveries(
-      env.DELIVERY_QUEUE,
-      [...byEvent].map(([eventId, keys]) => ({ body: messageFor(eventId, keys) })),
-    );
+    await enqueueDeliveries(env.DELIVERY_QUEUE, messagesFor(claimed));
     reenqueued += claimed.length;
     if (claimed.length < SWEEP_BATCH) break;
   }

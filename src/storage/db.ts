@@ -280,3 +280,327 @@ export async function claimOverdueDeliveries(
     .filter((_, i) => (claims[i]?.meta.changes ?? 0) === 1)
     .map((row) => ({ eventId: row.event_id, destination: row.destination, generation: row.generation }));
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Admin queries. Events carry no secondary index (every index adds a billed row write to each ingest), so these
+// scan; they are operator queries, bounded by LIMIT and by the time range given.
+
+export type EventStatusFilter = "routed" | "unrouted" | "delivered" | "failing" | "dead";
+
+export interface EventFilter {
+  source?: string;
+  eventType?: string;
+  merchantId?: string;
+  providerId?: string;
+  status?: EventStatusFilter;
+  since?: number;
+  until?: number;
+}
+
+export interface EventCursor {
+  receivedAt: number;
+  id: string;
+}
+
+export interface EventSummary {
+  id: string;
+  source: string;
+  eventType: string;
+  merchantId: string | null;
+  providerId: string | null;
+  routing: "routed" | "unrouted";
+  receivedAt: number;
+  deliveries: { pending: number; delivered: number; dead: number; failing: number };
+}
+
+export interface EventDetail extends EventSummary {
+  idempotencyKey: string;
+  contentType: string;
+  body: Uint8Array;
+  bodySha256: string;
+  responder: { destination: string; status: number | null; latencyMs: number | null; error: string | null } | null;
+}
+
+export interface DeliveryDetail extends Delivery {
+  createdAt: number;
+  attemptLog: AttemptRecord[];
+}
+
+// The latest generation of each (event, destination) is its current state; older generations are replay history.
+const LATEST_DELIVERIES = `
+  SELECT d.* FROM deliveries d
+  WHERE d.generation = (SELECT MAX(generation) FROM deliveries x WHERE x.event_id = d.event_id AND x.destination = d.destination)`;
+
+const EVENT_SUMMARY_COLUMNS = `
+  e.id, e.source, e.event_type, e.merchant_id, e.provider_id, e.routing, e.received_at,
+  COALESCE(SUM(l.status = 'pending' AND l.attempts = 0), 0) AS pending,
+  COALESCE(SUM(l.status = 'delivered'), 0) AS delivered,
+  COALESCE(SUM(l.status = 'dead'), 0) AS dead,
+  COALESCE(SUM(l.status = 'pending' AND l.attempts > 0), 0) AS failing`;
+
+interface EventSummaryRow {
+  id: string;
+  source: string;
+  event_type: string;
+  merchant_id: string | null;
+  provider_id: string | null;
+  routing: "routed" | "unrouted";
+  received_at: number;
+  pending: number;
+  delivered: number;
+  dead: number;
+  failing: number;
+}
+
+function toEventSummary(row: EventSummaryRow): EventSummary {
+  return {
+    id: row.id,
+    source: row.source,
+    eventType: row.event_type,
+    merchantId: row.merchant_id,
+    providerId: row.provider_id,
+    routing: row.routing,
+    receivedAt: row.received_at,
+    deliveries: { pending: row.pending, delivered: row.delivered, dead: row.dead, failing: row.failing },
+  };
+}
+
+const STATUS_HAVING: Record<EventStatusFilter, string> = {
+  routed: "e.routing = 'routed'",
+  unrouted: "e.routing = 'unrouted'",
+  delivered: "e.routing = 'routed' AND COUNT(l.event_id) > 0 AND SUM(l.status = 'delivered') = COUNT(l.event_id)",
+  failing: "SUM(l.status = 'pending' AND l.attempts > 0) > 0",
+  dead: "SUM(l.status = 'dead') > 0",
+};
+
+/** Newest first, keyset-paginated on (received_at, id): events arriving meanwhile land before page one. */
+export async function listEvents(db: D1Database, filter: EventFilter, cursor: EventCursor | null, limit: number): Promise<EventSummary[]> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (clause: string, value: unknown) => {
+    params.push(value);
+    where.push(clause.replace("?", `?${params.length}`));
+  };
+  if (filter.source !== undefined) add("e.source = ?", filter.source);
+  if (filter.eventType !== undefined) add("e.event_type = ?", filter.eventType);
+  if (filter.merchantId !== undefined) add("e.merchant_id = ?", filter.merchantId);
+  if (filter.providerId !== undefined) add("e.provider_id = ?", filter.providerId);
+  if (filter.since !== undefined) add("e.received_at >= ?", filter.since);
+  if (filter.until !== undefined) add("e.received_at < ?", filter.until);
+  if (cursor) {
+    params.push(cursor.receivedAt, cursor.id);
+    where.push(`(e.received_at < ?${params.length - 1} OR (e.received_at = ?${params.length - 1} AND e.id < ?${params.length}))`);
+  }
+  params.push(limit);
+  const sql = `SELECT ${EVENT_SUMMARY_COLUMNS}
+    FROM events e LEFT JOIN (${LATEST_DELIVERIES}) l ON l.event_id = e.id
+    ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+    GROUP BY e.id
+    ${filter.status ? `HAVING ${STATUS_HAVING[filter.status]}` : ""}
+    ORDER BY e.received_at DESC, e.id DESC
+    LIMIT ?${params.length}`;
+  const { results } = await db.prepare(sql).bind(...params).all<EventSummaryRow>();
+  return results.map(toEventSummary);
+}
+
+export async function getEventDetail(db: D1Database, eventId: string): Promise<{ event: EventDetail; deliveries: DeliveryDetail[] } | null> {
+  const [eventResult, deliveryResult] = await db.batch([
+    db
+      .prepare(
+        `SELECT ${EVENT_SUMMARY_COLUMNS}, e.idempotency_key, e.content_type, e.body, e.body_sha256,
+                e.responder, e.responder_status, e.responder_latency_ms, e.responder_error
+         FROM events e LEFT JOIN (${LATEST_DELIVERIES}) l ON l.event_id = e.id
+         WHERE e.id = ?1 GROUP BY e.id`,
+      )
+      .bind(eventId),
+    db
+      .prepare(
+        `SELECT event_id, destination, generation, route, status, attempts, next_attempt_at, last_status_code, last_error,
+                completed_at, created_at, attempt_log
+         FROM deliveries WHERE event_id = ?1 ORDER BY destination, generation`,
+      )
+      .bind(eventId),
+  ]);
+  type Row = EventSummaryRow & {
+    idempotency_key: string;
+    content_type: string;
+    body: unknown;
+    body_sha256: string;
+    responder: string | null;
+    responder_status: number | null;
+    responder_latency_ms: number | null;
+    responder_error: string | null;
+  };
+  const row = (eventResult?.results as Row[] | undefined)?.[0];
+  if (!row) return null;
+  const event: EventDetail = {
+    ...toEventSummary(row),
+    idempotencyKey: row.idempotency_key,
+    contentType: row.content_type,
+    body: fromStoredPayload(row.body),
+    bodySha256: row.body_sha256,
+    responder: row.responder
+      ? { destination: row.responder, status: row.responder_status, latencyMs: row.responder_latency_ms, error: row.responder_error }
+      : null,
+  };
+  const deliveries = ((deliveryResult?.results ?? []) as (DeliveryRow & { created_at: number; attempt_log: string })[]).map((r) => ({
+    ...toDelivery(r),
+    createdAt: r.created_at,
+    attemptLog: JSON.parse(r.attempt_log) as AttemptRecord[],
+  }));
+  return { event, deliveries };
+}
+
+/**
+ * Adds a new generation for each named destination of an event; the old rows stay as history. The generation is
+ * computed in SQL, and the (event, destination, generation) key makes a concurrent replay of the same pair fail
+ * rather than double up.
+ */
+export async function insertReplayDeliveries(
+  db: D1Database,
+  targets: readonly { eventId: string; destination: string; route: string }[],
+  now: number,
+): Promise<DeliveryKey[]> {
+  if (targets.length === 0) return [];
+  const results = await db.batch(
+    targets.map((target) =>
+      db
+        .prepare(
+          `INSERT INTO deliveries (event_id, destination, generation, route, status, created_at, next_attempt_at)
+           SELECT ?1, ?2, COALESCE(MAX(generation), 0) + 1, ?3, 'pending', ?4, ?4 FROM deliveries WHERE event_id = ?1 AND destination = ?2
+           RETURNING event_id, destination, generation`,
+        )
+        .bind(target.eventId, target.destination, target.route, now),
+    ),
+  );
+  return results.flatMap((result) =>
+    (result.results as { event_id: string; destination: string; generation: number }[]).map((row) => ({
+      eventId: row.event_id,
+      destination: row.destination,
+      generation: row.generation,
+    })),
+  );
+}
+
+export interface DeliveryFilter {
+  destination?: string;
+  status: DeliveryStatus | "failing";
+  since?: number;
+  until?: number;
+}
+
+export interface DeliveryPageCursor {
+  eventId: string;
+  destination: string;
+}
+
+export interface CurrentDelivery extends DeliveryKey {
+  route: string;
+  status: DeliveryStatus;
+  attempts: number;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  createdAt: number;
+  completedAt: number | null;
+}
+
+function deliveryFilterSql(filter: DeliveryFilter, cursor: DeliveryPageCursor | null): { where: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (clause: string, ...values: unknown[]) => {
+    let text = clause;
+    for (const value of values) {
+      params.push(value);
+      // Only a bare "?" is a new parameter; "?3" was numbered already.
+      text = text.replace(/\?(?!\d)/, `?${params.length}`);
+    }
+    where.push(text);
+  };
+  if (filter.status === "failing") where.push("l.status = 'pending' AND l.attempts > 0");
+  else add("l.status = ?", filter.status);
+  if (filter.destination !== undefined) add("l.destination = ?", filter.destination);
+  if (filter.since !== undefined) add("l.created_at >= ?", filter.since);
+  if (filter.until !== undefined) add("l.created_at < ?", filter.until);
+  if (cursor) add("(l.event_id > ? OR (l.event_id = ? AND l.destination > ?))", cursor.eventId, cursor.eventId, cursor.destination);
+  return { where: where.join(" AND "), params };
+}
+
+/** The current (latest-generation) deliveries matching a filter, in key order for stable paging. */
+export async function listCurrentDeliveries(
+  db: D1Database,
+  filter: DeliveryFilter,
+  cursor: DeliveryPageCursor | null,
+  limit: number,
+): Promise<CurrentDelivery[]> {
+  const { where, params } = deliveryFilterSql(filter, cursor);
+  params.push(limit);
+  const { results } = await db
+    .prepare(
+      `SELECT l.event_id, l.destination, l.generation, l.route, l.status, l.attempts, l.last_status_code, l.last_error,
+              l.created_at, l.completed_at
+       FROM (${LATEST_DELIVERIES}) l WHERE ${where} ORDER BY l.event_id, l.destination LIMIT ?${params.length}`,
+    )
+    .bind(...params)
+    .all<DeliveryRow & { created_at: number }>();
+  return results.map((row) => ({
+    eventId: row.event_id,
+    destination: row.destination,
+    generation: row.generation,
+    route: row.route,
+    status: row.status,
+    attempts: row.attempts,
+    lastStatusCode: row.last_status_code,
+    lastError: row.last_error,
+    createdAt: row.created_at,
+    completedAt: row.completed_at,
+  }));
+}
+
+export async function countCurrentDeliveries(db: D1Database, filter: DeliveryFilter): Promise<number> {
+  const { where, params } = deliveryFilterSql(filter, null);
+  const count = await db
+    .prepare(`SELECT COUNT(*) AS n FROM (${LATEST_DELIVERIES}) l WHERE ${where}`)
+    .bind(...params)
+    .first<number>("n");
+  return count ?? 0;
+}
+
+export interface DestinationHealthRow {
+  destination: string;
+  delivered: number;
+  failing: number;
+  dead: number;
+  pending: number;
+  lastSuccessAt: number | null;
+  lastError: string | null;
+  lastErrorAt: number | null;
+}
+
+/** Per destination, over deliveries created since `since`: counts by state, the last success and the last error. */
+export async function destinationHealth(db: D1Database, since: number): Promise<DestinationHealthRow[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT d.destination,
+              SUM(d.status = 'delivered') AS delivered,
+              SUM(d.status = 'pending' AND d.attempts > 0) AS failing,
+              SUM(d.status = 'dead') AS dead,
+              SUM(d.status = 'pending' AND d.attempts = 0) AS pending,
+              MAX(CASE WHEN d.status = 'delivered' THEN d.completed_at END) AS last_success_at,
+              (SELECT x.last_error FROM deliveries x WHERE x.destination = d.destination AND x.last_error IS NOT NULL AND x.created_at >= ?1
+                 ORDER BY COALESCE(x.completed_at, x.next_attempt_at) DESC LIMIT 1) AS last_error,
+              MAX(CASE WHEN d.last_error IS NOT NULL THEN COALESCE(d.completed_at, d.next_attempt_at) END) AS last_error_at
+       FROM deliveries d WHERE d.created_at >= ?1 GROUP BY d.destination ORDER BY d.destination`,
+    )
+    .bind(since)
+    .all<{ destination: string; delivered: number; failing: number; dead: number; pending: number; last_success_at: number | null; last_error: string | null; last_error_at: number | null }>();
+  return results.map((r) => ({
+    destination: r.destination,
+    delivered: r.delivered,
+    failing: r.failing,
+    dead: r.dead,
+    pending: r.pending,
+    lastSuccessAt: r.last_success_at,
+    lastError: r.last_error,
+    lastErrorAt: r.last_error_at,
+  }));
+}

@@ -1,0 +1,80 @@
+// The benchmark's downstream systems, in a process of their own so that their work does not share an event loop
+// with the load generator (which would skew both the arrival times and the client's latencies).
+//   /d/<destination>  internal systems: answer 200 and record when each delivery arrived
+//   /pricing/*        the Weedmaps Draft responder: answer the adjusted order, as scripts/receiver.mjs does
+// The parent talks to it over IPC: {cmd: "arrivals"}, {cmd: "reset"}, {cmd: "fail", path} and {cmd: "stats"}.
+import { createServer } from "node:http";
+
+const port = Number(process.argv[2]);
+const now = () => performance.timeOrigin + performance.now(); // wall clock with sub-millisecond resolution
+
+let deliveries = 0; // every request to /d/*, including failed ones
+let drafts = 0;
+let arrivals = []; // [webhookId, path, attempt, status, time] for each request to /d/*
+let failPath = null; // while set: first attempts to this path answer 500, so each event gets exactly one retry
+
+const money = (n) => n.toFixed(2);
+
+/** Same stand-in pricing engine as scripts/receiver.mjs: a 24% tax and a $1.00 service fee. */
+function confirmDraft(order) {
+  const subtotal = (order.lineItems ?? []).reduce((sum, item) => sum + Number(item.subtotal ?? 0), 0);
+  const taxTotal = subtotal * 0.24;
+  return {
+    ...order,
+    taxes: [{ name: "Cannabis Excise Tax", rate: "0.15", amount: money(subtotal * 0.15) }, { name: "Sales Tax", rate: "0.09", amount: money(subtotal * 0.09) }],
+    fees: [{ name: "Service Fee", amount: "1.00", type: "SERVICE" }],
+    subtotal: money(subtotal),
+    taxTotal: money(taxTotal),
+    feeTotal: "1.00",
+    grandTotal: money(subtotal + taxTotal + 1),
+  };
+}
+
+const server = createServer((req, res) => {
+  const chunks = [];
+  req.on("data", (chunk) => chunks.push(chunk));
+  req.on("end", () => {
+    const at = now();
+    if (req.url.startsWith("/pricing")) {
+      drafts += 1;
+      let answer;
+      try {
+        answer = JSON.stringify(confirmDraft(JSON.parse(Buffer.concat(chunks).toString("utf8"))));
+      } catch {
+        res.writeHead(400).end("draft body is not JSON");
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/json" }).end(answer);
+      return;
+    }
+    deliveries += 1;
+    const attempt = Number(req.headers["x-router-attempt"] ?? 0);
+    const status = failPath !== null && req.url === failPath && attempt === 1 ? 500 : 200;
+    arrivals.push([req.headers["webhook-id"] ?? null, req.url, attempt, status, at]);
+    res.writeHead(status, { "content-type": "text/plain" }).end(status === 200 ? "ok" : "failing on purpose");
+  });
+});
+server.keepAliveTimeout = 30_000;
+
+process.on("message", (message) => {
+  switch (message.cmd) {
+    case "arrivals":
+      process.send({ cmd: "arrivals", arrivals });
+      break;
+    case "reset":
+      arrivals = [];
+      process.send({ cmd: "reset" });
+      break;
+    case "fail":
+      failPath = message.path ?? null;
+      process.send({ cmd: "fail" });
+      break;
+    case "stats":
+      process.send({ cmd: "stats", deliveries, drafts });
+      break;
+  }
+});
+// The parent going away (even by SIGKILL) closes the IPC channel: never outlive it.
+process.on("disconnect", () => process.exit(0));
+
+server.listen(port, "127.0.0.1", () => process.send({ cmd: "ready", port }));

@@ -1,0 +1,200 @@
+import { z } from "@hono/zod-openapi";
+
+const IsoTime = z.iso.datetime({ offset: true }).openapi({ example: "2026-11-23T10:00:00Z" });
+const EventId = z.string().regex(/^evt_[0-9a-f]{32}$/).openapi({ example: "evt_4f9344edaaa2eff83d69addb27097728" });
+const Name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/);
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: "unauthorized" }),
+      message: z.string(),
+      requestId: z.string(),
+      details: z.array(z.string()).optional(),
+    }),
+  })
+  .openapi("Error");
+
+export const DeliveryCountsSchema = z.object({
+  pending: z.number().int(),
+  delivered: z.number().int(),
+  failing: z.number().int(),
+  dead: z.number().int(),
+});
+
+export const EventSummarySchema = z
+  .object({
+    id: EventId,
+    source: z.string(),
+    eventType: z.string(),
+    merchantId: z.string().nullable(),
+    providerOrderId: z.string().nullable(),
+    routing: z.enum(["routed", "unrouted"]),
+    receivedAt: IsoTime,
+    deliveries: DeliveryCountsSchema,
+  })
+  .openapi("EventSummary");
+
+export const ListEventsQuery = z.object({
+  source: Name.optional(),
+  eventType: z.string().max(63).optional(),
+  merchantId: z.string().max(255).optional(),
+  orderId: z.string().max(255).optional().openapi({ description: "The provider's order id (Weedmaps orderId, Leaf Trade id)." }),
+  status: z.enum(["routed", "unrouted", "delivered", "failing", "dead"]).optional(),
+  since: IsoTime.optional(),
+  until: IsoTime.optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(200).optional().openapi({ description: "`nextCursor` from the previous page." }),
+});
+
+export const EventListSchema = z.object({ events: z.array(EventSummarySchema), nextCursor: z.string().nullable() }).openapi("EventList");
+
+export const AttemptSchema = z
+  .object({
+    attempt: z.number().int(),
+    at: IsoTime,
+    statusCode: z.number().int().nullable(),
+    latencyMs: z.number().int(),
+    errorClass: z.string().nullable(),
+    responseExcerpt: z.string().nullable(),
+  })
+  .openapi("Attempt");
+
+export const DeliverySchema = z
+  .object({
+    destination: z.string(),
+    generation: z.number().int().openapi({ description: "1 for the original delivery; each replay adds one." }),
+    route: z.string(),
+    status: z.enum(["pending", "delivered", "dead"]),
+    attempts: z.number().int(),
+    lastStatusCode: z.number().int().nullable(),
+    lastError: z.string().nullable(),
+    createdAt: IsoTime,
+    nextAttemptAt: IsoTime.nullable(),
+    completedAt: IsoTime.nullable(),
+    attemptLog: z.array(AttemptSchema),
+  })
+  .openapi("Delivery");
+
+export const EventDetailSchema = z
+  .object({
+    event: EventSummarySchema.extend({
+      idempotencyKey: z.string(),
+      contentType: z.string(),
+      bodySha256: z.string(),
+      payload: z.object({ encoding: z.enum(["utf8", "base64"]), data: z.string() }),
+      responder: z
+        .object({ destination: z.string(), status: z.number().int().nullable(), latencyMs: z.number().int().nullable(), error: z.string().nullable() })
+        .nullable(),
+    }),
+    deliveries: z.array(DeliverySchema),
+  })
+  .openapi("EventDetail");
+
+export const EventIdParams = z.object({ eventId: EventId.openapi({ param: { name: "eventId", in: "path" } }) });
+
+export const ReplayEventBody = z.object({
+  destinations: z.array(Name).min(1).max(50).optional().openapi({ description: "Default: every destination the event was delivered to." }),
+});
+
+export const ReplayEventResult = z
+  .object({
+    eventId: EventId,
+    deliveries: z.array(z.object({ destination: z.string(), generation: z.number().int() })),
+    enqueued: z.boolean(),
+  })
+  .openapi("ReplayResult");
+
+export const BulkReplayBody = z
+  .object({
+    status: z.enum(["dead", "failing", "delivered", "pending"]).default("dead"),
+    destination: Name.optional(),
+    since: IsoTime.optional().openapi({ description: "Deliveries created at or after this time." }),
+    until: IsoTime.optional(),
+  })
+  .openapi("BulkReplayFilter");
+
+export const BulkReplayResult = z
+  .object({ replayId: z.string(), matched: z.number().int(), filter: BulkReplayBody })
+  .openapi("BulkReplayResult");
+
+export const CurrentDeliverySchema = z
+  .object({
+    eventId: EventId,
+    destination: z.string(),
+    generation: z.number().int(),
+    route: z.string(),
+    status: z.enum(["pending", "delivered", "dead"]),
+    attempts: z.number().int(),
+    lastStatusCode: z.number().int().nullable(),
+    lastError: z.string().nullable(),
+    createdAt: IsoTime,
+    completedAt: IsoTime.nullable(),
+  })
+  .openapi("CurrentDelivery");
+
+export const DeadLettersQuery = z.object({
+  destination: Name.optional(),
+  since: IsoTime.optional(),
+  until: IsoTime.optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(300).optional(),
+});
+
+export const DeadLetterListSchema = z.object({ deliveries: z.array(CurrentDeliverySchema), nextCursor: z.string().nullable() }).openapi("DeadLetterList");
+
+export const RedriveBody = z.object({ destination: Name.optional(), since: IsoTime.optional(), until: IsoTime.optional() });
+
+export const HealthQuery = z.object({ windowHours: z.coerce.number().int().min(1).max(720).default(24) });
+
+export const HealthSchema = z
+  .object({
+    since: IsoTime,
+    destinations: z.array(
+      z.object({
+        name: z.string(),
+        configured: z.boolean(),
+        enabled: z.boolean(),
+        delivered: z.number().int(),
+        failing: z.number().int(),
+        dead: z.number().int(),
+        pending: z.number().int(),
+        lastSuccessAt: IsoTime.nullable(),
+        lastError: z.string().nullable(),
+        lastErrorAt: IsoTime.nullable(),
+      }),
+    ),
+  })
+  .openapi("DestinationHealth");
+
+export const DryRunBody = z
+  .object({
+    source: Name,
+    eventType: z.string().max(63).optional().openapi({ description: "As the path would give it, e.g. draft or order-v4. Weedmaps: derived from payload.status when omitted." }),
+    merchantId: z.string().max(255).optional(),
+    payload: z.unknown().openapi({ type: "object" }),
+  })
+  .openapi("DryRunRequest");
+
+export const DryRunResult = z
+  .object({
+    source: z.string(),
+    eventType: z.string(),
+    merchantId: z.string().nullable(),
+    routes: z.array(z.object({ route: z.string(), matched: z.boolean(), reason: z.string() })),
+    deliveries: z.array(z.object({ destination: z.string(), route: z.string() })),
+    responder: z.object({ destination: z.string(), route: z.string() }).nullable(),
+    skippedDisabled: z.array(z.object({ destination: z.string(), route: z.string() })),
+    merchantMismatch: z.object({ route: z.string(), field: z.string() }).nullable(),
+  })
+  .openapi("DryRunResult");
+
+export const ConfigSchema = z
+  .object({
+    origin: z.enum(["ROUTER_CONFIG", "router.config.json"]),
+    config: z.record(z.string(), z.unknown()),
+    secrets: z.array(z.object({ name: z.string(), set: z.boolean() })).openapi({ description: "Referenced secrets, by name only." }),
+  })
+  .openapi("ActiveConfig");
+
+export const ConfigValidation = z.object({ valid: z.boolean(), errors: z.array(z.string()) }).openapi("ConfigValidation");

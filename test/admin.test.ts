@@ -1,0 +1,314 @@
+import { env, exports } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { DeliveryMessage, ReplayPageMessage } from "../src/delivery/messages";
+import { captureDeliveryQueue, deliveriesOf, fixture, post, postWeedmaps, ROUTER, runDeliveryQueue, stubDestinations } from "./helpers";
+
+let queue: ReturnType<typeof captureDeliveryQueue>;
+beforeEach(() => {
+  queue = captureDeliveryQueue();
+});
+afterEach(() => vi.restoreAllMocks());
+
+function adminFetch(method: string, path: string, body?: unknown): Promise<Response> {
+  return exports.default.fetch(
+    new Request(`${ROUTER}/admin${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }),
+  );
+}
+
+async function adminJson<T = Record<string, unknown>>(method: string, path: string, body?: unknown, expected = 200): Promise<T> {
+  const res = await adminFetch(method, path, body);
+  const text = await res.text();
+  expect(res.status, text).toBe(expected);
+  return JSON.parse(text) as T;
+}
+
+let counter = 0;
+async function ingestLab(kind: string, extra: Record<string, unknown> = {}): Promise<{ eventId: string; message: DeliveryMessage }> {
+  const res = await post(`/webhooks/lab/${kind}`, JSON.stringify({ id: `adm-${++counter}`, kind, ...extra }));
+  const { eventId } = await res.json<{ eventId: string }>();
+  const message = queue.messages.find((m) => m.body.eventId === eventId)?.body as DeliveryMessage;
+  return { eventId, message };
+}
+
+/** Runs the consumer over whatever the Worker enqueued until nothing is left, as the real queue would. */
+async function drainQueue(maxRounds = 20): Promise<void> {
+  for (let round = 0; round < maxRounds; round++) {
+    const pending = queue.messages.splice(0).map((m) => m.body);
+    if (pending.length === 0) return;
+    await runDeliveryQueue(pending);
+  }
+  throw new Error("queue did not drain");
+}
+
+const invalidRequest = (details: unknown) => ({ error: { code: "invalid_request", message: expect.any(String), requestId: expect.any(String), details } });
+
+describe("GET /admin/events", () => {
+  it("lists newest first and filters by source, event type, merchant, order id, status and time", async () => {
+    stubDestinations((request) => (request.url.includes("pos.") ? new Response("gone", { status: 410 }) : new Response("ok")));
+    const before = new Date(Date.now() - 1).toISOString();
+    const body = fixture("weedmaps-create").body.replace("9763822", "list-order-1");
+    const created = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<{ eventId: string }>();
+    await drainQueue();
+    const single = await ingestLab("unmatched-kind");
+
+    const all = await adminJson<{ events: { id: string }[] }>("GET", `/events?since=${encodeURIComponent(before)}`);
+    expect(all.events.map((e) => e.id)).toEqual([single.eventId, created.eventId]);
+
+    const byOrder = await adminJson<{ events: Record<string, unknown>[] }>("GET", "/events?orderId=list-order-1");
+    expect(byOrder.events).toEqual([
+      {
+        id: created.eventId,
+        source: "weedmaps",
+        eventType: "create",
+        merchantId: "4242",
+        providerOrderId: "list-order-1",
+        routing: "routed",
+        receivedAt: expect.any(String),
+        deliveries: { pending: 0, delivered: 1, failing: 0, dead: 1 },
+      },
+    ]);
+    expect((await adminJson<{ events: { id: string }[] }>("GET", "/events?status=dead&source=weedmaps&merchantId=4242&eventType=create")).events.map((e) => e.id)).toContain(created.eventId);
+    expect((await adminJson<{ events: { id: string }[] }>("GET", "/events?status=delivered")).events.map((e) => e.id)).not.toContain(created.eventId);
+    expect((await adminJson<{ events: { id: string }[] }>("GET", "/events?status=unrouted")).events.map((e) => e.id)).toContain(single.eventId);
+    expect((await adminJson<{ events: unknown[] }>("GET", `/events?until=${encodeURIComponent(before)}&orderId=list-order-1`)).events).toEqual([]);
+  });
+
+  it("rejects bad filters with the field named", async () => {
+    expect(await adminJson("GET", "/events?limit=0&status=lost", undefined, 400)).toEqual(
+      invalidRequest(expect.arrayContaining([expect.stringMatching(/^limit:/), expect.stringMatching(/^status:/)])),
+    );
+    expect(await adminJson("GET", "/events?since=yesterday", undefined, 400)).toEqual(invalidRequest([expect.stringMatching(/^since:/)]));
+    expect(await adminJson("GET", "/events?cursor=bm90LWEtY3Vyc29y", undefined, 400)).toEqual(invalidRequest(["cursor: is not a cursor this API issued"]));
+  });
+
+  it("paginates without skipping or repeating an event while new events arrive", async () => {
+    const marker = `page-${Date.now()}`;
+    const original: string[] = [];
+    for (let i = 0; i < 23; i++) original.push((await ingestLab("unmatched-kind", { marker, i })).eventId);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { events: { id: string }[]; nextCursor: string | null } = await adminJson("GET", `/events?source=lab&limit=5${cursor ? `&cursor=${cursor}` : ""}`);
+      seen.push(...page.events.map((e) => e.id));
+      cursor = page.nextCursor;
+      await ingestLab("unmatched-kind", { marker, arrivedDuringPaging: true });
+    } while (cursor);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen).toEqual(expect.arrayContaining(original));
+  });
+});
+
+describe("GET /admin/events/{eventId}", () => {
+  it("shows metadata, the payload and every attempt of every delivery", async () => {
+    let calls = 0;
+    stubDestinations(() => (++calls === 1 ? new Response("busy", { status: 503 }) : new Response("ok")));
+    const { eventId, message } = await ingestLab("single");
+    await runDeliveryQueue([message]);
+    await runDeliveryQueue([message], 2);
+    const detail = await adminJson<{ event: Record<string, unknown>; deliveries: Record<string, unknown>[] }>("GET", `/events/${eventId}`);
+    expect(detail.event).toMatchObject({ id: eventId, source: "lab", eventType: "single", contentType: "application/json", payload: { encoding: "utf8", data: expect.stringContaining('"kind":"single"') } });
+    expect(detail.deliveries).toEqual([
+      expect.objectContaining({
+        destination: "pos",
+        generation: 1,
+        status: "delivered",
+        attempts: 2,
+        attemptLog: [
+          expect.objectContaining({ attempt: 1, statusCode: 503, errorClass: "http_503", responseExcerpt: "busy" }),
+          expect.objectContaining({ attempt: 2, statusCode: 200, errorClass: null }),
+        ],
+      }),
+    ]);
+  });
+
+  it("answers 404 for an unknown event and 400 for a malformed id", async () => {
+    expect(await adminJson("GET", "/events/evt_00000000000000000000000000000000", undefined, 404)).toMatchObject({ error: { code: "not_found" } });
+    expect(await adminJson("GET", "/events/not-an-id", undefined, 400)).toEqual(invalidRequest([expect.stringMatching(/^eventId:/)]));
+  });
+});
+
+describe("POST /admin/events/{eventId}/replay", () => {
+  it("replays a dead delivery as a new generation with the same webhook-id and a fresh attempt count", async () => {
+    let healthy = false;
+    const seen = stubDestinations(() => (healthy ? new Response("ok") : new Response("gone", { status: 410 })));
+    const { eventId, message } = await ingestLab("single");
+    await runDeliveryQueue([message]);
+    expect((await deliveriesOf(eventId))[0]!.status).toBe("dead");
+
+    healthy = true;
+    queue.messages.length = 0;
+    const replay = await adminJson("POST", `/events/${eventId}/replay`, {}, 202);
+    expect(replay).toEqual({ eventId, deliveries: [{ destination: "pos", generation: 2 }], enqueued: true });
+    await drainQueue();
+    expect((await deliveriesOf(eventId)).map((d) => [d.generation, d.status])).toEqual([
+      [1, "dead"],
+      [2, "delivered"],
+    ]);
+    const [first, second] = seen.requests;
+    expect(second!.headers.get("webhook-id")).toBe(first!.headers.get("webhook-id"));
+    expect(second!.headers.get("x-router-attempt")).toBe("1");
+  });
+
+  it("replays only the destinations named", async () => {
+    stubDestinations(() => new Response("ok"));
+    const { eventId, message } = await ingestLab("pair");
+    await runDeliveryQueue([message]);
+    const replay = await adminJson<{ deliveries: unknown[] }>("POST", `/events/${eventId}/replay`, { destinations: ["erp"] }, 202);
+    expect(replay.deliveries).toEqual([{ destination: "erp", generation: 2 }]);
+  });
+
+  it("refuses a destination that has since been disabled, or is not configured, and an unknown event", async () => {
+    const { eventId } = await ingestLab("paused");
+    expect(await adminJson("POST", `/events/${eventId}/replay`, { destinations: ["paused"] }, 409)).toEqual({
+      error: { code: "destination_disabled", message: 'Destination "paused" is disabled in the active configuration.', requestId: expect.any(String) },
+    });
+    expect(await adminJson("POST", `/events/${eventId}/replay`, { destinations: ["nowhere"] }, 422)).toMatchObject({ error: { code: "unknown_destination" } });
+    expect(await adminJson("POST", "/events/evt_00000000000000000000000000000000/replay", {}, 404)).toMatchObject({ error: { code: "not_found" } });
+    const unrouted = await ingestLab("unmatched-kind");
+    expect(await adminJson("POST", `/events/${unrouted.eventId}/replay`, {}, 409)).toMatchObject({ error: { code: "no_destinations" } });
+    expect(await adminJson("POST", `/events/${eventId}/replay`, { destinations: [] }, 400)).toMatchObject({ error: { code: "invalid_request" } });
+  });
+});
+
+describe("bulk replay and dead letters", () => {
+  it("replays a few hundred dead deliveries in pages through the queue until all are delivered", async () => {
+    let healthy = false;
+    stubDestinations((request) => (request.url.includes("erp.") && !healthy ? new Response("down", { status: 410 }) : new Response("ok")));
+    const since = new Date().toISOString();
+    const events: string[] = [];
+    const messages: DeliveryMessage[] = [];
+    for (let i = 0; i < 240; i++) {
+      const { eventId, message } = await ingestLab("pair");
+      events.push(eventId);
+      messages.push(message);
+    }
+    queue.messages.length = 0;
+    await runDeliveryQueue(messages);
+
+    const dead = await adminJson<{ deliveries: { destination: string }[]; nextCursor: string | null }>("GET", `/dead-letters?destination=erp&since=${encodeURIComponent(since)}&limit=200`);
+    expect(dead.deliveries).toHaveLength(200);
+    expect(dead.nextCursor).not.toBeNull();
+
+    healthy = true;
+    queue.messages.length = 0;
+    const started = await adminJson<{ matched: number; replayId: string }>("POST", "/replays", { status: "dead", destination: "erp", since }, 202);
+    expect(started.matched).toBe(240);
+    const firstPage = queue.messages.map((m) => m.body as unknown as ReplayPageMessage);
+    expect(firstPage).toEqual([{ v: 1, kind: "replay-page", replayId: started.replayId, filter: expect.objectContaining({ status: "dead", destination: "erp" }), after: null }]);
+    await drainQueue();
+
+    const rows = (await Promise.all(events.map((id) => deliveriesOf(id)))).flat();
+    const erp = rows.filter((r) => r.destination === "erp");
+    expect(erp.filter((r) => r.generation === 2 && r.status === "delivered")).toHaveLength(240);
+    expect(erp.filter((r) => r.generation === 1 && r.status === "dead")).toHaveLength(240);
+    expect(rows.filter((r) => r.destination === "pos").every((r) => r.generation === 1 && r.status === "delivered")).toBe(true);
+    expect((await adminJson<{ deliveries: unknown[] }>("GET", `/dead-letters?destination=erp&since=${encodeURIComponent(since)}`)).deliveries).toEqual([]);
+  }, 60_000);
+
+  it("redrives dead letters, and refuses a disabled destination", async () => {
+    stubDestinations(() => new Response("gone", { status: 410 }));
+    const { eventId, message } = await ingestLab("conflict");
+    await runDeliveryQueue([message]);
+    queue.messages.length = 0;
+    const result = await adminJson<{ matched: number }>("POST", "/dead-letters/redrive", { destination: "conflicty" }, 202);
+    expect(result.matched).toBeGreaterThanOrEqual(1);
+    vi.restoreAllMocks();
+    queue = captureDeliveryQueue();
+    stubDestinations(() => new Response("ok"));
+    await runDeliveryQueue([{ v: 1, kind: "replay-page", replayId: "rpl_test", filter: { status: "dead", destination: "conflicty" }, after: null }]);
+    await drainQueue();
+    expect((await deliveriesOf(eventId)).at(-1)).toMatchObject({ generation: 2, status: "delivered" });
+    expect(await adminJson("POST", "/dead-letters/redrive", { destination: "paused" }, 409)).toMatchObject({ error: { code: "destination_disabled" } });
+    expect(await adminJson("POST", "/replays", { status: "lost" }, 400)).toMatchObject({ error: { code: "invalid_request" } });
+  });
+});
+
+describe("GET /admin/destinations/health", () => {
+  it("counts delivered, failing and dead per destination with the last error and last success", async () => {
+    stubDestinations((request) => (request.url.includes("d03.") ? new Response("no", { status: 503 }) : request.url.includes("d05.") ? new Response("gone", { status: 410 }) : new Response("ok")));
+    const { message } = await ingestLab("ten");
+    await runDeliveryQueue([message]);
+    const health = await adminJson<{ destinations: Record<string, unknown>[] }>("GET", "/destinations/health?windowHours=1");
+    const byName = Object.fromEntries(health.destinations.map((d) => [d.name, d]));
+    expect(byName.d01).toMatchObject({ configured: true, enabled: true, delivered: expect.any(Number), lastSuccessAt: expect.any(String) });
+    expect(byName.d03).toMatchObject({ failing: expect.any(Number), lastError: "http_503" });
+    expect(byName.d05).toMatchObject({ dead: expect.any(Number), lastError: "http_410 (permanent)" });
+    expect(byName.paused).toMatchObject({ configured: true, enabled: false });
+    expect(await adminJson("GET", "/destinations/health?windowHours=0", undefined, 400)).toMatchObject({ error: { code: "invalid_request" } });
+  });
+});
+
+describe("POST /admin/routing/dry-run", () => {
+  it("says which routes match and why, and writes nothing", async () => {
+    const count = async () => (await env.DB.prepare("SELECT (SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM deliveries) AS n").first<number>("n"))!;
+    const before = await count();
+    const result = await adminJson("POST", "/routing/dry-run", { source: "weedmaps", merchantId: "4242", payload: JSON.parse(fixture("weedmaps-create").body) });
+    expect(result).toMatchObject({
+      eventType: "create",
+      merchantId: "4242",
+      deliveries: [
+        { destination: "pos", route: "wm-create" },
+        { destination: "erp", route: "wm-create" },
+      ],
+      responder: null,
+      merchantMismatch: null,
+    });
+    expect((result.routes as { route: string; matched: boolean; reason: string }[]).find((r) => r.route === "wm-draft")).toEqual({
+      route: "wm-draft",
+      matched: false,
+      reason: "event type create is not in [draft]",
+    });
+    const mismatch = await adminJson("POST", "/routing/dry-run", { source: "weedmaps", merchantId: "1", payload: JSON.parse(fixture("weedmaps-create").body) });
+    expect(mismatch.merchantMismatch).toEqual({ route: "wm-create", field: "seller.id" });
+    const paused = await adminJson("POST", "/routing/dry-run", { source: "lab", eventType: "paused", payload: {} });
+    expect(paused.skippedDisabled).toEqual([{ destination: "paused", route: "lab-paused" }]);
+    expect(await count()).toBe(before);
+  });
+
+  it("answers 404 for an unknown source and 400 without the Leaf Trade webhook type", async () => {
+    expect(await adminJson("POST", "/routing/dry-run", { source: "nope", payload: {} }, 404)).toMatchObject({ error: { code: "unknown_source" } });
+    expect(await adminJson("POST", "/routing/dry-run", { source: "leaftrade", payload: {} }, 400)).toMatchObject({ error: { code: "invalid_request" } });
+  });
+});
+
+describe("configuration", () => {
+  it("shows the active config with secrets by name only", async () => {
+    const res = await adminFetch("GET", "/config");
+    const text = await res.text();
+    const body = JSON.parse(text);
+    expect(body.origin).toBe("ROUTER_CONFIG");
+    expect(body.secrets).toContainEqual({ name: "WEEDMAPS_CLIENT_SECRET", set: true });
+    expect(body.secrets).toContainEqual({ name: "UNSET_SIGNING_SECRET", set: false });
+    for (const name of ["WEEDMAPS_CLIENT_SECRET", "POS_SIGNING_SECRET", "POS_API_TOKEN", "ADMIN_TOKEN"] as const) expect(text).not.toContain(env[name]);
+  });
+
+  it("validates a proposed config without applying it, naming each bad field", async () => {
+    const sample = JSON.parse(env.ROUTER_CONFIG);
+    expect(await adminJson("POST", "/config/validate", sample)).toEqual({ valid: true, errors: [] });
+    sample.routes[0].destinations.push("nowhere");
+    sample.destinations.pos.url = "http://pos.internal/orders";
+    const result = await adminJson<{ valid: boolean; errors: string[] }>("POST", "/config/validate", sample);
+    expect(result.valid).toBe(false);
+    expect(result.errors).toContain('routes[0].destinations[1]: unknown destination "nowhere"');
+    expect((await adminJson<{ config: { routes: { destinations: string[] }[] } }>("GET", "/config")).config.routes[0]!.destinations).not.toContain("nowhere");
+    expect(await adminJson("POST", "/config/validate", [1, 2], 400)).toMatchObject({ error: { code: "invalid_request" } });
+  });
+});
+
+describe("OpenAPI", () => {
+  it("serves an OpenAPI 3.1 document generated from the schemas, and a reference page", async () => {
+    const doc = await adminJson<{ openapi: string; paths: Record<string, unknown>; components: { securitySchemes: unknown } }>("GET", "/openapi.json");
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths).sort()).toEqual(
+      ["/config", "/config/validate", "/dead-letters", "/dead-letters/redrive", "/destinations/health", "/events", "/events/{eventId}", "/events/{eventId}/replay", "/replays", "/routing/dry-run"].sort(),
+    );
+    expect(doc.components.securitySchemes).toEqual({ AdminToken: expect.objectContaining({ type: "http", scheme: "bearer" }) });
+    const page = await adminFetch("GET", "/reference");
+    expect(page.headers.get("content-type")).toMatch(/text\/html/);
+    expect(await page.text()).toContain("Cannabis webhook router admin API");
+  });
+});
