@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { Validator } from "@seriousme/openapi-schema-validator";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const ROUTER = "http://127.0.0.1:8787";
@@ -62,6 +63,26 @@ function received() {
   } catch {
     return [];
   }
+}
+
+const ADMIN = { Authorization: "Bearer local-admin-token" };
+
+async function admin(method, pathname, body) {
+  const res = await fetch(`${ROUTER}/admin${pathname}`, {
+    method,
+    headers: { ...ADMIN, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+function restartReceiver(...flags) {
+  const current = children.find((c) => c.label === "receiver" && c.exitCode === null);
+  if (current) process.kill(-current.pid, "SIGTERM");
+  return new Promise((resolve) => setTimeout(resolve, 500)).then(() => {
+    start(["scripts/receiver.mjs", "--log", receiverLog, "--quiet", ...flags], "receiver");
+    return waitFor(async () => (await fetch("http://127.0.0.1:8788/", { method: "POST", body: "{}" })).ok || true, "the receiver");
+  });
 }
 
 const eventIdOf = (out) => /accepted as (evt_[0-9a-f]{32})/.exec(out)?.[1];
@@ -135,5 +156,42 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
     await waitFor(() => received().some((r) => r.headers["webhook-id"] === eventId), "the duplicate's single delivery");
     await new Promise((r) => setTimeout(r, 2_000));
     assert.equal(received().filter((r) => r.headers["webhook-id"] === eventId).length, 1);
+  });
+
+  it("admin API: find a dead delivery, see its attempts, replay it once the receiver is fixed, and watch it reach delivered", async () => {
+    await restartReceiver("--fail-first", "1", "--fail-status", "410", "--fail-path", "/erp");
+    const { code, out } = send("leaftrade.order-v3");
+    assert.equal(code, 0, out);
+    const eventId = eventIdOf(out);
+
+    const dead = await waitFor(async () => {
+      const { json } = await admin("GET", "/dead-letters?destination=erp");
+      return json.deliveries.find((d) => d.eventId === eventId);
+    }, "the erp delivery to be dead");
+    assert.equal(dead.lastStatusCode, 410);
+
+    const { json: detail } = await admin("GET", `/events/${eventId}`);
+    assert.deepEqual(detail.deliveries.map((d) => [d.generation, d.status, d.attemptLog.map((a) => a.statusCode)]), [[1, "dead", [410]]]);
+
+    await restartReceiver();
+    const replay = await admin("POST", `/events/${eventId}/replay`, {});
+    assert.equal(replay.status, 202);
+    assert.deepEqual(replay.json.deliveries, [{ destination: "erp", generation: 2 }]);
+    const delivered = await waitFor(async () => {
+      const { json } = await admin("GET", `/events/${eventId}`);
+      return json.deliveries.find((d) => d.generation === 2 && d.status === "delivered");
+    }, "the replay to be delivered");
+    assert.equal(delivered.attempts, 1);
+    const hits = received().filter((r) => r.headers["webhook-id"] === eventId);
+    assert.deepEqual(hits.map((r) => r.status), [410, 200]);
+  });
+
+  it("admin API: serves a valid OpenAPI 3.1 document", async () => {
+    const { status, json } = await admin("GET", "/openapi.json");
+    assert.equal(status, 200);
+    const validator = new Validator();
+    const result = await validator.validate(json);
+    assert.equal(validator.version, "3.1");
+    assert.equal(result.valid, true, JSON.stringify(result.errors, null, 2));
   });
 });
