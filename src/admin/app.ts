@@ -57,7 +57,7 @@ function valid<T extends z.ZodType>(schema: T, data: z.input<T>): z.output<T> {
   return schema.parse(data);
 }
 
-function toCurrentDelivery(d: CurrentDelivery) {
+function toCurrentDelivery({ nextAttemptAt: _due, ...d }: CurrentDelivery) {
   return { ...d, createdAt: iso(d.createdAt)!, completedAt: iso(d.completedAt) };
 }
 

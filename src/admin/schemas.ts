@@ -60,21 +60,23 @@ export const AttemptSchema = z
   })
   .openapi("Attempt");
 
-export const DeliverySchema = z
-  .object({
-    destination: z.string(),
-    generation: z.number().int().openapi({ description: "1 for the original delivery; each replay adds one." }),
-    route: z.string(),
-    status: z.enum(["pending", "delivered", "dead"]),
-    attempts: z.number().int(),
-    lastStatusCode: z.number().int().nullable(),
-    lastError: z.string().nullable(),
-    createdAt: IsoTime,
-    nextAttemptAt: IsoTime.nullable(),
-    completedAt: IsoTime.nullable(),
-    attemptLog: z.array(AttemptSchema),
-  })
-  .openapi("Delivery");
+/** The state every delivery view shares. */
+const DeliveryStateSchema = z.object({
+  destination: z.string(),
+  generation: z.number().int().openapi({ description: "1 for the original delivery; each replay adds one." }),
+  route: z.string(),
+  status: z.enum(["pending", "delivered", "dead"]),
+  attempts: z.number().int(),
+  lastStatusCode: z.number().int().nullable(),
+  lastError: z.string().nullable(),
+  createdAt: IsoTime,
+  completedAt: IsoTime.nullable(),
+});
+
+export const DeliverySchema = DeliveryStateSchema.extend({
+  nextAttemptAt: IsoTime.nullable(),
+  attemptLog: z.array(AttemptSchema),
+}).openapi("Delivery");
 
 export const EventDetailSchema = z
   .object({
@@ -118,20 +120,7 @@ export const BulkReplayResult = z
   .object({ replayId: z.string(), matched: z.number().int(), filter: BulkReplayBody })
   .openapi("BulkReplayResult");
 
-export const CurrentDeliverySchema = z
-  .object({
-    eventId: EventId,
-    destination: z.string(),
-    generation: z.number().int(),
-    route: z.string(),
-    status: z.enum(["pending", "delivered", "dead"]),
-    attempts: z.number().int(),
-    lastStatusCode: z.number().int().nullable(),
-    lastError: z.string().nullable(),
-    createdAt: IsoTime,
-    completedAt: IsoTime.nullable(),
-  })
-  .openapi("CurrentDelivery");
+export const CurrentDeliverySchema = DeliveryStateSchema.extend({ eventId: EventId }).openapi("CurrentDelivery");
 
 export const DeadLettersQuery = z.object({
   destination: Name.optional(),

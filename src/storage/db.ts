@@ -96,17 +96,21 @@ interface DeliveryRow {
   completed_at: number | null;
 }
 
-function toStoredEvent(row: EventRow): StoredEvent {
+type EventIdentityRow = Pick<EventRow, "id" | "source" | "event_type" | "merchant_id" | "provider_id" | "received_at">;
+
+function toEventIdentity(row: EventIdentityRow) {
   return {
     id: row.id,
     source: row.source,
     eventType: row.event_type,
     merchantId: row.merchant_id,
     providerId: row.provider_id,
-    contentType: row.content_type,
-    body: fromStoredPayload(row.body),
     receivedAt: row.received_at,
   };
+}
+
+function toStoredEvent(row: EventRow): StoredEvent {
+  return { ...toEventIdentity(row), contentType: row.content_type, body: fromStoredPayload(row.body) };
 }
 
 function toDelivery(row: DeliveryRow): Delivery {
@@ -354,13 +358,8 @@ interface EventSummaryRow {
 
 function toEventSummary(row: EventSummaryRow): EventSummary {
   return {
-    id: row.id,
-    source: row.source,
-    eventType: row.event_type,
-    merchantId: row.merchant_id,
-    providerId: row.provider_id,
+    ...toEventIdentity(row),
     routing: row.routing,
-    receivedAt: row.received_at,
     deliveries: { pending: row.pending, delivered: row.delivered, dead: row.dead, failing: row.failing },
   };
 }
@@ -494,14 +493,8 @@ export interface DeliveryPageCursor {
   destination: string;
 }
 
-export interface CurrentDelivery extends DeliveryKey {
-  route: string;
-  status: DeliveryStatus;
-  attempts: number;
-  lastStatusCode: number | null;
-  lastError: string | null;
+export interface CurrentDelivery extends Delivery {
   createdAt: number;
-  completedAt: number | null;
 }
 
 function deliveryFilterSql(filter: DeliveryFilter, cursor: DeliveryPageCursor | null): { where: string; params: unknown[] } {
@@ -536,24 +529,13 @@ export async function listCurrentDeliveries(
   params.push(limit);
   const { results } = await db
     .prepare(
-      `SELECT l.event_id, l.destination, l.generation, l.route, l.status, l.attempts, l.last_status_code, l.last_error,
-              l.created_at, l.completed_at
+      `SELECT l.event_id, l.destination, l.generation, l.route, l.status, l.attempts, l.next_attempt_at, l.last_status_code,
+              l.last_error, l.created_at, l.completed_at
        FROM (${LATEST_DELIVERIES}) l WHERE ${where} ORDER BY l.event_id, l.destination LIMIT ?${params.length}`,
     )
     .bind(...params)
     .all<DeliveryRow & { created_at: number }>();
-  return results.map((row) => ({
-    eventId: row.event_id,
-    destination: row.destination,
-    generation: row.generation,
-    route: row.route,
-    status: row.status,
-    attempts: row.attempts,
-    lastStatusCode: row.last_status_code,
-    lastError: row.last_error,
-    createdAt: row.created_at,
-    completedAt: row.completed_at,
-  }));
+  return results.map((row) => ({ ...toDelivery(row), createdAt: row.created_at }));
 }
 
 export async function countCurrentDeliveries(db: D1Database, filter: DeliveryFilter): Promise<number> {
