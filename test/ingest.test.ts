@@ -1,5 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { fromStoredPayload } from "../src/storage/payloads";
 import { captureDeliveryQueue, deliveriesOf, fixture, hexSignature, post, postWeedmaps, ROUTER } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
@@ -16,10 +17,10 @@ interface Accepted {
 async function storedEvent(eventId: string) {
   return env.DB.prepare(`SELECT source, event_type, merchant_id, provider_id, routing, content_type, body FROM events WHERE id = ?1`)
     .bind(eventId)
-    .first<{ source: string; event_type: string; merchant_id: string | null; provider_id: string | null; routing: string; content_type: string; body: number[] }>();
+    .first<{ source: string; event_type: string; merchant_id: string | null; provider_id: string | null; routing: string; content_type: string; body: unknown }>();
 }
 
-const bytesOf = (stored: { body: number[] } | null) => Uint8Array.from(stored!.body);
+const bytesOf = (stored: { body: unknown } | null) => fromStoredPayload(stored!.body);
 
 function errorBodyShape(code: string) {
   return { error: { code, message: expect.any(String), requestId: expect.stringMatching(/^[0-9a-f-]{36}$/) } };
@@ -99,6 +100,23 @@ describe("every webhook URL accepts a correctly signed payload, stores it and en
     expect(await storedEvent(json.eventId)).toMatchObject({ routing: "unrouted", event_type: "order-updated" });
     expect(await deliveriesOf(json.eventId)).toEqual([]);
     expect(queue.messages).toEqual([]);
+  });
+
+  it("stores and forwards a body that is not UTF-8 byte for byte, on a source that accepts non-JSON", async () => {
+    const bytes = new Uint8Array([0x7b, 0xff, 0x00, 0xfe, 0x7d, 0x0a]);
+    const json = await (await post("/webhooks/lab/binary", bytes.buffer as ArrayBuffer, { "content-type": "application/octet-stream" })).json<Accepted>();
+    const stored = await storedEvent(json.eventId);
+    expect(stored!.body).not.toBeTypeOf("string");
+    expect(bytesOf(stored)).toEqual(bytes);
+  });
+
+  it("keeps a byte-order mark and a NUL exactly as sent", async () => {
+    const withBom = `\uFEFF${JSON.stringify({ status: "PENDING", orderId: "bom-1", seller: { id: "4242" } })}`;
+    const bom = await (await post("/webhooks/lab/text", withBom)).json<Accepted>();
+    expect(bytesOf(await storedEvent(bom.eventId))).toEqual(new TextEncoder().encode(withBom));
+    const withNul = 'a raw NUL: \u0000 end'; // the escape makes a real U+0000 character
+    const nul = await (await post("/webhooks/lab/text", withNul)).json<Accepted>();
+    expect(bytesOf(await storedEvent(nul.eventId))).toEqual(new TextEncoder().encode(withNul));
   });
 
   it("stores the raw bytes verbatim, whitespace and all", async () => {
