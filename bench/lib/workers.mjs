@@ -1,6 +1,7 @@
 // Starting the two Workers under test, both with `wrangler dev` on 127.0.0.1 (workerd, local D1 and Queues), the
 // same way scripts/dev.mjs starts the router.
 import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { freePort, start, stop, tail, waitFor } from "./procs.mjs";
 
@@ -58,16 +59,60 @@ async function startWrangler(label, args, healthPath) {
   return { child, url, port };
 }
 
+/** The `[[queues.consumers]]` tables of wrangler.toml, as {queue, max_batch_size, …}, for the report. */
+export function queueConsumers() {
+  return tomlTables(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))
+    .filter((table) => table.header === "[[queues.consumers]]")
+    .map((table) => Object.fromEntries(table.lines.map((line) => /^(\w+)\s*=\s*(.+?)\s*$/.exec(line)).filter(Boolean).map(([, k, v]) => [k, parseTomlValue(v)])));
+}
+
+function parseTomlValue(raw) {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw; // not a plain string or number; shown as written
+  }
+}
+
+/** Splits TOML text into its tables; enough for wrangler.toml, whose values are all on one line. */
+function tomlTables(text) {
+  const tables = [{ header: "", lines: [] }];
+  for (const line of text.split("\n")) {
+    if (/^\s*\[/.test(line)) tables.push({ header: line.trim(), lines: [] });
+    tables.at(-1).lines.push(line);
+  }
+  return tables;
+}
+
+/**
+ * The repo's wrangler.toml without its queue consumers, for the ingest scenarios. In production the consumer runs
+ * in invocations of its own, elsewhere on Cloudflare's network; here it would share the two cores with the ingest
+ * path and drain the backlog of one measurement during the next one (the baseline's included). Without a consumer
+ * the local queue still takes every send (and drops the message), so the ingest path does exactly the same work.
+ */
+export function ingestOnlyConfig(workDir) {
+  const file = path.join(workDir, "wrangler.ingest-only.toml");
+  const text = tomlTables(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))
+    .filter((table) => table.header !== "[[queues.consumers]]")
+    .flatMap((table) => table.lines)
+    .join("\n")
+    // Relative paths would resolve against the temp dir; `main` is replaced by the bundle on the command line anyway.
+    .replace(/^main\s*=.*$/m, `main = ${JSON.stringify(path.join(ROOT, "src/index.ts"))}`)
+    .replace(/^migrations_dir\s*=.*$/m, `migrations_dir = ${JSON.stringify(path.join(ROOT, "migrations"))}`);
+  writeFileSync(file, text);
+  return file;
+}
+
 /**
  * The router from the frozen bundle, with the repo's wrangler.toml (its D1 binding, queues and consumer settings),
  * the example secrets, and `vars` on top (the benchmark's ROUTER_CONFIG, USAGE_LOG, a short retry backoff).
  */
-export function startRouter({ bundle, persistTo, vars }) {
-  return startWrangler("router", [
+export function startRouter({ label = "router", bundle, persistTo, vars, config = path.join(ROOT, "wrangler.toml") }) {
+  return startWrangler(label, [
     bundle,
     "--no-bundle",
     "--config",
-    path.join(ROOT, "wrangler.toml"),
+    config,
     "--persist-to",
     persistTo,
     "--env-file",
