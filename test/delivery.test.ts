@@ -262,6 +262,27 @@ describe("delivery", () => {
     expect((await deliveriesOf(eventId))[0]).toMatchObject({ status: "dead", last_error: "config_error (after 2 attempts)" });
   });
 
+  it("marks pending deliveries dead, without sending, when their destination was disabled or removed after ingest", async () => {
+    const seen = stubDestinations(ok);
+    const { eventId } = await ingestLab("paused");
+    // As if the config had changed since ingest: rows for a now-disabled and a now-removed destination.
+    for (const destination of ["paused", "ghost"]) {
+      await env.DB.prepare(
+        `INSERT INTO deliveries (event_id, destination, generation, route, status, created_at, next_attempt_at) VALUES (?1, ?2, 1, 'lab-paused', 'pending', 0, 0)`,
+      )
+        .bind(eventId, destination)
+        .run();
+    }
+    const { result, ids } = await runDeliveryQueue([{ v: 1, eventId, deliveries: [{ destination: "paused", generation: 1 }, { destination: "ghost", generation: 1 }] }]);
+    expect(result.explicitAcks).toEqual(ids);
+    expect(seen.requests).toHaveLength(0);
+    expect((await deliveriesOf(eventId)).map((d) => [d.destination, d.status, d.last_error])).toEqual([
+      ["erp", "pending", null],
+      ["ghost", "dead", "destination_removed"],
+      ["paused", "dead", "destination_disabled"],
+    ]);
+  });
+
   it("creates no delivery for a disabled destination", async () => {
     const { eventId, message } = await ingestLab("paused");
     expect(message.deliveries).toEqual([{ destination: "erp", generation: 1 }]);

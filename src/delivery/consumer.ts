@@ -61,10 +61,10 @@ async function attemptDeliveries(
     else toSend.push(delivery);
   }
   if (deadWithoutAttempt.length > 0) {
-    for (const { key, reason } of deadWithoutAttempt) logEvent("warn", "delivery_dead", { ...key, reason });
-    for (const reason of new Set(deadWithoutAttempt.map((d) => d.reason))) {
-      await markDeliveriesDead(env.DB, deadWithoutAttempt.filter((d) => d.reason === reason).map((d) => d.key), reason, now);
+    for (const { key, reason } of deadWithoutAttempt) {
+      logEvent("warn", "delivery_dead", { eventId: key.eventId, destination: key.destination, generation: key.generation, reason });
     }
+    await markDeliveriesDead(env.DB, deadWithoutAttempt, now);
   }
 
   const attempts = await Promise.all(
@@ -73,7 +73,7 @@ async function attemptDeliveries(
         const destination = config.destinations[delivery.destination]!;
         const attempt = delivery.attempts + 1;
         const at = Date.now();
-        const result = await sendToDestination(env, destination, { ...event, body: event.body }, {
+        const result = await sendToDestination(env, destination, event, {
           attempt,
           timeoutMs: destination.timeoutMs,
         });
@@ -197,8 +197,8 @@ export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: E
       continue;
     }
     try {
-      const keys = parsed.data.deliveries.map((d) => ({ eventId: parsed.data.eventId, ...d }));
-      const marked = await markDeliveriesDead(env.DB, keys, "queue_retries_exhausted", Date.now());
+      const dead = parsed.data.deliveries.map((d) => ({ key: { eventId: parsed.data.eventId, ...d }, reason: "queue_retries_exhausted" }));
+      const marked = await markDeliveriesDead(env.DB, dead, Date.now());
       logEvent("warn", "dead_letter_received", { messageId: message.id, eventId: parsed.data.eventId, markedDead: marked });
       message.ack();
     } catch (err) {

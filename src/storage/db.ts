@@ -234,13 +234,12 @@ export async function recordAttemptOutcomes(db: D1Database, outcomes: readonly A
 /** Marks still-pending deliveries dead without an attempt (destination removed or disabled, queue gave up). */
 export async function markDeliveriesDead(
   db: D1Database,
-  keys: readonly DeliveryKey[],
-  reason: string,
+  dead: readonly { key: DeliveryKey; reason: string }[],
   now: number,
 ): Promise<number> {
-  if (keys.length === 0) return 0;
+  if (dead.length === 0) return 0;
   const results = await db.batch(
-    keys.map((key) =>
+    dead.map(({ key, reason }) =>
       db
         .prepare(
           `UPDATE deliveries SET status = 'dead', last_error = ?4, completed_at = ?5
