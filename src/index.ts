@@ -1,6 +1,6 @@
 import { Hono } from "hono";
-import { admin } from "./admin/app";
 import { requestId } from "hono/request-id";
+import { admin } from "./admin/app";
 import { handleDeadLetterBatch, handleDeliveryBatch } from "./delivery/consumer";
 import { sweepDeliveries } from "./delivery/sweeper";
 import { handleError, handleNotFound } from "./errors";

@@ -42,6 +42,12 @@ function encodeCursor(parts: unknown[]): string {
   return btoa(JSON.stringify(parts)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
+/** A full page means there may be more: its last row's key becomes the cursor of the next. */
+function nextCursor<T>(rows: readonly T[], limit: number, keyOf: (row: T) => unknown[]): string | null {
+  const last = rows.at(-1);
+  return rows.length === limit && last !== undefined ? encodeCursor(keyOf(last)) : null;
+}
+
 function decodeCursor(cursor: string, arity: number): unknown[] {
   try {
     const parts: unknown = JSON.parse(atob(cursor.replace(/-/g, "+").replace(/_/g, "/")));
@@ -110,11 +116,10 @@ admin.openapi(
       cursor ? { receivedAt: Number(cursor[0]), id: String(cursor[1]) } : null,
       q.limit,
     );
-    const last = events.at(-1);
     return c.json(
       valid(S.EventListSchema, {
         events: events.map((e) => ({ ...e, providerOrderId: e.providerId, receivedAt: iso(e.receivedAt)! })),
-        nextCursor: events.length === q.limit && last ? encodeCursor([last.receivedAt, last.id]) : null,
+        nextCursor: nextCursor(events, q.limit, (e) => [e.receivedAt, e.id]),
       }),
       200,
     );
@@ -233,11 +238,10 @@ admin.openapi(
       cursor ? { eventId: String(cursor[0]), destination: String(cursor[1]) } : null,
       q.limit,
     );
-    const last = deliveries.at(-1);
     return c.json(
       valid(S.DeadLetterListSchema, {
         deliveries: deliveries.map(toCurrentDelivery),
-        nextCursor: deliveries.length === q.limit && last ? encodeCursor([last.eventId, last.destination]) : null,
+        nextCursor: nextCursor(deliveries, q.limit, (d) => [d.eventId, d.destination]),
       }),
       200,
     );

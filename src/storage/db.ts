@@ -372,32 +372,44 @@ const STATUS_HAVING: Record<EventStatusFilter, string> = {
 };
 
 /** Newest first, keyset-paginated on (received_at, id): events arriving meanwhile land before page one. */
-export async function listEvents(db: D1Database, filter: EventFilter, cursor: EventCursor | null, limit: number): Promise<EventSummary[]> {
-  const where: string[] = [];
+/**
+ * Builds a WHERE clause from conditions written with bare `?`, numbering each as the next bound parameter
+ * (D1 takes `?N`), so callers never count parameters by hand.
+ */
+function sqlConditions() {
+  const clauses: string[] = [];
   const params: unknown[] = [];
-  const add = (clause: string, value: unknown) => {
+  const bind = (value: unknown) => {
     params.push(value);
-    where.push(clause.replace("?", `?${params.length}`));
+    return `?${params.length}`;
   };
-  if (filter.source !== undefined) add("e.source = ?", filter.source);
-  if (filter.eventType !== undefined) add("e.event_type = ?", filter.eventType);
-  if (filter.merchantId !== undefined) add("e.merchant_id = ?", filter.merchantId);
-  if (filter.providerId !== undefined) add("e.provider_id = ?", filter.providerId);
-  if (filter.since !== undefined) add("e.received_at >= ?", filter.since);
-  if (filter.until !== undefined) add("e.received_at < ?", filter.until);
-  if (cursor) {
-    params.push(cursor.receivedAt, cursor.id);
-    where.push(`(e.received_at < ?${params.length - 1} OR (e.received_at = ?${params.length - 1} AND e.id < ?${params.length}))`);
-  }
-  params.push(limit);
+  return {
+    params,
+    bind,
+    add(clause: string, ...values: unknown[]) {
+      clauses.push(values.reduce<string>((text, value) => text.replace(/\?(?!\d)/, bind(value)), clause));
+    },
+    where: () => (clauses.length ? `WHERE ${clauses.join(" AND ")}` : ""),
+  };
+}
+
+export async function listEvents(db: D1Database, filter: EventFilter, cursor: EventCursor | null, limit: number): Promise<EventSummary[]> {
+  const conditions = sqlConditions();
+  if (filter.source !== undefined) conditions.add("e.source = ?", filter.source);
+  if (filter.eventType !== undefined) conditions.add("e.event_type = ?", filter.eventType);
+  if (filter.merchantId !== undefined) conditions.add("e.merchant_id = ?", filter.merchantId);
+  if (filter.providerId !== undefined) conditions.add("e.provider_id = ?", filter.providerId);
+  if (filter.since !== undefined) conditions.add("e.received_at >= ?", filter.since);
+  if (filter.until !== undefined) conditions.add("e.received_at < ?", filter.until);
+  if (cursor) conditions.add("(e.received_at < ? OR (e.received_at = ? AND e.id < ?))", cursor.receivedAt, cursor.receivedAt, cursor.id);
   const sql = `SELECT ${EVENT_SUMMARY_COLUMNS}
     FROM events e LEFT JOIN (${LATEST_DELIVERIES}) l ON l.event_id = e.id
-    ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+    ${conditions.where()}
     GROUP BY e.id
     ${filter.status ? `HAVING ${STATUS_HAVING[filter.status]}` : ""}
     ORDER BY e.received_at DESC, e.id DESC
-    LIMIT ?${params.length}`;
-  const { results } = await db.prepare(sql).bind(...params).all<EventSummaryRow>();
+    LIMIT ${conditions.bind(limit)}`;
+  const { results } = await db.prepare(sql).bind(...conditions.params).all<EventSummaryRow>();
   return results.map(toEventSummary);
 }
 
@@ -496,25 +508,15 @@ export interface CurrentDelivery extends Delivery {
   createdAt: number;
 }
 
-function deliveryFilterSql(filter: DeliveryFilter, cursor: DeliveryPageCursor | null): { where: string; params: unknown[] } {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  const add = (clause: string, ...values: unknown[]) => {
-    let text = clause;
-    for (const value of values) {
-      params.push(value);
-      // Only a bare "?" is a new parameter; "?3" was numbered already.
-      text = text.replace(/\?(?!\d)/, `?${params.length}`);
-    }
-    where.push(text);
-  };
-  if (filter.status === "failing") where.push("l.status = 'pending' AND l.attempts > 0");
-  else add("l.status = ?", filter.status);
-  if (filter.destination !== undefined) add("l.destination = ?", filter.destination);
-  if (filter.since !== undefined) add("l.created_at >= ?", filter.since);
-  if (filter.until !== undefined) add("l.created_at < ?", filter.until);
-  if (cursor) add("(l.event_id > ? OR (l.event_id = ? AND l.destination > ?))", cursor.eventId, cursor.eventId, cursor.destination);
-  return { where: where.join(" AND "), params };
+function deliveryConditions(filter: DeliveryFilter, cursor: DeliveryPageCursor | null) {
+  const conditions = sqlConditions();
+  if (filter.status === "failing") conditions.add("l.status = 'pending' AND l.attempts > 0");
+  else conditions.add("l.status = ?", filter.status);
+  if (filter.destination !== undefined) conditions.add("l.destination = ?", filter.destination);
+  if (filter.since !== undefined) conditions.add("l.created_at >= ?", filter.since);
+  if (filter.until !== undefined) conditions.add("l.created_at < ?", filter.until);
+  if (cursor) conditions.add("(l.event_id > ? OR (l.event_id = ? AND l.destination > ?))", cursor.eventId, cursor.eventId, cursor.destination);
+  return conditions;
 }
 
 /** The current (latest-generation) deliveries matching a filter, in key order for stable paging. */
@@ -524,24 +526,23 @@ export async function listCurrentDeliveries(
   cursor: DeliveryPageCursor | null,
   limit: number,
 ): Promise<CurrentDelivery[]> {
-  const { where, params } = deliveryFilterSql(filter, cursor);
-  params.push(limit);
+  const conditions = deliveryConditions(filter, cursor);
   const { results } = await db
     .prepare(
       `SELECT l.event_id, l.destination, l.generation, l.route, l.status, l.attempts, l.next_attempt_at, l.last_status_code,
               l.last_error, l.created_at, l.completed_at
-       FROM (${LATEST_DELIVERIES}) l WHERE ${where} ORDER BY l.event_id, l.destination LIMIT ?${params.length}`,
+       FROM (${LATEST_DELIVERIES}) l ${conditions.where()} ORDER BY l.event_id, l.destination LIMIT ${conditions.bind(limit)}`,
     )
-    .bind(...params)
+    .bind(...conditions.params)
     .all<DeliveryRow & { created_at: number }>();
   return results.map((row) => ({ ...toDelivery(row), createdAt: row.created_at }));
 }
 
 export async function countCurrentDeliveries(db: D1Database, filter: DeliveryFilter): Promise<number> {
-  const { where, params } = deliveryFilterSql(filter, null);
+  const conditions = deliveryConditions(filter, null);
   const count = await db
-    .prepare(`SELECT COUNT(*) AS n FROM (${LATEST_DELIVERIES}) l WHERE ${where}`)
-    .bind(...params)
+    .prepare(`SELECT COUNT(*) AS n FROM (${LATEST_DELIVERIES}) l ${conditions.where()}`)
+    .bind(...conditions.params)
     .first<number>("n");
   return count ?? 0;
 }
