@@ -54,6 +54,9 @@ export default defineConfig(async () => {
               },
             },
           ],
+          // A second database, left empty by the setup file, on which test/migrations.test.ts replays the schema's
+          // history. Listing DB again keeps the binding wrangler.toml declares.
+          d1Databases: { DB: "00000000-0000-0000-0000-000000000000", MIGRATION_DB: "migration-history" },
           bindings: {
             ...TEST_SECRETS,
             ROUTER_CONFIG: readFileSync(path.join(root, "test/fixtures/router.test-config.json"), "utf8"),

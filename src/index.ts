@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { admin } from "./admin/app";
 import { handleDeadLetterBatch, handleDeliveryBatch } from "./delivery/consumer";
-import { sweepDeliveries } from "./delivery/sweeper";
+import { sweepOutbox } from "./delivery/sweeper";
 import { handleError, handleNotFound } from "./errors";
 import { webhooks } from "./ingest/app";
 import { withUsage } from "./usage";
@@ -37,7 +37,7 @@ export default {
   },
   async scheduled(_controller, env) {
     const usage = withUsage(env, "scheduled");
-    await sweepDeliveries(usage.env);
+    await sweepOutbox(usage.env);
     usage.report();
   },
 } satisfies ExportedHandler<Env>;

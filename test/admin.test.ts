@@ -153,6 +153,29 @@ describe("POST /admin/events/{eventId}/replay", () => {
     expect(second!.headers.get("x-router-attempt")).toBe("1");
   });
 
+  it("supersedes a delivery still pending: its old message marks it dead instead of sending it twice", async () => {
+    const seen = stubDestinations(() => new Response("ok"));
+    const { eventId, message } = await ingestLab("single");
+    queue.messages.length = 0;
+    await adminJson("POST", `/events/${eventId}/replay`, {}, 202);
+    await runDeliveryQueue([message]);
+    expect(seen.requests).toHaveLength(0);
+    await drainQueue();
+    expect(seen.requests).toHaveLength(1);
+    expect((await deliveriesOf(eventId)).map((d) => [d.generation, d.status, d.last_error])).toEqual([
+      [1, "dead", "superseded_by_replay"],
+      [2, "delivered", null],
+    ]);
+  });
+
+  it("keeps a replay's message in the outbox when the queue is down", async () => {
+    const { eventId } = await ingestLab("single");
+    vi.mocked(env.DELIVERY_QUEUE.sendBatch).mockRejectedValueOnce(new Error("queue unavailable"));
+    expect(await adminJson("POST", `/events/${eventId}/replay`, {}, 202)).toEqual({ eventId, deliveries: [{ destination: "pos", generation: 2 }], enqueued: false });
+    const row = await env.DB.prepare("SELECT message FROM outbox WHERE message ->> 'eventId' = ?1").bind(eventId).first<{ message: string }>();
+    expect(JSON.parse(row!.message)).toEqual({ v: 1, eventId, deliveries: [{ destination: "pos", generation: 2 }] });
+  });
+
   it("replays only the destinations named", async () => {
     stubDestinations(() => new Response("ok"));
     const { eventId, message } = await ingestLab("pair");
@@ -244,7 +267,9 @@ describe("GET /admin/destinations/health", () => {
 
 describe("POST /admin/routing/dry-run", () => {
   it("says which routes match and why, and writes nothing", async () => {
-    const count = async () => (await env.DB.prepare("SELECT (SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM deliveries) AS n").first<number>("n"))!;
+    // Rows in either table, plus every write to an event's delivery state.
+    const count = async () =>
+      (await env.DB.prepare("SELECT (SELECT COUNT(*) + COALESCE(SUM(version), 0) FROM events) + (SELECT COUNT(*) FROM outbox) AS n").first<number>("n"))!;
     const before = await count();
     const result = await adminJson("POST", "/routing/dry-run", { source: "weedmaps", merchantId: "4242", payload: JSON.parse(fixture("weedmaps-create").body) });
     expect(result).toMatchObject({

@@ -3,7 +3,8 @@ import { Webhook } from "standardwebhooks";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { MAX_CONCURRENT_REQUESTS } from "../src/delivery/consumer";
 import type { DeliveryMessage } from "../src/delivery/messages";
-import { sweepDeliveries, SWEEP_GRACE_MS } from "../src/delivery/sweeper";
+import { plannedDeliveries } from "../src/delivery/state";
+import { OUTBOX_CLAIM_MS, sweepOutbox } from "../src/delivery/sweeper";
 import { captureDeliveryQueue, deliveriesOf, fixture, post, postWeedmaps, runDeliveryQueue, runScheduled, stubDestinations, type FetchHandler } from "./helpers";
 
 let queue: ReturnType<typeof captureDeliveryQueue>;
@@ -203,16 +204,29 @@ describe("delivery", () => {
     expect((await deliveriesOf(c.eventId))[0]!.status).toBe("dead");
   });
 
+  it("records the outcomes of several messages of one event handled at once, none lost to the race", async () => {
+    stubDestinations(ok);
+    const { eventId } = await ingestLab("ten");
+    // Ten split-off retries of one fan-out in one batch: ten writers of the same row, each starting from version 0.
+    const messages = Array.from({ length: 10 }, (_, i) => ({ v: 1, eventId, deliveries: [{ destination: `d${String(i + 1).padStart(2, "0")}`, generation: 1 }] }));
+    const { result, ids } = await runDeliveryQueue(messages);
+    expect(result.explicitAcks.sort()).toEqual([...ids].sort());
+    const deliveries = await deliveriesOf(eventId);
+    expect(deliveries.map((d) => [d.status, d.attempts, JSON.parse(d.attempt_log).length])).toEqual(Array(10).fill(["delivered", 1, 1]));
+    const version = await env.DB.prepare("SELECT version FROM events WHERE id = ?1").bind(eventId).first<number>("version");
+    expect(version).toBe(10);
+  });
+
   it("retries a message whose processing fails, and never acks it", async () => {
     stubDestinations(ok);
     const { message } = await ingestLab("single");
-    await env.DB.exec("ALTER TABLE deliveries RENAME TO deliveries_offline");
+    await env.DB.exec("ALTER TABLE events RENAME TO events_offline");
     try {
       const { result, ids } = await runDeliveryQueue([message]);
       expect(result.explicitAcks).toEqual([]);
       expect(result.retryMessages).toEqual([{ msgId: ids[0], delaySeconds: expect.any(Number) }]);
     } finally {
-      await env.DB.exec("ALTER TABLE deliveries_offline RENAME TO deliveries");
+      await env.DB.exec("ALTER TABLE events_offline RENAME TO events");
     }
   });
 
@@ -265,14 +279,14 @@ describe("delivery", () => {
   it("marks pending deliveries dead, without sending, when their destination was disabled or removed after ingest", async () => {
     const seen = stubDestinations(ok);
     const { eventId } = await ingestLab("paused");
-    // As if the config had changed since ingest: rows for a now-disabled and a now-removed destination.
-    for (const destination of ["paused", "ghost"]) {
-      await env.DB.prepare(
-        `INSERT INTO deliveries (event_id, destination, generation, route, status, created_at, next_attempt_at) VALUES (?1, ?2, 1, 'lab-paused', 'pending', 0, 0)`,
-      )
-        .bind(eventId, destination)
-        .run();
-    }
+    // As if the config had changed since ingest: deliveries to a now-disabled and a now-removed destination.
+    const [paused, ghost] = plannedDeliveries(
+      ["paused", "ghost"].map((destination) => ({ destination, route: "lab-paused" })),
+      0,
+    ).map((d) => JSON.stringify(d));
+    await env.DB.prepare(`UPDATE events SET deliveries = json_insert(deliveries, '$[#]', json(?2), '$[#]', json(?3)) WHERE id = ?1`)
+      .bind(eventId, paused, ghost)
+      .run();
     const { result, ids } = await runDeliveryQueue([{ v: 1, eventId, deliveries: [{ destination: "paused", generation: 1 }, { destination: "ghost", generation: 1 }] }]);
     expect(result.explicitAcks).toEqual(ids);
     expect(seen.requests).toHaveLength(0);
@@ -302,40 +316,69 @@ describe("dead-letter queue consumer", () => {
       ["pos", "delivered", null],
     ]);
   });
+
+  it("ignores a message sent by a duplicate ingest, which names deliveries another request owns", async () => {
+    const { eventId, message } = await ingestLab("single");
+    const { result, ids } = await runDeliveryQueue([{ ...message, ingestId: "another-request" }], 1, "webhook-deliveries-dlq");
+    expect(result.explicitAcks).toEqual(ids);
+    expect((await deliveriesOf(eventId)).map((d) => d.status)).toEqual(["pending"]);
+  });
 });
 
-describe("sweeper", () => {
-  it("re-enqueues a delivery left pending by a queue failure at ingest, once, and it is then delivered", async () => {
-    const body = fixture("weedmaps-create").body.replace("9763822", "swept-1");
-    // The capturing spy from beforeEach fails this one send, then records the sweeper's sends.
+describe("outbox sweeper", () => {
+  const outboxRows = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM outbox").first<number>("n"))!;
+
+  /** A Create whose queue send fails at ingest: its message goes to the outbox. */
+  async function ingestWithQueueDown(orderId: string) {
+    const body = fixture("weedmaps-create").body.replace("9763822", orderId);
+    // The capturing spy from beforeEach fails this one send, then records the later sends.
     vi.mocked(env.DELIVERY_QUEUE.sendBatch).mockRejectedValueOnce(new Error("queue unavailable"));
     const res = await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body);
-    const { eventId, enqueued } = await res.json<{ eventId: string; enqueued: boolean }>();
-    expect(enqueued).toBe(false);
+    expect(res.status).toBe(200);
+    const json = await res.json<{ eventId: string; enqueued: boolean }>();
+    expect(json.enqueued).toBe(false);
+    expect(await outboxRows()).toBe(1);
+    return json.eventId;
+  }
 
-    // Within the grace period the delivery may simply be in flight: nothing is swept.
-    // (Other tests in this file leave retries pending too; the assertions look at this event's messages.)
-    await sweepDeliveries(env, Date.now() + 60_000);
-    expect(queue.messages.filter((m) => m.body.eventId === eventId)).toEqual([]);
-    const later = Date.now() + SWEEP_GRACE_MS + 60_000;
-    expect((await sweepDeliveries(env, later)).reenqueued).toBeGreaterThanOrEqual(2);
-    // Idempotent: a second run (or an overlapping one) does not enqueue anything again.
-    expect(await sweepDeliveries(env, later)).toEqual({ reenqueued: 0 });
+  it("sends a message kept in the outbox by a queue failure at ingest, once, and it is then delivered", async () => {
+    const eventId = await ingestWithQueueDown("swept-1");
+    expect(await sweepOutbox(env)).toEqual({ sent: 1 });
+    // Sent rows are deleted, so a second run (or an overlapping one) sends nothing again.
+    expect(await sweepOutbox(env)).toEqual({ sent: 0 });
+    expect(await outboxRows()).toBe(0);
     const swept = queue.messages.filter((m) => m.body.eventId === eventId);
     expect(swept).toHaveLength(1);
-    expect(swept[0]!.body.deliveries).toEqual(expect.arrayContaining([{ destination: "pos", generation: 1 }, { destination: "erp", generation: 1 }]));
+    expect(swept[0]!.body).toEqual({
+      v: 1,
+      eventId,
+      ingestId: expect.any(String),
+      deliveries: expect.arrayContaining([{ destination: "pos", generation: 1 }, { destination: "erp", generation: 1 }]),
+    });
 
     stubDestinations(ok);
     await runDeliveryQueue([swept[0]!.body]);
     expect((await deliveriesOf(eventId)).map((d) => d.status)).toEqual(["delivered", "delivered"]);
   });
 
+  it("keeps a row whose send fails during the sweep, and sends it once its claim has run out", async () => {
+    const eventId = await ingestWithQueueDown("swept-2");
+    const now = Date.now();
+    vi.mocked(env.DELIVERY_QUEUE.sendBatch).mockRejectedValueOnce(new Error("queue still unavailable"));
+    await expect(sweepOutbox(env, now)).rejects.toThrow("queue still unavailable");
+    expect(await outboxRows()).toBe(1);
+    // Claimed: an overlapping run in the claim period leaves it alone.
+    expect(await sweepOutbox(env, now + 60_000)).toEqual({ sent: 0 });
+    expect(await sweepOutbox(env, now + OUTBOX_CLAIM_MS + 1)).toEqual({ sent: 1 });
+    expect(queue.messages.filter((m) => m.body.eventId === eventId)).toHaveLength(1);
+    expect(await outboxRows()).toBe(0);
+  });
+
   it("runs from the Cron Trigger's scheduled handler", async () => {
-    const { eventId } = await ingestLab("single");
-    // Age the delivery past the grace period, as if its message had been lost 20 minutes ago.
-    await env.DB.prepare(`UPDATE deliveries SET next_attempt_at = next_attempt_at - ?2 WHERE event_id = ?1`).bind(eventId, SWEEP_GRACE_MS * 2).run();
+    const eventId = await ingestWithQueueDown("swept-3");
     expect((await runScheduled()).outcome).toBe("ok");
-    expect(queue.messages.map((m) => m.body)).toContainEqual({ v: 1, eventId, deliveries: [{ destination: "pos", generation: 1 }] });
+    expect(queue.messages.map((m) => m.body)).toContainEqual(expect.objectContaining({ v: 1, eventId }));
+    expect(await outboxRows()).toBe(0);
   });
 });
 

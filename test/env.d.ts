@@ -8,6 +8,7 @@ declare global {
   namespace Cloudflare {
     interface Env extends TestSecretBindings {
       TEST_MIGRATIONS: D1Migration[];
+      MIGRATION_DB: D1Database;
       TEST_SIGNED_FIXTURES: Record<string, { body: string; base64: string; hex: string }>;
       ROUTER_CONFIG: string;
     }

@@ -95,10 +95,13 @@ export interface DeliveryRowView {
   attempt_log: string;
 }
 
+/** An event's deliveries, every generation, read straight from the JSON in its row (not through src/storage). */
 export async function deliveriesOf(eventId: string): Promise<DeliveryRowView[]> {
   const { results } = await env.DB.prepare(
-    `SELECT destination, generation, status, attempts, last_status_code, last_error, next_attempt_at, attempt_log
-     FROM deliveries WHERE event_id = ?1 ORDER BY destination, generation`,
+    `SELECT j.value ->> 'destination' AS destination, j.value ->> 'generation' AS generation, j.value ->> 'status' AS status,
+            j.value ->> 'attempts' AS attempts, j.value ->> 'lastStatusCode' AS last_status_code, j.value ->> 'lastError' AS last_error,
+            j.value ->> 'nextAttemptAt' AS next_attempt_at, j.value -> 'log' AS attempt_log
+     FROM events e, json_each(e.deliveries) j WHERE e.id = ?1 ORDER BY destination, generation`,
   )
     .bind(eventId)
     .all<DeliveryRowView>();

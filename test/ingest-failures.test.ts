@@ -1,29 +1,47 @@
 import { env } from "cloudflare:workers";
 import { afterEach, expect, it, vi } from "vitest";
-import { captureDeliveryQueue, deliveriesOf, fixture, postWeedmaps } from "./helpers";
+import { captureDeliveryQueue, deliveriesOf, fixture, postWeedmaps, runDeliveryQueue, stubDestinations } from "./helpers";
 
 // Storage is isolated per test file, so breaking the schema here affects no other file.
 afterEach(() => vi.restoreAllMocks());
 
-it("answers 503 when D1 fails at ingest, and acknowledges and enqueues nothing", async () => {
-  const queue = captureDeliveryQueue();
-  await env.DB.exec("ALTER TABLE deliveries RENAME TO deliveries_offline");
+const eventCount = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n"))!;
+const outboxCount = async (eventId: string) =>
+  (await env.DB.prepare("SELECT COUNT(*) AS n FROM outbox WHERE message ->> 'eventId' = ?1").bind(eventId).first<number>("n"))!;
+
+async function offline<T>(table: string, run: () => Promise<T>): Promise<T> {
+  await env.DB.exec(`ALTER TABLE ${table} RENAME TO ${table}_offline`);
   try {
-    const res = await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", fixture("weedmaps-create").body);
-    expect(res.status).toBe(503);
-    expect(await res.json()).toEqual({ error: { code: "storage_unavailable", message: expect.any(String), requestId: expect.any(String) } });
-    expect(queue.messages).toEqual([]);
-    // The event insert was in the same transaction as the failed delivery insert, so it rolled back too.
-    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM events").first("n")).toBe(0);
+    return await run();
   } finally {
-    await env.DB.exec("ALTER TABLE deliveries_offline RENAME TO deliveries");
+    await env.DB.exec(`ALTER TABLE ${table}_offline RENAME TO ${table}`);
   }
+}
+
+it("answers 503 when D1 fails at ingest; the message sent meanwhile delivers nothing, and the retry is a new event", async () => {
+  const queue = captureDeliveryQueue();
+  const seen = stubDestinations(() => new Response("ok"));
+  const body = fixture("weedmaps-create").body.replace("9763822", "d1-down-1");
+  const res = await offline("events", () => postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body));
+  expect(res.status).toBe(503);
+  expect(await res.json()).toEqual({ error: { code: "storage_unavailable", message: expect.any(String), requestId: expect.any(String) } });
+  expect(await eventCount()).toBe(0);
+
+  // The queue send ran beside the failed insert. Its consumer waits for the insert to commit, then lets it go.
+  const [orphan] = queue.messages.map((m) => m.body);
+  expect(orphan).toMatchObject({ ingestId: expect.any(String) });
+  const early = await runDeliveryQueue([orphan], 1);
+  expect(early.result.retryMessages).toEqual([{ msgId: early.ids[0], delaySeconds: 2 }]);
+  const late = await runDeliveryQueue([orphan], 5);
+  expect(late.result.explicitAcks).toEqual(late.ids);
+  expect(seen.requests).toEqual([]);
+
   // Once D1 is back, the provider's retry is accepted as a new event, not a duplicate.
-  const retry = await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", fixture("weedmaps-create").body);
+  const retry = await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body);
   expect(await retry.json()).toMatchObject({ duplicate: false, deliveries: 2, enqueued: true });
 });
 
-it("answers 200 when the queue send fails after the commit, leaving the deliveries pending for the sweeper", async () => {
+it("answers 200 when only the queue send fails, keeping the message in the outbox for the sweeper", async () => {
   vi.spyOn(env.DELIVERY_QUEUE, "sendBatch").mockRejectedValue(new Error("queue unavailable"));
   const body = fixture("weedmaps-create").body.replace("9763822", "queue-down-1");
   const res = await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body);
@@ -34,4 +52,20 @@ it("answers 200 when the queue send fails after the commit, leaving the deliveri
     ["erp", "pending"],
     ["pos", "pending"],
   ]);
+  expect(await outboxCount(json.eventId)).toBe(1);
+  const row = await env.DB.prepare("SELECT message FROM outbox WHERE message ->> 'eventId' = ?1").bind(json.eventId).first<{ message: string }>();
+  expect(JSON.parse(row!.message)).toMatchObject({ v: 1, eventId: json.eventId, deliveries: expect.arrayContaining([{ destination: "pos", generation: 1 }]) });
+});
+
+it("answers 503 and keeps no event when the queue and the outbox both fail, so the provider's retry is accepted", async () => {
+  vi.spyOn(env.DELIVERY_QUEUE, "sendBatch").mockRejectedValueOnce(new Error("queue unavailable"));
+  const body = fixture("weedmaps-create").body.replace("9763822", "queue-down-2");
+  const before = await eventCount();
+  const res = await offline("outbox", () => postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body));
+  expect(res.status).toBe(503);
+  expect(await res.json()).toEqual({ error: { code: "storage_unavailable", message: expect.any(String), requestId: expect.any(String) } });
+  expect(await eventCount()).toBe(before);
+  const retry = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<{ eventId: string }>();
+  expect(retry).toMatchObject({ duplicate: false, enqueued: true });
+  expect(await outboxCount(retry.eventId)).toBe(0);
 });

@@ -1,7 +1,8 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { fromStoredPayload } from "../src/storage/payloads";
-import { captureDeliveryQueue, deliveriesOf, fixture, hexSignature, post, postWeedmaps, ROUTER } from "./helpers";
+import type { DeliveryMessage } from "../src/delivery/messages";
+import { captureDeliveryQueue, deliveriesOf, fixture, hexSignature, post, postWeedmaps, ROUTER, runDeliveryQueue, stubDestinations } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -51,6 +52,7 @@ describe("every webhook URL accepts a correctly signed payload, stores it and en
       expect(queue.messages.map((m) => m.body)).toContainEqual({
         v: 1,
         eventId: json.eventId,
+        ingestId: expect.any(String),
         deliveries: expect.arrayContaining(c.destinations.map((destination) => ({ destination, generation: 1 }))),
       });
     });
@@ -128,6 +130,23 @@ describe("every webhook URL accepts a correctly signed payload, stores it and en
 });
 
 describe("duplicates", () => {
+  /**
+   * Every request sends its message while it stores the event, duplicates too; the consumer acts only on the
+   * message of the request whose insert won, so each destination gets the event once.
+   */
+  async function expectDeliveredOnce(eventId: string, messages: DeliveryMessage[]) {
+    const seen = stubDestinations(() => new Response("ok"));
+    const mine = messages.filter((m) => m.eventId === eventId);
+    expect(mine.length).toBeGreaterThan(1);
+    const { result, ids } = await runDeliveryQueue(mine);
+    expect(result.explicitAcks.sort()).toEqual([...ids].sort());
+    expect(seen.requests.map((r) => new URL(r.url).hostname).sort()).toEqual(["erp.example.test", "pos.example.test"]);
+    expect((await deliveriesOf(eventId)).map((d) => [d.destination, d.status, d.attempts])).toEqual([
+      ["erp", "delivered", 1],
+      ["pos", "delivered", 1],
+    ]);
+  }
+
   it("acknowledges a provider retry with 200 and fans out once", async () => {
     const queue = captureDeliveryQueue();
     const body = fixture("weedmaps-create").body.replace("9763822", "retried-1");
@@ -137,7 +156,7 @@ describe("duplicates", () => {
     expect(again.status).toBe(200);
     expect(await again.json()).toEqual({ received: true, eventId: first.eventId, duplicate: true });
     expect(await deliveriesOf(first.eventId)).toHaveLength(2);
-    expect(queue.messages.filter((m) => m.body.eventId === first.eventId)).toHaveLength(1);
+    await expectDeliveredOnce(first.eventId, queue.messages.map((m) => m.body));
   });
 
   it("stores one event and fans out once for concurrent identical Weedmaps Create callbacks", async () => {
@@ -152,7 +171,7 @@ describe("duplicates", () => {
     const { count } = (await env.DB.prepare(`SELECT COUNT(*) AS count FROM events WHERE provider_id = 'concurrent-1'`).first<{ count: number }>())!;
     expect(count).toBe(1);
     expect(await deliveriesOf(eventId)).toHaveLength(2);
-    expect(queue.messages.filter((m) => m.body.eventId === eventId)).toHaveLength(1);
+    await expectDeliveredOnce(eventId, queue.messages.map((m) => m.body));
   });
 
   it("treats a Leaf Trade status change of the same order as a new event", async () => {

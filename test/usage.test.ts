@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, expect, it, vi } from "vitest";
-import { insertEventWithDeliveries, loadDeliveryWork } from "../src/storage/db";
+import { plannedDeliveries } from "../src/delivery/state";
+import { insertEvent, loadDeliveryWork } from "../src/storage/db";
 import { withUsage } from "../src/usage";
 
 afterEach(() => vi.restoreAllMocks());
@@ -21,18 +22,19 @@ it("counts D1 rows from result meta and queue messages when USAGE_LOG is on", as
     bodySha256: "h",
     receivedAt: 1,
   };
-  await insertEventWithDeliveries(tracked.DB, event, [
-    { destination: "pos", route: "r" },
-    { destination: "erp", route: "r" },
-  ]);
+  const deliveries = plannedDeliveries(
+    ["pos", "erp"].map((destination) => ({ destination, route: "r" })),
+    1,
+  );
+  await insertEvent(tracked.DB, event, deliveries);
   await loadDeliveryWork(tracked.DB, event.id);
-  await tracked.DB.prepare("SELECT COUNT(*) AS n FROM deliveries WHERE event_id = ?1").bind(event.id).first("n");
+  await tracked.DB.prepare("SELECT COUNT(*) AS n FROM outbox").first("n");
   await tracked.DELIVERY_QUEUE.sendBatch([{ body: { v: 1 } }, { body: { v: 2 } }]);
   report({ status: 200 });
   const line = JSON.parse(String(log.mock.calls.at(-1)![0]));
-  expect(line).toMatchObject({ event: "usage", handler: "fetch", status: 200, d1Queries: 6, queueMessagesSent: 2 });
-  // One event row and two delivery rows, no index rows: the tables are WITHOUT ROWID on their natural keys.
-  expect(line.d1RowsWritten).toBe(3);
+  expect(line).toMatchObject({ event: "usage", handler: "fetch", status: 200, d1Queries: 3, queueMessagesSent: 2 });
+  // One row for the event and both its deliveries, no index rows: the table is WITHOUT ROWID on its natural key.
+  expect(line.d1RowsWritten).toBe(1);
   expect(line.d1RowsRead).toBeGreaterThan(0);
 });
 

@@ -2,14 +2,8 @@ import pLimit, { type LimitFunction } from "p-limit";
 import { loadConfig, readVar } from "../config/load";
 import type { RouterConfig } from "../config/schema";
 import { logEvent } from "../log";
-import {
-  loadDeliveryWork,
-  markDeliveriesDead,
-  recordAttemptOutcomes,
-  type AttemptOutcome,
-  type Delivery,
-  type DeliveryKey,
-} from "../storage/db";
+import { loadDeliveryWork, updateDeliveries, type DeliverySnapshot, type StoredEvent } from "../storage/db";
+import { applyOutcomes, findDelivery, markDead, type AttemptOutcome, type DeadMark, type DeliveryRef, type DeliveryState } from "./state";
 import { DeliveryMessageSchema, enqueueDeliveries, messageFor, QueueMessageSchema, type DeliveryMessage } from "./messages";
 import { sendToDestination } from "./outbound";
 import { runReplayPage } from "./replay";
@@ -31,40 +25,47 @@ export const MAX_CONCURRENT_REQUESTS = 5;
 type MessageVerdict = { kind: "ack" } | { kind: "retry"; delaySeconds: number };
 
 interface RetryPlan {
-  key: DeliveryKey;
+  ref: DeliveryRef;
   delaySeconds: number;
 }
+
+/**
+ * An ingest sends its message while it stores the event, so the message can arrive first. Waiting this many
+ * deliveries of the message (2 + 4 + 8 + 16 s) covers any insert still in flight; after that the insert failed,
+ * the provider was told so, and its retry sends a message of its own.
+ */
+const UNCOMMITTED_EVENT_ATTEMPTS = 5;
 
 async function attemptDeliveries(
   env: Env,
   config: RouterConfig,
   limit: LimitFunction,
   message: DeliveryMessage,
-): Promise<{ retries: RetryPlan[] }> {
-  const { event, deliveries } = await loadDeliveryWork(env.DB, message.eventId);
-  if (!event) {
-    logEvent("error", "delivery_event_missing", { eventId: message.eventId });
-    return { retries: [] };
-  }
-  const byKey = new Map(deliveries.map((d) => [`${d.destination}#${d.generation}`, d]));
+  event: StoredEvent,
+  snapshot: DeliverySnapshot,
+): Promise<RetryPlan[]> {
   const now = Date.now();
-  const toSend: Delivery[] = [];
-  const deadWithoutAttempt: { key: DeliveryKey; reason: string }[] = [];
-  for (const wanted of message.deliveries) {
-    const delivery = byKey.get(`${wanted.destination}#${wanted.generation}`);
+  const toSend: DeliveryState[] = [];
+  const deadWithoutAttempt: DeadMark[] = [];
+  for (const ref of message.deliveries) {
+    const delivery = findDelivery(snapshot.deliveries, ref);
     // Queues may deliver a message twice: a delivery that is already terminal is acknowledged, never re-sent.
     if (!delivery || delivery.status !== "pending") continue;
     const destination = config.destinations[delivery.destination];
-    if (!destination) deadWithoutAttempt.push({ key: delivery, reason: "destination_removed" });
-    else if (!destination.enabled) deadWithoutAttempt.push({ key: delivery, reason: "destination_disabled" });
-    else if (delivery.attempts >= destination.maxAttempts) deadWithoutAttempt.push({ key: delivery, reason: "attempts_exhausted" });
+    const reason = delivery.superseded
+      ? "superseded_by_replay"
+      : !destination
+        ? "destination_removed"
+        : !destination.enabled
+          ? "destination_disabled"
+          : delivery.attempts >= destination.maxAttempts
+            ? "attempts_exhausted"
+            : null;
+    if (reason) deadWithoutAttempt.push({ ref, reason });
     else toSend.push(delivery);
   }
-  if (deadWithoutAttempt.length > 0) {
-    for (const { key, reason } of deadWithoutAttempt) {
-      logEvent("warn", "delivery_dead", { eventId: key.eventId, destination: key.destination, generation: key.generation, reason });
-    }
-    await markDeliveriesDead(env.DB, deadWithoutAttempt, now);
+  for (const { ref, reason } of deadWithoutAttempt) {
+    logEvent("warn", "delivery_dead", { eventId: event.id, destination: ref.destination, generation: ref.generation, reason });
   }
 
   const attempts = await Promise.all(
@@ -84,6 +85,7 @@ async function attemptDeliveries(
 
   const retries: RetryPlan[] = [];
   const outcomes: AttemptOutcome[] = attempts.map(({ delivery, destination, attempt, at, result }) => {
+    const ref = { destination: delivery.destination, generation: delivery.generation };
     const verdict = classifyAttempt(result, destination.retryOnStatus);
     const errorClass = errorClassOf(result);
     const exhausted = verdict === "retry" && attempt >= destination.maxAttempts;
@@ -92,18 +94,17 @@ async function attemptDeliveries(
     const lastError =
       errorClass === null ? null : verdict === "permanent" ? `${errorClass} (permanent)` : exhausted ? `${errorClass} (after ${attempt} attempts)` : errorClass;
     logEvent(status === "dead" ? "warn" : "info", `delivery_${status === "pending" ? "retry_scheduled" : status}`, {
-      eventId: delivery.eventId,
-      destination: delivery.destination,
-      generation: delivery.generation,
+      eventId: event.id,
+      ...ref,
       attempt,
       statusCode: result.statusCode,
       errorClass,
       latencyMs: result.latencyMs,
       delaySeconds: delaySeconds || undefined,
     });
-    if (status === "pending") retries.push({ key: delivery, delaySeconds });
+    if (status === "pending") retries.push({ ref, delaySeconds });
     return {
-      key: delivery,
+      ref,
       previousAttempts: delivery.attempts,
       status,
       nextAttemptAt: status === "pending" ? at + delaySeconds * 1000 : at,
@@ -118,10 +119,15 @@ async function attemptDeliveries(
       },
     };
   });
-  const changes = await recordAttemptOutcomes(env.DB, outcomes);
+  // Every outcome of this message, and the deliveries that died without an attempt, in one row write.
+  const applied = await updateDeliveries(
+    env.DB,
+    event.id,
+    (deliveries) => applyOutcomes(markDead(deliveries, deadWithoutAttempt, now).deliveries, outcomes),
+    snapshot,
+  );
   // A concurrent copy of this message recorded the attempt first; that copy owns the retry.
-  const recorded = new Set(outcomes.filter((_, i) => changes[i] === 1).map((o) => `${o.key.destination}#${o.key.generation}`));
-  return { retries: retries.filter((r) => recorded.has(`${r.key.destination}#${r.key.generation}`)) };
+  return retries.filter((r) => applied?.[outcomes.findIndex((o) => o.ref === r.ref)] === true);
 }
 
 async function processDeliveryMessage(
@@ -129,15 +135,27 @@ async function processDeliveryMessage(
   config: RouterConfig,
   limit: LimitFunction,
   message: DeliveryMessage,
+  messageAttempts: number,
 ): Promise<MessageVerdict> {
-  const { retries } = await attemptDeliveries(env, config, limit, message);
+  const work = await loadDeliveryWork(env.DB, message.eventId);
+  if (!work) {
+    if (message.ingestId && messageAttempts < UNCOMMITTED_EVENT_ATTEMPTS) return { kind: "retry", delaySeconds: 2 ** messageAttempts };
+    logEvent(message.ingestId ? "warn" : "error", "delivery_event_missing", { eventId: message.eventId, ingestId: message.ingestId });
+    return { kind: "ack" };
+  }
+  if (message.ingestId && message.ingestId !== work.event.ingestId) {
+    // Sent by a concurrent or retried duplicate of an event another request stored; that request's message delivers it.
+    logEvent("info", "delivery_message_duplicate", { eventId: message.eventId });
+    return { kind: "ack" };
+  }
+  const retries = await attemptDeliveries(env, config, limit, message, work.event, work.snapshot);
   if (retries.length === 0) return { kind: "ack" };
   if (message.deliveries.length === 1 && retries.length === 1) return { kind: "retry", delaySeconds: retries[0]!.delaySeconds };
   // Each failing delivery gets a message of its own with its own delay, so healthy destinations are never repeated
   // or held back. The send must succeed before this message is acked.
   await enqueueDeliveries(
     env.DELIVERY_QUEUE,
-    retries.map((r) => ({ body: messageFor(message.eventId, [r.key]), delaySeconds: r.delaySeconds })),
+    retries.map((r) => ({ body: messageFor(message.eventId, [r.ref]), delaySeconds: r.delaySeconds })),
   );
   return { kind: "ack" };
 }
@@ -168,7 +186,7 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
           message.ack();
           return;
         }
-        const verdict = await processDeliveryMessage(env, config, limit, body);
+        const verdict = await processDeliveryMessage(env, config, limit, body, message.attempts);
         if (verdict.kind === "ack") message.ack();
         else message.retry({ delaySeconds: verdict.delaySeconds });
       } catch (err) {
@@ -196,10 +214,15 @@ export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: E
       message.ack();
       continue;
     }
+    const { eventId, ingestId, deliveries } = parsed.data;
     try {
-      const dead = parsed.data.deliveries.map((d) => ({ key: { eventId: parsed.data.eventId, ...d }, reason: "queue_retries_exhausted" }));
-      const marked = await markDeliveriesDead(env.DB, dead, Date.now());
-      logEvent("warn", "dead_letter_received", { messageId: message.id, eventId: parsed.data.eventId, markedDead: marked });
+      const work = await loadDeliveryWork(env.DB, eventId);
+      // A message from a duplicate ingest names deliveries that belong to the request that stored the event.
+      const marked =
+        work && (!ingestId || ingestId === work.event.ingestId)
+          ? await updateDeliveries(env.DB, eventId, (d) => markDead(d, deliveries.map((ref) => ({ ref, reason: "queue_retries_exhausted" })), Date.now()), work.snapshot)
+          : 0;
+      logEvent("warn", "dead_letter_received", { messageId: message.id, eventId, markedDead: marked });
       message.ack();
     } catch (err) {
       logEvent("error", "dead_letter_failed", { messageId: message.id, errorMessage: err instanceof Error ? err.message : String(err) });

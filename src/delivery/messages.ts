@@ -4,6 +4,12 @@ import { z } from "zod";
 export const DeliveryMessageSchema = z.strictObject({
   v: z.literal(1),
   eventId: z.string().regex(/^evt_[0-9a-f]{32}$/),
+  /**
+   * Set on the message an ingest sends. Ingest sends it while the event is being stored, so the consumer may find
+   * the event not yet committed, never committed, or committed by a concurrent duplicate; it acts only on the
+   * event row this ingest wrote.
+   */
+  ingestId: z.string().min(1).max(64).optional(),
   deliveries: z
     .array(z.strictObject({ destination: z.string().min(1).max(63), generation: z.number().int().positive() }))
     .min(1)
@@ -35,6 +41,8 @@ export const REPLAY_PAGE_SIZE = 100;
 
 export const QueueMessageSchema = z.union([DeliveryMessageSchema, ReplayPageMessageSchema]);
 
+export type QueueMessage = z.infer<typeof QueueMessageSchema>;
+
 export const MAX_QUEUE_DELAY_SECONDS = 43_200;
 const SEND_BATCH_MAX = 100;
 
@@ -44,7 +52,7 @@ const SEND_BATCH_MAX = 100;
  */
 export async function enqueueDeliveries(
   queue: Queue,
-  messages: readonly { body: DeliveryMessage | ReplayPageMessage; delaySeconds?: number }[],
+  messages: readonly { body: QueueMessage; delaySeconds?: number }[],
 ): Promise<void> {
   for (let i = 0; i < messages.length; i += SEND_BATCH_MAX) {
     const chunk = messages.slice(i, i + SEND_BATCH_MAX).map(({ body, delaySeconds }) => ({
@@ -63,6 +71,15 @@ export function messagesFor(keys: readonly { eventId: string; destination: strin
   return [...byEvent].map(([eventId, deliveries]) => ({ body: messageFor(eventId, deliveries) }));
 }
 
-export function messageFor(eventId: string, deliveries: readonly { destination: string; generation: number }[]): DeliveryMessage {
-  return { v: 1, eventId, deliveries: deliveries.map(({ destination, generation }) => ({ destination, generation })) };
+export function messageFor(
+  eventId: string,
+  deliveries: readonly { destination: string; generation: number }[],
+  ingestId?: string,
+): DeliveryMessage {
+  return {
+    v: 1,
+    eventId,
+    ...(ingestId === undefined ? {} : { ingestId }),
+    deliveries: deliveries.map(({ destination, generation }) => ({ destination, generation })),
+  };
 }

@@ -1,8 +1,9 @@
 import type { RouterConfig } from "../config/schema";
 import { RouterError } from "../errors";
 import { logEvent } from "../log";
-import { insertReplayDeliveries, listCurrentDeliveries, type DeliveryKey } from "../storage/db";
+import { insertOutbox, listCurrentDeliveries, updateDeliveriesOfEvents, type DeliveryKey } from "../storage/db";
 import { enqueueDeliveries, messagesFor, REPLAY_PAGE_SIZE, type ReplayPageMessage } from "./messages";
+import { addGenerations } from "./state";
 
 /**
  * A replay adds a new generation of each delivery, so the old attempts stay as history; the internal system gets
@@ -18,13 +19,22 @@ export async function replayDeliveries(
   env: Env,
   targets: readonly { eventId: string; destination: string; route: string }[],
 ): Promise<{ keys: DeliveryKey[]; enqueued: boolean }> {
-  const keys = await insertReplayDeliveries(env.DB, targets, Date.now());
+  const now = Date.now();
+  const added = await updateDeliveriesOfEvents(
+    env.DB,
+    targets.map((t) => t.eventId),
+    (eventId, deliveries) => addGenerations(deliveries, targets.filter((t) => t.eventId === eventId), now),
+  );
+  const keys = [...added].flatMap(([eventId, refs]) => refs.map((ref) => ({ eventId, ...ref })));
+  const messages = messagesFor(keys);
   try {
-    await enqueueDeliveries(env.DELIVERY_QUEUE, messagesFor(keys));
+    await enqueueDeliveries(env.DELIVERY_QUEUE, messages);
     return { keys, enqueued: true };
   } catch (err) {
-    // The new generations are durable and pending; the sweeper sends them once they are overdue.
-    logEvent("error", "replay_enqueue_failed", { deliveries: keys.length, errorMessage: err instanceof Error ? err.message : String(err) });
+    // The new generations are stored; their messages wait in the outbox for the sweeper. If the outbox fails too,
+    // the request fails, and replaying again supersedes the generations that have no message.
+    logEvent("warn", "replay_enqueue_failed", { deliveries: keys.length, errorMessage: err instanceof Error ? err.message : String(err) });
+    await insertOutbox(env.DB, messages.map((m) => m.body), now);
     return { keys, enqueued: false };
   }
 }

@@ -1,27 +1,32 @@
 import { logEvent } from "../log";
-import { claimOverdueDeliveries } from "../storage/db";
-import { enqueueDeliveries, messagesFor } from "./messages";
+import { claimDueOutbox, deleteOutbox } from "../storage/db";
+import { enqueueDeliveries, type QueueMessage } from "./messages";
 
 /**
- * How far past its due time a pending delivery must be before the sweeper treats its message as lost. A healthy
- * queue hands a message to the consumer within seconds of its due time, so a delivery simply in flight is never
- * swept; one whose queue send failed at ingest is picked up on the first run after this.
+ * A claimed outbox row whose send fails comes due again this long after the claim. Longer than a sweep takes, so
+ * overlapping runs never send the same row twice.
  */
-export const SWEEP_GRACE_MS = 10 * 60 * 1000;
+export const OUTBOX_CLAIM_MS = 10 * 60 * 1000;
 const SWEEP_BATCH = 100;
 const SWEEP_ROUNDS = 10;
 
-export async function sweepDeliveries(env: Env, now: number = Date.now()): Promise<{ reenqueued: number }> {
-  let reenqueued = 0;
+/**
+ * Sends the queue messages that were kept in the outbox because their send failed (at ingest, on replay), then
+ * deletes them. The outbox holds nothing else, so a run on a healthy system reads an empty table.
+ */
+export async function sweepOutbox(env: Env, now: number = Date.now()): Promise<{ sent: number }> {
+  let sent = 0;
   for (let round = 0; round < SWEEP_ROUNDS; round++) {
-    const claimed = await claimOverdueDeliveries(env.DB, now, SWEEP_GRACE_MS, SWEEP_BATCH);
+    const claimed = await claimDueOutbox(env.DB, now, OUTBOX_CLAIM_MS, SWEEP_BATCH);
     if (claimed.length === 0) break;
-    // Claimed first, sent second: if this send fails the claim just pushes the due time to now, and a later run
-    // picks the deliveries up again once they are overdue by the grace period.
-    await enqueueDeliveries(env.DELIVERY_QUEUE, messagesFor(claimed));
-    reenqueued += claimed.length;
+    // Rows hold messages this Worker built; the consumer validates every message it is handed.
+    await enqueueDeliveries(env.DELIVERY_QUEUE, claimed.map((row) => ({ body: row.message as QueueMessage })));
+    // Sent first, deleted second: a failed delete leaves a row that is sent once more, and the consumer ignores
+    // deliveries that are no longer pending.
+    await deleteOutbox(env.DB, claimed.map((row) => row.id));
+    sent += claimed.length;
     if (claimed.length < SWEEP_BATCH) break;
   }
-  logEvent(reenqueued > 0 ? "warn" : "info", "sweep_finished", { reenqueued });
-  return { reenqueued };
+  logEvent(sent > 0 ? "warn" : "info", "sweep_finished", { sent });
+  return { sent };
 }

@@ -1,10 +1,16 @@
 /**
  * All SQL lives here. Prepared statements with ?N parameters, typed rows, and mappers so the SQL's shape stays
- * out of the rest of the code. Writes that must commit together go in one `db.batch()`, which is a transaction.
+ * out of the rest of the code.
+ *
+ * An event's delivery state is a JSON array in its own row (migrations/0002): D1 bills rows written, so ingest
+ * writes one row whatever the fan-out and a queue message's outcomes are recorded with one more. The rules that
+ * change that state are pure (src/delivery/state.ts); this module reads it, hands it to a rule, and writes the
+ * result back only if nobody wrote it meanwhile (the `version` column), re-reading and re-applying otherwise.
  */
+import type { Change, DeliveryRef, DeliveryState, DeliveryStatus, AttemptRecord } from "../delivery/state";
 import { fromStoredPayload, toStoredPayload } from "./payloads";
 
-export type DeliveryStatus = "pending" | "delivered" | "dead";
+export type { DeliveryStatus } from "../delivery/state";
 
 export interface NewEvent {
   id: string;
@@ -21,19 +27,20 @@ export interface NewEvent {
   responder?: { destination: string; status: number | null; latencyMs: number; error: string | null };
 }
 
+/** A destination an event is routed to, and the route that sent it there. */
 export interface NewDelivery {
   destination: string;
   route: string;
 }
 
-export interface DeliveryKey {
+/** A delivery anywhere: its event, destination and generation. */
+export interface DeliveryKey extends DeliveryRef {
   eventId: string;
-  destination: string;
-  generation: number;
 }
 
 export interface StoredEvent {
   id: string;
+  ingestId: string;
   source: string;
   eventType: string;
   merchantId: string | null;
@@ -41,6 +48,12 @@ export interface StoredEvent {
   contentType: string;
   body: Uint8Array;
   receivedAt: number;
+}
+
+/** An event's delivery state as read, with the version a write must still find. */
+export interface DeliverySnapshot {
+  deliveries: DeliveryState[];
+  version: number;
 }
 
 export interface Delivery extends DeliveryKey {
@@ -53,27 +66,9 @@ export interface Delivery extends DeliveryKey {
   completedAt: number | null;
 }
 
-export interface AttemptRecord {
-  attempt: number;
-  at: number;
-  statusCode: number | null;
-  latencyMs: number;
-  errorClass: string | null;
-  responseExcerpt: string | null;
-}
-
-export interface AttemptOutcome {
-  key: DeliveryKey;
-  /** The attempt count read before sending; the update only applies if nobody recorded an attempt since. */
-  previousAttempts: number;
-  status: DeliveryStatus;
-  nextAttemptAt: number;
-  lastError: string | null;
-  record: AttemptRecord;
-}
-
 interface EventRow {
   id: string;
+  ingest_id: string;
   source: string;
   event_type: string;
   merchant_id: string | null;
@@ -81,19 +76,8 @@ interface EventRow {
   content_type: string;
   body: unknown;
   received_at: number;
-}
-
-interface DeliveryRow {
-  event_id: string;
-  destination: string;
-  generation: number;
-  route: string;
-  status: DeliveryStatus;
-  attempts: number;
-  next_attempt_at: number;
-  last_status_code: number | null;
-  last_error: string | null;
-  completed_at: number | null;
+  deliveries: string;
+  version: number;
 }
 
 type EventIdentityRow = Pick<EventRow, "id" | "source" | "event_type" | "merchant_id" | "provider_id" | "received_at">;
@@ -109,40 +93,20 @@ function toEventIdentity(row: EventIdentityRow) {
   };
 }
 
-function toStoredEvent(row: EventRow): StoredEvent {
-  return { ...toEventIdentity(row), contentType: row.content_type, body: fromStoredPayload(row.body) };
-}
-
-function toDelivery(row: DeliveryRow): Delivery {
-  return {
-    eventId: row.event_id,
-    destination: row.destination,
-    generation: row.generation,
-    route: row.route,
-    status: row.status,
-    attempts: row.attempts,
-    nextAttemptAt: row.next_attempt_at,
-    lastStatusCode: row.last_status_code,
-    lastError: row.last_error,
-    completedAt: row.completed_at,
-  };
+function toSnapshot(row: Pick<EventRow, "deliveries" | "version">): DeliverySnapshot {
+  return { deliveries: JSON.parse(row.deliveries) as DeliveryState[], version: row.version };
 }
 
 /**
- * Stores the event and its pending deliveries in one transaction. A duplicate (same id, so same business
- * identity) inserts nothing: the event insert does nothing on conflict, and each delivery insert only runs
- * if the event row carries this request's `ingestId`, which holds under concurrent duplicates too.
+ * Stores an accepted event with its planned deliveries: one statement, one row. A duplicate (same id, so same
+ * business identity) inserts nothing, atomically, by the primary key.
  */
-export async function insertEventWithDeliveries(
-  db: D1Database,
-  event: NewEvent,
-  deliveries: readonly NewDelivery[],
-): Promise<{ duplicate: boolean }> {
-  const insertEvent = db
+export async function insertEvent(db: D1Database, event: NewEvent, deliveries: readonly DeliveryState[]): Promise<{ duplicate: boolean }> {
+  const result = await db
     .prepare(
       `INSERT INTO events (id, idempotency_key, ingest_id, source, event_type, merchant_id, provider_id, routing,
-         content_type, body, body_sha256, received_at, responder, responder_status, responder_latency_ms, responder_error)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         content_type, body, body_sha256, received_at, responder, responder_status, responder_latency_ms, responder_error, deliveries)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
        ON CONFLICT (id) DO NOTHING`,
     )
     .bind(
@@ -162,126 +126,141 @@ export async function insertEventWithDeliveries(
       event.responder?.status ?? null,
       event.responder?.latencyMs ?? null,
       event.responder?.error ?? null,
-    );
-  const insertDeliveries = deliveries.map((delivery) =>
-    db
-      .prepare(
-        `INSERT INTO deliveries (event_id, destination, generation, route, status, created_at, next_attempt_at)
-         SELECT ?1, ?2, 1, ?3, 'pending', ?4, ?4
-         WHERE EXISTS (SELECT 1 FROM events WHERE id = ?1 AND ingest_id = ?5)`,
-      )
-      .bind(event.id, delivery.destination, delivery.route, event.receivedAt, event.ingestId),
-  );
-  const [eventResult] = await db.batch([insertEvent, ...insertDeliveries]);
-  return { duplicate: (eventResult?.meta.changes ?? 0) === 0 };
+      JSON.stringify(deliveries),
+    )
+    .run();
+  return { duplicate: (result.meta.changes ?? 0) === 0 };
 }
 
-/** The event and the named deliveries, in one round trip. */
-export async function loadDeliveryWork(
-  db: D1Database,
-  eventId: string,
-): Promise<{ event: StoredEvent | null; deliveries: Delivery[] }> {
-  const [eventResult, deliveryResult] = await db.batch([
-    db
-      .prepare(
-        `SELECT id, source, event_type, merchant_id, provider_id, content_type, body, received_at FROM events WHERE id = ?1`,
-      )
-      .bind(eventId),
-    db
-      .prepare(
-        `SELECT event_id, destination, generation, route, status, attempts, next_attempt_at, last_status_code, last_error, completed_at
-         FROM deliveries WHERE event_id = ?1`,
-      )
-      .bind(eventId),
-  ]);
-  const eventRow = (eventResult?.results as EventRow[] | undefined)?.[0];
+/** Undoes an insert made by this ingest, and only that one (a concurrent duplicate's row has another ingest id). */
+export async function deleteIngestedEvent(db: D1Database, eventId: string, ingestId: string): Promise<void> {
+  await db.prepare(`DELETE FROM events WHERE id = ?1 AND ingest_id = ?2 AND version = 0`).bind(eventId, ingestId).run();
+}
+
+/** The event with its delivery state, in one statement. */
+export async function loadDeliveryWork(db: D1Database, eventId: string): Promise<{ event: StoredEvent; snapshot: DeliverySnapshot } | null> {
+  const row = await db
+    .prepare(
+      `SELECT id, ingest_id, source, event_type, merchant_id, provider_id, content_type, body, received_at, deliveries, version
+       FROM events WHERE id = ?1`,
+    )
+    .bind(eventId)
+    .first<EventRow>();
+  if (!row) return null;
   return {
-    event: eventRow ? toStoredEvent(eventRow) : null,
-    deliveries: ((deliveryResult?.results ?? []) as DeliveryRow[]).map(toDelivery),
+    event: { ...toEventIdentity(row), ingestId: row.ingest_id, contentType: row.content_type, body: fromStoredPayload(row.body) },
+    snapshot: toSnapshot(row),
   };
 }
 
-/** Records attempts (state, last error and the appended attempt log) with one row write each, in one batch. */
-export async function recordAttemptOutcomes(db: D1Database, outcomes: readonly AttemptOutcome[]): Promise<number[]> {
-  if (outcomes.length === 0) return [];
-  const statements = outcomes.map((outcome) =>
-    db
-      .prepare(
-        `UPDATE deliveries
-         SET status = ?4, attempts = ?5, next_attempt_at = ?6, last_status_code = ?7, last_error = ?8,
-             completed_at = CASE WHEN ?4 = 'pending' THEN NULL ELSE ?9 END,
-             attempt_log = json_insert(attempt_log, '$[#]', json(?10))
-         WHERE event_id = ?1 AND destination = ?2 AND generation = ?3 AND status = 'pending' AND attempts = ?11`,
-      )
-      .bind(
-        outcome.key.eventId,
-        outcome.key.destination,
-        outcome.key.generation,
-        outcome.status,
-        outcome.record.attempt,
-        outcome.nextAttemptAt,
-        outcome.record.statusCode,
-        outcome.lastError,
-        outcome.record.at,
-        JSON.stringify(outcome.record),
-        outcome.previousAttempts,
-      ),
-  );
-  const results = await db.batch(statements);
-  return results.map((result) => result.meta.changes ?? 0);
-}
+/**
+ * Each round of a race has a winner, so N concurrent writers of one event need at most N rounds. The usual race is
+ * the split-off retries of one fan-out landing in one consumer batch (at most `max_batch_size`, 10). A writer that
+ * runs out throws, and its queue message is retried, so nothing is lost.
+ */
+const MAX_WRITE_ATTEMPTS = 20;
 
-/** Marks still-pending deliveries dead without an attempt (destination removed or disabled, queue gave up). */
-export async function markDeliveriesDead(
-  db: D1Database,
-  dead: readonly { key: DeliveryKey; reason: string }[],
-  now: number,
-): Promise<number> {
-  if (dead.length === 0) return 0;
-  const results = await db.batch(
-    dead.map(({ key, reason }) =>
-      db
-        .prepare(
-          `UPDATE deliveries SET status = 'dead', last_error = ?4, completed_at = ?5
-           WHERE event_id = ?1 AND destination = ?2 AND generation = ?3 AND status = 'pending'`,
-        )
-        .bind(key.eventId, key.destination, key.generation, reason, now),
-    ),
-  );
-  return results.reduce((sum, result) => sum + (result.meta.changes ?? 0), 0);
+function writeDeliveries(db: D1Database, eventId: string, version: number, deliveries: readonly DeliveryState[]) {
+  return db
+    .prepare(`UPDATE events SET deliveries = ?3, version = version + 1 WHERE id = ?1 AND version = ?2`)
+    .bind(eventId, version, JSON.stringify(deliveries));
 }
 
 /**
- * Claims pending deliveries whose attempt is overdue by more than the grace period, by moving their due time to
- * now. The claim is conditional on the due time read, so overlapping sweeps claim each delivery once.
+ * Applies a rule to one event's delivery state and writes the result, starting from `snapshot` if the caller has
+ * just read it. Returns null if the event does not exist.
  */
-export async function claimOverdueDeliveries(
+export async function updateDeliveries<R>(
   db: D1Database,
-  now: number,
-  graceMs: number,
-  limit: number,
-): Promise<DeliveryKey[]> {
-  const overdue = await db
-    .prepare(
-      `SELECT event_id, destination, generation, next_attempt_at FROM deliveries
-       WHERE status = 'pending' AND next_attempt_at < ?1 ORDER BY next_attempt_at LIMIT ?2`,
-    )
-    .bind(now - graceMs, limit)
-    .all<{ event_id: string; destination: string; generation: number; next_attempt_at: number }>();
-  if (overdue.results.length === 0) return [];
-  const claims = await db.batch(
-    overdue.results.map((row) =>
+  eventId: string,
+  rule: (deliveries: DeliveryState[]) => Change<R>,
+  snapshot?: DeliverySnapshot,
+): Promise<R | null> {
+  let current: DeliverySnapshot | null = snapshot ?? null;
+  for (let attempt = 1; ; attempt++) {
+    if (!current) {
+      const row = await db.prepare(`SELECT deliveries, version FROM events WHERE id = ?1`).bind(eventId).first<EventRow>();
+      if (!row) return null;
+      current = toSnapshot(row);
+    }
+    const change = rule(current.deliveries);
+    if (change.deliveries === current.deliveries) return change.result;
+    const written = await writeDeliveries(db, eventId, current.version, change.deliveries).run();
+    if ((written.meta.changes ?? 0) === 1) return change.result;
+    // Another writer (a split-off retry, a replay, a redelivered message) got there first: re-read and re-apply.
+    if (attempt >= MAX_WRITE_ATTEMPTS) throw new Error(`delivery state of ${eventId} kept changing under ${MAX_WRITE_ATTEMPTS} writes`);
+    current = null;
+  }
+}
+
+/**
+ * The same for many events at once: one read and one batch of conditional writes; only an event whose write lost
+ * a race goes round again on its own. Events that do not exist are left out of the result.
+ */
+export async function updateDeliveriesOfEvents<R>(
+  db: D1Database,
+  eventIds: readonly string[],
+  rule: (eventId: string, deliveries: DeliveryState[]) => Change<R>,
+): Promise<Map<string, R>> {
+  const results = new Map<string, R>();
+  if (eventIds.length === 0) return results;
+  const { results: rows } = await db
+    .prepare(`SELECT id, deliveries, version FROM events WHERE id IN (SELECT value FROM json_each(?1))`)
+    .bind(JSON.stringify([...new Set(eventIds)]))
+    .all<Pick<EventRow, "id" | "deliveries" | "version">>();
+  const writes: { eventId: string; version: number; change: Change<R> }[] = [];
+  for (const row of rows) {
+    const snapshot = toSnapshot(row);
+    const change = rule(row.id, snapshot.deliveries);
+    if (change.deliveries === snapshot.deliveries) results.set(row.id, change.result);
+    else writes.push({ eventId: row.id, version: snapshot.version, change });
+  }
+  if (writes.length > 0) {
+    const written = await db.batch(writes.map((w) => writeDeliveries(db, w.eventId, w.version, w.change.deliveries)));
+    for (const [i, w] of writes.entries()) {
+      if ((written[i]?.meta.changes ?? 0) === 1) results.set(w.eventId, w.change.result);
+      else {
+        const retried = await updateDeliveries(db, w.eventId, (deliveries) => rule(w.eventId, deliveries));
+        if (retried !== null) results.set(w.eventId, retried);
+      }
+    }
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The outbox: queue messages whose send failed, kept until the sweeper has sent them.
+
+export async function insertOutbox(db: D1Database, messages: readonly unknown[], now: number): Promise<void> {
+  if (messages.length === 0) return;
+  await db.batch(
+    messages.map((message) =>
       db
-        .prepare(
-          `UPDATE deliveries SET next_attempt_at = ?4
-           WHERE event_id = ?1 AND destination = ?2 AND generation = ?3 AND status = 'pending' AND next_attempt_at = ?5`,
-        )
-        .bind(row.event_id, row.destination, row.generation, now, row.next_attempt_at),
+        .prepare(`INSERT INTO outbox (id, message, created_at, due_at) VALUES (?1, ?2, ?3, ?3)`)
+        .bind(`obx_${crypto.randomUUID().replace(/-/g, "")}`, JSON.stringify(message), now),
     ),
   );
-  return overdue.results
-    .filter((_, i) => (claims[i]?.meta.changes ?? 0) === 1)
-    .map((row) => ({ eventId: row.event_id, destination: row.destination, generation: row.generation }));
+}
+
+/**
+ * Claims due outbox rows by moving their due time `claimMs` ahead, conditional on the due time read, so
+ * overlapping sweeps claim each row once and a claimed row whose send then fails comes due again by itself.
+ */
+export async function claimDueOutbox(db: D1Database, now: number, claimMs: number, limit: number): Promise<{ id: string; message: unknown }[]> {
+  const due = await db
+    .prepare(`SELECT id, message, due_at FROM outbox WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2`)
+    .bind(now, limit)
+    .all<{ id: string; message: string; due_at: number }>();
+  if (due.results.length === 0) return [];
+  const claims = await db.batch(
+    due.results.map((row) => db.prepare(`UPDATE outbox SET due_at = ?2 WHERE id = ?1 AND due_at = ?3`).bind(row.id, now + claimMs, row.due_at)),
+  );
+  return due.results.filter((_, i) => (claims[i]?.meta.changes ?? 0) === 1).map((row) => ({ id: row.id, message: JSON.parse(row.message) as unknown }));
+}
+
+export async function deleteOutbox(db: D1Database, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.prepare(`DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?1))`).bind(JSON.stringify(ids)).run();
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -329,17 +308,30 @@ export interface DeliveryDetail extends Delivery {
   attemptLog: AttemptRecord[];
 }
 
-// The latest generation of each (event, destination) is its current state; older generations are replay history.
-const LATEST_DELIVERIES = `
-  SELECT d.* FROM deliveries d
-  WHERE d.generation = (SELECT MAX(generation) FROM deliveries x WHERE x.event_id = d.event_id AND x.destination = d.destination)`;
+function toDeliveryDetail(eventId: string, { log, superseded: _history, ...state }: DeliveryState): DeliveryDetail {
+  return { eventId, ...state, attemptLog: log };
+}
 
+// Every delivery generation as a row of its own, unpacked from the events' JSON arrays, with the column names the
+// old deliveries table had. CURRENT_DELIVERIES keeps the generation of each (event, destination) that is not
+// replay history.
+const DELIVERY_ROWS = `
+  SELECT e.id AS event_id, j.value ->> 'destination' AS destination, j.value ->> 'generation' AS generation,
+         j.value ->> 'route' AS route, j.value ->> 'status' AS status, j.value ->> 'attempts' AS attempts,
+         j.value ->> 'createdAt' AS created_at, j.value ->> 'nextAttemptAt' AS next_attempt_at,
+         j.value ->> 'lastStatusCode' AS last_status_code, j.value ->> 'lastError' AS last_error,
+         j.value ->> 'completedAt' AS completed_at, j.value ->> 'superseded' AS superseded, j.value AS state
+  FROM events e, json_each(e.deliveries) j`;
+const CURRENT_DELIVERIES = `SELECT * FROM (${DELIVERY_ROWS}) WHERE superseded = 0`;
+
+// Per event, joined to its own current deliveries (`LEFT JOIN json_each(e.deliveries) l ON ${CURRENT_ELEMENT}`).
+const CURRENT_ELEMENT = `l.value ->> 'superseded' = 0`;
 const EVENT_SUMMARY_COLUMNS = `
   e.id, e.source, e.event_type, e.merchant_id, e.provider_id, e.routing, e.received_at,
-  COALESCE(SUM(l.status = 'pending' AND l.attempts = 0), 0) AS pending,
-  COALESCE(SUM(l.status = 'delivered'), 0) AS delivered,
-  COALESCE(SUM(l.status = 'dead'), 0) AS dead,
-  COALESCE(SUM(l.status = 'pending' AND l.attempts > 0), 0) AS failing`;
+  COALESCE(SUM(l.value ->> 'status' = 'pending' AND l.value ->> 'attempts' = 0), 0) AS pending,
+  COALESCE(SUM(l.value ->> 'status' = 'delivered'), 0) AS delivered,
+  COALESCE(SUM(l.value ->> 'status' = 'dead'), 0) AS dead,
+  COALESCE(SUM(l.value ->> 'status' = 'pending' AND l.value ->> 'attempts' > 0), 0) AS failing`;
 
 interface EventSummaryRow {
   id: string;
@@ -366,12 +358,11 @@ function toEventSummary(row: EventSummaryRow): EventSummary {
 const STATUS_HAVING: Record<EventStatusFilter, string> = {
   routed: "e.routing = 'routed'",
   unrouted: "e.routing = 'unrouted'",
-  delivered: "e.routing = 'routed' AND COUNT(l.event_id) > 0 AND SUM(l.status = 'delivered') = COUNT(l.event_id)",
-  failing: "SUM(l.status = 'pending' AND l.attempts > 0) > 0",
-  dead: "SUM(l.status = 'dead') > 0",
+  delivered: "e.routing = 'routed' AND COUNT(l.value) > 0 AND SUM(l.value ->> 'status' = 'delivered') = COUNT(l.value)",
+  failing: "SUM(l.value ->> 'status' = 'pending' AND l.value ->> 'attempts' > 0) > 0",
+  dead: "SUM(l.value ->> 'status' = 'dead') > 0",
 };
 
-/** Newest first, keyset-paginated on (received_at, id): events arriving meanwhile land before page one. */
 /**
  * Builds a WHERE clause from conditions written with bare `?`, numbering each as the next bound parameter
  * (D1 takes `?N`), so callers never count parameters by hand.
@@ -393,6 +384,7 @@ function sqlConditions() {
   };
 }
 
+/** Newest first, keyset-paginated on (received_at, id): events arriving meanwhile land before page one. */
 export async function listEvents(db: D1Database, filter: EventFilter, cursor: EventCursor | null, limit: number): Promise<EventSummary[]> {
   const conditions = sqlConditions();
   if (filter.source !== undefined) conditions.add("e.source = ?", filter.source);
@@ -403,7 +395,7 @@ export async function listEvents(db: D1Database, filter: EventFilter, cursor: Ev
   if (filter.until !== undefined) conditions.add("e.received_at < ?", filter.until);
   if (cursor) conditions.add("(e.received_at < ? OR (e.received_at = ? AND e.id < ?))", cursor.receivedAt, cursor.receivedAt, cursor.id);
   const sql = `SELECT ${EVENT_SUMMARY_COLUMNS}
-    FROM events e LEFT JOIN (${LATEST_DELIVERIES}) l ON l.event_id = e.id
+    FROM events e LEFT JOIN json_each(e.deliveries) l ON ${CURRENT_ELEMENT}
     ${conditions.where()}
     GROUP BY e.id
     ${filter.status ? `HAVING ${STATUS_HAVING[filter.status]}` : ""}
@@ -414,23 +406,6 @@ export async function listEvents(db: D1Database, filter: EventFilter, cursor: Ev
 }
 
 export async function getEventDetail(db: D1Database, eventId: string): Promise<{ event: EventDetail; deliveries: DeliveryDetail[] } | null> {
-  const [eventResult, deliveryResult] = await db.batch([
-    db
-      .prepare(
-        `SELECT ${EVENT_SUMMARY_COLUMNS}, e.idempotency_key, e.content_type, e.body, e.body_sha256,
-                e.responder, e.responder_status, e.responder_latency_ms, e.responder_error
-         FROM events e LEFT JOIN (${LATEST_DELIVERIES}) l ON l.event_id = e.id
-         WHERE e.id = ?1 GROUP BY e.id`,
-      )
-      .bind(eventId),
-    db
-      .prepare(
-        `SELECT event_id, destination, generation, route, status, attempts, next_attempt_at, last_status_code, last_error,
-                completed_at, created_at, attempt_log
-         FROM deliveries WHERE event_id = ?1 ORDER BY destination, generation`,
-      )
-      .bind(eventId),
-  ]);
   type Row = EventSummaryRow & {
     idempotency_key: string;
     content_type: string;
@@ -440,8 +415,17 @@ export async function getEventDetail(db: D1Database, eventId: string): Promise<{
     responder_status: number | null;
     responder_latency_ms: number | null;
     responder_error: string | null;
+    all_deliveries: string;
   };
-  const row = (eventResult?.results as Row[] | undefined)?.[0];
+  const row = await db
+    .prepare(
+      `SELECT ${EVENT_SUMMARY_COLUMNS}, e.idempotency_key, e.content_type, e.body, e.body_sha256,
+              e.responder, e.responder_status, e.responder_latency_ms, e.responder_error, e.deliveries AS all_deliveries
+       FROM events e LEFT JOIN json_each(e.deliveries) l ON ${CURRENT_ELEMENT}
+       WHERE e.id = ?1 GROUP BY e.id`,
+    )
+    .bind(eventId)
+    .first<Row>();
   if (!row) return null;
   const event: EventDetail = {
     ...toEventSummary(row),
@@ -453,43 +437,10 @@ export async function getEventDetail(db: D1Database, eventId: string): Promise<{
       ? { destination: row.responder, status: row.responder_status, latencyMs: row.responder_latency_ms, error: row.responder_error }
       : null,
   };
-  const deliveries = ((deliveryResult?.results ?? []) as (DeliveryRow & { created_at: number; attempt_log: string })[]).map((r) => ({
-    ...toDelivery(r),
-    createdAt: r.created_at,
-    attemptLog: JSON.parse(r.attempt_log) as AttemptRecord[],
-  }));
+  const deliveries = (JSON.parse(row.all_deliveries) as DeliveryState[])
+    .map((state) => toDeliveryDetail(eventId, state))
+    .sort((x, y) => (x.destination === y.destination ? x.generation - y.generation : x.destination < y.destination ? -1 : 1));
   return { event, deliveries };
-}
-
-/**
- * Adds a new generation for each named destination of an event; the old rows stay as history. The generation is
- * computed in SQL, and the (event, destination, generation) key makes a concurrent replay of the same pair fail
- * rather than double up.
- */
-export async function insertReplayDeliveries(
-  db: D1Database,
-  targets: readonly { eventId: string; destination: string; route: string }[],
-  now: number,
-): Promise<DeliveryKey[]> {
-  if (targets.length === 0) return [];
-  const results = await db.batch(
-    targets.map((target) =>
-      db
-        .prepare(
-          `INSERT INTO deliveries (event_id, destination, generation, route, status, created_at, next_attempt_at)
-           SELECT ?1, ?2, COALESCE(MAX(generation), 0) + 1, ?3, 'pending', ?4, ?4 FROM deliveries WHERE event_id = ?1 AND destination = ?2
-           RETURNING event_id, destination, generation`,
-        )
-        .bind(target.eventId, target.destination, target.route, now),
-    ),
-  );
-  return results.flatMap((result) =>
-    (result.results as { event_id: string; destination: string; generation: number }[]).map((row) => ({
-      eventId: row.event_id,
-      destination: row.destination,
-      generation: row.generation,
-    })),
-  );
 }
 
 export interface DeliveryFilter {
@@ -529,19 +480,21 @@ export async function listCurrentDeliveries(
   const conditions = deliveryConditions(filter, cursor);
   const { results } = await db
     .prepare(
-      `SELECT l.event_id, l.destination, l.generation, l.route, l.status, l.attempts, l.next_attempt_at, l.last_status_code,
-              l.last_error, l.created_at, l.completed_at
-       FROM (${LATEST_DELIVERIES}) l ${conditions.where()} ORDER BY l.event_id, l.destination LIMIT ${conditions.bind(limit)}`,
+      `SELECT l.event_id, l.state
+       FROM (${CURRENT_DELIVERIES}) l ${conditions.where()} ORDER BY l.event_id, l.destination LIMIT ${conditions.bind(limit)}`,
     )
     .bind(...conditions.params)
-    .all<DeliveryRow & { created_at: number }>();
-  return results.map((row) => ({ ...toDelivery(row), createdAt: row.created_at }));
+    .all<{ event_id: string; state: string }>();
+  return results.map((row) => {
+    const { attemptLog: _log, ...delivery } = toDeliveryDetail(row.event_id, JSON.parse(row.state) as DeliveryState);
+    return delivery;
+  });
 }
 
 export async function countCurrentDeliveries(db: D1Database, filter: DeliveryFilter): Promise<number> {
   const conditions = deliveryConditions(filter, null);
   const count = await db
-    .prepare(`SELECT COUNT(*) AS n FROM (${LATEST_DELIVERIES}) l ${conditions.where()}`)
+    .prepare(`SELECT COUNT(*) AS n FROM (${CURRENT_DELIVERIES}) l ${conditions.where()}`)
     .bind(...conditions.params)
     .first<number>("n");
   return count ?? 0;
@@ -562,16 +515,19 @@ export interface DestinationHealthRow {
 export async function destinationHealth(db: D1Database, since: number): Promise<DestinationHealthRow[]> {
   const { results } = await db
     .prepare(
-      `SELECT d.destination,
+      `WITH d AS (SELECT * FROM (${DELIVERY_ROWS}) WHERE created_at >= ?1),
+            -- SQLite takes a bare column of a MAX() aggregate from the row holding the maximum: the latest error.
+            errors AS (SELECT destination, last_error, MAX(COALESCE(completed_at, next_attempt_at)) AS last_error_at
+                       FROM d WHERE last_error IS NOT NULL GROUP BY destination)
+       SELECT d.destination,
               SUM(d.status = 'delivered') AS delivered,
               SUM(d.status = 'pending' AND d.attempts > 0) AS failing,
               SUM(d.status = 'dead') AS dead,
               SUM(d.status = 'pending' AND d.attempts = 0) AS pending,
               MAX(CASE WHEN d.status = 'delivered' THEN d.completed_at END) AS last_success_at,
-              (SELECT x.last_error FROM deliveries x WHERE x.destination = d.destination AND x.last_error IS NOT NULL AND x.created_at >= ?1
-                 ORDER BY COALESCE(x.completed_at, x.next_attempt_at) DESC LIMIT 1) AS last_error,
-              MAX(CASE WHEN d.last_error IS NOT NULL THEN COALESCE(d.completed_at, d.next_attempt_at) END) AS last_error_at
-       FROM deliveries d WHERE d.created_at >= ?1 GROUP BY d.destination ORDER BY d.destination`,
+              errors.last_error, errors.last_error_at
+       FROM d LEFT JOIN errors ON errors.destination = d.destination
+       GROUP BY d.destination ORDER BY d.destination`,
     )
     .bind(since)
     .all<{ destination: string; delivered: number; failing: number; dead: number; pending: number; last_success_at: number | null; last_error: string | null; last_error_at: number | null }>();

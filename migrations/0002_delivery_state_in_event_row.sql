@@ -1,0 +1,63 @@
+-- Delivery state moves into the event row, and the deliveries table gives way to an outbox.
+--
+-- Why: D1 bills rows written, and one row per delivery cost 1 + N rows at ingest plus one per recorded attempt:
+-- 7 rows for an event to three destinations (bench/REPORT.md). With the state as a JSON array in the event row,
+-- ingest writes one row whatever the fan-out, and each queue message's outcomes are recorded with one more.
+-- The sweeper no longer scans every delivery ever made: it reads the outbox, which holds only the queue messages
+-- whose send failed.
+
+-- One element per delivery generation: { destination, generation, route, status, attempts, createdAt,
+-- nextAttemptAt, lastStatusCode, lastError, completedAt, superseded, log: [attempt, ...] }. A replay marks the
+-- destination's current element superseded and appends the next generation. Read and written through
+-- src/storage/db.ts and the pure rules in src/delivery/state.ts.
+ALTER TABLE events ADD COLUMN deliveries TEXT NOT NULL DEFAULT '[]';
+-- Optimistic concurrency for the deliveries column: every write is conditional on the version it read.
+ALTER TABLE events ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+
+UPDATE events SET deliveries = (
+  SELECT json_group_array(json_object(
+    'destination', d.destination,
+    'generation', d.generation,
+    'route', d.route,
+    'status', d.status,
+    'attempts', d.attempts,
+    'createdAt', d.created_at,
+    'nextAttemptAt', d.next_attempt_at,
+    'lastStatusCode', d.last_status_code,
+    'lastError', d.last_error,
+    'completedAt', d.completed_at,
+    'superseded', json(CASE WHEN d.generation < (
+      SELECT MAX(x.generation) FROM deliveries x WHERE x.event_id = d.event_id AND x.destination = d.destination
+    ) THEN 'true' ELSE 'false' END),
+    'log', json(d.attempt_log)
+  ))
+  FROM (SELECT * FROM deliveries WHERE event_id = events.id ORDER BY destination, generation) d
+)
+WHERE EXISTS (SELECT 1 FROM deliveries WHERE event_id = events.id);
+
+-- Queue messages that could not be sent when they were made (the queue was unavailable). The sweeper sends them
+-- and deletes them; a healthy system keeps this table empty, so the sweeper's scan costs next to nothing.
+CREATE TABLE outbox (
+  id TEXT NOT NULL PRIMARY KEY,
+  -- The queue message body as JSON (src/delivery/messages.ts).
+  message TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  -- The sweeper claims a row by moving this forward before sending, so overlapping runs send it once.
+  due_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The old sweeper re-sent pending deliveries overdue by ten minutes or more (their send had failed). Hand those
+-- to the outbox, one message per event, so none is stranded by the move.
+INSERT INTO outbox (id, message, created_at, due_at)
+SELECT 'obx_migrated_' || event_id,
+       json_object('v', 1, 'eventId', event_id,
+                   'deliveries', json_group_array(json_object('destination', destination, 'generation', generation))),
+       CAST(unixepoch('subsec') * 1000 AS INTEGER),
+       0
+FROM deliveries
+WHERE status = 'pending'
+  AND generation = (SELECT MAX(x.generation) FROM deliveries x WHERE x.event_id = deliveries.event_id AND x.destination = deliveries.destination)
+  AND next_attempt_at < CAST(unixepoch('subsec') * 1000 AS INTEGER) - 600000
+GROUP BY event_id;
+
+DROP TABLE deliveries;

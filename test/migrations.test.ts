@@ -1,0 +1,65 @@
+import { applyD1Migrations } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { expect, it } from "vitest";
+import { loadDeliveryWork } from "../src/storage/db";
+
+const db = () => env.MIGRATION_DB;
+const before = (prefix: string) => env.TEST_MIGRATIONS.filter((m) => m.name < prefix);
+
+it("0002 moves each event's delivery rows into its row, keeps replay history, and hands stranded sends to the outbox", async () => {
+  await applyD1Migrations(db(), before("0002_"));
+  expect(await db().prepare("SELECT name FROM sqlite_schema WHERE name = 'deliveries'").first("name")).toBe("deliveries");
+  const now = Date.now();
+  const event = (id: string) =>
+    db()
+      .prepare(
+        `INSERT INTO events (id, idempotency_key, ingest_id, source, event_type, routing, content_type, body, body_sha256, received_at)
+         VALUES (?1, 'k', 'i', 'lab', 'single', 'routed', 'application/json', '{}', 'h', ?2)`,
+      )
+      .bind(id, now - 3_600_000);
+  const delivery = (eventId: string, destination: string, generation: number, status: string, attempts: number, nextAttemptAt: number, log = "[]") =>
+    db()
+      .prepare(
+        `INSERT INTO deliveries (event_id, destination, generation, route, status, attempts, created_at, next_attempt_at, last_error, completed_at, attempt_log)
+         VALUES (?1, ?2, ?3, 'r', ?4, ?5, ?6, ?7, ?8, ?9, ?10)`,
+      )
+      .bind(eventId, destination, generation, status, attempts, now - 3_600_000, nextAttemptAt, status === "dead" ? "http_410 (permanent)" : null, status === "pending" ? null : now - 3_000_000, log);
+  const replayed = `evt_${"a".repeat(32)}`;
+  const stranded = `evt_${"b".repeat(32)}`;
+  const inFlight = `evt_${"c".repeat(32)}`;
+  const unrouted = `evt_${"d".repeat(32)}`;
+  const attempt = JSON.stringify([{ attempt: 1, at: now - 3_000_000, statusCode: 410, latencyMs: 4, errorClass: "http_410", responseExcerpt: "gone" }]);
+  await db().batch([
+    event(replayed),
+    delivery(replayed, "pos", 1, "dead", 1, now - 3_000_000, attempt),
+    delivery(replayed, "pos", 2, "delivered", 1, now - 1_000_000),
+    delivery(replayed, "erp", 1, "delivered", 1, now - 3_000_000),
+    // Pending for an hour with no attempt: its queue send failed, and the old sweeper would have re-sent it.
+    event(stranded),
+    delivery(stranded, "pos", 1, "pending", 0, now - 3_600_000),
+    delivery(stranded, "erp", 1, "pending", 0, now - 3_600_000),
+    // Due a minute ago: its message is still on its way, so it must not be sent twice.
+    event(inFlight),
+    delivery(inFlight, "pos", 1, "pending", 2, now - 60_000),
+    event(unrouted),
+  ]);
+
+  await applyD1Migrations(db(), env.TEST_MIGRATIONS);
+
+  const work = await loadDeliveryWork(db(), replayed);
+  expect(work!.snapshot.version).toBe(0);
+  expect(work!.snapshot.deliveries.map((d) => [d.destination, d.generation, d.status, d.superseded, d.log.length])).toEqual([
+    ["erp", 1, "delivered", false, 0],
+    ["pos", 1, "dead", true, 1],
+    ["pos", 2, "delivered", false, 0],
+  ]);
+  expect(work!.snapshot.deliveries[1]).toMatchObject({ lastError: "http_410 (permanent)", log: JSON.parse(attempt) });
+  expect((await loadDeliveryWork(db(), unrouted))!.snapshot.deliveries).toEqual([]);
+  expect((await loadDeliveryWork(db(), inFlight))!.snapshot.deliveries[0]).toMatchObject({ status: "pending", attempts: 2 });
+
+  const { results } = await db().prepare("SELECT message, due_at FROM outbox").all<{ message: string; due_at: number }>();
+  expect(results.map((r) => JSON.parse(r.message))).toEqual([
+    { v: 1, eventId: stranded, deliveries: expect.arrayContaining([{ destination: "pos", generation: 1 }, { destination: "erp", generation: 1 }]) },
+  ]);
+  expect(await db().prepare("SELECT name FROM sqlite_schema WHERE name = 'deliveries'").first()).toBeNull();
+});

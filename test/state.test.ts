@@ -1,0 +1,70 @@
+import { describe, expect, it } from "vitest";
+import { addGenerations, applyOutcomes, currentDeliveries, markDead, plannedDeliveries, type AttemptOutcome } from "../src/delivery/state";
+
+const planned = () => plannedDeliveries([{ destination: "pos", route: "r" }, { destination: "erp", route: "r" }], 1000);
+
+function outcome(destination: string, previousAttempts: number, status: AttemptOutcome["status"], at = 2000): AttemptOutcome {
+  return {
+    ref: { destination, generation: 1 },
+    previousAttempts,
+    status,
+    nextAttemptAt: status === "pending" ? at + 30_000 : at,
+    lastError: status === "delivered" ? null : "http_500",
+    record: { attempt: previousAttempts + 1, at, statusCode: status === "delivered" ? 200 : 500, latencyMs: 5, errorClass: null, responseExcerpt: null },
+  };
+}
+
+describe("delivery state rules", () => {
+  it("plans one pending generation-1 delivery per destination", () => {
+    expect(planned().map((d) => [d.destination, d.generation, d.status, d.attempts, d.createdAt, d.superseded, d.log])).toEqual([
+      ["pos", 1, "pending", 0, 1000, false, []],
+      ["erp", 1, "pending", 0, 1000, false, []],
+    ]);
+  });
+
+  it("records an outcome with its attempt in the log, and only on the attempt count it was read with", () => {
+    const first = applyOutcomes(planned(), [outcome("pos", 0, "pending"), outcome("erp", 0, "delivered")]);
+    expect(first.result).toEqual([true, true]);
+    expect(first.deliveries.map((d) => [d.destination, d.status, d.attempts, d.completedAt, d.log.length])).toEqual([
+      ["pos", "pending", 1, null, 1],
+      ["erp", "delivered", 1, 2000, 1],
+    ]);
+    // A second copy of the same message, which read attempts = 0 too, loses: nothing changes, and the same array
+    // comes back so the caller skips the write.
+    const again = applyOutcomes(first.deliveries, [outcome("pos", 0, "pending"), outcome("erp", 0, "delivered")]);
+    expect(again.result).toEqual([false, false]);
+    expect(again.deliveries).toBe(first.deliveries);
+    // The next attempt of the pending one applies.
+    const next = applyOutcomes(first.deliveries, [outcome("pos", 1, "delivered", 40_000)]);
+    expect(next.result).toEqual([true]);
+    expect(next.deliveries[0]).toMatchObject({ status: "delivered", attempts: 2, completedAt: 40_000 });
+    expect(next.deliveries[0]!.log.map((a) => a.attempt)).toEqual([1, 2]);
+  });
+
+  it("marks only pending deliveries dead, with the reason", () => {
+    const delivered = applyOutcomes(planned(), [outcome("erp", 0, "delivered")]).deliveries;
+    const marks = ["pos", "erp"].map((destination) => ({ ref: { destination, generation: 1 }, reason: "queue_retries_exhausted" }));
+    const { deliveries, result } = markDead(delivered, marks, 3000);
+    expect(result).toBe(1);
+    expect(deliveries.map((d) => [d.destination, d.status, d.lastError])).toEqual([
+      ["pos", "dead", "queue_retries_exhausted"],
+      ["erp", "delivered", null],
+    ]);
+    expect(markDead(deliveries, marks, 4000).deliveries).toBe(deliveries);
+  });
+
+  it("replays as a new generation and keeps the old one as history; a new destination starts at 1", () => {
+    const { deliveries, result } = addGenerations(planned(), [{ destination: "pos", route: "replay" }, { destination: "crm", route: "replay" }], 5000);
+    expect(result).toEqual([{ destination: "pos", generation: 2 }, { destination: "crm", generation: 1 }]);
+    expect(deliveries.map((d) => [d.destination, d.generation, d.superseded])).toEqual([
+      ["pos", 1, true],
+      ["erp", 1, false],
+      ["pos", 2, false],
+      ["crm", 1, false],
+    ]);
+    expect(currentDeliveries(deliveries).map((d) => `${d.destination}#${d.generation}`)).toEqual(["erp#1", "pos#2", "crm#1"]);
+    const twice = addGenerations(deliveries, [{ destination: "pos", route: "replay" }], 6000);
+    expect(twice.result).toEqual([{ destination: "pos", generation: 3 }]);
+    expect(currentDeliveries(twice.deliveries).filter((d) => d.destination === "pos")).toHaveLength(1);
+  });
+});
