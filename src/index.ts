@@ -5,6 +5,7 @@ import { handleDeadLetterBatch, handleDeliveryBatch } from "./delivery/consumer"
 import { sweepOutbox } from "./delivery/sweeper";
 import { handleError, handleNotFound } from "./errors";
 import { webhooks } from "./ingest/app";
+import { configureLogging } from "./log";
 import { withUsage } from "./usage";
 
 const app = new Hono<{ Bindings: Env }>();
@@ -24,18 +25,21 @@ function queueRole(queue: string): "deliveries" | "dead-letters" {
 
 export default {
   async fetch(request, env, ctx) {
+    configureLogging(env);
     const usage = withUsage(env, "fetch");
     const response = await app.fetch(request, usage.env, ctx);
     usage.report({ status: response.status });
     return response;
   },
   async queue(batch, env) {
+    configureLogging(env);
     const usage = withUsage(env, "queue");
     if (queueRole(batch.queue) === "dead-letters") await handleDeadLetterBatch(batch, usage.env);
     else await handleDeliveryBatch(batch, usage.env);
     usage.report({ queue: batch.queue, messages: batch.messages.length });
   },
   async scheduled(_controller, env) {
+    configureLogging(env);
     const usage = withUsage(env, "scheduled");
     await sweepOutbox(usage.env);
     usage.report();

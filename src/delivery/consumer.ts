@@ -93,7 +93,7 @@ async function attemptDeliveries(
     const status = verdict === "delivered" ? "delivered" : verdict === "permanent" || exhausted ? "dead" : "pending";
     const lastError =
       errorClass === null ? null : verdict === "permanent" ? `${errorClass} (permanent)` : exhausted ? `${errorClass} (after ${attempt} attempts)` : errorClass;
-    logEvent(status === "dead" ? "warn" : "info", `delivery_${status === "pending" ? "retry_scheduled" : status}`, {
+    logEvent(status === "dead" ? "warn" : status === "pending" ? "info" : "debug", `delivery_${status === "pending" ? "retry_scheduled" : status}`, {
       eventId: event.id,
       ...ref,
       attempt,
@@ -145,7 +145,7 @@ async function processDeliveryMessage(
   }
   if (message.ingestId && message.ingestId !== work.event.ingestId) {
     // Sent by a concurrent or retried duplicate of an event another request stored; that request's message delivers it.
-    logEvent("info", "delivery_message_duplicate", { eventId: message.eventId });
+    logEvent("debug", "delivery_message_duplicate", { eventId: message.eventId });
     return { kind: "ack" };
   }
   const retries = await attemptDeliveries(env, config, limit, message, work.event, work.snapshot);

@@ -61,7 +61,7 @@ export async function answerDraft({ env, ctx, config, decision, event, outbound,
   };
   ctx.waitUntil(
     storeAndEnqueue(env, stored, deliveries).then(
-      ({ duplicate }) => logEvent("info", "draft_answered", { eventId: event.id, status, latencyMs, errorClass, duplicate }),
+      ({ duplicate }) => logEvent("debug", "draft_answered", { eventId: event.id, status, latencyMs, errorClass, duplicate }),
       (err: unknown) =>
         // Weedmaps does not retry a draft and the answer has gone; the loss is logged for the operator.
         logEvent("error", "draft_store_failed", { eventId: event.id, errorMessage: err instanceof Error ? err.message : String(err) }),
