@@ -3,8 +3,8 @@
 -- Why: D1 bills rows written, and one row per delivery cost 1 + N rows at ingest plus one per recorded attempt:
 -- 7 rows for an event to three destinations (bench/REPORT.md). With the state as a JSON array in the event row,
 -- ingest writes one row whatever the fan-out, and each queue message's outcomes are recorded with one more.
--- The sweeper no longer scans every delivery ever made: it reads the outbox, which holds only the queue messages
--- whose send failed.
+-- The sweeper no longer scans every delivery every five minutes: it reads the outbox, which holds only the queue
+-- messages whose send failed, and a bounded slice of the events for deliveries whose message was lost.
 
 -- One element per delivery generation: { destination, generation, route, status, attempts, createdAt,
 -- nextAttemptAt, lastStatusCode, lastError, completedAt, superseded, log: [attempt, ...] }. A replay marks the
@@ -44,6 +44,13 @@ CREATE TABLE outbox (
   created_at INTEGER NOT NULL,
   -- The sweeper claims a row by moving this forward before sending, so overlapping runs send it once.
   due_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Where the sweeper's walk over the events stopped: it reads a bounded slice of the table per run, in key order, so
+-- its cost per run stays fixed however many events are kept (see src/delivery/sweeper.ts).
+CREATE TABLE sweeper_state (
+  name TEXT NOT NULL PRIMARY KEY,
+  value TEXT NOT NULL
 ) WITHOUT ROWID;
 
 -- The old sweeper re-sent pending deliveries overdue by ten minutes or more (their send had failed). Hand those

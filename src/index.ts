@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { admin } from "./admin/app";
 import { handleDeadLetterBatch, handleDeliveryBatch } from "./delivery/consumer";
-import { sweepOutbox } from "./delivery/sweeper";
+import { sweep } from "./delivery/sweeper";
 import { handleError, handleNotFound } from "./errors";
 import { webhooks } from "./ingest/app";
 import { configureLogging } from "./log";
@@ -41,7 +41,7 @@ export default {
   async scheduled(_controller, env) {
     configureLogging(env);
     const usage = withUsage(env, "scheduled");
-    await sweepOutbox(usage.env);
+    await sweep(usage.env);
     usage.report();
   },
 } satisfies ExportedHandler<Env>;

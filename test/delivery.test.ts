@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { MAX_CONCURRENT_REQUESTS } from "../src/delivery/consumer";
 import type { DeliveryMessage } from "../src/delivery/messages";
 import { plannedDeliveries } from "../src/delivery/state";
-import { OUTBOX_CLAIM_MS, sweepOutbox } from "../src/delivery/sweeper";
+import { OUTBOX_CLAIM_MS, sweepOutbox, sweepOverdue, SWEEP_GRACE_MS } from "../src/delivery/sweeper";
 import { captureDeliveryQueue, deliveriesOf, fixture, post, postWeedmaps, runDeliveryQueue, runScheduled, stubDestinations, type FetchHandler } from "./helpers";
 
 let queue: ReturnType<typeof captureDeliveryQueue>;
@@ -379,6 +379,48 @@ describe("outbox sweeper", () => {
     expect((await runScheduled()).outcome).toBe("ok");
     expect(queue.messages.map((m) => m.body)).toContainEqual(expect.objectContaining({ v: 1, eventId }));
     expect(await outboxRows()).toBe(0);
+  });
+});
+
+describe("overdue sweeper", () => {
+  // A wide scan, so each run covers every event this file has stored.
+  const wide = { pageRows: 1000, pages: 10 };
+
+  it("re-enqueues a delivery whose message was lost, once, and leaves one simply in flight alone", async () => {
+    stubDestinations(ok);
+    // Its message is captured and never handed to the consumer: lost.
+    const { eventId } = await ingestLab("single");
+    const swept = () => queue.messages.filter((m) => m.body.eventId === eventId);
+
+    await sweepOverdue(env, Date.now() + 60_000, wide);
+    expect(swept()).toEqual([]);
+    const later = Date.now() + SWEEP_GRACE_MS + 60_000;
+    expect((await sweepOverdue(env, later, wide)).reenqueued).toBeGreaterThanOrEqual(1);
+    // Claimed: a second (or overlapping) run at the same time sends nothing again.
+    await sweepOverdue(env, later, wide);
+    expect(swept().map((m) => m.body)).toEqual([{ v: 1, eventId, deliveries: [{ destination: "pos", generation: 1 }] }]);
+
+    await runDeliveryQueue([swept()[0]!.body]);
+    expect((await deliveriesOf(eventId)).map((d) => d.status)).toEqual(["delivered"]);
+    // Delivered: no later run picks it up.
+    await sweepOverdue(env, later + 2 * SWEEP_GRACE_MS, wide);
+    expect(swept()).toHaveLength(1);
+  });
+
+  it("reads a bounded slice per run and resumes where the last run stopped, so every event is reached", async () => {
+    const events = [await ingestLab("single"), await ingestLab("single"), await ingestLab("single")];
+    const total = (await env.DB.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n"))!;
+    const later = Date.now() + SWEEP_GRACE_MS + 60_000;
+    const slice = { pageRows: 2, pages: 1 };
+    let scanned = 0;
+    // One lap: ceil(total / 2) runs of at most 2 rows each, and every stored event's lost delivery comes back.
+    for (let run = 0; run < Math.ceil(total / 2); run++) {
+      const result = await sweepOverdue(env, later, slice);
+      expect(result.scanned).toBeLessThanOrEqual(2);
+      scanned += result.scanned;
+    }
+    expect(scanned).toBe(total);
+    for (const { eventId } of events) expect(queue.messages.map((m) => m.body.eventId)).toContain(eventId);
   });
 });
 

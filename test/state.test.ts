@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { addGenerations, applyOutcomes, currentDeliveries, markDead, plannedDeliveries, type AttemptOutcome } from "../src/delivery/state";
+import { addGenerations, applyOutcomes, claimOverdue, currentDeliveries, markDead, plannedDeliveries, type AttemptOutcome } from "../src/delivery/state";
 
 const planned = () => plannedDeliveries([{ destination: "pos", route: "r" }, { destination: "erp", route: "r" }], 1000);
 
@@ -66,5 +66,20 @@ describe("delivery state rules", () => {
     const twice = addGenerations(deliveries, [{ destination: "pos", route: "replay" }], 6000);
     expect(twice.result).toEqual([{ destination: "pos", generation: 3 }]);
     expect(currentDeliveries(twice.deliveries).filter((d) => d.destination === "pos")).toHaveLength(1);
+  });
+});
+
+describe("claimOverdue", () => {
+  it("claims only pending deliveries due before the cut-off, moving their due time to now", () => {
+    const deliveries = applyOutcomes(planned(), [outcome("erp", 0, "delivered")]).deliveries;
+    const { deliveries: claimed, result } = claimOverdue(deliveries, 1500, 9000);
+    expect(result).toEqual([{ destination: "pos", generation: 1 }]);
+    expect(claimed.map((d) => [d.destination, d.nextAttemptAt])).toEqual([
+      ["pos", 9000],
+      ["erp", 2000],
+    ]);
+    // A second claim with the same cut-off finds nothing: the due time is now 9000.
+    expect(claimOverdue(claimed, 1500, 9000).result).toEqual([]);
+    expect(claimOverdue(planned(), 1000, 9000).result).toEqual([]);
   });
 });

@@ -142,3 +142,17 @@ export function addGenerations(
   }
   return { deliveries: next, result: added };
 }
+
+/**
+ * The sweeper's claim on deliveries whose message seems lost: each still pending and still due before `overdueBefore`
+ * gets `nextAttemptAt = now`, so an overlapping sweep (which re-reads it) no longer sees it as overdue.
+ */
+export function claimOverdue(deliveries: readonly DeliveryState[], overdueBefore: number, now: number): Change<DeliveryRef[]> {
+  const claimed: DeliveryRef[] = [];
+  const next = deliveries.map((d) => {
+    if (d.status !== "pending" || d.nextAttemptAt >= overdueBefore) return d;
+    claimed.push({ destination: d.destination, generation: d.generation });
+    return { ...d, nextAttemptAt: now };
+  });
+  return { deliveries: claimed.length > 0 ? next : (deliveries as DeliveryState[]), result: claimed };
+}
