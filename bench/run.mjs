@@ -201,7 +201,7 @@ function compared(ours, baseline) {
   return { ours, baseline, ratio: { rps: ratio(ours.rps, baseline.rps), p50: ratio(ours.p50, baseline.p50), p99: ratio(ours.p99, baseline.p99) } };
 }
 
-let fullRouterEvents = 0; // events accepted by the router with its consumer, each leaving three delivery rows
+let fullRouterEvents = 0; // events accepted by the router with its consumer, all stored when the sweeper runs
 
 /** Sends one signed Create with fetch and returns the ack's eventId and the time the ack was fully read. */
 async function sendCreate(url, request) {
@@ -214,9 +214,9 @@ async function sendCreate(url, request) {
 }
 
 /**
- * Runs the sweeper cron once (wrangler dev's /cdn-cgi/local/scheduled) and reads its usage line. Its rows read do
- * not depend on the events of the moment but on how many delivery rows the table holds, so they are reported per
- * delivery row stored; every event the full router accepted in this run left three.
+ * Runs the sweeper cron once (wrangler dev's /cdn-cgi/local/scheduled) and reads its usage line. What a run reads
+ * depends on what the database holds, not on the traffic of the moment, so its rows read are reported against the
+ * events stored: every event the full router accepted in this run.
  */
 async function measureSweep(router) {
   const from = router.child.lines.length;
@@ -224,13 +224,13 @@ async function measureSweep(router) {
     await fetch(`${router.url}/cdn-cgi/local/scheduled`, { signal: AbortSignal.timeout(10_000) });
     const line = await waitFor(() => usageLines(router, from).find((l) => l.handler === "scheduled"), "the sweeper's usage line", 10_000);
     const cron = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8").match(/^crons\s*=\s*\["\*\/(\d+) \* \* \* \*"\]/m);
-    const deliveryRows = fullRouterEvents * 3;
     return {
       d1Queries: line.d1Queries,
       rowsRead: line.d1RowsRead,
       rowsWritten: line.d1RowsWritten,
-      deliveryRows,
-      rowsReadPerDeliveryRow: round(line.d1RowsRead / deliveryRows, 2),
+      eventsStored: fullRouterEvents,
+      // OVERDUE_SCAN in src/delivery/sweeper.ts: pages × rows per page.
+      scanCapRows: overdueScanCap(),
       everyMinutes: cron ? Number(cron[1]) : null,
       sweepsPer30Days: cron ? (30 * 24 * 60) / Number(cron[1]) : null,
     };
@@ -238,6 +238,14 @@ async function measureSweep(router) {
     log(`warning: could not measure the sweeper: ${err.message}`);
     return null;
   }
+}
+
+/** The most events one sweeper run reads, from the constant in the source, so the report follows the code. */
+function overdueScanCap() {
+  const source = readFileSync(path.join(ROOT, "src/delivery/sweeper.ts"), "utf8");
+  const match = source.match(/OVERDUE_SCAN = \{ pageRows: (\d+), pages: (\d+) \}/);
+  if (!match) throw new Error("OVERDUE_SCAN not found in src/delivery/sweeper.ts");
+  return Number(match[1]) * Number(match[2]);
 }
 
 /** The router's usage lines (src/usage.ts) printed since `from`, parsed. */

@@ -55,6 +55,13 @@ it("0002 moves each event's delivery rows into its row, keeps replay history, an
   ]);
   expect(work!.snapshot.deliveries[1]).toMatchObject({ lastError: "http_410 (permanent)", log: JSON.parse(attempt) });
   expect((await loadDeliveryWork(db(), unrouted))!.snapshot.deliveries).toEqual([]);
+  const due = await db().prepare("SELECT id, pending_due FROM events ORDER BY id").all<{ id: string; pending_due: number | null }>();
+  expect(due.results.map((r) => [r.id, r.pending_due])).toEqual([
+    [replayed, null],
+    [stranded, now - 3_600_000],
+    [inFlight, now - 60_000],
+    [unrouted, null],
+  ]);
   expect((await loadDeliveryWork(db(), inFlight))!.snapshot.deliveries[0]).toMatchObject({ status: "pending", attempts: 2 });
 
   const { results } = await db().prepare("SELECT message, due_at FROM outbox").all<{ message: string; due_at: number }>();

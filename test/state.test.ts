@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { addGenerations, applyOutcomes, claimOverdue, currentDeliveries, markDead, plannedDeliveries, type AttemptOutcome } from "../src/delivery/state";
+import { addGenerations, applyOutcomes, claimOverdue, currentDeliveries, markDead, pendingDue, plannedDeliveries, type AttemptOutcome } from "../src/delivery/state";
 
 const planned = () => plannedDeliveries([{ destination: "pos", route: "r" }, { destination: "erp", route: "r" }], 1000);
 
@@ -66,6 +66,16 @@ describe("delivery state rules", () => {
     const twice = addGenerations(deliveries, [{ destination: "pos", route: "replay" }], 6000);
     expect(twice.result).toEqual([{ destination: "pos", generation: 3 }]);
     expect(currentDeliveries(twice.deliveries).filter((d) => d.destination === "pos")).toHaveLength(1);
+  });
+});
+
+describe("pendingDue", () => {
+  it("is the earliest due time of a pending delivery, or null when none is pending", () => {
+    expect(pendingDue(planned())).toBe(1000);
+    const one = applyOutcomes(planned(), [outcome("pos", 0, "pending"), outcome("erp", 0, "delivered")]).deliveries;
+    expect(pendingDue(one)).toBe(32_000);
+    expect(pendingDue(applyOutcomes(one, [outcome("pos", 1, "dead")]).deliveries)).toBeNull();
+    expect(pendingDue([])).toBeNull();
   });
 });
 

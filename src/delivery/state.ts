@@ -81,6 +81,15 @@ export function findDelivery(deliveries: readonly DeliveryState[], ref: Delivery
   return deliveries.find((d) => sameRef(d, ref));
 }
 
+/**
+ * The earliest due time among the pending deliveries, or null when none is pending. Kept in its own column beside
+ * the JSON, so the sweeper can tell an event with overdue work without unpacking its deliveries.
+ */
+export function pendingDue(deliveries: readonly DeliveryState[]): number | null {
+  const due = deliveries.filter((d) => d.status === "pending").map((d) => d.nextAttemptAt);
+  return due.length > 0 ? Math.min(...due) : null;
+}
+
 /** The current generation of each destination, in the order the destinations were first planned. */
 export function currentDeliveries(deliveries: readonly DeliveryState[]): DeliveryState[] {
   return deliveries.filter((d) => !d.superseded);

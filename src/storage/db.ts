@@ -7,7 +7,7 @@
  * change that state are pure (src/delivery/state.ts); this module reads it, hands it to a rule, and writes the
  * result back only if nobody wrote it meanwhile (the `version` column), re-reading and re-applying otherwise.
  */
-import type { Change, DeliveryRef, DeliveryState, DeliveryStatus, AttemptRecord } from "../delivery/state";
+import { pendingDue, type AttemptRecord, type Change, type DeliveryRef, type DeliveryState, type DeliveryStatus } from "../delivery/state";
 import { fromStoredPayload, toStoredPayload } from "./payloads";
 
 export type { DeliveryStatus } from "../delivery/state";
@@ -105,8 +105,9 @@ export async function insertEvent(db: D1Database, event: NewEvent, deliveries: r
   const result = await db
     .prepare(
       `INSERT INTO events (id, idempotency_key, ingest_id, source, event_type, merchant_id, provider_id, routing,
-         content_type, body, body_sha256, received_at, responder, responder_status, responder_latency_ms, responder_error, deliveries)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+         content_type, body, body_sha256, received_at, responder, responder_status, responder_latency_ms, responder_error, deliveries,
+         pending_due)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
        ON CONFLICT (id) DO NOTHING`,
     )
     .bind(
@@ -127,6 +128,7 @@ export async function insertEvent(db: D1Database, event: NewEvent, deliveries: r
       event.responder?.latencyMs ?? null,
       event.responder?.error ?? null,
       JSON.stringify(deliveries),
+      pendingDue(deliveries),
     )
     .run();
   return { duplicate: (result.meta.changes ?? 0) === 0 };
@@ -162,8 +164,8 @@ const MAX_WRITE_ATTEMPTS = 20;
 
 function writeDeliveries(db: D1Database, eventId: string, version: number, deliveries: readonly DeliveryState[]) {
   return db
-    .prepare(`UPDATE events SET deliveries = ?3, version = version + 1 WHERE id = ?1 AND version = ?2`)
-    .bind(eventId, version, JSON.stringify(deliveries));
+    .prepare(`UPDATE events SET deliveries = ?3, pending_due = ?4, version = version + 1 WHERE id = ?1 AND version = ?2`)
+    .bind(eventId, version, JSON.stringify(deliveries), pendingDue(deliveries));
 }
 
 /**
@@ -275,10 +277,7 @@ export async function scanForOverdueDeliveries(
 ): Promise<{ scanned: number; lastId: string | null; overdueEventIds: string[] }> {
   const { results } = await db
     .prepare(
-      `SELECT p.id, EXISTS (
-           SELECT 1 FROM json_each(p.deliveries) j WHERE j.value ->> 'status' = 'pending' AND j.value ->> 'nextAttemptAt' < ?3
-         ) AS overdue
-       FROM (SELECT id, deliveries FROM events WHERE id > ?1 ORDER BY id LIMIT ?2) p`,
+      `SELECT id, COALESCE(pending_due < ?3, 0) AS overdue FROM events WHERE id > ?1 ORDER BY id LIMIT ?2`,
     )
     .bind(afterId, limit, overdueBefore)
     .all<{ id: string; overdue: number }>();
