@@ -263,6 +263,26 @@ describe("GET /admin/destinations/health", () => {
     expect(byName.paused).toMatchObject({ configured: true, enabled: false });
     expect(await adminJson("GET", "/destinations/health?windowHours=0", undefined, 400)).toMatchObject({ error: { code: "invalid_request" } });
   });
+
+  it("counts a replayed delivery once, as its latest generation, and keeps the destination's real last error", async () => {
+    const health = async () =>
+      Object.fromEntries(
+        (await adminJson<{ destinations: { name: string; delivered: number; dead: number; lastError: string | null }[] }>("GET", "/destinations/health?windowHours=1")).destinations.map((d) => [d.name, d]),
+      );
+    let healthy = false;
+    stubDestinations((request) => (request.url.includes("d07.") && !healthy ? new Response("gone", { status: 410 }) : new Response("ok")));
+    const { eventId, message } = await ingestLab("ten");
+    await runDeliveryQueue([message]);
+    const before = (await health()).d07!;
+    expect(before.lastError).toBe("http_410 (permanent)");
+
+    healthy = true;
+    await adminJson("POST", `/events/${eventId}/replay`, { destinations: ["d07"] }, 202);
+    await drainQueue();
+    const after = (await health()).d07!;
+    expect([after.dead, after.delivered]).toEqual([before.dead - 1, before.delivered + 1]);
+    expect(after.lastError).toBe("http_410 (permanent)");
+  });
 });
 
 describe("POST /admin/routing/dry-run", () => {

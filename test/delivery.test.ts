@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { MAX_CONCURRENT_REQUESTS } from "../src/delivery/consumer";
 import type { DeliveryMessage } from "../src/delivery/messages";
 import { plannedDeliveries } from "../src/delivery/state";
-import { OUTBOX_CLAIM_MS, sweepOutbox, sweepOverdue, SWEEP_GRACE_MS } from "../src/delivery/sweeper";
+import { OUTBOX_CLAIM_MS, sweep, sweepOutbox, sweepOverdue, SWEEP_GRACE_MS } from "../src/delivery/sweeper";
 import { captureDeliveryQueue, deliveriesOf, fixture, post, postWeedmaps, runDeliveryQueue, runScheduled, stubDestinations, type FetchHandler } from "./helpers";
 
 let queue: ReturnType<typeof captureDeliveryQueue>;
@@ -379,6 +379,48 @@ describe("outbox sweeper", () => {
     expect((await runScheduled()).outcome).toBe("ok");
     expect(queue.messages.map((m) => m.body)).toContainEqual(expect.objectContaining({ v: 1, eventId }));
     expect(await outboxRows()).toBe(0);
+  });
+});
+
+describe("outbox and walk together", () => {
+  it("sends a delivery kept in the outbox once, though it is also overdue when the queue comes back", async () => {
+    const body = fixture("weedmaps-create").body.replace("9763822", "swept-both-1");
+    vi.mocked(env.DELIVERY_QUEUE.sendBatch).mockRejectedValueOnce(new Error("queue unavailable"));
+    const { eventId } = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<{ eventId: string }>();
+    // The outage outlasted the grace period: the outbox pass and the walk both see this event in one run.
+    await sweep(env, Date.now() + SWEEP_GRACE_MS + 60_000);
+    expect(queue.messages.filter((m) => m.body.eventId === eventId)).toHaveLength(1);
+  });
+
+  it("does not send an outbox message whose deliveries were settled meanwhile, and deletes it", async () => {
+    stubDestinations(ok);
+    const body = fixture("weedmaps-create").body.replace("9763822", "swept-both-2");
+    vi.mocked(env.DELIVERY_QUEUE.sendBatch).mockRejectedValueOnce(new Error("queue unavailable"));
+    const { eventId } = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<{ eventId: string }>();
+    await runDeliveryQueue([{ v: 1, eventId, deliveries: [{ destination: "pos", generation: 1 }, { destination: "erp", generation: 1 }] }]);
+    await sweepOutbox(env);
+    expect(queue.messages.filter((m) => m.body.eventId === eventId)).toEqual([]);
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM outbox WHERE message ->> 'eventId' = ?1").bind(eventId).first("n")).toBe(0);
+  });
+
+  it("runs the walk even when the outbox pass fails, and reports the run as failed", async () => {
+    const { eventId } = await ingestLab("single");
+    await env.DB.exec("ALTER TABLE outbox RENAME TO outbox_offline");
+    try {
+      await expect(sweep(env, Date.now() + SWEEP_GRACE_MS + 60_000)).rejects.toThrow(/sweep failed: outbox/);
+    } finally {
+      await env.DB.exec("ALTER TABLE outbox_offline RENAME TO outbox");
+    }
+    expect(queue.messages.map((m) => m.body)).toContainEqual({ v: 1, eventId, deliveries: [{ destination: "pos", generation: 1 }] });
+  });
+
+  it("keeps the walk's messages in the outbox when the queue refuses them", async () => {
+    const { eventId } = await ingestLab("single");
+    const later = Date.now() + SWEEP_GRACE_MS + 60_000;
+    vi.mocked(env.DELIVERY_QUEUE.sendBatch).mockRejectedValue(new Error("queue unavailable"));
+    await sweepOverdue(env, later, { pageRows: 1000, pages: 10 });
+    const row = await env.DB.prepare("SELECT message FROM outbox WHERE message ->> 'eventId' = ?1").bind(eventId).first<{ message: string }>();
+    expect(JSON.parse(row!.message)).toEqual({ v: 1, eventId, deliveries: [{ destination: "pos", generation: 1 }] });
   });
 });
 

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, expect, it, vi } from "vitest";
+import { sweepOverdue, SWEEP_GRACE_MS } from "../src/delivery/sweeper";
 import { captureDeliveryQueue, deliveriesOf, fixture, postWeedmaps, runDeliveryQueue, stubDestinations } from "./helpers";
 
 // Storage is isolated per test file, so breaking the schema here affects no other file.
@@ -57,15 +58,17 @@ it("answers 200 when only the queue send fails, keeping the message in the outbo
   expect(JSON.parse(row!.message)).toMatchObject({ v: 1, eventId: json.eventId, deliveries: expect.arrayContaining([{ destination: "pos", generation: 1 }]) });
 });
 
-it("answers 503 and keeps no event when the queue and the outbox both fail, so the provider's retry is accepted", async () => {
-  vi.spyOn(env.DELIVERY_QUEUE, "sendBatch").mockRejectedValueOnce(new Error("queue unavailable"));
+it("keeps and acknowledges the event when the queue and the outbox both fail; the sweeper's walk re-enqueues it", async () => {
+  const queue = captureDeliveryQueue();
+  vi.mocked(env.DELIVERY_QUEUE.sendBatch).mockRejectedValueOnce(new Error("queue unavailable"));
   const body = fixture("weedmaps-create").body.replace("9763822", "queue-down-2");
-  const before = await eventCount();
   const res = await offline("outbox", () => postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body));
-  expect(res.status).toBe(503);
-  expect(await res.json()).toEqual({ error: { code: "storage_unavailable", message: expect.any(String), requestId: expect.any(String) } });
-  expect(await eventCount()).toBe(before);
-  const retry = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<{ eventId: string }>();
-  expect(retry).toMatchObject({ duplicate: false, enqueued: true });
-  expect(await outboxCount(retry.eventId)).toBe(0);
+  expect(res.status).toBe(200);
+  const { eventId, enqueued } = await res.json<{ eventId: string; enqueued: boolean }>();
+  expect(enqueued).toBe(false);
+  expect(await outboxCount(eventId)).toBe(0);
+  expect((await deliveriesOf(eventId)).map((d) => d.status)).toEqual(["pending", "pending"]);
+
+  await sweepOverdue(env, Date.now() + SWEEP_GRACE_MS + 60_000);
+  expect(queue.messages.map((m) => m.body)).toContainEqual({ v: 1, eventId, deliveries: expect.arrayContaining([{ destination: "pos", generation: 1 }, { destination: "erp", generation: 1 }]) });
 });

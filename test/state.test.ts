@@ -1,5 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { addGenerations, applyOutcomes, claimOverdue, currentDeliveries, markDead, pendingDue, plannedDeliveries, type AttemptOutcome } from "../src/delivery/state";
+import {
+  addGenerations,
+  applyOutcomes,
+  claimOverdue,
+  currentDeliveries,
+  markDead,
+  pendingDue,
+  plannedDeliveries,
+  serializeDeliveries,
+  type AttemptOutcome,
+  type DeliveryState,
+} from "../src/delivery/state";
 
 const planned = () => plannedDeliveries([{ destination: "pos", route: "r" }, { destination: "erp", route: "r" }], 1000);
 
@@ -54,15 +65,21 @@ describe("delivery state rules", () => {
   });
 
   it("replays as a new generation and keeps the old one as history; a new destination starts at 1", () => {
-    const { deliveries, result } = addGenerations(planned(), [{ destination: "pos", route: "replay" }, { destination: "crm", route: "replay" }], 5000);
-    expect(result).toEqual([{ destination: "pos", generation: 2 }, { destination: "crm", generation: 1 }]);
-    expect(deliveries.map((d) => [d.destination, d.generation, d.superseded])).toEqual([
-      ["pos", 1, true],
-      ["erp", 1, false],
-      ["pos", 2, false],
-      ["crm", 1, false],
+    const settled = applyOutcomes(planned(), [outcome("erp", 0, "delivered")]).deliveries;
+    const targets = ["pos", "erp", "crm", "pos"].map((destination) => ({ destination, route: "replay" }));
+    const { deliveries, result } = addGenerations(settled, targets, 5000);
+    // A destination named twice gets one new generation.
+    expect(result).toEqual([{ destination: "pos", generation: 2 }, { destination: "erp", generation: 2 }, { destination: "crm", generation: 1 }]);
+    // pos#1 was still pending: closed as dead so it is neither sent nor counted as waiting; erp#1 keeps its outcome.
+    expect(deliveries.map((d) => [d.destination, d.generation, d.superseded, d.status, d.lastError])).toEqual([
+      ["pos", 1, true, "dead", "superseded_by_replay"],
+      ["erp", 1, true, "delivered", null],
+      ["pos", 2, false, "pending", null],
+      ["erp", 2, false, "pending", null],
+      ["crm", 1, false, "pending", null],
     ]);
-    expect(currentDeliveries(deliveries).map((d) => `${d.destination}#${d.generation}`)).toEqual(["erp#1", "pos#2", "crm#1"]);
+    expect(pendingDue(deliveries)).toBe(5000);
+    expect(currentDeliveries(deliveries).map((d) => `${d.destination}#${d.generation}`)).toEqual(["pos#2", "erp#2", "crm#1"]);
     const twice = addGenerations(deliveries, [{ destination: "pos", route: "replay" }], 6000);
     expect(twice.result).toEqual([{ destination: "pos", generation: 3 }]);
     expect(currentDeliveries(twice.deliveries).filter((d) => d.destination === "pos")).toHaveLength(1);
@@ -91,5 +108,31 @@ describe("claimOverdue", () => {
     // A second claim with the same cut-off finds nothing: the due time is now 9000.
     expect(claimOverdue(claimed, 1500, 9000).result).toEqual([]);
     expect(claimOverdue(planned(), 1000, 9000).result).toEqual([]);
+  });
+});
+
+describe("serializeDeliveries", () => {
+  it("keeps the state as it is while it fits, and compacts history, never current state, when it does not", () => {
+    const long = (destination: string, superseded = false): DeliveryState => ({
+      ...plannedDeliveries([{ destination, route: "r" }], 0)[0]!,
+      superseded,
+      attempts: 20,
+      log: Array.from({ length: 20 }, (_, i) => ({ ...outcome(destination, i, "pending").record, responseExcerpt: "x".repeat(256) })),
+    });
+    const deliveries = [long("old", true), long("pos"), long("erp")];
+    const full = JSON.stringify(deliveries);
+    expect(serializeDeliveries(deliveries, full.length)).toBe(full);
+
+    // Too big: logs keep their first and last three attempts and count the rest.
+    const trimmed = JSON.parse(serializeDeliveries(deliveries, full.length - 1)) as DeliveryState[];
+    expect(trimmed.map((d) => [d.destination, d.attempts, d.log.map((a) => a.attempt), d.logOmitted])).toEqual(
+      ["old", "pos", "erp"].map((name) => [name, 20, [1, 18, 19, 20], 16]),
+    );
+    // Much too big: the excerpts go, then the replay history; the current deliveries stay whole.
+    const smallest = JSON.parse(serializeDeliveries(deliveries, 1000)) as DeliveryState[];
+    expect(smallest.map((d) => [d.destination, d.status, d.attempts, d.log.length, d.log[0]!.responseExcerpt])).toEqual([
+      ["pos", "pending", 20, 4, null],
+      ["erp", "pending", 20, 4, null],
+    ]);
   });
 });

@@ -3,7 +3,7 @@ import { loadConfig, readVar } from "../config/load";
 import type { RouterConfig } from "../config/schema";
 import { logEvent } from "../log";
 import { loadDeliveryWork, updateDeliveries, type DeliverySnapshot, type StoredEvent } from "../storage/db";
-import { applyOutcomes, findDelivery, markDead, type AttemptOutcome, type DeadMark, type DeliveryRef, type DeliveryState } from "./state";
+import { applyOutcomes, findDelivery, markDead, SUPERSEDED, type AttemptOutcome, type DeadMark, type DeliveryRef, type DeliveryState } from "./state";
 import { DeliveryMessageSchema, enqueueDeliveries, messageFor, QueueMessageSchema, type DeliveryMessage } from "./messages";
 import { sendToDestination } from "./outbound";
 import { runReplayPage } from "./replay";
@@ -53,7 +53,7 @@ async function attemptDeliveries(
     if (!delivery || delivery.status !== "pending") continue;
     const destination = config.destinations[delivery.destination];
     const reason = delivery.superseded
-      ? "superseded_by_replay"
+      ? SUPERSEDED
       : !destination
         ? "destination_removed"
         : !destination.enabled

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { logEvent } from "../log";
+import { insertOutbox } from "../storage/db";
 
 /** Queue messages carry ids, never payloads: the payload stays in D1, where it will be encrypted. */
 export const DeliveryMessageSchema = z.strictObject({
@@ -61,6 +63,22 @@ export async function enqueueDeliveries(
       ...(delaySeconds ? { delaySeconds: Math.min(Math.ceil(delaySeconds), MAX_QUEUE_DELAY_SECONDS) } : {}),
     }));
     await queue.sendBatch(chunk);
+  }
+}
+
+/**
+ * Sends, or keeps the messages in the D1 outbox for the sweeper when the queue refuses them. Returns whether they
+ * were sent. Throws only if neither took them.
+ */
+export async function enqueueOrKeep(env: Env, messages: readonly { body: DeliveryMessage }[], now: number): Promise<boolean> {
+  if (messages.length === 0) return true;
+  try {
+    await enqueueDeliveries(env.DELIVERY_QUEUE, messages);
+    return true;
+  } catch (err) {
+    logEvent("warn", "enqueue_failed", { messages: messages.length, errorMessage: err instanceof Error ? err.message : String(err), note: "kept in the outbox" });
+    await insertOutbox(env.DB, messages.map((m) => m.body), now);
+    return false;
   }
 }
 

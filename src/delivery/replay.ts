@@ -1,8 +1,8 @@
 import type { RouterConfig } from "../config/schema";
 import { RouterError } from "../errors";
 import { logEvent } from "../log";
-import { insertOutbox, listCurrentDeliveries, updateDeliveriesOfEvents, type DeliveryKey } from "../storage/db";
-import { enqueueDeliveries, messagesFor, REPLAY_PAGE_SIZE, type ReplayPageMessage } from "./messages";
+import { listCurrentDeliveries, updateDeliveriesOfEvents, type DeliveryKey } from "../storage/db";
+import { enqueueDeliveries, enqueueOrKeep, messagesFor, REPLAY_PAGE_SIZE, type ReplayPageMessage } from "./messages";
 import { addGenerations } from "./state";
 
 /**
@@ -26,17 +26,10 @@ export async function replayDeliveries(
     (eventId, deliveries) => addGenerations(deliveries, targets.filter((t) => t.eventId === eventId), now),
   );
   const keys = [...added].flatMap(([eventId, refs]) => refs.map((ref) => ({ eventId, ...ref })));
-  const messages = messagesFor(keys);
-  try {
-    await enqueueDeliveries(env.DELIVERY_QUEUE, messages);
-    return { keys, enqueued: true };
-  } catch (err) {
-    // The new generations are stored; their messages wait in the outbox for the sweeper. If the outbox fails too,
-    // the request fails, and replaying again supersedes the generations that have no message.
-    logEvent("warn", "replay_enqueue_failed", { deliveries: keys.length, errorMessage: err instanceof Error ? err.message : String(err) });
-    await insertOutbox(env.DB, messages.map((m) => m.body), now);
-    return { keys, enqueued: false };
-  }
+  // If the outbox fails too, the request fails; the new generations are pending, and the sweeper's walk or a
+  // second replay (which supersedes them) sends them.
+  const enqueued = await enqueueOrKeep(env, messagesFor(keys), now);
+  return { keys, enqueued };
 }
 
 /** One page of a bulk replay, run by the queue consumer; enqueues the next page before it is acknowledged. */

@@ -29,6 +29,8 @@ export interface DeliveryState {
   /** A replay made a newer generation for this destination; this one is history. */
   superseded: boolean;
   log: AttemptRecord[];
+  /** Attempts left out of `log` to keep the row within D1's size limit (see serializeDeliveries). */
+  logOmitted?: number;
 }
 
 /** A delivery within its event. */
@@ -134,7 +136,8 @@ export function markDead(deliveries: readonly DeliveryState[], marks: readonly D
 
 /**
  * A replay: each named destination gets its next generation, pending with a fresh attempt count, and its current
- * one becomes history. A destination the event never had starts at generation 1.
+ * one becomes history. A destination the event never had starts at generation 1. A generation still pending is
+ * closed as dead (`superseded_by_replay`) so it is neither sent nor counted as waiting.
  */
 export function addGenerations(
   deliveries: readonly DeliveryState[],
@@ -144,24 +147,71 @@ export function addGenerations(
   let next = [...deliveries];
   const added: DeliveryRef[] = [];
   for (const { destination, route } of targets) {
+    if (added.some((ref) => ref.destination === destination)) continue;
     const generation = Math.max(0, ...next.filter((d) => d.destination === destination).map((d) => d.generation)) + 1;
-    next = next.map((d) => (d.destination === destination && !d.superseded ? { ...d, superseded: true } : d));
+    next = next.map((d) =>
+      d.destination !== destination || d.superseded
+        ? d
+        : d.status === "pending"
+          ? { ...d, superseded: true, status: "dead" as const, lastError: SUPERSEDED, completedAt: at }
+          : { ...d, superseded: true },
+    );
     next.push({ ...plannedDeliveries([{ destination, route }], at)[0]!, generation });
     added.push({ destination, generation });
   }
   return { deliveries: next, result: added };
 }
 
+export const SUPERSEDED = "superseded_by_replay";
+
 /**
- * The sweeper's claim on deliveries whose message seems lost: each still pending and still due before `overdueBefore`
- * gets `nextAttemptAt = now`, so an overlapping sweep (which re-reads it) no longer sees it as overdue.
+ * The sweeper's claim on deliveries it is about to re-send: each still pending and matching `which` gets
+ * `nextAttemptAt = now`, so an overlapping sweep (which re-reads it) no longer sees it as overdue.
  */
-export function claimOverdue(deliveries: readonly DeliveryState[], overdueBefore: number, now: number): Change<DeliveryRef[]> {
+export function claimPending(deliveries: readonly DeliveryState[], which: (d: DeliveryState) => boolean, now: number): Change<DeliveryRef[]> {
   const claimed: DeliveryRef[] = [];
   const next = deliveries.map((d) => {
-    if (d.status !== "pending" || d.nextAttemptAt >= overdueBefore) return d;
+    if (d.status !== "pending" || !which(d)) return d;
     claimed.push({ destination: d.destination, generation: d.generation });
     return { ...d, nextAttemptAt: now };
   });
   return { deliveries: claimed.length > 0 ? next : (deliveries as DeliveryState[]), result: claimed };
+}
+
+export const claimOverdue = (deliveries: readonly DeliveryState[], overdueBefore: number, now: number) =>
+  claimPending(deliveries, (d) => d.nextAttemptAt < overdueBefore, now);
+
+export const claimNamed = (deliveries: readonly DeliveryState[], refs: readonly DeliveryRef[], now: number) =>
+  claimPending(deliveries, (d) => refs.some((ref) => sameRef(ref, d)), now);
+
+/**
+ * The most the JSON of one event's deliveries may take. D1 refuses a row over 2 MB (not enforced locally); with a
+ * body of at most 1 MB (`limits.maxBodyBytes`) this keeps the whole row well under it.
+ */
+export const MAX_DELIVERIES_JSON_BYTES = 512 * 1024;
+
+// A UTF-8 character takes at most three bytes per UTF-16 unit, so most strings are known to fit without encoding.
+const fits = (text: string, maxBytes: number) => text.length * 3 <= maxBytes || new TextEncoder().encode(text).byteLength <= maxBytes;
+
+/**
+ * Serializes the deliveries for their row, compacting them in steps only if they would not fit (hundreds of
+ * destinations with long attempt logs, or many replays): attempt logs keep their first and last three entries and
+ * count the rest in `logOmitted`; then response excerpts go; then replay history. The current generations, their
+ * states and attempt counts are always kept.
+ */
+export function serializeDeliveries(deliveries: readonly DeliveryState[], maxBytes = MAX_DELIVERIES_JSON_BYTES): string {
+  const steps: ((d: DeliveryState[]) => DeliveryState[])[] = [
+    (ds) =>
+      ds.map((d) => (d.log.length <= 4 ? d : { ...d, log: [d.log[0]!, ...d.log.slice(-3)], logOmitted: (d.logOmitted ?? 0) + d.log.length - 4 })),
+    (ds) => ds.map((d) => ({ ...d, log: d.log.map((a) => ({ ...a, responseExcerpt: null })) })),
+    (ds) => ds.filter((d) => !d.superseded),
+  ];
+  let current = deliveries as DeliveryState[];
+  let json = JSON.stringify(current);
+  for (const step of steps) {
+    if (fits(json, maxBytes)) break;
+    current = step(current);
+    json = JSON.stringify(current);
+  }
+  return json;
 }

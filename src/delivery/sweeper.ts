@@ -1,7 +1,7 @@
 import { logEvent } from "../log";
 import { claimDueOutbox, deleteOutbox, getSweeperState, scanForOverdueDeliveries, setSweeperState, updateDeliveriesOfEvents } from "../storage/db";
-import { enqueueDeliveries, messagesFor, type QueueMessage } from "./messages";
-import { claimOverdue } from "./state";
+import { DeliveryMessageSchema, enqueueDeliveries, enqueueOrKeep, messageFor, messagesFor, type DeliveryMessage } from "./messages";
+import { claimNamed, claimOverdue, type DeliveryRef } from "./state";
 
 /**
  * A claimed outbox row whose send fails comes due again this long after the claim. Longer than a sweep takes, so
@@ -18,30 +18,50 @@ export const SWEEP_GRACE_MS = 10 * 60 * 1000;
 
 /**
  * The walk over the events reads at most this many rows per run, resuming where the last run stopped, so a run
- * costs the same however many events are kept: 10,000 rows × 8,640 runs a month is about $0.09 of D1 reads. A full
- * lap takes one run per 10,000 events kept (a million events: about 8 hours).
+ * costs the same however many events are kept: 20,000 rows × 8,640 runs a month is about $0.17 of D1 reads. A
+ * lap takes one run per 20,000 events kept (a million events: 50 runs, about 4 hours). The rows it reads are short:
+ * the payload is the last column (migrations/0002), so reading `pending_due` does not read it.
  */
-export const OVERDUE_SCAN = { pageRows: 1000, pages: 10 };
+export const OVERDUE_SCAN = { pageRows: 2000, pages: 10 };
 
 const OUTBOX_BATCH = 100;
 const OUTBOX_ROUNDS = 10;
 const CURSOR = "overdue_scan_after";
 
+const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
 /**
- * Sends the queue messages kept in the outbox because their send failed (at ingest, on replay), then deletes
- * them. The outbox holds nothing else, so a run on a healthy system reads an empty table.
+ * Sends the queue messages kept in the outbox because their send failed (at ingest, on replay, in the walk), then
+ * deletes them. Each message's deliveries are claimed first, as the walk claims them, so the walk does not send
+ * them a second time; deliveries settled meanwhile are left out, and a message with none left is not sent.
  */
 export async function sweepOutbox(env: Env, now: number = Date.now()): Promise<{ sent: number }> {
   let sent = 0;
   for (let round = 0; round < OUTBOX_ROUNDS; round++) {
     const claimed = await claimDueOutbox(env.DB, now, OUTBOX_CLAIM_MS, OUTBOX_BATCH);
     if (claimed.length === 0) break;
-    // Rows hold messages this Worker built; the consumer validates every message it is handed.
-    await enqueueDeliveries(env.DELIVERY_QUEUE, claimed.map((row) => ({ body: row.message as QueueMessage })));
-    // Sent first, deleted second: a failed delete leaves a row that is sent once more, and the consumer ignores
+    const rows = claimed.flatMap((row) => {
+      const parsed = DeliveryMessageSchema.safeParse(row.message);
+      if (parsed.success) return [{ id: row.id, message: parsed.data }];
+      // Only this Worker writes the outbox; a row it cannot read can never be delivered, so it is logged and dropped.
+      logEvent("error", "outbox_row_unreadable", { id: row.id });
+      return [];
+    });
+    const refsByEvent = new Map<string, DeliveryRef[]>();
+    for (const { message } of rows) refsByEvent.set(message.eventId, [...(refsByEvent.get(message.eventId) ?? []), ...message.deliveries]);
+    const stillPending = await updateDeliveriesOfEvents(env.DB, [...refsByEvent.keys()], (eventId, deliveries) =>
+      claimNamed(deliveries, refsByEvent.get(eventId)!, now),
+    );
+    const messages: { body: DeliveryMessage }[] = rows.flatMap(({ message }) => {
+      const pending = stillPending.get(message.eventId) ?? [];
+      const left = message.deliveries.filter((ref) => pending.some((p) => p.destination === ref.destination && p.generation === ref.generation));
+      return left.length > 0 ? [{ body: messageFor(message.eventId, left, message.ingestId) }] : [];
+    });
+    await enqueueDeliveries(env.DELIVERY_QUEUE, messages);
+    // Sent first, deleted second: a failed delete leaves rows that are sent once more, and the consumer ignores
     // deliveries that are no longer pending.
     await deleteOutbox(env.DB, claimed.map((row) => row.id));
-    sent += claimed.length;
+    sent += messages.length;
     if (claimed.length < OUTBOX_BATCH) break;
   }
   return { sent };
@@ -50,34 +70,54 @@ export async function sweepOutbox(env: Env, now: number = Date.now()): Promise<{
 /**
  * Re-enqueues pending deliveries overdue by more than the grace period: their message was lost somewhere the outbox
  * does not see. Each is claimed (its due time moved to now, conditionally) before it is sent, so overlapping runs
- * send it once, and a failed send leaves it to come due again.
+ * send it once; if the queue refuses it, the outbox keeps it. A page that fails is logged and skipped, so one bad
+ * page cannot stop the walk; its deliveries come round again on the next lap.
  */
-export async function sweepOverdue(env: Env, now: number = Date.now(), scan = OVERDUE_SCAN): Promise<{ scanned: number; reenqueued: number }> {
+export async function sweepOverdue(env: Env, now: number = Date.now(), scan = OVERDUE_SCAN): Promise<{ scanned: number; reenqueued: number; failedPages: number }> {
   const overdueBefore = now - SWEEP_GRACE_MS;
   let cursor = (await getSweeperState(env.DB, CURSOR)) ?? "";
   let scanned = 0;
   let reenqueued = 0;
-  for (let page = 0; page < scan.pages; page++) {
-    const slice = await scanForOverdueDeliveries(env.DB, cursor, scan.pageRows, overdueBefore);
-    scanned += slice.scanned;
-    const claimed = await updateDeliveriesOfEvents(env.DB, slice.overdueEventIds, (_, deliveries) => claimOverdue(deliveries, overdueBefore, now));
-    const keys = [...claimed].flatMap(([eventId, refs]) => refs.map((ref) => ({ eventId, ...ref })));
-    await enqueueDeliveries(env.DELIVERY_QUEUE, messagesFor(keys));
-    reenqueued += keys.length;
-    // The end of the table: the next run starts the next lap from the first key.
-    if (slice.scanned < scan.pageRows || slice.lastId === null) {
-      cursor = "";
-      break;
+  let failedPages = 0;
+  try {
+    for (let page = 0; page < scan.pages; page++) {
+      const slice = await scanForOverdueDeliveries(env.DB, cursor, scan.pageRows, overdueBefore);
+      scanned += slice.scanned;
+      try {
+        const claimed = await updateDeliveriesOfEvents(env.DB, slice.overdueEventIds, (_, deliveries) => claimOverdue(deliveries, overdueBefore, now));
+        const keys = [...claimed].flatMap(([eventId, refs]) => refs.map((ref) => ({ eventId, ...ref })));
+        await enqueueOrKeep(env, messagesFor(keys), now);
+        reenqueued += keys.length;
+      } catch (err) {
+        failedPages++;
+        logEvent("error", "sweep_page_failed", { after: cursor, events: slice.overdueEventIds.length, errorMessage: errorMessage(err) });
+      }
+      // The end of the table: the next run starts the next lap from the first key.
+      if (slice.scanned < scan.pageRows || slice.lastId === null) {
+        cursor = "";
+        break;
+      }
+      cursor = slice.lastId;
     }
-    cursor = slice.lastId;
+  } finally {
+    await setSweeperState(env.DB, CURSOR, cursor);
   }
-  await setSweeperState(env.DB, CURSOR, cursor);
-  return { scanned, reenqueued };
+  return { scanned, reenqueued, failedPages };
 }
 
-export async function sweep(env: Env, now: number = Date.now()): Promise<{ sent: number; scanned: number; reenqueued: number }> {
-  const { sent } = await sweepOutbox(env, now);
-  const { scanned, reenqueued } = await sweepOverdue(env, now);
-  logEvent(sent + reenqueued > 0 ? "warn" : "info", "sweep_finished", { sentFromOutbox: sent, scanned, reenqueued });
-  return { sent, scanned, reenqueued };
+/** The Cron Trigger's run: both passes, each whatever the other did; it fails (and shows so) if either failed. */
+export async function sweep(env: Env, now: number = Date.now()) {
+  const failures: string[] = [];
+  const outbox = await sweepOutbox(env, now).catch((err: unknown) => {
+    failures.push(`outbox: ${errorMessage(err)}`);
+    return { sent: 0 };
+  });
+  const walk = await sweepOverdue(env, now).catch((err: unknown) => {
+    failures.push(`walk: ${errorMessage(err)}`);
+    return { scanned: 0, reenqueued: 0, failedPages: 0 };
+  });
+  const summary = { sentFromOutbox: outbox.sent, ...walk };
+  logEvent(failures.length > 0 || walk.failedPages > 0 ? "error" : outbox.sent + walk.reenqueued > 0 ? "warn" : "info", "sweep_finished", { ...summary, failures });
+  if (failures.length > 0) throw new Error(`sweep failed: ${failures.join("; ")}`);
+  return summary;
 }

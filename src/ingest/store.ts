@@ -2,7 +2,7 @@ import { RouterError } from "../errors";
 import { logEvent } from "../log";
 import { enqueueDeliveries, messageFor } from "../delivery/messages";
 import { plannedDeliveries } from "../delivery/state";
-import { deleteIngestedEvent, insertEvent, insertOutbox, type NewDelivery, type NewEvent } from "../storage/db";
+import { insertEvent, insertOutbox, type NewDelivery, type NewEvent } from "../storage/db";
 
 export interface StoreResult {
   duplicate: boolean;
@@ -17,9 +17,9 @@ const messageOf = (err: unknown) => (err instanceof Error ? err.message : String
  * for both. The message names this ingest, and the consumer acts on it only once this ingest's row is committed,
  * so a message sent for a duplicate or for an insert that failed is dropped there.
  *
- * If the send fails, the outbox keeps the message for the sweeper. If the outbox cannot take it either, the
- * insert is undone and the provider told to retry: acknowledging an event with nothing scheduled to deliver it
- * would lose it, since the provider's retry would then be a duplicate.
+ * If the send fails, the outbox keeps the message for the sweeper. If the outbox cannot take it either, the event
+ * is still stored with its deliveries pending, and the sweeper's walk over the events re-enqueues them once they
+ * are overdue; so the event is acknowledged either way, as it must be (a Draft is never sent again).
  */
 export async function storeAndEnqueue(env: Env, event: NewEvent, plan: readonly NewDelivery[]): Promise<StoreResult> {
   const deliveries = plannedDeliveries(plan, event.receivedAt);
@@ -33,20 +33,16 @@ export async function storeAndEnqueue(env: Env, event: NewEvent, plan: readonly 
   if (duplicate || !message) return { duplicate, enqueued: false };
   if (sent.status === "fulfilled") return { duplicate, enqueued: true };
 
-  logEvent("warn", "enqueue_failed", { eventId: event.id, deliveries: deliveries.length, errorMessage: messageOf(sent.reason), note: "message kept in the outbox for the sweeper" });
   try {
     await insertOutbox(env.DB, [message], Date.now());
-    return { duplicate, enqueued: false };
+    logEvent("warn", "enqueue_failed", { eventId: event.id, errorMessage: messageOf(sent.reason), note: "message kept in the outbox for the sweeper" });
   } catch (outboxError) {
-    try {
-      await deleteIngestedEvent(env.DB, event.id, event.ingestId);
-    } catch (deleteError) {
-      logEvent("error", "delivery_unscheduled", {
-        eventId: event.id,
-        errorMessage: messageOf(deleteError),
-        note: "event stored with no queue message; replay it from the admin API",
-      });
-    }
-    throw new RouterError("storage_unavailable", { detail: `queue and outbox unavailable: ${messageOf(outboxError)}` });
+    logEvent("error", "enqueue_failed", {
+      eventId: event.id,
+      errorMessage: messageOf(sent.reason),
+      outboxError: messageOf(outboxError),
+      note: "stored with its deliveries pending; the sweeper re-enqueues them once overdue",
+    });
   }
+  return { duplicate, enqueued: false };
 }

@@ -7,7 +7,7 @@
  * change that state are pure (src/delivery/state.ts); this module reads it, hands it to a rule, and writes the
  * result back only if nobody wrote it meanwhile (the `version` column), re-reading and re-applying otherwise.
  */
-import { pendingDue, type AttemptRecord, type Change, type DeliveryRef, type DeliveryState, type DeliveryStatus } from "../delivery/state";
+import { pendingDue, serializeDeliveries, SUPERSEDED, type AttemptRecord, type Change, type DeliveryRef, type DeliveryState, type DeliveryStatus } from "../delivery/state";
 import { fromStoredPayload, toStoredPayload } from "./payloads";
 
 export type { DeliveryStatus } from "../delivery/state";
@@ -127,16 +127,11 @@ export async function insertEvent(db: D1Database, event: NewEvent, deliveries: r
       event.responder?.status ?? null,
       event.responder?.latencyMs ?? null,
       event.responder?.error ?? null,
-      JSON.stringify(deliveries),
+      serializeDeliveries(deliveries),
       pendingDue(deliveries),
     )
     .run();
   return { duplicate: (result.meta.changes ?? 0) === 0 };
-}
-
-/** Undoes an insert made by this ingest, and only that one (a concurrent duplicate's row has another ingest id). */
-export async function deleteIngestedEvent(db: D1Database, eventId: string, ingestId: string): Promise<void> {
-  await db.prepare(`DELETE FROM events WHERE id = ?1 AND ingest_id = ?2 AND version = 0`).bind(eventId, ingestId).run();
 }
 
 /** The event with its delivery state, in one statement. */
@@ -165,7 +160,7 @@ const MAX_WRITE_ATTEMPTS = 20;
 function writeDeliveries(db: D1Database, eventId: string, version: number, deliveries: readonly DeliveryState[]) {
   return db
     .prepare(`UPDATE events SET deliveries = ?3, pending_due = ?4, version = version + 1 WHERE id = ?1 AND version = ?2`)
-    .bind(eventId, version, JSON.stringify(deliveries), pendingDue(deliveries));
+    .bind(eventId, version, serializeDeliveries(deliveries), pendingDue(deliveries));
 }
 
 /**
@@ -543,25 +538,29 @@ export interface DestinationHealthRow {
   lastErrorAt: number | null;
 }
 
-/** Per destination, over deliveries created since `since`: counts by state, the last success and the last error. */
+/**
+ * Per destination, over deliveries created since `since`: the current generations by state (a replayed delivery
+ * counts once, as its latest generation), and the last success and last error over every generation.
+ */
 export async function destinationHealth(db: D1Database, since: number): Promise<DestinationHealthRow[]> {
   const { results } = await db
     .prepare(
       `WITH d AS (SELECT * FROM (${DELIVERY_ROWS}) WHERE created_at >= ?1),
             -- SQLite takes a bare column of a MAX() aggregate from the row holding the maximum: the latest error.
+            -- A generation closed by a replay is bookkeeping, not an error of the destination.
             errors AS (SELECT destination, last_error, MAX(COALESCE(completed_at, next_attempt_at)) AS last_error_at
-                       FROM d WHERE last_error IS NOT NULL GROUP BY destination)
+                       FROM d WHERE last_error IS NOT NULL AND last_error <> ?2 GROUP BY destination)
        SELECT d.destination,
-              SUM(d.status = 'delivered') AS delivered,
-              SUM(d.status = 'pending' AND d.attempts > 0) AS failing,
-              SUM(d.status = 'dead') AS dead,
-              SUM(d.status = 'pending' AND d.attempts = 0) AS pending,
+              SUM(d.superseded = 0 AND d.status = 'delivered') AS delivered,
+              SUM(d.superseded = 0 AND d.status = 'pending' AND d.attempts > 0) AS failing,
+              SUM(d.superseded = 0 AND d.status = 'dead') AS dead,
+              SUM(d.superseded = 0 AND d.status = 'pending' AND d.attempts = 0) AS pending,
               MAX(CASE WHEN d.status = 'delivered' THEN d.completed_at END) AS last_success_at,
               errors.last_error, errors.last_error_at
        FROM d LEFT JOIN errors ON errors.destination = d.destination
        GROUP BY d.destination ORDER BY d.destination`,
     )
-    .bind(since)
+    .bind(since, SUPERSEDED)
     .all<{ destination: string; delivered: number; failing: number; dead: number; pending: number; last_success_at: number | null; last_error: string | null; last_error_at: number | null }>();
   return results.map((r) => ({
     destination: r.destination,
