@@ -41,7 +41,10 @@ export default {
   async scheduled(_controller, env) {
     configureLogging(env);
     const usage = withUsage(env, "scheduled");
-    await sweep(usage.env);
-    usage.report();
+    try {
+      await sweep(usage.env);
+    } finally {
+      usage.report();
+    }
   },
 } satisfies ExportedHandler<Env>;

@@ -5,6 +5,7 @@ import { MAX_CONCURRENT_REQUESTS } from "../src/delivery/consumer";
 import type { DeliveryMessage } from "../src/delivery/messages";
 import { plannedDeliveries } from "../src/delivery/state";
 import { OUTBOX_CLAIM_MS, sweep, sweepOutbox, sweepOverdue, SWEEP_GRACE_MS } from "../src/delivery/sweeper";
+import { insertOutbox } from "../src/storage/db";
 import { captureDeliveryQueue, deliveriesOf, fixture, post, postWeedmaps, runDeliveryQueue, runScheduled, stubDestinations, type FetchHandler } from "./helpers";
 
 let queue: ReturnType<typeof captureDeliveryQueue>;
@@ -389,6 +390,13 @@ describe("outbox and walk together", () => {
     const { eventId } = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<{ eventId: string }>();
     // The outage outlasted the grace period: the outbox pass and the walk both see this event in one run.
     await sweep(env, Date.now() + SWEEP_GRACE_MS + 60_000);
+    expect(queue.messages.filter((m) => m.body.eventId === eventId)).toHaveLength(1);
+  });
+
+  it("sends a delivery named by two outbox rows once", async () => {
+    const { eventId, message } = await ingestLab("single");
+    await insertOutbox(env.DB, [message, { v: 1, eventId, deliveries: message.deliveries }], Date.now() - 1);
+    await sweepOutbox(env);
     expect(queue.messages.filter((m) => m.body.eventId === eventId)).toHaveLength(1);
   });
 

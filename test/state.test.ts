@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   addGenerations,
   applyOutcomes,
+  claimNamed,
   claimOverdue,
   currentDeliveries,
   markDead,
@@ -96,6 +97,17 @@ describe("pendingDue", () => {
   });
 });
 
+describe("claimNamed", () => {
+  it("claims a named delivery once per sweep, and not one waiting out a retry delay", () => {
+    const waiting = applyOutcomes(planned(), [outcome("erp", 0, "pending")]).deliveries; // erp due at 32,000
+    const refs = [{ destination: "pos", generation: 1 }, { destination: "erp", generation: 1 }];
+    const first = claimNamed(waiting, refs, 9000);
+    expect(first.result).toEqual([{ destination: "pos", generation: 1 }]);
+    // A second outbox row naming pos in the same sweep (same now) claims nothing.
+    expect(claimNamed(first.deliveries, refs, 9000).result).toEqual([]);
+  });
+});
+
 describe("claimOverdue", () => {
   it("claims only pending deliveries due before the cut-off, moving their due time to now", () => {
     const deliveries = applyOutcomes(planned(), [outcome("erp", 0, "delivered")]).deliveries;
@@ -119,20 +131,24 @@ describe("serializeDeliveries", () => {
       attempts: 20,
       log: Array.from({ length: 20 }, (_, i) => ({ ...outcome(destination, i, "pending").record, responseExcerpt: "x".repeat(256) })),
     });
-    const deliveries = [long("old", true), long("pos"), long("erp")];
+    const stillPending = { ...long("legacy", true) };
+    const deliveries = [long("old", true), long("pos"), long("erp"), stillPending].map((d, i) => (i === 0 ? { ...d, status: "dead" as const } : d));
     const full = JSON.stringify(deliveries);
     expect(serializeDeliveries(deliveries, full.length)).toBe(full);
 
     // Too big: logs keep their first and last three attempts and count the rest.
     const trimmed = JSON.parse(serializeDeliveries(deliveries, full.length - 1)) as DeliveryState[];
     expect(trimmed.map((d) => [d.destination, d.attempts, d.log.map((a) => a.attempt), d.logOmitted])).toEqual(
-      ["old", "pos", "erp"].map((name) => [name, 20, [1, 18, 19, 20], 16]),
+      ["old", "pos", "erp", "legacy"].map((name) => [name, 20, [1, 18, 19, 20], 16]),
     );
-    // Much too big: the excerpts go, then the replay history; the current deliveries stay whole.
+    // Much too big: the excerpts go, then settled replay history (a superseded generation still pending stays, so
+    // pending_due stays true), then every log but its last attempt. State and attempt counts are never touched.
     const smallest = JSON.parse(serializeDeliveries(deliveries, 1000)) as DeliveryState[];
-    expect(smallest.map((d) => [d.destination, d.status, d.attempts, d.log.length, d.log[0]!.responseExcerpt])).toEqual([
-      ["pos", "pending", 20, 4, null],
-      ["erp", "pending", 20, 4, null],
+    expect(smallest.map((d) => [d.destination, d.status, d.attempts, d.log.map((a) => a.attempt), d.logOmitted, d.log[0]!.responseExcerpt])).toEqual([
+      ["pos", "pending", 20, [20], 19, null],
+      ["erp", "pending", 20, [20], 19, null],
+      ["legacy", "pending", 20, [20], 19, null],
     ]);
+    expect(pendingDue(smallest)).toBe(pendingDue(deliveries));
   });
 });

@@ -181,8 +181,12 @@ export function claimPending(deliveries: readonly DeliveryState[], which: (d: De
 export const claimOverdue = (deliveries: readonly DeliveryState[], overdueBefore: number, now: number) =>
   claimPending(deliveries, (d) => d.nextAttemptAt < overdueBefore, now);
 
+/**
+ * Claims the named deliveries that are due: one claimed already in this sweep (due time = now) or waiting out a
+ * retry delay (its own message is queued) is left alone, so two outbox rows naming it send it once.
+ */
 export const claimNamed = (deliveries: readonly DeliveryState[], refs: readonly DeliveryRef[], now: number) =>
-  claimPending(deliveries, (d) => refs.some((ref) => sameRef(ref, d)), now);
+  claimPending(deliveries, (d) => d.nextAttemptAt < now && refs.some((ref) => sameRef(ref, d)), now);
 
 /**
  * The most the JSON of one event's deliveries may take. D1 refuses a row over 2 MB (not enforced locally); with a
@@ -196,15 +200,18 @@ const fits = (text: string, maxBytes: number) => text.length * 3 <= maxBytes || 
 /**
  * Serializes the deliveries for their row, compacting them in steps only if they would not fit (hundreds of
  * destinations with long attempt logs, or many replays): attempt logs keep their first and last three entries and
- * count the rest in `logOmitted`; then response excerpts go; then replay history. The current generations, their
- * states and attempt counts are always kept.
+ * count the rest in `logOmitted`; then response excerpts go; then settled replay history; then logs keep only the
+ * last attempt. The current generations, their states and attempt counts are always kept; if even that is too
+ * big, the write fails in D1 and the message is retried, with the error logged.
  */
 export function serializeDeliveries(deliveries: readonly DeliveryState[], maxBytes = MAX_DELIVERIES_JSON_BYTES): string {
   const steps: ((d: DeliveryState[]) => DeliveryState[])[] = [
     (ds) =>
       ds.map((d) => (d.log.length <= 4 ? d : { ...d, log: [d.log[0]!, ...d.log.slice(-3)], logOmitted: (d.logOmitted ?? 0) + d.log.length - 4 })),
     (ds) => ds.map((d) => ({ ...d, log: d.log.map((a) => ({ ...a, responseExcerpt: null })) })),
-    (ds) => ds.filter((d) => !d.superseded),
+    // Settled history only: a superseded generation still pending (left by migrations/0002) stays until it is closed.
+    (ds) => ds.filter((d) => !d.superseded || d.status === "pending"),
+    (ds) => ds.map((d) => (d.log.length <= 1 ? d : { ...d, log: d.log.slice(-1), logOmitted: (d.logOmitted ?? 0) + d.log.length - 1 })),
   ];
   let current = deliveries as DeliveryState[];
   let json = JSON.stringify(current);

@@ -52,9 +52,14 @@ export async function sweepOutbox(env: Env, now: number = Date.now()): Promise<{
     const stillPending = await updateDeliveriesOfEvents(env.DB, [...refsByEvent.keys()], (eventId, deliveries) =>
       claimNamed(deliveries, refsByEvent.get(eventId)!, now),
     );
+    // Each claimed delivery goes out in one message, however many rows name it.
     const messages: { body: DeliveryMessage }[] = rows.flatMap(({ message }) => {
-      const pending = stillPending.get(message.eventId) ?? [];
-      const left = message.deliveries.filter((ref) => pending.some((p) => p.destination === ref.destination && p.generation === ref.generation));
+      const claimedRefs = stillPending.get(message.eventId) ?? [];
+      const left = message.deliveries.filter((ref) => {
+        const i = claimedRefs.findIndex((p) => p.destination === ref.destination && p.generation === ref.generation);
+        if (i >= 0) claimedRefs.splice(i, 1);
+        return i >= 0;
+      });
       return left.length > 0 ? [{ body: messageFor(message.eventId, left, message.ingestId) }] : [];
     });
     await enqueueDeliveries(env.DELIVERY_QUEUE, messages);
@@ -100,7 +105,11 @@ export async function sweepOverdue(env: Env, now: number = Date.now(), scan = OV
       cursor = slice.lastId;
     }
   } finally {
-    await setSweeperState(env.DB, CURSOR, cursor);
+    // Saved whatever happened, so the next run resumes after the pages done; a failure here must not hide the
+    // error that got us here, if any.
+    await setSweeperState(env.DB, CURSOR, cursor).catch((err: unknown) =>
+      logEvent("error", "sweep_cursor_not_saved", { cursor, errorMessage: errorMessage(err) }),
+    );
   }
   return { scanned, reenqueued, failedPages };
 }
@@ -116,8 +125,9 @@ export async function sweep(env: Env, now: number = Date.now()) {
     failures.push(`walk: ${errorMessage(err)}`);
     return { scanned: 0, reenqueued: 0, failedPages: 0 };
   });
+  if (walk.failedPages > 0) failures.push(`walk: ${walk.failedPages} page(s) failed`);
   const summary = { sentFromOutbox: outbox.sent, ...walk };
-  logEvent(failures.length > 0 || walk.failedPages > 0 ? "error" : outbox.sent + walk.reenqueued > 0 ? "warn" : "info", "sweep_finished", { ...summary, failures });
+  logEvent(failures.length > 0 ? "error" : outbox.sent + walk.reenqueued > 0 ? "warn" : "info", "sweep_finished", { ...summary, failures });
   if (failures.length > 0) throw new Error(`sweep failed: ${failures.join("; ")}`);
   return summary;
 }

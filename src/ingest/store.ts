@@ -18,8 +18,9 @@ const messageOf = (err: unknown) => (err instanceof Error ? err.message : String
  * so a message sent for a duplicate or for an insert that failed is dropped there.
  *
  * If the send fails, the outbox keeps the message for the sweeper. If the outbox cannot take it either, the event
- * is still stored with its deliveries pending, and the sweeper's walk over the events re-enqueues them once they
- * are overdue; so the event is acknowledged either way, as it must be (a Draft is never sent again).
+ * is still stored with its deliveries pending, and the sweeper's walk over the events re-enqueues them when it
+ * reaches the event (within one lap); so the event is acknowledged either way, as it must be (a Draft is never
+ * sent again).
  */
 export async function storeAndEnqueue(env: Env, event: NewEvent, plan: readonly NewDelivery[]): Promise<StoreResult> {
   const deliveries = plannedDeliveries(plan, event.receivedAt);
@@ -41,7 +42,7 @@ export async function storeAndEnqueue(env: Env, event: NewEvent, plan: readonly 
       eventId: event.id,
       errorMessage: messageOf(sent.reason),
       outboxError: messageOf(outboxError),
-      note: "stored with its deliveries pending; the sweeper re-enqueues them once overdue",
+      note: "stored with its deliveries pending; the sweeper's walk re-enqueues them when it reaches the event",
     });
   }
   return { duplicate, enqueued: false };

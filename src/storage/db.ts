@@ -8,6 +8,7 @@
  * result back only if nobody wrote it meanwhile (the `version` column), re-reading and re-applying otherwise.
  */
 import { pendingDue, serializeDeliveries, SUPERSEDED, type AttemptRecord, type Change, type DeliveryRef, type DeliveryState, type DeliveryStatus } from "../delivery/state";
+import { logEvent } from "../log";
 import { fromStoredPayload, toStoredPayload } from "./payloads";
 
 export type { DeliveryStatus } from "../delivery/state";
@@ -215,10 +216,17 @@ export async function updateDeliveriesOfEvents<R>(
   if (writes.length > 0) {
     const written = await db.batch(writes.map((w) => writeDeliveries(db, w.eventId, w.version, w.change.deliveries)));
     for (const [i, w] of writes.entries()) {
-      if ((written[i]?.meta.changes ?? 0) === 1) results.set(w.eventId, w.change.result);
-      else {
+      if ((written[i]?.meta.changes ?? 0) === 1) {
+        results.set(w.eventId, w.change.result);
+        continue;
+      }
+      // The others are written already, so their results must reach the caller even if this one keeps failing:
+      // it is left out, as if it had not been named, and the caller's next pass picks it up.
+      try {
         const retried = await updateDeliveries(db, w.eventId, (deliveries) => rule(w.eventId, deliveries));
         if (retried !== null) results.set(w.eventId, retried);
+      } catch (err) {
+        logEvent("error", "delivery_state_write_failed", { eventId: w.eventId, errorMessage: err instanceof Error ? err.message : String(err) });
       }
     }
   }
