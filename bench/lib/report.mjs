@@ -271,6 +271,7 @@ const BEFORE_ONE_ROW = {
   unloadedCpu: { 1: 6.93, 3: 7.2, 10: 8.93 },
   sweepRowsReadPerMillionEvents30Days: 25.92,
   draftOverheadP50: 11.0,
+  draftRouterOwnP50: 5.7,
 };
 
 /** The design changes made from this benchmark's findings, with the figures before and after each. */
@@ -471,12 +472,14 @@ function analysis(results) {
       "",
       [
         `Through the router the Draft takes ${fmt(draft.router.p50, 2)} ms at p50 against ${fmt(draft.direct.p50, 2)} ms for the responder`,
-        `alone (before the changes above: ${fmt(BEFORE_ONE_ROW.draftOverheadP50, 2)} ms of overhead). A bare proxy Worker on the same runtime,`,
+        "alone. A bare proxy Worker on the same runtime,",
         `which only forwards the body to the responder and returns the answer, already takes ${fmt(draft.bareProxy.p50, 2)} ms:`,
         `${fmt(floor, 2)} ms of the overhead is the local runtime's own cost for one inbound request and one outbound fetch`,
         "(wrangler dev's proxy workerd in front of the Worker's workerd, then the fetch out).",
         floor >= 5 ? "**That alone is over 5 ms, so on this harness no Worker could meet the target as the issue defines it.**" : "",
-        `The router's own share, router minus bare proxy, is ${fmt(draft.routerOwn.p50, 2)} ms at p50.`,
+        `The router's own share, router minus bare proxy, is ${fmt(draft.routerOwn.p50, 2)} ms at p50 (${fmt(BEFORE_ONE_ROW.draftRouterOwnP50, 2)} ms in the run before`,
+        "design change 2). Both figures are differences of two medians of about 10 ms on a shared machine and move by",
+        "milliseconds between runs; compare them over several runs.",
         rc && pc
           ? `Per Draft the router's runtime process uses ${fmt(rc.runtime, 1)} ms of CPU against ${fmt(pc.runtime, 1)} ms for the bare proxy,` +
             ` and wrangler's Node process ${fmt(rc.wrangler, 1)} ms against ${fmt(pc.wrangler, 1)} ms.`
@@ -623,7 +626,8 @@ ${mdTable(ladderRows(results))}
 ### Draft proxy overhead (scenario 4)
 
 The Draft (${s.draft.bytes} bytes) through the router, against the same request to the responder directly. The bare
-proxy Worker forwards the same body to the same responder: the runtime's own cost for a proxied request.
+proxy Worker forwards the same body to the same responder: the runtime's own cost for a proxied request. One request
+at a time, ${results.parameters.s4Amount ?? "-"} per target in ${results.parameters.s4Rounds ?? results.parameters.rounds} alternating rounds.
 
 ${mdTable(draftRows(results))}
 
