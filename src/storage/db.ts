@@ -11,8 +11,6 @@ import { pendingDue, serializeDeliveries, SUPERSEDED, type AttemptRecord, type C
 import { logEvent } from "../log";
 import { fromStoredPayload, toStoredPayload } from "./payloads";
 
-export type { DeliveryStatus } from "../delivery/state";
-
 export interface NewEvent {
   id: string;
   idempotencyKey: string;
