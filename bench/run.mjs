@@ -10,7 +10,8 @@ import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { runLoad, summarize, percentile, round } from "./lib/load.mjs";
 import { weedmapsRequests } from "./lib/payloads.mjs";
-import { freePort, groupCpuMs, sleep, start, stop, stopAll, waitFor } from "./lib/procs.mjs";
+import { freePort, sleep, start, stop, stopAll, waitFor } from "../scripts/procs.mjs";
+import { groupCpuMs } from "./lib/cpu.mjs";
 import { renderReport, renderTable, evaluateTargets } from "./lib/report.mjs";
 import { bundleRouter, ingestOnlyConfig, migrate, queueConsumers, ROOT, startBaseline, startRouter } from "./lib/workers.mjs";
 

@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { freePort, start, stop, tail, waitFor } from "./procs.mjs";
+import { freePort, start, stop, tail, waitFor } from "../../scripts/procs.mjs";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 const WRANGLER = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");

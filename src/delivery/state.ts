@@ -92,11 +92,6 @@ export function pendingDue(deliveries: readonly DeliveryState[]): number | null 
   return due.length > 0 ? Math.min(...due) : null;
 }
 
-/** The current generation of each destination, in the order the destinations were first planned. */
-export function currentDeliveries(deliveries: readonly DeliveryState[]): DeliveryState[] {
-  return deliveries.filter((d) => !d.superseded);
-}
-
 /**
  * Records attempts. An outcome applies only to a delivery still pending with the attempt count it was read with:
  * a concurrent copy of the same message that recorded first owns that attempt, and so its retry.

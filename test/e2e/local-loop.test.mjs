@@ -1,57 +1,18 @@
 // End to end on loopback: the real `npm run dev` (wrangler dev: workerd, local D1 and Queues), the mock receiver
 // and the `send` tool, exactly as the README's walkthrough uses them. Run with `npm run test:e2e`.
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Validator } from "@seriousme/openapi-schema-validator";
+import { start, stop, stopAll, tail, waitFor } from "../../scripts/procs.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const ROUTER = "http://127.0.0.1:8787";
 const work = mkdtempSync(path.join(tmpdir(), "router-e2e-"));
 const receiverLog = path.join(work, "receiver.jsonl");
-const children = [];
-
-function start(args, name) {
-  // Own process group, so stopping it stops wrangler's workerd grandchildren too.
-  const child = spawn(process.execPath, args, { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  child.output = "";
-  child.stdout.on("data", (d) => (child.output += d));
-  child.stderr.on("data", (d) => (child.output += d));
-  child.label = name;
-  children.push(child);
-  return child;
-}
-
-function stopAll() {
-  for (const child of children) {
-    try {
-      process.kill(-child.pid, "SIGTERM");
-    } catch {
-      // already gone
-    }
-  }
-}
-process.on("exit", stopAll);
-for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(1));
-
-async function waitFor(check, what, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
-}
-
 function send(...args) {
   const result = spawnSync(process.execPath, ["scripts/send.mjs", ...args], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
   return { code: result.status, out: result.stdout + result.stderr };
@@ -76,26 +37,31 @@ async function admin(method, pathname, body) {
   return { status: res.status, json: await res.json() };
 }
 
-function restartReceiver(...flags) {
-  const current = children.find((c) => c.label === "receiver" && c.exitCode === null);
-  if (current) process.kill(-current.pid, "SIGTERM");
-  return new Promise((resolve) => setTimeout(resolve, 500)).then(() => {
-    start(["scripts/receiver.mjs", "--log", receiverLog, "--quiet", ...flags], "receiver");
-    return waitFor(async () => (await fetch("http://127.0.0.1:8788/", { method: "POST", body: "{}" })).ok || true, "the receiver");
-  });
+let receiver;
+
+function startReceiver(...flags) {
+  receiver = start("receiver", ["scripts/receiver.mjs", "--log", receiverLog, "--quiet", ...flags], { cwd: ROOT });
+}
+
+async function restartReceiver(...flags) {
+  await stop(receiver);
+  startReceiver(...flags);
+  return waitFor(async () => (await fetch("http://127.0.0.1:8788/", { method: "POST", body: "{}" })).ok || true, "the receiver");
 }
 
 const eventIdOf = (out) => /accepted as (evt_[0-9a-f]{32})/.exec(out)?.[1];
 
 describe("local loop: npm run dev + npm run receiver + npm run send", { timeout: 240_000 }, () => {
   before(async () => {
-    start(["scripts/receiver.mjs", "--fail-first", "2", "--fail-path", "/pos", "--log", receiverLog, "--quiet"], "receiver");
-    const dev = start(["scripts/dev.mjs", "--persist-to", path.join(work, "state")], "dev");
-    await waitFor(async () => (await fetch(`${ROUTER}/healthz`)).ok, `the router on ${ROUTER}\n${dev.output}`, 120_000);
+    startReceiver("--fail-first", "2", "--fail-path", "/pos");
+    const dev = start("dev", ["scripts/dev.mjs", "--persist-to", path.join(work, "state")], { cwd: ROOT });
+    await waitFor(async () => (await fetch(`${ROUTER}/healthz`)).ok, `the router on ${ROUTER}`, 120_000).catch((err) => {
+      throw new Error(`${err.message}\n${tail(dev)}`);
+    });
   });
 
-  after(() => {
-    stopAll();
+  after(async () => {
+    await stopAll();
     rmSync(work, { recursive: true, force: true });
   });
 

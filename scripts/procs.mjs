@@ -1,8 +1,7 @@
-// Child processes and ports for the benchmark. Everything the benchmark starts is registered here and stopped by
-// process group, also when the run fails or is interrupted: wrangler starts workerd as a grandchild, and killing
-// only the direct child would leave workerd holding its port.
-import { execFileSync, spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+// Child processes and ports for the benchmark and the end-to-end test. Everything started here is registered and
+// stopped by process group, also when the run fails or is interrupted: wrangler starts workerd as a grandchild, and
+// killing only the direct child would leave workerd holding its port.
+import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 
 const children = new Set();
@@ -89,7 +88,7 @@ function killAllNow() {
 process.on("exit", killAllNow);
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   process.on(signal, () => {
-    console.error(`\n[bench] ${signal}: stopping everything it started`);
+    console.error(`\n${signal}: stopping every process this run started`);
     process.exit(130);
   });
 }
@@ -109,52 +108,4 @@ export async function waitFor(check, what, timeoutMs = 60_000, everyMs = 200) {
     await sleep(everyMs);
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last.message}` : ""}`);
-}
-
-let ticksPerSecond;
-function clockTicks() {
-  if (ticksPerSecond === undefined) {
-    try {
-      ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-    } catch {
-      ticksPerSecond = 100;
-    }
-  }
-  return ticksPerSecond;
-}
-
-/**
- * CPU milliseconds (user + system) used so far by the live processes of `child`'s process group, by role. For a
- * `wrangler dev` group: "runtime" is the workerd that runs the Worker together with local D1 and Queues (it is the
- * one with an inspector), "proxy" is the workerd in front of it that owns the public port, "wrangler" the Node
- * processes. Linux only; elsewhere it returns null and the report leaves the CPU columns out.
- */
-export function groupCpuMs(child) {
-  let pids;
-  try {
-    pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
-  } catch {
-    return null;
-  }
-  const ms = { runtime: 0, proxy: 0, wrangler: 0, other: 0 };
-  for (const pid of pids) {
-    let stat;
-    let cmdline;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-    } catch {
-      continue; // exited meanwhile
-    }
-    // Fields after the parenthesised command name: state ppid pgrp … utime(14) stime(15), counted from 1.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(fields[2]) !== child.pid) continue;
-    const used = ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks();
-    const [program, ...args] = cmdline.split("\0");
-    let role = "other";
-    if (program.endsWith("workerd")) role = args.some((arg) => arg.startsWith("--inspector-addr")) ? "runtime" : "proxy";
-    else if (program.endsWith("node")) role = "wrangler";
-    ms[role] += used;
-  }
-  return ms;
 }
