@@ -1,27 +1,43 @@
 import { createHmac } from "node:crypto";
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-import { TEST_SECRETS } from "./test/secrets.ts";
+import type { ProviderAdapter } from "./src/core/providers/contract.ts";
+import { BUILTIN_PROVIDERS } from "./src/core/providers/registry.ts";
+import { fixtureSecret, TEST_SECRETS } from "./test/secrets.ts";
 
 const root = import.meta.dirname;
 
+// A type alias, not an interface: miniflare's bindings take JSON, which an interface does not promise to be.
+export type SignedFixture = {
+  body: string;
+  /** The headers the provider would send: its signature in its own header, scheme and encoding. */
+  headers: Record<string, string>;
+  signature: string;
+};
+
 /**
- * Provider fixtures signed on the Node side with `crypto.createHmac`, exactly as the Weedmaps guide's sample does,
- * so the WebCrypto verifier is checked against an independent implementation rather than against itself.
+ * Every provider fixture (test/fixtures/providers/<provider>/<event>.json) signed on the Node side with
+ * `crypto.createHmac`, as the providers' own samples do, so the WebCrypto verifier is checked against an
+ * independent implementation rather than against itself. The scheme comes from the adapter: a built-in one from
+ * the registry, a test-only one from test/providers/<provider>.adapter.ts.
  */
-function signedFixtures(): Record<string, { body: string; base64: string; hex: string }> {
+async function signedFixtures(): Promise<Record<string, SignedFixture>> {
   const dir = path.join(root, "test/fixtures/providers");
-  const out: Record<string, { body: string; base64: string; hex: string }> = {};
-  for (const file of readdirSync(dir).filter((f) => f.endsWith(".json"))) {
-    const body = readFileSync(path.join(dir, file), "utf8");
-    const secret = file.startsWith("weedmaps") ? TEST_SECRETS.WEEDMAPS_CLIENT_SECRET : TEST_SECRETS.LEAFTRADE_WEBHOOK_SECRET;
-    out[file.replace(/\.json$/, "")] = {
-      body,
-      base64: createHmac("sha256", secret).update(body).digest("base64"),
-      hex: createHmac("sha256", secret).update(body).digest("hex"),
-    };
+  const out: Record<string, SignedFixture> = {};
+  for (const provider of readdirSync(dir)) {
+    const testAdapter = path.join(root, "test/providers", `${provider}.adapter.ts`);
+    const adapter: ProviderAdapter | undefined =
+      BUILTIN_PROVIDERS[provider] ?? (existsSync(testAdapter) ? (await import(pathToFileURL(testAdapter).href)).default : undefined);
+    if (!adapter?.signature) throw new Error(`fixtures for "${provider}": no adapter with a signature scheme`);
+    const { header, encoding, prefix = "" } = adapter.signature;
+    for (const file of readdirSync(path.join(dir, provider)).filter((f) => f.endsWith(".json"))) {
+      const body = readFileSync(path.join(dir, provider, file), "utf8");
+      const signature = `${prefix}${createHmac("sha256", fixtureSecret(provider)).update(body).digest(encoding)}`;
+      out[`${provider}/${file.replace(/\.json$/, "")}`] = { body, headers: { [header]: signature }, signature };
+    }
   }
   return out;
 }
@@ -61,7 +77,7 @@ export default defineConfig(async () => {
             ...TEST_SECRETS,
             ROUTER_CONFIG: readFileSync(path.join(root, "test/fixtures/router.test-config.json"), "utf8"),
             TEST_MIGRATIONS: migrations,
-            TEST_SIGNED_FIXTURES: signedFixtures(),
+            TEST_SIGNED_FIXTURES: await signedFixtures(),
           },
         },
       }),

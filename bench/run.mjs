@@ -249,7 +249,7 @@ function overdueScanCap() {
   return Number(match[1]) * Number(match[2]);
 }
 
-/** The router's usage lines (src/usage.ts) printed since `from`, parsed. */
+/** The router's usage lines (src/telemetry/usage.ts) printed since `from`, parsed. */
 function usageLines(router, from) {
   return router.child.lines
     .slice(from)

@@ -68,6 +68,12 @@ function pretty(body) {
 }
 
 const server = createServer((req, res) => {
+  // A liveness check for scripts that start the receiver; not a delivery, so neither printed nor logged.
+  if (req.method === "GET" && req.url === "/healthz") {
+    res.writeHead(200, { "content-type": "text/plain" });
+    res.end("ok");
+    return;
+  }
   const chunks = [];
   req.on("data", (chunk) => chunks.push(chunk));
   req.on("end", async () => {

@@ -2,21 +2,30 @@
 // `npm run send -- <event>`: sends realistic provider traffic, signed exactly as Weedmaps and Leaf Trade sign it,
 // to the local router (or any --url), then prints the response and a one-line verdict.
 import { createHmac, randomInt } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { BUILTIN_PROVIDERS } from "../src/core/providers/registry.ts";
 import { localSecrets, parseArgs, ROOT, routerConfig } from "./local-env.mjs";
 
-const EVENTS = {
-  "weedmaps.draft": { fixture: "weedmaps-draft", provider: "weedmaps", path: "/webhooks/weedmaps" },
-  "weedmaps.create": { fixture: "weedmaps-create", provider: "weedmaps", path: "/webhooks/weedmaps" },
-  "leaftrade.order-v4": { fixture: "leaftrade-order-v4", provider: "leaftrade", path: "/webhooks/leaftrade/order-v4" },
-  "leaftrade.order-v3": { fixture: "leaftrade-order-v3", provider: "leaftrade", path: "/webhooks/leaftrade/order-v3" },
-  "leaftrade.product-issue": { fixture: "leaftrade-product-issue", provider: "leaftrade", path: "/webhooks/leaftrade/product-issue" },
-};
+// Every provider fixture is an event: test/fixtures/providers/<provider>/<event>.json is `<provider>.<event>`. What
+// the provider's URLs look like, how it signs and which fields make an event distinct come from its adapter.
+const FIXTURES = path.join(ROOT, "test/fixtures/providers");
+const EVENTS = Object.fromEntries(
+  Object.keys(BUILTIN_PROVIDERS)
+    .filter((provider) => readdirSync(FIXTURES).includes(provider))
+    .flatMap((provider) =>
+      readdirSync(path.join(FIXTURES, provider))
+        .filter((file) => file.endsWith(".json"))
+        .map((file) => {
+          const event = file.replace(/\.json$/, "");
+          return [`${provider}.${event}`, { provider, event, file: path.join(FIXTURES, provider, file) }];
+        }),
+    ),
+);
 
 const USAGE = `usage: npm run send -- <event> [--url http://127.0.0.1:8787] [--merchant ID] [--bad-signature] [--duplicate] [--count N] [--json]
 events: ${Object.keys(EVENTS).join(", ")}
-  --merchant ID     the merchant in the callback URL (?merchant_id=ID); Weedmaps' seller.id is set to match
+  --merchant ID     the merchant in the callback URL (?merchant_id=ID); a signed merchant field the source reads is set to match
   --bad-signature   sign with a wrong secret: expect 401 invalid_signature
   --duplicate       send the same signed request twice: expect the second to be acknowledged as a duplicate
   --count N         send N distinct events`;
@@ -34,9 +43,15 @@ if (options.help || !eventName || !EVENTS[eventName]) {
   process.exit(options.help ? 0 : 2);
 }
 const event = EVENTS[eventName];
+const adapter = BUILTIN_PROVIDERS[event.provider];
 const baseUrl = (options.url ?? "http://127.0.0.1:8787").replace(/\/$/, "");
 const { file: secretsFile, values: secrets } = localSecrets();
-const source = routerConfig().sources?.[event.provider];
+const config = routerConfig();
+const [sourceName, source] = Object.entries(config.sources ?? {}).find(([, s]) => s.provider === event.provider) ?? [];
+if (!source) {
+  console.error(`router.config.json has no source with provider "${event.provider}"`);
+  process.exit(2);
+}
 
 function secret(name) {
   const value = secrets[name];
@@ -47,35 +62,45 @@ function secret(name) {
   return options["bad-signature"] ? "not-the-configured-secret" : value;
 }
 
-/** Fresh business ids for every event, so each send is a new event unless --duplicate says otherwise. */
+function setField(record, fieldPath, value) {
+  const keys = fieldPath.split(".");
+  let target = record;
+  for (const key of keys.slice(0, -1)) target = target?.[key];
+  if (target && typeof target === "object" && keys.at(-1) in target) target[keys.at(-1)] = value;
+}
+
+/** Fresh business ids (and update times) for every event, so each send is a new event unless --duplicate says otherwise. */
 function buildBody() {
-  const payload = JSON.parse(readFileSync(path.join(ROOT, "test/fixtures/providers", `${event.fixture}.json`), "utf8"));
-  if (event.provider === "weedmaps") {
-    payload.orderId = String(randomInt(10_000_000, 99_999_999));
-    if (options.merchant && payload.seller) payload.seller.id = options.merchant;
-  } else {
-    const record = Array.isArray(payload.results) ? payload.results[0] : payload;
-    record.id = `${record.id.split("_")[0]}_${randomInt(100_000, 999_999)}`;
-    record.updated_at = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  const payload = JSON.parse(readFileSync(event.file, "utf8"));
+  const fields = adapter.identityFields;
+  for (const record of adapter.records(payload)) {
+    if (!record || typeof record !== "object") continue;
+    if (fields) {
+      const current = fields.id.split(".").reduce((v, k) => v?.[k], record);
+      const fresh = /^\d+$/.test(String(current)) ? String(randomInt(10_000_000, 99_999_999)) : `${String(current).split("_")[0]}_${randomInt(100_000, 999_999)}`;
+      setField(record, fields.id, fresh);
+      if (fields.updatedAt) setField(record, fields.updatedAt, new Date().toISOString().replace(/\.\d+Z$/, "Z"));
+    }
+    // The merchant in the URL is unsigned; where the source reads it from a signed field, that field says the same.
+    if (options.merchant && source.merchant?.field) setField(record, source.merchant.field, options.merchant);
   }
   return JSON.stringify(payload);
 }
 
-/** Exactly what the provider sends: Weedmaps base64 HMAC in `Signature`; Leaf Trade per router.config.json. */
+/** Exactly what the provider sends, by the source's `verify` block and the adapter's defaults. */
 function sign(body) {
-  if (event.provider === "weedmaps") {
-    return { Signature: createHmac("sha256", secret("WEEDMAPS_CLIENT_SECRET")).update(body).digest("base64") };
-  }
-  const verify = source?.verify ?? { type: "hmac", secrets: ["LEAFTRADE_WEBHOOK_SECRET"] };
-  if (verify.type === "header") return { [verify.header]: `${verify.prefix ?? ""}${secret(verify.secrets[0])}` };
+  const verify = source.verify;
   if (verify.type === "none") return {};
-  const digest = createHmac("sha256", secret(verify.secrets[0])).update(body).digest(verify.encoding ?? "hex");
-  return { [verify.header ?? "X-Signature"]: `${verify.prefix ?? ""}${digest}` };
+  if (verify.type === "header") return { [verify.header]: `${verify.prefix ?? ""}${secret(verify.secrets[0])}` };
+  const scheme = { ...adapter.signature, ...verify };
+  const digest = createHmac("sha256", secret(verify.secrets[0])).update(body).digest(scheme.encoding);
+  return { [scheme.header]: `${verify.prefix || adapter.signature?.prefix || ""}${digest}` };
 }
 
 function url() {
-  const merchant = options.merchant ?? (event.provider === "weedmaps" ? "4242" : undefined);
-  return `${baseUrl}${event.path}${merchant ? `?merchant_id=${encodeURIComponent(merchant)}` : ""}`;
+  const merchant = options.merchant;
+  const typed = adapter.pathEvent === "required" ? `/${event.event}` : "";
+  return `${baseUrl}/webhooks/${sourceName}${typed}${merchant ? `?merchant_id=${encodeURIComponent(merchant)}` : ""}`;
 }
 
 async function send(body, headers) {
@@ -108,10 +133,15 @@ function verdict({ status, json }, { second = false } = {}) {
     console.log(ok ? "✔ rejected with 401 invalid_signature, as expected for a bad signature" : `✘ expected 401 invalid_signature, got ${status}`);
     return ok;
   }
-  if (eventName === "weedmaps.draft") {
-    if (status !== 200 || !json?.grandTotal) {
-      console.log(`✘ draft not confirmed: ${json?.error?.code ?? status} (Weedmaps would keep its estimate)`);
-      return false;
+  // A synchronous event (Weedmaps Draft) is answered with the responder's body, not with an acknowledgement.
+  if (json?.error?.code?.startsWith("responder_")) {
+    console.log(`✘ not answered: ${json.error.code} (the provider keeps its own estimate)`);
+    return false;
+  }
+  if (status === 200 && json && !("received" in json)) {
+    if (json.grandTotal === undefined) {
+      console.log("✔ answered synchronously by the responder");
+      return true;
     }
     const taxes = (json.taxes ?? []).map((t) => `${t.name} ${t.amount}`).join(", ");
     const fees = (json.fees ?? []).map((f) => `${f.name} ${f.amount}`).join(", ");

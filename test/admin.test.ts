@@ -1,7 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { DeliveryMessage, ReplayPageMessage } from "../src/delivery/messages";
-import { captureDeliveryQueue, deliveriesOf, fixture, post, postWeedmaps, ROUTER, runDeliveryQueue, stubDestinations } from "./helpers";
+import type { DeliveryMessage, ReplayPageMessage } from "../src/core/messages.ts";
+import { captureDeliveryQueue, deliveriesOf, fixture, post, postWeedmaps, ROUTER, runDeliveryQueue, stubDestinations } from "./helpers.ts";
 
 let queue: ReturnType<typeof captureDeliveryQueue>;
 beforeEach(() => {
@@ -50,7 +50,7 @@ describe("GET /admin/events", () => {
   it("lists newest first and filters by source, event type, merchant, order id, status and time", async () => {
     stubDestinations((request) => (request.url.includes("pos.") ? new Response("gone", { status: 410 }) : new Response("ok")));
     const before = new Date(Date.now() - 1).toISOString();
-    const body = fixture("weedmaps-create").body.replace("9763822", "list-order-1");
+    const body = fixture("weedmaps/create").body.replace("9763822", "list-order-1");
     const created = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<{ eventId: string }>();
     await drainQueue();
     const single = await ingestLab("unmatched-kind");
@@ -237,12 +237,14 @@ describe("bulk replay and dead letters", () => {
     const { eventId, message } = await ingestLab("conflict");
     await runDeliveryQueue([message]);
     queue.messages.length = 0;
-    const result = await adminJson<{ matched: number }>("POST", "/dead-letters/redrive", { destination: "conflicty" }, 202);
+    const result = await adminJson<{ matched: number; replayId: string }>("POST", "/dead-letters/redrive", { destination: "conflicty" }, 202);
     expect(result.matched).toBeGreaterThanOrEqual(1);
-    vi.restoreAllMocks();
-    queue = captureDeliveryQueue();
+    // The page the endpoint enqueued, run by the consumer as Queues would.
+    expect(queue.messages.map((m) => m.body)).toEqual([
+      { v: 1, kind: "replay-page", replayId: result.replayId, filter: { status: "dead", destination: "conflicty" }, after: null },
+    ]);
+    vi.mocked(globalThis.fetch).mockRestore();
     stubDestinations(() => new Response("ok"));
-    await runDeliveryQueue([{ v: 1, kind: "replay-page", replayId: "rpl_test", filter: { status: "dead", destination: "conflicty" }, after: null }]);
     await drainQueue();
     expect((await deliveriesOf(eventId)).at(-1)).toMatchObject({ generation: 2, status: "delivered" });
     expect(await adminJson("POST", "/dead-letters/redrive", { destination: "paused" }, 409)).toMatchObject({ error: { code: "destination_disabled" } });
@@ -252,15 +254,27 @@ describe("bulk replay and dead letters", () => {
 
 describe("GET /admin/destinations/health", () => {
   it("counts delivered, failing and dead per destination with the last error and last success", async () => {
+    type Health = { name: string; configured: boolean; enabled: boolean; delivered: number; failing: number; dead: number; pending: number; lastSuccessAt: string | null; lastError: string | null };
+    const health = async () =>
+      Object.fromEntries((await adminJson<{ destinations: Health[] }>("GET", "/destinations/health?windowHours=1")).destinations.map((d) => [d.name, d]));
     stubDestinations((request) => (request.url.includes("d03.") ? new Response("no", { status: 503 }) : request.url.includes("d05.") ? new Response("gone", { status: 410 }) : new Response("ok")));
     const { message } = await ingestLab("ten");
+    // Counted from before the event was delivered: other tests of this file deliver to these destinations too.
+    const before = await health();
+    expect(before.d01!.pending).toBeGreaterThanOrEqual(1);
     await runDeliveryQueue([message]);
-    const health = await adminJson<{ destinations: Record<string, unknown>[] }>("GET", "/destinations/health?windowHours=1");
-    const byName = Object.fromEntries(health.destinations.map((d) => [d.name, d]));
-    expect(byName.d01).toMatchObject({ configured: true, enabled: true, delivered: expect.any(Number), lastSuccessAt: expect.any(String) });
-    expect(byName.d03).toMatchObject({ failing: expect.any(Number), lastError: "http_503" });
-    expect(byName.d05).toMatchObject({ dead: expect.any(Number), lastError: "http_410 (permanent)" });
-    expect(byName.paused).toMatchObject({ configured: true, enabled: false });
+    const after = await health();
+    const change = (name: string) => {
+      const [b, a] = [before[name]!, after[name]!];
+      return { delivered: a.delivered - b.delivered, failing: a.failing - b.failing, dead: a.dead - b.dead, pending: a.pending - b.pending };
+    };
+    expect(change("d01")).toEqual({ delivered: 1, failing: 0, dead: 0, pending: -1 });
+    expect(change("d03")).toEqual({ delivered: 0, failing: 1, dead: 0, pending: -1 });
+    expect(change("d05")).toEqual({ delivered: 0, failing: 0, dead: 1, pending: -1 });
+    expect(after.d01).toMatchObject({ configured: true, enabled: true, lastSuccessAt: expect.any(String) });
+    expect(after.d03).toMatchObject({ lastError: "http_503" });
+    expect(after.d05).toMatchObject({ lastError: "http_410 (permanent)" });
+    expect(after.paused).toMatchObject({ configured: true, enabled: false, delivered: 0, failing: 0, dead: 0, pending: 0 });
     expect(await adminJson("GET", "/destinations/health?windowHours=0", undefined, 400)).toMatchObject({ error: { code: "invalid_request" } });
   });
 
@@ -291,7 +305,7 @@ describe("POST /admin/routing/dry-run", () => {
     const count = async () =>
       (await env.DB.prepare("SELECT (SELECT COUNT(*) + COALESCE(SUM(version), 0) FROM events) + (SELECT COUNT(*) FROM outbox) AS n").first<number>("n"))!;
     const before = await count();
-    const result = await adminJson("POST", "/routing/dry-run", { source: "weedmaps", merchantId: "4242", payload: JSON.parse(fixture("weedmaps-create").body) });
+    const result = await adminJson("POST", "/routing/dry-run", { source: "weedmaps", merchantId: "4242", payload: JSON.parse(fixture("weedmaps/create").body) });
     expect(result).toMatchObject({
       eventType: "create",
       merchantId: "4242",
@@ -307,7 +321,7 @@ describe("POST /admin/routing/dry-run", () => {
       matched: false,
       reason: "event type create is not in [draft]",
     });
-    const mismatch = await adminJson("POST", "/routing/dry-run", { source: "weedmaps", merchantId: "1", payload: JSON.parse(fixture("weedmaps-create").body) });
+    const mismatch = await adminJson("POST", "/routing/dry-run", { source: "weedmaps", merchantId: "1", payload: JSON.parse(fixture("weedmaps/create").body) });
     expect(mismatch.merchantMismatch).toEqual({ route: "wm-create", field: "seller.id" });
     const paused = await adminJson("POST", "/routing/dry-run", { source: "lab", eventType: "paused", payload: {} });
     expect(paused.skippedDisabled).toEqual([{ destination: "paused", route: "lab-paused" }]);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import sampleConfig from "../router.config.json";
-import { parseConfig } from "../src/config/load";
+import { parseConfig } from "../src/core/config/parse.ts";
 
 const base = {
   sources: { weedmaps: { provider: "weedmaps", verify: { type: "hmac", secrets: ["WEEDMAPS_CLIENT_SECRET"] } } },
@@ -65,7 +65,12 @@ describe("configuration", () => {
 
   it("allows a responder only on a Weedmaps draft route, and rejects unknown fields", () => {
     const responderOnCreate = { ...base, routes: [{ name: "orders", source: "weedmaps", events: ["create"], responder: "pos" }] };
-    expect(errorsOf(responderOnCreate)).toEqual(['routes[0].responder: a responder belongs on a Weedmaps route whose events are exactly ["draft"]']);
+    expect(errorsOf(responderOnCreate)).toEqual(['routes[0].responder: a responder belongs on a route whose events are all answered synchronously: ["draft"]']);
+    const responderOnAllEvents = { ...base, routes: [{ name: "orders", source: "weedmaps", responder: "pos" }] };
+    expect(errorsOf(responderOnAllEvents)).toEqual(['routes[0].responder: a responder belongs on a route whose events are all answered synchronously: ["draft"]']);
+    const leaftrade = { provider: "leaftrade", verify: { type: "hmac", secrets: ["LEAFTRADE_WEBHOOK_SECRET"] } };
+    const responderOnLeafTrade = { ...base, sources: { ...base.sources, lt: leaftrade }, routes: [{ name: "orders", source: "lt", events: ["draft"], responder: "pos" }] };
+    expect(errorsOf(responderOnLeafTrade)).toEqual(["routes[0].responder: a responder belongs on a route of a provider that waits for an answer (Weedmaps Draft)"]);
     expect(errorsOf({ ...base, routes: [{ name: "orders", source: "weedmaps", destinations: ["pos"], destination: "pos" }] })[0]).toMatch(/^routes\[0\]: Unrecognized key/);
     expect(errorsOf({ ...base, routes: [{ name: "orders", source: "weedmaps" }] })).toEqual(["routes[0].destinations: a route names at least one destination"]);
   });

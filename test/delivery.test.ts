@@ -1,16 +1,19 @@
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { MAX_CONCURRENT_REQUESTS } from "../src/delivery/consumer";
-import type { DeliveryMessage } from "../src/delivery/messages";
-import { plannedDeliveries } from "../src/delivery/state";
-import { OUTBOX_CLAIM_MS, sweep, sweepOutbox, sweepOverdue, SWEEP_GRACE_MS } from "../src/delivery/sweeper";
-import { insertOutbox } from "../src/storage/db";
-import { captureDeliveryQueue, deliveriesOf, fixture, post, postWeedmaps, runDeliveryQueue, runScheduled, stubDestinations, type FetchHandler } from "./helpers";
+import { createWorker } from "../src/app/worker.ts";
+import { MAX_CONCURRENT_REQUESTS } from "../src/delivery/consumer.ts";
+import type { DeliveryMessage } from "../src/core/messages.ts";
+import { plannedDeliveries } from "../src/core/delivery-state.ts";
+import { OUTBOX_CLAIM_MS, sweep, sweepOutbox, sweepOverdue, SWEEP_GRACE_MS } from "../src/delivery/sweeper.ts";
+import { insertOutbox } from "../src/storage/outbox.ts";
+import { captureDeliveryQueue, deferred, deliveriesOf, fixture, ManualClock, post, postWeedmaps, runDeliveryQueue, runQueueOn, runScheduled, stubDestinations, type FetchHandler } from "./helpers.ts";
 
 let queue: ReturnType<typeof captureDeliveryQueue>;
-beforeEach(() => {
+beforeEach(async () => {
   queue = captureDeliveryQueue();
+  // Each test's walk starts from the first event, whatever an earlier test of this file left.
+  await env.DB.prepare("DELETE FROM sweeper_state").run();
 });
 afterEach(() => vi.restoreAllMocks());
 
@@ -46,8 +49,8 @@ const status = (code: number, headers: Record<string, string> = {}) => () => new
 describe("delivery", () => {
   it("POSTs the original bytes with the original content type, routing headers, static headers and a Standard Webhooks signature", async () => {
     const seen = stubDestinations(ok);
-    const f = fixture("weedmaps-create");
-    const res = await post("/webhooks/weedmaps?merchant_id=4242", f.body, { Signature: f.base64, "content-type": "application/json; charset=utf-8" });
+    const f = fixture("weedmaps/create");
+    const res = await post("/webhooks/weedmaps?merchant_id=4242", f.body, { Signature: f.signature, "content-type": "application/json; charset=utf-8" });
     const { eventId } = await res.json<{ eventId: string }>();
     const { result, ids } = await runDeliveryQueue([queue.messages[0]!.body]);
     expect(result.explicitAcks).toEqual(ids);
@@ -101,24 +104,27 @@ describe("delivery", () => {
     ]);
   });
 
-  it("times a slow destination out and retries it", async () => {
-    stubDestinations(
-      (request) =>
-        new Promise<Response>((resolve, reject) => {
-          const timer = setTimeout(() => resolve(new Response("late")), 5_000);
-          request.signal.addEventListener("abort", () => {
-            clearTimeout(timer);
-            reject(request.signal.reason);
-          });
-        }),
-    );
+  it("times a slow destination out when its timeout passes, and retries it", async () => {
+    const clock = new ManualClock();
+    const arrived = deferred<Request>();
+    stubDestinations((request) => {
+      arrived.resolve(request);
+      // Answers only if nobody gives up on it first.
+      return new Promise<Response>((_, reject) => request.signal.addEventListener("abort", () => reject(request.signal.reason)));
+    });
     const { eventId, message } = await ingestLab("single");
-    const started = Date.now();
-    const { result } = await runDeliveryQueue([message]);
-    expect(Date.now() - started).toBeLessThan(4_000);
+    const run = runQueueOn(createWorker({ clock }), [message]);
+    const request = await arrived.promise;
+    clock.advance(1_999);
+    expect(request.signal.aborted).toBe(false);
+    // The pos destination's timeoutMs is 2,000.
+    clock.advance(1);
+    const { result } = await run;
+    expect(request.signal.aborted).toBe(true);
     expect(result.retryMessages).toHaveLength(1);
     const [delivery] = await deliveriesOf(eventId);
     expect(delivery).toMatchObject({ status: "pending", attempts: 1, last_status_code: null, last_error: "timeout" });
+    expect(JSON.parse(delivery!.attempt_log)[0]).toMatchObject({ latencyMs: 2_000, errorClass: "timeout" });
   });
 
   it("honours Retry-After on a 429", async () => {
@@ -231,24 +237,37 @@ describe("delivery", () => {
     }
   });
 
-  it("fans out to ten destinations with slow responses, holding at most the connection bound, all within their timeouts", async () => {
-    let inFlight = 0;
+  it("fans out to ten destinations holding at most the connection bound, each timeout starting when its request does", async () => {
+    // Ten destinations with 400 ms timeouts that each answer after 250 ms. Through a bound of five connections, the
+    // second five start 250 ms late: if their timeouts had started with the batch, they would fire at 400 ms.
+    const clock = new ManualClock();
+    const waiting: { request: Request; answer: (response: Response) => void }[] = [];
+    let arrivals = deferred();
     let maxInFlight = 0;
-    stubDestinations(async () => {
-      inFlight++;
-      maxInFlight = Math.max(maxInFlight, inFlight);
-      await new Promise((resolve) => setTimeout(resolve, 250));
-      inFlight--;
-      return ok();
-    });
+    stubDestinations(
+      (request) =>
+        new Promise<Response>((answer, reject) => {
+          waiting.push({ request, answer });
+          maxInFlight = Math.max(maxInFlight, waiting.length);
+          request.signal.addEventListener("abort", () => reject(request.signal.reason));
+          if (waiting.length === MAX_CONCURRENT_REQUESTS) arrivals.resolve();
+        }),
+    );
     const { eventId, message } = await ingestLab("ten");
     expect(message.deliveries).toHaveLength(10);
-    const { result, ids } = await runDeliveryQueue([message]);
+    const run = runQueueOn(createWorker({ clock }), [message]);
+    for (let wave = 0; wave < 2; wave++) {
+      await arrivals.promise;
+      arrivals = deferred();
+      clock.advance(250);
+      for (const { answer } of waiting.splice(0)) answer(new Response("ok"));
+    }
+    const { result, ids } = await run;
     expect(result.explicitAcks).toEqual(ids);
-    // Each destination's timeout is 400 ms; ten 250 ms calls at once through 6 connections would time some out.
+    expect(maxInFlight).toBe(MAX_CONCURRENT_REQUESTS);
     const deliveries = await deliveriesOf(eventId);
     expect(deliveries.map((d) => d.status)).toEqual(Array(10).fill("delivered"));
-    expect(maxInFlight).toBe(MAX_CONCURRENT_REQUESTS);
+    expect(deliveries.map((d) => JSON.parse(d.attempt_log)[0].latencyMs)).toEqual(Array(10).fill(250));
   });
 
   it("never delays or repeats the healthy destinations of a fan-out when one fails", async () => {
@@ -331,7 +350,7 @@ describe("outbox sweeper", () => {
 
   /** A Create whose queue send fails at ingest: its message goes to the outbox. */
   async function ingestWithQueueDown(orderId: string) {
-    const body = fixture("weedmaps-create").body.replace("9763822", orderId);
+    const body = fixture("weedmaps/create").body.replace("9763822", orderId);
     // The capturing spy from beforeEach fails this one send, then records the later sends.
     vi.mocked(env.DELIVERY_QUEUE.sendBatch).mockRejectedValueOnce(new Error("queue unavailable"));
     const res = await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body);
@@ -344,9 +363,9 @@ describe("outbox sweeper", () => {
 
   it("sends a message kept in the outbox by a queue failure at ingest, once, and it is then delivered", async () => {
     const eventId = await ingestWithQueueDown("swept-1");
-    expect(await sweepOutbox(env)).toEqual({ sent: 1 });
+    expect(await sweepOutbox(env, Date.now())).toEqual({ sent: 1 });
     // Sent rows are deleted, so a second run (or an overlapping one) sends nothing again.
-    expect(await sweepOutbox(env)).toEqual({ sent: 0 });
+    expect(await sweepOutbox(env, Date.now())).toEqual({ sent: 0 });
     expect(await outboxRows()).toBe(0);
     const swept = queue.messages.filter((m) => m.body.eventId === eventId);
     expect(swept).toHaveLength(1);
@@ -385,7 +404,7 @@ describe("outbox sweeper", () => {
 
 describe("outbox and walk together", () => {
   it("sends a delivery kept in the outbox once, though it is also overdue when the queue comes back", async () => {
-    const body = fixture("weedmaps-create").body.replace("9763822", "swept-both-1");
+    const body = fixture("weedmaps/create").body.replace("9763822", "swept-both-1");
     vi.mocked(env.DELIVERY_QUEUE.sendBatch).mockRejectedValueOnce(new Error("queue unavailable"));
     const { eventId } = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<{ eventId: string }>();
     // The outage outlasted the grace period: the outbox pass and the walk both see this event in one run.
@@ -396,17 +415,17 @@ describe("outbox and walk together", () => {
   it("sends a delivery named by two outbox rows once", async () => {
     const { eventId, message } = await ingestLab("single");
     await insertOutbox(env.DB, [message, { v: 1, eventId, deliveries: message.deliveries }], Date.now() - 1);
-    await sweepOutbox(env);
+    await sweepOutbox(env, Date.now());
     expect(queue.messages.filter((m) => m.body.eventId === eventId)).toHaveLength(1);
   });
 
   it("does not send an outbox message whose deliveries were settled meanwhile, and deletes it", async () => {
     stubDestinations(ok);
-    const body = fixture("weedmaps-create").body.replace("9763822", "swept-both-2");
+    const body = fixture("weedmaps/create").body.replace("9763822", "swept-both-2");
     vi.mocked(env.DELIVERY_QUEUE.sendBatch).mockRejectedValueOnce(new Error("queue unavailable"));
     const { eventId } = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<{ eventId: string }>();
     await runDeliveryQueue([{ v: 1, eventId, deliveries: [{ destination: "pos", generation: 1 }, { destination: "erp", generation: 1 }] }]);
-    await sweepOutbox(env);
+    await sweepOutbox(env, Date.now());
     expect(queue.messages.filter((m) => m.body.eventId === eventId)).toEqual([]);
     expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM outbox WHERE message ->> 'eventId' = ?1").bind(eventId).first("n")).toBe(0);
   });

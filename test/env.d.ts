@@ -1,5 +1,6 @@
 import type { D1Migration } from "cloudflare:test";
-import type { TEST_SECRETS } from "./secrets";
+import type { SignedFixture } from "../vitest.config.ts";
+import type { TEST_SECRETS } from "./secrets.ts";
 
 type TestSecretBindings = { [Name in keyof typeof TEST_SECRETS]: string };
 
@@ -9,7 +10,7 @@ declare global {
     interface Env extends TestSecretBindings {
       TEST_MIGRATIONS: D1Migration[];
       MIGRATION_DB: D1Database;
-      TEST_SIGNED_FIXTURES: Record<string, { body: string; base64: string; hex: string }>;
+      TEST_SIGNED_FIXTURES: Record<string, SignedFixture>;
       ROUTER_CONFIG: string;
     }
   }

@@ -1,19 +1,66 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { vi } from "vitest";
-import type { DeliveryMessage } from "../src/delivery/messages";
+import { expect, vi } from "vitest";
+import type { createWorker } from "../src/app/worker.ts";
+import type { Clock } from "../src/core/clock.ts";
+import type { DeliveryMessage } from "../src/core/messages.ts";
+import { fromStoredPayload } from "../src/storage/payloads.ts";
+import type { SignedFixture } from "../vitest.config.ts";
 
 export const ROUTER = "https://router.example.test";
 
-export function post(path: string, body: string | ArrayBuffer, headers: Record<string, string> = {}): Promise<Response> {
-  return exports.default.fetch(
-    new Request(`${ROUTER}${path}`, { method: "POST", body, headers: { "content-type": "application/json", ...headers } }),
-  );
+export type Fetcher = (request: Request) => Promise<Response>;
+
+const defaultWorker: Fetcher = (request) => exports.default.fetch(request);
+
+export function post(path: string, body: string | ArrayBuffer, headers: Record<string, string> = {}, fetcher: Fetcher = defaultWorker): Promise<Response> {
+  return fetcher(new Request(`${ROUTER}${path}`, { method: "POST", body, headers: { "content-type": "application/json", ...headers } }));
 }
 
-export function fixture(name: string): { body: string; base64: string; hex: string } {
+export interface IngestExpectation {
+  url: string;
+  fixture: SignedFixture;
+  eventType: string;
+  destinations: string[];
+  fetcher?: Fetcher;
+}
+
+/**
+ * Posts a signed fixture and checks the whole ingest contract: 200, the event stored byte for byte with its type,
+ * one pending delivery per destination, and one queue message naming them all. Returns the event id.
+ */
+export async function expectIngested({ url, fixture: f, eventType, destinations, fetcher }: IngestExpectation): Promise<string> {
+  const queue = captureDeliveryQueue();
+  const res = await post(url, f.body, f.headers, fetcher);
+  const json = await res.json<{ eventId: string }>();
+  expect(res.status, JSON.stringify(json)).toBe(200);
+  expect(json).toMatchObject({ received: true, duplicate: false, routing: "routed", deliveries: destinations.length, enqueued: true });
+  const stored = await env.DB.prepare(`SELECT event_type, routing, content_type, body FROM events WHERE id = ?1`).bind(json.eventId).first<{ body: unknown }>();
+  expect(stored).toMatchObject({ event_type: eventType, routing: "routed", content_type: "application/json" });
+  expect(new TextDecoder().decode(fromStoredPayload(stored!.body))).toBe(f.body);
+  const deliveries = await deliveriesOf(json.eventId);
+  expect(deliveries.map((d) => [d.destination, d.status, d.attempts])).toEqual([...destinations].sort().map((d) => [d, "pending", 0]));
+  expect(queue.messages.map((m) => m.body)).toContainEqual({
+    v: 1,
+    eventId: json.eventId,
+    ingestId: expect.any(String),
+    deliveries: expect.arrayContaining(destinations.map((destination) => ({ destination, generation: 1 }))),
+  });
+  return json.eventId;
+}
+
+/** A provider fixture, `"<provider>/<event>"`, with the headers its provider would sign it with. */
+export function fixture(name: string): SignedFixture {
   const signed = env.TEST_SIGNED_FIXTURES[name];
   if (!signed) throw new Error(`no fixture ${name}`);
   return signed;
+}
+
+/** Every fixture of one provider, by event name. */
+export function fixturesOf(provider: string): [string, SignedFixture][] {
+  return Object.entries(env.TEST_SIGNED_FIXTURES)
+    .filter(([name]) => name.startsWith(`${provider}/`))
+    .map(([name, signed]) => [name.slice(provider.length + 1), signed]);
 }
 
 /**
@@ -84,6 +131,19 @@ export async function runDeliveryQueue(bodies: unknown[], attempts = 1, queue = 
   return { result, ids: messages.map((m) => m.id) };
 }
 
+/**
+ * Runs a Worker built by the test (with its own clock or providers) over a batch, through the plugin's real
+ * MessageBatch and ExecutionContext. Its result drops retry delays (see ../shared/PLATFORM.md); tests that assert
+ * delays use runDeliveryQueue.
+ */
+export async function runQueueOn(worker: ReturnType<typeof createWorker>, bodies: unknown[], attempts = 1, queue = "webhook-deliveries") {
+  const messages = bodies.map((body) => ({ id: `msg-${++messageCounter}`, timestamp: new Date(), attempts, body }));
+  const batch = createMessageBatch(queue, messages);
+  const ctx = createExecutionContext();
+  await worker.queue(batch, env);
+  return { result: await getQueueResult(batch, ctx), ids: messages.map((m) => m.id) };
+}
+
 export interface DeliveryRowView {
   destination: string;
   generation: number;
@@ -120,4 +180,48 @@ export function stubDestinations(handler: FetchHandler): { requests: Request[]; 
     return handler(request);
   });
   return seen;
+}
+
+/**
+ * A clock that stands still until the test moves it. Timeouts started on it fire when `advance` passes their
+ * deadline, so a test of a deadline needs no real waiting.
+ */
+export class ManualClock implements Clock {
+  #now: number;
+  readonly #timers: { at: number; controller: AbortController }[] = [];
+
+  constructor(start = Date.UTC(2026, 10, 23, 10, 0, 0)) {
+    this.#now = start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  timeout(ms: number): AbortSignal {
+    const controller = new AbortController();
+    this.#timers.push({ at: this.#now + ms, controller });
+    return controller.signal;
+  }
+
+  /** How many timeouts are running (started, not yet fired). */
+  get pendingTimeouts(): number {
+    return this.#timers.filter((t) => !t.controller.signal.aborted).length;
+  }
+
+  advance(ms: number): void {
+    this.#now += ms;
+    for (const timer of this.#timers) {
+      if (timer.at <= this.#now && !timer.controller.signal.aborted) {
+        timer.controller.abort(new DOMException("The operation timed out.", "TimeoutError"));
+      }
+    }
+  }
+}
+
+/** A promise with its resolve, for handing control back and forth with a stubbed destination. */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
 }

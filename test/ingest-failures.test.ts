@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, expect, it, vi } from "vitest";
-import { sweepOverdue, SWEEP_GRACE_MS } from "../src/delivery/sweeper";
-import { captureDeliveryQueue, deliveriesOf, fixture, postWeedmaps, runDeliveryQueue, stubDestinations } from "./helpers";
+import { sweepOverdue, SWEEP_GRACE_MS } from "../src/delivery/sweeper.ts";
+import { captureDeliveryQueue, deliveriesOf, fixture, postWeedmaps, runDeliveryQueue, stubDestinations } from "./helpers.ts";
 
 // Storage is isolated per test file, so breaking the schema here affects no other file.
 afterEach(() => vi.restoreAllMocks());
@@ -22,7 +22,7 @@ async function offline<T>(table: string, run: () => Promise<T>): Promise<T> {
 it("answers 503 when D1 fails at ingest; the message sent meanwhile delivers nothing, and the retry is a new event", async () => {
   const queue = captureDeliveryQueue();
   const seen = stubDestinations(() => new Response("ok"));
-  const body = fixture("weedmaps-create").body.replace("9763822", "d1-down-1");
+  const body = fixture("weedmaps/create").body.replace("9763822", "d1-down-1");
   const res = await offline("events", () => postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body));
   expect(res.status).toBe(503);
   expect(await res.json()).toEqual({ error: { code: "storage_unavailable", message: expect.any(String), requestId: expect.any(String) } });
@@ -44,7 +44,7 @@ it("answers 503 when D1 fails at ingest; the message sent meanwhile delivers not
 
 it("answers 200 when only the queue send fails, keeping the message in the outbox for the sweeper", async () => {
   vi.spyOn(env.DELIVERY_QUEUE, "sendBatch").mockRejectedValue(new Error("queue unavailable"));
-  const body = fixture("weedmaps-create").body.replace("9763822", "queue-down-1");
+  const body = fixture("weedmaps/create").body.replace("9763822", "queue-down-1");
   const res = await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body);
   expect(res.status).toBe(200);
   const json = await res.json<{ eventId: string; enqueued: boolean }>();
@@ -61,7 +61,7 @@ it("answers 200 when only the queue send fails, keeping the message in the outbo
 it("keeps and acknowledges the event when the queue and the outbox both fail; the sweeper's walk re-enqueues it", async () => {
   const queue = captureDeliveryQueue();
   vi.mocked(env.DELIVERY_QUEUE.sendBatch).mockRejectedValueOnce(new Error("queue unavailable"));
-  const body = fixture("weedmaps-create").body.replace("9763822", "queue-down-2");
+  const body = fixture("weedmaps/create").body.replace("9763822", "queue-down-2");
   const res = await offline("outbox", () => postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body));
   expect(res.status).toBe(200);
   const { eventId, enqueued } = await res.json<{ eventId: string; enqueued: boolean }>();

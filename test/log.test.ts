@@ -1,5 +1,5 @@
 import { afterEach, expect, it, vi } from "vitest";
-import { configureLogging, logEvent } from "../src/log";
+import { configureLogging, logEvent } from "../src/telemetry/log.ts";
 
 afterEach(() => {
   vi.restoreAllMocks();

@@ -1,7 +1,8 @@
 import { applyD1Migrations } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
-import { loadDeliveryWork } from "../src/storage/db";
+import { DeliveryStatesSchema } from "../src/core/delivery-state.ts";
+import { loadDeliveryWork } from "../src/storage/events.ts";
 
 const db = () => env.MIGRATION_DB;
 const before = (prefix: string) => env.TEST_MIGRATIONS.filter((m) => m.name < prefix);
@@ -45,6 +46,11 @@ it("0002 moves each event's delivery rows into its row, keeps replay history, an
   ]);
 
   await applyD1Migrations(db(), env.TEST_MIGRATIONS);
+
+  // What 0002 wrote must be the delivery JSON the code reads: the strict schema in src/core/delivery-state.ts owns
+  // its keys, so renaming a field there without a migration fails here.
+  const written = await db().prepare("SELECT deliveries FROM events").all<{ deliveries: string }>();
+  for (const { deliveries } of written.results) expect(DeliveryStatesSchema.safeParse(JSON.parse(deliveries)).error).toBeUndefined();
 
   const work = await loadDeliveryWork(db(), replayed);
   expect(work!.snapshot.version).toBe(0);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelaySeconds, classifyAttempt, errorClassOf, parseRetryAfter } from "../src/delivery/policy";
+import { backoffDelaySeconds, classifyAttempt, errorClassOf, parseRetryAfter } from "../src/core/retry-policy.ts";
 
 const status = (statusCode: number) => ({ statusCode, transportError: null });
 

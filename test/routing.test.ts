@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { parseConfig } from "../src/config/load";
-import type { RouterConfig } from "../src/config/schema";
-import { routeEvent } from "../src/ingest/routing";
+import { parseConfig } from "../src/core/config/parse.ts";
+import type { RouterConfig } from "../src/core/config/schema.ts";
+import { routeEvent } from "../src/core/routing.ts";
 
 function config(routes: unknown[], destinations: Record<string, unknown> = {}): RouterConfig {
   const parsed = parseConfig({

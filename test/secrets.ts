@@ -1,8 +1,16 @@
+/**
+ * The secret a provider's fixtures are signed with (vitest.config.ts signs every fixture folder with it). A source
+ * in a test config names a Worker secret bound to this value; a test-only provider binds its own the same way.
+ */
+export function fixtureSecret(provider: string): string {
+  return `fixture-signing-secret-${provider}`;
+}
+
 /** Test-only secret values, bound into the Worker by vitest.config.ts. Never used outside tests. */
 export const TEST_SECRETS = {
-  WEEDMAPS_CLIENT_SECRET: "3f8e1c52-9a4b-4d7e-b6a1-0c2d9e8f7a61",
+  WEEDMAPS_CLIENT_SECRET: fixtureSecret("weedmaps"),
   WEEDMAPS_CLIENT_SECRET_PREVIOUS: "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
-  LEAFTRADE_WEBHOOK_SECRET: "lt-test-signing-key-0001",
+  LEAFTRADE_WEBHOOK_SECRET: fixtureSecret("leaftrade"),
   ACME_SIGNING_SECRET: "acme-test-secret",
   PARTNER_BEARER_TOKEN: "partner-token-abc123",
   POS_SIGNING_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",

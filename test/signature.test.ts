@@ -1,36 +1,34 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { verifyHeaderToken, verifyHmacSignature } from "../src/ingest/signature";
-import { fixture, hexSignature, weedmapsSignature } from "./helpers";
+import { verifyHeaderToken, verifyHmacSignature } from "../src/core/signatures/inbound.ts";
+import { BUILTIN_PROVIDERS } from "../src/core/providers/registry.ts";
+import { fixture, fixturesOf, hexSignature, weedmapsSignature } from "./helpers.ts";
+import { fixtureSecret } from "./secrets.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text).buffer as ArrayBuffer;
 const WEEDMAPS = { encoding: "base64", prefix: "" } as const;
 const LEAFTRADE = { encoding: "hex", prefix: "" } as const;
 
 describe("HMAC verification against signatures made by Node's crypto.createHmac", () => {
-  it("accepts the Weedmaps base64 signature of each fixture", async () => {
-    for (const name of ["weedmaps-draft", "weedmaps-create"]) {
-      const { body, base64 } = fixture(name);
-      expect(await verifyHmacSignature(encode(body), base64, [env.WEEDMAPS_CLIENT_SECRET as string], WEEDMAPS)).toEqual({ ok: true, secretIndex: 0 });
-    }
-  });
-
-  it("accepts the Leaf Trade hex signature of each fixture", async () => {
-    for (const name of ["leaftrade-order-v4", "leaftrade-order-v3", "leaftrade-product-issue"]) {
-      const { body, hex } = fixture(name);
-      expect(await verifyHmacSignature(encode(body), hex, [env.LEAFTRADE_WEBHOOK_SECRET as string], LEAFTRADE)).toMatchObject({ ok: true });
-    }
-  });
+  for (const [name, adapter] of Object.entries(BUILTIN_PROVIDERS).filter(([, a]) => a.signature)) {
+    it(`accepts the ${name} signature of each of its fixtures, in the adapter's own scheme`, async () => {
+      const { encoding, prefix = "" } = adapter.signature!;
+      const fixtures = fixturesOf(name);
+      expect(fixtures.length).toBeGreaterThan(0);
+      for (const [, { body, signature }] of fixtures) {
+        expect(await verifyHmacSignature(encode(body), signature, [fixtureSecret(name)], { encoding, prefix })).toEqual({ ok: true, secretIndex: 0 });
+      }
+    });
+  }
 
   it("agrees with the test helpers that sign run-time bodies", async () => {
-    const { body, base64, hex } = fixture("weedmaps-create");
-    expect(await weedmapsSignature(body)).toBe(base64);
-    expect(await hexSignature(fixture("leaftrade-order-v3").body, env.LEAFTRADE_WEBHOOK_SECRET as string)).toBe(fixture("leaftrade-order-v3").hex);
-    expect(hex).toMatch(/^[0-9a-f]{64}$/);
+    const { body, signature } = fixture("weedmaps/create");
+    expect(await weedmapsSignature(body)).toBe(signature);
+    expect(await hexSignature(fixture("leaftrade/order-v3").body, env.LEAFTRADE_WEBHOOK_SECRET as string)).toBe(fixture("leaftrade/order-v3").signature);
   });
 
   it("rejects a body changed by one byte, or re-serialised", async () => {
-    const { body, base64 } = fixture("weedmaps-create");
+    const { body, signature: base64 } = fixture("weedmaps/create");
     const secrets = [env.WEEDMAPS_CLIENT_SECRET as string];
     expect(await verifyHmacSignature(encode(body.replace("67.50", "67.51")), base64, secrets, WEEDMAPS)).toEqual({ ok: false, reason: "signature_mismatch" });
     expect(await verifyHmacSignature(encode(JSON.stringify(JSON.parse(body), null, 1)), base64, secrets, WEEDMAPS)).toEqual({
@@ -40,7 +38,8 @@ describe("HMAC verification against signatures made by Node's crypto.createHmac"
   });
 
   it("rejects the wrong secret, a missing header and malformed values", async () => {
-    const { body, base64, hex } = fixture("weedmaps-create");
+    const { body, signature: base64 } = fixture("weedmaps/create");
+    const hex = await hexSignature(body, env.WEEDMAPS_CLIENT_SECRET as string);
     const bytes = encode(body);
     expect(await verifyHmacSignature(bytes, base64, ["some-other-secret"], WEEDMAPS)).toEqual({ ok: false, reason: "signature_mismatch" });
     expect(await verifyHmacSignature(bytes, undefined, ["x"], WEEDMAPS)).toEqual({ ok: false, reason: "missing_header" });
@@ -53,7 +52,7 @@ describe("HMAC verification against signatures made by Node's crypto.createHmac"
   });
 
   it("accepts any configured secret, so a secret rotates with no downtime", async () => {
-    const { body, base64 } = fixture("weedmaps-create");
+    const { body, signature: base64 } = fixture("weedmaps/create");
     const result = await verifyHmacSignature(encode(body), base64, ["the-new-secret", env.WEEDMAPS_CLIENT_SECRET as string], WEEDMAPS);
     expect(result).toEqual({ ok: true, secretIndex: 1 });
   });
@@ -67,7 +66,7 @@ describe("HMAC verification against signatures made by Node's crypto.createHmac"
   });
 
   it("accepts the URL-safe base64 alphabet", async () => {
-    const { body, base64 } = fixture("weedmaps-draft");
+    const { body, signature: base64 } = fixture("weedmaps/draft");
     const urlSafe = base64.replace(/\+/g, "-").replace(/\//g, "_");
     expect(await verifyHmacSignature(encode(body), urlSafe, [env.WEEDMAPS_CLIENT_SECRET as string], WEEDMAPS)).toMatchObject({ ok: true });
   });

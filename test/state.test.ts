@@ -10,7 +10,7 @@ import {
   serializeDeliveries,
   type AttemptOutcome,
   type DeliveryState,
-} from "../src/delivery/state";
+} from "../src/core/delivery-state.ts";
 
 const planned = () => plannedDeliveries([{ destination: "pos", route: "r" }, { destination: "erp", route: "r" }], 1000);
 

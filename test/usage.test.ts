@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { afterEach, expect, it, vi } from "vitest";
-import { plannedDeliveries } from "../src/delivery/state";
-import { insertEvent, loadDeliveryWork } from "../src/storage/db";
-import { withUsage } from "../src/usage";
+import { plannedDeliveries } from "../src/core/delivery-state.ts";
+import { insertEvent, loadDeliveryWork } from "../src/storage/events.ts";
+import { withUsage } from "../src/telemetry/usage.ts";
 
 afterEach(() => vi.restoreAllMocks());
 

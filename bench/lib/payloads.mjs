@@ -55,7 +55,7 @@ function orderTemplate(base, size, merchantId) {
  * different scenarios apart, so no two requests in one run are ever the same event.
  */
 export function weedmapsRequests({ kind = "create", size, merchantId, secret, prefix }) {
-  const base = kind === "draft" ? fixture("weedmaps-draft") : fixture("weedmaps-create");
+  const base = kind === "draft" ? fixture("weedmaps/draft") : fixture("weedmaps/create");
   const { before, after } = orderTemplate(base, size ?? JSON.stringify(base).length, merchantId);
   const idPrefix = String(prefix).padStart(3, "0");
   let counter = 0;

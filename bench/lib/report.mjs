@@ -652,7 +652,7 @@ ${mdTable(e2eRows(results))}
 ${s.operations.happy.events} Creates to three destinations, one at a time; then as many again while the receiver fails
 \`d02\`'s first attempt (500), so each event has exactly one retry (${s.operations.oneRetry.failedAttempts} failed and
 ${s.operations.oneRetry.attempts - s.operations.oneRetry.failedAttempts} successful attempts). Counted from the router's usage lines (\`USAGE_LOG=true\`,
-src/usage.ts): D1 rows from the \`meta\` of every D1 result, queue messages sent, and one line per invocation. Queue
+src/telemetry/usage.ts): D1 rows from the \`meta\` of every D1 result, queue messages sent, and one line per invocation. Queue
 operations are one write, one read and one delete per message; a retry adds a read (the count of messages the
 consumer was handed). "Measured batching" uses the consumer batches seen here; "unbatched" counts one consumer
 invocation per message, the worst case at a low event rate. Local D1 reports \`rows_read\`/\`rows_written\` from SQLite;

@@ -1,62 +1,23 @@
 import { createRoute, OpenAPIHono, type z } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
-import type { MiddlewareHandler } from "hono";
-import { loadConfig, parseConfig, readVar } from "../config/load";
-import type { RouterConfig } from "../config/schema";
-import { enqueueDeliveries } from "../delivery/messages";
-import { assertReplayable, replayDeliveries } from "../delivery/replay";
-import { RouterError } from "../errors";
-import { adapterFor } from "../ingest/providers";
-import { routeEvent } from "../ingest/routing";
-import { encodeBase64, sha256Hex, verifyHeaderToken } from "../ingest/signature";
-import {
-  countCurrentDeliveries,
-  destinationHealth,
-  getEventDetail,
-  listCurrentDeliveries,
-  listEvents,
-  type CurrentDelivery,
-  type DeliveryFilter,
-} from "../storage/db";
-import * as S from "./schemas";
+import { insecureDestinationsAllowed, loadConfig, readVar } from "../config/load.ts";
+import { parseConfig } from "../core/config/parse.ts";
+import type { RouterConfig } from "../core/config/schema.ts";
+import type { RouterDeps } from "../core/deps.ts";
+import { RouterError } from "../core/errors.ts";
+import { routeEvent } from "../core/routing.ts";
+import { encodeBase64 } from "../core/signatures/encoding.ts";
+import { sha256Hex } from "../core/signatures/inbound.ts";
+import { assertReplayable, replayDeliveries, startBulkReplay } from "../delivery/replay.ts";
+import { destinationHealth, getEventDetail, listCurrentDeliveries, listEvents, type CurrentDelivery } from "../storage/admin-queries.ts";
+import { requireAdminToken } from "./auth.ts";
+import { decodeCursor, nextCursor } from "./cursor.ts";
+import * as S from "./schemas.ts";
 
 type AdminEnv = { Bindings: Env };
 
-/** Bearer auth against the ADMIN_TOKEN secret, in constant time. Unset token: the API is off, never open. */
-export function requireAdminToken(): MiddlewareHandler<AdminEnv> {
-  return async function requireAdminToken(c, next) {
-    const token = readVar(c.env, "ADMIN_TOKEN");
-    if (!token) throw new RouterError("admin_disabled", { detail: "ADMIN_TOKEN is not set" });
-    const result = verifyHeaderToken(c.req.header("authorization"), [token], "Bearer ");
-    if (!result.ok) {
-      throw new RouterError("unauthorized", { detail: `admin: ${result.reason}`, headers: { "WWW-Authenticate": 'Bearer realm="admin"' } });
-    }
-    await next();
-  };
-}
-
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 const msOf = (value: string | undefined) => (value === undefined ? undefined : Date.parse(value));
-
-function encodeCursor(parts: unknown[]): string {
-  return btoa(JSON.stringify(parts)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-/** A full page means there may be more: its last row's key becomes the cursor of the next. */
-function nextCursor<T>(rows: readonly T[], limit: number, keyOf: (row: T) => unknown[]): string | null {
-  const last = rows.at(-1);
-  return rows.length === limit && last !== undefined ? encodeCursor(keyOf(last)) : null;
-}
-
-function decodeCursor(cursor: string, arity: number): unknown[] {
-  try {
-    const parts: unknown = JSON.parse(atob(cursor.replace(/-/g, "+").replace(/_/g, "/")));
-    if (Array.isArray(parts) && parts.length === arity) return parts;
-  } catch {
-    // fall through
-  }
-  throw new RouterError("invalid_request", { details: ["cursor: is not a cursor this API issued"] });
-}
 
 /** Responses are validated against the schemas the OpenAPI document is generated from. */
 function valid<T extends z.ZodType>(schema: T, data: z.input<T>): z.output<T> {
@@ -85,297 +46,6 @@ const errors = {
 };
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
-export const admin = new OpenAPIHono<AdminEnv>({
-  defaultHook: (result) => {
-    if (!result.success) {
-      throw new RouterError("invalid_request", {
-        details: result.error.issues.map((issue) => `${issue.path.join(".") || "(body)"}: ${issue.message}`),
-      });
-    }
-  },
-});
-
-admin.use("*", requireAdminToken());
-admin.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", { type: "http", scheme: "bearer", description: "The ADMIN_TOKEN Worker secret." });
-
-admin.openapi(
-  createRoute({
-    method: "get",
-    path: "/events",
-    summary: "List and search events, newest first",
-    security,
-    request: { query: S.ListEventsQuery },
-    responses: { 200: json(S.EventListSchema, "A page of events"), ...errors },
-  }),
-  async (c) => {
-    const q = c.req.valid("query");
-    const cursor = q.cursor ? decodeCursor(q.cursor, 2) : null;
-    const events = await listEvents(
-      c.env.DB,
-      { source: q.source, eventType: q.eventType, merchantId: q.merchantId, providerId: q.orderId, status: q.status, since: msOf(q.since), until: msOf(q.until) },
-      cursor ? { receivedAt: Number(cursor[0]), id: String(cursor[1]) } : null,
-      q.limit,
-    );
-    return c.json(
-      valid(S.EventListSchema, {
-        events: events.map((e) => ({ ...e, providerOrderId: e.providerId, receivedAt: iso(e.receivedAt)! })),
-        nextCursor: nextCursor(events, q.limit, (e) => [e.receivedAt, e.id]),
-      }),
-      200,
-    );
-  },
-);
-
-admin.openapi(
-  createRoute({
-    method: "get",
-    path: "/events/{eventId}",
-    summary: "One event: metadata, payload, and every delivery with every attempt",
-    security,
-    request: { params: S.EventIdParams },
-    responses: { 200: json(S.EventDetailSchema, "The event"), 404: json(S.ErrorSchema, "No such event"), ...errors },
-  }),
-  async (c) => {
-    const found = await getEventDetail(c.env.DB, c.req.valid("param").eventId);
-    if (!found) throw new RouterError("not_found");
-    const { event, deliveries } = found;
-    let payload: { encoding: "utf8" | "base64"; data: string };
-    try {
-      payload = { encoding: "utf8", data: new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(event.body) };
-    } catch {
-      payload = { encoding: "base64", data: encodeBase64(event.body) };
-    }
-    return c.json(
-      valid(S.EventDetailSchema, {
-        event: { ...event, providerOrderId: event.providerId, receivedAt: iso(event.receivedAt)!, payload },
-        deliveries: deliveries.map((d) => ({
-          ...d,
-          createdAt: iso(d.createdAt)!,
-          nextAttemptAt: d.status === "pending" ? iso(d.nextAttemptAt) : null,
-          completedAt: iso(d.completedAt),
-          attemptLog: d.attemptLog.map((a) => ({ ...a, at: iso(a.at)! })),
-        })),
-      }),
-      200,
-    );
-  },
-);
-
-admin.openapi(
-  createRoute({
-    method: "post",
-    path: "/events/{eventId}/replay",
-    summary: "Replay one event to all of its destinations, or to the ones named",
-    description: "Creates a new generation of each delivery and keeps the old ones as history. Receivers get the same webhook-id.",
-    security,
-    request: { params: S.EventIdParams, body: { content: { "application/json": { schema: S.ReplayEventBody } }, required: false } },
-    responses: {
-      202: json(S.ReplayEventResult, "Replay enqueued"),
-      404: json(S.ErrorSchema, "No such event"),
-      409: json(S.ErrorSchema, "A destination is disabled, or the event has none"),
-      422: json(S.ErrorSchema, "A destination is not configured"),
-      ...errors,
-    },
-  }),
-  async (c) => {
-    const { eventId } = c.req.valid("param");
-    const body = (c.req.header("content-type")?.includes("json") ? c.req.valid("json") : undefined) ?? {};
-    const config = loadConfig(c.env);
-    const found = await getEventDetail(c.env.DB, eventId);
-    if (!found) throw new RouterError("not_found");
-    const routeOf = new Map(found.deliveries.map((d) => [d.destination, d.route]));
-    const destinations = body.destinations ?? [...routeOf.keys()];
-    if (destinations.length === 0) throw new RouterError("no_destinations");
-    destinations.forEach((destination) => assertReplayable(config, destination));
-    const { keys, enqueued } = await replayDeliveries(
-      c.env,
-      destinations.map((destination) => ({ eventId, destination, route: routeOf.get(destination) ?? "replay" })),
-    );
-    return c.json(valid(S.ReplayEventResult, { eventId, deliveries: keys.map(({ destination, generation }) => ({ destination, generation })), enqueued }), 202);
-  },
-);
-
-async function startBulkReplay(env: Env, filter: z.output<typeof S.BulkReplayBody>) {
-  const config = loadConfig(env);
-  if (filter.destination !== undefined) assertReplayable(config, filter.destination);
-  const deliveryFilter: DeliveryFilter = { destination: filter.destination, status: filter.status, since: msOf(filter.since), until: msOf(filter.until) };
-  const matched = await countCurrentDeliveries(env.DB, deliveryFilter);
-  const replayId = `rpl_${crypto.randomUUID().replace(/-/g, "")}`;
-  if (matched > 0) {
-    await enqueueDeliveries(env.DELIVERY_QUEUE, [{ body: { v: 1, kind: "replay-page", replayId, filter: deliveryFilter, after: null } }]);
-  }
-  return valid(S.BulkReplayResult, { replayId, matched, filter });
-}
-
-admin.openapi(
-  createRoute({
-    method: "post",
-    path: "/replays",
-    summary: "Bulk replay by filter, e.g. every dead delivery to destination X since T",
-    description: "Answers with the number matched at once; the work runs through the queue in pages of 100.",
-    security,
-    request: { body: { content: { "application/json": { schema: S.BulkReplayBody } } } },
-    responses: { 202: json(S.BulkReplayResult, "Replay started"), 409: json(S.ErrorSchema, "Destination disabled"), 422: json(S.ErrorSchema, "Unknown destination"), ...errors },
-  }),
-  async (c) => c.json(await startBulkReplay(c.env, c.req.valid("json")), 202),
-);
-
-admin.openapi(
-  createRoute({
-    method: "get",
-    path: "/dead-letters",
-    summary: "List dead deliveries (the current generation of each)",
-    security,
-    request: { query: S.DeadLettersQuery },
-    responses: { 200: json(S.DeadLetterListSchema, "A page of dead deliveries"), ...errors },
-  }),
-  async (c) => {
-    const q = c.req.valid("query");
-    const cursor = q.cursor ? decodeCursor(q.cursor, 2) : null;
-    const deliveries = await listCurrentDeliveries(
-      c.env.DB,
-      { status: "dead", destination: q.destination, since: msOf(q.since), until: msOf(q.until) },
-      cursor ? { eventId: String(cursor[0]), destination: String(cursor[1]) } : null,
-      q.limit,
-    );
-    return c.json(
-      valid(S.DeadLetterListSchema, {
-        deliveries: deliveries.map(toCurrentDelivery),
-        nextCursor: nextCursor(deliveries, q.limit, (d) => [d.eventId, d.destination]),
-      }),
-      200,
-    );
-  },
-);
-
-admin.openapi(
-  createRoute({
-    method: "post",
-    path: "/dead-letters/redrive",
-    summary: "Redrive dead deliveries, optionally for one destination and time range",
-    security,
-    request: { body: { content: { "application/json": { schema: S.RedriveBody } } } },
-    responses: { 202: json(S.BulkReplayResult, "Redrive started"), 409: json(S.ErrorSchema, "Destination disabled"), 422: json(S.ErrorSchema, "Unknown destination"), ...errors },
-  }),
-  async (c) => c.json(await startBulkReplay(c.env, { ...c.req.valid("json"), status: "dead" }), 202),
-);
-
-admin.openapi(
-  createRoute({
-    method: "get",
-    path: "/destinations/health",
-    summary: "Per destination: delivered, failing and dead counts over a window, last error and last success",
-    security,
-    request: { query: S.HealthQuery },
-    responses: { 200: json(S.HealthSchema, "Destination health"), ...errors },
-  }),
-  async (c) => {
-    const { windowHours } = c.req.valid("query");
-    const config = loadConfig(c.env);
-    const since = Date.now() - windowHours * 3_600_000;
-    const rows = new Map((await destinationHealth(c.env.DB, since)).map((r) => [r.destination, r]));
-    const names = [...new Set([...Object.keys(config.destinations), ...rows.keys()])].sort();
-    return c.json(
-      valid(S.HealthSchema, {
-        since: iso(since)!,
-        destinations: names.map((name) => {
-          const row = rows.get(name);
-          return {
-            name,
-            configured: name in config.destinations,
-            enabled: config.destinations[name]?.enabled ?? false,
-            delivered: row?.delivered ?? 0,
-            failing: row?.failing ?? 0,
-            dead: row?.dead ?? 0,
-            pending: row?.pending ?? 0,
-            lastSuccessAt: iso(row?.lastSuccessAt),
-            lastError: row?.lastError ?? null,
-            lastErrorAt: iso(row?.lastErrorAt),
-          };
-        }),
-      }),
-      200,
-    );
-  },
-);
-
-admin.openapi(
-  createRoute({
-    method: "post",
-    path: "/routing/dry-run",
-    summary: "Which routes match an event and which destinations would receive it, and why. Writes nothing.",
-    security,
-    request: { body: { content: { "application/json": { schema: S.DryRunBody } } } },
-    responses: { 200: json(S.DryRunResult, "The routing decision"), 404: json(S.ErrorSchema, "Unknown source"), ...errors },
-  }),
-  async (c) => {
-    const body = c.req.valid("json");
-    const config = loadConfig(c.env);
-    const source = config.sources[body.source];
-    if (!source) throw new RouterError("unknown_source");
-    const identity = adapterFor(source).identify({
-      sourceName: body.source,
-      source,
-      pathEvent: body.eventType,
-      queryMerchant: body.merchantId,
-      payload: body.payload,
-      bodySha256: await sha256Hex(JSON.stringify(body.payload ?? null)),
-    });
-    if ("error" in identity) throw new RouterError("invalid_request", { details: ["eventType: this source needs the webhook type, e.g. order-v4"] });
-    const decision = routeEvent(config, { source: body.source, eventType: identity.eventType, merchantId: identity.merchantId, subject: identity.subject });
-    return c.json(
-      valid(S.DryRunResult, {
-        source: body.source,
-        eventType: identity.eventType,
-        merchantId: identity.merchantId,
-        routes: decision.explanations,
-        deliveries: decision.deliveries,
-        responder: decision.responder ?? null,
-        skippedDisabled: decision.skippedDisabled,
-        merchantMismatch: decision.merchantMismatch ?? null,
-      }),
-      200,
-    );
-  },
-);
-
-admin.openapi(
-  createRoute({
-    method: "get",
-    path: "/config",
-    summary: "The active configuration; secrets appear only by name",
-    security,
-    responses: { 200: json(S.ConfigSchema, "Active configuration"), ...errors },
-  }),
-  (c) => {
-    const config = loadConfig(c.env);
-    return c.json(
-      valid(S.ConfigSchema, {
-        origin: readVar(c.env, "ROUTER_CONFIG") ? "ROUTER_CONFIG" : "router.config.json",
-        config: config as unknown as Record<string, unknown>,
-        secrets: referencedSecrets(config).map((name) => ({ name, set: readVar(c.env, name) !== undefined })),
-      }),
-      200,
-    );
-  },
-);
-
-admin.openapi(
-  createRoute({
-    method: "post",
-    path: "/config/validate",
-    summary: "Validate a proposed configuration without applying it",
-    description: "Configuration is applied by deploying router.config.json or setting ROUTER_CONFIG; this only checks it.",
-    security,
-    request: { body: { content: { "application/json": { schema: S.ConfigSchema.shape.config } } } },
-    responses: { 200: json(S.ConfigValidation, "Whether it is valid, with errors that name each bad field"), ...errors },
-  }),
-  (c) => {
-    const result = parseConfig(c.req.valid("json"), { allowInsecureDestinations: readVar(c.env, "ALLOW_INSECURE_DESTINATIONS") === "true" });
-    return c.json(valid(S.ConfigValidation, result.ok ? { valid: true, errors: [] } : { valid: false, errors: result.errors }), 200);
-  },
-);
-
 const OPENAPI_DOCUMENT = {
   openapi: "3.1.0",
   info: {
@@ -386,7 +56,297 @@ const OPENAPI_DOCUMENT = {
   servers: [{ url: "/admin" }],
 };
 
-admin.doc31("/openapi.json", OPENAPI_DOCUMENT);
+/** `/admin/*`: find events, see where they went, replay them, check routing. Every route needs the admin token. */
+export function createAdmin({ providers, clock }: RouterDeps) {
+  async function bulkReplay(env: Env, body: z.output<typeof S.BulkReplayBody>) {
+    const filter = { destination: body.destination, status: body.status, since: msOf(body.since), until: msOf(body.until) };
+    const { replayId, matched } = await startBulkReplay(env, loadConfig(env, providers), filter);
+    return valid(S.BulkReplayResult, { replayId, matched, filter: body });
+  }
 
-// The page embeds the document: a browser's own fetch of /admin/openapi.json would carry no bearer token.
-admin.get("/reference", Scalar(() => ({ content: admin.getOpenAPI31Document(OPENAPI_DOCUMENT), pageTitle: "Webhook router admin API" })));
+  const admin = new OpenAPIHono<AdminEnv>({
+    defaultHook: (result) => {
+      if (!result.success) {
+        throw new RouterError("invalid_request", {
+          details: result.error.issues.map((issue) => `${issue.path.join(".") || "(body)"}: ${issue.message}`),
+        });
+      }
+    },
+  });
+
+  admin.use("*", requireAdminToken());
+  admin.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", { type: "http", scheme: "bearer", description: "The ADMIN_TOKEN Worker secret." });
+
+  admin.openapi(
+    createRoute({
+      method: "get",
+      path: "/events",
+      summary: "List and search events, newest first",
+      security,
+      request: { query: S.ListEventsQuery },
+      responses: { 200: json(S.EventListSchema, "A page of events"), ...errors },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      const cursor = q.cursor ? decodeCursor(q.cursor, 2) : null;
+      const events = await listEvents(
+        c.env.DB,
+        { source: q.source, eventType: q.eventType, merchantId: q.merchantId, providerId: q.orderId, status: q.status, since: msOf(q.since), until: msOf(q.until) },
+        cursor ? { receivedAt: Number(cursor[0]), id: String(cursor[1]) } : null,
+        q.limit,
+      );
+      return c.json(
+        valid(S.EventListSchema, {
+          events: events.map((e) => ({ ...e, providerOrderId: e.providerId, receivedAt: iso(e.receivedAt)! })),
+          nextCursor: nextCursor(events, q.limit, (e) => [e.receivedAt, e.id]),
+        }),
+        200,
+      );
+    },
+  );
+
+  admin.openapi(
+    createRoute({
+      method: "get",
+      path: "/events/{eventId}",
+      summary: "One event: metadata, payload, and every delivery with every attempt",
+      security,
+      request: { params: S.EventIdParams },
+      responses: { 200: json(S.EventDetailSchema, "The event"), 404: json(S.ErrorSchema, "No such event"), ...errors },
+    }),
+    async (c) => {
+      const found = await getEventDetail(c.env.DB, c.req.valid("param").eventId);
+      if (!found) throw new RouterError("not_found");
+      const { event, deliveries } = found;
+      let payload: { encoding: "utf8" | "base64"; data: string };
+      try {
+        payload = { encoding: "utf8", data: new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(event.body) };
+      } catch {
+        payload = { encoding: "base64", data: encodeBase64(event.body) };
+      }
+      return c.json(
+        valid(S.EventDetailSchema, {
+          event: { ...event, providerOrderId: event.providerId, receivedAt: iso(event.receivedAt)!, payload },
+          deliveries: deliveries.map((d) => ({
+            ...d,
+            createdAt: iso(d.createdAt)!,
+            nextAttemptAt: d.status === "pending" ? iso(d.nextAttemptAt) : null,
+            completedAt: iso(d.completedAt),
+            attemptLog: d.attemptLog.map((a) => ({ ...a, at: iso(a.at)! })),
+          })),
+        }),
+        200,
+      );
+    },
+  );
+
+  admin.openapi(
+    createRoute({
+      method: "post",
+      path: "/events/{eventId}/replay",
+      summary: "Replay one event to all of its destinations, or to the ones named",
+      description: "Creates a new generation of each delivery and keeps the old ones as history. Receivers get the same webhook-id.",
+      security,
+      request: { params: S.EventIdParams, body: { content: { "application/json": { schema: S.ReplayEventBody } }, required: false } },
+      responses: {
+        202: json(S.ReplayEventResult, "Replay enqueued"),
+        404: json(S.ErrorSchema, "No such event"),
+        409: json(S.ErrorSchema, "A destination is disabled, or the event has none"),
+        422: json(S.ErrorSchema, "A destination is not configured"),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { eventId } = c.req.valid("param");
+      const body = (c.req.header("content-type")?.includes("json") ? c.req.valid("json") : undefined) ?? {};
+      const config = loadConfig(c.env, providers);
+      const found = await getEventDetail(c.env.DB, eventId);
+      if (!found) throw new RouterError("not_found");
+      const routeOf = new Map(found.deliveries.map((d) => [d.destination, d.route]));
+      const destinations = body.destinations ?? [...routeOf.keys()];
+      if (destinations.length === 0) throw new RouterError("no_destinations");
+      destinations.forEach((destination) => assertReplayable(config, destination));
+      const { keys, enqueued } = await replayDeliveries(
+        c.env,
+        destinations.map((destination) => ({ eventId, destination, route: routeOf.get(destination) ?? "replay" })),
+        clock,
+      );
+      return c.json(valid(S.ReplayEventResult, { eventId, deliveries: keys.map(({ destination, generation }) => ({ destination, generation })), enqueued }), 202);
+    },
+  );
+
+  admin.openapi(
+    createRoute({
+      method: "post",
+      path: "/replays",
+      summary: "Bulk replay by filter, e.g. every dead delivery to destination X since T",
+      description: "Answers with the number matched at once; the work runs through the queue in pages of 100.",
+      security,
+      request: { body: { content: { "application/json": { schema: S.BulkReplayBody } } } },
+      responses: { 202: json(S.BulkReplayResult, "Replay started"), 409: json(S.ErrorSchema, "Destination disabled"), 422: json(S.ErrorSchema, "Unknown destination"), ...errors },
+    }),
+    async (c) => c.json(await bulkReplay(c.env, c.req.valid("json")), 202),
+  );
+
+  admin.openapi(
+    createRoute({
+      method: "get",
+      path: "/dead-letters",
+      summary: "List dead deliveries (the current generation of each)",
+      security,
+      request: { query: S.DeadLettersQuery },
+      responses: { 200: json(S.DeadLetterListSchema, "A page of dead deliveries"), ...errors },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      const cursor = q.cursor ? decodeCursor(q.cursor, 2) : null;
+      const deliveries = await listCurrentDeliveries(
+        c.env.DB,
+        { status: "dead", destination: q.destination, since: msOf(q.since), until: msOf(q.until) },
+        cursor ? { eventId: String(cursor[0]), destination: String(cursor[1]) } : null,
+        q.limit,
+      );
+      return c.json(
+        valid(S.DeadLetterListSchema, {
+          deliveries: deliveries.map(toCurrentDelivery),
+          nextCursor: nextCursor(deliveries, q.limit, (d) => [d.eventId, d.destination]),
+        }),
+        200,
+      );
+    },
+  );
+
+  admin.openapi(
+    createRoute({
+      method: "post",
+      path: "/dead-letters/redrive",
+      summary: "Redrive dead deliveries, optionally for one destination and time range",
+      security,
+      request: { body: { content: { "application/json": { schema: S.RedriveBody } } } },
+      responses: { 202: json(S.BulkReplayResult, "Redrive started"), 409: json(S.ErrorSchema, "Destination disabled"), 422: json(S.ErrorSchema, "Unknown destination"), ...errors },
+    }),
+    async (c) => c.json(await bulkReplay(c.env, { ...c.req.valid("json"), status: "dead" }), 202),
+  );
+
+  admin.openapi(
+    createRoute({
+      method: "get",
+      path: "/destinations/health",
+      summary: "Per destination: delivered, failing and dead counts over a window, last error and last success",
+      security,
+      request: { query: S.HealthQuery },
+      responses: { 200: json(S.HealthSchema, "Destination health"), ...errors },
+    }),
+    async (c) => {
+      const { windowHours } = c.req.valid("query");
+      const config = loadConfig(c.env, providers);
+      const since = clock.now() - windowHours * 3_600_000;
+      const rows = new Map((await destinationHealth(c.env.DB, since)).map((r) => [r.destination, r]));
+      const names = [...new Set([...Object.keys(config.destinations), ...rows.keys()])].sort();
+      return c.json(
+        valid(S.HealthSchema, {
+          since: iso(since)!,
+          destinations: names.map((name) => {
+            const row = rows.get(name);
+            return {
+              name,
+              configured: name in config.destinations,
+              enabled: config.destinations[name]?.enabled ?? false,
+              delivered: row?.delivered ?? 0,
+              failing: row?.failing ?? 0,
+              dead: row?.dead ?? 0,
+              pending: row?.pending ?? 0,
+              lastSuccessAt: iso(row?.lastSuccessAt),
+              lastError: row?.lastError ?? null,
+              lastErrorAt: iso(row?.lastErrorAt),
+            };
+          }),
+        }),
+        200,
+      );
+    },
+  );
+
+  admin.openapi(
+    createRoute({
+      method: "post",
+      path: "/routing/dry-run",
+      summary: "Which routes match an event and which destinations would receive it, and why. Writes nothing.",
+      security,
+      request: { body: { content: { "application/json": { schema: S.DryRunBody } } } },
+      responses: { 200: json(S.DryRunResult, "The routing decision"), 404: json(S.ErrorSchema, "Unknown source"), ...errors },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const config = loadConfig(c.env, providers);
+      const source = config.sources[body.source];
+      if (!source) throw new RouterError("unknown_source");
+      const identity = providers[source.provider]!.identify({
+        sourceName: body.source,
+        source,
+        pathEvent: body.eventType,
+        queryMerchant: body.merchantId,
+        payload: body.payload,
+        bodySha256: await sha256Hex(JSON.stringify(body.payload ?? null)),
+      });
+      if ("error" in identity) throw new RouterError("invalid_request", { details: ["eventType: this source needs the webhook type, e.g. order-v4"] });
+      const decision = routeEvent(config, { source: body.source, eventType: identity.eventType, merchantId: identity.merchantId, subject: identity.subject });
+      return c.json(
+        valid(S.DryRunResult, {
+          source: body.source,
+          eventType: identity.eventType,
+          merchantId: identity.merchantId,
+          routes: decision.explanations,
+          deliveries: decision.deliveries,
+          responder: decision.responder ?? null,
+          skippedDisabled: decision.skippedDisabled,
+          merchantMismatch: decision.merchantMismatch ?? null,
+        }),
+        200,
+      );
+    },
+  );
+
+  admin.openapi(
+    createRoute({
+      method: "get",
+      path: "/config",
+      summary: "The active configuration; secrets appear only by name",
+      security,
+      responses: { 200: json(S.ConfigSchema, "Active configuration"), ...errors },
+    }),
+    (c) => {
+      const config = loadConfig(c.env, providers);
+      return c.json(
+        valid(S.ConfigSchema, {
+          origin: readVar(c.env, "ROUTER_CONFIG") ? "ROUTER_CONFIG" : "router.config.json",
+          config: config as unknown as Record<string, unknown>,
+          secrets: referencedSecrets(config).map((name) => ({ name, set: readVar(c.env, name) !== undefined })),
+        }),
+        200,
+      );
+    },
+  );
+
+  admin.openapi(
+    createRoute({
+      method: "post",
+      path: "/config/validate",
+      summary: "Validate a proposed configuration without applying it",
+      description: "Configuration is applied by deploying router.config.json or setting ROUTER_CONFIG; this only checks it.",
+      security,
+      request: { body: { content: { "application/json": { schema: S.ConfigSchema.shape.config } } } },
+      responses: { 200: json(S.ConfigValidation, "Whether it is valid, with errors that name each bad field"), ...errors },
+    }),
+    (c) => {
+      const result = parseConfig(c.req.valid("json"), { providers, allowInsecureDestinations: insecureDestinationsAllowed(c.env) });
+      return c.json(valid(S.ConfigValidation, result.ok ? { valid: true, errors: [] } : { valid: false, errors: result.errors }), 200);
+    },
+  );
+
+  admin.doc31("/openapi.json", OPENAPI_DOCUMENT);
+
+  // The page embeds the document: a browser's own fetch of /admin/openapi.json would carry no bearer token.
+  admin.get("/reference", Scalar(() => ({ content: admin.getOpenAPI31Document(OPENAPI_DOCUMENT), pageTitle: "Webhook router admin API" })));
+  return admin;
+}

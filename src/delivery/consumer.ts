@@ -1,16 +1,22 @@
 import pLimit, { type LimitFunction } from "p-limit";
-import { loadConfig, readVar } from "../config/load";
-import type { RouterConfig } from "../config/schema";
-import { logEvent } from "../log";
-import { loadDeliveryWork, updateDeliveries, type DeliverySnapshot, type StoredEvent } from "../storage/db";
-import { applyOutcomes, findDelivery, markDead, SUPERSEDED, type AttemptOutcome, type DeadMark, type DeliveryRef, type DeliveryState } from "./state";
-import { DeliveryMessageSchema, enqueueDeliveries, messageFor, QueueMessageSchema, type DeliveryMessage } from "./messages";
-import { sendToDestination } from "./outbound";
-import { runReplayPage } from "./replay";
-import { BACKOFF_BASE_SECONDS, backoffDelaySeconds, classifyAttempt, errorClassOf } from "./policy";
+import { loadConfig, readVar } from "../config/load.ts";
+import type { Clock } from "../core/clock.ts";
+import type { RouterConfig } from "../core/config/schema.ts";
+import type { RouterDeps } from "../core/deps.ts";
+import { applyOutcomes, findDelivery, markDead, SUPERSEDED, type AttemptOutcome, type DeadMark, type DeliveryRef, type DeliveryState } from "../core/delivery-state.ts";
+import type { StoredEvent } from "../core/event.ts";
+import { messageFor, QueueMessageSchema, type DeliveryMessage } from "../core/messages.ts";
+import { BACKOFF_BASE_SECONDS, backoffDelaySeconds, classifyAttempt, errorClassOf } from "../core/retry-policy.ts";
+import { sendToDestination } from "../outbound/client.ts";
+import { updateDeliveries } from "../storage/delivery-writes.ts";
+import { loadDeliveryWork } from "../storage/events.ts";
+import { enqueueDeliveries } from "../storage/queue.ts";
+import type { DeliverySnapshot } from "../storage/rows.ts";
+import { logEvent } from "../telemetry/log.ts";
+import { runReplayPage } from "./replay.ts";
 
 /** `RETRY_BACKOFF_BASE_SECONDS` shortens the schedule for local walkthroughs; production keeps 30 s. */
-function backoffBaseSeconds(env: Env): number {
+export function backoffBaseSeconds(env: Env): number {
   const configured = Number(readVar(env, "RETRY_BACKOFF_BASE_SECONDS"));
   return Number.isFinite(configured) && configured >= 1 ? configured : BACKOFF_BASE_SECONDS;
 }
@@ -39,12 +45,13 @@ const UNCOMMITTED_EVENT_ATTEMPTS = 5;
 async function attemptDeliveries(
   env: Env,
   config: RouterConfig,
+  clock: Clock,
   limit: LimitFunction,
   message: DeliveryMessage,
   event: StoredEvent,
   snapshot: DeliverySnapshot,
 ): Promise<RetryPlan[]> {
-  const now = Date.now();
+  const now = clock.now();
   const toSend: DeliveryState[] = [];
   const deadWithoutAttempt: DeadMark[] = [];
   for (const ref of message.deliveries) {
@@ -73,10 +80,11 @@ async function attemptDeliveries(
       limit(async () => {
         const destination = config.destinations[delivery.destination]!;
         const attempt = delivery.attempts + 1;
-        const at = Date.now();
+        const at = clock.now();
         const result = await sendToDestination(env, destination, event, {
           attempt,
           timeoutMs: destination.timeoutMs,
+          clock,
         });
         return { delivery, destination, attempt, at, result };
       }),
@@ -133,6 +141,7 @@ async function attemptDeliveries(
 async function processDeliveryMessage(
   env: Env,
   config: RouterConfig,
+  clock: Clock,
   limit: LimitFunction,
   message: DeliveryMessage,
   messageAttempts: number,
@@ -148,7 +157,7 @@ async function processDeliveryMessage(
     logEvent("debug", "delivery_message_duplicate", { eventId: message.eventId });
     return { kind: "ack" };
   }
-  const retries = await attemptDeliveries(env, config, limit, message, work.event, work.snapshot);
+  const retries = await attemptDeliveries(env, config, clock, limit, message, work.event, work.snapshot);
   if (retries.length === 0) return { kind: "ack" };
   if (message.deliveries.length === 1 && retries.length === 1) return { kind: "retry", delaySeconds: retries[0]!.delaySeconds };
   // Each failing delivery gets a message of its own with its own delay, so healthy destinations are never repeated
@@ -160,8 +169,8 @@ async function processDeliveryMessage(
   return { kind: "ack" };
 }
 
-export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const config = loadConfig(env);
+export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env, { providers, clock }: RouterDeps): Promise<void> {
+  const config = loadConfig(env, providers);
   const limit = pLimit(MAX_CONCURRENT_REQUESTS);
   await Promise.all(
     batch.messages.map(async (message) => {
@@ -182,11 +191,11 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
       const body = parsed.data;
       try {
         if ("kind" in body) {
-          await runReplayPage(env, config, body);
+          await runReplayPage(env, config, body, clock);
           message.ack();
           return;
         }
-        const verdict = await processDeliveryMessage(env, config, limit, body, message.attempts);
+        const verdict = await processDeliveryMessage(env, config, clock, limit, body, message.attempts);
         if (verdict.kind === "ack") message.ack();
         else message.retry({ delaySeconds: verdict.delaySeconds });
       } catch (err) {
@@ -200,33 +209,4 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
       }
     }),
   );
-}
-
-/**
- * Messages land here when Queues gave up on them (the consumer kept failing) or when the consumer forwarded a
- * malformed one. D1 stays the record replay reads from: a DLQ without a consumer deletes after 4 days.
- */
-export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  for (const message of batch.messages) {
-    const parsed = DeliveryMessageSchema.safeParse(message.body);
-    if (!parsed.success) {
-      logEvent("error", "dead_letter_unprocessable", { messageId: message.id });
-      message.ack();
-      continue;
-    }
-    const { eventId, ingestId, deliveries } = parsed.data;
-    try {
-      const work = await loadDeliveryWork(env.DB, eventId);
-      // A message from a duplicate ingest names deliveries that belong to the request that stored the event.
-      const marked =
-        work && (!ingestId || ingestId === work.event.ingestId)
-          ? await updateDeliveries(env.DB, eventId, (d) => markDead(d, deliveries.map((ref) => ({ ref, reason: "queue_retries_exhausted" })), Date.now()), work.snapshot)
-          : 0;
-      logEvent("warn", "dead_letter_received", { messageId: message.id, eventId, markedDead: marked });
-      message.ack();
-    } catch (err) {
-      logEvent("error", "dead_letter_failed", { messageId: message.id, errorMessage: err instanceof Error ? err.message : String(err) });
-      message.retry();
-    }
-  }
 }

@@ -1,7 +1,10 @@
-import { logEvent } from "../log";
-import { claimDueOutbox, deleteOutbox, getSweeperState, scanForOverdueDeliveries, setSweeperState, updateDeliveriesOfEvents } from "../storage/db";
-import { DeliveryMessageSchema, enqueueDeliveries, enqueueOrKeep, messageFor, messagesFor, type DeliveryMessage } from "./messages";
-import { claimNamed, claimOverdue, type DeliveryRef } from "./state";
+import { claimNamed, claimOverdue, type DeliveryRef } from "../core/delivery-state.ts";
+import { DeliveryMessageSchema, messageFor, messagesFor, type DeliveryMessage } from "../core/messages.ts";
+import { updateDeliveriesOfEvents } from "../storage/delivery-writes.ts";
+import { claimDueOutbox, deleteOutbox } from "../storage/outbox.ts";
+import { enqueueDeliveries, enqueueOrKeep } from "../storage/queue.ts";
+import { getSweeperState, scanForOverdueDeliveries, setSweeperState } from "../storage/sweep-cursor.ts";
+import { logEvent } from "../telemetry/log.ts";
 
 /**
  * A claimed outbox row whose send fails comes due again this long after the claim. Longer than a sweep takes, so
@@ -26,7 +29,7 @@ export const OVERDUE_SCAN = { pageRows: 2000, pages: 10 };
 
 const OUTBOX_BATCH = 100;
 const OUTBOX_ROUNDS = 10;
-const CURSOR = "overdue_scan_after";
+export const SWEEP_CURSOR = "overdue_scan_after";
 
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -35,7 +38,7 @@ const errorMessage = (err: unknown) => (err instanceof Error ? err.message : Str
  * deletes them. Each message's deliveries are claimed first, as the walk claims them, so the walk does not send
  * them a second time; deliveries settled meanwhile are left out, and a message with none left is not sent.
  */
-export async function sweepOutbox(env: Env, now: number = Date.now()): Promise<{ sent: number }> {
+export async function sweepOutbox(env: Env, now: number): Promise<{ sent: number }> {
   let sent = 0;
   for (let round = 0; round < OUTBOX_ROUNDS; round++) {
     const claimed = await claimDueOutbox(env.DB, now, OUTBOX_CLAIM_MS, OUTBOX_BATCH);
@@ -78,9 +81,9 @@ export async function sweepOutbox(env: Env, now: number = Date.now()): Promise<{
  * send it once; if the queue refuses it, the outbox keeps it. A page that fails is logged and skipped, so one bad
  * page cannot stop the walk; its deliveries come round again on the next lap.
  */
-export async function sweepOverdue(env: Env, now: number = Date.now(), scan = OVERDUE_SCAN): Promise<{ scanned: number; reenqueued: number; failedPages: number }> {
+export async function sweepOverdue(env: Env, now: number, scan = OVERDUE_SCAN): Promise<{ scanned: number; reenqueued: number; failedPages: number }> {
   const overdueBefore = now - SWEEP_GRACE_MS;
-  let cursor = (await getSweeperState(env.DB, CURSOR)) ?? "";
+  let cursor = (await getSweeperState(env.DB, SWEEP_CURSOR)) ?? "";
   let scanned = 0;
   let reenqueued = 0;
   let failedPages = 0;
@@ -107,7 +110,7 @@ export async function sweepOverdue(env: Env, now: number = Date.now(), scan = OV
   } finally {
     // Saved whatever happened, so the next run resumes after the pages done; a failure here must not hide the
     // error that got us here, if any.
-    await setSweeperState(env.DB, CURSOR, cursor).catch((err: unknown) =>
+    await setSweeperState(env.DB, SWEEP_CURSOR, cursor).catch((err: unknown) =>
       logEvent("error", "sweep_cursor_not_saved", { cursor, errorMessage: errorMessage(err) }),
     );
   }
@@ -115,7 +118,7 @@ export async function sweepOverdue(env: Env, now: number = Date.now(), scan = OV
 }
 
 /** The Cron Trigger's run: both passes, each whatever the other did; it fails (and shows so) if either failed. */
-export async function sweep(env: Env, now: number = Date.now()) {
+export async function sweep(env: Env, now: number) {
   const failures: string[] = [];
   const outbox = await sweepOutbox(env, now).catch((err: unknown) => {
     failures.push(`outbox: ${errorMessage(err)}`);

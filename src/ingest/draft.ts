@@ -1,30 +1,30 @@
-import type { RouterConfig } from "../config/schema";
-import { RouterError } from "../errors";
-import { logEvent } from "../log";
-import { sendToDestination, type OutboundEvent } from "../delivery/outbound";
-import type { NewDelivery, NewEvent } from "../storage/db";
-import type { RoutingDecision } from "./routing";
-import { storeAndEnqueue } from "./store";
+import type { Clock } from "../core/clock.ts";
+import type { RouterConfig } from "../core/config/schema.ts";
+import { RouterError } from "../core/errors.ts";
+import type { NewEvent } from "../core/event.ts";
+import type { RoutingDecision } from "../core/routing.ts";
+import { sendToDestination } from "../outbound/client.ts";
+import { logEvent } from "../telemetry/log.ts";
+import { storeAndEnqueue } from "./store.ts";
 
 export interface DraftOptions {
   env: Env;
   ctx: Pick<ExecutionContext, "waitUntil">;
   config: RouterConfig;
+  clock: Clock;
   decision: RoutingDecision;
   event: NewEvent;
-  outbound: OutboundEvent;
-  deliveries: readonly NewDelivery[];
 }
 
 /**
- * Weedmaps waits at checkout for the merchant's confirmed prices, taxes and fees. The responder is called inline
- * under a hard deadline and its answer returned verbatim; storing the draft (and copying it to other destinations)
- * happens after the response, so it never holds up the customer.
+ * A synchronous event (Weedmaps Draft): the provider waits at checkout for the merchant's confirmed prices, taxes
+ * and fees. The responder is called inline under a hard deadline and its answer returned verbatim; storing the
+ * event (and copying it to other destinations) happens after the response, so it never holds up the customer.
  */
-export async function answerDraft({ env, ctx, config, decision, event, outbound, deliveries }: DraftOptions): Promise<Response> {
+export async function answerDraft({ env, ctx, config, clock, decision, event }: DraftOptions): Promise<Response> {
   const responder = decision.responder;
   const destination = responder ? config.destinations[responder.destination] : undefined;
-  const started = Date.now();
+  const started = clock.now();
   let error: RouterError | undefined;
   let response: Response | undefined;
   let status: number | null = null;
@@ -34,10 +34,11 @@ export async function answerDraft({ env, ctx, config, decision, event, outbound,
     errorClass = responder ? "responder_disabled" : "responder_missing";
     error = new RouterError("responder_unavailable", { detail: errorClass });
   } else {
-    const result = await sendToDestination(env, destination, outbound, {
+    const result = await sendToDestination(env, destination, { ...event, body: new Uint8Array(event.body) }, {
       attempt: 1,
       timeoutMs: config.limits.draftDeadlineMs,
       keepBody: true,
+      clock,
     });
     status = result.statusCode;
     if (result.transportError === "timeout") {
@@ -54,13 +55,13 @@ export async function answerDraft({ env, ctx, config, decision, event, outbound,
     }
   }
 
-  const latencyMs = Date.now() - started;
+  const latencyMs = clock.now() - started;
   const stored: NewEvent = {
     ...event,
     responder: { destination: responder?.destination ?? "", status, latencyMs, error: errorClass },
   };
   ctx.waitUntil(
-    storeAndEnqueue(env, stored, deliveries).then(
+    storeAndEnqueue(env, stored, decision.deliveries, clock).then(
       ({ duplicate }) => logEvent("debug", "draft_answered", { eventId: event.id, status, latencyMs, errorClass, duplicate }),
       (err: unknown) =>
         // Weedmaps does not retry a draft and the answer has gone; the loss is logged for the operator.

@@ -1,8 +1,13 @@
-import { RouterError } from "../errors";
-import { logEvent } from "../log";
-import { enqueueDeliveries, messageFor } from "../delivery/messages";
-import { plannedDeliveries } from "../delivery/state";
-import { insertEvent, insertOutbox, type NewDelivery, type NewEvent } from "../storage/db";
+import type { Clock } from "../core/clock.ts";
+import { plannedDeliveries } from "../core/delivery-state.ts";
+import { RouterError } from "../core/errors.ts";
+import type { NewEvent } from "../core/event.ts";
+import { messageFor } from "../core/messages.ts";
+import type { PlannedDelivery } from "../core/routing.ts";
+import { insertEvent } from "../storage/events.ts";
+import { insertOutbox } from "../storage/outbox.ts";
+import { enqueueDeliveries } from "../storage/queue.ts";
+import { logEvent } from "../telemetry/log.ts";
 
 export interface StoreResult {
   duplicate: boolean;
@@ -22,7 +27,7 @@ const messageOf = (err: unknown) => (err instanceof Error ? err.message : String
  * reaches the event (within one lap); so the event is acknowledged either way, as it must be (a Draft is never
  * sent again).
  */
-export async function storeAndEnqueue(env: Env, event: NewEvent, plan: readonly NewDelivery[]): Promise<StoreResult> {
+export async function storeAndEnqueue(env: Env, event: NewEvent, plan: readonly PlannedDelivery[], clock: Clock): Promise<StoreResult> {
   const deliveries = plannedDeliveries(plan, event.receivedAt);
   const message = deliveries.length > 0 ? messageFor(event.id, deliveries, event.ingestId) : null;
   const [stored, sent] = await Promise.allSettled([
@@ -35,7 +40,7 @@ export async function storeAndEnqueue(env: Env, event: NewEvent, plan: readonly 
   if (sent.status === "fulfilled") return { duplicate, enqueued: true };
 
   try {
-    await insertOutbox(env.DB, [message], Date.now());
+    await insertOutbox(env.DB, [message], clock.now());
     logEvent("warn", "enqueue_failed", { eventId: event.id, errorMessage: messageOf(sent.reason), note: "message kept in the outbox for the sweeper" });
   } catch (outboxError) {
     logEvent("error", "enqueue_failed", {

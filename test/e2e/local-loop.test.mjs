@@ -10,11 +10,13 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import { start, stop, stopAll, tail, waitFor } from "../../scripts/procs.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
-const ROUTER = "http://127.0.0.1:8787";
+// Not the default port: the run also shows that `npm run dev -- --port N` replaces the default.
+const PORT = "8797";
+const ROUTER = `http://127.0.0.1:${PORT}`;
 const work = mkdtempSync(path.join(tmpdir(), "router-e2e-"));
 const receiverLog = path.join(work, "receiver.jsonl");
 function send(...args) {
-  const result = spawnSync(process.execPath, ["scripts/send.mjs", ...args], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+  const result = spawnSync(process.execPath, ["scripts/send.mjs", "--url", ROUTER, ...args], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
   return { code: result.status, out: result.stdout + result.stderr };
 }
 
@@ -46,7 +48,7 @@ function startReceiver(...flags) {
 async function restartReceiver(...flags) {
   await stop(receiver);
   startReceiver(...flags);
-  return waitFor(async () => (await fetch("http://127.0.0.1:8788/", { method: "POST", body: "{}" })).ok || true, "the receiver");
+  return waitFor(async () => (await fetch("http://127.0.0.1:8788/healthz")).ok, "the receiver");
 }
 
 const eventIdOf = (out) => /accepted as (evt_[0-9a-f]{32})/.exec(out)?.[1];
@@ -54,7 +56,7 @@ const eventIdOf = (out) => /accepted as (evt_[0-9a-f]{32})/.exec(out)?.[1];
 describe("local loop: npm run dev + npm run receiver + npm run send", { timeout: 240_000 }, () => {
   before(async () => {
     startReceiver("--fail-first", "2", "--fail-path", "/pos");
-    const dev = start("dev", ["scripts/dev.mjs", "--persist-to", path.join(work, "state")], { cwd: ROOT });
+    const dev = start("dev", ["scripts/dev.mjs", "--persist-to", path.join(work, "state"), "--port", PORT], { cwd: ROOT });
     await waitFor(async () => (await fetch(`${ROUTER}/healthz`)).ok, `the router on ${ROUTER}`, 120_000).catch((err) => {
       throw new Error(`${err.message}\n${tail(dev)}`);
     });
@@ -120,8 +122,14 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
     assert.match(out, /✔ duplicate acknowledged, stored once as (evt_[0-9a-f]{32})/);
     const eventId = eventIdOf(out);
     await waitFor(() => received().some((r) => r.headers["webhook-id"] === eventId), "the duplicate's single delivery");
-    await new Promise((r) => setTimeout(r, 2_000));
+    // A later event as a barrier instead of a sleep: once it has arrived, the duplicate's own message (sent before
+    // it) has been handled too, and it must have delivered nothing.
+    const later = send("leaftrade.order-v3");
+    const laterId = eventIdOf(later.out);
+    await waitFor(() => received().some((r) => r.headers["webhook-id"] === laterId), "the event sent after the duplicate");
     assert.equal(received().filter((r) => r.headers["webhook-id"] === eventId).length, 1);
+    const { json } = await admin("GET", `/events/${eventId}`);
+    assert.deepEqual(json.deliveries.map((d) => [d.destination, d.status, d.attempts]), [["erp", "delivered", 1]]);
   });
 
   it("admin API: find a dead delivery, see its attempts, replay it once the receiver is fixed, and watch it reach delivered", async () => {

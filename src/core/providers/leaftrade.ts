@@ -1,13 +1,10 @@
-import { readScalar } from "../fields";
-import { keyPart, type ProviderAdapter } from "./types";
+import { readScalar } from "../fields.ts";
+import { keyPart, type ProviderAdapter } from "./contract.ts";
 
-/** A webhook body matches the API response; list responses wrap the object in `results`. */
-function leafTradeRecord(payload: unknown): unknown {
-  if (payload && typeof payload === "object" && Array.isArray((payload as { results?: unknown }).results)) {
-    const results = (payload as { results: unknown[] }).results;
-    if (results.length === 1) return results[0];
-  }
-  return payload;
+/** A webhook body matches the API response; list responses wrap the objects in `results`. */
+function leafTradeRecords(payload: unknown): unknown[] {
+  const results = payload && typeof payload === "object" ? (payload as { results?: unknown }).results : undefined;
+  return Array.isArray(results) ? results : [payload];
 }
 
 /**
@@ -16,11 +13,16 @@ function leafTradeRecord(payload: unknown): unknown {
  * our documented default, and both are configurable per source.
  */
 export const leaftrade: ProviderAdapter = {
-  signatureDefaults: { header: "X-Signature", encoding: "hex" },
-  requiresPathEvent: true,
+  name: "leaftrade",
+  signature: { header: "X-Signature", encoding: "hex" },
+  pathEvent: "required",
+  synchronousEvents: [],
+  records: leafTradeRecords,
+  identityFields: { id: "id", updatedAt: "updated_at" },
   identify({ sourceName, source, pathEvent, queryMerchant, payload, bodySha256 }) {
     if (!pathEvent) return { error: "missing_event_type" };
-    const record = leafTradeRecord(payload);
+    const records = leafTradeRecords(payload);
+    const record = records.length === 1 ? records[0] : payload;
     const id = readScalar(record, "id");
     const merchantId = queryMerchant ?? (source.merchant.field ? readScalar(record, source.merchant.field) : undefined) ?? null;
     // A status transition is the event: the same object moving New → Approved → Revised fires distinct webhooks.

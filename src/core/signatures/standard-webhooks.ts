@@ -1,4 +1,4 @@
-import { decodeBase64, encodeBase64 } from "../ingest/signature";
+import { decodeBase64, encodeBase64 } from "./encoding.ts";
 
 const encoder = new TextEncoder();
 const keyCache = new Map<string, Promise<CryptoKey>>();

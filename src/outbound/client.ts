@@ -1,7 +1,12 @@
-import type { DestinationConfig } from "../config/schema";
-import { readVar } from "../config/load";
-import { parseRetryAfter, type AttemptResult } from "./policy";
-import { signStandardWebhook } from "./signing";
+/**
+ * The one HTTP client: every request to an internal system (a queued delivery, the Draft responder) goes out here,
+ * signed with Standard Webhooks, under a timeout, with redirects refused.
+ */
+import { readVar } from "../config/load.ts";
+import type { Clock } from "../core/clock.ts";
+import type { DestinationConfig } from "../core/config/schema.ts";
+import { parseRetryAfter, type AttemptResult } from "../core/retry-policy.ts";
+import { signStandardWebhook } from "../core/signatures/standard-webhooks.ts";
 
 export interface OutboundEvent {
   id: string;
@@ -25,7 +30,7 @@ export interface SendOptions {
   attempt: number;
   timeoutMs: number;
   keepBody?: boolean;
-  now?: () => number;
+  clock: Clock;
 }
 
 const EXCERPT_BYTES = 512;
@@ -100,13 +105,13 @@ export async function sendToDestination(
   event: OutboundEvent,
   options: SendOptions,
 ): Promise<OutboundResult> {
-  const now = options.now ?? Date.now;
-  const started = now();
+  const { clock } = options;
+  const started = clock.now();
   const headers = await buildOutboundHeaders(env, destination, event, options.attempt, started);
   if (!(headers instanceof Headers)) {
     return { statusCode: null, transportError: "config_error", latencyMs: 0, responseExcerpt: headers.configError };
   }
-  const signal = AbortSignal.timeout(options.timeoutMs);
+  const signal = clock.timeout(options.timeoutMs);
   try {
     const response = await fetch(destination.url, { method: "POST", headers, body: event.body, redirect: "manual", signal });
     const result: OutboundResult = {
@@ -114,7 +119,7 @@ export async function sendToDestination(
       transportError: null,
       latencyMs: 0,
       responseExcerpt: null,
-      retryAfterSeconds: parseRetryAfter(response.headers.get("retry-after"), now()),
+      retryAfterSeconds: parseRetryAfter(response.headers.get("retry-after"), clock.now()),
     };
     if (options.keepBody) {
       result.responseBody = await response.arrayBuffer();
@@ -122,14 +127,14 @@ export async function sendToDestination(
     } else {
       result.responseExcerpt = await readExcerpt(response);
     }
-    result.latencyMs = now() - started;
+    result.latencyMs = clock.now() - started;
     return result;
   } catch (err) {
     const timedOut = signal.aborted || (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError"));
     return {
       statusCode: null,
       transportError: timedOut ? "timeout" : "network_error",
-      latencyMs: now() - started,
+      latencyMs: clock.now() - started,
       responseExcerpt: null,
     };
   }

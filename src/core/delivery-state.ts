@@ -4,33 +4,52 @@
  * write that lost a race can re-apply them to what the winner wrote.
  */
 
-export type DeliveryStatus = "pending" | "delivered" | "dead";
+import { z } from "zod";
 
-export interface AttemptRecord {
-  attempt: number;
-  at: number;
-  statusCode: number | null;
-  latencyMs: number;
-  errorClass: string | null;
-  responseExcerpt: string | null;
-}
+export const DELIVERY_STATUSES = ["pending", "delivered", "dead"] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
-export interface DeliveryState {
-  destination: string;
-  generation: number;
-  route: string;
-  status: DeliveryStatus;
-  attempts: number;
-  createdAt: number;
-  nextAttemptAt: number;
-  lastStatusCode: number | null;
-  lastError: string | null;
-  completedAt: number | null;
+export const AttemptRecordSchema = z.strictObject({
+  attempt: z.number().int(),
+  at: z.number(),
+  statusCode: z.number().int().nullable(),
+  latencyMs: z.number(),
+  errorClass: z.string().nullable(),
+  responseExcerpt: z.string().nullable(),
+});
+
+export type AttemptRecord = z.infer<typeof AttemptRecordSchema>;
+
+/**
+ * The one definition of a delivery's JSON in the event row (`events.deliveries`). Storage parses every read with
+ * it, and builds its SQL over the JSON from these keys through `deliveryKey`, so renaming a field fails the
+ * typecheck there and the migration test (which parses what migrations/0002 wrote) rather than silently.
+ */
+export const DeliveryStateSchema = z.strictObject({
+  destination: z.string(),
+  generation: z.number().int().positive(),
+  route: z.string(),
+  status: z.enum(DELIVERY_STATUSES),
+  attempts: z.number().int().nonnegative(),
+  createdAt: z.number(),
+  nextAttemptAt: z.number(),
+  lastStatusCode: z.number().int().nullable(),
+  lastError: z.string().nullable(),
+  completedAt: z.number().nullable(),
   /** A replay made a newer generation for this destination; this one is history. */
-  superseded: boolean;
-  log: AttemptRecord[];
+  superseded: z.boolean(),
+  log: z.array(AttemptRecordSchema),
   /** Attempts left out of `log` to keep the row within D1's size limit (see serializeDeliveries). */
-  logOmitted?: number;
+  logOmitted: z.number().int().optional(),
+});
+
+export type DeliveryState = z.infer<typeof DeliveryStateSchema>;
+
+export const DeliveryStatesSchema = z.array(DeliveryStateSchema);
+
+/** A key of the delivery JSON, checked by the compiler: SQL that reads the JSON names its keys through this. */
+export function deliveryKey<K extends keyof DeliveryState>(key: K): K {
+  return key;
 }
 
 /** A delivery within its event. */

@@ -1,7 +1,4 @@
-import type { Context } from "hono";
-import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { logEvent } from "./log";
 
 /**
  * The closed set of error codes a caller can see. Each maps to one HTTP status. The wire message is generic;
@@ -61,37 +58,4 @@ export class RouterError extends Error {
 
 export function errorBody(code: ErrorCode, requestId: string, message?: string, details?: string[]): ErrorBody {
   return { error: { code, message: message ?? ERROR_CODES[code][1], requestId, ...(details ? { details } : {}) } };
-}
-
-function requestIdOf(c: Context): string {
-  return c.get("requestId") ?? "unknown";
-}
-
-/** The one `app.onError`: a RouterError keeps its code, anything else becomes a generic 500 with no stack. */
-export function handleError(err: Error, c: Context): Response {
-  const requestId = requestIdOf(c);
-  if (err instanceof RouterError) {
-    logEvent(err.status >= 500 ? "error" : "warn", "request_rejected", {
-      requestId,
-      code: err.code,
-      status: err.status,
-      path: new URL(c.req.url).pathname,
-      detail: err.detail,
-    });
-    return c.json(errorBody(err.code, requestId, err.message, err.details), err.status, err.headers);
-  }
-  if (err instanceof HTTPException && err.status === 413) {
-    return handleError(new RouterError("payload_too_large"), c);
-  }
-  logEvent("error", "unhandled_error", {
-    requestId,
-    path: new URL(c.req.url).pathname,
-    errorName: err.name,
-    errorMessage: err.message,
-  });
-  return c.json(errorBody("internal_error", requestId), 500);
-}
-
-export function handleNotFound(c: Context): Response {
-  return c.json(errorBody("not_found", requestIdOf(c)), 404);
 }

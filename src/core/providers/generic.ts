@@ -1,9 +1,13 @@
-import { readScalar } from "../fields";
-import { keyPart, type ProviderAdapter } from "./types";
+import { readScalar } from "../fields.ts";
+import { keyPart, type ProviderAdapter } from "./contract.ts";
 
 /** Any other HMAC-signing (or deliberately unsigned) source declared in config, served at /webhooks/<name>. */
 export const generic: ProviderAdapter = {
-  requiresPathEvent: false,
+  name: "generic",
+  pathEvent: "optional",
+  synchronousEvents: [],
+  configurableIdentity: true,
+  records: (payload) => [payload],
   identify({ sourceName, source, pathEvent, queryMerchant, payload, bodySha256 }) {
     const eventType = pathEvent ?? (source.eventTypeField ? readScalar(payload, source.eventTypeField)?.toLowerCase() : undefined) ?? "event";
     const merchantId = queryMerchant ?? (source.merchant.field ? readScalar(payload, source.merchant.field) : undefined) ?? null;

@@ -1,8 +1,12 @@
 import { z } from "zod";
-import { logEvent } from "../log";
-import { insertOutbox } from "../storage/db";
 
-/** Queue messages carry ids, never payloads: the payload stays in D1, where it will be encrypted. */
+/**
+ * The queue messages, their schemas and their constructors: the one place a message is built. Queue messages carry
+ * ids, never payloads: the payload stays in D1, where it will be encrypted.
+ *
+ * One message per event covers all of its deliveries: Queues bills every write, read and delete, so a message per
+ * delivery would triple the queue cost of a three-destination event. Retries split off per delivery.
+ */
 export const DeliveryMessageSchema = z.strictObject({
   v: z.literal(1),
   eventId: z.string().regex(/^evt_[0-9a-f]{32}$/),
@@ -38,6 +42,8 @@ export const ReplayPageMessageSchema = z.strictObject({
 });
 
 export type ReplayPageMessage = z.infer<typeof ReplayPageMessageSchema>;
+export type ReplayFilter = ReplayPageMessage["filter"];
+export type ReplayCursor = NonNullable<ReplayPageMessage["after"]>;
 
 export const REPLAY_PAGE_SIZE = 100;
 
@@ -45,42 +51,9 @@ export const QueueMessageSchema = z.union([DeliveryMessageSchema, ReplayPageMess
 
 export type QueueMessage = z.infer<typeof QueueMessageSchema>;
 
+/** Queues' limits (developers.cloudflare.com/queues/platform/limits). */
 export const MAX_QUEUE_DELAY_SECONDS = 43_200;
-const SEND_BATCH_MAX = 100;
-
-/**
- * One message per event covers all of its deliveries: Queues bills every write, read and delete, so a message per
- * delivery would triple the queue cost of a three-destination event. Retries split off per delivery.
- */
-export async function enqueueDeliveries(
-  queue: Queue,
-  messages: readonly { body: QueueMessage; delaySeconds?: number }[],
-): Promise<void> {
-  for (let i = 0; i < messages.length; i += SEND_BATCH_MAX) {
-    const chunk = messages.slice(i, i + SEND_BATCH_MAX).map(({ body, delaySeconds }) => ({
-      body,
-      contentType: "json" as const,
-      ...(delaySeconds ? { delaySeconds: Math.min(Math.ceil(delaySeconds), MAX_QUEUE_DELAY_SECONDS) } : {}),
-    }));
-    await queue.sendBatch(chunk);
-  }
-}
-
-/**
- * Sends, or keeps the messages in the D1 outbox for the sweeper when the queue refuses them. Returns whether they
- * were sent. Throws only if neither took them.
- */
-export async function enqueueOrKeep(env: Env, messages: readonly { body: DeliveryMessage }[], now: number): Promise<boolean> {
-  if (messages.length === 0) return true;
-  try {
-    await enqueueDeliveries(env.DELIVERY_QUEUE, messages);
-    return true;
-  } catch (err) {
-    logEvent("warn", "enqueue_failed", { messages: messages.length, errorMessage: err instanceof Error ? err.message : String(err), note: "kept in the outbox" });
-    await insertOutbox(env.DB, messages.map((m) => m.body), now);
-    return false;
-  }
-}
+export const SEND_BATCH_MAX = 100;
 
 /** Groups delivery keys into one message per event. */
 export function messagesFor(keys: readonly { eventId: string; destination: string; generation: number }[]): { body: DeliveryMessage }[] {
@@ -100,4 +73,9 @@ export function messageFor(
     ...(ingestId === undefined ? {} : { ingestId }),
     deliveries: deliveries.map(({ destination, generation }) => ({ destination, generation })),
   };
+}
+
+/** A page of a bulk replay: the first (`after` null) when a replay starts, then each next one from the last key read. */
+export function replayPageMessage(replayId: string, filter: ReplayFilter, after: ReplayCursor | null): ReplayPageMessage {
+  return { v: 1, kind: "replay-page", replayId, filter, after: after && { eventId: after.eventId, destination: after.destination } };
 }

@@ -1,3 +1,5 @@
+import { decodeBase64, decodeHex, encodeHex } from "./encoding.ts";
+
 /**
  * Inbound signature schemes, over the exact bytes received. Pure: they take the raw body, the header value and
  * the secret values, and return a tagged result whose reason goes to the log only.
@@ -25,39 +27,6 @@ export function hmacKey(secret: string, usage: "sign" | "verify"): Promise<Crypt
     key.catch(() => keyCache.delete(cacheKey));
   }
   return key;
-}
-
-export function decodeBase64(value: string): Uint8Array | undefined {
-  // Accept the URL-safe alphabet too; some senders use it.
-  const normalized = value.replace(/-/g, "+").replace(/_/g, "/");
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(normalized)) return undefined;
-  try {
-    const binary = atob(normalized);
-    const bytes = new Uint8Array(binary.length);
-    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-    return bytes;
-  } catch {
-    return undefined;
-  }
-}
-
-export function decodeHex(value: string): Uint8Array | undefined {
-  if (value.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(value)) return undefined;
-  const bytes = new Uint8Array(value.length / 2);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(value.slice(i * 2, i * 2 + 2), 16);
-  return bytes;
-}
-
-export function encodeBase64(bytes: ArrayBuffer | Uint8Array): string {
-  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
-  let binary = "";
-  for (let i = 0; i < view.length; i++) binary += String.fromCharCode(view[i]!);
-  return btoa(binary);
-}
-
-export function encodeHex(bytes: ArrayBuffer | Uint8Array): string {
-  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
-  return Array.from(view, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**

@@ -1,4 +1,4 @@
-import { logEvent } from "./log";
+import { logEvent } from "./log.ts";
 
 /**
  * Opt-in accounting of what one invocation costs, from the `meta` D1 returns with every result (what D1 bills)

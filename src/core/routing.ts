@@ -1,5 +1,5 @@
-import type { RouteConfig, RouterConfig } from "../config/schema";
-import { readField, readScalar } from "./fields";
+import type { RouteConfig, RouterConfig } from "./config/schema.ts";
+import { readField, readScalar } from "./fields.ts";
 
 export interface RoutingInput {
   source: string;

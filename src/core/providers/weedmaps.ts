@@ -1,13 +1,18 @@
-import { readScalar } from "../fields";
-import { keyPart, type ProviderAdapter } from "./types";
+import { readScalar } from "../fields.ts";
+import { keyPart, type ProviderAdapter } from "./contract.ts";
 
 /**
  * Weedmaps order callbacks: Draft (synchronous, status DRAFT) and Create (asynchronous). One default URL or one
- * URL per event; new event types may appear and are stored and routed, never rejected.
+ * URL per event; new event types may appear and are stored and routed, never rejected. `Signature` is
+ * base64(HMAC-SHA256(body, client secret)).
  */
 export const weedmaps: ProviderAdapter = {
-  signatureDefaults: { header: "Signature", encoding: "base64" },
-  requiresPathEvent: false,
+  name: "weedmaps",
+  signature: { header: "Signature", encoding: "base64" },
+  pathEvent: "optional",
+  synchronousEvents: ["draft"],
+  records: (payload) => [payload],
+  identityFields: { id: "orderId", updatedAt: "lastModifiedAt" },
   identify({ sourceName, source, pathEvent, queryMerchant, payload, bodySha256 }) {
     const status = readScalar(payload, "status");
     const eventType = pathEvent ?? (status === "DRAFT" ? "draft" : "create");

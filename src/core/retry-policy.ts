@@ -1,4 +1,4 @@
-import { MAX_QUEUE_DELAY_SECONDS } from "./messages";
+import { MAX_QUEUE_DELAY_SECONDS } from "./messages.ts";
 
 /** Pure retry policy: how an attempt's result is judged, and how long to wait before the next one. */
 export type AttemptVerdict = "delivered" | "retry" | "permanent";

@@ -1,0 +1,82 @@
+// The walls between the folders of src/, checked by `npm run check:walls` (and so by `npm run check` and .ci/run).
+// The flow they keep: ingest → core → storage, and delivery → core → outbound → storage. Every folder may use
+// core; the three entry folders (ingest, delivery, admin) never use one another, except admin calling the replay
+// service that delivery exports. test/walls/walls.test.mjs breaks each rule on purpose and checks that it fails.
+
+/** Folders a folder may import, besides itself and npm packages. */
+const ALLOWED = {
+  core: [],
+  telemetry: [],
+  config: ["core", "telemetry"],
+  storage: ["core", "telemetry"],
+  outbound: ["core", "config", "telemetry"],
+  ingest: ["core", "config", "storage", "outbound", "telemetry"],
+  delivery: ["core", "config", "storage", "outbound", "telemetry"],
+  admin: ["core", "config", "storage", "outbound", "telemetry"],
+};
+
+const FOLDERS = [...Object.keys(ALLOWED), "app"];
+
+const folderRules = Object.entries(ALLOWED).map(([folder, allowed]) => {
+  const forbidden = FOLDERS.filter((other) => other !== folder && !allowed.includes(other));
+  return {
+    name: `${folder}-imports-only-${allowed.length ? allowed.join("-") : "itself"}`,
+    comment: `src/${folder}/ may import ${allowed.length ? allowed.map((f) => `src/${f}/`).join(", ") : "nothing else in src/"} and npm packages.`,
+    severity: "error",
+    from: { path: `^src/${folder}/` },
+    to: {
+      path: `^src/(${forbidden.join("|")})/|^src/index\\.ts$`,
+      // The one door between the entry folders: admin starts replays through delivery's replay service.
+      ...(folder === "admin" ? { pathNot: "^src/delivery/replay\\.ts$" } : {}),
+    },
+  };
+});
+
+module.exports = {
+  forbidden: [
+    ...folderRules,
+    {
+      name: "core-is-pure",
+      comment: "src/core/ has no I/O: no Workers runtime modules, no Node built-ins, no HTTP framework code.",
+      severity: "error",
+      from: { path: "^src/core/" },
+      to: { dependencyTypes: ["core"] },
+    },
+    {
+      name: "core-no-runtime-packages",
+      comment: "src/core/ may use zod and Hono's types, nothing that talks to the outside.",
+      severity: "error",
+      from: { path: "^src/core/" },
+      to: { dependencyTypes: ["npm"], pathNot: "(^|/)node_modules/(zod|hono)/", dependencyTypesNot: ["type-only"] },
+    },
+    {
+      name: "no-circular",
+      comment: "A cycle (other than through types alone) means two modules are one.",
+      severity: "error",
+      from: {},
+      to: { circular: true, viaOnly: { dependencyTypesNot: ["type-only"] } },
+    },
+    {
+      name: "no-unresolvable",
+      comment: "An import that does not resolve is a typo or a missing dependency.",
+      severity: "error",
+      from: {},
+      to: { couldNotResolve: true },
+    },
+    {
+      name: "src-not-from-tests",
+      comment: "Production code never imports the test tree.",
+      severity: "error",
+      from: { path: "^src/" },
+      to: { path: "^(test|bench|scripts)/" },
+    },
+  ],
+  options: {
+    doNotFollow: { path: "node_modules" },
+    // Workers runtime modules (`cloudflare:workers`) count as core modules, so the purity rule catches them.
+    builtInModules: { add: ["cloudflare:workers", "cloudflare:sockets", "cloudflare:email"] },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: "tsconfig.json" },
+    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default", "types"], extensions: [".ts", ".js", ".json"] },
+  },
+};

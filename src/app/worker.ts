@@ -1,0 +1,61 @@
+import { Hono } from "hono";
+import { requestId } from "hono/request-id";
+import { createAdmin } from "../admin/app.ts";
+import { SYSTEM_CLOCK } from "../core/clock.ts";
+import type { RouterDeps } from "../core/deps.ts";
+import { BUILTIN_PROVIDERS } from "../core/providers/registry.ts";
+import { handleDeliveryBatch } from "../delivery/consumer.ts";
+import { handleDeadLetterBatch } from "../delivery/dead-letters.ts";
+import { sweep } from "../delivery/sweeper.ts";
+import { createWebhooks } from "../ingest/app.ts";
+import { configureLogging } from "../telemetry/log.ts";
+import { withUsage } from "../telemetry/usage.ts";
+import { handleError, handleNotFound } from "./errors.ts";
+
+/** Queue names are set in wrangler.toml; a dead-letter queue's name ends in `-dlq`. */
+function queueRole(queue: string): "deliveries" | "dead-letters" {
+  if (queue.endsWith("-dlq")) return "dead-letters";
+  if (queue.startsWith("webhook-deliveries")) return "deliveries";
+  throw new Error(`no consumer for queue "${queue}"`);
+}
+
+/**
+ * The Worker: the HTTP app (webhooks, admin), the queue consumers and the Cron sweeper, built from the providers and
+ * the clock it is given. src/index.ts exports the production one.
+ */
+export function createWorker(options: Partial<RouterDeps> = {}) {
+  const deps: RouterDeps = { providers: options.providers ?? BUILTIN_PROVIDERS, clock: options.clock ?? SYSTEM_CLOCK };
+  const app = new Hono<{ Bindings: Env }>();
+  app.use(requestId());
+  app.get("/healthz", (c) => c.json({ ok: true }));
+  app.route("/webhooks", createWebhooks(deps));
+  app.route("/admin", createAdmin(deps));
+  app.notFound(handleNotFound);
+  app.onError(handleError);
+
+  return {
+    async fetch(request, env, ctx) {
+      configureLogging(env);
+      const usage = withUsage(env, "fetch");
+      const response = await app.fetch(request, usage.env, ctx);
+      usage.report({ status: response.status });
+      return response;
+    },
+    async queue(batch, env) {
+      configureLogging(env);
+      const usage = withUsage(env, "queue");
+      if (queueRole(batch.queue) === "dead-letters") await handleDeadLetterBatch(batch, usage.env, deps.clock);
+      else await handleDeliveryBatch(batch, usage.env, deps);
+      usage.report({ queue: batch.queue, messages: batch.messages.length });
+    },
+    async scheduled(_controller, env) {
+      configureLogging(env);
+      const usage = withUsage(env, "scheduled");
+      try {
+        await sweep(usage.env, deps.clock.now());
+      } finally {
+        usage.report();
+      }
+    },
+  } satisfies ExportedHandler<Env>;
+}

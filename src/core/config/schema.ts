@@ -1,0 +1,205 @@
+import { z } from "zod";
+import type { ProviderRegistry } from "../providers/contract.ts";
+
+/** Worker secrets are referenced by name; a value that looks like anything else is refused so none gets inlined. */
+const SecretName = z
+  .string()
+  .regex(/^[A-Z][A-Z0-9_]{0,63}$/, "must be the NAME of a Worker secret in UPPER_SNAKE_CASE, never the secret itself");
+
+const Slug = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be lower-case letters, digits, '-' or '_'");
+
+/** Event types are provider-defined and may be new; dots are allowed for names such as `order.created`. */
+export const EVENT_TYPE_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const EventType = z.string().regex(EVENT_TYPE_PATTERN, "must be lower-case letters, digits, '.', '-' or '_'");
+
+export const FieldPath = z
+  .string()
+  .regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/, "must be a dotted field path such as seller.id");
+
+const HeaderName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, "must be an HTTP header name");
+
+const HmacVerification = z.strictObject({
+  type: z.literal("hmac"),
+  /** Several at once, so a secret can be rotated with no downtime: any one that verifies is accepted. */
+  secrets: z.array(SecretName).min(1).max(5),
+  header: HeaderName.optional(),
+  encoding: z.enum(["base64", "hex"]).optional(),
+  /** Stripped from the header value before decoding, e.g. "sha256=". */
+  prefix: z.string().max(32).default(""),
+});
+
+const HeaderVerification = z.strictObject({
+  type: z.literal("header"),
+  header: HeaderName,
+  /** The expected header value is `prefix + secret`, for example "Bearer " + token. */
+  prefix: z.string().max(32).default(""),
+  secrets: z.array(SecretName).min(1).max(5),
+});
+
+const NoVerification = z.strictObject({
+  type: z.literal("none"),
+  unsigned: z.literal(true, {
+    error: "a source without verification must say `\"unsigned\": true` to show it is deliberate",
+  }),
+});
+
+const Verification = z.discriminatedUnion("type", [HmacVerification, HeaderVerification, NoVerification]);
+
+const sourceSchema = (providers: readonly [string, ...string[]]) =>
+  z.strictObject({
+    provider: z.enum(providers),
+    verify: Verification,
+    /** Where the merchant comes from: a query parameter (not covered by any signature) and/or a signed field. */
+    merchant: z
+      .strictObject({
+        query: z.string().min(1).max(64).default("merchant_id"),
+        field: FieldPath.optional(),
+      })
+      .default({ query: "merchant_id" }),
+    /** Generic sources: the field that names the event type when the path does not. */
+    eventTypeField: FieldPath.optional(),
+    /** Generic sources: fields that make up the business identity; without them the body hash is used. */
+    idempotencyFields: z.array(FieldPath).max(8).optional(),
+    /** Reject bodies that are not JSON (400). Weedmaps and Leaf Trade always send JSON. */
+    requireJson: z.boolean().default(true),
+  });
+
+const StaticHeader = z.strictObject({
+  secret: SecretName,
+  prefix: z.string().max(32).default(""),
+});
+
+const DestinationSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/, error: "must be an absolute http(s) URL" }),
+  enabled: z.boolean().default(true),
+  timeoutMs: z.number().int().min(100).max(60_000).default(10_000),
+  /** Total attempts including the first. Capped well under the queue's own max_retries (30). */
+  maxAttempts: z.number().int().min(1).max(25).default(8),
+  /** Header values come from Worker secrets; e.g. { "Authorization": { "secret": "POS_TOKEN", "prefix": "Bearer " } }. */
+  headers: z.record(HeaderName, StaticHeader).default({}),
+  /** Key for the Standard Webhooks signature (`whsec_…` base64, or any string used as raw bytes). */
+  signingSecret: SecretName,
+  /** 4xx statuses to retry instead of failing permanently, e.g. [409, 423]. 408 and 429 are always retried. */
+  retryOnStatus: z.array(z.number().int().min(400).max(499)).max(20).default([]),
+});
+
+const Scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+const FieldCondition = z.strictObject({
+  field: FieldPath,
+  equals: Scalar.optional(),
+  in: z.array(Scalar).min(1).max(100).optional(),
+  exists: z.boolean().optional(),
+});
+
+const RouteSchema = z.strictObject({
+  name: Slug,
+  source: Slug,
+  /** Omitted: every event type, including ones the provider adds later. */
+  events: z.array(EventType).min(1).optional(),
+  /** Omitted: every merchant. */
+  merchants: z.array(z.string().min(1).max(255)).min(1).optional(),
+  /** All conditions must hold, evaluated on the signed payload. */
+  match: z.array(FieldCondition).max(20).default([]),
+  /**
+   * The merchant in the URL is not signed. When set, it must equal this field of the signed body, otherwise the
+   * request is rejected with 403 merchant_mismatch.
+   */
+  requireMerchantField: FieldPath.optional(),
+  destinations: z.array(Slug).max(50).default([]),
+  /** Weedmaps Draft only: the destination whose answer is returned to Weedmaps in the same response. */
+  responder: Slug.optional(),
+});
+
+/**
+ * The schema of router.config.json for a set of providers: the `provider` enum and the per-provider checks come
+ * from what each adapter declares, so adding a provider adds nothing here.
+ */
+export function buildConfigSchema(registry: ProviderRegistry) {
+  const names = Object.keys(registry) as [string, ...string[]];
+  return z
+    .strictObject({
+      $schema: z.string().optional(),
+      $comment: z.string().optional(),
+      limits: z
+        .strictObject({
+          /** Well under D1's 2 MB row limit, which local D1 does not enforce. */
+          maxBodyBytes: z.number().int().min(1024).max(1_000_000).default(262_144),
+          /** How long a Weedmaps Draft waits for its responder before answering 504. */
+          draftDeadlineMs: z.number().int().min(100).max(25_000).default(4_000),
+        })
+        .default({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000 }),
+      sources: z.record(Slug, sourceSchema(names)),
+      destinations: z.record(Slug, DestinationSchema),
+      routes: z.array(RouteSchema),
+    })
+    .superRefine((config, ctx) => {
+      for (const [name, source] of Object.entries(config.sources)) {
+        const verify = source.verify;
+        const adapter = registry[source.provider]!;
+        if (verify.type === "hmac" && !adapter.signature && (!verify.header || !verify.encoding)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["sources", name, "verify", verify.header ? "encoding" : "header"],
+            message: `${source.provider} sources have no default signature scheme: set both header and encoding`,
+          });
+        }
+        if (!adapter.configurableIdentity && (source.eventTypeField || source.idempotencyFields)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["sources", name, source.eventTypeField ? "eventTypeField" : "idempotencyFields"],
+            message: `the ${source.provider} adapter derives this itself; it applies to generic sources only`,
+          });
+        }
+      }
+      config.routes.forEach((route, i) => {
+        const source = config.sources[route.source];
+        if (!source) {
+          ctx.addIssue({ code: "custom", path: ["routes", i, "source"], message: `unknown source "${route.source}"` });
+        }
+        route.destinations.forEach((dest, j) => {
+          if (!config.destinations[dest]) {
+            ctx.addIssue({ code: "custom", path: ["routes", i, "destinations", j], message: `unknown destination "${dest}"` });
+          }
+        });
+        if (route.responder !== undefined) {
+          if (!config.destinations[route.responder]) {
+            ctx.addIssue({ code: "custom", path: ["routes", i, "responder"], message: `unknown destination "${route.responder}"` });
+          }
+          const synchronous = source ? registry[source.provider]!.synchronousEvents : [];
+          if (synchronous.length === 0 || !route.events || !route.events.every((event) => synchronous.includes(event))) {
+            ctx.addIssue({
+              code: "custom",
+              path: ["routes", i, "responder"],
+              message:
+                synchronous.length === 0
+                  ? "a responder belongs on a route of a provider that waits for an answer (Weedmaps Draft)"
+                  : `a responder belongs on a route whose events are all answered synchronously: ${JSON.stringify(synchronous)}`,
+            });
+          }
+        }
+        if (route.destinations.length === 0 && route.responder === undefined) {
+          ctx.addIssue({ code: "custom", path: ["routes", i, "destinations"], message: "a route names at least one destination" });
+        }
+        route.match.forEach((cond, j) => {
+          const kinds = [cond.equals !== undefined, cond.in !== undefined, cond.exists !== undefined].filter(Boolean).length;
+          if (kinds !== 1) {
+            ctx.addIssue({ code: "custom", path: ["routes", i, "match", j], message: "set exactly one of equals, in, exists" });
+          }
+        });
+      });
+      const names = new Set<string>();
+      config.routes.forEach((route, i) => {
+        if (names.has(route.name)) ctx.addIssue({ code: "custom", path: ["routes", i, "name"], message: `duplicate route name "${route.name}"` });
+        names.add(route.name);
+      });
+    });
+}
+
+type RouterConfigSchema = ReturnType<typeof buildConfigSchema>;
+export type RouterConfig = z.output<RouterConfigSchema>;
+export type RouterConfigInput = z.input<RouterConfigSchema>;
+export type SourceConfig = RouterConfig["sources"][string];
+export type DestinationConfig = RouterConfig["destinations"][string];
+export type RouteConfig = RouterConfig["routes"][number];
+export type VerificationConfig = SourceConfig["verify"];

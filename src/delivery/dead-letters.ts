@@ -1,0 +1,35 @@
+import type { Clock } from "../core/clock.ts";
+import { markDead } from "../core/delivery-state.ts";
+import { DeliveryMessageSchema } from "../core/messages.ts";
+import { updateDeliveries } from "../storage/delivery-writes.ts";
+import { loadDeliveryWork } from "../storage/events.ts";
+import { logEvent } from "../telemetry/log.ts";
+
+/**
+ * Messages land here when Queues gave up on them (the consumer kept failing) or when the consumer forwarded a
+ * malformed one. D1 stays the record replay reads from: a DLQ without a consumer deletes after 4 days.
+ */
+export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: Env, clock: Clock): Promise<void> {
+  for (const message of batch.messages) {
+    const parsed = DeliveryMessageSchema.safeParse(message.body);
+    if (!parsed.success) {
+      logEvent("error", "dead_letter_unprocessable", { messageId: message.id });
+      message.ack();
+      continue;
+    }
+    const { eventId, ingestId, deliveries } = parsed.data;
+    try {
+      const work = await loadDeliveryWork(env.DB, eventId);
+      // A message from a duplicate ingest names deliveries that belong to the request that stored the event.
+      const marked =
+        work && (!ingestId || ingestId === work.event.ingestId)
+          ? await updateDeliveries(env.DB, eventId, (d) => markDead(d, deliveries.map((ref) => ({ ref, reason: "queue_retries_exhausted" })), clock.now()), work.snapshot)
+          : 0;
+      logEvent("warn", "dead_letter_received", { messageId: message.id, eventId, markedDead: marked });
+      message.ack();
+    } catch (err) {
+      logEvent("error", "dead_letter_failed", { messageId: message.id, errorMessage: err instanceof Error ? err.message : String(err) });
+      message.retry();
+    }
+  }
+}

@@ -1,0 +1,278 @@
+/**
+ * Admin queries. Events carry no secondary index (every index adds a billed row write to each ingest), so these
+ * scan; they are operator queries, bounded by LIMIT and by the time range given.
+ */
+import { DeliveryStateSchema, SUPERSEDED, type AttemptRecord, type DeliveryState, type DeliveryStatus } from "../core/delivery-state.ts";
+import type { DeliveryKey } from "../core/event.ts";
+import { fromStoredPayload } from "./payloads.ts";
+import { parseDeliveries, toEventIdentity } from "./rows.ts";
+import { deliveryField as f, sqlConditions } from "./sql.ts";
+
+export interface Delivery extends DeliveryKey {
+  route: string;
+  status: DeliveryStatus;
+  attempts: number;
+  nextAttemptAt: number;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  completedAt: number | null;
+}
+
+export type EventStatusFilter = "routed" | "unrouted" | "delivered" | "failing" | "dead";
+
+export interface EventFilter {
+  source?: string;
+  eventType?: string;
+  merchantId?: string;
+  providerId?: string;
+  status?: EventStatusFilter;
+  since?: number;
+  until?: number;
+}
+
+export interface EventCursor {
+  receivedAt: number;
+  id: string;
+}
+
+export interface EventSummary {
+  id: string;
+  source: string;
+  eventType: string;
+  merchantId: string | null;
+  providerId: string | null;
+  routing: "routed" | "unrouted";
+  receivedAt: number;
+  deliveries: { pending: number; delivered: number; dead: number; failing: number };
+}
+
+export interface EventDetail extends EventSummary {
+  idempotencyKey: string;
+  contentType: string;
+  body: Uint8Array;
+  bodySha256: string;
+  responder: { destination: string; status: number | null; latencyMs: number | null; error: string | null } | null;
+}
+
+export interface DeliveryDetail extends Delivery {
+  createdAt: number;
+  attemptLog: AttemptRecord[];
+}
+
+function toDeliveryDetail(eventId: string, { log, superseded: _history, ...state }: DeliveryState): DeliveryDetail {
+  return { eventId, ...state, attemptLog: log };
+}
+
+// Every delivery generation as a row of its own, unpacked from the events' JSON arrays, with the column names the
+// old deliveries table had. CURRENT_DELIVERIES keeps the generation of each (event, destination) that is not
+// replay history.
+const DELIVERY_ROWS = `
+  SELECT e.id AS event_id, ${f("j", "destination")} AS destination, ${f("j", "generation")} AS generation,
+         ${f("j", "route")} AS route, ${f("j", "status")} AS status, ${f("j", "attempts")} AS attempts,
+         ${f("j", "createdAt")} AS created_at, ${f("j", "nextAttemptAt")} AS next_attempt_at,
+         ${f("j", "lastStatusCode")} AS last_status_code, ${f("j", "lastError")} AS last_error,
+         ${f("j", "completedAt")} AS completed_at, ${f("j", "superseded")} AS superseded, j.value AS state
+  FROM events e, json_each(e.deliveries) j`;
+const CURRENT_DELIVERIES = `SELECT * FROM (${DELIVERY_ROWS}) WHERE superseded = 0`;
+
+// Per event, joined to its own current deliveries (`LEFT JOIN json_each(e.deliveries) l ON ${CURRENT_ELEMENT}`).
+const CURRENT_ELEMENT = `${f("l", "superseded")} = 0`;
+const EVENT_SUMMARY_COLUMNS = `
+  e.id, e.source, e.event_type, e.merchant_id, e.provider_id, e.routing, e.received_at,
+  COALESCE(SUM(${f("l", "status")} = 'pending' AND ${f("l", "attempts")} = 0), 0) AS pending,
+  COALESCE(SUM(${f("l", "status")} = 'delivered'), 0) AS delivered,
+  COALESCE(SUM(${f("l", "status")} = 'dead'), 0) AS dead,
+  COALESCE(SUM(${f("l", "status")} = 'pending' AND ${f("l", "attempts")} > 0), 0) AS failing`;
+
+interface EventSummaryRow {
+  id: string;
+  source: string;
+  event_type: string;
+  merchant_id: string | null;
+  provider_id: string | null;
+  routing: "routed" | "unrouted";
+  received_at: number;
+  pending: number;
+  delivered: number;
+  dead: number;
+  failing: number;
+}
+
+function toEventSummary(row: EventSummaryRow): EventSummary {
+  return {
+    ...toEventIdentity(row),
+    routing: row.routing,
+    deliveries: { pending: row.pending, delivered: row.delivered, dead: row.dead, failing: row.failing },
+  };
+}
+
+const STATUS_HAVING: Record<EventStatusFilter, string> = {
+  routed: "e.routing = 'routed'",
+  unrouted: "e.routing = 'unrouted'",
+  delivered: `e.routing = 'routed' AND COUNT(l.value) > 0 AND SUM(${f("l", "status")} = 'delivered') = COUNT(l.value)`,
+  failing: `SUM(${f("l", "status")} = 'pending' AND ${f("l", "attempts")} > 0) > 0`,
+  dead: `SUM(${f("l", "status")} = 'dead') > 0`,
+};
+
+/** Newest first, keyset-paginated on (received_at, id): events arriving meanwhile land before page one. */
+export async function listEvents(db: D1Database, filter: EventFilter, cursor: EventCursor | null, limit: number): Promise<EventSummary[]> {
+  const conditions = sqlConditions();
+  if (filter.source !== undefined) conditions.add("e.source = ?", filter.source);
+  if (filter.eventType !== undefined) conditions.add("e.event_type = ?", filter.eventType);
+  if (filter.merchantId !== undefined) conditions.add("e.merchant_id = ?", filter.merchantId);
+  if (filter.providerId !== undefined) conditions.add("e.provider_id = ?", filter.providerId);
+  if (filter.since !== undefined) conditions.add("e.received_at >= ?", filter.since);
+  if (filter.until !== undefined) conditions.add("e.received_at < ?", filter.until);
+  if (cursor) conditions.add("(e.received_at < ? OR (e.received_at = ? AND e.id < ?))", cursor.receivedAt, cursor.receivedAt, cursor.id);
+  const sql = `SELECT ${EVENT_SUMMARY_COLUMNS}
+    FROM events e LEFT JOIN json_each(e.deliveries) l ON ${CURRENT_ELEMENT}
+    ${conditions.where()}
+    GROUP BY e.id
+    ${filter.status ? `HAVING ${STATUS_HAVING[filter.status]}` : ""}
+    ORDER BY e.received_at DESC, e.id DESC
+    LIMIT ${conditions.bind(limit)}`;
+  const { results } = await db.prepare(sql).bind(...conditions.params).all<EventSummaryRow>();
+  return results.map(toEventSummary);
+}
+
+export async function getEventDetail(db: D1Database, eventId: string): Promise<{ event: EventDetail; deliveries: DeliveryDetail[] } | null> {
+  type Row = EventSummaryRow & {
+    idempotency_key: string;
+    content_type: string;
+    body: unknown;
+    body_sha256: string;
+    responder: string | null;
+    responder_status: number | null;
+    responder_latency_ms: number | null;
+    responder_error: string | null;
+    all_deliveries: string;
+  };
+  const row = await db
+    .prepare(
+      `SELECT ${EVENT_SUMMARY_COLUMNS}, e.idempotency_key, e.content_type, e.body, e.body_sha256,
+              e.responder, e.responder_status, e.responder_latency_ms, e.responder_error, e.deliveries AS all_deliveries
+       FROM events e LEFT JOIN json_each(e.deliveries) l ON ${CURRENT_ELEMENT}
+       WHERE e.id = ?1 GROUP BY e.id`,
+    )
+    .bind(eventId)
+    .first<Row>();
+  if (!row) return null;
+  const event: EventDetail = {
+    ...toEventSummary(row),
+    idempotencyKey: row.idempotency_key,
+    contentType: row.content_type,
+    body: fromStoredPayload(row.body),
+    bodySha256: row.body_sha256,
+    responder: row.responder
+      ? { destination: row.responder, status: row.responder_status, latencyMs: row.responder_latency_ms, error: row.responder_error }
+      : null,
+  };
+  const deliveries = parseDeliveries(row.all_deliveries)
+    .map((state) => toDeliveryDetail(eventId, state))
+    .sort((x, y) => (x.destination === y.destination ? x.generation - y.generation : x.destination < y.destination ? -1 : 1));
+  return { event, deliveries };
+}
+
+export interface DeliveryFilter {
+  destination?: string;
+  status: DeliveryStatus | "failing";
+  since?: number;
+  until?: number;
+}
+
+export interface DeliveryPageCursor {
+  eventId: string;
+  destination: string;
+}
+
+export interface CurrentDelivery extends Delivery {
+  createdAt: number;
+}
+
+function deliveryConditions(filter: DeliveryFilter, cursor: DeliveryPageCursor | null) {
+  const conditions = sqlConditions();
+  if (filter.status === "failing") conditions.add("l.status = 'pending' AND l.attempts > 0");
+  else conditions.add("l.status = ?", filter.status);
+  if (filter.destination !== undefined) conditions.add("l.destination = ?", filter.destination);
+  if (filter.since !== undefined) conditions.add("l.created_at >= ?", filter.since);
+  if (filter.until !== undefined) conditions.add("l.created_at < ?", filter.until);
+  if (cursor) conditions.add("(l.event_id > ? OR (l.event_id = ? AND l.destination > ?))", cursor.eventId, cursor.eventId, cursor.destination);
+  return conditions;
+}
+
+/** The current (latest-generation) deliveries matching a filter, in key order for stable paging. */
+export async function listCurrentDeliveries(
+  db: D1Database,
+  filter: DeliveryFilter,
+  cursor: DeliveryPageCursor | null,
+  limit: number,
+): Promise<CurrentDelivery[]> {
+  const conditions = deliveryConditions(filter, cursor);
+  const { results } = await db
+    .prepare(
+      `SELECT l.event_id, l.state
+       FROM (${CURRENT_DELIVERIES}) l ${conditions.where()} ORDER BY l.event_id, l.destination LIMIT ${conditions.bind(limit)}`,
+    )
+    .bind(...conditions.params)
+    .all<{ event_id: string; state: string }>();
+  return results.map((row) => {
+    const { attemptLog: _log, ...delivery } = toDeliveryDetail(row.event_id, DeliveryStateSchema.parse(JSON.parse(row.state)));
+    return delivery;
+  });
+}
+
+export async function countCurrentDeliveries(db: D1Database, filter: DeliveryFilter): Promise<number> {
+  const conditions = deliveryConditions(filter, null);
+  const count = await db
+    .prepare(`SELECT COUNT(*) AS n FROM (${CURRENT_DELIVERIES}) l ${conditions.where()}`)
+    .bind(...conditions.params)
+    .first<number>("n");
+  return count ?? 0;
+}
+
+export interface DestinationHealthRow {
+  destination: string;
+  delivered: number;
+  failing: number;
+  dead: number;
+  pending: number;
+  lastSuccessAt: number | null;
+  lastError: string | null;
+  lastErrorAt: number | null;
+}
+
+/**
+ * Per destination, over deliveries created since `since`: the current generations by state (a replayed delivery
+ * counts once, as its latest generation), and the last success and last error over every generation.
+ */
+export async function destinationHealth(db: D1Database, since: number): Promise<DestinationHealthRow[]> {
+  const { results } = await db
+    .prepare(
+      `WITH d AS (SELECT * FROM (${DELIVERY_ROWS}) WHERE created_at >= ?1),
+            -- SQLite takes a bare column of a MAX() aggregate from the row holding the maximum: the latest error.
+            -- A generation closed by a replay is bookkeeping, not an error of the destination.
+            errors AS (SELECT destination, last_error, MAX(COALESCE(completed_at, next_attempt_at)) AS last_error_at
+                       FROM d WHERE last_error IS NOT NULL AND last_error <> ?2 GROUP BY destination)
+       SELECT d.destination,
+              SUM(d.superseded = 0 AND d.status = 'delivered') AS delivered,
+              SUM(d.superseded = 0 AND d.status = 'pending' AND d.attempts > 0) AS failing,
+              SUM(d.superseded = 0 AND d.status = 'dead') AS dead,
+              SUM(d.superseded = 0 AND d.status = 'pending' AND d.attempts = 0) AS pending,
+              MAX(CASE WHEN d.status = 'delivered' THEN d.completed_at END) AS last_success_at,
+              errors.last_error, errors.last_error_at
+       FROM d LEFT JOIN errors ON errors.destination = d.destination
+       GROUP BY d.destination ORDER BY d.destination`,
+    )
+    .bind(since, SUPERSEDED)
+    .all<{ destination: string; delivered: number; failing: number; dead: number; pending: number; last_success_at: number | null; last_error: string | null; last_error_at: number | null }>();
+  return results.map((r) => ({
+    destination: r.destination,
+    delivered: r.delivered,
+    failing: r.failing,
+    dead: r.dead,
+    pending: r.pending,
+    lastSuccessAt: r.last_success_at,
+    lastError: r.last_error,
+    lastErrorAt: r.last_error_at,
+  }));
+}

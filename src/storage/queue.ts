@@ -1,0 +1,35 @@
+/** The Queue producer: every message the Worker sends goes through here, with the outbox as its fallback. */
+import { MAX_QUEUE_DELAY_SECONDS, SEND_BATCH_MAX, type DeliveryMessage, type QueueMessage } from "../core/messages.ts";
+import { logEvent } from "../telemetry/log.ts";
+import { insertOutbox } from "./outbox.ts";
+
+/** Sends in batches of at most 100, each delay clamped to the Queues maximum of 12 hours. */
+export async function enqueueDeliveries(
+  queue: Queue,
+  messages: readonly { body: QueueMessage; delaySeconds?: number }[],
+): Promise<void> {
+  for (let i = 0; i < messages.length; i += SEND_BATCH_MAX) {
+    const chunk = messages.slice(i, i + SEND_BATCH_MAX).map(({ body, delaySeconds }) => ({
+      body,
+      contentType: "json" as const,
+      ...(delaySeconds ? { delaySeconds: Math.min(Math.ceil(delaySeconds), MAX_QUEUE_DELAY_SECONDS) } : {}),
+    }));
+    await queue.sendBatch(chunk);
+  }
+}
+
+/**
+ * Sends, or keeps the messages in the D1 outbox for the sweeper when the queue refuses them. Returns whether they
+ * were sent. Throws only if neither took them.
+ */
+export async function enqueueOrKeep(env: Env, messages: readonly { body: DeliveryMessage }[], now: number): Promise<boolean> {
+  if (messages.length === 0) return true;
+  try {
+    await enqueueDeliveries(env.DELIVERY_QUEUE, messages);
+    return true;
+  } catch (err) {
+    logEvent("warn", "enqueue_failed", { messages: messages.length, errorMessage: err instanceof Error ? err.message : String(err), note: "kept in the outbox" });
+    await insertOutbox(env.DB, messages.map((m) => m.body), now);
+    return false;
+  }
+}

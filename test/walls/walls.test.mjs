@@ -1,0 +1,70 @@
+// The dependency rules in .dependency-cruiser.cjs must hold on src/ as it is, and must fail when a wall is crossed.
+// Each case copies src/ into a temporary folder, adds one import that crosses one wall, and runs the same rules
+// there. Run with `npm run check:walls`.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { appendFileSync, cpSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const DEPCRUISE = path.join(ROOT, "node_modules", "dependency-cruiser", "bin", "dependency-cruiser.mjs");
+const copies = [];
+
+function cruise(cwd) {
+  const result = spawnSync(process.execPath, [DEPCRUISE, "src", "--config", ".dependency-cruiser.cjs", "--output-type", "err"], { cwd, encoding: "utf8" });
+  return { code: result.status, out: result.stdout + result.stderr };
+}
+
+function copyOfTheProject() {
+  const dir = mkdtempSync(path.join(tmpdir(), "walls-"));
+  copies.push(dir);
+  for (const entry of ["src", ".dependency-cruiser.cjs", "tsconfig.json", "router.config.json", "worker-configuration.d.ts", "package.json"]) {
+    cpSync(path.join(ROOT, entry), path.join(dir, entry), { recursive: true });
+  }
+  // npm packages resolve through the project's own node_modules.
+  symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
+  return dir;
+}
+
+after(() => {
+  for (const dir of copies) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("the walls between the folders of src/", () => {
+  it("hold on src/ as it is", () => {
+    const { code, out } = cruise(ROOT);
+    assert.equal(code, 0, out);
+  });
+
+  const crossings = [
+    { file: "src/ingest/app.ts", line: 'import "../delivery/consumer.ts";', rule: "ingest-imports-only-core-config-storage-outbound-telemetry" },
+    { file: "src/delivery/consumer.ts", line: 'import "../ingest/store.ts";', rule: "delivery-imports-only-core-config-storage-outbound-telemetry" },
+    { file: "src/admin/app.ts", line: 'import "../delivery/sweeper.ts";', rule: "admin-imports-only-core-config-storage-outbound-telemetry" },
+    { file: "src/storage/events.ts", line: 'import "../delivery/replay.ts";', rule: "storage-imports-only-core-telemetry" },
+    { file: "src/outbound/client.ts", line: 'import "../storage/queue.ts";', rule: "outbound-imports-only-core-config-telemetry" },
+    { file: "src/core/retry-policy.ts", line: 'import "../storage/queue.ts";', rule: "core-imports-only-itself" },
+    { file: "src/core/routing.ts", line: 'import "../telemetry/log.ts";', rule: "core-imports-only-itself" },
+    { file: "src/core/fields.ts", line: 'import { env } from "cloudflare:workers"; export const bound = env;', rule: "core-is-pure" },
+    { file: "src/core/fields.ts", line: 'import "p-limit";', rule: "core-no-runtime-packages" },
+    { file: "src/core/messages.ts", line: 'import "./retry-policy.ts";', rule: "no-circular" },
+  ];
+
+  for (const { file, line, rule } of crossings) {
+    it(`fail with ${rule} when ${file} adds ${line}`, () => {
+      const dir = copyOfTheProject();
+      appendFileSync(path.join(dir, file), `\n${line}\n`);
+      const { code, out } = cruise(dir);
+      assert.notEqual(code, 0, out);
+      assert.match(out, new RegExp(`error ${rule}: ${file.replace(/[./]/g, "\\$&")}`), out);
+    });
+  }
+
+  it("let admin call the replay service that delivery exports, and nothing else of delivery", () => {
+    const dir = copyOfTheProject();
+    appendFileSync(path.join(dir, "src/admin/cursor.ts"), '\nimport "../delivery/replay.ts";\n');
+    const { code, out } = cruise(dir);
+    assert.equal(code, 0, out);
+  });
+});
