@@ -48,6 +48,8 @@ if (!WEEDMAPS_SECRET) throw new Error(".dev.vars.example has no WEEDMAPS_CLIENT_
 
 // Merchants select how many destinations a Create fans out to (routes below). 4242 is the issue's three.
 const FANOUT_MERCHANT = { 1: "1001", 3: "4242", 10: "1010" };
+// The same three destinations through a route with `"ordering": "latest"` (scenario 6 measures what it adds).
+const ORDERED_MERCHANT = "4343";
 // No route names this merchant: the event is stored as unrouted and nothing is enqueued.
 const UNROUTED_MERCHANT = "9999";
 const ingestPath = (merchantId) => `/webhooks/weedmaps?merchant_id=${merchantId}`;
@@ -73,6 +75,7 @@ function routerConfig(receiverPort) {
         merchants: [merchant],
         destinations: names.slice(0, Number(count)),
       })),
+      { name: "create-3-ordered", source: "weedmaps", events: ["create"], merchants: [ORDERED_MERCHANT], ordering: "latest", destinations: names.slice(0, 3) },
     ],
   };
 }
@@ -482,13 +485,13 @@ async function main() {
     };
 
     // --- 6. operations per event -------------------------------------------------------------------------------
-    async function countedBatch(label, expectMessagesPerEvent) {
+    async function countedBatch(label, expectMessagesPerEvent, merchantId = "4242") {
       await receiver.ask("reset");
       const firstLine = router.child.lines.length;
-      const source = requests({ size: 5120, merchantId: "4242" });
+      const source = requests({ size: 5120, merchantId });
       const ids = new Set();
       // One at a time, so each ack is in hand before the next send; the consumer batches what arrives meanwhile.
-      for (let i = 0; i < P.s6Events; i++) ids.add((await sendCreate(`${router.url}${ingestPath("4242")}`, source.next())).eventId);
+      for (let i = 0; i < P.s6Events; i++) ids.add((await sendCreate(`${router.url}${ingestPath(merchantId)}`, source.next())).eventId);
       await waitFor(async () => {
         const ok = await deliveredFor(ids);
         return new Set(ok.map((a) => `${a[0]} ${a[1]}`)).size >= 3 * ids.size;
@@ -506,7 +509,9 @@ async function main() {
     // The failing delivery is split off into a message of its own: two messages read per event.
     const retry = await countedBatch("one retry", 2);
     await receiver.ask("fail", { path: null });
-    results.scenarios.operations = { title: "Operations and cost per event delivered to three destinations", happy, oneRetry: retry, sweeper: await measureSweep(router) };
+    log(`scenario 6: operations per event, happy path on a route with ordering: latest (${P.s6Events} events)`);
+    const ordered = await countedBatch("ordering: latest", 1, ORDERED_MERCHANT);
+    results.scenarios.operations = { title: "Operations and cost per event delivered to three destinations", happy, oneRetry: retry, ordered, sweeper: await measureSweep(router) };
 
     await stop(router.child);
     await stop(baseline.child);

@@ -7,7 +7,8 @@ import path from "node:path";
 import { BUILTIN_PROVIDERS } from "../src/core/providers/registry.ts";
 import { localSecrets, parseArgs, ROOT, routerConfig } from "./local-env.mjs";
 
-// Every provider fixture is an event: test/fixtures/providers/<provider>/<event>.json is `<provider>.<event>`. What
+// Every provider fixture is an event: test/fixtures/providers/<provider>/<event>.json is `<provider>.<event>`, and
+// `<type>--<variant>.json` is another body of one webhook type (`leaftrade.order-v4--three-orders`). What
 // the provider's URLs look like, how it signs and which fields make an event distinct come from its adapter.
 const FIXTURES = path.join(ROOT, "test/fixtures/providers");
 const EVENTS = Object.fromEntries(
@@ -99,7 +100,8 @@ function sign(body) {
 
 function url() {
   const merchant = options.merchant;
-  const typed = adapter.pathEvent === "required" ? `/${event.event}` : "";
+  // `<type>--<variant>.json` is another body of the same webhook type (Leaf Trade's URL names the type).
+  const typed = adapter.pathEvent === "required" ? `/${event.event.split("--")[0]}` : "";
   return `${baseUrl}/webhooks/${sourceName}${typed}${merchant ? `?merchant_id=${encodeURIComponent(merchant)}` : ""}`;
 }
 
@@ -125,6 +127,17 @@ async function send(body, headers) {
   const shown = options.json || text.length <= 240 ? text : `${text.slice(0, 240)}… (${text.length} bytes; --json shows all)`;
   console.log(`← ${response.status} in ${ms} ms ${shown}`);
   return { status: response.status, json };
+}
+
+function describe(one) {
+  const where = one.duplicate
+    ? "duplicate of an earlier event"
+    : one.routing === "routed"
+      ? `routed to ${one.deliveries} destination(s)`
+      : one.routing === "quarantined"
+        ? "held in quarantine: the URL's merchant differs from the signed one (release it with POST /admin/events/<id>/release)"
+        : "stored as unrouted (no route matched)";
+  return `${where}${one.enqueued === false && one.deliveries ? "; queue send failed, the sweeper will retry" : ""}`;
 }
 
 function verdict({ status, json }, { second = false } = {}) {
@@ -156,8 +169,11 @@ function verdict({ status, json }, { second = false } = {}) {
     console.log(json.duplicate ? `✔ duplicate acknowledged, stored once as ${json.eventId}` : `✘ expected a duplicate, but ${json.eventId} was stored again`);
     return json.duplicate === true;
   }
-  const where = json.duplicate ? "duplicate of an earlier event" : json.routing === "routed" ? `routed to ${json.deliveries} destination(s)` : "stored as unrouted (no route matched)";
-  console.log(`✔ accepted as ${json.eventId}: ${where}${json.enqueued === false && json.deliveries ? "; queue send failed, the sweeper will retry" : ""}`);
+  if (json.events) {
+    for (const one of json.events) console.log(`✔ accepted as ${one.eventId}: ${describe(one)}`);
+    return true;
+  }
+  console.log(`✔ accepted as ${json.eventId}: ${describe(json)}`);
   return true;
 }
 

@@ -1,23 +1,13 @@
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { DeliveryMessage, ReplayPageMessage } from "../src/core/messages.ts";
-import { captureDeliveryQueue, deliveriesOf, fixture, post, postWeedmaps, ROUTER, runDeliveryQueue, stubDestinations } from "./helpers.ts";
+import { adminFetch, captureDeliveryQueue, deliveriesOf, fixture, post, postWeedmaps, runDeliveryQueue, stubDestinations } from "./helpers.ts";
 
 let queue: ReturnType<typeof captureDeliveryQueue>;
 beforeEach(() => {
   queue = captureDeliveryQueue();
 });
 afterEach(() => vi.restoreAllMocks());
-
-function adminFetch(method: string, path: string, body?: unknown): Promise<Response> {
-  return exports.default.fetch(
-    new Request(`${ROUTER}/admin${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    }),
-  );
-}
 
 async function adminJson<T = Record<string, unknown>>(method: string, path: string, body?: unknown, expected = 200): Promise<T> {
   const res = await adminFetch(method, path, body);
@@ -68,7 +58,10 @@ describe("GET /admin/events", () => {
         providerOrderId: "list-order-1",
         routing: "routed",
         receivedAt: expect.any(String),
-        deliveries: { pending: 0, delivered: 1, failing: 0, dead: 1 },
+        providerTimestamp: null,
+        deliveries: { pending: 0, delivered: 1, failing: 0, dead: 1, stale: 0 },
+        quarantine: null,
+        divergentRetries: 0,
       },
     ]);
     expect((await adminJson<{ events: { id: string }[] }>("GET", "/events?status=dead&source=weedmaps&merchantId=4242&eventType=create")).events.map((e) => e.id)).toContain(created.eventId);
@@ -194,6 +187,65 @@ describe("POST /admin/events/{eventId}/replay", () => {
     const unrouted = await ingestLab("unmatched-kind");
     expect(await adminJson("POST", `/events/${unrouted.eventId}/replay`, {}, 409)).toMatchObject({ error: { code: "no_destinations" } });
     expect(await adminJson("POST", `/events/${eventId}/replay`, { destinations: [] }, 400)).toMatchObject({ error: { code: "invalid_request" } });
+  });
+});
+
+describe("POST /admin/events/{eventId}/release", () => {
+  async function quarantinedCreate(orderId: string): Promise<string> {
+    const body = fixture("weedmaps/create").body.replace("9763822", orderId);
+    const held = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=9999", body)).json<{ eventId: string; routing: string }>();
+    expect(held.routing).toBe("quarantined");
+    return held.eventId;
+  }
+
+  it("lists a held event under status=quarantined, and release routes it with the signed merchant and delivers it", async () => {
+    const seen = stubDestinations(() => new Response("ok"));
+    const eventId = await quarantinedCreate("release-1");
+    const listed = await adminJson<{ events: { id: string; quarantine: Record<string, unknown> | null }[] }>("GET", "/events?status=quarantined&orderId=release-1");
+    expect(listed.events).toEqual([
+      expect.objectContaining({
+        id: eventId,
+        merchantId: "4242",
+        quarantine: { reason: "merchant_mismatch", field: "seller.id", route: "wm-create", queryMerchant: "9999", signedMerchant: "4242", at: expect.any(String), releasedAt: null },
+      }),
+    ]);
+    queue.messages.length = 0;
+    const released = await adminJson("POST", `/events/${eventId}/release`, undefined, 202);
+    expect(released).toEqual({
+      eventId,
+      merchantId: "4242",
+      deliveries: [
+        { destination: "pos", route: "wm-create" },
+        { destination: "erp", route: "wm-create" },
+      ],
+      enqueued: true,
+    });
+    await drainQueue();
+    expect(seen.requests.map((r) => [new URL(r.url).hostname, r.headers.get("x-router-merchant-id")]).sort()).toEqual([
+      ["erp.example.test", "4242"],
+      ["pos.example.test", "4242"],
+    ]);
+    expect((await deliveriesOf(eventId)).map((d) => d.status)).toEqual(["delivered", "delivered"]);
+    expect((await adminJson<{ events: unknown[] }>("GET", "/events?status=quarantined&orderId=release-1")).events).toEqual([]);
+    const detail = await adminJson<{ event: { quarantine: { releasedAt: string | null } } }>("GET", `/events/${eventId}`);
+    expect(detail.event.quarantine.releasedAt).toEqual(expect.any(String));
+  });
+
+  it("answers 409 for an event that is not held, or was released already, and 404 for an unknown one", async () => {
+    const eventId = await quarantinedCreate("release-2");
+    await adminJson("POST", `/events/${eventId}/release`, undefined, 202);
+    expect(await adminJson("POST", `/events/${eventId}/release`, undefined, 409)).toEqual({ error: { code: "not_quarantined", message: expect.any(String), requestId: expect.any(String) } });
+    const { eventId: plain } = await ingestLab("single");
+    expect(await adminJson("POST", `/events/${plain}/release`, undefined, 409)).toMatchObject({ error: { code: "not_quarantined" } });
+    expect(await adminJson("POST", "/events/evt_00000000000000000000000000000000/release", undefined, 404)).toMatchObject({ error: { code: "not_found" } });
+  });
+
+  it("shows a divergent retry of a Create on the event", async () => {
+    const body = fixture("weedmaps/create").body.replace("9763822", "divergent-1");
+    const { eventId } = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<{ eventId: string }>();
+    await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", JSON.stringify(JSON.parse(body), null, 2));
+    const detail = await adminJson<{ event: Record<string, unknown> }>("GET", `/events/${eventId}`);
+    expect(detail.event).toMatchObject({ divergentRetries: 1, lastDivergentRetry: { at: expect.any(String), bodySha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
   });
 });
 
@@ -323,6 +375,18 @@ describe("POST /admin/routing/dry-run", () => {
     });
     const mismatch = await adminJson("POST", "/routing/dry-run", { source: "weedmaps", merchantId: "1", payload: JSON.parse(fixture("weedmaps/create").body) });
     expect(mismatch.merchantMismatch).toEqual({ route: "wm-create", field: "seller.id" });
+    expect(mismatch).toMatchObject({ deliveries: [], quarantine: { reason: "merchant_mismatch", field: "seller.id", route: "wm-create", queryMerchant: "1", signedMerchant: "4242" } });
+    const envelope = await adminJson<{ events: { providerOrderId: string; merchantId: string }[] }>("POST", "/routing/dry-run", {
+      source: "leaftrade",
+      eventType: "order-v4",
+      payload: JSON.parse(fixture("leaftrade/order-v4--three-orders").body),
+    });
+    expect(envelope.events.map((e) => [e.providerOrderId, e.merchantId])).toEqual([
+      ["ord_abc201", "C10-0000456-LIC"],
+      ["ord_abc202", "C10-0000789-LIC"],
+      ["ord_abc203", "C10-0000456-LIC"],
+    ]);
+    expect(await adminJson("POST", "/routing/dry-run", { source: "weedmaps", eventType: "draft", payload: JSON.parse(fixture("weedmaps/create").body) }, 422)).toMatchObject({ error: { code: "event_type_mismatch" } });
     const paused = await adminJson("POST", "/routing/dry-run", { source: "lab", eventType: "paused", payload: {} });
     expect(paused.skippedDisabled).toEqual([{ destination: "paused", route: "lab-paused" }]);
     expect(await count()).toBe(before);
@@ -363,7 +427,7 @@ describe("OpenAPI", () => {
     const doc = await adminJson<{ openapi: string; paths: Record<string, unknown>; components: { securitySchemes: unknown } }>("GET", "/openapi.json");
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ["/config", "/config/validate", "/dead-letters", "/dead-letters/redrive", "/destinations/health", "/events", "/events/{eventId}", "/events/{eventId}/replay", "/replays", "/routing/dry-run"].sort(),
+      ["/config", "/config/validate", "/dead-letters", "/dead-letters/redrive", "/destinations/health", "/events", "/events/{eventId}", "/events/{eventId}/release", "/events/{eventId}/replay", "/replays", "/routing/dry-run"].sort(),
     );
     expect(doc.components.securitySchemes).toEqual({ AdminToken: expect.objectContaining({ type: "http", scheme: "bearer" }) });
     const page = await adminFetch("GET", "/reference");

@@ -17,6 +17,17 @@ export function post(path: string, body: string | ArrayBuffer, headers: Record<s
   return fetcher(new Request(`${ROUTER}${path}`, { method: "POST", body, headers: { "content-type": "application/json", ...headers } }));
 }
 
+/** A request to the admin API with the test admin token. */
+export function adminFetch(method: string, path: string, body?: unknown): Promise<Response> {
+  return exports.default.fetch(
+    new Request(`${ROUTER}/admin${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }),
+  );
+}
+
 export interface IngestExpectation {
   url: string;
   fixture: SignedFixture;

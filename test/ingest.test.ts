@@ -36,21 +36,21 @@ describe("accepting webhooks (each provider's own URLs are tested in test/provid
     expect(await storedEvent(json.eventId)).toMatchObject({ source: "acme", event_type: "order.created", merchant_id: "store-9", provider_id: "acme-1" });
   });
 
-  it("stores and routes a Weedmaps event type it has never seen", async () => {
-    const body = JSON.stringify({ status: "CANCELED_CUSTOMER", orderId: "555", seller: { id: "4242" } });
-    const json = await (await postWeedmaps("/webhooks/weedmaps/cancel?merchant_id=4242", body)).json<Accepted>();
-    expect(json).toMatchObject({ routing: "routed", deliveries: 1 });
-    expect(await storedEvent(json.eventId)).toMatchObject({ event_type: "cancel" });
-  });
-
-  it("stores an event no route matches as unrouted and acknowledges it", async () => {
-    const body = JSON.stringify({ status: "PENDING", orderId: "888", seller: { id: "4242" } });
+  it("stores a Weedmaps status it has never seen as an event of its own, unrouted, and acknowledges it", async () => {
+    const body = JSON.stringify({ status: "ON_HOLD", orderId: "888", seller: { id: "4242" } });
     const queue = captureDeliveryQueue();
-    const json = await (await postWeedmaps("/webhooks/weedmaps/order-updated?merchant_id=4242", body)).json<Accepted>();
+    const json = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<Accepted>();
     expect(json).toMatchObject({ duplicate: false, routing: "unrouted", deliveries: 0 });
-    expect(await storedEvent(json.eventId)).toMatchObject({ routing: "unrouted", event_type: "order-updated" });
+    expect(await storedEvent(json.eventId)).toMatchObject({ routing: "unrouted", event_type: "on_hold" });
     expect(await deliveriesOf(json.eventId)).toEqual([]);
     expect(queue.messages).toEqual([]);
+  });
+
+  it("treats one body posted under two generic paths as one event: the path is not signed", async () => {
+    const body = JSON.stringify({ id: "lab-two-paths", kind: "single" });
+    const first = await (await post("/webhooks/lab/single", body)).json<Accepted>();
+    const second = await (await post("/webhooks/lab/pair", body)).json<Accepted>();
+    expect(second).toEqual({ received: true, eventId: first.eventId, duplicate: true });
   });
 
   it("stores and forwards a body that is not UTF-8 byte for byte, on a source that accepts non-JSON", async () => {
@@ -199,14 +199,32 @@ describe("bad input gets one error shape with a stable code", () => {
     expect(scalar.status).toBe(400);
   });
 
-  it("403 when the unsigned merchant in the URL differs from the signed seller, and nothing is stored", async () => {
+  it("holds a Create whose URL merchant differs from the signed seller in quarantine: stored, acknowledged, delivered nowhere", async () => {
     const queue = captureDeliveryQueue();
     const body = fixture("weedmaps/create").body.replace("9763822", "mismatch-1");
     const res = await postWeedmaps("/webhooks/weedmaps?merchant_id=9999", body);
-    expect(res.status).toBe(403);
-    expect(await res.json()).toEqual(errorBodyShape("merchant_mismatch"));
-    expect(await env.DB.prepare(`SELECT id FROM events WHERE provider_id = 'mismatch-1'`).first()).toBeNull();
+    expect(res.status).toBe(200);
+    const json = await res.json<Accepted>();
+    expect(json).toMatchObject({ duplicate: false, routing: "quarantined", deliveries: 0, enqueued: false });
+    const row = await env.DB.prepare("SELECT merchant_id, quarantine FROM events WHERE id = ?1").bind(json.eventId).first<{ merchant_id: string; quarantine: string }>();
+    expect(row!.merchant_id).toBe("4242");
+    expect(JSON.parse(row!.quarantine)).toEqual({ reason: "merchant_mismatch", field: "seller.id", route: "wm-create", queryMerchant: "9999", signedMerchant: "4242", at: expect.any(Number) });
+    expect(await deliveriesOf(json.eventId)).toEqual([]);
     expect(queue.messages).toEqual([]);
+  });
+
+  it("400 invalid_merchant for a merchant outside the safe pattern, or given twice, before anything is stored", async () => {
+    const queue = captureDeliveryQueue();
+    const body = fixture("weedmaps/create").body.replace("9763822", "bad-merchant-1");
+    for (const query of ["merchant_id=42%0D%0AX-Injected:%201", "merchant_id=42%20or%201", `merchant_id=${"9".repeat(65)}`, "merchant_id=4242&merchant_id=4243"]) {
+      const res = await postWeedmaps(`/webhooks/weedmaps?${query}`, body);
+      expect(res.status, query).toBe(400);
+      expect(await res.json()).toEqual(errorBodyShape("invalid_merchant"));
+    }
+    // The same value twice is one merchant.
+    expect((await postWeedmaps("/webhooks/weedmaps?merchant_id=4242&merchant_id=4242", body)).status).toBe(200);
+    expect(queue.messages.map((m) => m.body.eventId)).toHaveLength(1);
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE provider_id = 'bad-merchant-1'").first("n")).toBe(1);
   });
 
   it("503 when a source's secrets are not set, rather than accepting unsigned traffic", async () => {
@@ -226,8 +244,13 @@ describe("bad input gets one error shape with a stable code", () => {
 
   it("never echoes secrets or payload data in an error", async () => {
     const f = fixture("weedmaps/create");
-    const res = await post("/webhooks/weedmaps?merchant_id=9999", f.body, { Signature: f.signature });
-    const text = await res.text();
-    for (const leak of [env.WEEDMAPS_CLIENT_SECRET as string, "Jordan", "MR-2026-118822", "seller.id", "4242"]) expect(text).not.toContain(leak);
+    const texts = await Promise.all([
+      post("/webhooks/weedmaps/draft?merchant_id=4242", f.body, f.headers).then((r) => r.text()),
+      post("/webhooks/weedmaps?merchant_id=4242", f.body.replace("Jordan", "Jordon"), f.headers).then((r) => r.text()),
+      post("/webhooks/weedmaps?merchant_id=42%0A42", f.body, f.headers).then((r) => r.text()),
+    ]);
+    for (const text of texts) {
+      for (const leak of [env.WEEDMAPS_CLIENT_SECRET as string, "Jordan", "MR-2026-118822", "seller.id", "4242", "9763822", "PENDING"]) expect(text).not.toContain(leak);
+    }
   });
 });

@@ -21,6 +21,8 @@ it("counts D1 rows from result meta and queue messages when USAGE_LOG is on", as
     body: new TextEncoder().encode("{}").buffer as ArrayBuffer,
     bodySha256: "h",
     receivedAt: 1,
+    providerTimestamp: null,
+    quarantine: null,
   };
   const deliveries = plannedDeliveries(
     ["pos", "erp"].map((destination) => ({ destination, route: "r" })),

@@ -29,6 +29,8 @@ function orderTemplate(base, size, merchantId) {
   const order = structuredClone(base);
   order.orderId = ID_PLACEHOLDER;
   order.seller = { ...order.seller, id: merchantId };
+  // The Order object's own time of this state, which routes with `"ordering": "latest"` compare.
+  order.lastModifiedAt ??= "2026-11-23T17:05:43Z";
   const items = base.lineItems;
   const render = (count) => {
     order.lineItems = Array.from({ length: count }, (_, i) => lineItem(i, items[i % items.length]));

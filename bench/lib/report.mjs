@@ -179,15 +179,13 @@ function e2eRows(results) {
 }
 
 function operationsRows(results) {
-  const { happy, oneRetry } = results.scenarios.operations;
-  const row = (label, key, digits = 2) => [label, fmt(happy.perEvent[key], digits), fmt(oneRetry.perEvent[key], digits)];
-  const cost = (label, key, unbatched = false) => [
-    label,
-    usd((unbatched ? happy.costPerMillionEventsUnbatched : happy.costPerMillionEvents)[key]),
-    usd((unbatched ? oneRetry.costPerMillionEventsUnbatched : oneRetry.costPerMillionEvents)[key]),
-  ];
+  const { happy, oneRetry, ordered } = results.scenarios.operations;
+  // Runs from before the ordering option have no third column.
+  const runs = [happy, oneRetry, ...(ordered ? [ordered] : [])];
+  const row = (label, key, digits = 2) => [label, ...runs.map((run) => fmt(run.perEvent[key], digits))];
+  const cost = (label, key, unbatched = false) => [label, ...runs.map((run) => usd((unbatched ? run.costPerMillionEventsUnbatched : run.costPerMillionEvents)[key]))];
   return [
-    ["6. Per event, 3 destinations", "happy path", "one retry"],
+    ["6. Per event, 3 destinations", "happy path", "one retry", ...(ordered ? ["ordering: latest"] : [])],
     row("Worker invocations (measured batching)", "workerInvocations"),
     row("  fetch (ingest)", "fetchInvocations"),
     row("  queue consumer batches", "queueInvocations"),

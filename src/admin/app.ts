@@ -5,11 +5,13 @@ import { parseConfig } from "../core/config/parse.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import { RouterError } from "../core/errors.ts";
-import { routeEvent } from "../core/routing.ts";
+import { intake } from "../core/intake.ts";
+import { queryMerchantOf } from "../core/merchant.ts";
 import { encodeBase64 } from "../core/signatures/encoding.ts";
 import { sha256Hex } from "../core/signatures/inbound.ts";
-import { assertReplayable, replayDeliveries, startBulkReplay } from "../delivery/replay.ts";
-import { destinationHealth, getEventDetail, listCurrentDeliveries, listEvents, type CurrentDelivery } from "../storage/admin-queries.ts";
+import { assertReplayable, releaseQuarantinedEvent, replayDeliveries, startBulkReplay } from "../delivery/replay.ts";
+import type { Quarantine } from "../core/event.ts";
+import { destinationHealth, getEventDetail, listCurrentDeliveries, listEvents, type CurrentDelivery, type EventSummary } from "../storage/admin-queries.ts";
 import { requireAdminToken } from "./auth.ts";
 import { decodeCursor, nextCursor } from "./cursor.ts";
 import * as S from "./schemas.ts";
@@ -22,6 +24,16 @@ const msOf = (value: string | undefined) => (value === undefined ? undefined : D
 /** Responses are validated against the schemas the OpenAPI document is generated from. */
 function valid<T extends z.ZodType>(schema: T, data: z.input<T>): z.output<T> {
   return schema.parse(data);
+}
+
+function toHold(quarantine: Quarantine | null) {
+  if (!quarantine) return null;
+  const { at, releasedAt, ...hold } = quarantine;
+  return { ...hold, at: iso(at)!, releasedAt: iso(releasedAt) };
+}
+
+function toEventSummary(e: EventSummary) {
+  return { ...e, providerOrderId: e.providerId, receivedAt: iso(e.receivedAt)!, providerTimestamp: iso(e.providerTimestamp), quarantine: toHold(e.quarantine) };
 }
 
 function toCurrentDelivery({ nextAttemptAt: _due, ...d }: CurrentDelivery) {
@@ -97,7 +109,7 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       );
       return c.json(
         valid(S.EventListSchema, {
-          events: events.map((e) => ({ ...e, providerOrderId: e.providerId, receivedAt: iso(e.receivedAt)! })),
+          events: events.map(toEventSummary),
           nextCursor: nextCursor(events, q.limit, (e) => [e.receivedAt, e.id]),
         }),
         200,
@@ -126,7 +138,12 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       }
       return c.json(
         valid(S.EventDetailSchema, {
-          event: { ...event, providerOrderId: event.providerId, receivedAt: iso(event.receivedAt)!, payload },
+          event: {
+            ...event,
+            ...toEventSummary(event),
+            payload,
+            lastDivergentRetry: event.lastDivergentRetry && { at: iso(event.lastDivergentRetry.at)!, bodySha256: event.lastDivergentRetry.bodySha256 },
+          },
           deliveries: deliveries.map((d) => ({
             ...d,
             createdAt: iso(d.createdAt)!,
@@ -172,6 +189,29 @@ export function createAdmin({ providers, clock }: RouterDeps) {
         clock,
       );
       return c.json(valid(S.ReplayEventResult, { eventId, deliveries: keys.map(({ destination, generation }) => ({ destination, generation })), enqueued }), 202);
+    },
+  );
+
+  admin.openapi(
+    createRoute({
+      method: "post",
+      path: "/events/{eventId}/release",
+      summary: "Release a quarantined event: route it with the merchant its signed body names",
+      description:
+        "An event whose URL named another merchant than its signed body is stored, acknowledged and delivered nowhere. Releasing it routes it as if the URL had named the signed merchant.",
+      security,
+      request: { params: S.EventIdParams },
+      responses: {
+        202: json(S.ReleaseResult, "Released and enqueued"),
+        404: json(S.ErrorSchema, "No such event"),
+        409: json(S.ErrorSchema, "Not quarantined, or its body names no merchant"),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { eventId } = c.req.valid("param");
+      const released = await releaseQuarantinedEvent(c.env, loadConfig(c.env, providers), providers, eventId, clock);
+      return c.json(valid(S.ReleaseResult, released), 202);
     },
   );
 
@@ -281,29 +321,39 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       const config = loadConfig(c.env, providers);
       const source = config.sources[body.source];
       if (!source) throw new RouterError("unknown_source");
-      const identity = providers[source.provider]!.identify({
+      const adapter = providers[source.provider]!;
+      // The same checks, adapter and intake as ingest, so a dry run says what a real request would get.
+      const query = queryMerchantOf(body.merchantId === undefined ? undefined : [body.merchantId]);
+      if (!query.ok) throw new RouterError("invalid_merchant", { detail: query.detail });
+      const accepted = source.events ?? adapter.eventTypes;
+      if (body.eventType !== undefined && accepted && !accepted.includes(body.eventType)) throw new RouterError("unknown_event_type");
+      if (adapter.pathEvent === "required" && body.eventType === undefined) {
+        throw new RouterError("invalid_request", { details: [`eventType: ${body.source} needs the webhook type, one of ${JSON.stringify(accepted)}`] });
+      }
+      const identified = adapter.identify({
         sourceName: body.source,
         source,
         pathEvent: body.eventType,
-        queryMerchant: body.merchantId,
         payload: body.payload,
         bodySha256: await sha256Hex(JSON.stringify(body.payload ?? null)),
       });
-      if ("error" in identity) throw new RouterError("invalid_request", { details: ["eventType: this source needs the webhook type, e.g. order-v4"] });
-      const decision = routeEvent(config, { source: body.source, eventType: identity.eventType, merchantId: identity.merchantId, subject: identity.subject });
-      return c.json(
-        valid(S.DryRunResult, {
+      if (!identified.ok) throw new RouterError(identified.code, { detail: identified.detail });
+      const results = identified.events.map((identity) => {
+        const { merchantId, decision, quarantine } = intake(identity, { config, sourceName: body.source, source, adapter, queryMerchant: query.value });
+        return {
           source: body.source,
           eventType: identity.eventType,
-          merchantId: identity.merchantId,
+          providerOrderId: identity.providerId,
+          merchantId,
           routes: decision.explanations,
           deliveries: decision.deliveries,
           responder: decision.responder ?? null,
           skippedDisabled: decision.skippedDisabled,
           merchantMismatch: decision.merchantMismatch ?? null,
-        }),
-        200,
-      );
+          quarantine,
+        };
+      });
+      return c.json(valid(S.DryRunResult, { ...results[0]!, events: results }), 200);
     },
   );
 

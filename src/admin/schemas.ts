@@ -20,7 +20,20 @@ export const DeliveryCountsSchema = z.object({
   delivered: z.number().int(),
   failing: z.number().int(),
   dead: z.number().int(),
+  stale: z.number().int(),
 });
+
+export const QuarantineSchema = z
+  .object({
+    reason: z.enum(["merchant_mismatch"]),
+    field: z.string().openapi({ description: "The signed field that names the merchant." }),
+    route: z.string().nullable().openapi({ description: "The route whose requireMerchantField failed; null when the provider's own merchant field did." }),
+    queryMerchant: z.string().nullable().openapi({ description: "What the URL said (unsigned)." }),
+    signedMerchant: z.string().nullable(),
+  })
+  .openapi("Quarantine");
+
+export const HeldSchema = QuarantineSchema.extend({ at: IsoTime, releasedAt: IsoTime.nullable() }).openapi("Hold");
 
 export const EventSummarySchema = z
   .object({
@@ -31,7 +44,10 @@ export const EventSummarySchema = z
     providerOrderId: z.string().nullable(),
     routing: z.enum(["routed", "unrouted"]),
     receivedAt: IsoTime,
+    providerTimestamp: IsoTime.nullable().openapi({ description: "The provider's time of this state (Weedmaps lastModifiedAt, Leaf Trade updated_at)." }),
     deliveries: DeliveryCountsSchema,
+    quarantine: HeldSchema.nullable().openapi({ description: "Set while (and after) the event was held because its URL named another merchant than its signed body." }),
+    divergentRetries: z.number().int().openapi({ description: "Later requests with this event's identity but other bytes, acknowledged as duplicates." }),
   })
   .openapi("EventSummary");
 
@@ -40,7 +56,7 @@ export const ListEventsQuery = z.object({
   eventType: z.string().max(63).optional(),
   merchantId: z.string().max(255).optional(),
   orderId: z.string().max(255).optional().openapi({ description: "The provider's order id (Weedmaps orderId, Leaf Trade id)." }),
-  status: z.enum(["routed", "unrouted", "delivered", "failing", "dead"]).optional(),
+  status: z.enum(["routed", "unrouted", "delivered", "failing", "dead", "quarantined"]).optional(),
   since: IsoTime.optional(),
   until: IsoTime.optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -65,7 +81,7 @@ const DeliveryStateSchema = z.object({
   destination: z.string(),
   generation: z.number().int().openapi({ description: "1 for the original delivery; each replay adds one." }),
   route: z.string(),
-  status: z.enum(["pending", "delivered", "dead"]),
+  status: z.enum(["pending", "delivered", "dead", "stale"]).openapi({ description: "`stale`: not sent, because a newer state of the same object was already delivered (routes with ordering: latest)." }),
   attempts: z.number().int(),
   lastStatusCode: z.number().int().nullable(),
   lastError: z.string().nullable(),
@@ -84,6 +100,7 @@ export const EventDetailSchema = z
       idempotencyKey: z.string(),
       contentType: z.string(),
       bodySha256: z.string(),
+      lastDivergentRetry: z.object({ at: IsoTime, bodySha256: z.string() }).nullable(),
       payload: z.object({ encoding: z.enum(["utf8", "base64"]), data: z.string() }),
       responder: z
         .object({ destination: z.string(), status: z.number().int().nullable(), latencyMs: z.number().int().nullable(), error: z.string().nullable() })
@@ -98,6 +115,15 @@ export const EventIdParams = z.object({ eventId: EventId.openapi({ param: { name
 export const ReplayEventBody = z.object({
   destinations: z.array(Name).min(1).max(50).optional().openapi({ description: "Default: every destination the event was delivered to." }),
 });
+
+export const ReleaseResult = z
+  .object({
+    eventId: EventId,
+    merchantId: z.string(),
+    deliveries: z.array(z.object({ destination: z.string(), route: z.string() })),
+    enqueued: z.boolean(),
+  })
+  .openapi("ReleaseResult");
 
 export const ReplayEventResult = z
   .object({
@@ -165,18 +191,22 @@ export const DryRunBody = z
   })
   .openapi("DryRunRequest");
 
-export const DryRunResult = z
-  .object({
-    source: z.string(),
-    eventType: z.string(),
-    merchantId: z.string().nullable(),
-    routes: z.array(z.object({ route: z.string(), matched: z.boolean(), reason: z.string() })),
-    deliveries: z.array(z.object({ destination: z.string(), route: z.string() })),
-    responder: z.object({ destination: z.string(), route: z.string() }).nullable(),
-    skippedDisabled: z.array(z.object({ destination: z.string(), route: z.string() })),
-    merchantMismatch: z.object({ route: z.string(), field: z.string() }).nullable(),
-  })
-  .openapi("DryRunResult");
+const DryRunEvent = z.object({
+  source: z.string(),
+  eventType: z.string(),
+  providerOrderId: z.string().nullable(),
+  merchantId: z.string().nullable(),
+  routes: z.array(z.object({ route: z.string(), matched: z.boolean(), reason: z.string() })),
+  deliveries: z.array(z.object({ destination: z.string(), route: z.string() })),
+  responder: z.object({ destination: z.string(), route: z.string() }).nullable(),
+  skippedDisabled: z.array(z.object({ destination: z.string(), route: z.string() })),
+  merchantMismatch: z.object({ route: z.string(), field: z.string() }).nullable(),
+  quarantine: QuarantineSchema.nullable().openapi({ description: "Set when a real request would be held in quarantine, delivered nowhere." }),
+});
+
+export const DryRunResult = DryRunEvent.extend({
+  events: z.array(DryRunEvent).openapi({ description: "Every event the payload is (a Leaf Trade V4 envelope of several orders is several); the top level repeats the first." }),
+}).openapi("DryRunResult");
 
 export const ConfigSchema = z
   .object({

@@ -6,7 +6,11 @@
 
 import { z } from "zod";
 
-export const DELIVERY_STATUSES = ["pending", "delivered", "dead"] as const;
+/**
+ * `stale`: settled without an attempt on a route with `"ordering": "latest"`, because a newer state of the same
+ * object had already been delivered to the destination (lastError `superseded_stale`).
+ */
+export const DELIVERY_STATUSES = ["pending", "delivered", "dead", "stale"] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
 export const AttemptRecordSchema = z.strictObject({
@@ -136,17 +140,26 @@ export function applyOutcomes(deliveries: readonly DeliveryState[], outcomes: re
   return { deliveries: applied.some(Boolean) ? next : (deliveries as DeliveryState[]), result: applied };
 }
 
-/** Marks still-pending deliveries dead without an attempt (destination removed or disabled, queue gave up). */
-export function markDead(deliveries: readonly DeliveryState[], marks: readonly DeadMark[], at: number): Change<number> {
+/** Settles still-pending deliveries without an attempt, with the reason as their last error. */
+function settleWithoutAttempt(deliveries: readonly DeliveryState[], marks: readonly DeadMark[], at: number, status: "dead" | "stale"): Change<number> {
   let marked = 0;
   const next = deliveries.map((delivery) => {
     const mark = marks.find((m) => sameRef(m.ref, delivery));
     if (!mark || delivery.status !== "pending") return delivery;
     marked++;
-    return { ...delivery, status: "dead" as const, lastError: mark.reason, completedAt: at };
+    return { ...delivery, status, lastError: mark.reason, completedAt: at };
   });
   return { deliveries: marked > 0 ? next : (deliveries as DeliveryState[]), result: marked };
 }
+
+/** Marks still-pending deliveries dead without an attempt (destination removed or disabled, queue gave up). */
+export const markDead = (deliveries: readonly DeliveryState[], marks: readonly DeadMark[], at: number) => settleWithoutAttempt(deliveries, marks, at, "dead");
+
+export const SUPERSEDED_STALE = "superseded_stale";
+
+/** Settles deliveries a newer delivered state of the same object made stale: not sent, not dead. */
+export const markStale = (deliveries: readonly DeliveryState[], refs: readonly DeliveryRef[], at: number) =>
+  settleWithoutAttempt(deliveries, refs.map((ref) => ({ ref, reason: SUPERSEDED_STALE })), at, "stale");
 
 /**
  * A replay: each named destination gets its next generation, pending with a fresh attempt count, and its current

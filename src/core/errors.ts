@@ -7,7 +7,12 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 export const ERROR_CODES = {
   invalid_signature: [401, "The request signature is missing or invalid."],
   unauthorized: [401, "Missing or invalid bearer token."],
-  merchant_mismatch: [403, "The merchant in the URL does not match the signed payload."],
+  invalid_merchant: [400, "The merchant in the URL is not a valid merchant id."],
+  event_type_mismatch: [422, "The event type in the URL does not match the signed payload."],
+  unidentified_event: [422, "The signed payload does not say which event it is."],
+  unknown_event_type: [404, "This source does not accept this event type."],
+  not_quarantined: [409, "The event is not in quarantine."],
+  not_releasable: [409, "The signed payload names no merchant to release the event with."],
   not_found: [404, "Not found."],
   unknown_source: [404, "No webhook source is configured at this path."],
   method_not_allowed: [405, "Method not allowed."],

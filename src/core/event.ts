@@ -14,6 +14,10 @@ export interface NewEvent {
   body: ArrayBuffer;
   bodySha256: string;
   receivedAt: number;
+  /** The provider's time of this state of the object, ms (see EventIdentity). */
+  providerTimestamp: number | null;
+  /** Set when the event is held: stored, acknowledged and delivered nowhere until released. */
+  quarantine: Quarantine | null;
   /** Synchronous events (Weedmaps Draft): the responder's outcome. */
   responder?: { destination: string; status: number | null; latencyMs: number; error: string | null };
 }
@@ -29,6 +33,21 @@ export interface StoredEvent {
   contentType: string;
   body: Uint8Array;
   receivedAt: number;
+  providerTimestamp: number | null;
+}
+
+/** Why an event is held, and what its URL and its signed body each said. */
+export interface Quarantine {
+  reason: "merchant_mismatch";
+  /** The signed field that names the merchant. */
+  field: string;
+  /** The route whose `requireMerchantField` the event failed, or null when the provider's own field did. */
+  route: string | null;
+  /** What the URL said, or null when it said nothing and the signed field was missing. */
+  queryMerchant: string | null;
+  signedMerchant: string | null;
+  at: number;
+  releasedAt?: number;
 }
 
 /** A delivery anywhere: its event, destination and generation. */

@@ -3,13 +3,14 @@ import { loadConfig, readVar } from "../config/load.ts";
 import type { Clock } from "../core/clock.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import type { RouterDeps } from "../core/deps.ts";
-import { applyOutcomes, findDelivery, markDead, SUPERSEDED, type AttemptOutcome, type DeadMark, type DeliveryRef, type DeliveryState } from "../core/delivery-state.ts";
+import { applyOutcomes, findDelivery, markDead, markStale, SUPERSEDED, type AttemptOutcome, type DeadMark, type DeliveryRef, type DeliveryState } from "../core/delivery-state.ts";
 import type { StoredEvent } from "../core/event.ts";
 import { messageFor, QueueMessageSchema, type DeliveryMessage } from "../core/messages.ts";
 import { BACKOFF_BASE_SECONDS, backoffDelaySeconds, classifyAttempt, errorClassOf } from "../core/retry-policy.ts";
 import { sendToDestination } from "../outbound/client.ts";
 import { updateDeliveries } from "../storage/delivery-writes.ts";
 import { loadDeliveryWork } from "../storage/events.ts";
+import { latestDelivered, recordDelivered } from "../storage/ordering.ts";
 import { enqueueDeliveries } from "../storage/queue.ts";
 import type { DeliverySnapshot } from "../storage/rows.ts";
 import { logEvent } from "../telemetry/log.ts";
@@ -27,6 +28,10 @@ export function backoffBaseSeconds(env: Env): number {
  * timeout honest, and one slot stays free for D1 and Queues.
  */
 export const MAX_CONCURRENT_REQUESTS = 5;
+
+function orderingOf(config: RouterConfig, route: string): "none" | "latest" {
+  return config.routes.find((r) => r.name === route)?.ordering ?? "none";
+}
 
 type MessageVerdict = { kind: "ack" } | { kind: "retry"; delaySeconds: number };
 
@@ -75,8 +80,17 @@ async function attemptDeliveries(
     logEvent("warn", "delivery_dead", { eventId: event.id, destination: ref.destination, generation: ref.generation, reason });
   }
 
+  // Routes with `"ordering": "latest"`: a newer state of this object already delivered makes this one stale.
+  const ordered = (delivery: DeliveryState) => orderingOf(config, delivery.route) === "latest" && event.providerTimestamp !== null && event.providerId !== null;
+  const latest = toSend.some(ordered)
+    ? await latestDelivered(env.DB, event.source, event.providerId!)
+    : new Map<string, number>();
+  const stale = toSend.filter((d) => ordered(d) && (latest.get(d.destination) ?? -Infinity) > event.providerTimestamp!);
+  for (const d of stale) logEvent("info", "delivery_stale", { eventId: event.id, destination: d.destination, generation: d.generation });
+  const fresh = toSend.filter((d) => !stale.includes(d));
+
   const attempts = await Promise.all(
-    toSend.map((delivery) =>
+    fresh.map((delivery) =>
       limit(async () => {
         const destination = config.destinations[delivery.destination]!;
         const attempt = delivery.attempts + 1;
@@ -131,9 +145,17 @@ async function attemptDeliveries(
   const applied = await updateDeliveries(
     env.DB,
     event.id,
-    (deliveries) => applyOutcomes(markDead(deliveries, deadWithoutAttempt, now).deliveries, outcomes),
+    (deliveries) => applyOutcomes(markStale(markDead(deliveries, deadWithoutAttempt, now).deliveries, stale, now).deliveries, outcomes),
     snapshot,
   );
+  const deliveredInOrder = outcomes.filter((o, i) => o.status === "delivered" && applied?.[i] === true && ordered(findDelivery(fresh, o.ref)!));
+  if (deliveredInOrder.length > 0) {
+    // After the delivery is recorded: if this write fails, the next older state is sent (and the receiver, which
+    // has the provider timestamp in a header, can still tell); nothing is lost.
+    await recordDelivered(env.DB, event.source, event.providerId!, event.providerTimestamp!, deliveredInOrder.map((o) => o.ref.destination)).catch((err: unknown) =>
+      logEvent("error", "ordering_record_failed", { eventId: event.id, errorMessage: err instanceof Error ? err.message : String(err) }),
+    );
+  }
   // A concurrent copy of this message recorded the attempt first; that copy owns the retry.
   return retries.filter((r) => applied?.[outcomes.findIndex((o) => o.ref === r.ref)] === true);
 }

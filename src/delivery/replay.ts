@@ -1,9 +1,14 @@
 import type { Clock } from "../core/clock.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
-import { addGenerations } from "../core/delivery-state.ts";
+import { addGenerations, plannedDeliveries } from "../core/delivery-state.ts";
 import { RouterError } from "../core/errors.ts";
 import type { DeliveryKey } from "../core/event.ts";
-import { messagesFor, REPLAY_PAGE_SIZE, replayPageMessage, type ReplayFilter, type ReplayPageMessage } from "../core/messages.ts";
+import { readScalar } from "../core/fields.ts";
+import { intake } from "../core/intake.ts";
+import type { ProviderRegistry } from "../core/providers/contract.ts";
+import { sha256Hex } from "../core/signatures/inbound.ts";
+import { loadQuarantined, releaseQuarantined } from "../storage/events.ts";
+import { messageFor, messagesFor, REPLAY_PAGE_SIZE, replayPageMessage, type ReplayFilter, type ReplayPageMessage } from "../core/messages.ts";
 import { countCurrentDeliveries, listCurrentDeliveries } from "../storage/admin-queries.ts";
 import { updateDeliveriesOfEvents } from "../storage/delivery-writes.ts";
 import { enqueueDeliveries, enqueueOrKeep } from "../storage/queue.ts";
@@ -61,4 +66,43 @@ export async function runReplayPage(env: Env, config: RouterConfig, page: Replay
     await enqueueDeliveries(env.DELIVERY_QUEUE, [{ body: replayPageMessage(page.replayId, page.filter, last) }]);
   }
   logEvent("info", "replay_page", { replayId: page.replayId, replayed: keys.length, skippedDisabled: skipped, more: current.length === REPLAY_PAGE_SIZE });
+}
+
+/**
+ * Releases a quarantined event: identifies its stored bytes again with the provider's adapter, routes it with the
+ * signed merchant, and enqueues what that plans. The stored bytes were verified when they came in.
+ */
+export async function releaseQuarantinedEvent(
+  env: Env,
+  config: RouterConfig,
+  providers: ProviderRegistry,
+  eventId: string,
+  clock: Clock,
+): Promise<{ eventId: string; merchantId: string; deliveries: { destination: string; route: string }[]; enqueued: boolean }> {
+  const held = await loadQuarantined(env.DB, eventId);
+  if (!held) throw new RouterError("not_found");
+  if (!held.quarantine || held.quarantine.releasedAt !== undefined) throw new RouterError("not_quarantined");
+  const source = config.sources[held.source];
+  const adapter = source ? providers[source.provider] : undefined;
+  if (!source || !adapter) throw new RouterError("source_misconfigured", { detail: `source ${held.source} is no longer configured` });
+  const text = new TextDecoder().decode(held.body);
+  let payload: unknown;
+  try {
+    payload = JSON.parse(text);
+  } catch {
+    payload = undefined;
+  }
+  const identified = adapter.identify({ sourceName: held.source, source, pathEvent: held.eventType, payload, bodySha256: await sha256Hex(held.body) });
+  const identity = identified.ok ? identified.events.find((e) => e.idempotencyKey === held.idempotencyKey) ?? identified.events[0] : undefined;
+  const signedMerchant = identity ? readScalar(identity.subject, held.quarantine.field) : undefined;
+  if (!identity || signedMerchant === undefined) throw new RouterError("not_releasable", { detail: `${eventId}: ${held.quarantine.field} is not in the body` });
+  const { decision, quarantine } = intake(identity, { config, sourceName: held.source, source, adapter, queryMerchant: signedMerchant });
+  if (quarantine) throw new RouterError("not_releasable", { detail: `${eventId}: still contradicts ${quarantine.field}` });
+  const now = clock.now();
+  const deliveries = plannedDeliveries(decision.deliveries, now);
+  const applied = await releaseQuarantined(env.DB, eventId, held.version, signedMerchant, deliveries, now);
+  if (!applied) throw new RouterError("not_quarantined", { detail: `${eventId}: released or changed meanwhile` });
+  const enqueued = await enqueueOrKeep(env, deliveries.length > 0 ? [{ body: messageFor(eventId, deliveries) }] : [], now);
+  logEvent("info", "quarantine_released", { eventId, deliveries: deliveries.length });
+  return { eventId, merchantId: signedMerchant, deliveries: decision.deliveries, enqueued };
 }

@@ -4,9 +4,10 @@ import { loadConfig } from "../config/load.ts";
 import { EVENT_TYPE_PATTERN } from "../core/config/schema.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import { RouterError } from "../core/errors.ts";
-import { routeEvent } from "../core/routing.ts";
+import { queryMerchantOf } from "../core/merchant.ts";
 import { sha256Hex } from "../core/signatures/inbound.ts";
 import { answerDraft } from "./draft.ts";
+import { prepareEvents } from "./prepare.ts";
 import { storeAndEnqueue } from "./store.ts";
 import { verifySource } from "./verify.ts";
 
@@ -63,62 +64,53 @@ export function createWebhooks({ providers, clock }: RouterDeps) {
     if (adapter.pathEvent === "required" && pathEvent === undefined) {
       throw new RouterError("not_found", { detail: `${sourceName} needs the webhook type in the path` });
     }
+    // Refused before the body is read: a made-up path never reaches storage.
+    const accepted = source.events ?? adapter.eventTypes;
+    if (pathEvent !== undefined && accepted && !accepted.includes(pathEvent)) {
+      throw new RouterError("unknown_event_type", { detail: `${sourceName} does not accept ${pathEvent}` });
+    }
+    const query = queryMerchantOf(c.req.queries(source.merchant.query));
+    if (!query.ok) throw new RouterError("invalid_merchant", { detail: `${sourceName}: ${query.detail}` });
 
     const body = await c.req.arrayBuffer();
     await verifySource(c.env, (name) => c.req.header(name), sourceName, source, adapter, body);
     const payload = parsePayload(body, source.requireJson);
 
     const bodySha256 = await sha256Hex(body);
-    const identity = adapter.identify({
+    const identified = adapter.identify({ sourceName, source, pathEvent, payload, bodySha256 });
+    if (!identified.ok) throw new RouterError(identified.code, { detail: `${sourceName}: ${identified.detail}` });
+
+    const prepared = await prepareEvents(identified.events, {
+      config,
+      clock,
       sourceName,
       source,
-      pathEvent,
-      queryMerchant: c.req.query(source.merchant.query) || undefined,
-      payload,
-      bodySha256,
-    });
-    if ("error" in identity) throw new RouterError("not_found", { detail: identity.error });
-
-    const decision = routeEvent(config, {
-      source: sourceName,
-      eventType: identity.eventType,
-      merchantId: identity.merchantId,
-      subject: identity.subject,
-    });
-    if (decision.merchantMismatch) {
-      throw new RouterError("merchant_mismatch", {
-        detail: `route ${decision.merchantMismatch.route}: ${decision.merchantMismatch.field} differs from the query merchant`,
-      });
-    }
-
-    const eventId = `evt_${(await sha256Hex(identity.idempotencyKey)).slice(0, 32)}`;
-    const event = {
-      id: eventId,
-      idempotencyKey: identity.idempotencyKey,
-      ingestId: crypto.randomUUID(),
-      source: sourceName,
-      eventType: identity.eventType,
-      merchantId: identity.merchantId,
-      providerId: identity.providerId,
+      adapter,
+      queryMerchant: query.value,
       contentType: c.req.header("content-type") ?? "application/octet-stream",
       body,
       bodySha256,
-      receivedAt: clock.now(),
-    };
+    });
 
-    if (adapter.synchronousEvents.includes(identity.eventType)) {
-      return answerDraft({ env: c.env, ctx: c.executionCtx, config, clock, decision, event });
+    const [only] = prepared;
+    if (prepared.length === 1 && adapter.synchronousEvents.includes(only!.event.eventType)) {
+      return answerDraft({ env: c.env, ctx: c.executionCtx, config, clock, decision: only!.decision, event: only!.event });
     }
 
-    const { duplicate, enqueued } = await storeAndEnqueue(c.env, event, decision.deliveries, clock);
-    return c.json({
-      received: true,
-      eventId,
+    const stored = await storeAndEnqueue(c.env, prepared, clock);
+    const summaries = stored.map(({ event, decision, duplicate, enqueued }) => ({
+      eventId: event.id,
       duplicate,
       ...(duplicate
         ? {}
-        : { routing: decision.deliveries.length > 0 ? "routed" : "unrouted", deliveries: decision.deliveries.length, enqueued }),
-    });
+        : {
+            routing: event.quarantine ? "quarantined" : decision.deliveries.length > 0 ? "routed" : "unrouted",
+            deliveries: decision.deliveries.length,
+            enqueued,
+          }),
+    }));
+    // One event answers as it always has; an envelope of several lists each.
+    return c.json(summaries.length === 1 ? { received: true, ...summaries[0] } : { received: true, events: summaries });
   });
 
   return webhooks;

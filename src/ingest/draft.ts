@@ -30,8 +30,9 @@ export async function answerDraft({ env, ctx, config, clock, decision, event }: 
   let status: number | null = null;
   let errorClass: string | null = null;
 
-  if (!responder || !destination || !destination.enabled) {
-    errorClass = responder ? "responder_disabled" : "responder_missing";
+  if (event.quarantine || !responder || !destination || !destination.enabled) {
+    // A held Draft is priced by no one: its URL named another merchant than its body.
+    errorClass = event.quarantine ? "quarantined" : responder ? "responder_disabled" : "responder_missing";
     error = new RouterError("responder_unavailable", { detail: errorClass });
   } else {
     const result = await sendToDestination(env, destination, { ...event, body: new Uint8Array(event.body) }, {
@@ -61,8 +62,8 @@ export async function answerDraft({ env, ctx, config, clock, decision, event }: 
     responder: { destination: responder?.destination ?? "", status, latencyMs, error: errorClass },
   };
   ctx.waitUntil(
-    storeAndEnqueue(env, stored, decision.deliveries, clock).then(
-      ({ duplicate }) => logEvent("debug", "draft_answered", { eventId: event.id, status, latencyMs, errorClass, duplicate }),
+    storeAndEnqueue(env, [{ event: stored, decision }], clock).then(
+      ([outcome]) => logEvent("debug", "draft_answered", { eventId: event.id, status, latencyMs, errorClass, duplicate: outcome!.duplicate }),
       (err: unknown) =>
         // Weedmaps does not retry a draft and the answer has gone; the loss is logged for the operator.
         logEvent("error", "draft_store_failed", { eventId: event.id, errorMessage: err instanceof Error ? err.message : String(err) }),

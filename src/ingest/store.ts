@@ -1,15 +1,14 @@
 import type { Clock } from "../core/clock.ts";
 import { plannedDeliveries } from "../core/delivery-state.ts";
 import { RouterError } from "../core/errors.ts";
-import type { NewEvent } from "../core/event.ts";
 import { messageFor } from "../core/messages.ts";
-import type { PlannedDelivery } from "../core/routing.ts";
-import { insertEvent } from "../storage/events.ts";
+import { insertEvents } from "../storage/events.ts";
 import { insertOutbox } from "../storage/outbox.ts";
 import { enqueueDeliveries } from "../storage/queue.ts";
 import { logEvent } from "../telemetry/log.ts";
+import type { PreparedEvent } from "./prepare.ts";
 
-export interface StoreResult {
+export interface StoreResult extends PreparedEvent {
   duplicate: boolean;
   enqueued: boolean;
 }
@@ -17,38 +16,44 @@ export interface StoreResult {
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
- * The ingest hot path after verification: one D1 statement (one row, whatever the fan-out) and one queue send.
- * D1 and Queues cannot commit together, so both start at once and the ack waits for the slower round trip, not
- * for both. The message names this ingest, and the consumer acts on it only once this ingest's row is committed,
- * so a message sent for a duplicate or for an insert that failed is dropped there.
+ * The ingest hot path after verification: one D1 batch (one row per event, whatever the fan-out) and one queue
+ * send. D1 and Queues cannot commit together, so both start at once and the ack waits for the slower round trip,
+ * not for both. Each message names its ingest, and the consumer acts on it only once that ingest's row is
+ * committed, so a message sent for a duplicate or for an insert that failed is dropped there.
  *
- * If the send fails, the outbox keeps the message for the sweeper. If the outbox cannot take it either, the event
- * is still stored with its deliveries pending, and the sweeper's walk over the events re-enqueues them when it
- * reaches the event (within one lap); so the event is acknowledged either way, as it must be (a Draft is never
- * sent again).
+ * If the send fails, the outbox keeps the messages for the sweeper. If the outbox cannot take them either, the
+ * events are still stored with their deliveries pending, and the sweeper's walk over the events re-enqueues them
+ * when it reaches them (within one lap); so the events are acknowledged either way, as they must be (a Draft is
+ * never sent again).
  */
-export async function storeAndEnqueue(env: Env, event: NewEvent, plan: readonly PlannedDelivery[], clock: Clock): Promise<StoreResult> {
-  const deliveries = plannedDeliveries(plan, event.receivedAt);
-  const message = deliveries.length > 0 ? messageFor(event.id, deliveries, event.ingestId) : null;
+export async function storeAndEnqueue(env: Env, prepared: readonly PreparedEvent[], clock: Clock): Promise<StoreResult[]> {
+  const rows = prepared.map(({ event, decision }) => ({ event, deliveries: plannedDeliveries(decision.deliveries, event.receivedAt) }));
+  const messages = rows.flatMap(({ event, deliveries }) => (deliveries.length > 0 ? [{ body: messageFor(event.id, deliveries, event.ingestId) }] : []));
   const [stored, sent] = await Promise.allSettled([
-    insertEvent(env.DB, event, deliveries),
-    message ? enqueueDeliveries(env.DELIVERY_QUEUE, [{ body: message }]) : Promise.resolve(),
+    insertEvents(env.DB, rows),
+    messages.length > 0 ? enqueueDeliveries(env.DELIVERY_QUEUE, messages) : Promise.resolve(),
   ]);
   if (stored.status === "rejected") throw new RouterError("storage_unavailable", { detail: messageOf(stored.reason) });
-  const { duplicate } = stored.value;
-  if (duplicate || !message) return { duplicate, enqueued: false };
-  if (sent.status === "fulfilled") return { duplicate, enqueued: true };
+  const outcomes = stored.value;
+  const duplicateOf = (i: number) => outcomes[i] !== "inserted";
+  for (const [i, outcome] of outcomes.entries()) {
+    if (outcome === "divergent_duplicate") logEvent("warn", "divergent_retry", { eventId: rows[i]!.event.id, note: "same identity, other bytes; acknowledged as a duplicate" });
+  }
+  const results = prepared.map((p, i) => ({ ...p, duplicate: duplicateOf(i), enqueued: false }));
+  const ours = messages.filter((m) => !duplicateOf(rows.findIndex((r) => r.event.id === m.body.eventId)));
+  if (ours.length === 0) return results;
+  if (sent.status === "fulfilled") return results.map((r) => ({ ...r, enqueued: !r.duplicate && r.decision.deliveries.length > 0 }));
 
   try {
-    await insertOutbox(env.DB, [message], clock.now());
-    logEvent("warn", "enqueue_failed", { eventId: event.id, errorMessage: messageOf(sent.reason), note: "message kept in the outbox for the sweeper" });
+    await insertOutbox(env.DB, ours.map((m) => m.body), clock.now());
+    logEvent("warn", "enqueue_failed", { eventIds: ours.map((m) => m.body.eventId), errorMessage: messageOf(sent.reason), note: "messages kept in the outbox for the sweeper" });
   } catch (outboxError) {
     logEvent("error", "enqueue_failed", {
-      eventId: event.id,
+      eventIds: ours.map((m) => m.body.eventId),
       errorMessage: messageOf(sent.reason),
       outboxError: messageOf(outboxError),
-      note: "stored with its deliveries pending; the sweeper's walk re-enqueues them when it reaches the event",
+      note: "stored with their deliveries pending; the sweeper's walk re-enqueues them when it reaches them",
     });
   }
-  return { duplicate, enqueued: false };
+  return results;
 }

@@ -15,6 +15,8 @@ export interface OutboundEvent {
   merchantId: string | null;
   contentType: string;
   body: Uint8Array;
+  /** The provider's time of this state of the object, when the body carries one. */
+  providerTimestamp?: number | null;
 }
 
 export interface OutboundResult extends AttemptResult {
@@ -65,6 +67,10 @@ export async function buildOutboundHeaders(
     "x-router-attempt": String(attempt),
   });
   if (event.merchantId !== null) headers.set("x-router-merchant-id", event.merchantId);
+  // So a receiver can order updates of one object itself, whatever order they arrive in.
+  if (event.providerTimestamp !== undefined && event.providerTimestamp !== null) {
+    headers.set("webhook-provider-timestamp", new Date(event.providerTimestamp).toISOString());
+  }
   for (const [name, header] of Object.entries(destination.headers)) {
     const value = readVar(env, header.secret);
     if (!value) return { configError: `secret ${header.secret} for header ${name} is not set` };

@@ -3,9 +3,9 @@
  * scan; they are operator queries, bounded by LIMIT and by the time range given.
  */
 import { DeliveryStateSchema, SUPERSEDED, type AttemptRecord, type DeliveryState, type DeliveryStatus } from "../core/delivery-state.ts";
-import type { DeliveryKey } from "../core/event.ts";
+import type { DeliveryKey, Quarantine } from "../core/event.ts";
 import { fromStoredPayload } from "./payloads.ts";
-import { parseDeliveries, toEventIdentity } from "./rows.ts";
+import { parseDeliveries, parseQuarantine, toEventIdentity } from "./rows.ts";
 import { deliveryField as f, sqlConditions } from "./sql.ts";
 
 export interface Delivery extends DeliveryKey {
@@ -18,7 +18,7 @@ export interface Delivery extends DeliveryKey {
   completedAt: number | null;
 }
 
-export type EventStatusFilter = "routed" | "unrouted" | "delivered" | "failing" | "dead";
+export type EventStatusFilter = "routed" | "unrouted" | "delivered" | "failing" | "dead" | "quarantined";
 
 export interface EventFilter {
   source?: string;
@@ -43,11 +43,15 @@ export interface EventSummary {
   providerId: string | null;
   routing: "routed" | "unrouted";
   receivedAt: number;
-  deliveries: { pending: number; delivered: number; dead: number; failing: number };
+  providerTimestamp: number | null;
+  deliveries: { pending: number; delivered: number; dead: number; failing: number; stale: number };
+  quarantine: Quarantine | null;
+  divergentRetries: number;
 }
 
 export interface EventDetail extends EventSummary {
   idempotencyKey: string;
+  lastDivergentRetry: { at: number; bodySha256: string } | null;
   contentType: string;
   body: Uint8Array;
   bodySha256: string;
@@ -78,8 +82,10 @@ const CURRENT_DELIVERIES = `SELECT * FROM (${DELIVERY_ROWS}) WHERE superseded = 
 // Per event, joined to its own current deliveries (`LEFT JOIN json_each(e.deliveries) l ON ${CURRENT_ELEMENT}`).
 const CURRENT_ELEMENT = `${f("l", "superseded")} = 0`;
 const EVENT_SUMMARY_COLUMNS = `
-  e.id, e.source, e.event_type, e.merchant_id, e.provider_id, e.routing, e.received_at,
+  e.id, e.source, e.event_type, e.merchant_id, e.provider_id, e.routing, e.received_at, e.provider_ts, e.quarantine,
+  e.divergent_retries,
   COALESCE(SUM(${f("l", "status")} = 'pending' AND ${f("l", "attempts")} = 0), 0) AS pending,
+  COALESCE(SUM(${f("l", "status")} = 'stale'), 0) AS stale,
   COALESCE(SUM(${f("l", "status")} = 'delivered'), 0) AS delivered,
   COALESCE(SUM(${f("l", "status")} = 'dead'), 0) AS dead,
   COALESCE(SUM(${f("l", "status")} = 'pending' AND ${f("l", "attempts")} > 0), 0) AS failing`;
@@ -92,17 +98,24 @@ interface EventSummaryRow {
   provider_id: string | null;
   routing: "routed" | "unrouted";
   received_at: number;
+  provider_ts: number | null;
+  quarantine: string | null;
+  divergent_retries: number;
   pending: number;
   delivered: number;
   dead: number;
   failing: number;
+  stale: number;
 }
 
 function toEventSummary(row: EventSummaryRow): EventSummary {
   return {
     ...toEventIdentity(row),
     routing: row.routing,
-    deliveries: { pending: row.pending, delivered: row.delivered, dead: row.dead, failing: row.failing },
+    providerTimestamp: row.provider_ts,
+    deliveries: { pending: row.pending, delivered: row.delivered, dead: row.dead, failing: row.failing, stale: row.stale },
+    quarantine: parseQuarantine(row.quarantine),
+    divergentRetries: row.divergent_retries,
   };
 }
 
@@ -112,6 +125,7 @@ const STATUS_HAVING: Record<EventStatusFilter, string> = {
   delivered: `e.routing = 'routed' AND COUNT(l.value) > 0 AND SUM(${f("l", "status")} = 'delivered') = COUNT(l.value)`,
   failing: `SUM(${f("l", "status")} = 'pending' AND ${f("l", "attempts")} > 0) > 0`,
   dead: `SUM(${f("l", "status")} = 'dead') > 0`,
+  quarantined: "e.quarantine IS NOT NULL AND e.quarantine ->> 'releasedAt' IS NULL",
 };
 
 /** Newest first, keyset-paginated on (received_at, id): events arriving meanwhile land before page one. */
@@ -146,11 +160,14 @@ export async function getEventDetail(db: D1Database, eventId: string): Promise<{
     responder_latency_ms: number | null;
     responder_error: string | null;
     all_deliveries: string;
+    divergent_last_at: number | null;
+    divergent_last_sha256: string | null;
   };
   const row = await db
     .prepare(
       `SELECT ${EVENT_SUMMARY_COLUMNS}, e.idempotency_key, e.content_type, e.body, e.body_sha256,
-              e.responder, e.responder_status, e.responder_latency_ms, e.responder_error, e.deliveries AS all_deliveries
+              e.responder, e.responder_status, e.responder_latency_ms, e.responder_error, e.deliveries AS all_deliveries,
+              e.divergent_last_at, e.divergent_last_sha256
        FROM events e LEFT JOIN json_each(e.deliveries) l ON ${CURRENT_ELEMENT}
        WHERE e.id = ?1 GROUP BY e.id`,
     )
@@ -160,6 +177,8 @@ export async function getEventDetail(db: D1Database, eventId: string): Promise<{
   const event: EventDetail = {
     ...toEventSummary(row),
     idempotencyKey: row.idempotency_key,
+    lastDivergentRetry:
+      row.divergent_last_at !== null && row.divergent_last_sha256 !== null ? { at: row.divergent_last_at, bodySha256: row.divergent_last_sha256 } : null,
     contentType: row.content_type,
     body: fromStoredPayload(row.body),
     bodySha256: row.body_sha256,

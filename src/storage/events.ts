@@ -3,22 +3,26 @@
  * (migrations/0002): D1 bills rows written, so ingest writes one row whatever the fan-out.
  */
 import { pendingDue, serializeDeliveries, type DeliveryState } from "../core/delivery-state.ts";
-import type { NewEvent, StoredEvent } from "../core/event.ts";
+import type { NewEvent, Quarantine, StoredEvent } from "../core/event.ts";
 import { fromStoredPayload, toStoredPayload } from "./payloads.ts";
-import { toEventIdentity, toSnapshot, type DeliverySnapshot, type EventRow } from "./rows.ts";
+import { parseQuarantine, toEventIdentity, toSnapshot, type DeliverySnapshot, type EventRow } from "./rows.ts";
 
-/**
- * Stores an accepted event with its planned deliveries: one statement, one row. A duplicate (same id, so same
- * business identity) inserts nothing, atomically, by the primary key.
- */
-export async function insertEvent(db: D1Database, event: NewEvent, deliveries: readonly DeliveryState[]): Promise<{ duplicate: boolean }> {
-  const result = await db
+export type InsertOutcome = "inserted" | "duplicate" | "divergent_duplicate";
+
+function insertStatement(db: D1Database, event: NewEvent, deliveries: readonly DeliveryState[]) {
+  // A duplicate (same id, so same business identity) inserts nothing, atomically, by the primary key. If its bytes
+  // differ, the stored event counts it as a divergent retry (one row write; none for an identical retry). RETURNING
+  // tells the three apart: our own ingest id, another's, or no row.
+  return db
     .prepare(
       `INSERT INTO events (id, idempotency_key, ingest_id, source, event_type, merchant_id, provider_id, routing,
          content_type, body, body_sha256, received_at, responder, responder_status, responder_latency_ms, responder_error, deliveries,
-         pending_due)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-       ON CONFLICT (id) DO NOTHING`,
+         pending_due, provider_ts, quarantine)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+       ON CONFLICT (id) DO UPDATE SET divergent_retries = divergent_retries + 1, divergent_last_at = excluded.received_at,
+         divergent_last_sha256 = excluded.body_sha256
+       WHERE events.body_sha256 <> excluded.body_sha256
+       RETURNING ingest_id`,
     )
     .bind(
       event.id,
@@ -39,24 +43,95 @@ export async function insertEvent(db: D1Database, event: NewEvent, deliveries: r
       event.responder?.error ?? null,
       serializeDeliveries(deliveries),
       pendingDue(deliveries),
-    )
-    .run();
-  return { duplicate: (result.meta.changes ?? 0) === 0 };
+      event.providerTimestamp,
+      event.quarantine ? JSON.stringify(event.quarantine) : null,
+    );
+}
+
+function outcomeOf(event: NewEvent, result: D1Result<{ ingest_id: string }>): InsertOutcome {
+  const row = result.results[0];
+  return !row ? "duplicate" : row.ingest_id === event.ingestId ? "inserted" : "divergent_duplicate";
+}
+
+/**
+ * Stores the events of one request with their planned deliveries: one row each, in one batch (one transaction),
+ * so a V4 envelope of several orders is stored whole or not at all.
+ */
+export async function insertEvents(db: D1Database, events: readonly { event: NewEvent; deliveries: readonly DeliveryState[] }[]): Promise<InsertOutcome[]> {
+  const statements = events.map(({ event, deliveries }) => insertStatement(db, event, deliveries));
+  const results = statements.length === 1 ? [await statements[0]!.all<{ ingest_id: string }>()] : await db.batch<{ ingest_id: string }>(statements);
+  return events.map(({ event }, i) => outcomeOf(event, results[i]!));
+}
+
+/** One event (the tests' and tools' shorthand for insertEvents). */
+export async function insertEvent(db: D1Database, event: NewEvent, deliveries: readonly DeliveryState[]): Promise<{ duplicate: boolean }> {
+  const [outcome] = await insertEvents(db, [{ event, deliveries }]);
+  return { duplicate: outcome !== "inserted" };
 }
 
 /** The event with its delivery state, in one statement. */
 export async function loadDeliveryWork(db: D1Database, eventId: string): Promise<{ event: StoredEvent; snapshot: DeliverySnapshot } | null> {
   const row = await db
     .prepare(
-      `SELECT id, ingest_id, source, event_type, merchant_id, provider_id, content_type, body, received_at, deliveries, version
+      `SELECT id, ingest_id, source, event_type, merchant_id, provider_id, content_type, body, received_at, deliveries, version,
+              provider_ts, quarantine
        FROM events WHERE id = ?1`,
     )
     .bind(eventId)
     .first<EventRow>();
   if (!row) return null;
   return {
-    event: { ...toEventIdentity(row), ingestId: row.ingest_id, contentType: row.content_type, body: fromStoredPayload(row.body) },
+    event: {
+      ...toEventIdentity(row),
+      ingestId: row.ingest_id,
+      contentType: row.content_type,
+      body: fromStoredPayload(row.body),
+      providerTimestamp: row.provider_ts,
+    },
     snapshot: toSnapshot(row),
   };
 }
 
+
+/**
+ * Releases a quarantined event: routes it with the signed merchant. Conditional on the event still being held and
+ * on the version read, so two releases (or a release racing a replay) apply once. Returns whether it applied.
+ */
+export async function releaseQuarantined(
+  db: D1Database,
+  eventId: string,
+  version: number,
+  merchantId: string,
+  deliveries: readonly DeliveryState[],
+  releasedAt: number,
+): Promise<boolean> {
+  const result = await db
+    .prepare(
+      `UPDATE events SET merchant_id = ?3, routing = ?4, deliveries = ?5, pending_due = ?6, version = version + 1,
+         quarantine = json_set(quarantine, '$.releasedAt', ?7)
+       WHERE id = ?1 AND version = ?2 AND quarantine IS NOT NULL AND quarantine ->> 'releasedAt' IS NULL`,
+    )
+    .bind(eventId, version, merchantId, deliveries.length > 0 ? "routed" : "unrouted", serializeDeliveries(deliveries), pendingDue(deliveries), releasedAt)
+    .run();
+  return (result.meta.changes ?? 0) === 1;
+}
+
+/** What a release needs: the stored bytes, the source and type they were identified as, and the hold. */
+export async function loadQuarantined(
+  db: D1Database,
+  eventId: string,
+): Promise<{ source: string; eventType: string; idempotencyKey: string; body: Uint8Array; version: number; quarantine: Quarantine | null } | null> {
+  const row = await db
+    .prepare(`SELECT source, event_type, idempotency_key, body, version, quarantine FROM events WHERE id = ?1`)
+    .bind(eventId)
+    .first<{ source: string; event_type: string; idempotency_key: string; body: unknown; version: number; quarantine: string | null }>();
+  if (!row) return null;
+  return {
+    source: row.source,
+    eventType: row.event_type,
+    idempotencyKey: row.idempotency_key,
+    body: fromStoredPayload(row.body),
+    version: row.version,
+    quarantine: parseQuarantine(row.quarantine),
+  };
+}

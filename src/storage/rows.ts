@@ -3,6 +3,7 @@
  * reads the table through these, so the shape of a row stays here.
  */
 import { DeliveryStatesSchema, type DeliveryState } from "../core/delivery-state.ts";
+import type { Quarantine } from "../core/event.ts";
 
 /** An event's delivery state as read, with the version a write must still find. */
 export interface DeliverySnapshot {
@@ -22,6 +23,8 @@ export interface EventRow {
   received_at: number;
   deliveries: string;
   version: number;
+  provider_ts: number | null;
+  quarantine: string | null;
 }
 
 export type EventIdentityRow = Pick<EventRow, "id" | "source" | "event_type" | "merchant_id" | "provider_id" | "received_at">;
@@ -35,6 +38,11 @@ export function toEventIdentity(row: EventIdentityRow) {
     providerId: row.provider_id,
     receivedAt: row.received_at,
   };
+}
+
+/** The quarantine JSON as stored; written only by storage/events.ts from a core Quarantine. */
+export function parseQuarantine(json: string | null): Quarantine | null {
+  return json === null ? null : (JSON.parse(json) as Quarantine);
 }
 
 /** Every read of the delivery JSON is parsed against the one schema of it, never cast. */

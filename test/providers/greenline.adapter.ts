@@ -1,5 +1,5 @@
 import { readScalar } from "../../src/core/fields.ts";
-import { keyPart, type ProviderAdapter } from "../../src/core/providers/contract.ts";
+import { keyPart, timestampOf, type ProviderAdapter } from "../../src/core/providers/contract.ts";
 
 /**
  * A test-only provider, to show what a new provider takes: this adapter, its fixture folder
@@ -12,17 +12,25 @@ const greenline: ProviderAdapter = {
   signature: { header: "X-Greenline-Signature", encoding: "hex", prefix: "sha256=" },
   pathEvent: "optional",
   synchronousEvents: [],
+  merchantField: "data.store_id",
   records: (payload) => [payload],
   identityFields: { id: "event_id", updatedAt: "occurred_at" },
-  identify({ sourceName, queryMerchant, payload }) {
+  identify({ sourceName, pathEvent, payload }) {
     const eventId = readScalar(payload, "event_id");
-    const eventType = (readScalar(payload, "event") ?? "event").toLowerCase();
+    const eventType = readScalar(payload, "event")?.toLowerCase();
+    if (eventId === undefined || eventType === undefined) return { ok: false, code: "unidentified_event", detail: "no event_id or event" };
+    if (pathEvent !== undefined && pathEvent !== eventType) return { ok: false, code: "event_type_mismatch", detail: `path ${pathEvent}, body ${eventType}` };
     return {
-      eventType,
-      merchantId: readScalar(payload, "data.store_id") ?? queryMerchant ?? null,
-      providerId: readScalar(payload, "data.ticket_id") ?? null,
-      idempotencyKey: ["greenline", sourceName, keyPart(eventId)].join(":"),
-      subject: payload,
+      ok: true,
+      events: [
+        {
+          eventType,
+          providerId: readScalar(payload, "data.ticket_id") ?? null,
+          providerTimestamp: timestampOf(readScalar(payload, "occurred_at")),
+          idempotencyKey: ["greenline", sourceName, keyPart(eventId)].join(":"),
+          subject: payload,
+        },
+      ],
     };
   },
 };

@@ -36,10 +36,14 @@ describe("a provider added by one adapter file, one fixture folder and this test
     const parsed = parseConfig(CONFIG, { providers: PROVIDERS });
     if (!parsed.ok) throw new Error(parsed.errors.join("; "));
     const source = parsed.config.sources.greenline!;
-    const a = greenline.identify({ sourceName: "greenline", source, pathEvent: undefined, queryMerchant: "ignored", payload, bodySha256: "a".repeat(64) });
-    const b = greenline.identify({ sourceName: "greenline", source, pathEvent: undefined, queryMerchant: undefined, payload, bodySha256: "b".repeat(64) });
-    expect(a).toEqual({ eventType: "ticket.created", merchantId: "gl-store-17", providerId: "T-88213", idempotencyKey: "greenline:greenline:glev_01J9Z8K2QW", subject: payload });
-    expect(b).toMatchObject({ idempotencyKey: "greenline:greenline:glev_01J9Z8K2QW" });
+    const a = greenline.identify({ sourceName: "greenline", source, pathEvent: undefined, payload, bodySha256: "a".repeat(64) });
+    const b = greenline.identify({ sourceName: "greenline", source, pathEvent: "ticket.created", payload, bodySha256: "b".repeat(64) });
+    expect(a).toEqual({
+      ok: true,
+      events: [{ eventType: "ticket.created", providerId: "T-88213", providerTimestamp: Date.parse("2026-11-23T10:04:00Z"), idempotencyKey: "greenline:greenline:glev_01J9Z8K2QW", subject: payload }],
+    });
+    expect(b).toEqual(a);
+    expect(greenline.identify({ sourceName: "greenline", source, pathEvent: "ticket.voided", payload, bodySha256: "a".repeat(64) })).toMatchObject({ ok: false, code: "event_type_mismatch" });
   });
 
   for (const [name, signed] of fixturesOf("greenline")) {

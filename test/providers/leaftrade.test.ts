@@ -1,55 +1,73 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../../src/core/config/parse.ts";
-import type { EventIdentity, IdentifyInput } from "../../src/core/providers/contract.ts";
+import type { IdentifyInput, IdentifyResult } from "../../src/core/providers/contract.ts";
 import { leaftrade } from "../../src/core/providers/leaftrade.ts";
-import { expectIngested, fixture, post } from "../helpers.ts";
+import { adminFetch, captureDeliveryQueue, deliveriesOf, expectIngested, fixture, hexSignature, post, runDeliveryQueue, stubDestinations } from "../helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
-const parsed = parseConfig({
-  sources: { s: { provider: "leaftrade", verify: { type: "hmac", secrets: ["A"] }, merchant: { field: "dispensary_location.license_number" } } },
-  destinations: {},
-  routes: [],
-});
+const parsed = parseConfig({ sources: { s: { provider: "leaftrade", verify: { type: "hmac", secrets: ["A"] } } }, destinations: {}, routes: [] });
 if (!parsed.ok) throw new Error(parsed.errors.join("; "));
 const SOURCE = parsed.config.sources.s!;
 
-function input(overrides: Partial<IdentifyInput>): IdentifyInput {
-  return { sourceName: "s", source: SOURCE, pathEvent: undefined, queryMerchant: undefined, payload: {}, bodySha256: "h".repeat(64), ...overrides };
+function identifyResult(overrides: Partial<IdentifyInput>): IdentifyResult {
+  return leaftrade.identify({ sourceName: "s", source: SOURCE, pathEvent: undefined, payload: {}, bodySha256: "h".repeat(64), ...overrides });
 }
 
-function identify(overrides: Partial<IdentifyInput>): EventIdentity {
-  const result = leaftrade.identify(input(overrides));
-  if ("error" in result) throw new Error(result.error);
-  return result;
+function identify(overrides: Partial<IdentifyInput>) {
+  const result = identifyResult(overrides);
+  if (!result.ok) throw new Error(`${result.code}: ${result.detail}`);
+  return result.events;
+}
+
+const body = (name: string) => JSON.parse(fixture(`leaftrade/${name}`).body) as Record<string, unknown>;
+
+async function postSigned(path: string, payload: string) {
+  return post(path, payload, { "X-Signature": await hexSignature(payload, env.LEAFTRADE_WEBHOOK_SECRET as string) });
 }
 
 describe("Leaf Trade adapter", () => {
-  it("needs the webhook type from the path", () => {
-    expect(leaftrade.identify(input({}))).toEqual({ error: "missing_event_type" });
+  it("tells the three webhook types apart by the body's shape, and needs the path to agree", () => {
+    expect(identify({ pathEvent: "order-v4", payload: body("order-v4") }).map((e) => e.eventType)).toEqual(["order-v4"]);
+    expect(identify({ pathEvent: "order-v3", payload: body("order-v3") })[0]).toMatchObject({ eventType: "order-v3", providerId: "ord_abc124" });
+    expect(identify({ pathEvent: "product-issue", payload: body("product-issue") })[0]).toMatchObject({ eventType: "product-issue", providerId: "pi_7731" });
+    for (const [path, name] of [["order-v3", "order-v4"], ["product-issue", "order-v4"], ["order-v4", "order-v3"], ["product-issue", "order-v3"], ["order-v3", "product-issue"]]) {
+      expect(identifyResult({ pathEvent: path, payload: body(name!) })).toMatchObject({ ok: false, code: "event_type_mismatch" });
+    }
+    expect(identifyResult({ pathEvent: "order-v3", payload: { hello: "world" } })).toMatchObject({ ok: false, code: "unidentified_event" });
   });
 
-  it("reads the order inside a one-item `results` list (Order V4) and a bare object (Order V3)", () => {
-    const v4 = identify({ pathEvent: "order-v4", payload: JSON.parse(fixture("leaftrade/order-v4").body) });
-    expect(v4).toMatchObject({ eventType: "order-v4", providerId: "ord_abc123", merchantId: "C10-0000456-LIC" });
-    expect(v4.idempotencyKey).toBe("leaftrade:s:order-v4:ord_abc123:approved:2025-11-14T18%3A32%3A00Z");
-    const v3 = identify({ pathEvent: "order-v3", payload: JSON.parse(fixture("leaftrade/order-v3").body) });
-    expect(v3).toMatchObject({ providerId: "ord_abc124", merchantId: "C10-0000456-LIC" });
+  it("keys on type, id, status and updated_at; never on the path", () => {
+    const [v4] = identify({ pathEvent: "order-v4", payload: body("order-v4") });
+    expect(v4!.idempotencyKey).toBe("leaftrade:s:order-v4:ord_abc123:approved:2025-11-14T18%3A32%3A00Z");
+    expect(v4!.providerTimestamp).toBe(Date.parse("2025-11-14T18:32:00Z"));
   });
 
-  it("distinguishes status transitions of one object, and falls back to the body hash without an id", () => {
-    const base = JSON.parse(fixture("leaftrade/product-issue").body);
-    const open = identify({ pathEvent: "product-issue", payload: { ...base, status: "open" } });
-    const resolved = identify({ pathEvent: "product-issue", payload: base });
-    expect(open.idempotencyKey).not.toBe(resolved.idempotencyKey);
-    const anonymous = identify({ pathEvent: "product-issue", payload: { status: "open" } });
-    expect(anonymous.idempotencyKey).toBe(`leaftrade:s:product-issue:sha256:${"h".repeat(64)}`);
+  it("falls back to the body hash without updated_at, with date_created as the provider's time, so two bodies never collapse", () => {
+    const [a] = identify({ pathEvent: "product-issue", payload: body("product-issue--reported"), bodySha256: "a".repeat(64) });
+    const [b] = identify({ pathEvent: "product-issue", payload: { ...body("product-issue--reported"), quantity: 4 }, bodySha256: "b".repeat(64) });
+    expect(a!.idempotencyKey).toBe(`leaftrade:s:product-issue:pi_7740:open:sha256:${"a".repeat(64)}`);
+    expect(b!.idempotencyKey).not.toBe(a!.idempotencyKey);
+    expect(a!.providerTimestamp).toBe(Date.parse("2025-11-18T08:41:09Z"));
+    expect(identify({ pathEvent: "product-issue", payload: { product_variant: { id: 1 }, reason: "damaged" } })[0]!.idempotencyKey).toBe(`leaftrade:s:product-issue:sha256:${"h".repeat(64)}`);
   });
 
-  it("lists the entries of a `results` envelope as its records", () => {
-    expect(leaftrade.records({ results: [{ id: "a" }, { id: "b" }] })).toEqual([{ id: "a" }, { id: "b" }]);
-    expect(leaftrade.records({ id: "a" })).toEqual([{ id: "a" }]);
+  it("makes each order of a V4 envelope its own event, stored as the envelope with that order alone", () => {
+    const events = identify({ pathEvent: "order-v4", payload: body("order-v4--three-orders") });
+    expect(events.map((e) => [e.providerId, (e.subject as { status: string }).status])).toEqual([
+      ["ord_abc201", "approved"],
+      ["ord_abc202", "new"],
+      ["ord_abc203", "rejected"],
+    ]);
+    for (const e of events) expect(JSON.parse(e.body!)).toMatchObject({ count: 1, next: null, previous: null, results: [e.subject] });
+    // A one-order envelope is stored as it came, byte for byte.
+    expect(identify({ pathEvent: "order-v4", payload: body("order-v4") })[0]!.body).toBeUndefined();
+  });
+
+  it("names the dispensary license as the merchant field, and only its three webhook types", () => {
+    expect(leaftrade.merchantField).toBe("dispensary_location.license_number");
+    expect(leaftrade.eventTypes).toEqual(["order-v4", "order-v3", "product-issue"]);
   });
 });
 
@@ -64,17 +82,110 @@ describe("Leaf Trade webhooks through the Worker, one URL per type", () => {
     });
   }
 
-  it("takes the merchant from the signed dispensary license when the URL has none", async () => {
+  it("refuses one signed body replayed as the other two types, and a type the config does not name, storing nothing", async () => {
+    const queue = captureDeliveryQueue();
     const f = fixture("leaftrade/order-v4");
-    const { eventId } = await (await post("/webhooks/leaftrade/order-v4?unused=1", f.body, f.headers)).json<{ eventId: string }>();
-    const row = await env.DB.prepare("SELECT merchant_id, provider_id FROM events WHERE id = ?1").bind(eventId).first();
-    expect(row).toEqual({ merchant_id: "C10-0000456-LIC", provider_id: "ord_abc123" });
+    const before = await env.DB.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n");
+    for (const type of ["order-v3", "product-issue"]) {
+      const res = await post(`/webhooks/leaftrade/${type}`, f.body, f.headers);
+      expect(res.status).toBe(422);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("event_type_mismatch");
+    }
+    for (const made of ["order-v5", "orders", "invoice"]) {
+      const res = await post(`/webhooks/leaftrade/${made}`, f.body, f.headers);
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unknown_event_type");
+    }
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n")).toBe(before);
+    expect(queue.messages).toEqual([]);
+  });
+
+  it("accepts two different product issues without updated_at as two events, each delivered", async () => {
+    const f = fixture("leaftrade/product-issue--reported");
+    const first = await (await post("/webhooks/leaftrade/product-issue", f.body, f.headers)).json<{ eventId: string; duplicate: boolean }>();
+    const changed = f.body.replace('"quantity":3', '"quantity":4').replace("Three pre-rolls", "Four pre-rolls");
+    const second = await (await postSigned("/webhooks/leaftrade/product-issue", changed)).json<{ eventId: string; duplicate: boolean }>();
+    expect([first.duplicate, second.duplicate]).toEqual([false, false]);
+    expect(second.eventId).not.toBe(first.eventId);
+    expect((await deliveriesOf(second.eventId)).map((d) => d.destination)).toEqual(["erp", "pos"]);
+  });
+
+  it("fans a V4 envelope of three orders out as three events, each with its own merchant, id and deliveries", async () => {
+    const queue = captureDeliveryQueue();
+    const f = fixture("leaftrade/order-v4--three-orders");
+    const res = await post("/webhooks/leaftrade/order-v4", f.body, f.headers);
+    const json = await res.json<{ events: { eventId: string; duplicate: boolean; routing: string; deliveries: number }[] }>();
+    expect(res.status).toBe(200);
+    expect(json.events.map((e) => [e.duplicate, e.routing, e.deliveries])).toEqual(Array(3).fill([false, "routed", 1]));
+    const rows = await env.DB.prepare(
+      `SELECT provider_id, merchant_id, event_type, body FROM events WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY provider_id`,
+    )
+      .bind(JSON.stringify(json.events.map((e) => e.eventId)))
+      .all<{ provider_id: string; merchant_id: string; event_type: string; body: string }>();
+    expect(rows.results.map((r) => [r.provider_id, r.merchant_id, r.event_type])).toEqual([
+      ["ord_abc201", "C10-0000456-LIC", "order-v4"],
+      ["ord_abc202", "C10-0000789-LIC", "order-v4"],
+      ["ord_abc203", "C10-0000456-LIC", "order-v4"],
+    ]);
+    for (const r of rows.results) expect(JSON.parse(r.body).results.map((o: { id: string }) => o.id)).toEqual([r.provider_id]);
+    // One queue send for the request, one message per event.
+    expect(vi.mocked(env.DELIVERY_QUEUE.sendBatch)).toHaveBeenCalledTimes(1);
+    expect(queue.messages.map((m) => m.body.eventId).sort()).toEqual(json.events.map((e) => e.eventId).sort());
+    // The same envelope again is three duplicates.
+    const again = await (await post("/webhooks/leaftrade/order-v4", f.body, f.headers)).json<{ events: { duplicate: boolean }[] }>();
+    expect(again.events.map((e) => e.duplicate)).toEqual([true, true, true]);
+  });
+
+  it("routes with the signed license, not the URL's merchant: a contradicting URL holds the order in quarantine, and release routes it", async () => {
+    const queue = captureDeliveryQueue();
+    const order = fixture("leaftrade/order-v3").body.replace("ord_abc124", "ord_quarantine_1");
+    const res = await postSigned("/webhooks/leaftrade/order-v3?merchant_id=C10-9999999-OTHER", order);
+    expect(res.status).toBe(200);
+    const held = await res.json<{ eventId: string; routing: string; deliveries: number }>();
+    expect(held).toMatchObject({ routing: "quarantined", deliveries: 0 });
+    expect(queue.messages).toEqual([]);
+    const row = await env.DB.prepare("SELECT merchant_id, routing, quarantine FROM events WHERE id = ?1").bind(held.eventId).first<{ merchant_id: string; routing: string; quarantine: string }>();
+    expect(row!.merchant_id).toBe("C10-0000456-LIC");
+    expect(JSON.parse(row!.quarantine)).toMatchObject({ reason: "merchant_mismatch", field: "dispensary_location.license_number", route: null, queryMerchant: "C10-9999999-OTHER", signedMerchant: "C10-0000456-LIC" });
+    expect(await deliveriesOf(held.eventId)).toEqual([]);
+
+    // Released, it is routed with the signed license.
+    const release = await adminFetch("POST", `/events/${held.eventId}/release`);
+    expect(release.status).toBe(202);
+    expect(await release.json()).toEqual({ eventId: held.eventId, merchantId: "C10-0000456-LIC", deliveries: [{ destination: "erp", route: "lt-orders" }], enqueued: true });
+    expect((await deliveriesOf(held.eventId)).map((d) => [d.destination, d.status])).toEqual([["erp", "pending"]]);
+    expect(queue.messages.map((m) => m.body)).toEqual([{ v: 1, eventId: held.eventId, deliveries: [{ destination: "erp", generation: 1 }] }]);
+
+    // The same body with no merchant in the URL, or the right one, is routed with the license.
+    const plain = fixture("leaftrade/order-v3").body.replace("ord_abc124", "ord_quarantine_2");
+    const routed = await (await postSigned("/webhooks/leaftrade/order-v3?merchant_id=C10-0000456-LIC", plain)).json<{ routing: string }>();
+    expect(routed.routing).toBe("routed");
+  });
+
+  it("delivers a late retry of an older state only where the route does not ask for the latest", async () => {
+    // lt-orders routes to erp with ordering: latest; "rejected" at 19:00 is delivered, then "new" at 18:00 arrives.
+    const seen = stubDestinations(() => new Response("ok"));
+    const queue = captureDeliveryQueue();
+    const base = fixture("leaftrade/order-v3").body.replace("ord_abc124", "ord_order_1");
+    const rejected = base.replace('"status":"revised"', '"status":"rejected"').replace("2025-11-14T19:05:12Z", "2025-11-14T19:00:00Z");
+    const olderNew = base.replace('"status":"revised"', '"status":"new"').replace("2025-11-14T19:05:12Z", "2025-11-14T18:00:00Z");
+    const a = await (await postSigned("/webhooks/leaftrade/order-v3", rejected)).json<{ eventId: string }>();
+    await runDeliveryQueue(queue.messages.splice(0).map((m) => m.body));
+    const b = await (await postSigned("/webhooks/leaftrade/order-v3", olderNew)).json<{ eventId: string }>();
+    await runDeliveryQueue(queue.messages.splice(0).map((m) => m.body));
+    expect(seen.requests.map((r) => [r.headers.get("x-router-event-id"), r.headers.get("webhook-provider-timestamp")])).toEqual([[a.eventId, "2025-11-14T19:00:00.000Z"]]);
+    expect((await deliveriesOf(b.eventId)).map((d) => [d.destination, d.status, d.last_error, d.attempts])).toEqual([["erp", "stale", "superseded_stale", 0]]);
+    // A newer state still goes out.
+    const revised = base.replace("2025-11-14T19:05:12Z", "2025-11-14T20:00:00Z");
+    const c = await (await postSigned("/webhooks/leaftrade/order-v3", revised)).json<{ eventId: string }>();
+    await runDeliveryQueue(queue.messages.splice(0).map((m) => m.body));
+    expect((await deliveriesOf(c.eventId)).map((d) => d.status)).toEqual(["delivered"]);
   });
 
   it("accepts the custom-header authentication, compared in constant time", async () => {
-    const body = fixture("leaftrade/order-v3").body;
-    expect((await post("/webhooks/leaftrade-bearer/order-v3", body, { Authorization: "Bearer partner-token-abc123" })).status).toBe(200);
-    const wrong = await post("/webhooks/leaftrade-bearer/order-v3", body, { Authorization: "Bearer partner-token-abc124" });
+    const payload = fixture("leaftrade/order-v3").body;
+    expect((await post("/webhooks/leaftrade-bearer/order-v3", payload, { Authorization: "Bearer partner-token-abc123" })).status).toBe(200);
+    const wrong = await post("/webhooks/leaftrade-bearer/order-v3", payload, { Authorization: "Bearer partner-token-abc124" });
     expect(wrong.status).toBe(401);
     expect(await wrong.json()).toEqual({ error: { code: "invalid_signature", message: expect.any(String), requestId: expect.any(String) } });
   });

@@ -1,59 +1,66 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../../src/core/config/parse.ts";
-import type { EventIdentity, IdentifyInput } from "../../src/core/providers/contract.ts";
-import { weedmaps } from "../../src/core/providers/weedmaps.ts";
-import { expectIngested, fixture, post, weedmapsSignature } from "../helpers.ts";
+import type { EventIdentity, IdentifyInput, IdentifyResult } from "../../src/core/providers/contract.ts";
+import { weedmaps, weedmapsEventType } from "../../src/core/providers/weedmaps.ts";
+import { captureDeliveryQueue, deliveriesOf, expectIngested, fixture, post, postWeedmaps, weedmapsSignature } from "../helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
-const parsed = parseConfig({
-  sources: { s: { provider: "weedmaps", verify: { type: "hmac", secrets: ["A"] }, merchant: { field: "seller.id" } } },
-  destinations: {},
-  routes: [],
-});
+const parsed = parseConfig({ sources: { s: { provider: "weedmaps", verify: { type: "hmac", secrets: ["A"] } } }, destinations: {}, routes: [] });
 if (!parsed.ok) throw new Error(parsed.errors.join("; "));
 const SOURCE = parsed.config.sources.s!;
 
-function identify(overrides: Partial<IdentifyInput>): EventIdentity {
-  const result = weedmaps.identify({ sourceName: "s", source: SOURCE, pathEvent: undefined, queryMerchant: undefined, payload: {}, bodySha256: "h".repeat(64), ...overrides });
-  if ("error" in result) throw new Error(result.error);
-  return result;
+function identifyResult(overrides: Partial<IdentifyInput>): IdentifyResult {
+  return weedmaps.identify({ sourceName: "s", source: SOURCE, pathEvent: undefined, payload: {}, bodySha256: "h".repeat(64), ...overrides });
 }
 
+function identify(overrides: Partial<IdentifyInput>): EventIdentity {
+  const result = identifyResult(overrides);
+  if (!result.ok) throw new Error(result.code);
+  expect(result.events).toHaveLength(1);
+  return result.events[0]!;
+}
+
+const order = (name: string) => JSON.parse(fixture(`weedmaps/${name}`).body) as Record<string, unknown>;
+
 describe("Weedmaps adapter", () => {
-  it("takes the event type from the path, else DRAFT means draft and anything else create", () => {
-    const draft = JSON.parse(fixture("weedmaps/draft").body);
-    expect(identify({ payload: draft }).eventType).toBe("draft");
-    expect(identify({ payload: { status: "PENDING" } }).eventType).toBe("create");
-    expect(identify({ payload: { status: "READY_FOR_ATTAINMENT" } }).eventType).toBe("create");
-    expect(identify({ payload: {} }).eventType).toBe("create");
-    expect(identify({ payload: draft, pathEvent: "create" }).eventType).toBe("create");
-    expect(identify({ payload: draft, pathEvent: "order-updated" }).eventType).toBe("order-updated");
+  it("maps DRAFT to draft, PENDING to create, and every other status to an event of its own", () => {
+    expect(["DRAFT", "PENDING", "CANCELED_CUSTOMER", "READY_FOR_ATTAINMENT", "SOMETHING_NEW"].map(weedmapsEventType)).toEqual([
+      "draft",
+      "create",
+      "canceled_customer",
+      "ready_for_attainment",
+      "something_new",
+    ]);
+    expect(identify({ payload: order("draft") }).eventType).toBe("draft");
+    expect(identify({ payload: order("create") }).eventType).toBe("create");
+    expect(identify({ payload: order("canceled-customer") }).eventType).toBe("canceled_customer");
   });
 
-  it("prefers the merchant in the query and falls back to the configured signed field", () => {
-    const payload = JSON.parse(fixture("weedmaps/create").body);
-    expect(identify({ payload, queryMerchant: "777" }).merchantId).toBe("777");
-    expect(identify({ payload }).merchantId).toBe("4242");
+  it("takes a path's event type only when the status agrees with it", () => {
+    expect(identify({ payload: order("draft"), pathEvent: "draft" }).eventType).toBe("draft");
+    expect(identifyResult({ payload: order("draft"), pathEvent: "create" })).toMatchObject({ ok: false, code: "event_type_mismatch" });
+    expect(identifyResult({ payload: order("create"), pathEvent: "draft" })).toMatchObject({ ok: false, code: "event_type_mismatch" });
+    expect(identifyResult({ payload: order("create"), pathEvent: "order-updated" })).toMatchObject({ ok: false, code: "event_type_mismatch" });
+    expect(identifyResult({ payload: { orderId: "1" } })).toMatchObject({ ok: false, code: "unidentified_event" });
   });
 
-  it("keys on source, event, orderId and body hash: a retry collides, a new body about the same order does not", () => {
-    const payload = JSON.parse(fixture("weedmaps/create").body);
-    const a = identify({ payload });
-    const b = identify({ payload });
-    const c = identify({ payload, bodySha256: "0".repeat(64) });
-    const d = identify({ payload, sourceName: "weedmaps-second-store" });
-    expect(a.idempotencyKey).toBe(b.idempotencyKey);
-    expect(a.idempotencyKey).toBe(`weedmaps:s:create:9763822:${"h".repeat(64)}`);
-    expect(new Set([a.idempotencyKey, c.idempotencyKey, d.idempotencyKey]).size).toBe(3);
-    expect(a.providerId).toBe("9763822");
+  it("keys a Create on source and orderId alone, a Draft on its bytes too, and a later status on lastModifiedAt", () => {
+    const create = identify({ payload: order("create") });
+    expect(create.idempotencyKey).toBe("weedmaps:s:create:9763822");
+    expect(identify({ payload: order("create"), bodySha256: "0".repeat(64) }).idempotencyKey).toBe(create.idempotencyKey);
+    expect(identify({ payload: order("create"), sourceName: "second-store" }).idempotencyKey).not.toBe(create.idempotencyKey);
+    expect(identify({ payload: order("draft") }).idempotencyKey).toBe(`weedmaps:s:draft:9779604:${"h".repeat(64)}`);
+    const canceled = identify({ payload: order("canceled-customer") });
+    expect(canceled).toMatchObject({ idempotencyKey: "weedmaps:s:canceled_customer:9763822:2026-11-23T18%3A20%3A41Z", providerTimestamp: Date.parse("2026-11-23T18:20:41Z") });
+    expect(identify({ payload: { status: "COMPLETE", orderId: "5" } }).idempotencyKey).toBe(`weedmaps:s:complete:5:sha256:${"h".repeat(64)}`);
   });
 
-  it("declares Draft as its one synchronous event and base64 HMAC in Signature as its scheme", () => {
+  it("declares Draft as its one synchronous event, base64 HMAC in Signature, and no signed merchant field", () => {
     expect(weedmaps.synchronousEvents).toEqual(["draft"]);
     expect(weedmaps.signature).toEqual({ header: "Signature", encoding: "base64" });
-    expect(weedmaps.records(JSON.parse(fixture("weedmaps/create").body))).toHaveLength(1);
+    expect(weedmaps.merchantField).toBeUndefined();
   });
 });
 
@@ -70,5 +77,55 @@ describe("Weedmaps callbacks through the Worker", () => {
     const body = fixture("weedmaps/create").body.replace("9763822", "9763823");
     const res = await post("/webhooks/weedmaps?merchant_id=4242", body, { Signature: await weedmapsSignature(body, env.WEEDMAPS_CLIENT_SECRET_PREVIOUS as string) });
     expect(res.status).toBe(200);
+  });
+
+  it("refuses a signed Draft posted to /create, and a signed Create posted to /draft, storing nothing and calling no one", async () => {
+    const queue = captureDeliveryQueue();
+    const fetched = vi.spyOn(globalThis, "fetch");
+    const draft = fixture("weedmaps/draft");
+    const create = fixture("weedmaps/create");
+    for (const [path, f] of [["/webhooks/weedmaps/create?merchant_id=4242", draft], ["/webhooks/weedmaps/draft?merchant_id=4242", create]] as const) {
+      const res = await post(path, f.body, f.headers);
+      expect(res.status).toBe(422);
+      expect(await res.json()).toEqual({ error: { code: "event_type_mismatch", message: expect.any(String), requestId: expect.any(String) } });
+    }
+    expect(fetched).not.toHaveBeenCalled();
+    expect(queue.messages).toEqual([]);
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE provider_id IN ('9779604', '9763822') AND event_type = 'draft'").first("n")).toBe(0);
+  });
+
+  it("refuses made-up event paths for one signed body: no row is added for any of them", async () => {
+    const body = fixture("weedmaps/create").body.replace("9763822", "made-up-1");
+    const before = await env.DB.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n");
+    for (const made of ["order-updated", "create2", "x1", "cancel"]) {
+      const res = await postWeedmaps(`/webhooks/weedmaps/${made}?merchant_id=4242`, body);
+      expect(res.status).toBe(422);
+    }
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n")).toBe(before);
+  });
+
+  it("stores CANCELED_CUSTOMER on the default URL as canceled_customer, routed by its own route and never to a Create route", async () => {
+    const eventId = await expectIngested({ url: "/webhooks/weedmaps?merchant_id=4242", fixture: fixture("weedmaps/canceled-customer"), eventType: "canceled_customer", destinations: ["erp"] });
+    expect((await deliveriesOf(eventId)).map((d) => d.destination)).toEqual(["erp"]);
+  });
+
+  it("acknowledges a re-serialised Create as a duplicate, sends it nowhere, and records it as a divergent retry", async () => {
+    const queue = captureDeliveryQueue();
+    const original = fixture("weedmaps/create").body.replace("9763822", "reserialised-1");
+    const first = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", original)).json<{ eventId: string; duplicate: boolean }>();
+    // The same order, its keys in another order and its whitespace changed.
+    const parsedOrder = JSON.parse(original) as Record<string, unknown>;
+    const reordered = JSON.stringify(Object.fromEntries(Object.entries(parsedOrder).reverse()), null, 1);
+    const again = await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", reordered);
+    expect(await again.json()).toEqual({ received: true, eventId: first.eventId, duplicate: true });
+    expect(first.duplicate).toBe(false);
+    // Both requests sent a message; the second's names an ingest that stored nothing, so the consumer drops it.
+    expect(queue.messages.filter((m) => m.body.eventId === first.eventId)).toHaveLength(2);
+    const row = await env.DB.prepare("SELECT divergent_retries, divergent_last_sha256 FROM events WHERE id = ?1").bind(first.eventId).first<{ divergent_retries: number; divergent_last_sha256: string }>();
+    expect(row!.divergent_retries).toBe(1);
+    expect(row!.divergent_last_sha256).toMatch(/^[0-9a-f]{64}$/);
+    // An identical retry is a plain duplicate: nothing is written.
+    await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", original);
+    expect(await env.DB.prepare("SELECT divergent_retries FROM events WHERE id = ?1").bind(first.eventId).first("divergent_retries")).toBe(1);
   });
 });

@@ -62,6 +62,11 @@ const sourceSchema = (providers: readonly [string, ...string[]]) =>
     idempotencyFields: z.array(FieldPath).max(8).optional(),
     /** Reject bodies that are not JSON (400). Weedmaps and Leaf Trade always send JSON. */
     requireJson: z.boolean().default(true),
+    /**
+     * The event types this source accepts; any other path is refused with 404 before the body is read. Omitted:
+     * every type the provider sends (Leaf Trade's three webhook types), or any type at all for an open provider.
+     */
+    events: z.array(EventType).min(1).max(50).optional(),
   });
 
 const StaticHeader = z.strictObject({
@@ -102,10 +107,17 @@ const RouteSchema = z.strictObject({
   /** All conditions must hold, evaluated on the signed payload. */
   match: z.array(FieldCondition).max(20).default([]),
   /**
-   * The merchant in the URL is not signed. When set, it must equal this field of the signed body, otherwise the
-   * request is rejected with 403 merchant_mismatch.
+   * The merchant in the URL is not signed. When set, it must equal this field of the signed body; an event whose
+   * URL says another merchant is stored as quarantined, acknowledged and delivered nowhere until an operator
+   * releases it (`POST /admin/events/{id}/release`), which routes it with the signed merchant.
    */
   requireMerchantField: FieldPath.optional(),
+  /**
+   * `latest`: a delivery whose provider timestamp is older than one already delivered to the same destination for
+   * the same object (source and provider id) is settled `stale` and not sent, so a late retry of an older state
+   * never overwrites a newer one. Costs a row read per delivery and a row write per delivered one.
+   */
+  ordering: z.enum(["none", "latest"]).default("none"),
   destinations: z.array(Slug).max(50).default([]),
   /** Weedmaps Draft only: the destination whose answer is returned to Weedmaps in the same response. */
   responder: Slug.optional(),
@@ -144,7 +156,14 @@ export function buildConfigSchema(registry: ProviderRegistry) {
             message: `${source.provider} sources have no default signature scheme: set both header and encoding`,
           });
         }
-        if (!adapter.configurableIdentity && (source.eventTypeField || source.idempotencyFields)) {
+        if (adapter.eventTypes && source.events) {
+        source.events.forEach((event, i) => {
+          if (!adapter.eventTypes!.includes(event)) {
+            ctx.addIssue({ code: "custom", path: ["sources", name, "events", i], message: `${source.provider} sends only ${JSON.stringify(adapter.eventTypes)}` });
+          }
+        });
+      }
+      if (!adapter.configurableIdentity && (source.eventTypeField || source.idempotencyFields)) {
           ctx.addIssue({
             code: "custom",
             path: ["sources", name, source.eventTypeField ? "eventTypeField" : "idempotencyFields"],

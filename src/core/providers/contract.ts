@@ -23,36 +23,71 @@ export interface ProviderAdapter {
   /** The source's `eventTypeField` and `idempotencyFields` settings apply (the generic adapter); others derive these themselves. */
   readonly configurableIdentity?: boolean;
   /**
+   * The only event types this provider sends (Leaf Trade's three webhook types). A source accepts these, or the
+   * ones its config names; any other is refused. Omitted: the set is open, and a type never seen before is stored.
+   */
+  readonly eventTypes?: readonly string[];
+  /**
+   * The signed field of each record that names the merchant, when the provider's body carries one (Leaf Trade's
+   * dispensary license). It is the merchant; the URL's merchant is only a fallback. A source may name another.
+   */
+  readonly merchantField?: string;
+  /**
    * The business objects in one payload (the payload itself, or the entries of an envelope) and the fields, relative
    * to each, that make it a distinct event. `npm run send` rewrites them to make new events from a fixture.
    */
   records(payload: unknown): unknown[];
   readonly identityFields?: { id: string; updatedAt?: string };
-  /** Pure: what the event is, whose it is, and the key that makes a provider retry a duplicate. */
-  identify(input: IdentifyInput): EventIdentity | { error: "missing_event_type" };
+  /**
+   * Pure: what the events in a verified body are, and the key that makes a provider retry a duplicate. Only the
+   * signed bytes decide: the path's event type (if any) is checked against the body, never taken over it, and no
+   * key includes the path or the query, so one body posted anywhere is one event.
+   */
+  identify(input: IdentifyInput): IdentifyResult;
 }
 
 export interface IdentifyInput {
   sourceName: string;
   source: SourceConfig;
-  /** The event segment of the path (`/webhooks/weedmaps/draft` gives "draft"), if any. */
+  /** The event segment of the path (`/webhooks/weedmaps/draft` gives "draft"), if any. Unsigned. */
   pathEvent: string | undefined;
-  /** The merchant from the query (`?merchant_id=…`), unsigned. */
-  queryMerchant: string | undefined;
   /** Parsed JSON body, or undefined for a source that accepts non-JSON bodies. */
   payload: unknown;
   bodySha256: string;
 }
 
+export type IdentifyResult =
+  | { ok: true; events: EventIdentity[] }
+  | {
+      ok: false;
+      /** `event_type_mismatch`: the path names another type than the body. `unidentified_event`: the body names none. */
+      code: "event_type_mismatch" | "unidentified_event";
+      /** For the log only; never customer data. */
+      detail: string;
+    };
+
 export interface EventIdentity {
   eventType: string;
-  merchantId: string | null;
   /** The provider's own id for the business object (Weedmaps orderId, Leaf Trade id). */
   providerId: string | null;
+  /** The provider's time of this state of the object (Weedmaps lastModifiedAt, Leaf Trade updated_at), ms. */
+  providerTimestamp: number | null;
   /** Derived from the provider's business identity, so a provider retry is recognised as a duplicate. */
   idempotencyKey: string;
-  /** What route conditions and merchant checks read fields from. */
+  /** The record route conditions and merchant fields are read from (for Leaf Trade, the order inside `results`). */
   subject: unknown;
+  /**
+   * When one payload carries several events (a Leaf Trade V4 envelope of several orders), the JSON stored and
+   * delivered for this one: the envelope with this entry alone. Omitted: the request's own bytes.
+   */
+  body?: string;
+}
+
+/** A provider timestamp (ISO 8601) as milliseconds, or null when absent or not a date. */
+export function timestampOf(value: string | undefined): number | null {
+  if (value === undefined) return null;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? null : ms;
 }
 
 /** The adapters a deployment knows, by name. */

@@ -1,21 +1,30 @@
 import { readScalar } from "../fields.ts";
 import { keyPart, type ProviderAdapter } from "./contract.ts";
 
-/** Any other HMAC-signing (or deliberately unsigned) source declared in config, served at /webhooks/<name>. */
+/**
+ * Any other HMAC-signing (or deliberately unsigned) source declared in config, served at /webhooks/<name>. With an
+ * `eventTypeField` the body names the event and the path must agree; without one the path names it. Either way
+ * the key is made of signed content only (the configured identity fields, else the body's hash), so one body
+ * posted under two paths is one event.
+ */
 export const generic: ProviderAdapter = {
   name: "generic",
   pathEvent: "optional",
   synchronousEvents: [],
   configurableIdentity: true,
   records: (payload) => [payload],
-  identify({ sourceName, source, pathEvent, queryMerchant, payload, bodySha256 }) {
-    const eventType = pathEvent ?? (source.eventTypeField ? readScalar(payload, source.eventTypeField)?.toLowerCase() : undefined) ?? "event";
-    const merchantId = queryMerchant ?? (source.merchant.field ? readScalar(payload, source.merchant.field) : undefined) ?? null;
+  identify({ sourceName, source, pathEvent, payload, bodySha256 }) {
+    const signedType = source.eventTypeField ? readScalar(payload, source.eventTypeField)?.toLowerCase() : undefined;
+    if (signedType !== undefined && pathEvent !== undefined && pathEvent !== signedType) {
+      return { ok: false, code: "event_type_mismatch", detail: `the path says ${pathEvent}, ${source.eventTypeField} says ${signedType}` };
+    }
+    const eventType = signedType ?? pathEvent ?? "event";
     const identity = source.idempotencyFields?.map((field) => readScalar(payload, field));
+    const typePart = signedType === undefined ? [] : [signedType];
     const idempotencyKey =
       identity && identity.every((part) => part !== undefined)
-        ? ["generic", sourceName, eventType, ...identity.map(keyPart)].join(":")
-        : ["generic", sourceName, eventType, "sha256", bodySha256].join(":");
-    return { eventType, merchantId, providerId: identity?.[0] ?? null, idempotencyKey, subject: payload };
+        ? ["generic", sourceName, ...typePart, ...identity.map(keyPart)].join(":")
+        : ["generic", sourceName, ...typePart, "sha256", bodySha256].join(":");
+    return { ok: true, events: [{ eventType, providerId: identity?.[0] ?? null, providerTimestamp: null, idempotencyKey, subject: payload }] };
   },
 };

@@ -1,0 +1,49 @@
+import type { Clock } from "../core/clock.ts";
+import type { NewEvent } from "../core/event.ts";
+import { intake, type IntakeOptions } from "../core/intake.ts";
+import type { EventIdentity } from "../core/providers/contract.ts";
+import type { RoutingDecision } from "../core/routing.ts";
+import { sha256Hex } from "../core/signatures/inbound.ts";
+
+export interface PreparedEvent {
+  event: NewEvent;
+  /** Where it goes; empty while quarantined. */
+  decision: RoutingDecision;
+}
+
+export interface PrepareOptions extends IntakeOptions {
+  clock: Clock;
+  contentType: string;
+  body: ArrayBuffer;
+  bodySha256: string;
+}
+
+const encoder = new TextEncoder();
+
+/** The events to store from what the adapter read in the signed body: ids, bytes, merchant, routing, any hold. */
+export async function prepareEvents(identities: readonly EventIdentity[], options: PrepareOptions): Promise<PreparedEvent[]> {
+  const receivedAt = options.clock.now();
+  return Promise.all(
+    identities.map(async (identity) => {
+      const body = identity.body === undefined ? options.body : (encoder.encode(identity.body).buffer as ArrayBuffer);
+      const bodySha256 = identity.body === undefined ? options.bodySha256 : await sha256Hex(body);
+      const { merchantId, decision, quarantine } = intake(identity, options);
+      const event: NewEvent = {
+        id: `evt_${(await sha256Hex(identity.idempotencyKey)).slice(0, 32)}`,
+        idempotencyKey: identity.idempotencyKey,
+        ingestId: crypto.randomUUID(),
+        source: options.sourceName,
+        eventType: identity.eventType,
+        merchantId,
+        providerId: identity.providerId,
+        contentType: options.contentType,
+        body,
+        bodySha256,
+        receivedAt,
+        providerTimestamp: identity.providerTimestamp,
+        quarantine: quarantine && { ...quarantine, at: receivedAt },
+      };
+      return { event, decision };
+    }),
+  );
+}
