@@ -10,6 +10,9 @@ import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { runLoad, summarize, percentile, round } from "./lib/load.mjs";
 import { weedmapsRequests } from "./lib/payloads.mjs";
+import { confirmDraft } from "../scripts/pricing.mjs";
+import { checkAnswer } from "../src/core/answer.ts";
+import { weedmaps } from "../src/core/providers/weedmaps.ts";
 import { freePort, sleep, start, stop, stopAll, waitFor } from "../scripts/procs.mjs";
 import { groupCpuMs } from "./lib/cpu.mjs";
 import { renderReport, renderTable, evaluateTargets } from "./lib/report.mjs";
@@ -50,6 +53,9 @@ if (!WEEDMAPS_SECRET) throw new Error(".dev.vars.example has no WEEDMAPS_CLIENT_
 const FANOUT_MERCHANT = { 1: "1001", 3: "4242", 10: "1010" };
 // The same three destinations through a route with `"ordering": "latest"` (scenario 6 measures what it adds).
 const ORDERED_MERCHANT = "4343";
+// Drafts for this merchant go through a route whose answer is relayed unchecked (`"draftAnswer": "unchecked"`), so
+// scenario 4 can tell what the answer check costs.
+const UNCHECKED_DRAFT_MERCHANT = "4444";
 // No route names this merchant: the event is stored as unrouted and nothing is enqueued.
 const UNROUTED_MERCHANT = "9999";
 const ingestPath = (merchantId) => `/webhooks/weedmaps?merchant_id=${merchantId}`;
@@ -66,6 +72,8 @@ function routerConfig(receiverPort) {
       pricing: destination(`http://127.0.0.1:${receiverPort}/pricing/draft`, { timeoutMs: 3_500, maxAttempts: 1, signingSecret: "PRICING_SIGNING_SECRET" }),
     },
     routes: [
+      // First, so it answers its merchant's drafts: the same responder, its answer not checked.
+      { name: "draft-unchecked", source: "weedmaps", events: ["draft"], merchants: [UNCHECKED_DRAFT_MERCHANT], responder: "pricing", draftAnswer: "unchecked" },
       // As in router.config.json: the responder answers, and a copy of the draft goes to one system.
       { name: "draft", source: "weedmaps", events: ["draft"], responder: "pricing", destinations: ["d01"] },
       ...Object.entries(FANOUT_MERCHANT).map(([count, merchant]) => ({
@@ -394,6 +402,12 @@ async function main() {
       {
         direct: { url: receiver.url, path: "/pricing/draft", source: requests({ kind: "draft", size: draftSize, merchantId: "4242" }) },
         router: { url: ingestRouter.url, path: ingestPath("4242"), source: requests({ kind: "draft", size: draftSize, merchantId: "4242" }), group: ingestRouter.child },
+        routerUnchecked: {
+          url: ingestRouter.url,
+          path: ingestPath(UNCHECKED_DRAFT_MERCHANT),
+          source: requests({ kind: "draft", size: draftSize, merchantId: UNCHECKED_DRAFT_MERCHANT }),
+          group: ingestRouter.child,
+        },
         baseline: { url: baseline.url, path: ingestPath("4242"), source: requests({ kind: "draft", size: draftSize, merchantId: "4242" }), group: baseline.child },
         bareProxy: {
           url: baseline.url,
@@ -406,7 +420,20 @@ async function main() {
       // 3 to 7 ms between runs on this machine.
       { rounds: P.s4Rounds, amount: P.s4Amount / P.s4Rounds, connections: 1 },
     );
+    // The answer check alone, in this process: the same code the Worker runs, timed without the runtime around it.
+    const checkSample = requests({ kind: "draft", size: draftSize, merchantId: "4242" }).next().body;
+    const checkRequest = JSON.parse(checkSample);
+    const checkBody = new TextEncoder().encode(JSON.stringify(confirmDraft(checkRequest)));
+    const checkRuns = SMOKE ? 2_000 : 20_000;
+    const check = () => checkAnswer({ status: 200, contentType: "application/json", body: checkBody, overLimit: false, request: JSON.parse(checkSample), mode: "strict", checkAnswer: weedmaps.checkAnswer });
+    if (!check().ok) throw new Error("the benchmark's Draft answer does not pass the check");
+    for (let i = 0; i < 500; i++) check();
+    const checkStarted = performance.now();
+    for (let i = 0; i < checkRuns; i++) check();
+    const answerCheckUs = round(((performance.now() - checkStarted) * 1000) / checkRuns, 1);
+
     results.scenarios.draft = {
+      answerCheckUs,
       title: "Weedmaps Draft proxy overhead (concurrency 1)",
       bytes: draftSize,
       router: s4.router,
@@ -416,6 +443,9 @@ async function main() {
       overhead: { p50: round(s4.router.p50 - s4.direct.p50), p99: round(s4.router.p99 - s4.direct.p99) },
       // The part of the overhead that a bare proxy Worker on the same runtime does not have.
       routerOwn: { p50: round(s4.router.p50 - s4.bareProxy.p50), p99: round(s4.router.p99 - s4.bareProxy.p99) },
+      // The same with the answer relayed unchecked: the difference is what checking the answer costs.
+      routerUnchecked: s4.routerUnchecked,
+      routerOwnUnchecked: { p50: round(s4.routerUnchecked.p50 - s4.bareProxy.p50), p99: round(s4.routerUnchecked.p99 - s4.bareProxy.p99) },
     };
 
     await stop(ingestRouter.child);

@@ -5,17 +5,20 @@ import { appendFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { Webhook } from "standardwebhooks";
 import { localSecrets, parseArgs } from "./local-env.mjs";
+import { confirmDraft } from "./pricing.mjs";
 
 const USAGE = `usage: npm run receiver -- [--port 8788] [--fail-first N] [--fail-path /pos] [--fail-status 500] [--delay MS] [--log FILE] [--quiet]
   --fail-first N    answer the first N deliveries with --fail-status (default 500), to watch retries
   --fail-path P     only count and fail requests whose path starts with P (e.g. /pos)
   --delay MS        wait MS before answering each request (try more than a destination's timeoutMs)
   --log FILE        also append one JSON line per request to FILE
-Requests to /pricing/* are answered as the Weedmaps Draft responder with confirmed prices, taxes and fees.`;
+  --unavailable IDS answer these line items (id or externalId, comma-separated) as unavailable: quantity 0
+Requests to /pricing/* are answered as the Weedmaps Draft responder: the Order object with confirmed prices, taxes
+and totals, and the parts the POS may not change kept as sent (scripts/pricing.mjs).`;
 
 let options;
 try {
-  options = parseArgs(process.argv.slice(2), { port: "number", "fail-first": "number", "fail-status": "number", "fail-path": "string", delay: "number", log: "string", quiet: "boolean", help: "boolean" });
+  options = parseArgs(process.argv.slice(2), { port: "number", "fail-first": "number", "fail-status": "number", "fail-path": "string", delay: "number", log: "string", unavailable: "string", quiet: "boolean", help: "boolean" });
 } catch (err) {
   console.error(`${err.message}\n${USAGE}`);
   process.exit(2);
@@ -33,17 +36,6 @@ const signingSecrets = Object.entries(values).filter(([name]) => name.endsWith("
 
 let received = 0;
 let failCandidates = 0;
-const money = (n) => n.toFixed(2);
-
-/** A stand-in pricing engine: keeps the line items, applies a 24% tax and a $1.00 service fee. */
-function confirmDraft(order) {
-  const lineItems = (order.lineItems ?? []).map((item) => ({ ...item }));
-  const subtotal = lineItems.reduce((sum, item) => sum + Number(item.subtotal ?? Number(item.unitPrice ?? 0) * (item.quantity ?? 0)), 0);
-  const taxes = [{ name: "Cannabis Excise Tax", rate: "0.15", amount: money(subtotal * 0.15) }, { name: "Sales Tax", rate: "0.09", amount: money(subtotal * 0.09) }];
-  const fees = [{ name: "Service Fee", amount: "1.00", type: "SERVICE" }];
-  const taxTotal = subtotal * 0.24;
-  return { ...order, lineItems, taxes, fees, subtotal: money(subtotal), taxTotal: money(taxTotal), feeTotal: "1.00", grandTotal: money(subtotal + taxTotal + 1) };
-}
 
 function verify(body, headers) {
   if (!headers["webhook-signature"]) return "unsigned";
@@ -88,7 +80,7 @@ const server = createServer((req, res) => {
     let contentType = "text/plain";
     if (!failing && isDraft) {
       try {
-        answer = JSON.stringify(confirmDraft(JSON.parse(body)));
+        answer = JSON.stringify(confirmDraft(JSON.parse(body), { unavailable: (options.unavailable ?? "").split(",").filter(Boolean) }));
         contentType = "application/json";
       } catch {
         status = 400;

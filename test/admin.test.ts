@@ -58,7 +58,7 @@ describe("GET /admin/events", () => {
         providerOrderId: "list-order-1",
         routing: "routed",
         receivedAt: expect.any(String),
-        providerTimestamp: null,
+        providerTimestamp: "2026-11-23T17:05:43.000Z",
         deliveries: { pending: 0, delivered: 1, failing: 0, dead: 1, stale: 0 },
         quarantine: null,
         divergentRetries: 0,
@@ -412,12 +412,12 @@ describe("configuration", () => {
   it("validates a proposed config without applying it, naming each bad field", async () => {
     const sample = JSON.parse(env.ROUTER_CONFIG);
     expect(await adminJson("POST", "/config/validate", sample)).toEqual({ valid: true, errors: [] });
-    sample.routes[0].destinations.push("nowhere");
+    sample.routes[1].destinations.push("nowhere");
     sample.destinations.pos.url = "http://pos.internal/orders";
     const result = await adminJson<{ valid: boolean; errors: string[] }>("POST", "/config/validate", sample);
     expect(result.valid).toBe(false);
-    expect(result.errors).toContain('routes[0].destinations[1]: unknown destination "nowhere"');
-    expect((await adminJson<{ config: { routes: { destinations: string[] }[] } }>("GET", "/config")).config.routes[0]!.destinations).not.toContain("nowhere");
+    expect(result.errors).toContain('routes[1].destinations[1]: unknown destination "nowhere"');
+    expect((await adminJson<{ config: { routes: { destinations: string[] }[] } }>("GET", "/config")).config.routes[1]!.destinations).not.toContain("nowhere");
     expect(await adminJson("POST", "/config/validate", [1, 2], 400)).toMatchObject({ error: { code: "invalid_request" } });
   });
 });

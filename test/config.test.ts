@@ -18,7 +18,7 @@ describe("configuration", () => {
     expect(parseConfig(sampleConfig)).toMatchObject({ ok: true });
     const minimal = parseConfig(base);
     if (!minimal.ok) throw new Error(minimal.errors.join());
-    expect(minimal.config.limits).toEqual({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000 });
+    expect(minimal.config.limits).toEqual({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000, draftAnswerMaxBytes: 262_144 });
     expect(minimal.config.destinations.pos).toMatchObject({ enabled: true, timeoutMs: 10_000, maxAttempts: 8, headers: {}, retryOnStatus: [] });
     expect(minimal.config.sources.weedmaps!.merchant).toEqual({ query: "merchant_id" });
   });

@@ -3,21 +3,33 @@ import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
-import { captureDeliveryQueue, deferred, deliveriesOf, fixture, ManualClock, ROUTER, stubDestinations, weedmapsSignature } from "./helpers.ts";
+import { adminFetch, captureDeliveryQueue, deferred, deliveriesOf, fixture, ManualClock, ROUTER, stubDestinations, weedmapsSignature } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
-const CONFIRMED = JSON.stringify({
-  status: "DRAFT",
-  orderId: "9779604",
-  lineItems: [
-    { id: "li_1", quantity: 1, unitPrice: "35.00", subtotal: "35.00" },
-    { id: "li_2", quantity: 0, unitPrice: "8.00", subtotal: "0.00" },
-  ],
-  taxes: [{ name: "State Excise Tax", amount: "5.25" }],
-  fees: [{ name: "Service Fee", amount: "1.00" }],
-  grandTotal: "41.25",
-});
+type Order = Record<string, unknown> & { lineItems: { quantity: number; originalPrice: string; adjustedPrice?: string | null; id: string }[] };
+
+/** A pricing engine's answer, as Weedmaps documents it: the same order with confirmed taxes and totals. */
+function confirm(requestBody: string, change: (order: Order) => void = () => undefined): Order {
+  const order = JSON.parse(requestBody) as Order;
+  order.taxes = [
+    { name: "State Excise Tax", taxType: "EXCISE", amount: "7.41" },
+    { name: "Local Sales Tax", taxType: "SALES", amount: "4.69" },
+  ];
+  Object.assign(order, { subtotal: "51.00", discountTotal: "1.60", taxTotal: "12.10", feeTotal: "1.00", grandTotal: "62.50" });
+  change(order);
+  return order;
+}
+
+const json = (value: unknown, init: ResponseInit = {}) =>
+  new Response(JSON.stringify(value), { status: 200, headers: { "content-type": "application/json; charset=utf-8" }, ...init });
+
+/** A responder that answers every Draft with `answer(request body)`. */
+function responder(answer: (body: string) => Response | Promise<Response>) {
+  return stubDestinations(async (request) => answer(await request.text()));
+}
+
+const draftBody = (orderId: string) => fixture("weedmaps/draft").body.replace("9779604", orderId);
 
 /**
  * Posts a draft to a Worker and waits for the work it left in `waitUntil` (storing the draft, copying it on), so
@@ -50,14 +62,20 @@ async function storedDraft(orderId: string) {
 }
 
 describe("Weedmaps Draft is answered synchronously by the responder", () => {
-  it("returns the responder's status, body and content type verbatim, then stores the draft and copies it on", async () => {
+  it("passes a valid answer byte for byte, then stores the draft, what Weedmaps was answered and why, and copies it on", async () => {
     const queue = captureDeliveryQueue();
-    const seen = stubDestinations(() => new Response(CONFIRMED, { status: 200, headers: { "content-type": "application/json; charset=utf-8" } }));
+    // Whitespace and key order of its own: the answer is relayed as the responder wrote it.
+    const answer = (body: string) => `{ "orderId" : ${JSON.stringify(JSON.parse(body).orderId)},\n${JSON.stringify(confirm(body)).slice(1)}`;
+    let answered = "";
+    const seen = responder((body) => {
+      answered = answer(body);
+      return new Response(answered, { status: 200, headers: { "content-type": "application/json; charset=utf-8" } });
+    });
     const f = fixture("weedmaps/draft");
     const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", f.body, f.headers);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("application/json; charset=utf-8");
-    expect(await res.text()).toBe(CONFIRMED);
+    expect(await res.text()).toBe(answered);
 
     expect(seen.requests).toHaveLength(1);
     const call = seen.requests[0]!;
@@ -69,6 +87,8 @@ describe("Weedmaps Draft is answered synchronously by the responder", () => {
 
     const stored = (await storedDraft("9779604"))!;
     expect(stored).toMatchObject({ event_type: "draft", responder: "pricing", responder_status: 200, responder_error: null });
+    const audit = await env.DB.prepare("SELECT draft_answer, draft_answer_status, draft_verdict FROM events WHERE id = ?1").bind(stored.id).first<{ draft_answer: string; draft_answer_status: number; draft_verdict: string }>();
+    expect(audit).toEqual({ draft_answer: answered, draft_answer_status: 200, draft_verdict: JSON.stringify({ outcome: "passed", repaired: [], warnings: [] }) });
     expect((await deliveriesOf(stored.id)).map((d) => [d.destination, d.status])).toEqual([["erp", "pending"]]);
     expect(queue.messages.map((m) => m.body.eventId)).toContain(stored.id);
   });
@@ -112,20 +132,168 @@ describe("Weedmaps Draft is answered synchronously by the responder", () => {
   });
 
   it("still answers a repeated draft (a reloaded checkout) while storing it once", async () => {
-    stubDestinations(() => new Response(CONFIRMED, { headers: { "content-type": "application/json" } }));
-    const body = fixture("weedmaps/draft").body.replace("9779604", "reload-1");
+    responder((body) => json(confirm(body)));
+    const body = draftBody("reload-1");
     const first = await postDraft("/webhooks/weedmaps?merchant_id=4242", body);
     const second = await postDraft("/webhooks/weedmaps?merchant_id=4242", body);
     expect([first.status, second.status]).toEqual([200, 200]);
-    expect(await second.text()).toBe(CONFIRMED);
+    expect(await second.json()).toEqual(confirm(body));
     const { n } = (await env.DB.prepare(`SELECT COUNT(*) AS n FROM events WHERE provider_id = 'reload-1'`).first<{ n: number }>())!;
     expect(n).toBe(1);
   });
 
   it("rejects a bad signature before calling the responder", async () => {
-    const seen = stubDestinations(() => new Response(CONFIRMED));
+    const seen = responder((body) => json(confirm(body)));
     const res = await postDraft("/webhooks/weedmaps/draft?merchant_id=4242", fixture("weedmaps/draft").body, fixture("weedmaps/create").headers);
     expect(res.status).toBe(401);
     expect(seen.requests).toHaveLength(0);
+  });
+});
+
+async function verdictOf(orderId: string) {
+  const row = await env.DB.prepare("SELECT draft_answer, draft_answer_status, draft_verdict, responder_error FROM events WHERE provider_id = ?1")
+    .bind(orderId)
+    .first<{ draft_answer: string | null; draft_answer_status: number; draft_verdict: string; responder_error: string | null }>();
+  return { ...row!, draft_verdict: JSON.parse(row!.draft_verdict) as Record<string, unknown> };
+}
+
+describe("only a valid answer reaches checkout: each misbehaving responder gets a 502 naming the rule", () => {
+  const cases: { name: string; answer: (body: string) => Response; rule: string; path: string }[] = [
+    { name: "a 201", answer: (body) => json(confirm(body), { status: 201 }), rule: "draft_answer_status", path: "(status)" },
+    { name: "a 204", answer: () => new Response(null, { status: 204 }), rule: "draft_answer_status", path: "(status)" },
+    { name: "an HTML error page", answer: () => new Response("<html><body>Bad gateway</body></html>", { headers: { "content-type": "text/html" } }), rule: "draft_answer_not_json", path: "(content-type)" },
+    { name: "invalid JSON", answer: () => new Response('{"orderId": "9779', { headers: { "content-type": "application/json" } }), rule: "draft_answer_not_json", path: "(body)" },
+    { name: "a missing orderId", answer: (body) => json(confirm(body, (o) => delete o.orderId)), rule: "draft_answer_order_id", path: "orderId" },
+    { name: "a changed orderId", answer: (body) => json(confirm(body, (o) => (o.orderId = "someone-else"))), rule: "draft_answer_order_id", path: "orderId" },
+    { name: "a changed customer", answer: (body) => json(confirm(body, (o) => ((o.customer as Record<string, unknown>).dob = "2011-01-01"))), rule: "draft_answer_immutable", path: "customer" },
+    { name: "changed documents", answer: (body) => json(confirm(body, (o) => (o.documents = []))), rule: "draft_answer_immutable", path: "documents" },
+    { name: "a dropped Service Fee", answer: (body) => json(confirm(body, (o) => (o.fees = [{ name: "Delivery", amount: "3.00" }]))), rule: "draft_answer_service_fee", path: "fees" },
+    { name: "a changed Service Fee", answer: (body) => json(confirm(body, (o) => (o.fees = [{ name: "Weedmaps Service Fee", feeType: "SERVICE_FEE", amount: "0.00" }]))), rule: "draft_answer_service_fee", path: "fees" },
+    { name: "a line item whose price is a number", answer: (body) => json(confirm(body, (o) => ((o.lineItems[0] as Record<string, unknown>).originalPrice = 35))), rule: "draft_answer_invalid_order", path: "lineItems.0.originalPrice" },
+  ];
+
+  for (const [i, c] of cases.entries()) {
+    it(`refuses ${c.name} with 502 ${c.rule}, records the rule and the path, and Weedmaps keeps its estimate`, async () => {
+      responder(c.answer);
+      const orderId = `rule-${i}`;
+      const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody(orderId));
+      expect(res.status).toBe(502);
+      const text = await res.text();
+      expect(JSON.parse(text)).toEqual({ error: { code: c.rule, message: expect.any(String), requestId: expect.any(String) } });
+      for (const leak of ["Jordan", "MR-2026-118822", "1990-04-12", "Bad gateway"]) expect(text).not.toContain(leak);
+      expect(await verdictOf(orderId)).toMatchObject({ draft_answer: null, draft_answer_status: 502, draft_verdict: { outcome: "rejected", rule: c.rule, path: c.path } });
+    });
+  }
+
+  it("refuses a 50 MB answer without reading it, with a Content-Length and without one", async () => {
+    let pulled = 0;
+    const huge = (declared: boolean) => {
+      const chunk = new Uint8Array(64 * 1024).fill(0x20);
+      let sent = 0;
+      const stream = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          pulled++;
+          if ((sent += chunk.byteLength) > 50 * 1024 * 1024) controller.close();
+          else controller.enqueue(chunk);
+        },
+      });
+      return new Response(stream, { headers: { "content-type": "application/json", ...(declared ? { "content-length": String(50 * 1024 * 1024) } : {}) } });
+    };
+    for (const declared of [true, false]) {
+      pulled = 0;
+      responder(() => huge(declared));
+      const orderId = `huge-${declared}`;
+      const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody(orderId));
+      expect(res.status).toBe(502);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("draft_answer_too_large");
+      // 256 KB is four chunks of 64 KB: the rest of the 800 are never pulled.
+      expect(pulled).toBeLessThan(declared ? 3 : 10);
+      expect((await verdictOf(orderId)).draft_verdict).toMatchObject({ outcome: "rejected", rule: "draft_answer_too_large" });
+      vi.restoreAllMocks();
+    }
+  });
+
+  it("passes an unavailable item at quantity 0, and records totals that disagree as a warning, not a refusal", async () => {
+    responder((body) =>
+      json(
+        confirm(body, (o) => {
+          o.lineItems[1]!.quantity = 0;
+          o.grandTotal = "99.99";
+        }),
+      ),
+    );
+    const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody("qty-zero-1"));
+    expect(res.status).toBe(200);
+    const answered = (await res.json()) as Order;
+    expect(answered.lineItems[1]!.quantity).toBe(0);
+    expect((await verdictOf("qty-zero-1")).draft_verdict).toEqual({ outcome: "passed", repaired: [], warnings: ["totals: subtotal", "totals: grandTotal"] });
+  });
+
+  it("on a repair route, puts the Draft's own customer, documents and Service Fee back, records it, and answers the mended order", async () => {
+    responder((body) =>
+      json(
+        confirm(body, (o) => {
+          o.customer = { id: "cus_551092" };
+          o.documents = [];
+          o.fees = [];
+        }),
+      ),
+    );
+    const body = draftBody("repair-1");
+    const res = await postDraft("/webhooks/weedmaps?merchant_id=5050", body);
+    expect(res.status).toBe(200);
+    const answered = (await res.json()) as Order;
+    const asked = JSON.parse(body) as Order;
+    expect(answered.customer).toEqual(asked.customer);
+    expect(answered.documents).toEqual(asked.documents);
+    expect(answered.fees).toEqual(asked.fees);
+    expect(answered.taxTotal).toBe("12.10");
+    const verdict = await verdictOf("repair-1");
+    expect(verdict.draft_verdict).toMatchObject({ outcome: "repaired", repaired: ["customer", "documents", "fees (Weedmaps Service Fee)"] });
+    expect(JSON.parse(verdict.draft_answer!)).toEqual(answered);
+  });
+
+  it("ends a failure inside the Draft path in a 502, never a 500, and still answers when storing the draft fails", async () => {
+    responder((body) => json(confirm(body)));
+    // Header building that fails (here the Standard Webhooks signature) is a 502 like any responder failure.
+    const headers = { Signature: await weedmapsSignature(draftBody("throws-1")) };
+    vi.spyOn(crypto.subtle, "sign").mockRejectedValueOnce(new Error("signing blew up"));
+    const unsigned = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody("throws-1"), headers);
+    expect(unsigned.status).toBe(502);
+    expect(((await unsigned.json()) as { error: { code: string } }).error.code).toBe("responder_unavailable");
+    expect((await verdictOf("throws-1")).responder_error).toBe("config_error");
+    // And anything unexpected (a timer that cannot be started) too.
+    const brokenClock = { now: () => Date.now(), timeout: () => { throw new Error("timer failed"); } };
+    const broken = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody("throws-2"), undefined, createWorker({ clock: brokenClock }));
+    expect(broken.status).toBe(502);
+    expect(((await broken.json()) as { error: { code: string } }).error.code).toBe("responder_unavailable");
+    expect((await verdictOf("throws-2")).responder_error).toBe("internal_error");
+
+    const errors = vi.spyOn(console, "error");
+    await env.DB.exec("ALTER TABLE events RENAME TO events_offline");
+    try {
+      const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody("store-fails-1"));
+      expect(res.status).toBe(200);
+    } finally {
+      await env.DB.exec("ALTER TABLE events_offline RENAME TO events");
+    }
+    expect(errors.mock.calls.map((c) => JSON.parse(String(c[0])).event)).toContain("draft_store_failed");
+  });
+
+  it("shows, in the admin API, what Weedmaps asked and what it was answered, side by side", async () => {
+    responder((body) => json(confirm(body)));
+    const body = draftBody("audit-1");
+    const answered = await (await postDraft("/webhooks/weedmaps?merchant_id=4242", body)).text();
+    const { events } = await (await adminFetch("GET", "/events?orderId=audit-1&eventType=draft")).json<{ events: { id: string }[] }>();
+    const detail = await (await adminFetch("GET", `/events/${events[0]!.id}`)).json<{ event: { payload: { data: string }; responder: Record<string, unknown> } }>();
+    expect(detail.event.payload.data).toBe(body);
+    expect(detail.event.responder).toEqual({
+      destination: "pricing",
+      status: 200,
+      latencyMs: expect.any(Number),
+      error: null,
+      answered: { status: 200, payload: { encoding: "utf8", data: answered } },
+      verdict: { outcome: "passed", repaired: [], warnings: [] },
+    });
   });
 });

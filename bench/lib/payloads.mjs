@@ -14,11 +14,11 @@ const ID_WIDTH = 12;
 const ID_PLACEHOLDER = "#".repeat(ID_WIDTH);
 
 // Optional parts of an order, dropped in this order when even a one-item order is over the wanted size.
-const OPTIONAL = ["documents", "shippingAddress", "requestedSchedulingInfo", "discounts", "fees", "payments"];
+const OPTIONAL = ["documents", "shippingAddress", "requestedSchedulingInfo", "discounts", "fees", "payments", "taxes", "customer"];
 
 function lineItem(i, template) {
   const n = String(i + 1).padStart(3, "0");
-  return { ...template, id: `li_${n}`, productId: `prd_${10000 + i}`, variantId: `var_${n}` };
+  return { ...template, id: `li_${n}`, externalId: `SKU-${n}`, wmProductId: `prd-${10000 + i}` };
 }
 
 /**
@@ -29,8 +29,6 @@ function orderTemplate(base, size, merchantId) {
   const order = structuredClone(base);
   order.orderId = ID_PLACEHOLDER;
   order.seller = { ...order.seller, id: merchantId };
-  // The Order object's own time of this state, which routes with `"ordering": "latest"` compare.
-  order.lastModifiedAt ??= "2026-11-23T17:05:43Z";
   const items = base.lineItems;
   const render = (count) => {
     order.lineItems = Array.from({ length: count }, (_, i) => lineItem(i, items[i % items.length]));

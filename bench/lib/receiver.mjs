@@ -4,6 +4,7 @@
 //   /pricing/*        the Weedmaps Draft responder: answer the adjusted order, as scripts/receiver.mjs does
 // The parent talks to it over IPC: {cmd: "arrivals"}, {cmd: "reset"}, {cmd: "fail", path} and {cmd: "stats"}.
 import { createServer } from "node:http";
+import { confirmDraft } from "../../scripts/pricing.mjs";
 
 const port = Number(process.argv[2]);
 const now = () => performance.timeOrigin + performance.now(); // wall clock with sub-millisecond resolution
@@ -12,23 +13,6 @@ let deliveries = 0; // every request to /d/*, including failed ones
 let drafts = 0;
 let arrivals = []; // [webhookId, path, attempt, status, time] for each request to /d/*
 let failPath = null; // while set: first attempts to this path answer 500, so each event gets exactly one retry
-
-const money = (n) => n.toFixed(2);
-
-/** Same stand-in pricing engine as scripts/receiver.mjs: a 24% tax and a $1.00 service fee. */
-function confirmDraft(order) {
-  const subtotal = (order.lineItems ?? []).reduce((sum, item) => sum + Number(item.subtotal ?? 0), 0);
-  const taxTotal = subtotal * 0.24;
-  return {
-    ...order,
-    taxes: [{ name: "Cannabis Excise Tax", rate: "0.15", amount: money(subtotal * 0.15) }, { name: "Sales Tax", rate: "0.09", amount: money(subtotal * 0.09) }],
-    fees: [{ name: "Service Fee", amount: "1.00", type: "SERVICE" }],
-    subtotal: money(subtotal),
-    taxTotal: money(taxTotal),
-    feeTotal: "1.00",
-    grandTotal: money(subtotal + taxTotal + 1),
-  };
-}
 
 const server = createServer((req, res) => {
   const chunks = [];

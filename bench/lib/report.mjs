@@ -164,8 +164,15 @@ function draftRows(results) {
     ["responder directly", fmt(d.direct.p50, 2), fmt(d.direct.p99, 2), d.direct.errors],
     ["overhead (router - direct)", fmt(d.overhead.p50, 2), fmt(d.overhead.p99, 2), ""],
     ["bare proxy Worker to the responder", fmt(d.bareProxy.p50, 2), fmt(d.bareProxy.p99, 2), d.bareProxy.errors],
-    ["router's own share (router - bare proxy)", fmt(d.routerOwn.p50, 2), fmt(d.routerOwn.p99, 2), ""],
+    ["router's own share (router - bare proxy), answer checked", fmt(d.routerOwn.p50, 2), fmt(d.routerOwn.p99, 2), ""],
+    ...(d.routerUnchecked
+      ? [
+          ["through the router, answer unchecked", fmt(d.routerUnchecked.p50, 2), fmt(d.routerUnchecked.p99, 2), d.routerUnchecked.errors],
+          ["router's own share, answer unchecked", fmt(d.routerOwnUnchecked.p50, 2), fmt(d.routerOwnUnchecked.p99, 2), ""],
+        ]
+      : []),
     ["bare Worker, same body, no fetch", fmt(d.baseline.p50, 2), fmt(d.baseline.p99, 2), d.baseline.errors],
+    ...(d.answerCheckUs !== undefined ? [["the answer check alone (parse, schema, immutable fields, fee), in Node: µs", fmt(d.answerCheckUs, 1), "", ""]] : []),
   ];
 }
 

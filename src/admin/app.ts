@@ -26,6 +26,15 @@ function valid<T extends z.ZodType>(schema: T, data: z.input<T>): z.output<T> {
   return schema.parse(data);
 }
 
+/** Stored bytes as the API shows them: text when they are UTF-8, base64 otherwise. */
+function payloadOf(bytes: Uint8Array): { encoding: "utf8" | "base64"; data: string } {
+  try {
+    return { encoding: "utf8", data: new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes) };
+  } catch {
+    return { encoding: "base64", data: encodeBase64(bytes) };
+  }
+}
+
 function toHold(quarantine: Quarantine | null) {
   if (!quarantine) return null;
   const { at, releasedAt, ...hold } = quarantine;
@@ -130,12 +139,7 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       const found = await getEventDetail(c.env.DB, c.req.valid("param").eventId);
       if (!found) throw new RouterError("not_found");
       const { event, deliveries } = found;
-      let payload: { encoding: "utf8" | "base64"; data: string };
-      try {
-        payload = { encoding: "utf8", data: new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(event.body) };
-      } catch {
-        payload = { encoding: "base64", data: encodeBase64(event.body) };
-      }
+      const payload = payloadOf(event.body);
       return c.json(
         valid(S.EventDetailSchema, {
           event: {
@@ -143,6 +147,10 @@ export function createAdmin({ providers, clock }: RouterDeps) {
             ...toEventSummary(event),
             payload,
             lastDivergentRetry: event.lastDivergentRetry && { at: iso(event.lastDivergentRetry.at)!, bodySha256: event.lastDivergentRetry.bodySha256 },
+            responder: event.responder && {
+              ...event.responder,
+              answered: { status: event.responder.answered.status, payload: event.responder.answered.body && payloadOf(event.responder.answered.body) },
+            },
           },
           deliveries: deliveries.map((d) => ({
             ...d,

@@ -94,6 +94,8 @@ export const DeliverySchema = DeliveryStateSchema.extend({
   attemptLog: z.array(AttemptSchema),
 }).openapi("Delivery");
 
+const PayloadSchema = z.object({ encoding: z.enum(["utf8", "base64"]), data: z.string() });
+
 export const EventDetailSchema = z
   .object({
     event: EventSummarySchema.extend({
@@ -101,10 +103,28 @@ export const EventDetailSchema = z
       contentType: z.string(),
       bodySha256: z.string(),
       lastDivergentRetry: z.object({ at: IsoTime, bodySha256: z.string() }).nullable(),
-      payload: z.object({ encoding: z.enum(["utf8", "base64"]), data: z.string() }),
+      payload: PayloadSchema,
       responder: z
-        .object({ destination: z.string(), status: z.number().int().nullable(), latencyMs: z.number().int().nullable(), error: z.string().nullable() })
-        .nullable(),
+        .object({
+          destination: z.string(),
+          status: z.number().int().nullable().openapi({ description: "What the responder answered." }),
+          latencyMs: z.number().int().nullable(),
+          error: z.string().nullable(),
+          answered: z
+            .object({ status: z.number().int().nullable(), payload: PayloadSchema.nullable() })
+            .openapi({ description: "What the provider was answered: the order it showed the customer (beside `payload`, what it asked), or the status that kept its estimate." }),
+          verdict: z
+            .object({
+              outcome: z.enum(["passed", "repaired", "rejected", "unchecked", "no_answer"]),
+              rule: z.string().optional(),
+              path: z.string().optional(),
+              repaired: z.array(z.string()),
+              warnings: z.array(z.string()),
+            })
+            .nullable(),
+        })
+        .nullable()
+        .openapi({ description: "Synchronous events (Weedmaps Draft): the responder, and what was checked and answered." }),
     }),
     deliveries: z.array(DeliverySchema),
   })

@@ -18,8 +18,16 @@ export interface NewEvent {
   providerTimestamp: number | null;
   /** Set when the event is held: stored, acknowledged and delivered nowhere until released. */
   quarantine: Quarantine | null;
-  /** Synchronous events (Weedmaps Draft): the responder's outcome. */
-  responder?: { destination: string; status: number | null; latencyMs: number; error: string | null };
+  /** Synchronous events (Weedmaps Draft): the responder's outcome, and what the provider was answered. */
+  responder?: {
+    destination: string;
+    status: number | null;
+    latencyMs: number;
+    error: string | null;
+    /** The status the provider received, and the answer's bytes when it passed (or was repaired). */
+    answered: { status: number; body: ArrayBuffer | null };
+    verdict: DraftVerdict;
+  };
 }
 
 /** An event as the delivery side reads it back. */
@@ -53,4 +61,14 @@ export interface Quarantine {
 /** A delivery anywhere: its event, destination and generation. */
 export interface DeliveryKey extends DeliveryRef {
   eventId: string;
+}
+
+/** The outcome of checking a synchronous answer before the provider saw it. */
+export interface DraftVerdict {
+  outcome: "passed" | "repaired" | "rejected" | "unchecked" | "no_answer";
+  /** The rule a rejected answer broke (an error code) and the field path that failed. */
+  rule?: string;
+  path?: string;
+  repaired: string[];
+  warnings: string[];
 }

@@ -94,7 +94,17 @@ export function createWebhooks({ providers, clock }: RouterDeps) {
 
     const [only] = prepared;
     if (prepared.length === 1 && adapter.synchronousEvents.includes(only!.event.eventType)) {
-      return answerDraft({ env: c.env, ctx: c.executionCtx, config, clock, decision: only!.decision, event: only!.event });
+      return answerDraft({
+        env: c.env,
+        ctx: c.executionCtx,
+        config,
+        clock,
+        adapter,
+        decision: only!.decision,
+        event: only!.event,
+        payload,
+        requestId: c.get("requestId") ?? "unknown",
+      });
     }
 
     const stored = await storeAndEnqueue(c.env, prepared, clock);

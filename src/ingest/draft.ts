@@ -1,7 +1,9 @@
+import { checkAnswer, type AnswerMode } from "../core/answer.ts";
 import type { Clock } from "../core/clock.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
-import { RouterError } from "../core/errors.ts";
-import type { NewEvent } from "../core/event.ts";
+import { errorBody, type ErrorCode } from "../core/errors.ts";
+import type { DraftVerdict, NewEvent } from "../core/event.ts";
+import type { ProviderAdapter } from "../core/providers/contract.ts";
 import type { RoutingDecision } from "../core/routing.ts";
 import { sendToDestination } from "../outbound/client.ts";
 import { logEvent } from "../telemetry/log.ts";
@@ -12,63 +14,120 @@ export interface DraftOptions {
   ctx: Pick<ExecutionContext, "waitUntil">;
   config: RouterConfig;
   clock: Clock;
+  adapter: ProviderAdapter;
   decision: RoutingDecision;
   event: NewEvent;
+  /** The parsed request, which the answer is checked against. */
+  payload: unknown;
+  requestId: string;
+}
+
+interface Answered {
+  response: Response;
+  responderStatus: number | null;
+  errorClass: string | null;
+  verdict: DraftVerdict;
+  /** The bytes the provider received when they are the order, for the audit record. */
+  body: ArrayBuffer | null;
+}
+
+const encoder = new TextEncoder();
+const NO_CHANGES = { repaired: [], warnings: [] };
+
+function refusal(code: ErrorCode, status: 502 | 504, requestId: string, errorClass: string, verdict: DraftVerdict, responderStatus: number | null = null): Answered {
+  const response = new Response(JSON.stringify(errorBody(code, requestId)), { status, headers: { "content-type": "application/json" } });
+  return { response, responderStatus, errorClass, verdict, body: null };
+}
+
+async function callResponder({ env, config, clock, adapter, decision, event, payload, requestId }: DraftOptions): Promise<Answered> {
+  const responder = decision.responder;
+  const destination = responder ? config.destinations[responder.destination] : undefined;
+  if (event.quarantine || !responder || !destination || !destination.enabled) {
+    // A held Draft is priced by no one: its URL named another merchant than its body.
+    const errorClass = event.quarantine ? "quarantined" : responder ? "responder_disabled" : "responder_missing";
+    return refusal("responder_unavailable", 502, requestId, errorClass, { outcome: "no_answer", ...NO_CHANGES });
+  }
+  const result = await sendToDestination(env, destination, { ...event, body: new Uint8Array(event.body) }, {
+    attempt: 1,
+    timeoutMs: config.limits.draftDeadlineMs,
+    keepBody: { maxBytes: config.limits.draftAnswerMaxBytes },
+    clock,
+  });
+  if (result.transportError === "timeout") return refusal("responder_timeout", 504, requestId, "timeout", { outcome: "no_answer", ...NO_CHANGES });
+  if (result.transportError || result.statusCode === null) {
+    return refusal("responder_unavailable", 502, requestId, result.transportError ?? "no_status", { outcome: "no_answer", ...NO_CHANGES });
+  }
+  if (result.statusCode < 200 || result.statusCode >= 300) {
+    // The responder failed rather than answered: its body (a stack trace, say) is never passed on.
+    const verdict: DraftVerdict = { outcome: "rejected", rule: "draft_answer_status", path: "(status)", ...NO_CHANGES };
+    return refusal("responder_unavailable", 502, requestId, `http_${result.statusCode}`, verdict, result.statusCode);
+  }
+  const mode: AnswerMode = config.routes.find((r) => r.name === responder.route)?.draftAnswer ?? "strict";
+  const checked = checkAnswer({
+    status: result.statusCode,
+    contentType: result.responseContentType,
+    body: result.responseBody ?? new Uint8Array(0),
+    overLimit: result.responseOverLimit === true,
+    request: payload,
+    mode,
+    checkAnswer: adapter.checkAnswer,
+  });
+  const responderStatus = result.statusCode;
+  if (!checked.ok) {
+    // The field path is a name in the Order object, never a value: safe to log.
+    logEvent("warn", "draft_answer_rejected", { eventId: event.id, responder: responder.destination, responderStatus, rule: checked.rule, path: checked.path });
+    return refusal(checked.rule, 502, requestId, checked.rule, { outcome: "rejected", rule: checked.rule, path: checked.path, ...NO_CHANGES }, responderStatus);
+  }
+  const outcome = mode === "unchecked" ? "unchecked" : checked.repairedAnswer !== undefined ? "repaired" : "passed";
+  if (checked.warnings.length > 0 || checked.repaired.length > 0) {
+    logEvent("info", "draft_answer_noted", { eventId: event.id, repaired: checked.repaired, warnings: checked.warnings });
+  }
+  // A valid answer passes byte for byte; a repaired one is the mended order.
+  const body = checked.repairedAnswer !== undefined ? (encoder.encode(JSON.stringify(checked.repairedAnswer)).buffer as ArrayBuffer) : (result.responseBody!.slice().buffer as ArrayBuffer);
+  const response = new Response(body, { status: 200, headers: { "content-type": result.responseContentType ?? "application/json" } });
+  return { response, responderStatus, errorClass: null, verdict: { outcome, repaired: checked.repaired, warnings: checked.warnings }, body };
 }
 
 /**
  * A synchronous event (Weedmaps Draft): the provider waits at checkout for the merchant's confirmed prices, taxes
- * and fees. The responder is called inline under a hard deadline and its answer returned verbatim; storing the
- * event (and copying it to other destinations) happens after the response, so it never holds up the customer.
+ * and fees. The responder is called inline under a hard deadline, and only an answer that is the order (checked
+ * by the adapter) reaches the provider; anything else is a 502/504 in the one error shape, so the provider keeps
+ * its estimate. Nothing on this path throws past it. The event, what it was answered and why are stored after
+ * the response, so that never holds up the customer.
  */
-export async function answerDraft({ env, ctx, config, clock, decision, event }: DraftOptions): Promise<Response> {
-  const responder = decision.responder;
-  const destination = responder ? config.destinations[responder.destination] : undefined;
+export async function answerDraft(options: DraftOptions): Promise<Response> {
+  const { env, ctx, clock, decision, event, requestId } = options;
   const started = clock.now();
-  let error: RouterError | undefined;
-  let response: Response | undefined;
-  let status: number | null = null;
-  let errorClass: string | null = null;
-
-  if (event.quarantine || !responder || !destination || !destination.enabled) {
-    // A held Draft is priced by no one: its URL named another merchant than its body.
-    errorClass = event.quarantine ? "quarantined" : responder ? "responder_disabled" : "responder_missing";
-    error = new RouterError("responder_unavailable", { detail: errorClass });
-  } else {
-    const result = await sendToDestination(env, destination, { ...event, body: new Uint8Array(event.body) }, {
-      attempt: 1,
-      timeoutMs: config.limits.draftDeadlineMs,
-      keepBody: true,
-      clock,
-    });
-    status = result.statusCode;
-    if (result.transportError === "timeout") {
-      errorClass = "timeout";
-      error = new RouterError("responder_timeout", { detail: `${responder.destination} missed ${config.limits.draftDeadlineMs} ms` });
-    } else if (result.transportError || status === null || status < 200 || status >= 300) {
-      errorClass = result.transportError ?? `http_${status}`;
-      error = new RouterError("responder_unavailable", { detail: `${responder.destination}: ${errorClass}` });
-    } else {
-      response = new Response(result.responseBody ?? null, {
-        status,
-        headers: { "content-type": result.responseContentType ?? "application/json" },
-      });
-    }
+  let answered: Answered;
+  try {
+    answered = await callResponder(options);
+  } catch (err) {
+    logEvent("error", "draft_failed", { eventId: event.id, errorName: err instanceof Error ? err.name : "unknown", errorMessage: err instanceof Error ? err.message : String(err) });
+    answered = refusal("responder_unavailable", 502, requestId, "internal_error", { outcome: "no_answer", ...NO_CHANGES });
   }
-
   const latencyMs = clock.now() - started;
   const stored: NewEvent = {
     ...event,
-    responder: { destination: responder?.destination ?? "", status, latencyMs, error: errorClass },
+    responder: {
+      destination: decision.responder?.destination ?? "",
+      status: answered.responderStatus,
+      latencyMs,
+      error: answered.errorClass,
+      answered: { status: answered.response.status, body: answered.body },
+      verdict: answered.verdict,
+    },
   };
-  ctx.waitUntil(
-    storeAndEnqueue(env, [{ event: stored, decision }], clock).then(
-      ([outcome]) => logEvent("debug", "draft_answered", { eventId: event.id, status, latencyMs, errorClass, duplicate: outcome!.duplicate }),
-      (err: unknown) =>
-        // Weedmaps does not retry a draft and the answer has gone; the loss is logged for the operator.
-        logEvent("error", "draft_store_failed", { eventId: event.id, errorMessage: err instanceof Error ? err.message : String(err) }),
-    ),
-  );
-  if (error) throw error;
-  return response!;
+  try {
+    ctx.waitUntil(
+      storeAndEnqueue(env, [{ event: stored, decision }], clock).then(
+        ([outcome]) => logEvent("debug", "draft_answered", { eventId: event.id, status: answered.response.status, latencyMs, errorClass: answered.errorClass, duplicate: outcome!.duplicate }),
+        (err: unknown) =>
+          // Weedmaps does not retry a draft and the answer has gone; the loss is logged for the operator.
+          logEvent("error", "draft_store_failed", { eventId: event.id, errorMessage: err instanceof Error ? err.message : String(err) }),
+      ),
+    );
+  } catch (err) {
+    logEvent("error", "draft_store_failed", { eventId: event.id, errorMessage: err instanceof Error ? err.message : String(err) });
+  }
+  return answered.response;
 }

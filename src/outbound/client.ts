@@ -23,15 +23,18 @@ export interface OutboundResult extends AttemptResult {
   latencyMs: number;
   responseExcerpt: string | null;
   retryAfterSeconds?: number;
-  /** Only with `keepBody`: the whole response, for the Weedmaps Draft answer. */
-  responseBody?: ArrayBuffer;
+  /** Only with `keepBody`: the response, up to its limit, for a synchronous answer (the Weedmaps Draft). */
+  responseBody?: Uint8Array;
+  /** The response was longer than `keepBody.maxBytes` (declared or streamed); `responseBody` is cut there. */
+  responseOverLimit?: boolean;
   responseContentType?: string | null;
 }
 
 export interface SendOptions {
   attempt: number;
   timeoutMs: number;
-  keepBody?: boolean;
+  /** Keep the whole response body, up to `maxBytes`, instead of an excerpt. */
+  keepBody?: { maxBytes: number };
   clock: Clock;
 }
 
@@ -79,25 +82,46 @@ export async function buildOutboundHeaders(
   return headers;
 }
 
-async function readExcerpt(response: Response): Promise<string | null> {
-  if (!response.body) return null;
+/**
+ * Reads at most `maxBytes` of a response body, stream by stream, and cancels the rest: a destination (or a Draft
+ * responder) that answers with 50 MB must not take the isolate's 128 MB. A declared Content-Length over the limit
+ * is refused before anything is read.
+ */
+async function readBounded(response: Response, maxBytes: number): Promise<{ bytes: Uint8Array; overLimit: boolean }> {
+  const declared = Number(response.headers.get("content-length"));
+  if (!response.body || (Number.isFinite(declared) && declared > maxBytes)) {
+    await response.body?.cancel().catch(() => undefined);
+    return { bytes: new Uint8Array(0), overLimit: response.body !== null };
+  }
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
-  while (size < EXCERPT_BYTES) {
+  let overLimit = false;
+  for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
     chunks.push(value);
     size += value.byteLength;
+    if (size > maxBytes) {
+      overLimit = true;
+      break;
+    }
   }
-  await reader.cancel().catch(() => undefined);
-  const joined = new Uint8Array(size);
+  if (overLimit) await reader.cancel().catch(() => undefined);
+  const joined = new Uint8Array(Math.min(size, maxBytes));
   let offset = 0;
   for (const chunk of chunks) {
-    joined.set(chunk, offset);
-    offset += chunk.byteLength;
+    const part = chunk.subarray(0, joined.byteLength - offset);
+    joined.set(part, offset);
+    offset += part.byteLength;
+    if (offset >= joined.byteLength) break;
   }
-  const text = new TextDecoder().decode(joined.subarray(0, EXCERPT_BYTES));
+  return { bytes: joined, overLimit };
+}
+
+async function readExcerpt(response: Response): Promise<string | null> {
+  const { bytes } = await readBounded(response, EXCERPT_BYTES);
+  const text = new TextDecoder().decode(bytes);
   return text.length > 0 ? text : null;
 }
 
@@ -128,7 +152,9 @@ export async function sendToDestination(
       retryAfterSeconds: parseRetryAfter(response.headers.get("retry-after"), clock.now()),
     };
     if (options.keepBody) {
-      result.responseBody = await response.arrayBuffer();
+      const { bytes, overLimit } = await readBounded(response, options.keepBody.maxBytes);
+      result.responseBody = bytes;
+      result.responseOverLimit = overLimit;
       result.responseContentType = response.headers.get("content-type");
     } else {
       result.responseExcerpt = await readExcerpt(response);

@@ -3,7 +3,7 @@
  * scan; they are operator queries, bounded by LIMIT and by the time range given.
  */
 import { DeliveryStateSchema, SUPERSEDED, type AttemptRecord, type DeliveryState, type DeliveryStatus } from "../core/delivery-state.ts";
-import type { DeliveryKey, Quarantine } from "../core/event.ts";
+import type { DeliveryKey, DraftVerdict, Quarantine } from "../core/event.ts";
 import { fromStoredPayload } from "./payloads.ts";
 import { parseDeliveries, parseQuarantine, toEventIdentity } from "./rows.ts";
 import { deliveryField as f, sqlConditions } from "./sql.ts";
@@ -55,7 +55,15 @@ export interface EventDetail extends EventSummary {
   contentType: string;
   body: Uint8Array;
   bodySha256: string;
-  responder: { destination: string; status: number | null; latencyMs: number | null; error: string | null } | null;
+  responder: {
+    destination: string;
+    status: number | null;
+    latencyMs: number | null;
+    error: string | null;
+    /** What the provider was answered: the status, and the bytes when they were the order. */
+    answered: { status: number | null; body: Uint8Array | null };
+    verdict: DraftVerdict | null;
+  } | null;
 }
 
 export interface DeliveryDetail extends Delivery {
@@ -162,12 +170,15 @@ export async function getEventDetail(db: D1Database, eventId: string): Promise<{
     all_deliveries: string;
     divergent_last_at: number | null;
     divergent_last_sha256: string | null;
+    draft_answer: unknown;
+    draft_answer_status: number | null;
+    draft_verdict: string | null;
   };
   const row = await db
     .prepare(
       `SELECT ${EVENT_SUMMARY_COLUMNS}, e.idempotency_key, e.content_type, e.body, e.body_sha256,
               e.responder, e.responder_status, e.responder_latency_ms, e.responder_error, e.deliveries AS all_deliveries,
-              e.divergent_last_at, e.divergent_last_sha256
+              e.divergent_last_at, e.divergent_last_sha256, e.draft_answer, e.draft_answer_status, e.draft_verdict
        FROM events e LEFT JOIN json_each(e.deliveries) l ON ${CURRENT_ELEMENT}
        WHERE e.id = ?1 GROUP BY e.id`,
     )
@@ -183,7 +194,14 @@ export async function getEventDetail(db: D1Database, eventId: string): Promise<{
     body: fromStoredPayload(row.body),
     bodySha256: row.body_sha256,
     responder: row.responder
-      ? { destination: row.responder, status: row.responder_status, latencyMs: row.responder_latency_ms, error: row.responder_error }
+      ? {
+          destination: row.responder,
+          status: row.responder_status,
+          latencyMs: row.responder_latency_ms,
+          error: row.responder_error,
+          answered: { status: row.draft_answer_status, body: row.draft_answer === null ? null : fromStoredPayload(row.draft_answer) },
+          verdict: row.draft_verdict === null ? null : (JSON.parse(row.draft_verdict) as DraftVerdict),
+        }
       : null,
   };
   const deliveries = parseDeliveries(row.all_deliveries)

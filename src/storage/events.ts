@@ -17,8 +17,8 @@ function insertStatement(db: D1Database, event: NewEvent, deliveries: readonly D
     .prepare(
       `INSERT INTO events (id, idempotency_key, ingest_id, source, event_type, merchant_id, provider_id, routing,
          content_type, body, body_sha256, received_at, responder, responder_status, responder_latency_ms, responder_error, deliveries,
-         pending_due, provider_ts, quarantine)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+         pending_due, provider_ts, quarantine, draft_answer, draft_answer_status, draft_verdict)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
        ON CONFLICT (id) DO UPDATE SET divergent_retries = divergent_retries + 1, divergent_last_at = excluded.received_at,
          divergent_last_sha256 = excluded.body_sha256
        WHERE events.body_sha256 <> excluded.body_sha256
@@ -45,6 +45,9 @@ function insertStatement(db: D1Database, event: NewEvent, deliveries: readonly D
       pendingDue(deliveries),
       event.providerTimestamp,
       event.quarantine ? JSON.stringify(event.quarantine) : null,
+      event.responder?.answered.body ? toStoredPayload(event.responder.answered.body) : null,
+      event.responder?.answered.status ?? null,
+      event.responder ? JSON.stringify(event.responder.verdict) : null,
     );
 }
 

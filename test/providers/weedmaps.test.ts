@@ -2,8 +2,8 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../../src/core/config/parse.ts";
 import type { EventIdentity, IdentifyInput, IdentifyResult } from "../../src/core/providers/contract.ts";
-import { weedmaps, weedmapsEventType } from "../../src/core/providers/weedmaps.ts";
-import { captureDeliveryQueue, deliveriesOf, expectIngested, fixture, post, postWeedmaps, weedmapsSignature } from "../helpers.ts";
+import { checkWeedmapsAnswer, isServiceFee, weedmaps, weedmapsEventType, WeedmapsOrderSchema } from "../../src/core/providers/weedmaps.ts";
+import { captureDeliveryQueue, deliveriesOf, expectIngested, fixture, fixturesOf, post, postWeedmaps, weedmapsSignature } from "../helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -127,5 +127,42 @@ describe("Weedmaps callbacks through the Worker", () => {
     // An identical retry is a plain duplicate: nothing is written.
     await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", original);
     expect(await env.DB.prepare("SELECT divergent_retries FROM events WHERE id = ?1").bind(first.eventId).first("divergent_retries")).toBe(1);
+  });
+});
+
+describe("the Weedmaps fixtures follow the documented Order object", () => {
+  const statuses: Record<string, string> = {
+    draft: "draft",
+    create: "create",
+    "create-other-order": "create",
+    "in-progress": "in_progress",
+    "ready-for-attainment": "ready_for_attainment",
+    complete: "complete",
+    "canceled-customer": "canceled_customer",
+    "canceled-seller": "canceled_seller",
+    failed: "failed",
+  };
+
+  for (const [name, { body }] of fixturesOf("weedmaps")) {
+    it(`${name} parses as the Order object and is the ${statuses[name]} event`, () => {
+      const order = WeedmapsOrderSchema.parse(JSON.parse(body));
+      expect(order).toMatchObject({ version: expect.any(String), currency: "USD", createdAt: expect.any(String), lastModifiedAt: expect.any(String) });
+      expect(order.customer).toMatchObject({ dob: expect.any(String), hasMedicalRecommendation: true, medicalRecommendation: { id: expect.any(String), expires: expect.any(String), caregiverId: expect.any(String), province: "CA" } });
+      expect(order.documents).toEqual([{ documentType: "GOVERNMENT_ISSUED_ID", url: expect.stringMatching(/^https:\/\//) }]);
+      expect(order.lineItems[0]).toMatchObject({ externalId: expect.any(String), wmProductId: expect.any(String), weightBreakpoint: expect.any(String), brand: expect.any(String), originalPrice: expect.any(String), adjustedPrice: expect.any(String) });
+      expect(order.shippingAddress).toMatchObject({ address1: expect.any(String), city: expect.any(String), province: "CA", postalCode: expect.any(String), countryCode: "US" });
+      expect(identify({ payload: JSON.parse(body) }).eventType).toBe(statuses[name]);
+    });
+  }
+
+  it("a Draft answer made by the sample responder's rules passes, and one that drops the patient's date of birth does not", () => {
+    const draft = order("draft");
+    const answer = { ...draft, taxes: [{ name: "State Excise Tax", taxType: "EXCISE", amount: "7.41" }], taxTotal: "7.41", grandTotal: "57.81" };
+    expect(checkWeedmapsAnswer(draft, answer, "strict")).toEqual({ ok: true, repaired: [], warnings: [] });
+    const { dob: _dob, ...patient } = draft.customer as Record<string, unknown>;
+    expect(checkWeedmapsAnswer(draft, { ...answer, customer: patient }, "strict")).toEqual({ ok: false, rule: "draft_answer_immutable", path: "customer" });
+    expect(checkWeedmapsAnswer(draft, { ...answer, customer: patient }, "repair")).toMatchObject({ ok: true, repaired: ["customer"], repairedAnswer: { customer: draft.customer } });
+    expect(isServiceFee({ name: "Weedmaps Service Fee", feeType: "SERVICE_FEE", amount: "1.00" })).toBe(true);
+    expect(isServiceFee({ name: "Delivery fee", amount: "3.00" })).toBe(false);
   });
 });

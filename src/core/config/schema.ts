@@ -121,6 +121,12 @@ const RouteSchema = z.strictObject({
   destinations: z.array(Slug).max(50).default([]),
   /** Weedmaps Draft only: the destination whose answer is returned to Weedmaps in the same response. */
   responder: Slug.optional(),
+  /**
+   * How the responder's answer is checked before the provider sees it: `strict` refuses (502) an answer that is
+   * not the order or changes what it may not; `repair` puts the Draft's own values back and records that it did;
+   * `unchecked` relays it as it came, for measurement only (unsafe: the answer is the customer's checkout).
+   */
+  draftAnswer: z.enum(["strict", "repair", "unchecked"]).default("strict"),
 });
 
 /**
@@ -139,8 +145,10 @@ export function buildConfigSchema(registry: ProviderRegistry) {
           maxBodyBytes: z.number().int().min(1024).max(1_000_000).default(262_144),
           /** How long a Weedmaps Draft waits for its responder before answering 504. */
           draftDeadlineMs: z.number().int().min(100).max(25_000).default(4_000),
+          /** The most of a responder's answer that is read; a longer one is refused (502) without being buffered. */
+          draftAnswerMaxBytes: z.number().int().min(1024).max(4_194_304).default(262_144),
         })
-        .default({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000 }),
+        .default({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000, draftAnswerMaxBytes: 262_144 }),
       sources: z.record(Slug, sourceSchema(names)),
       destinations: z.record(Slug, DestinationSchema),
       routes: z.array(RouteSchema),

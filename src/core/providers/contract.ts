@@ -1,3 +1,4 @@
+import type { AnswerCheck } from "../answer.ts";
 import type { SourceConfig } from "../config/schema.ts";
 
 /**
@@ -20,6 +21,12 @@ export interface ProviderAdapter {
    * Draft is the customer's checkout). Empty for providers that only notify.
    */
   readonly synchronousEvents: readonly string[];
+  /**
+   * For synchronous events: what a valid answer to `request` is. Pure. Gets the parsed answer once the generic
+   * rules (200, JSON, size) hold; in `repair` mode it may mend what the answer may not change. Omitted: any JSON
+   * answer is relayed.
+   */
+  checkAnswer?(request: unknown, answer: unknown, mode: "strict" | "repair"): AnswerCheck;
   /** The source's `eventTypeField` and `idempotencyFields` settings apply (the generic adapter); others derive these themselves. */
   readonly configurableIdentity?: boolean;
   /**
