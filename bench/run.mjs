@@ -73,7 +73,7 @@ function routerConfig(receiverPort) {
     },
     routes: [
       // First, so it answers its merchant's drafts: the same responder, its answer not checked.
-      { name: "draft-unchecked", source: "weedmaps", events: ["draft"], merchants: [UNCHECKED_DRAFT_MERCHANT], responder: "pricing", draftAnswer: "unchecked" },
+      { name: "draft-unchecked", source: "weedmaps", events: ["draft"], merchants: [UNCHECKED_DRAFT_MERCHANT], requireMerchantField: "seller.id", responder: "pricing", draftAnswer: "unchecked" },
       // As in router.config.json: the responder answers, and a copy of the draft goes to one system.
       { name: "draft", source: "weedmaps", events: ["draft"], responder: "pricing", destinations: ["d01"] },
       ...Object.entries(FANOUT_MERCHANT).map(([count, merchant]) => ({

@@ -231,6 +231,12 @@ describe("POST /admin/events/{eventId}/release", () => {
     expect(detail.event.quarantine.releasedAt).toEqual(expect.any(String));
   });
 
+  it("refuses to replay a held event: only its release routes it", async () => {
+    const eventId = await quarantinedCreate("release-3");
+    expect(await adminJson("POST", `/events/${eventId}/replay`, { destinations: ["pos"] }, 409)).toEqual({ error: { code: "event_quarantined", message: expect.any(String), requestId: expect.any(String) } });
+    expect(await deliveriesOf(eventId)).toEqual([]);
+  });
+
   it("answers 409 for an event that is not held, or was released already, and 404 for an unknown one", async () => {
     const eventId = await quarantinedCreate("release-2");
     await adminJson("POST", `/events/${eventId}/release`, undefined, 202);

@@ -18,7 +18,7 @@ describe("configuration", () => {
     expect(parseConfig(sampleConfig)).toMatchObject({ ok: true });
     const minimal = parseConfig(base);
     if (!minimal.ok) throw new Error(minimal.errors.join());
-    expect(minimal.config.limits).toEqual({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000, draftAnswerMaxBytes: 262_144 });
+    expect(minimal.config.limits).toEqual({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000, draftAnswerMaxBytes: 262_144, maxJsonDepth: 64 });
     expect(minimal.config.destinations.pos).toMatchObject({ enabled: true, timeoutMs: 10_000, maxAttempts: 8, headers: {}, retryOnStatus: [] });
     expect(minimal.config.sources.weedmaps!.merchant).toEqual({ query: "merchant_id" });
   });
@@ -73,5 +73,13 @@ describe("configuration", () => {
     expect(errorsOf(responderOnLeafTrade)).toEqual(["routes[0].responder: a responder belongs on a route of a provider that waits for an answer (Weedmaps Draft)"]);
     expect(errorsOf({ ...base, routes: [{ name: "orders", source: "weedmaps", destinations: ["pos"], destination: "pos" }] })[0]).toMatch(/^routes\[0\]: Unrecognized key/);
     expect(errorsOf({ ...base, routes: [{ name: "orders", source: "weedmaps" }] })).toEqual(["routes[0].destinations: a route names at least one destination"]);
+  });
+
+  it("requires a responder route that selects merchants to pin the merchant to a signed field", () => {
+    const pricing = { url: "https://pricing.example.test/draft", signingSecret: "PRICING_SIGNING_SECRET" };
+    const route = { name: "draft-store-9", source: "weedmaps", events: ["draft"], merchants: ["9"], responder: "pricing" };
+    const config = { ...base, destinations: { ...base.destinations, pricing }, routes: [route] };
+    expect(errorsOf(config)).toEqual(["routes[0].requireMerchantField: a responder route that selects merchants must pin the merchant to a signed field (e.g. seller.id)"]);
+    expect(errorsOf({ ...config, routes: [{ ...route, requireMerchantField: "seller.id" }] })).toEqual([]);
   });
 });

@@ -239,7 +239,8 @@ describe("only a valid answer reaches checkout: each misbehaving responder gets 
         }),
       ),
     );
-    const body = draftBody("repair-1");
+    // The repair route answers merchant 5050's drafts, pinned to the signed seller.
+    const body = draftBody("repair-1").replace('"seller":{"id":"4242"', '"seller":{"id":"5050"');
     const res = await postDraft("/webhooks/weedmaps?merchant_id=5050", body);
     expect(res.status).toBe(200);
     const answered = (await res.json()) as Order;
@@ -251,6 +252,14 @@ describe("only a valid answer reaches checkout: each misbehaving responder gets 
     const verdict = await verdictOf("repair-1");
     expect(verdict.draft_verdict).toMatchObject({ outcome: "repaired", repaired: ["customer", "documents", "fees (Weedmaps Service Fee)"] });
     expect(JSON.parse(verdict.draft_answer!)).toEqual(answered);
+  });
+
+  it("refuses another order's answer even on a repair route", async () => {
+    responder((body) => json(confirm(body, (o) => (o.orderId = "another-cart"))));
+    const body = draftBody("repair-2").replace('"seller":{"id":"4242"', '"seller":{"id":"5050"');
+    const res = await postDraft("/webhooks/weedmaps?merchant_id=5050", body);
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("draft_answer_order_id");
   });
 
   it("ends a failure inside the Draft path in a 502, never a 500, and still answers when storing the draft fails", async () => {

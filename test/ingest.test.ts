@@ -213,6 +213,13 @@ describe("bad input gets one error shape with a stable code", () => {
     expect(queue.messages).toEqual([]);
   });
 
+  it("routes a Create with no merchant in the URL by the signed seller its route pins", async () => {
+    const body = fixture("weedmaps/create").body.replace("9763822", "no-url-merchant-1");
+    const json = await (await postWeedmaps("/webhooks/weedmaps", body)).json<Accepted>();
+    expect(json).toMatchObject({ routing: "routed", deliveries: 2 });
+    expect(await storedEvent(json.eventId)).toMatchObject({ merchant_id: "4242" });
+  });
+
   it("400 invalid_merchant for a merchant outside the safe pattern, or given twice, before anything is stored", async () => {
     const queue = captureDeliveryQueue();
     const body = fixture("weedmaps/create").body.replace("9763822", "bad-merchant-1");

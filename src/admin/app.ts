@@ -1,5 +1,6 @@
 import { createRoute, OpenAPIHono, type z } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
+import { bodyLimit } from "hono/body-limit";
 import { insecureDestinationsAllowed, loadConfig, readVar } from "../config/load.ts";
 import { parseConfig } from "../core/config/parse.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
@@ -13,10 +14,12 @@ import { assertReplayable, releaseQuarantinedEvent, replayDeliveries, startBulkR
 import type { Quarantine } from "../core/event.ts";
 import { destinationHealth, getEventDetail, listCurrentDeliveries, listEvents, type CurrentDelivery, type EventSummary } from "../storage/admin-queries.ts";
 import { requireAdminToken } from "./auth.ts";
-import { decodeCursor, nextCursor } from "./cursor.ts";
+import { decodeCursor, DeliveryCursorSchema, EventCursorSchema, nextCursor } from "./cursor.ts";
 import * as S from "./schemas.ts";
 
 type AdminEnv = { Bindings: Env };
+
+const ADMIN_MAX_BODY_BYTES = 1024 * 1024;
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 const msOf = (value: string | undefined) => (value === undefined ? undefined : Date.parse(value));
@@ -96,6 +99,23 @@ export function createAdmin({ providers, clock }: RouterDeps) {
   });
 
   admin.use("*", requireAdminToken());
+  // Every admin body is JSON; another media type is the caller's mistake, said as such rather than as a 400.
+  admin.use("*", async (c, next) => {
+    const contentType = c.req.header("content-type");
+    const hasBody = Number(c.req.header("content-length") ?? 0) > 0 || c.req.header("transfer-encoding") !== undefined;
+    if (hasBody && !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType ?? "")) throw new RouterError("unsupported_media_type");
+    await next();
+  });
+  // Admin bodies are a replay request or a config to validate: a megabyte is far more than either needs.
+  admin.use(
+    "*",
+    bodyLimit({
+      maxSize: ADMIN_MAX_BODY_BYTES,
+      onError: () => {
+        throw new RouterError("payload_too_large", { detail: `admin body over ${ADMIN_MAX_BODY_BYTES} bytes` });
+      },
+    }),
+  );
   admin.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", { type: "http", scheme: "bearer", description: "The ADMIN_TOKEN Worker secret." });
 
   admin.openapi(
@@ -109,11 +129,11 @@ export function createAdmin({ providers, clock }: RouterDeps) {
     }),
     async (c) => {
       const q = c.req.valid("query");
-      const cursor = q.cursor ? decodeCursor(q.cursor, 2) : null;
+      const cursor = q.cursor ? decodeCursor(q.cursor, EventCursorSchema) : null;
       const events = await listEvents(
         c.env.DB,
         { source: q.source, eventType: q.eventType, merchantId: q.merchantId, providerId: q.orderId, status: q.status, since: msOf(q.since), until: msOf(q.until) },
-        cursor ? { receivedAt: Number(cursor[0]), id: String(cursor[1]) } : null,
+        cursor ? { receivedAt: cursor[0], id: cursor[1] } : null,
         q.limit,
       );
       return c.json(
@@ -187,6 +207,8 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       const config = loadConfig(c.env, providers);
       const found = await getEventDetail(c.env.DB, eventId);
       if (!found) throw new RouterError("not_found");
+      // A held event goes anywhere only through its release, which routes it with the signed merchant.
+      if (found.event.quarantine && found.event.quarantine.releasedAt === undefined) throw new RouterError("event_quarantined");
       const routeOf = new Map(found.deliveries.map((d) => [d.destination, d.route]));
       const destinations = body.destinations ?? [...routeOf.keys()];
       if (destinations.length === 0) throw new RouterError("no_destinations");
@@ -247,11 +269,11 @@ export function createAdmin({ providers, clock }: RouterDeps) {
     }),
     async (c) => {
       const q = c.req.valid("query");
-      const cursor = q.cursor ? decodeCursor(q.cursor, 2) : null;
+      const cursor = q.cursor ? decodeCursor(q.cursor, DeliveryCursorSchema) : null;
       const deliveries = await listCurrentDeliveries(
         c.env.DB,
         { status: "dead", destination: q.destination, since: msOf(q.since), until: msOf(q.until) },
-        cursor ? { eventId: String(cursor[0]), destination: String(cursor[1]) } : null,
+        cursor ? { eventId: cursor[0], destination: cursor[1] } : null,
         q.limit,
       );
       return c.json(

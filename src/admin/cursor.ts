@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { RouterError } from "../core/errors.ts";
 
 /** Keyset cursors: the last row's key, as URL-safe base64 of a JSON array. Opaque to the caller. */
@@ -11,10 +12,19 @@ export function nextCursor<T>(rows: readonly T[], limit: number, keyOf: (row: T)
   return rows.length === limit && last !== undefined ? encodeCursor(keyOf(last)) : null;
 }
 
-export function decodeCursor(cursor: string, arity: number): unknown[] {
+/** The key of an event page: received time and event id. */
+export const EventCursorSchema = z.tuple([z.number().int().nonnegative(), z.string().regex(/^evt_[0-9a-f]{32}$/)]);
+/** The key of a delivery page: event id and destination. */
+export const DeliveryCursorSchema = z.tuple([z.string().regex(/^evt_[0-9a-f]{32}$/), z.string().min(1).max(63)]);
+
+/**
+ * A cursor is parsed against the shape of the key it stands for: `NaN`, `Infinity` (which JSON turns into null),
+ * an object or a string where a number belongs is a 400, never an empty page.
+ */
+export function decodeCursor<T extends z.ZodType>(cursor: string, schema: T): z.output<T> {
   try {
-    const parts: unknown = JSON.parse(atob(cursor.replace(/-/g, "+").replace(/_/g, "/")));
-    if (Array.isArray(parts) && parts.length === arity) return parts;
+    const parsed = schema.safeParse(JSON.parse(atob(cursor.replace(/-/g, "+").replace(/_/g, "/"))));
+    if (parsed.success) return parsed.data;
   } catch {
     // fall through
   }

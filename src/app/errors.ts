@@ -20,8 +20,11 @@ export function handleError(err: Error, c: Context): Response {
     });
     return c.json(errorBody(err.code, requestId, err.message, err.details), err.status, err.headers);
   }
-  if (err instanceof HTTPException && err.status === 413) {
-    return handleError(new RouterError("payload_too_large"), c);
+  // Hono's own refusals (the validator's malformed JSON, a wrong content type, a body over a limit) are the
+  // caller's mistake, not ours: each gets its code in the one shape instead of a 500.
+  if (err instanceof HTTPException && err.status < 500) {
+    const code = err.status === 413 ? "payload_too_large" : err.status === 415 ? "unsupported_media_type" : "invalid_request";
+    return handleError(new RouterError(code, { detail: `${err.status}: ${err.message}` }), c);
   }
   logEvent("error", "unhandled_error", {
     requestId,

@@ -26,7 +26,9 @@ function queueRole(queue: string): "deliveries" | "dead-letters" {
 export function createWorker(options: Partial<RouterDeps> = {}) {
   const deps: RouterDeps = { providers: options.providers ?? BUILTIN_PROVIDERS, clock: options.clock ?? SYSTEM_CLOCK };
   const app = new Hono<{ Bindings: Env }>();
-  app.use(requestId());
+  // A caller's X-Request-Id is echoed into logs and error bodies, so only a short token of safe characters is kept
+  // (Hono's own check: word characters, `-` and `=`); anything else gets a fresh UUID.
+  app.use(requestId({ limitLength: 64 }));
   app.get("/healthz", (c) => c.json({ ok: true }));
   app.route("/webhooks", createWebhooks(deps));
   app.route("/admin", createAdmin(deps));

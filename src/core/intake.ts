@@ -33,15 +33,13 @@ export function intake(identity: EventIdentity, { config, sourceName, source, ad
   const merchant = decideMerchant(merchantField ? { field: merchantField, value: readScalar(identity.subject, merchantField) } : undefined, queryMerchant);
   const route = (merchantId: string | null) => routeEvent(config, { source: sourceName, eventType: identity.eventType, merchantId, subject: identity.subject });
   let merchantId = merchant.merchantId;
-  let decision = route(merchantId);
-  // A route pins the merchant to a signed field and the URL names none: the signed field is the merchant.
-  if (!merchant.conflict && decision.merchantMismatch && queryMerchant === undefined) {
-    const signed = readScalar(identity.subject, decision.merchantMismatch.field);
-    if (signed !== undefined) {
-      merchantId = signed;
-      decision = route(merchantId);
-    }
+  // The URL names no merchant and the body has no merchant field of its own: where a route of this source pins the
+  // merchant to a signed field, that field is the merchant (so routes that select merchants can match).
+  if (merchantId === null) {
+    const pinned = config.routes.find((r) => r.source === sourceName && r.requireMerchantField)?.requireMerchantField;
+    if (pinned) merchantId = readScalar(identity.subject, pinned) ?? null;
   }
+  const decision = route(merchantId);
   let quarantine: Intake["quarantine"] = null;
   if (merchant.conflict) {
     const { field, queryMerchant: given, signedMerchant } = merchant.conflict;

@@ -3,7 +3,8 @@ import { MAX_QUEUE_DELAY_SECONDS } from "./messages.ts";
 /** Pure retry policy: how an attempt's result is judged, and how long to wait before the next one. */
 export type AttemptVerdict = "delivered" | "retry" | "permanent";
 
-export type TransportError = "timeout" | "network_error" | "config_error";
+/** `invalid_header`: a header value that can never be sent (a CR/LF in a secret): settled at once, not retried. */
+export type TransportError = "timeout" | "network_error" | "config_error" | "invalid_header";
 
 export interface AttemptResult {
   statusCode: number | null;
@@ -13,6 +14,7 @@ export interface AttemptResult {
 const ALWAYS_RETRIED_4XX = new Set([408, 429]);
 
 export function classifyAttempt(result: AttemptResult, retryOnStatus: readonly number[]): AttemptVerdict {
+  if (result.transportError === "invalid_header") return "permanent";
   if (result.transportError) return "retry";
   const status = result.statusCode ?? 0;
   if (status >= 200 && status < 300) return "delivered";
@@ -22,6 +24,7 @@ export function classifyAttempt(result: AttemptResult, retryOnStatus: readonly n
 }
 
 export function errorClassOf(result: AttemptResult): string | null {
+  if (result.transportError === "invalid_header") return "config_error";
   if (result.transportError) return result.transportError;
   const status = result.statusCode ?? 0;
   return status >= 200 && status < 300 ? null : `http_${status}`;

@@ -1,8 +1,8 @@
 import pLimit, { type LimitFunction } from "p-limit";
 import { loadConfig, readVar } from "../config/load.ts";
-import type { Clock } from "../core/clock.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import type { RouterDeps } from "../core/deps.ts";
+import type { ProviderRegistry } from "../core/providers/contract.ts";
 import { applyOutcomes, findDelivery, markDead, markStale, SUPERSEDED, type AttemptOutcome, type DeadMark, type DeliveryRef, type DeliveryState } from "../core/delivery-state.ts";
 import type { StoredEvent } from "../core/event.ts";
 import { messageFor, QueueMessageSchema, type DeliveryMessage } from "../core/messages.ts";
@@ -29,6 +29,13 @@ export function backoffBaseSeconds(env: Env): number {
  */
 export const MAX_CONCURRENT_REQUESTS = 5;
 
+/** The object an event's ordering is kept for: its provider id, within the kind of object its type is about. */
+function orderingKey(providers: ProviderRegistry, config: RouterConfig, event: StoredEvent): string {
+  const source = config.sources[event.source];
+  const kind = (source && providers[source.provider]?.orderingKind?.(event.eventType)) ?? "object";
+  return `${kind}:${event.providerId}`;
+}
+
 function orderingOf(config: RouterConfig, route: string): "none" | "latest" {
   return config.routes.find((r) => r.name === route)?.ordering ?? "none";
 }
@@ -50,7 +57,7 @@ const UNCOMMITTED_EVENT_ATTEMPTS = 5;
 async function attemptDeliveries(
   env: Env,
   config: RouterConfig,
-  clock: Clock,
+  { providers, clock }: RouterDeps,
   limit: LimitFunction,
   message: DeliveryMessage,
   event: StoredEvent,
@@ -83,7 +90,7 @@ async function attemptDeliveries(
   // Routes with `"ordering": "latest"`: a newer state of this object already delivered makes this one stale.
   const ordered = (delivery: DeliveryState) => orderingOf(config, delivery.route) === "latest" && event.providerTimestamp !== null && event.providerId !== null;
   const latest = toSend.some(ordered)
-    ? await latestDelivered(env.DB, event.source, event.providerId!)
+    ? await latestDelivered(env.DB, event.source, orderingKey(providers, config, event))
     : new Map<string, number>();
   const stale = toSend.filter((d) => ordered(d) && (latest.get(d.destination) ?? -Infinity) > event.providerTimestamp!);
   for (const d of stale) logEvent("info", "delivery_stale", { eventId: event.id, destination: d.destination, generation: d.generation });
@@ -152,7 +159,7 @@ async function attemptDeliveries(
   if (deliveredInOrder.length > 0) {
     // After the delivery is recorded: if this write fails, the next older state is sent (and the receiver, which
     // has the provider timestamp in a header, can still tell); nothing is lost.
-    await recordDelivered(env.DB, event.source, event.providerId!, event.providerTimestamp!, deliveredInOrder.map((o) => o.ref.destination)).catch((err: unknown) =>
+    await recordDelivered(env.DB, event.source, orderingKey(providers, config, event), event.providerTimestamp!, deliveredInOrder.map((o) => o.ref.destination)).catch((err: unknown) =>
       logEvent("error", "ordering_record_failed", { eventId: event.id, errorMessage: err instanceof Error ? err.message : String(err) }),
     );
   }
@@ -163,7 +170,7 @@ async function attemptDeliveries(
 async function processDeliveryMessage(
   env: Env,
   config: RouterConfig,
-  clock: Clock,
+  deps: RouterDeps,
   limit: LimitFunction,
   message: DeliveryMessage,
   messageAttempts: number,
@@ -179,7 +186,7 @@ async function processDeliveryMessage(
     logEvent("debug", "delivery_message_duplicate", { eventId: message.eventId });
     return { kind: "ack" };
   }
-  const retries = await attemptDeliveries(env, config, clock, limit, message, work.event, work.snapshot);
+  const retries = await attemptDeliveries(env, config, deps, limit, message, work.event, work.snapshot);
   if (retries.length === 0) return { kind: "ack" };
   if (message.deliveries.length === 1 && retries.length === 1) return { kind: "retry", delaySeconds: retries[0]!.delaySeconds };
   // Each failing delivery gets a message of its own with its own delay, so healthy destinations are never repeated
@@ -191,7 +198,8 @@ async function processDeliveryMessage(
   return { kind: "ack" };
 }
 
-export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env, { providers, clock }: RouterDeps): Promise<void> {
+export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env, deps: RouterDeps): Promise<void> {
+  const { providers, clock } = deps;
   const config = loadConfig(env, providers);
   const limit = pLimit(MAX_CONCURRENT_REQUESTS);
   await Promise.all(
@@ -217,7 +225,7 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
           message.ack();
           return;
         }
-        const verdict = await processDeliveryMessage(env, config, clock, limit, body, message.attempts);
+        const verdict = await processDeliveryMessage(env, config, deps, limit, body, message.attempts);
         if (verdict.kind === "ack") message.ack();
         else message.retry({ delaySeconds: verdict.delaySeconds });
       } catch (err) {

@@ -1,8 +1,9 @@
 import type { Clock } from "../core/clock.ts";
 import { markDead } from "../core/delivery-state.ts";
-import { DeliveryMessageSchema } from "../core/messages.ts";
+import { DeliveryMessageSchema, ReplayPageMessageSchema } from "../core/messages.ts";
 import { updateDeliveries } from "../storage/delivery-writes.ts";
 import { loadDeliveryWork } from "../storage/events.ts";
+import { enqueueDeliveries } from "../storage/queue.ts";
 import { logEvent } from "../telemetry/log.ts";
 
 /**
@@ -11,8 +12,23 @@ import { logEvent } from "../telemetry/log.ts";
  */
 export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: Env, clock: Clock): Promise<void> {
   for (const message of batch.messages) {
+    const page = ReplayPageMessageSchema.safeParse(message.body);
+    if (page.success) {
+      // A bulk replay page that kept failing: its work is still to do (each page re-reads what is current), so it
+      // goes back to the delivery queue rather than being dropped, and the replay carries on from where it was.
+      try {
+        await enqueueDeliveries(env.DELIVERY_QUEUE, [{ body: page.data }]);
+        logEvent("warn", "dead_letter_replay_page_redriven", { messageId: message.id, replayId: page.data.replayId });
+        message.ack();
+      } catch (err) {
+        logEvent("error", "dead_letter_failed", { messageId: message.id, replayId: page.data.replayId, errorMessage: err instanceof Error ? err.message : String(err) });
+        message.retry();
+      }
+      continue;
+    }
     const parsed = DeliveryMessageSchema.safeParse(message.body);
     if (!parsed.success) {
+      // Only what the consumer forwarded as malformed lands here unparsed; the log line is its record.
       logEvent("error", "dead_letter_unprocessable", { messageId: message.id });
       message.ack();
       continue;

@@ -52,8 +52,12 @@ export async function sweepOutbox(env: Env, now: number): Promise<{ sent: number
     });
     const refsByEvent = new Map<string, DeliveryRef[]>();
     for (const { message } of rows) refsByEvent.set(message.eventId, [...(refsByEvent.get(message.eventId) ?? []), ...message.deliveries]);
-    const stillPending = await updateDeliveriesOfEvents(env.DB, [...refsByEvent.keys()], (eventId, deliveries) =>
-      claimNamed(deliveries, refsByEvent.get(eventId)!, now),
+    const unclaimed = new Set<string>();
+    const stillPending = await updateDeliveriesOfEvents(
+      env.DB,
+      [...refsByEvent.keys()],
+      (eventId, deliveries) => claimNamed(deliveries, refsByEvent.get(eventId)!, now),
+      unclaimed,
     );
     // Each claimed delivery goes out in one message, however many rows name it.
     const messages: { body: DeliveryMessage }[] = rows.flatMap(({ message }) => {
@@ -67,8 +71,10 @@ export async function sweepOutbox(env: Env, now: number): Promise<{ sent: number
     });
     await enqueueDeliveries(env.DELIVERY_QUEUE, messages);
     // Sent first, deleted second: a failed delete leaves rows that are sent once more, and the consumer ignores
-    // deliveries that are no longer pending.
-    await deleteOutbox(env.DB, claimed.map((row) => row.id));
+    // deliveries that are no longer pending. A row whose deliveries could not be claimed stays, and comes due again
+    // when its own claim runs out, instead of being left to the slow walk.
+    const keep = new Set(rows.filter(({ message }) => unclaimed.has(message.eventId)).map(({ id }) => id));
+    await deleteOutbox(env.DB, claimed.filter((row) => !keep.has(row.id)).map((row) => row.id));
     sent += messages.length;
     if (claimed.length < OUTBOX_BATCH) break;
   }

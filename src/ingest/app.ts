@@ -2,6 +2,7 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { loadConfig } from "../config/load.ts";
 import { EVENT_TYPE_PATTERN } from "../core/config/schema.ts";
+import { nestsDeeperThan } from "../core/fields.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import { RouterError } from "../core/errors.ts";
 import { queryMerchantOf } from "../core/merchant.ts";
@@ -13,12 +14,15 @@ import { verifySource } from "./verify.ts";
 
 type IngestEnv = { Bindings: Env };
 
-function parsePayload(body: ArrayBuffer, required: boolean): unknown {
+function parsePayload(body: ArrayBuffer, required: boolean, maxDepth: number): unknown {
   try {
-    const parsed: unknown = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body));
+    const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body);
+    // Too deep to be a webhook: refused even where JSON is optional, since it would be parsed on every read.
+    if (nestsDeeperThan(text, maxDepth)) throw new RouterError("invalid_json", { detail: `JSON nested deeper than ${maxDepth}` });
+    const parsed: unknown = JSON.parse(text);
     if (parsed !== null && typeof parsed === "object") return parsed;
-  } catch {
-    // fall through
+  } catch (err) {
+    if (err instanceof RouterError) throw err;
   }
   if (required) throw new RouterError("invalid_json", { detail: "body is not a JSON object or array" });
   return undefined;
@@ -74,11 +78,14 @@ export function createWebhooks({ providers, clock }: RouterDeps) {
 
     const body = await c.req.arrayBuffer();
     await verifySource(c.env, (name) => c.req.header(name), sourceName, source, adapter, body);
-    const payload = parsePayload(body, source.requireJson);
+    const payload = parsePayload(body, source.requireJson, config.limits.maxJsonDepth);
 
     const bodySha256 = await sha256Hex(body);
     const identified = adapter.identify({ sourceName, source, pathEvent, payload, bodySha256 });
     if (!identified.ok) throw new RouterError(identified.code, { detail: `${sourceName}: ${identified.detail}` });
+    // The accepted types bind what the body says too, not only the path.
+    const refused = accepted ? identified.events.find((e) => !accepted.includes(e.eventType)) : undefined;
+    if (refused) throw new RouterError("unknown_event_type", { detail: `${sourceName} does not accept ${refused.eventType}` });
 
     const prepared = await prepareEvents(identified.events, {
       config,

@@ -5,6 +5,7 @@
 import { readVar } from "../config/load.ts";
 import type { Clock } from "../core/clock.ts";
 import type { DestinationConfig } from "../core/config/schema.ts";
+import { MERCHANT_ID_PATTERN } from "../core/merchant.ts";
 import { parseRetryAfter, type AttemptResult } from "../core/retry-policy.ts";
 import { signStandardWebhook } from "../core/signatures/standard-webhooks.ts";
 
@@ -48,7 +49,7 @@ export async function buildOutboundHeaders(
   event: OutboundEvent,
   attempt: number,
   nowMs: number,
-): Promise<Headers | { configError: string }> {
+): Promise<Headers | { configError: string; permanent?: boolean }> {
   const signingSecret = readVar(env, destination.signingSecret);
   if (!signingSecret) return { configError: `secret ${destination.signingSecret} is not set` };
   const timestamp = Math.floor(nowMs / 1000);
@@ -59,7 +60,6 @@ export async function buildOutboundHeaders(
     return { configError: `secret ${destination.signingSecret} is not a valid Standard Webhooks secret` };
   }
   const headers = new Headers({
-    "content-type": event.contentType,
     "user-agent": USER_AGENT,
     "webhook-id": event.id,
     "webhook-timestamp": String(timestamp),
@@ -69,15 +69,28 @@ export async function buildOutboundHeaders(
     "x-router-event-type": event.eventType,
     "x-router-attempt": String(attempt),
   });
-  if (event.merchantId !== null) headers.set("x-router-merchant-id", event.merchantId);
-  // So a receiver can order updates of one object itself, whatever order they arrive in.
-  if (event.providerTimestamp !== undefined && event.providerTimestamp !== null) {
-    headers.set("webhook-provider-timestamp", new Date(event.providerTimestamp).toISOString());
-  }
+  // A value that is no header value (a CR/LF in a secret, say) makes this destination's delivery fail for good, by
+  // the header's name only: the value may be a secret. Retrying would not mend it; fixing the secret and replaying does.
+  const set = (name: string, value: string): { configError: string; permanent: true } | undefined => {
+    try {
+      headers.set(name, value);
+      return undefined;
+    } catch {
+      return { configError: `header ${name} has a value that is not a valid header value`, permanent: true };
+    }
+  };
+  const invalid =
+    set("content-type", event.contentType) ??
+    // A signed merchant is whatever the provider wrote; one outside the merchant id pattern is sent percent-encoded.
+    (event.merchantId !== null ? set("x-router-merchant-id", MERCHANT_ID_PATTERN.test(event.merchantId) ? event.merchantId : encodeURIComponent(event.merchantId)) : undefined) ??
+    // So a receiver can order updates of one object itself, whatever order they arrive in.
+    (event.providerTimestamp !== undefined && event.providerTimestamp !== null ? set("webhook-provider-timestamp", new Date(event.providerTimestamp).toISOString()) : undefined);
+  if (invalid) return invalid;
   for (const [name, header] of Object.entries(destination.headers)) {
     const value = readVar(env, header.secret);
     if (!value) return { configError: `secret ${header.secret} for header ${name} is not set` };
-    headers.set(name, header.prefix + value);
+    const bad = set(name, header.prefix + value);
+    if (bad) return bad;
   }
   return headers;
 }
@@ -139,7 +152,7 @@ export async function sendToDestination(
   const started = clock.now();
   const headers = await buildOutboundHeaders(env, destination, event, options.attempt, started);
   if (!(headers instanceof Headers)) {
-    return { statusCode: null, transportError: "config_error", latencyMs: 0, responseExcerpt: headers.configError };
+    return { statusCode: null, transportError: headers.permanent ? "invalid_header" : "config_error", latencyMs: 0, responseExcerpt: headers.configError };
   }
   const signal = clock.timeout(options.timeoutMs);
   try {

@@ -55,6 +55,8 @@ export async function updateDeliveriesOfEvents<R>(
   db: D1Database,
   eventIds: readonly string[],
   rule: (eventId: string, deliveries: DeliveryState[]) => Change<R>,
+  /** Filled with the events whose write kept losing races: left out of the result, to be tried again later. */
+  failed: Set<string> = new Set(),
 ): Promise<Map<string, R>> {
   const results = new Map<string, R>();
   if (eventIds.length === 0) return results;
@@ -82,6 +84,7 @@ export async function updateDeliveriesOfEvents<R>(
         const retried = await updateDeliveries(db, w.eventId, (deliveries) => rule(w.eventId, deliveries));
         if (retried !== null) results.set(w.eventId, retried);
       } catch (err) {
+        failed.add(w.eventId);
         logEvent("error", "delivery_state_write_failed", { eventId: w.eventId, errorMessage: err instanceof Error ? err.message : String(err) });
       }
     }

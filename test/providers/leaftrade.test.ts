@@ -65,8 +65,9 @@ describe("Leaf Trade adapter", () => {
     expect(identify({ pathEvent: "order-v4", payload: body("order-v4") })[0]!.body).toBeUndefined();
   });
 
-  it("names the dispensary license as the merchant field, and only its three webhook types", () => {
+  it("names the dispensary license as the merchant field, orders and issues as kinds of object, and only its three webhook types", () => {
     expect(leaftrade.merchantField).toBe("dispensary_location.license_number");
+    expect(["order-v4", "order-v3", "product-issue"].map((t) => leaftrade.orderingKind!(t))).toEqual(["order", "order", "product-issue"]);
     expect(leaftrade.eventTypes).toEqual(["order-v4", "order-v3", "product-issue"]);
   });
 });

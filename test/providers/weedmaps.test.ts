@@ -1,4 +1,6 @@
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { createWorker } from "../../src/app/worker.ts";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../../src/core/config/parse.ts";
 import type { EventIdentity, IdentifyInput, IdentifyResult } from "../../src/core/providers/contract.ts";
@@ -102,6 +104,23 @@ describe("Weedmaps callbacks through the Worker", () => {
       expect(res.status).toBe(422);
     }
     expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n")).toBe(before);
+  });
+
+  it("holds a source's accepted event types to what the body says, not only to the path", async () => {
+    const config = {
+      sources: { weedmaps: { provider: "weedmaps", verify: { type: "hmac", secrets: ["WEEDMAPS_CLIENT_SECRET"] }, events: ["draft", "create"] } },
+      destinations: { erp: { url: "https://erp.example.test/webhooks", signingSecret: "ERP_SIGNING_SECRET" } },
+      routes: [{ name: "all", source: "weedmaps", destinations: ["erp"] }],
+    };
+    const worker = createWorker();
+    const testEnv = { ...env, ROUTER_CONFIG: JSON.stringify(config) } as Env;
+    const fetcher = (request: Request) => worker.fetch(request as Parameters<typeof worker.fetch>[0], testEnv, createExecutionContext());
+    const canceled = fixture("weedmaps/canceled-customer");
+    const res = await post("/webhooks/weedmaps", canceled.body, canceled.headers, fetcher);
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unknown_event_type");
+    const create = fixture("weedmaps/create");
+    expect((await post("/webhooks/weedmaps", create.body.replace("9763822", "accepted-type-1"), { Signature: await weedmapsSignature(create.body.replace("9763822", "accepted-type-1")) }, fetcher)).status).toBe(200);
   });
 
   it("stores CANCELED_CUSTOMER on the default URL as canceled_customer, routed by its own route and never to a Create route", async () => {

@@ -145,10 +145,15 @@ export function buildConfigSchema(registry: ProviderRegistry) {
           maxBodyBytes: z.number().int().min(1024).max(1_000_000).default(262_144),
           /** How long a Weedmaps Draft waits for its responder before answering 504. */
           draftDeadlineMs: z.number().int().min(100).max(25_000).default(4_000),
-          /** The most of a responder's answer that is read; a longer one is refused (502) without being buffered. */
-          draftAnswerMaxBytes: z.number().int().min(1024).max(4_194_304).default(262_144),
+          /**
+           * The most of a responder's answer that is read; a longer one is refused (502) without being buffered. The
+           * answer is stored in the Draft's row with the body (≤ 1 MB) and the deliveries (≤ 512 KB), under D1's 2 MB.
+           */
+          draftAnswerMaxBytes: z.number().int().min(1024).max(524_288).default(262_144),
+          /** JSON nested deeper than this is refused with 400 invalid_json; real webhooks nest a few levels. */
+          maxJsonDepth: z.number().int().min(8).max(1_000).default(64),
         })
-        .default({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000, draftAnswerMaxBytes: 262_144 }),
+        .default({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000, draftAnswerMaxBytes: 262_144, maxJsonDepth: 64 }),
       sources: z.record(Slug, sourceSchema(names)),
       destinations: z.record(Slug, DestinationSchema),
       routes: z.array(RouteSchema),
@@ -205,7 +210,16 @@ export function buildConfigSchema(registry: ProviderRegistry) {
             });
           }
         }
-        if (route.destinations.length === 0 && route.responder === undefined) {
+        // The URL's merchant is not signed: a responder chosen by merchant would let a replayed Draft be priced by
+      // another merchant's responder, unless the route pins the merchant to a signed field.
+      if (route.responder !== undefined && route.merchants && !route.requireMerchantField) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["routes", i, "requireMerchantField"],
+          message: "a responder route that selects merchants must pin the merchant to a signed field (e.g. seller.id)",
+        });
+      }
+      if (route.destinations.length === 0 && route.responder === undefined) {
           ctx.addIssue({ code: "custom", path: ["routes", i, "destinations"], message: "a route names at least one destination" });
         }
         route.match.forEach((cond, j) => {

@@ -40,6 +40,11 @@ export interface ProviderAdapter {
    */
   readonly merchantField?: string;
   /**
+   * Which kind of object an event type is about, where one provider id can name objects of different kinds (Leaf
+   * Trade's order 42 and product issue 42): `"ordering": "latest"` compares times within one kind only.
+   */
+  orderingKind?(eventType: string): string;
+  /**
    * The business objects in one payload (the payload itself, or the entries of an envelope) and the fields, relative
    * to each, that make it a distinct event. `npm run send` rewrites them to make new events from a fixture.
    */

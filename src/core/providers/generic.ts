@@ -1,3 +1,4 @@
+import { EVENT_TYPE_PATTERN } from "../config/schema.ts";
 import { readScalar } from "../fields.ts";
 import { keyPart, type ProviderAdapter } from "./contract.ts";
 
@@ -15,6 +16,9 @@ export const generic: ProviderAdapter = {
   records: (payload) => [payload],
   identify({ sourceName, source, pathEvent, payload, bodySha256 }) {
     const signedType = source.eventTypeField ? readScalar(payload, source.eventTypeField)?.toLowerCase() : undefined;
+    if (signedType !== undefined && !EVENT_TYPE_PATTERN.test(signedType)) {
+      return { ok: false, code: "unidentified_event", detail: `${source.eventTypeField} is not an event name` };
+    }
     if (signedType !== undefined && pathEvent !== undefined && pathEvent !== signedType) {
       return { ok: false, code: "event_type_mismatch", detail: `the path says ${pathEvent}, ${source.eventTypeField} says ${signedType}` };
     }

@@ -36,6 +36,7 @@ export const leaftrade: ProviderAdapter = {
   synchronousEvents: [],
   eventTypes: ["order-v4", "order-v3", "product-issue"],
   merchantField: "dispensary_location.license_number",
+  orderingKind: (eventType) => (eventType === "product-issue" ? "product-issue" : "order"),
   records: leafTradeRecords,
   identityFields: { id: "id", updatedAt: "updated_at" },
   identify({ sourceName, pathEvent, payload, bodySha256 }) {

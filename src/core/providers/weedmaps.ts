@@ -167,10 +167,12 @@ export function checkWeedmapsAnswer(request: unknown, answer: unknown, mode: "st
   }
   const mended: Record<string, unknown> = { ...(answer as Record<string, unknown>) };
   const repaired: string[] = [];
+  // Another order's answer is refused in either mode: its prices are not this checkout's.
+  if (!sameJson(fieldOf(request, "orderId"), parsed.data.orderId)) return { ok: false, rule: "draft_answer_order_id", path: "orderId" };
   for (const field of DRAFT_IMMUTABLE_FIELDS) {
     const asked = fieldOf(request, field);
     if (asked === undefined || sameJson(asked, mended[field])) continue;
-    if (mode === "strict") return { ok: false, rule: field === "orderId" ? "draft_answer_order_id" : "draft_answer_immutable", path: field };
+    if (mode === "strict") return { ok: false, rule: "draft_answer_immutable", path: field };
     mended[field] = asked;
     repaired.push(field);
   }
@@ -183,6 +185,6 @@ export function checkWeedmapsAnswer(request: unknown, answer: unknown, mode: "st
     repaired.push("fees (Weedmaps Service Fee)");
   }
   const final = repaired.length > 0 ? WeedmapsOrderSchema.safeParse(mended) : parsed;
-  const warnings = final.success ? totalWarnings(final.data) : [];
-  return { ok: true, repaired, warnings, ...(repaired.length > 0 ? { repairedAnswer: mended } : {}) };
+  if (!final.success) return { ok: false, rule: "draft_answer_invalid_order", path: final.error.issues[0]!.path.map(String).join(".") || "(root)" };
+  return { ok: true, repaired, warnings: totalWarnings(final.data), ...(repaired.length > 0 ? { repairedAnswer: mended } : {}) };
 }
