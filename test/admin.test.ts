@@ -256,7 +256,19 @@ describe("POST /admin/events/{eventId}/release", () => {
 });
 
 describe("bulk replay and dead letters", () => {
-  it("replays a few hundred dead deliveries in pages through the queue until all are delivered", async () => {
+  const window = (since: string) => ({ since, until: new Date(Date.now() + 60_000).toISOString() });
+
+  /** `count` events whose one delivery (to conflicty, which answers 410 here) is dead; returns when they began. */
+  async function deadConflicts(count: number): Promise<string> {
+    stubDestinations(() => new Response("gone", { status: 410 }));
+    const since = new Date().toISOString();
+    const messages: DeliveryMessage[] = [];
+    for (let i = 0; i < count; i++) messages.push((await ingestLab("conflict")).message);
+    await runDeliveryQueue(messages);
+    return since;
+  }
+
+  it("replays a few hundred dead deliveries as a job, in pages through the queue, until all are delivered", async () => {
     let healthy = false;
     stubDestinations((request) => (request.url.includes("erp.") && !healthy ? new Response("down", { status: 410 }) : new Response("ok")));
     const since = new Date().toISOString();
@@ -276,10 +288,9 @@ describe("bulk replay and dead letters", () => {
 
     healthy = true;
     queue.messages.length = 0;
-    const started = await adminJson<{ matched: number; replayId: string }>("POST", "/replays", { status: "dead", destination: "erp", since }, 202);
-    expect(started.matched).toBe(240);
-    const firstPage = queue.messages.map((m) => m.body as unknown as ReplayPageMessage);
-    expect(firstPage).toEqual([{ v: 1, kind: "replay-page", replayId: started.replayId, filter: expect.objectContaining({ status: "dead", destination: "erp" }), after: null }]);
+    const started = await adminJson<{ matched: number; replayId: string; state: string }>("POST", "/replays", { status: "dead", destination: "erp", ...window(since), maxCount: 1000 }, 202);
+    expect(started).toMatchObject({ matched: 240, state: "running", replayed: 0, maxCount: 1000 });
+    expect(queue.messages.map((m) => m.body as unknown as ReplayPageMessage)).toEqual([{ v: 1, kind: "replay-page", replayId: started.replayId, after: null }]);
     await drainQueue();
 
     const rows = (await Promise.all(events.map((id) => deliveriesOf(id)))).flat();
@@ -288,25 +299,60 @@ describe("bulk replay and dead letters", () => {
     expect(erp.filter((r) => r.generation === 1 && r.status === "dead")).toHaveLength(240);
     expect(rows.filter((r) => r.destination === "pos").every((r) => r.generation === 1 && r.status === "delivered")).toBe(true);
     expect((await adminJson<{ deliveries: unknown[] }>("GET", `/dead-letters?destination=erp&since=${encodeURIComponent(since)}`)).deliveries).toEqual([]);
+    const job = await adminJson<{ state: string; replayed: number; scanned: number }>("GET", `/replays/${started.replayId}`);
+    expect(job).toMatchObject({ state: "done", replayed: 240, error: null });
+    // Each event of the window was read once by the walk, not once per page.
+    expect(job.scanned).toBe(240);
   }, 60_000);
 
-  it("redrives dead letters, and refuses a disabled destination", async () => {
+  it("requires a window and a maxCount, and stops at maxCount", async () => {
+    const since = await deadConflicts(5);
+    for (const body of [{ status: "dead" }, { status: "dead", since }, { status: "dead", ...window(since) }, { status: "dead", ...window(since), maxCount: 0 }]) {
+      expect(await adminJson("POST", "/replays", body, 400)).toMatchObject({ error: { code: "invalid_request" } });
+    }
+    expect(await adminJson("POST", "/replays", { status: "dead", since, until: since, maxCount: 5 }, 400)).toMatchObject({ error: { code: "invalid_request", details: [expect.stringMatching(/^until:/)] } });
+    queue.messages.length = 0;
+    const started = await adminJson<{ replayId: string }>("POST", "/replays", { status: "dead", destination: "conflicty", ...window(since), maxCount: 3 }, 202);
+    await drainQueue();
+    expect(await adminJson("GET", `/replays/${started.replayId}`)).toMatchObject({ state: "done", replayed: 3 });
+  });
+
+  it("replays nothing twice when a page runs again, and stops a cancelled job at its next page", async () => {
+    const since = await deadConflicts(4);
+    queue.messages.length = 0;
+    const first = await adminJson<{ replayId: string }>("POST", "/replays", { status: "dead", destination: "conflicty", ...window(since), maxCount: 100 }, 202);
+    const [page] = queue.messages.splice(0).map((m) => m.body);
+    await runDeliveryQueue([page]);
+    expect(await adminJson("GET", `/replays/${first.replayId}`)).toMatchObject({ state: "done", replayed: 4 });
+    // The same page again (Queues delivers at least once): the job is done, and its deliveries are newer than it.
+    await runDeliveryQueue([page]);
+    expect(await adminJson("GET", `/replays/${first.replayId}`)).toMatchObject({ replayed: 4 });
+
+    queue.messages.length = 0;
+    const second = await adminJson<{ replayId: string }>("POST", "/replays", { status: "pending", destination: "conflicty", ...window(since), maxCount: 100 }, 202);
+    expect(await adminJson("POST", `/replays/${second.replayId}/cancel`, undefined, 200)).toMatchObject({ state: "cancelled" });
+    await drainQueue();
+    expect(await adminJson("GET", `/replays/${second.replayId}`)).toMatchObject({ state: "cancelled", replayed: 0 });
+    expect(await adminJson("POST", `/replays/${second.replayId}/cancel`, undefined, 409)).toMatchObject({ error: { code: "replay_not_running" } });
+    expect(await adminJson("GET", "/replays/rpl_00000000000000000000000000000000", undefined, 404)).toMatchObject({ error: { code: "not_found" } });
+  });
+
+  it("redrives dead letters from the page the endpoint enqueued, and refuses a disabled destination", async () => {
     stubDestinations(() => new Response("gone", { status: 410 }));
+    const since = new Date().toISOString();
     const { eventId, message } = await ingestLab("conflict");
     await runDeliveryQueue([message]);
     queue.messages.length = 0;
-    const result = await adminJson<{ matched: number; replayId: string }>("POST", "/dead-letters/redrive", { destination: "conflicty" }, 202);
+    const result = await adminJson<{ matched: number; replayId: string }>("POST", "/dead-letters/redrive", { destination: "conflicty", ...window(since), maxCount: 10 }, 202);
     expect(result.matched).toBeGreaterThanOrEqual(1);
     // The page the endpoint enqueued, run by the consumer as Queues would.
-    expect(queue.messages.map((m) => m.body)).toEqual([
-      { v: 1, kind: "replay-page", replayId: result.replayId, filter: { status: "dead", destination: "conflicty" }, after: null },
-    ]);
+    expect(queue.messages.map((m) => m.body)).toEqual([{ v: 1, kind: "replay-page", replayId: result.replayId, after: null }]);
     vi.mocked(globalThis.fetch).mockRestore();
     stubDestinations(() => new Response("ok"));
     await drainQueue();
     expect((await deliveriesOf(eventId)).at(-1)).toMatchObject({ generation: 2, status: "delivered" });
-    expect(await adminJson("POST", "/dead-letters/redrive", { destination: "paused" }, 409)).toMatchObject({ error: { code: "destination_disabled" } });
-    expect(await adminJson("POST", "/replays", { status: "lost" }, 400)).toMatchObject({ error: { code: "invalid_request" } });
+    expect(await adminJson("POST", "/dead-letters/redrive", { destination: "paused", ...window(since), maxCount: 10 }, 409)).toMatchObject({ error: { code: "destination_disabled" } });
+    expect(await adminJson("POST", "/replays", { status: "lost", ...window(since), maxCount: 10 }, 400)).toMatchObject({ error: { code: "invalid_request" } });
   });
 });
 
@@ -433,7 +479,7 @@ describe("OpenAPI", () => {
     const doc = await adminJson<{ openapi: string; paths: Record<string, unknown>; components: { securitySchemes: unknown } }>("GET", "/openapi.json");
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ["/config", "/config/validate", "/dead-letters", "/dead-letters/redrive", "/destinations/health", "/events", "/events/{eventId}", "/events/{eventId}/release", "/events/{eventId}/replay", "/replays", "/routing/dry-run"].sort(),
+      ["/config", "/config/validate", "/dead-letters", "/dead-letters/redrive", "/destinations/health", "/events", "/events/{eventId}", "/events/{eventId}/release", "/events/{eventId}/replay", "/replays", "/replays/{replayId}", "/replays/{replayId}/cancel", "/routing/dry-run"].sort(),
     );
     expect(doc.components.securitySchemes).toEqual({ AdminToken: expect.objectContaining({ type: "http", scheme: "bearer" }) });
     const page = await adminFetch("GET", "/reference");

@@ -34,12 +34,18 @@ describe("a header value that cannot be sent settles its destination alone", () 
 });
 
 describe("the dead-letter consumer handles every message kind", () => {
-  it("re-drives a bulk replay page that reached it, instead of dropping it", async () => {
+  it("marks a running job failed with the reason when its page dead-letters", async () => {
+    stubDestinations(() => new Response("gone", { status: 410 }));
     const queue = captureDeliveryQueue();
-    const page = { v: 1, kind: "replay-page", replayId: "rpl_dlq_1", filter: { status: "dead", destination: "pos" }, after: null };
-    const { result, ids } = await runDeliveryQueue([page], 1, "webhook-deliveries-dlq");
+    const { eventId } = await (await post("/webhooks/lab/single", JSON.stringify({ id: "dlq-job-1", kind: "single" }))).json<{ eventId: string }>();
+    await runDeliveryQueue([queue.messages.find((m) => m.body.eventId === eventId)!.body]);
+    const since = new Date(Date.now() - 60_000).toISOString();
+    const until = new Date(Date.now() + 60_000).toISOString();
+    const started = await (await adminFetch("POST", "/replays", { status: "dead", destination: "pos", since, until, maxCount: 10 })).json<{ replayId: string; state: string }>();
+    expect(started.state).toBe("running");
+    const { result, ids } = await runDeliveryQueue([{ v: 1, kind: "replay-page", replayId: started.replayId, after: null }], 1, "webhook-deliveries-dlq");
     expect(result.explicitAcks).toEqual(ids);
-    expect(queue.messages.map((m) => m.body)).toEqual([page]);
+    expect(await (await adminFetch("GET", `/replays/${started.replayId}`)).json()).toMatchObject({ state: "failed", error: "queue_retries_exhausted", replayed: 0 });
   });
 });
 

@@ -10,7 +10,8 @@ import { intake } from "../core/intake.ts";
 import { queryMerchantOf } from "../core/merchant.ts";
 import { encodeBase64 } from "../core/signatures/encoding.ts";
 import { sha256Hex } from "../core/signatures/inbound.ts";
-import { assertReplayable, releaseQuarantinedEvent, replayDeliveries, startBulkReplay } from "../delivery/replay.ts";
+import { assertReplayable, cancelBulkReplay, releaseQuarantinedEvent, replayDeliveries, startBulkReplay } from "../delivery/replay.ts";
+import { getReplayJob, type ReplayJob } from "../storage/replay-jobs.ts";
 import type { Quarantine } from "../core/event.ts";
 import { destinationHealth, getEventDetail, listCurrentDeliveries, listEvents, type CurrentDelivery, type EventSummary } from "../storage/admin-queries.ts";
 import { requireAdminToken } from "./auth.ts";
@@ -36,6 +37,17 @@ function payloadOf(bytes: Uint8Array): { encoding: "utf8" | "base64"; data: stri
   } catch {
     return { encoding: "base64", data: encodeBase64(bytes) };
   }
+}
+
+function toJobView(job: ReplayJob) {
+  const { id, filter, startedAt, updatedAt, ...progress } = job;
+  return {
+    ...progress,
+    replayId: id,
+    filter: { ...filter, since: iso(filter.since)!, until: iso(filter.until)! },
+    startedAt: iso(startedAt)!,
+    updatedAt: iso(updatedAt)!,
+  };
 }
 
 function toHold(quarantine: Quarantine | null) {
@@ -83,9 +95,9 @@ const OPENAPI_DOCUMENT = {
 /** `/admin/*`: find events, see where they went, replay them, check routing. Every route needs the admin token. */
 export function createAdmin({ providers, clock }: RouterDeps) {
   async function bulkReplay(env: Env, body: z.output<typeof S.BulkReplayBody>) {
-    const filter = { destination: body.destination, status: body.status, since: msOf(body.since), until: msOf(body.until) };
-    const { replayId, matched } = await startBulkReplay(env, loadConfig(env, providers), filter);
-    return valid(S.BulkReplayResult, { replayId, matched, filter: body });
+    const filter = { destination: body.destination, status: body.status, since: Date.parse(body.since), until: Date.parse(body.until) };
+    const { matched, job } = await startBulkReplay(env, loadConfig(env, providers), filter, body.maxCount, clock);
+    return valid(S.BulkReplayResult, { ...toJobView(job), matched });
   }
 
   const admin = new OpenAPIHono<AdminEnv>({
@@ -249,8 +261,9 @@ export function createAdmin({ providers, clock }: RouterDeps) {
     createRoute({
       method: "post",
       path: "/replays",
-      summary: "Bulk replay by filter, e.g. every dead delivery to destination X since T",
-      description: "Answers with the number matched at once; the work runs through the queue in pages of 100.",
+      summary: "Bulk replay by filter, e.g. every dead delivery to destination X received between S and T, at most N",
+      description:
+        "A job with a window and a bound: answers with the number matched at once; the work runs through the queue a page of 100 events at a time, only on deliveries created before the job started, and can be watched and cancelled at /replays/{replayId}.",
       security,
       request: { body: { content: { "application/json": { schema: S.BulkReplayBody } } } },
       responses: { 202: json(S.BulkReplayResult, "Replay started"), 409: json(S.ErrorSchema, "Destination disabled"), 422: json(S.ErrorSchema, "Unknown destination"), ...errors },
@@ -290,12 +303,40 @@ export function createAdmin({ providers, clock }: RouterDeps) {
     createRoute({
       method: "post",
       path: "/dead-letters/redrive",
-      summary: "Redrive dead deliveries, optionally for one destination and time range",
+      summary: "Redrive dead deliveries received in a window, at most maxCount, optionally to one destination",
       security,
       request: { body: { content: { "application/json": { schema: S.RedriveBody } } } },
       responses: { 202: json(S.BulkReplayResult, "Redrive started"), 409: json(S.ErrorSchema, "Destination disabled"), 422: json(S.ErrorSchema, "Unknown destination"), ...errors },
     }),
     async (c) => c.json(await bulkReplay(c.env, { ...c.req.valid("json"), status: "dead" }), 202),
+  );
+
+  admin.openapi(
+    createRoute({
+      method: "get",
+      path: "/replays/{replayId}",
+      summary: "A bulk replay job: its state (running, done, failed, cancelled) and progress",
+      security,
+      request: { params: S.ReplayIdParams },
+      responses: { 200: json(S.ReplayJobSchema, "The job"), 404: json(S.ErrorSchema, "No such replay"), ...errors },
+    }),
+    async (c) => {
+      const job = await getReplayJob(c.env.DB, c.req.valid("param").replayId);
+      if (!job) throw new RouterError("not_found");
+      return c.json(valid(S.ReplayJobSchema, toJobView(job)), 200);
+    },
+  );
+
+  admin.openapi(
+    createRoute({
+      method: "post",
+      path: "/replays/{replayId}/cancel",
+      summary: "Cancel a running bulk replay: its next page stops it",
+      security,
+      request: { params: S.ReplayIdParams },
+      responses: { 200: json(S.ReplayJobSchema, "Cancelled"), 404: json(S.ErrorSchema, "No such replay"), 409: json(S.ErrorSchema, "Not running"), ...errors },
+    }),
+    async (c) => c.json(valid(S.ReplayJobSchema, toJobView(await cancelBulkReplay(c.env, c.req.valid("param").replayId, clock))), 200),
   );
 
   admin.openapi(

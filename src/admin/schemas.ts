@@ -153,18 +153,38 @@ export const ReplayEventResult = z
   })
   .openapi("ReplayResult");
 
+const ReplayWindow = {
+  destination: Name.optional(),
+  since: IsoTime.openapi({ description: "Events received at or after this time. Required: a replay has a window." }),
+  until: IsoTime.openapi({ description: "Events received before this time." }),
+  maxCount: z.number().int().min(1).max(100_000).openapi({ description: "The most deliveries this replay re-sends." }),
+};
+
 export const BulkReplayBody = z
-  .object({
-    status: z.enum(["dead", "failing", "delivered", "pending"]).default("dead"),
-    destination: Name.optional(),
-    since: IsoTime.optional().openapi({ description: "Deliveries created at or after this time." }),
-    until: IsoTime.optional(),
-  })
+  .object({ status: z.enum(["dead", "failing", "delivered", "pending"]).default("dead"), ...ReplayWindow })
+  .refine((b) => Date.parse(b.until) > Date.parse(b.since), { message: "must be after since", path: ["until"] })
   .openapi("BulkReplayFilter");
 
-export const BulkReplayResult = z
-  .object({ replayId: z.string(), matched: z.number().int(), filter: BulkReplayBody })
-  .openapi("BulkReplayResult");
+export const ReplayJobSchema = z
+  .object({
+    replayId: z.string(),
+    state: z.enum(["running", "done", "failed", "cancelled"]),
+    filter: z.object({ status: z.string(), destination: z.string().optional(), since: IsoTime, until: IsoTime }),
+    maxCount: z.number().int(),
+    startedAt: IsoTime,
+    updatedAt: IsoTime,
+    scanned: z.number().int().openapi({ description: "Events read so far." }),
+    replayed: z.number().int(),
+    skipped: z.number().int().openapi({ description: "Deliveries to destinations disabled since." }),
+    error: z.string().nullable(),
+  })
+  .openapi("ReplayJob");
+
+export const BulkReplayResult = ReplayJobSchema.extend({ matched: z.number().int().openapi({ description: "Deliveries the filter matched when the job started." }) }).openapi(
+  "BulkReplayResult",
+);
+
+export const ReplayIdParams = z.object({ replayId: z.string().regex(/^rpl_[0-9a-f]{32}$/).openapi({ param: { name: "replayId", in: "path" } }) });
 
 export const CurrentDeliverySchema = DeliveryStateSchema.extend({ eventId: EventId }).openapi("CurrentDelivery");
 
@@ -178,7 +198,7 @@ export const DeadLettersQuery = z.object({
 
 export const DeadLetterListSchema = z.object({ deliveries: z.array(CurrentDeliverySchema), nextCursor: z.string().nullable() }).openapi("DeadLetterList");
 
-export const RedriveBody = z.object({ destination: Name.optional(), since: IsoTime.optional(), until: IsoTime.optional() });
+export const RedriveBody = z.object(ReplayWindow).refine((b) => Date.parse(b.until) > Date.parse(b.since), { message: "must be after since", path: ["until"] });
 
 export const HealthQuery = z.object({ windowHours: z.coerce.number().int().min(1).max(720).default(24) });
 

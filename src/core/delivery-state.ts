@@ -249,3 +249,22 @@ export function serializeDeliveries(deliveries: readonly DeliveryState[], maxByt
   }
   return json;
 }
+
+/**
+ * The current deliveries of one event a bulk replay takes: not replay history, in the filter's state (and
+ * destination), and created before the job started, so the job's own new generations never match it again and a
+ * page that runs twice replays nothing twice.
+ */
+export function selectForReplay(
+  deliveries: readonly DeliveryState[],
+  filter: { status: "dead" | "failing" | "delivered" | "pending"; destination?: string },
+  startedAt: number,
+): DeliveryState[] {
+  return deliveries.filter(
+    (d) =>
+      !d.superseded &&
+      d.createdAt < startedAt &&
+      (filter.destination === undefined || d.destination === filter.destination) &&
+      (filter.status === "failing" ? d.status === "pending" && d.attempts > 0 : d.status === filter.status),
+  );
+}

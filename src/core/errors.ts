@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   unidentified_event: [422, "The signed payload does not say which event it is."],
   unknown_event_type: [404, "This source does not accept this event type."],
   not_quarantined: [409, "The event is not in quarantine."],
+  replay_not_running: [409, "The replay is not running."],
   event_quarantined: [409, "The event is held in quarantine; release it to route it."],
   not_releasable: [409, "The signed payload names no merchant to release the event with."],
   not_found: [404, "Not found."],

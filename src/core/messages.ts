@@ -24,27 +24,31 @@ export const DeliveryMessageSchema = z.strictObject({
 
 export type DeliveryMessage = z.infer<typeof DeliveryMessageSchema>;
 
+/** Which current deliveries a bulk replay takes: by state, optionally one destination, created in a window. */
+export const ReplayFilterSchema = z.strictObject({
+  destination: z.string().min(1).max(63).optional(),
+  status: z.enum(["dead", "failing", "delivered", "pending"]),
+  since: z.number().int().optional(),
+  until: z.number().int().optional(),
+});
+
+export type ReplayFilter = z.infer<typeof ReplayFilterSchema>;
+
 /**
- * Bulk replay works through large sets a page at a time: each page message replays up to REPLAY_PAGE_SIZE current
- * deliveries and enqueues the next page, so no request has to hold the whole set.
+ * Bulk replay works through large sets a page at a time: each page message names its job (a row in D1 with the
+ * filter, the bound and the progress) and the last event the walk reached, and enqueues the next page, so no
+ * request has to hold the whole set.
  */
 export const ReplayPageMessageSchema = z.strictObject({
   v: z.literal(1),
   kind: z.literal("replay-page"),
   replayId: z.string().min(1).max(64),
-  filter: z.strictObject({
-    destination: z.string().min(1).max(63).optional(),
-    status: z.enum(["dead", "failing", "delivered", "pending"]),
-    since: z.number().int().optional(),
-    until: z.number().int().optional(),
-  }),
-  after: z.strictObject({ eventId: z.string(), destination: z.string() }).nullable(),
+  after: z.string().max(64).nullable(),
 });
 
 export type ReplayPageMessage = z.infer<typeof ReplayPageMessageSchema>;
-export type ReplayFilter = ReplayPageMessage["filter"];
-export type ReplayCursor = NonNullable<ReplayPageMessage["after"]>;
 
+/** Events a replay page reads. */
 export const REPLAY_PAGE_SIZE = 100;
 
 export const QueueMessageSchema = z.union([DeliveryMessageSchema, ReplayPageMessageSchema]);
@@ -75,7 +79,7 @@ export function messageFor(
   };
 }
 
-/** A page of a bulk replay: the first (`after` null) when a replay starts, then each next one from the last key read. */
-export function replayPageMessage(replayId: string, filter: ReplayFilter, after: ReplayCursor | null): ReplayPageMessage {
-  return { v: 1, kind: "replay-page", replayId, filter, after: after && { eventId: after.eventId, destination: after.destination } };
+/** A page of a bulk replay: the first (`after` null) when a replay starts, then each next one from the last event read. */
+export function replayPageMessage(replayId: string, after: string | null): ReplayPageMessage {
+  return { v: 1, kind: "replay-page", replayId, after };
 }

@@ -3,8 +3,8 @@ import { markDead } from "../core/delivery-state.ts";
 import { DeliveryMessageSchema, ReplayPageMessageSchema } from "../core/messages.ts";
 import { updateDeliveries } from "../storage/delivery-writes.ts";
 import { loadDeliveryWork } from "../storage/events.ts";
-import { enqueueDeliveries } from "../storage/queue.ts";
 import { logEvent } from "../telemetry/log.ts";
+import { failBulkReplay } from "./replay.ts";
 
 /**
  * Messages land here when Queues gave up on them (the consumer kept failing) or when the consumer forwarded a
@@ -14,11 +14,11 @@ export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: E
   for (const message of batch.messages) {
     const page = ReplayPageMessageSchema.safeParse(message.body);
     if (page.success) {
-      // A bulk replay page that kept failing: its work is still to do (each page re-reads what is current), so it
-      // goes back to the delivery queue rather than being dropped, and the replay carries on from where it was.
+      // A bulk replay page that kept failing is recorded on its job as failed: visible in the admin API with the
+      // progress it made, never dropped silently, and not re-driven into the same failure forever.
       try {
-        await enqueueDeliveries(env.DELIVERY_QUEUE, [{ body: page.data }]);
-        logEvent("warn", "dead_letter_replay_page_redriven", { messageId: message.id, replayId: page.data.replayId });
+        const failed = await failBulkReplay(env, page.data.replayId, "queue_retries_exhausted", clock);
+        logEvent("warn", "dead_letter_replay_page", { messageId: message.id, replayId: page.data.replayId, jobFailed: failed });
         message.ack();
       } catch (err) {
         logEvent("error", "dead_letter_failed", { messageId: message.id, replayId: page.data.replayId, errorMessage: err instanceof Error ? err.message : String(err) });

@@ -1,6 +1,6 @@
 import type { Clock } from "../core/clock.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
-import { addGenerations, plannedDeliveries } from "../core/delivery-state.ts";
+import { addGenerations, plannedDeliveries, selectForReplay } from "../core/delivery-state.ts";
 import { RouterError } from "../core/errors.ts";
 import type { DeliveryKey } from "../core/event.ts";
 import { readScalar } from "../core/fields.ts";
@@ -9,7 +9,8 @@ import type { ProviderRegistry } from "../core/providers/contract.ts";
 import { sha256Hex } from "../core/signatures/inbound.ts";
 import { loadQuarantined, releaseQuarantined } from "../storage/events.ts";
 import { messageFor, messagesFor, REPLAY_PAGE_SIZE, replayPageMessage, type ReplayFilter, type ReplayPageMessage } from "../core/messages.ts";
-import { countCurrentDeliveries, listCurrentDeliveries } from "../storage/admin-queries.ts";
+import { countCurrentDeliveries } from "../storage/admin-queries.ts";
+import { endReplayJob, getReplayJob, insertReplayJob, recordReplayPage, replayPageEvents, type ReplayJob } from "../storage/replay-jobs.ts";
 import { updateDeliveriesOfEvents } from "../storage/delivery-writes.ts";
 import { enqueueDeliveries, enqueueOrKeep } from "../storage/queue.ts";
 import { logEvent } from "../telemetry/log.ts";
@@ -43,29 +44,84 @@ export async function replayDeliveries(
   return { keys, enqueued };
 }
 
+/** The most deliveries one bulk replay may take; a bigger redrive is several jobs, each with its window. */
+export const MAX_REPLAY_COUNT = 100_000;
+
 /**
- * Starts a bulk replay: counts what the filter matches now and, if anything, enqueues its first page. The pages
- * run in the consumer (runReplayPage), so no request holds the whole set.
+ * Starts a bulk replay job: counts what the filter matches now, records the job (its filter, its bound, its start)
+ * and enqueues its first page. The pages run in the consumer (runReplayPage), so no request holds the whole set.
  */
-export async function startBulkReplay(env: Env, config: RouterConfig, filter: ReplayFilter): Promise<{ replayId: string; matched: number }> {
+export async function startBulkReplay(
+  env: Env,
+  config: RouterConfig,
+  filter: ReplayFilter & { since: number; until: number },
+  maxCount: number,
+  clock: Clock,
+): Promise<{ replayId: string; matched: number; job: ReplayJob }> {
   if (filter.destination !== undefined) assertReplayable(config, filter.destination);
   const matched = await countCurrentDeliveries(env.DB, filter);
   const replayId = `rpl_${crypto.randomUUID().replace(/-/g, "")}`;
-  if (matched > 0) await enqueueDeliveries(env.DELIVERY_QUEUE, [{ body: replayPageMessage(replayId, filter, null) }]);
-  return { replayId, matched };
+  const startedAt = clock.now();
+  await insertReplayJob(env.DB, { id: replayId, filter, maxCount, startedAt });
+  if (matched === 0) {
+    await recordReplayPage(env.DB, replayId, { cursor: null, scanned: 0, replayed: 0, skipped: 0, state: "done" }, startedAt);
+  } else {
+    try {
+      await enqueueDeliveries(env.DELIVERY_QUEUE, [{ body: replayPageMessage(replayId, null) }]);
+    } catch (err) {
+      await endReplayJob(env.DB, replayId, "failed", clock.now(), "the first page could not be enqueued");
+      throw new RouterError("storage_unavailable", { detail: `replay ${replayId}: ${err instanceof Error ? err.message : String(err)}` });
+    }
+  }
+  return { replayId, matched, job: (await getReplayJob(env.DB, replayId))! };
 }
 
-/** One page of a bulk replay, run by the queue consumer; enqueues the next page before it is acknowledged. */
+/**
+ * One page of a bulk replay, run by the queue consumer: the next slice of the events in the job's window, the
+ * deliveries in them the job takes (up to its bound), then the progress, and the next page before this one is
+ * acknowledged. A cancelled or finished job stops at its next page.
+ */
 export async function runReplayPage(env: Env, config: RouterConfig, page: ReplayPageMessage, clock: Clock): Promise<void> {
-  const current = await listCurrentDeliveries(env.DB, page.filter, page.after, REPLAY_PAGE_SIZE);
-  const replayable = current.filter((d) => config.destinations[d.destination]?.enabled === true);
-  const skipped = current.length - replayable.length;
-  const { keys } = await replayDeliveries(env, replayable, clock);
-  const last = current.at(-1);
-  if (current.length === REPLAY_PAGE_SIZE && last) {
-    await enqueueDeliveries(env.DELIVERY_QUEUE, [{ body: replayPageMessage(page.replayId, page.filter, last) }]);
+  const job = await getReplayJob(env.DB, page.replayId);
+  if (!job || job.state !== "running") {
+    logEvent("info", "replay_page_skipped", { replayId: page.replayId, state: job?.state ?? "missing" });
+    return;
   }
-  logEvent("info", "replay_page", { replayId: page.replayId, replayed: keys.length, skippedDisabled: skipped, more: current.length === REPLAY_PAGE_SIZE });
+  const events = await replayPageEvents(env.DB, page.after, job.filter, REPLAY_PAGE_SIZE);
+  let room = job.maxCount - job.replayed;
+  const targets: { eventId: string; destination: string; route: string }[] = [];
+  let skipped = 0;
+  for (const event of events) {
+    for (const delivery of selectForReplay(event.deliveries, job.filter, job.startedAt)) {
+      if (config.destinations[delivery.destination]?.enabled !== true) {
+        skipped++;
+        continue;
+      }
+      if (room-- <= 0) break;
+      targets.push({ eventId: event.id, destination: delivery.destination, route: delivery.route });
+    }
+  }
+  const { keys } = await replayDeliveries(env, targets, clock);
+  const more = events.length === REPLAY_PAGE_SIZE && job.replayed + keys.length < job.maxCount;
+  const cursor = events.at(-1)?.id ?? page.after;
+  const recorded = await recordReplayPage(env.DB, job.id, { cursor, scanned: events.length, replayed: keys.length, skipped, state: more ? "running" : "done" }, clock.now());
+  if (recorded && more) await enqueueDeliveries(env.DELIVERY_QUEUE, [{ body: replayPageMessage(job.id, cursor) }]);
+  logEvent("info", "replay_page", { replayId: job.id, replayed: keys.length, skippedDisabled: skipped, more: recorded && more });
+}
+
+/** Stops a running replay job; its next page sees it and ends. */
+export async function cancelBulkReplay(env: Env, replayId: string, clock: Clock): Promise<ReplayJob> {
+  const job = await getReplayJob(env.DB, replayId);
+  if (!job) throw new RouterError("not_found");
+  if (job.state !== "running" || !(await endReplayJob(env.DB, replayId, "cancelled", clock.now()))) {
+    throw new RouterError("replay_not_running", { detail: `${replayId} is ${job.state}` });
+  }
+  return (await getReplayJob(env.DB, replayId))!;
+}
+
+/** A page Queues gave up on: the job is recorded as failed with the reason, so it is neither lost nor silent. */
+export async function failBulkReplay(env: Env, replayId: string, reason: string, clock: Clock): Promise<boolean> {
+  return endReplayJob(env.DB, replayId, "failed", clock.now(), reason);
 }
 
 /**
