@@ -394,6 +394,22 @@ describe("outbox sweeper", () => {
     expect(await outboxRows()).toBe(0);
   });
 
+  it("keeps a row whose deliveries it could not claim, and sends it once its claim has run out", async () => {
+    const eventId = await ingestWithQueueDown("swept-unclaimed-1");
+    // Every write of this event's delivery state silently changes nothing: to the claim it is a race lost every time.
+    await env.DB.exec(`CREATE TRIGGER hold_${eventId} BEFORE UPDATE ON events WHEN OLD.id = '${eventId}' BEGIN SELECT RAISE(IGNORE); END`);
+    const now = Date.now();
+    try {
+      expect(await sweepOutbox(env, now)).toEqual({ sent: 0 });
+      expect(await outboxRows()).toBe(1);
+    } finally {
+      await env.DB.exec(`DROP TRIGGER hold_${eventId}`);
+    }
+    expect(await sweepOutbox(env, now + OUTBOX_CLAIM_MS + 1)).toEqual({ sent: 1 });
+    expect(queue.messages.filter((m) => m.body.eventId === eventId)).toHaveLength(1);
+    expect(await outboxRows()).toBe(0);
+  });
+
   it("runs from the Cron Trigger's scheduled handler", async () => {
     const eventId = await ingestWithQueueDown("swept-3");
     expect((await runScheduled()).outcome).toBe("ok");
