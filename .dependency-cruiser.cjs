@@ -68,7 +68,7 @@ module.exports = {
       comment: "Production code never imports the test tree.",
       severity: "error",
       from: { path: "^src/" },
-      to: { path: "^(test|bench|scripts)/" },
+      to: { path: "^(test|bench|scripts|soak)/" },
     },
   ],
   options: {

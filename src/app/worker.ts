@@ -6,11 +6,21 @@ import type { RouterDeps } from "../core/deps.ts";
 import { BUILTIN_PROVIDERS } from "../core/providers/registry.ts";
 import { handleDeliveryBatch } from "../delivery/consumer.ts";
 import { handleDeadLetterBatch } from "../delivery/dead-letters.ts";
-import { sweep } from "../delivery/sweeper.ts";
+import { sweep, SWEEP_GRACE_MS } from "../delivery/sweeper.ts";
+import { readVar } from "../config/load.ts";
 import { createWebhooks } from "../ingest/app.ts";
 import { configureLogging } from "../telemetry/log.ts";
 import { withUsage } from "../telemetry/usage.ts";
 import { handleError, handleNotFound } from "./errors.ts";
+
+/**
+ * `SWEEP_GRACE_SECONDS` (local only, for the soak and walkthroughs) shortens how long a pending delivery must be
+ * overdue before the sweeper re-enqueues it; production keeps 10 minutes.
+ */
+function sweepGraceMs(env: Env): number {
+  const seconds = Number(readVar(env, "SWEEP_GRACE_SECONDS"));
+  return Number.isFinite(seconds) && seconds >= 1 ? seconds * 1000 : SWEEP_GRACE_MS;
+}
 
 /** Queue names are set in wrangler.toml; a dead-letter queue's name ends in `-dlq`. */
 function queueRole(queue: string): "deliveries" | "dead-letters" {
@@ -54,7 +64,7 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
       configureLogging(env);
       const usage = withUsage(env, "scheduled");
       try {
-        await sweep(usage.env, deps.clock.now());
+        await sweep(usage.env, deps.clock.now(), sweepGraceMs(env));
       } finally {
         usage.report();
       }

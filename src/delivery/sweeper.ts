@@ -87,8 +87,13 @@ export async function sweepOutbox(env: Env, now: number): Promise<{ sent: number
  * send it once; if the queue refuses it, the outbox keeps it. A page that fails is logged and skipped, so one bad
  * page cannot stop the walk; its deliveries come round again on the next lap.
  */
-export async function sweepOverdue(env: Env, now: number, scan = OVERDUE_SCAN): Promise<{ scanned: number; reenqueued: number; failedPages: number }> {
-  const overdueBefore = now - SWEEP_GRACE_MS;
+export async function sweepOverdue(
+  env: Env,
+  now: number,
+  scan = OVERDUE_SCAN,
+  graceMs = SWEEP_GRACE_MS,
+): Promise<{ scanned: number; reenqueued: number; failedPages: number }> {
+  const overdueBefore = now - graceMs;
   let cursor = (await getSweeperState(env.DB, SWEEP_CURSOR)) ?? "";
   let scanned = 0;
   let reenqueued = 0;
@@ -124,13 +129,13 @@ export async function sweepOverdue(env: Env, now: number, scan = OVERDUE_SCAN): 
 }
 
 /** The Cron Trigger's run: both passes, each whatever the other did; it fails (and shows so) if either failed. */
-export async function sweep(env: Env, now: number) {
+export async function sweep(env: Env, now: number, graceMs = SWEEP_GRACE_MS) {
   const failures: string[] = [];
   const outbox = await sweepOutbox(env, now).catch((err: unknown) => {
     failures.push(`outbox: ${errorMessage(err)}`);
     return { sent: 0 };
   });
-  const walk = await sweepOverdue(env, now).catch((err: unknown) => {
+  const walk = await sweepOverdue(env, now, OVERDUE_SCAN, graceMs).catch((err: unknown) => {
     failures.push(`walk: ${errorMessage(err)}`);
     return { scanned: 0, reenqueued: 0, failedPages: 0 };
   });

@@ -3,7 +3,7 @@
 // there. Run with `npm run check:walls`.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { appendFileSync, cpSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
@@ -60,6 +60,18 @@ describe("the walls between the folders of src/", () => {
       assert.match(out, new RegExp(`error ${rule}: ${file.replace(/[./]/g, "\\$&")}`), out);
     });
   }
+
+  it("ship no fault switch: the deployed bundle is built from src/index.ts and has nothing of the soak's Worker", () => {
+    const toml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
+    assert.match(toml, /^main = "src\/index\.ts"$/m);
+    const outdir = mkdtempSync(path.join(tmpdir(), "bundle-"));
+    copies.push(outdir);
+    const wrangler = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+    const built = spawnSync(process.execPath, [wrangler, "deploy", "--dry-run", "--outdir", outdir], { cwd: ROOT, encoding: "utf8", env: { ...process.env, CI: "true" } });
+    assert.equal(built.status, 0, built.stdout + built.stderr);
+    const bundle = readFileSync(path.join(outdir, "index.js"), "utf8");
+    for (const trace of ["SOAK_", "soak fault", "soak/worker"]) assert.equal(bundle.includes(trace), false, `the bundle mentions ${trace}`);
+  });
 
   it("let admin call the replay service that delivery exports, and nothing else of delivery", () => {
     const dir = copyOfTheProject();

@@ -1,0 +1,298 @@
+#!/usr/bin/env node
+// `npm run soak [-- --events N --seed S]`: a fault soak against the real router (`wrangler dev`: workerd with local
+// D1 and Queues) that proves nothing accepted is lost. Destinations fail on a seeded schedule (soak/receiver.mjs),
+// D1 and queue sends fail inside the Worker (soak/worker.ts wraps the bindings), and the router's process group is
+// killed with SIGKILL mid-run and restarted on the same persisted state: its in-memory local queue is gone, so what
+// it held must come back through the outbox and the sweeper's walk (driven here through /__scheduled). At the end
+// every accepted event's every planned delivery must be terminal and accounted for, in D1 and in the receivers' own
+// logs. Writes soak/results.json (soak/results.smoke.json with --smoke) and stops everything it started.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { eventBuilder } from "../scripts/events.mjs";
+import { localSecrets, parseArgs, ROOT } from "../scripts/local-env.mjs";
+import { freePort, sleep, start, stop, stopAll, tail, waitFor } from "../scripts/procs.mjs";
+
+const options = parseArgs(process.argv.slice(2), { events: "number", seed: "number", smoke: "boolean", concurrency: "number" });
+const SMOKE = options.smoke === true;
+const EVENTS = options.events ?? (SMOKE ? 300 : 10_000);
+const SEED = options.seed ?? 42;
+const CONCURRENCY = options.concurrency ?? 8;
+const DOWN_MS = SMOKE ? 8_000 : 60_000;
+const KILL_AT = 0.4;
+const SETTLE_TIMEOUT_MS = SMOKE ? 180_000 : 2_400_000;
+const WRANGLER = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+const T0 = Date.now();
+const log = (message) => console.log(`[soak ${((Date.now() - T0) / 1000).toFixed(1)}s] ${message}`);
+
+let seed = SEED;
+const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+
+/** Three internal systems, one down for a while, and one gone for good; product issues also go to the gone one. */
+function soakConfig(receiverPort) {
+  // The smoke run keeps CI short: fewer attempts at a 1 s backoff base (1, 2, 4, 8, 16 s); the full run has 8.
+  const destination = (name) => ({ url: `http://127.0.0.1:${receiverPort}/d/${name}`, timeoutMs: 1_000, maxAttempts: SMOKE ? 6 : 8, signingSecret: "POS_SIGNING_SECRET" });
+  return {
+    sources: {
+      weedmaps: { provider: "weedmaps", verify: { type: "hmac", secrets: ["WEEDMAPS_CLIENT_SECRET"] } },
+      leaftrade: { provider: "leaftrade", verify: { type: "hmac", secrets: ["LEAFTRADE_WEBHOOK_SECRET"], header: "X-Signature", encoding: "hex" } },
+    },
+    destinations: { pos: destination("pos"), erp: destination("erp"), down: destination("down"), gone: destination("gone") },
+    routes: [
+      { name: "orders", source: "weedmaps", events: ["create"], destinations: ["pos", "erp", "down"] },
+      { name: "lt-orders", source: "leaftrade", events: ["order-v4", "order-v3"], destinations: ["pos", "erp", "down"] },
+      { name: "lt-issues", source: "leaftrade", events: ["product-issue"], destinations: ["erp", "down", "gone"] },
+    ],
+  };
+}
+
+/** wrangler.toml with the soak's Worker as main and the soak's settings as vars; everything else as the repo has it. */
+function soakWranglerConfig(workDir, vars) {
+  const tables = [];
+  for (const line of readFileSync(path.join(ROOT, "wrangler.toml"), "utf8").split("\n")) {
+    if (/^\s*\[/.test(line) || tables.length === 0) tables.push({ header: line.trim(), lines: [] });
+    tables.at(-1).lines.push(line);
+  }
+  const text = tables
+    .filter((t) => t.header !== "[vars]")
+    .flatMap((t) => t.lines)
+    .join("\n")
+    .replace(/^main\s*=.*$/m, `main = ${JSON.stringify(path.join(ROOT, "soak/worker.ts"))}`)
+    .replace(/^migrations_dir\s*=.*$/m, `migrations_dir = ${JSON.stringify(path.join(ROOT, "migrations"))}`)
+    // Larger consumer batches than production's 10, so 10,000 events drain on two local cores in minutes; the
+    // consumer's code and every other setting are the repo's.
+    .replace(/^max_batch_size = 10$/m, "max_batch_size = 50");
+  const file = path.join(workDir, "wrangler.soak.toml");
+  writeFileSync(file, `${text}\n[vars]\n${Object.entries(vars).map(([k, v]) => `${k} = ${JSON.stringify(String(v))}`).join("\n")}\n`);
+  return file;
+}
+
+/** The example secrets, with the soak's backoff base (a .dev.vars value overrides wrangler.toml's vars). */
+function soakEnvFile(workDir) {
+  const file = path.join(workDir, "soak.dev.vars");
+  const lines = readFileSync(path.join(ROOT, ".dev.vars.example"), "utf8").split("\n").filter((l) => !l.startsWith("RETRY_BACKOFF_BASE_SECONDS="));
+  writeFileSync(file, `${lines.join("\n")}\nRETRY_BACKOFF_BASE_SECONDS=1\n`);
+  return file;
+}
+
+async function startRouter(config, envFile, persistTo, port) {
+  const child = start("router", [WRANGLER, "dev", "--config", config, "--persist-to", persistTo, "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort()), "--test-scheduled", "--env-file", envFile, "--show-interactive-dev-session=false"], { cwd: ROOT, env: { CI: "true" } });
+  await waitFor(async () => {
+    if (child.exitCode !== null) throw new Error(`the router exited:\n${tail(child)}`);
+    return (await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2_000) })).ok;
+  }, "the router", 120_000).catch((err) => {
+    throw new Error(`${err.message}\n${tail(child)}`);
+  });
+  return child;
+}
+
+const percentile = (values, p) => {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+};
+
+async function main() {
+  const work = mkdtempSync(path.join(tmpdir(), "soak-"));
+  const persistTo = path.join(work, "state");
+  const receiverLog = path.join(work, "receiver.jsonl");
+  const receiverPort = await freePort();
+  const routerPort = await freePort();
+  const router = `http://127.0.0.1:${routerPort}`;
+  const config = soakConfig(receiverPort);
+  const { values: secrets } = localSecrets();
+  const adminHeaders = { Authorization: `Bearer ${secrets.ADMIN_TOKEN}` };
+  const toml = soakWranglerConfig(work, {
+    ROUTER_CONFIG: JSON.stringify(config),
+    ALLOW_INSECURE_DESTINATIONS: "true",
+    LOG_LEVEL: "warn",
+    SWEEP_GRACE_SECONDS: 15,
+    SOAK_SEED: SEED,
+    SOAK_INGEST_D1_FAIL_RATE: 0.03,
+    SOAK_CONSUMER_D1_FAIL_RATE: 0.02,
+    SOAK_QUEUE_FAIL_RATE: 0.03,
+  });
+  const envFile = soakEnvFile(work);
+  let routerChild;
+  let cron;
+  try {
+    log(`${EVENTS} events, seed ${SEED}, ${SMOKE ? "smoke" : "full"} run`);
+    execFileSync(process.execPath, [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo, "--config", toml], { cwd: ROOT, env: { ...process.env, CI: "true" }, stdio: "ignore" });
+    start("receiver", ["soak/receiver.mjs", "--port", String(receiverPort), "--log", receiverLog, "--seed", String(SEED), "--down-ms", String(DOWN_MS)], { cwd: ROOT });
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${receiverPort}/healthz`)).ok, "the receiver");
+    routerChild = await startRouter(toml, envFile, persistTo, routerPort);
+    log(`router on ${router}, receiver on ${receiverPort}`);
+    // The Cron Trigger, as Cloudflare would run it but more often: the outbox and the walk recover what is lost.
+    cron = setInterval(() => fetch(`${router}/__scheduled?cron=*/5+*+*+*+*`).catch(() => undefined), 3_000);
+
+    // --- send --------------------------------------------------------------------------------------------------
+    const kinds = [["weedmaps.create", 0.4], ["leaftrade.order-v4", 0.2], ["leaftrade.order-v3", 0.2], ["leaftrade.product-issue", 0.2]];
+    let counter = SEED * 1_000_000;
+    const builders = Object.fromEntries(kinds.map(([name]) => [name, eventBuilder(name, config, { random: () => ++counter })]));
+    const secretOf = (name) => secrets[name];
+    const accepted = new Map(); // eventId -> { ackAt, deliveries, kind }
+    let sent = 0;
+    let retries = 0;
+    let killed = false;
+    const killAt = Math.floor(EVENTS * KILL_AT);
+    async function sendOne() {
+      const roll = random();
+      let acc = 0;
+      const [kind] = kinds.find(([, share]) => (acc += share) >= roll) ?? kinds[0];
+      const builder = builders[kind];
+      const body = builder.body();
+      const headers = { "content-type": "application/json", ...builder.headers(body, secretOf) };
+      // As a provider does: a 5xx or no answer is sent again, until it is acknowledged.
+      let last = "";
+      for (const deadline = Date.now() + 180_000; Date.now() < deadline; ) {
+        let res;
+        try {
+          res = await fetch(`${router}${builder.path()}`, { method: "POST", headers, body, signal: AbortSignal.timeout(10_000) });
+        } catch (err) {
+          last = err instanceof Error ? err.message : String(err);
+        }
+        const json = res?.status === 200 ? await res.json().catch(() => null) : null;
+        if (json) {
+          // A repeat whose first answer was lost (the router killed mid-response) comes back a duplicate: it was
+          // accepted all the same, with as many deliveries as its event row plans.
+          for (const one of json.events ?? [json]) {
+            if (!accepted.has(one.eventId) || !one.duplicate) accepted.set(one.eventId, { ackAt: Date.now(), deliveries: one.duplicate ? undefined : one.deliveries, kind });
+          }
+          return;
+        }
+        if (res && res.status !== 200) {
+          last = `${res.status} ${await res.text().catch(() => "")}`;
+          if (res.status < 500) throw new Error(`${kind}: refused: ${last}`);
+        }
+        retries++;
+        await sleep(300);
+      }
+      throw new Error(`${kind}: not acknowledged within 3 minutes (last: ${last})`);
+    }
+    const workers = Array.from({ length: CONCURRENCY }, async () => {
+      while (sent < EVENTS) {
+        sent++;
+        if (!killed && sent >= killAt) {
+          killed = true;
+          log(`SIGKILL to the router's process group after ${sent} sends; restarting on the same state`);
+          process.kill(-routerChild.pid, "SIGKILL");
+          await routerChild.exited;
+          routerChild = await startRouter(toml, envFile, persistTo, routerPort);
+          log("router back");
+        }
+        await sendOne();
+      }
+    });
+    await Promise.all(workers);
+    log(`sent ${EVENTS}: ${accepted.size} events accepted, ${retries} sends repeated after a 5xx or no answer`);
+
+    // --- settle ------------------------------------------------------------------------------------------------
+    const health = async () => (await (await fetch(`${router}/admin/destinations/health?windowHours=24`, { headers: adminHeaders })).json()).destinations;
+    let lastReport = 0;
+    await waitFor(async () => {
+      const rows = await health();
+      const open = rows.reduce((n, d) => n + d.pending + d.failing, 0);
+      if (Date.now() - lastReport > 10_000) {
+        lastReport = Date.now();
+        log(`waiting: ${rows.map((d) => `${d.name} ${d.delivered} delivered, ${d.pending} pending, ${d.failing} failing, ${d.dead} dead`).join("; ")}`);
+      }
+      return open === 0;
+    }, "every delivery to be terminal", SETTLE_TIMEOUT_MS, 2_000);
+    const settledAt = Date.now();
+    log("every delivery terminal");
+
+    // --- account -----------------------------------------------------------------------------------------------
+    const stored = new Map();
+    for (let cursor = null; ; ) {
+      const page = await (await fetch(`${router}/admin/events?limit=200${cursor ? `&cursor=${cursor}` : ""}`, { headers: adminHeaders })).json();
+      for (const e of page.events) stored.set(e.id, e);
+      if (!page.nextCursor) break;
+      cursor = page.nextCursor;
+    }
+    const deadReasons = {};
+    for (let cursor = null; ; ) {
+      const page = await (await fetch(`${router}/admin/dead-letters?limit=200${cursor ? `&cursor=${cursor}` : ""}`, { headers: adminHeaders })).json();
+      for (const d of page.deliveries) {
+        const key = `${d.destination}: ${d.lastError}`;
+        deadReasons[key] = (deadReasons[key] ?? 0) + 1;
+      }
+      if (!page.nextCursor) break;
+      cursor = page.nextCursor;
+    }
+    const requests = readFileSync(receiverLog, "utf8").trim().split("\n").filter(Boolean).map((line) => JSON.parse(line));
+    const okByEvent = new Map(); // id -> Map(path -> [times])
+    for (const r of requests.filter((r) => r.status === 200)) {
+      if (!okByEvent.has(r.id)) okByEvent.set(r.id, new Map());
+      const paths = okByEvent.get(r.id);
+      paths.set(r.path, [...(paths.get(r.path) ?? []), r.t]);
+    }
+    let lost = 0;
+    const lostExamples = [];
+    const toTerminal = [];
+    for (const [eventId, sentEvent] of accepted) {
+      const event = stored.get(eventId);
+      const received = okByEvent.get(eventId) ?? new Map();
+      const c = event?.deliveries;
+      const planned = sentEvent.deliveries ?? (c ? c.delivered + c.dead + c.stale + c.pending + c.failing : 0);
+      const terminal = c && c.pending === 0 && c.failing === 0 && c.delivered + c.dead + c.stale === planned;
+      // Delivered in D1 and received with a 2xx by the receiver, destination for destination.
+      const accounted = terminal && received.size === c.delivered;
+      if (!accounted) {
+        lost++;
+        if (lostExamples.length < 5) lostExamples.push({ eventId, stored: c ?? null, planned, received: [...received.keys()] });
+      }
+      for (const times of received.values()) toTerminal.push(Math.min(...times) - sentEvent.ackAt);
+    }
+    let duplicates = 0;
+    for (const paths of okByEvent.values()) for (const times of paths.values()) duplicates += times.length - 1;
+    const deliveredByReceiver = {};
+    for (const paths of okByEvent.values()) for (const p of paths.keys()) deliveredByReceiver[p.replace("/d/", "")] = (deliveredByReceiver[p.replace("/d/", "")] ?? 0) + 1;
+    const healthRows = await health();
+    const perDestination = Object.fromEntries(
+      healthRows.filter((d) => d.configured).map((d) => [d.name, { delivered: d.delivered, dead: d.dead, receiverDelivered: deliveredByReceiver[d.name] ?? 0 }]),
+    );
+    const adminAgrees = Object.values(perDestination).every((d) => d.delivered === d.receiverDelivered);
+    const plannedDeliveries = [...accepted].reduce((n, [id, e]) => {
+      const c = stored.get(id)?.deliveries;
+      return n + (e.deliveries ?? (c ? c.delivered + c.dead + c.stale : 0));
+    }, 0);
+    const faults = requests.reduce((acc, r) => ((acc[String(r.status)] = (acc[String(r.status)] ?? 0) + 1), acc), {});
+    const results = {
+      smoke: SMOKE,
+      seed: SEED,
+      events: EVENTS,
+      accepted: accepted.size,
+      sendsRepeated: retries,
+      killedAndRestarted: killed,
+      plannedDeliveries,
+      perDestination,
+      deadReasons,
+      lost,
+      lostExamples,
+      duplicateDeliveries: duplicates,
+      duplicateRate: plannedDeliveries ? Number((duplicates / plannedDeliveries).toFixed(4)) : 0,
+      timeToDeliveredMs: { p50: percentile(toTerminal, 50), p99: percentile(toTerminal, 99) },
+      receiverAnswers: faults,
+      adminTotalsAgreeWithReceivers: adminAgrees,
+      settleSeconds: Number(((settledAt - T0) / 1000).toFixed(1)),
+      wallTimeS: Number(((Date.now() - T0) / 1000).toFixed(1)),
+      date: new Date().toISOString(),
+    };
+    writeFileSync(path.join(ROOT, "soak", SMOKE ? "results.smoke.json" : "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+    console.log(JSON.stringify(results, null, 2));
+    const ok = lost === 0 && adminAgrees && killed;
+    log(ok ? `lost = 0 across ${accepted.size} events and ${plannedDeliveries} deliveries` : `FAILED: lost = ${lost}, admin totals agree: ${adminAgrees}`);
+    process.exitCode = ok ? 0 : 1;
+  } finally {
+    clearInterval(cron);
+    await stopAll();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch(async (err) => {
+  console.error(`[soak] failed: ${err.stack ?? err}`);
+  await stopAll();
+  process.exit(1);
+});
