@@ -30,18 +30,10 @@ export interface NewEvent {
   };
 }
 
-/** An event as the delivery side reads it back. */
-export interface StoredEvent {
-  id: string;
-  ingestId: string;
-  source: string;
-  eventType: string;
-  merchantId: string | null;
-  providerId: string | null;
-  contentType: string;
+/** An event as the delivery side reads it back: its identity, and its bytes. */
+export interface StoredEvent
+  extends Pick<NewEvent, "id" | "ingestId" | "source" | "eventType" | "merchantId" | "providerId" | "contentType" | "receivedAt" | "providerTimestamp"> {
   body: Uint8Array;
-  receivedAt: number;
-  providerTimestamp: number | null;
 }
 
 /** Why an event is held, and what its URL and its signed body each said. */
