@@ -7,7 +7,7 @@ import type { DeliveryMessage } from "../src/core/messages.ts";
 import { plannedDeliveries } from "../src/core/delivery-state.ts";
 import { OUTBOX_CLAIM_MS, sweep, sweepOutbox, sweepOverdue, SWEEP_GRACE_MS } from "../src/delivery/sweeper.ts";
 import { insertOutbox } from "../src/storage/outbox.ts";
-import { captureDeliveryQueue, deferred, deliveriesOf, fixture, ManualClock, post, postWeedmaps, runDeliveryQueue, runQueueOn, runScheduled, stubDestinations, type FetchHandler } from "./helpers.ts";
+import { captureDeliveryQueue, deferred, deliveriesOf, fixture, ManualClock, post, postWeedmaps, runDeliveryQueue, runQueueOn, runScheduled, stubDestinations, stubSilentDestination, type FetchHandler } from "./helpers.ts";
 
 let queue: ReturnType<typeof captureDeliveryQueue>;
 beforeEach(async () => {
@@ -106,15 +106,10 @@ describe("delivery", () => {
 
   it("times a slow destination out when its timeout passes, and retries it", async () => {
     const clock = new ManualClock();
-    const arrived = deferred<Request>();
-    stubDestinations((request) => {
-      arrived.resolve(request);
-      // Answers only if nobody gives up on it first.
-      return new Promise<Response>((_, reject) => request.signal.addEventListener("abort", () => reject(request.signal.reason)));
-    });
+    const arrived = stubSilentDestination();
     const { eventId, message } = await ingestLab("single");
     const run = runQueueOn(createWorker({ clock }), [message]);
-    const request = await arrived.promise;
+    const request = await arrived;
     clock.advance(1_999);
     expect(request.signal.aborted).toBe(false);
     // The pos destination's timeoutMs is 2,000.

@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
-import { adminFetch, captureDeliveryQueue, deferred, deliveriesOf, fixture, ManualClock, ROUTER, stubDestinations, weedmapsSignature } from "./helpers.ts";
+import { adminFetch, captureDeliveryQueue, deliveriesOf, fixture, ManualClock, ROUTER, stubDestinations, stubSilentDestination, weedmapsSignature } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -95,14 +95,10 @@ describe("Weedmaps Draft is answered synchronously by the responder", () => {
 
   it("answers 504 when the deadline passes before the responder answers, and records the timeout", async () => {
     const clock = new ManualClock();
-    const arrived = deferred<Request>();
-    stubDestinations((request) => {
-      arrived.resolve(request);
-      return new Promise<Response>((_, reject) => request.signal.addEventListener("abort", () => reject(request.signal.reason)));
-    });
+    const arrived = stubSilentDestination();
     const body = fixture("weedmaps/draft").body.replace("9779604", "slow-draft-1");
     const res = await postDraft("/webhooks/weedmaps/draft?merchant_id=4242", body, undefined, createWorker({ clock }), async () => {
-      const request = await arrived.promise;
+      const request = await arrived;
       // The test config's draftDeadlineMs is 300.
       clock.advance(299);
       expect(request.signal.aborted).toBe(false);

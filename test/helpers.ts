@@ -3,6 +3,8 @@ import { env, exports } from "cloudflare:workers";
 import { expect, vi } from "vitest";
 import type { createWorker } from "../src/app/worker.ts";
 import type { Clock } from "../src/core/clock.ts";
+import { parseConfig } from "../src/core/config/parse.ts";
+import type { IdentifyInput, IdentifyResult, ProviderAdapter } from "../src/core/providers/contract.ts";
 import type { DeliveryMessage } from "../src/core/messages.ts";
 import { fromStoredPayload } from "../src/storage/payloads.ts";
 import type { SignedFixture } from "../vitest.config.ts";
@@ -235,4 +237,28 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/**
+ * Stands in for a destination that never answers: each request waits until the caller gives up on it (its signal
+ * aborts). Resolves with the first request once it has arrived.
+ */
+export function stubSilentDestination(): Promise<Request> {
+  const arrived = deferred<Request>();
+  stubDestinations((request) => {
+    arrived.resolve(request);
+    return new Promise<Response>((_, reject) => request.signal.addEventListener("abort", () => reject(request.signal.reason)));
+  });
+  return arrived.promise;
+}
+
+/**
+ * An adapter's `identify` over a one-source config of the given provider (source name "s", a fixed body hash),
+ * with the call's own overrides: the provider tests' shorthand.
+ */
+export function identifierFor(adapter: ProviderAdapter, source: Record<string, unknown> = {}): (overrides: Partial<IdentifyInput>) => IdentifyResult {
+  const parsed = parseConfig({ sources: { s: { provider: adapter.name, verify: { type: "hmac", secrets: ["A"] }, ...source } }, destinations: {}, routes: [] });
+  if (!parsed.ok) throw new Error(parsed.errors.join("; "));
+  const config = parsed.config.sources.s!;
+  return (overrides) => adapter.identify({ sourceName: "s", source: config, pathEvent: undefined, payload: {}, bodySha256: "h".repeat(64), ...overrides });
 }

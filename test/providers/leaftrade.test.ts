@@ -1,19 +1,12 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { parseConfig } from "../../src/core/config/parse.ts";
-import type { IdentifyInput, IdentifyResult } from "../../src/core/providers/contract.ts";
+import type { IdentifyInput } from "../../src/core/providers/contract.ts";
 import { leaftrade } from "../../src/core/providers/leaftrade.ts";
-import { adminFetch, captureDeliveryQueue, deliveriesOf, expectIngested, fixture, hexSignature, post, runDeliveryQueue, stubDestinations } from "../helpers.ts";
+import { adminFetch, captureDeliveryQueue, deliveriesOf, expectIngested, fixture, hexSignature, identifierFor, post, runDeliveryQueue, stubDestinations } from "../helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
-const parsed = parseConfig({ sources: { s: { provider: "leaftrade", verify: { type: "hmac", secrets: ["A"] } } }, destinations: {}, routes: [] });
-if (!parsed.ok) throw new Error(parsed.errors.join("; "));
-const SOURCE = parsed.config.sources.s!;
-
-function identifyResult(overrides: Partial<IdentifyInput>): IdentifyResult {
-  return leaftrade.identify({ sourceName: "s", source: SOURCE, pathEvent: undefined, payload: {}, bodySha256: "h".repeat(64), ...overrides });
-}
+const identifyResult = identifierFor(leaftrade);
 
 function identify(overrides: Partial<IdentifyInput>) {
   const result = identifyResult(overrides);

@@ -2,20 +2,13 @@ import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { createWorker } from "../../src/app/worker.ts";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { parseConfig } from "../../src/core/config/parse.ts";
-import type { EventIdentity, IdentifyInput, IdentifyResult } from "../../src/core/providers/contract.ts";
+import type { EventIdentity, IdentifyInput } from "../../src/core/providers/contract.ts";
 import { checkWeedmapsAnswer, isServiceFee, weedmaps, weedmapsEventType, WeedmapsOrderSchema } from "../../src/core/providers/weedmaps.ts";
-import { captureDeliveryQueue, deliveriesOf, expectIngested, fixture, fixturesOf, post, postWeedmaps, weedmapsSignature } from "../helpers.ts";
+import { captureDeliveryQueue, deliveriesOf, expectIngested, fixture, fixturesOf, identifierFor, post, postWeedmaps, weedmapsSignature } from "../helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
-const parsed = parseConfig({ sources: { s: { provider: "weedmaps", verify: { type: "hmac", secrets: ["A"] } } }, destinations: {}, routes: [] });
-if (!parsed.ok) throw new Error(parsed.errors.join("; "));
-const SOURCE = parsed.config.sources.s!;
-
-function identifyResult(overrides: Partial<IdentifyInput>): IdentifyResult {
-  return weedmaps.identify({ sourceName: "s", source: SOURCE, pathEvent: undefined, payload: {}, bodySha256: "h".repeat(64), ...overrides });
-}
+const identifyResult = identifierFor(weedmaps);
 
 function identify(overrides: Partial<IdentifyInput>): EventIdentity {
   const result = identifyResult(overrides);
