@@ -1,6 +1,6 @@
 // The walls between the folders of src/, checked by `npm run check:walls` (and so by `npm run check` and .ci/run).
 // The flow they keep: ingest → core → storage, and delivery → core → outbound → storage. Every folder may use
-// core; the three entry folders (ingest, delivery, admin) never use one another, except admin calling the replay
+// core; the entry folders (ingest, delivery, admin, maintenance) never use one another, except admin calling the replay
 // service that delivery exports. test/walls/walls.test.mjs breaks each rule on purpose and checks that it fails.
 
 /** Folders a folder may import, besides itself and npm packages. */
@@ -13,6 +13,8 @@ const ALLOWED = {
   ingest: ["core", "config", "storage", "outbound", "telemetry"],
   delivery: ["core", "config", "storage", "outbound", "telemetry"],
   admin: ["core", "config", "storage", "outbound", "telemetry"],
+  // The Cron's maintenance walk (retention, key rotation): rows and keys, never a delivery or a request.
+  maintenance: ["core", "config", "storage", "telemetry"],
 };
 
 const FOLDERS = [...Object.keys(ALLOWED), "app"];

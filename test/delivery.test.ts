@@ -7,7 +7,7 @@ import type { DeliveryMessage } from "../src/core/messages.ts";
 import { plannedDeliveries } from "../src/core/delivery-state.ts";
 import { OUTBOX_CLAIM_MS, sweep, sweepOutbox, sweepOverdue, SWEEP_GRACE_MS } from "../src/delivery/sweeper.ts";
 import { insertOutbox } from "../src/storage/outbox.ts";
-import { captureDeliveryQueue, deferred, deliveriesOf, fixture, ManualClock, post, postWeedmaps, runDeliveryQueue, runQueueOn, runScheduled, stubDestinations, stubSilentDestination, type FetchHandler } from "./helpers.ts";
+import { captureDeliveryQueue, deferred, deliveriesOf, fixture, ManualClock, post, postWeedmaps, runDeliveryQueue, runQueueOn, runScheduled, storedPayloads, stubDestinations, stubSilentDestination, type FetchHandler } from "./helpers.ts";
 
 let queue: ReturnType<typeof captureDeliveryQueue>;
 beforeEach(async () => {
@@ -80,7 +80,9 @@ describe("delivery", () => {
       ["pos", "delivered", 1, 200],
     ]);
     const [attempt] = JSON.parse(deliveries[0]!.attempt_log);
-    expect(attempt).toEqual({ attempt: 1, at: expect.any(Number), statusCode: 200, latencyMs: expect.any(Number), errorClass: null, responseExcerpt: "ok" });
+    // What the destination answered is kept sealed with the event's data key, like its body.
+    expect(attempt).toEqual({ attempt: 1, at: expect.any(Number), statusCode: 200, latencyMs: expect.any(Number), errorClass: null, responseExcerpt: expect.stringMatching(/^pe1:/) });
+    expect(await (await storedPayloads(eventId)).payloads.openText("excerpt", attempt.responseExcerpt)).toBe("ok");
   });
 
   it("retries a 500 with backoff and delivers on a later attempt, recording every attempt", async () => {

@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
-import { adminFetch, captureDeliveryQueue, deliveriesOf, fixture, ManualClock, ROUTER, stubDestinations, stubSilentDestination, weedmapsSignature } from "./helpers.ts";
+import { adminFetch, captureDeliveryQueue, deliveriesOf, fixture, ManualClock, ROUTER, stubDestinations, storedPayloads, stubSilentDestination, weedmapsSignature } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -87,8 +87,10 @@ describe("Weedmaps Draft is answered synchronously by the responder", () => {
 
     const stored = (await storedDraft("9779604"))!;
     expect(stored).toMatchObject({ event_type: "draft", responder: "pricing", responder_status: 200, responder_error: null });
-    const audit = await env.DB.prepare("SELECT draft_answer, draft_answer_status, draft_verdict FROM events WHERE id = ?1").bind(stored.id).first<{ draft_answer: string; draft_answer_status: number; draft_verdict: string }>();
-    expect(audit).toEqual({ draft_answer: answered, draft_answer_status: 200, draft_verdict: JSON.stringify({ outcome: "passed", repaired: [], warnings: [] }) });
+    const audit = await env.DB.prepare("SELECT draft_answer_status, draft_verdict FROM events WHERE id = ?1").bind(stored.id).first<{ draft_answer_status: number; draft_verdict: string }>();
+    expect(audit).toEqual({ draft_answer_status: 200, draft_verdict: JSON.stringify({ outcome: "passed", repaired: [], warnings: [] }) });
+    // The answer is kept as Weedmaps got it, sealed like the body.
+    expect(new TextDecoder().decode((await storedPayloads(stored.id)).answer!)).toBe(answered);
     expect((await deliveriesOf(stored.id)).map((d) => [d.destination, d.status])).toEqual([["erp", "pending"]]);
     expect(queue.messages.map((m) => m.body.eventId)).toContain(stored.id);
   });
@@ -147,10 +149,12 @@ describe("Weedmaps Draft is answered synchronously by the responder", () => {
 });
 
 async function verdictOf(orderId: string) {
-  const row = await env.DB.prepare("SELECT draft_answer, draft_answer_status, draft_verdict, responder_error FROM events WHERE provider_id = ?1")
+  const row = await env.DB.prepare("SELECT id, draft_answer_status, draft_verdict, responder_error FROM events WHERE provider_id = ?1")
     .bind(orderId)
-    .first<{ draft_answer: string | null; draft_answer_status: number; draft_verdict: string; responder_error: string | null }>();
-  return { ...row!, draft_verdict: JSON.parse(row!.draft_verdict) as Record<string, unknown> };
+    .first<{ id: string; draft_answer_status: number; draft_verdict: string; responder_error: string | null }>();
+  const { answer } = await storedPayloads(row!.id);
+  const { id: _id, ...rest } = row!;
+  return { ...rest, draft_answer: answer && new TextDecoder().decode(answer), draft_verdict: JSON.parse(row!.draft_verdict) as Record<string, unknown> };
 }
 
 describe("only a valid answer reaches checkout: each misbehaving responder gets a 502 naming the rule", () => {
@@ -290,14 +294,18 @@ describe("only a valid answer reaches checkout: each misbehaving responder gets 
     const body = draftBody("audit-1");
     const answered = await (await postDraft("/webhooks/weedmaps?merchant_id=4242", body)).text();
     const { events } = await (await adminFetch("GET", "/events?orderId=audit-1&eventType=draft")).json<{ events: { id: string }[] }>();
-    const detail = await (await adminFetch("GET", `/events/${events[0]!.id}`)).json<{ event: { payload: { data: string }; responder: Record<string, unknown> } }>();
+    // Both sides carry the customer: redacted alike by default, shown as stored with a reveal.
+    const redacted = await (await adminFetch("GET", `/events/${events[0]!.id}`)).json<{ event: { payload: { data: string; redacted: string[] }; responder: { answered: { payload: { redacted: string[] } } } } }>();
+    expect(redacted.event.payload.redacted).toContain("customer");
+    expect(redacted.event.responder.answered.payload.redacted).toContain("customer");
+    const detail = await (await adminFetch("GET", `/events/${events[0]!.id}?reveal=true`, undefined, { "x-reveal-token": env.ADMIN_REVEAL_TOKEN as string })).json<{ event: { payload: { data: string }; responder: Record<string, unknown> } }>();
     expect(detail.event.payload.data).toBe(body);
     expect(detail.event.responder).toEqual({
       destination: "pricing",
       status: 200,
       latencyMs: expect.any(Number),
       error: null,
-      answered: { status: 200, payload: { encoding: "utf8", data: answered } },
+      answered: { status: 200, payload: { encoding: "utf8", data: answered, redacted: [] } },
       verdict: { outcome: "passed", repaired: [], warnings: [] },
     });
   });

@@ -6,7 +6,8 @@ import type { Clock } from "../src/core/clock.ts";
 import { parseConfig } from "../src/core/config/parse.ts";
 import type { IdentifyInput, IdentifyResult, ProviderAdapter } from "../src/core/providers/contract.ts";
 import type { DeliveryMessage } from "../src/core/messages.ts";
-import { fromStoredPayload } from "../src/storage/payloads.ts";
+import { parseKeyRing, type PayloadProtection } from "../src/core/envelope.ts";
+import { EventPayloads } from "../src/storage/payloads.ts";
 import type { SignedFixture } from "../vitest.config.ts";
 
 export const ROUTER = "https://router.example.test";
@@ -20,11 +21,11 @@ export function post(path: string, body: string | ArrayBuffer, headers: Record<s
 }
 
 /** A request to the admin API with the test admin token. */
-export function adminFetch(method: string, path: string, body?: unknown): Promise<Response> {
+export function adminFetch(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
   return exports.default.fetch(
     new Request(`${ROUTER}/admin${path}`, {
       method,
-      headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}`, "content-type": "application/json" },
+      headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}`, "content-type": "application/json", ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
     }),
   );
@@ -48,9 +49,9 @@ export async function expectIngested({ url, fixture: f, eventType, destinations,
   const json = await res.json<{ eventId: string }>();
   expect(res.status, JSON.stringify(json)).toBe(200);
   expect(json).toMatchObject({ received: true, duplicate: false, routing: "routed", deliveries: destinations.length, enqueued: true });
-  const stored = await env.DB.prepare(`SELECT event_type, routing, content_type, body FROM events WHERE id = ?1`).bind(json.eventId).first<{ body: unknown }>();
+  const stored = await env.DB.prepare(`SELECT event_type, routing, content_type FROM events WHERE id = ?1`).bind(json.eventId).first();
   expect(stored).toMatchObject({ event_type: eventType, routing: "routed", content_type: "application/json" });
-  expect(new TextDecoder().decode(fromStoredPayload(stored!.body))).toBe(f.body);
+  expect(new TextDecoder().decode((await storedPayloads(json.eventId)).body!)).toBe(f.body);
   const deliveries = await deliveriesOf(json.eventId);
   expect(deliveries.map((d) => [d.destination, d.status, d.attempts])).toEqual([...destinations].sort().map((d) => [d, "pending", 0]));
   expect(queue.messages.map((m) => m.body)).toContainEqual({
@@ -60,6 +61,31 @@ export async function expectIngested({ url, fixture: f, eventType, destinations,
     deliveries: expect.arrayContaining(destinations.map((destination) => ({ destination, generation: 1 }))),
   });
   return json.eventId;
+}
+
+/** The test key ring (PAYLOAD_KEYS), as the Worker parses it. */
+export async function testProtection(secret: string = env.PAYLOAD_KEYS): Promise<PayloadProtection> {
+  const result = await parseKeyRing(secret);
+  if (!result.ok) throw new Error(result.reason);
+  return { mode: "encrypted", ring: result.ring };
+}
+
+/** An event's stored body and Draft answer, opened with the test ring as the Worker opens them (null once purged). */
+export async function storedPayloads(
+  eventId: string,
+  protection?: PayloadProtection,
+): Promise<{ body: Uint8Array | null; answer: Uint8Array | null; keyId: string | null; payloads: EventPayloads }> {
+  const row = await env.DB.prepare(`SELECT body, draft_answer, payload_key, payload_dek, payload_purged_at FROM events WHERE id = ?1`)
+    .bind(eventId)
+    .first<{ body: unknown; draft_answer: unknown; payload_key: string | null; payload_dek: string | null; payload_purged_at: number | null }>();
+  if (!row) throw new Error(`no event ${eventId}`);
+  const payloads = await EventPayloads.open(protection ?? (await testProtection()), eventId, row.payload_dek);
+  return {
+    body: row.payload_purged_at === null ? await payloads.open("body", row.body) : null,
+    answer: row.draft_answer === null ? null : await payloads.open("answer", row.draft_answer),
+    keyId: row.payload_key,
+    payloads,
+  };
 }
 
 /** A provider fixture, `"<provider>/<event>"`, with the headers its provider would sign it with. */

@@ -1,8 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { fromStoredPayload } from "../src/storage/payloads.ts";
 import type { DeliveryMessage } from "../src/core/messages.ts";
-import { captureDeliveryQueue, deliveriesOf, fixture, hexSignature, post, postWeedmaps, ROUTER, runDeliveryQueue, stubDestinations } from "./helpers.ts";
+import { captureDeliveryQueue, deliveriesOf, fixture, hexSignature, post, postWeedmaps, ROUTER, runDeliveryQueue, storedPayloads, stubDestinations } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -16,12 +15,13 @@ interface Accepted {
 }
 
 async function storedEvent(eventId: string) {
-  return env.DB.prepare(`SELECT source, event_type, merchant_id, provider_id, routing, content_type, body FROM events WHERE id = ?1`)
+  const row = await env.DB.prepare(`SELECT id, source, event_type, merchant_id, provider_id, routing, content_type FROM events WHERE id = ?1`)
     .bind(eventId)
-    .first<{ source: string; event_type: string; merchant_id: string | null; provider_id: string | null; routing: string; content_type: string; body: unknown }>();
+    .first<{ id: string; source: string; event_type: string; merchant_id: string | null; provider_id: string | null; routing: string; content_type: string }>();
+  return row && { ...row, body: (await storedPayloads(row.id)).body! };
 }
 
-const bytesOf = (stored: { body: unknown } | null) => fromStoredPayload(stored!.body);
+const bytesOf = (stored: { body: Uint8Array } | null) => stored!.body;
 
 function errorBodyShape(code: string) {
   return { error: { code, message: expect.any(String), requestId: expect.stringMatching(/^[0-9a-f-]{36}$/) } };

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import { DeliveryStatesSchema } from "../src/core/delivery-state.ts";
 import { loadDeliveryWork } from "../src/storage/events.ts";
+import { testProtection } from "./helpers.ts";
 
 const db = () => env.MIGRATION_DB;
 const before = (prefix: string) => env.TEST_MIGRATIONS.filter((m) => m.name < prefix);
@@ -46,13 +47,15 @@ it("0002 moves each event's delivery rows into its row, keeps replay history, an
   ]);
 
   await applyD1Migrations(db(), env.TEST_MIGRATIONS);
+  // Rows from before 0006 are unencrypted (no data key): a router with a key ring still reads them.
+  const legacy = await testProtection();
 
   // What 0002 wrote must be the delivery JSON the code reads: the strict schema in src/core/delivery-state.ts owns
   // its keys, so renaming a field there without a migration fails here.
   const written = await db().prepare("SELECT deliveries FROM events").all<{ deliveries: string }>();
   for (const { deliveries } of written.results) expect(DeliveryStatesSchema.safeParse(JSON.parse(deliveries)).error).toBeUndefined();
 
-  const work = await loadDeliveryWork(db(), replayed);
+  const work = await loadDeliveryWork(db(), legacy, replayed);
   expect(work!.snapshot.version).toBe(0);
   expect(work!.snapshot.deliveries.map((d) => [d.destination, d.generation, d.status, d.superseded, d.log.length])).toEqual([
     ["erp", 1, "delivered", false, 0],
@@ -60,7 +63,7 @@ it("0002 moves each event's delivery rows into its row, keeps replay history, an
     ["pos", 2, "delivered", false, 0],
   ]);
   expect(work!.snapshot.deliveries[1]).toMatchObject({ lastError: "http_410 (permanent)", log: JSON.parse(attempt) });
-  expect((await loadDeliveryWork(db(), unrouted))!.snapshot.deliveries).toEqual([]);
+  expect((await loadDeliveryWork(db(), legacy, unrouted))!.snapshot.deliveries).toEqual([]);
   const due = await db().prepare("SELECT id, pending_due FROM events ORDER BY id").all<{ id: string; pending_due: number | null }>();
   expect(due.results.map((r) => [r.id, r.pending_due])).toEqual([
     [replayed, null],
@@ -68,7 +71,7 @@ it("0002 moves each event's delivery rows into its row, keeps replay history, an
     [inFlight, now - 60_000],
     [unrouted, null],
   ]);
-  expect((await loadDeliveryWork(db(), inFlight))!.snapshot.deliveries[0]).toMatchObject({ status: "pending", attempts: 2 });
+  expect((await loadDeliveryWork(db(), legacy, inFlight))!.snapshot.deliveries[0]).toMatchObject({ status: "pending", attempts: 2 });
 
   const { results } = await db().prepare("SELECT message, due_at FROM outbox").all<{ message: string; due_at: number }>();
   expect(results.map((r) => JSON.parse(r.message))).toEqual([

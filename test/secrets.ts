@@ -18,4 +18,7 @@ export const TEST_SECRETS = {
   PRICING_SIGNING_SECRET: "whsec_dGVzdC1wcmljaW5nLXNpZ25pbmcta2V5LTE=",
   POS_API_TOKEN: "pos-api-token-xyz",
   ADMIN_TOKEN: "admin-test-token-0123456789",
+  ADMIN_REVEAL_TOKEN: "reveal-test-token-9876543210",
+  // The payload key ring: one key, "test-a". Rotation tests bind a ring of their own.
+  PAYLOAD_KEYS: "test-a:6P7FfcwCEY/vfCue5mwHFEphifobhKahtk4CyDhTmyc=",
 } as const;

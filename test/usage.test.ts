@@ -3,6 +3,7 @@ import { afterEach, expect, it, vi } from "vitest";
 import { plannedDeliveries } from "../src/core/delivery-state.ts";
 import { insertEvent, loadDeliveryWork } from "../src/storage/events.ts";
 import { withUsage } from "../src/telemetry/usage.ts";
+import { testProtection } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -28,15 +29,16 @@ it("counts D1 rows from result meta and queue messages when USAGE_LOG is on", as
     ["pos", "erp"].map((destination) => ({ destination, route: "r" })),
     1,
   );
-  await insertEvent(tracked.DB, event, deliveries);
-  await loadDeliveryWork(tracked.DB, event.id);
+  await insertEvent(tracked.DB, await testProtection(), event, deliveries);
+  await loadDeliveryWork(tracked.DB, await testProtection(), event.id);
   await tracked.DB.prepare("SELECT COUNT(*) AS n FROM outbox").first("n");
   await tracked.DELIVERY_QUEUE.sendBatch([{ body: { v: 1 } }, { body: { v: 2 } }]);
   report({ status: 200 });
   const line = JSON.parse(String(log.mock.calls.at(-1)![0]));
   expect(line).toMatchObject({ event: "usage", handler: "fetch", status: 200, d1Queries: 3, queueMessagesSent: 2 });
-  // One row for the event and both its deliveries, no index rows: the table is WITHOUT ROWID on its natural key.
-  expect(line.d1RowsWritten).toBe(1);
+  // One row for the event and both its deliveries (the table is WITHOUT ROWID on its natural key), and one entry of
+  // the provider id index that a customer's deletion request looks orders up by (migrations/0006).
+  expect(line.d1RowsWritten).toBe(2);
   expect(line.d1RowsRead).toBeGreaterThan(0);
 });
 

@@ -1,12 +1,14 @@
 import { createRoute, OpenAPIHono, type z } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
 import { bodyLimit } from "hono/body-limit";
+import { loadPayloadProtection } from "../config/keys.ts";
 import { insecureDestinationsAllowed, loadConfig, readVar } from "../config/load.ts";
 import { parseConfig } from "../core/config/parse.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import { RouterError } from "../core/errors.ts";
 import { intake } from "../core/intake.ts";
+import { REDACTED, redactPaths } from "../core/redact.ts";
 import { queryMerchantOf } from "../core/merchant.ts";
 import { encodeBase64 } from "../core/signatures/encoding.ts";
 import { sha256Hex } from "../core/signatures/inbound.ts";
@@ -14,8 +16,11 @@ import { assertReplayable, cancelBulkReplay, releaseQuarantinedEvent, replayDeli
 import { getReplayJob, type ReplayJob } from "../storage/replay-jobs.ts";
 import type { Quarantine } from "../core/event.ts";
 import { destinationHealth, getEventDetail, listCurrentDeliveries, listEvents, type CurrentDelivery, type EventSummary } from "../storage/admin-queries.ts";
-import { requireAdminToken } from "./auth.ts";
-import { decodeCursor, DeliveryCursorSchema, EventCursorSchema, nextCursor } from "./cursor.ts";
+import { isSealedText } from "../storage/payloads.ts";
+import { adminTokenId, requireAdminToken, requireRevealToken } from "./auth.ts";
+import { purgeCustomerOrder, keyStatus } from "./customer-data.ts";
+import { auditId, insertAudit, listAudit, type AuditEntry } from "../storage/audit.ts";
+import { AuditCursorSchema, decodeCursor, DeliveryCursorSchema, EventCursorSchema, nextCursor } from "./cursor.ts";
 import * as S from "./schemas.ts";
 
 type AdminEnv = { Bindings: Env };
@@ -31,12 +36,42 @@ function valid<T extends z.ZodType>(schema: T, data: z.input<T>): z.output<T> {
 }
 
 /** Stored bytes as the API shows them: text when they are UTF-8, base64 otherwise. */
-function payloadOf(bytes: Uint8Array): { encoding: "utf8" | "base64"; data: string } {
+function payloadOf(bytes: Uint8Array): { encoding: "utf8" | "base64"; data: string; redacted: string[] } {
   try {
-    return { encoding: "utf8", data: new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes) };
+    return { encoding: "utf8", data: new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes), redacted: [] };
   } catch {
-    return { encoding: "base64", data: encodeBase64(bytes) };
+    return { encoding: "base64", data: encodeBase64(bytes), redacted: [] };
   }
+}
+
+/**
+ * A payload as shown without a reveal: the values at the provider's (and source's) PII paths replaced. A body that
+ * cannot be read as JSON where there is customer data to hide is hidden whole.
+ */
+function redactedPayloadOf(bytes: Uint8Array, paths: readonly string[]): { encoding: "utf8" | "base64"; data: string; redacted: string[] } {
+  const shown = payloadOf(bytes);
+  if (paths.length === 0) return shown;
+  let parsed: unknown;
+  try {
+    parsed = shown.encoding === "utf8" ? JSON.parse(shown.data) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined) return { encoding: "utf8", data: REDACTED, redacted: ["(body)"] };
+  const { value, redacted } = redactPaths(parsed, paths);
+  return redacted.length === 0 ? shown : { encoding: "utf8", data: JSON.stringify(value), redacted };
+}
+
+function piiPathsOf(config: RouterConfig, providers: RouterDeps["providers"], sourceName: string): string[] {
+  const source = config.sources[sourceName];
+  const adapter = source ? providers[source.provider] : undefined;
+  // A source no longer configured: nothing says where its customer data is, so all of it is.
+  if (!source || !adapter) return ["*"];
+  return [...adapter.piiPaths, ...source.piiPaths];
+}
+
+function toAuditView(entry: AuditEntry) {
+  return { ...entry, at: iso(entry.at)! };
 }
 
 function toJobView(job: ReplayJob) {
@@ -65,7 +100,7 @@ function toCurrentDelivery({ nextAttemptAt: _due, ...d }: CurrentDelivery) {
 }
 
 function referencedSecrets(config: RouterConfig): string[] {
-  const names = new Set<string>();
+  const names = new Set<string>(config.payloadEncryption === "required" ? ["PAYLOAD_KEYS"] : []);
   for (const source of Object.values(config.sources)) if (source.verify.type !== "none") source.verify.secrets.forEach((n) => names.add(n));
   for (const destination of Object.values(config.destinations)) {
     names.add(destination.signingSecret);
@@ -162,29 +197,62 @@ export function createAdmin({ providers, clock }: RouterDeps) {
     createRoute({
       method: "get",
       path: "/events/{eventId}",
-      summary: "One event: metadata, payload, and every delivery with every attempt",
+      summary: "One event: metadata, payload (redacted unless revealed), and every delivery with every attempt",
+      description:
+        "Customer data (the provider's PII paths, and every destination response excerpt) is redacted. `reveal=true` with the `X-Reveal-Token` header shows it, and writes the reveal to the audit log.",
       security,
-      request: { params: S.EventIdParams },
-      responses: { 200: json(S.EventDetailSchema, "The event"), 404: json(S.ErrorSchema, "No such event"), ...errors },
+      request: { params: S.EventIdParams, query: S.EventDetailQuery, headers: S.RevealHeaders },
+      responses: {
+        ...errors,
+        200: json(S.EventDetailSchema, "The event"),
+        401: json(S.ErrorSchema, "Missing admin token, or reveal=true without X-Reveal-Token"),
+        403: json(S.ErrorSchema, "Wrong reveal token, or revealing is off (ADMIN_REVEAL_TOKEN unset)"),
+        404: json(S.ErrorSchema, "No such event"),
+      },
     }),
     async (c) => {
-      const found = await getEventDetail(c.env.DB, c.req.valid("param").eventId);
+      const { eventId } = c.req.valid("param");
+      const reveal = c.req.valid("query").reveal === "true";
+      // Checked before anything is read: a wrong token learns nothing, not even whether the event exists.
+      const revealedBy = reveal ? await requireRevealToken(c.env, c.req.header("x-reveal-token")) : null;
+      const config = loadConfig(c.env, providers);
+      const found = await getEventDetail(c.env.DB, await loadPayloadProtection(c.env, config), eventId);
       if (!found) throw new RouterError("not_found");
       const { event, deliveries } = found;
-      const payload = payloadOf(event.body);
+      const paths = piiPathsOf(config, providers, event.source);
+      const show = (bytes: Uint8Array) => (reveal ? payloadOf(bytes) : redactedPayloadOf(bytes, paths));
+      const payload = event.body && show(event.body);
+      const excerpt = async (stored: string | null) =>
+        stored === null || !isSealedText(stored) ? stored : reveal ? await event.payloads.openText("excerpt", stored) : REDACTED;
+      const shownDeliveries = await Promise.all(
+        deliveries.map(async (d) => ({ ...d, attemptLog: await Promise.all(d.attemptLog.map(async (a) => ({ ...a, responseExcerpt: await excerpt(a.responseExcerpt) }))) })),
+      );
+      if (revealedBy) {
+        await insertAudit(c.env.DB, {
+          id: auditId(clock.now()),
+          at: clock.now(),
+          action: "reveal",
+          tokenId: revealedBy,
+          eventId,
+          detail: { fields: paths, answer: event.responder?.answered.body ? true : false, requestId: c.get("requestId") ?? null },
+        });
+      }
       return c.json(
         valid(S.EventDetailSchema, {
           event: {
             ...event,
             ...toEventSummary(event),
             payload,
+            payloadPurgedAt: iso(event.payloadPurgedAt),
+            payloadKey: event.payloadKey,
+            revealed: reveal,
             lastDivergentRetry: event.lastDivergentRetry && { at: iso(event.lastDivergentRetry.at)!, bodySha256: event.lastDivergentRetry.bodySha256 },
             responder: event.responder && {
               ...event.responder,
-              answered: { status: event.responder.answered.status, payload: event.responder.answered.body && payloadOf(event.responder.answered.body) },
+              answered: { status: event.responder.answered.status, payload: event.responder.answered.body && show(event.responder.answered.body) },
             },
           },
-          deliveries: deliveries.map((d) => ({
+          deliveries: shownDeliveries.map((d) => ({
             ...d,
             createdAt: iso(d.createdAt)!,
             nextAttemptAt: d.status === "pending" ? iso(d.nextAttemptAt) : null,
@@ -209,6 +277,7 @@ export function createAdmin({ providers, clock }: RouterDeps) {
         202: json(S.ReplayEventResult, "Replay enqueued"),
         404: json(S.ErrorSchema, "No such event"),
         409: json(S.ErrorSchema, "A destination is disabled, or the event has none"),
+        410: json(S.ErrorSchema, "The event's payload was purged: there is nothing to send"),
         422: json(S.ErrorSchema, "A destination is not configured"),
         ...errors,
       },
@@ -217,8 +286,9 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       const { eventId } = c.req.valid("param");
       const body = (c.req.header("content-type")?.includes("json") ? c.req.valid("json") : undefined) ?? {};
       const config = loadConfig(c.env, providers);
-      const found = await getEventDetail(c.env.DB, eventId);
+      const found = await getEventDetail(c.env.DB, await loadPayloadProtection(c.env, config), eventId);
       if (!found) throw new RouterError("not_found");
+      if (found.event.payloadPurgedAt !== null) throw new RouterError("payload_purged");
       // A held event goes anywhere only through its release, which routes it with the signed merchant.
       if (found.event.quarantine && found.event.quarantine.releasedAt === undefined) throw new RouterError("event_quarantined");
       const routeOf = new Map(found.deliveries.map((d) => [d.destination, d.route]));
@@ -247,6 +317,7 @@ export function createAdmin({ providers, clock }: RouterDeps) {
         202: json(S.ReleaseResult, "Released and enqueued"),
         404: json(S.ErrorSchema, "No such event"),
         409: json(S.ErrorSchema, "Not quarantined, or its body names no merchant"),
+        410: json(S.ErrorSchema, "The event's payload was purged"),
         ...errors,
       },
     }),
@@ -462,6 +533,68 @@ export function createAdmin({ providers, clock }: RouterDeps) {
     (c) => {
       const result = parseConfig(c.req.valid("json"), { providers, allowInsecureDestinations: insecureDestinationsAllowed(c.env) });
       return c.json(valid(S.ConfigValidation, result.ok ? { valid: true, errors: [] } : { valid: false, errors: result.errors }), 200);
+    },
+  );
+
+  admin.openapi(
+    createRoute({
+      method: "post",
+      path: "/customer-data/purge",
+      summary: "A customer's deletion request: purge the payloads of every event of one order",
+      description:
+        "Purges body, Draft answer, response excerpts and data key of each event with this provider order id, now, whatever the retention horizon. The events stay (ids, dedup key, body hash, delivery state); deliveries still pending end dead with `payload_purged`. Recorded in the audit log.",
+      security,
+      request: { body: { content: { "application/json": { schema: S.CustomerPurgeBody } } } },
+      responses: { 200: json(S.CustomerPurgeResult, "What was purged"), ...errors },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const now = clock.now();
+      const outcome = await purgeCustomerOrder(c.env.DB, body.providerOrderId, body.source, now);
+      const id = auditId(now);
+      await insertAudit(c.env.DB, {
+        id,
+        at: now,
+        action: "customer_purge",
+        tokenId: await adminTokenId(c.env),
+        eventId: null,
+        detail: { providerOrderId: body.providerOrderId, source: body.source ?? null, reason: body.reason ?? null, purged: outcome.purged, alreadyPurged: outcome.alreadyPurged },
+      });
+      return c.json(valid(S.CustomerPurgeResult, { auditId: id, providerOrderId: body.providerOrderId, ...outcome }), 200);
+    },
+  );
+
+  admin.openapi(
+    createRoute({
+      method: "get",
+      path: "/audit",
+      summary: "The audit log: every reveal of customer data and every deletion request, newest first",
+      security,
+      request: { query: S.AuditQuery },
+      responses: { 200: json(S.AuditListSchema, "A page of entries"), ...errors },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      const before = q.cursor ? decodeCursor(q.cursor, AuditCursorSchema)[0] : null;
+      const entries = await listAudit(c.env.DB, before, q.limit, q.eventId);
+      return c.json(valid(S.AuditListSchema, { entries: entries.map(toAuditView), nextCursor: nextCursor(entries, q.limit, (e) => [e.id]) }), 200);
+    },
+  );
+
+  admin.openapi(
+    createRoute({
+      method: "get",
+      path: "/keys",
+      summary: "The payload key ring: which key wraps how many rows, and which may leave the ring",
+      description:
+        "Key ids only, never key material. Rows per key come from the Cron's maintenance walk, which re-wraps every data key under the primary; a key is `retired` (removable) once a full lap, started after it stopped being primary, found none.",
+      security,
+      responses: { 200: json(S.KeysSchema, "The ring and the walk's counts"), ...errors },
+    }),
+    async (c) => {
+      const config = loadConfig(c.env, providers);
+      const protection = await loadPayloadProtection(c.env, config).catch(() => null);
+      return c.json(valid(S.KeysSchema, await keyStatus(c.env.DB, config, protection)), 200);
     },
   );
 

@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import { readVar } from "../config/load.ts";
 import { RouterError } from "../core/errors.ts";
-import { verifyHeaderToken } from "../core/signatures/inbound.ts";
+import { sha256Hex, verifyHeaderToken } from "../core/signatures/inbound.ts";
 
 type AdminEnv = { Bindings: Env };
 
@@ -16,4 +16,29 @@ export function requireAdminToken(): MiddlewareHandler<AdminEnv> {
     }
     await next();
   };
+}
+
+/**
+ * What the audit log records of a token: a short hash, the same for every use of one token and different after a
+ * rotation, from which the token cannot be recovered.
+ */
+export async function tokenId(token: string): Promise<string> {
+  return `tok_${(await sha256Hex(`webhook-router token id:${token}`)).slice(0, 16)}`;
+}
+
+/** The admin token's id, for actions the audit log attributes (the request has passed requireAdminToken). */
+export async function adminTokenId(env: Env): Promise<string> {
+  return tokenId(readVar(env, "ADMIN_TOKEN")!);
+}
+
+/**
+ * Revealing customer data takes a second secret, `ADMIN_REVEAL_TOKEN`, in `X-Reveal-Token`: the admin token alone
+ * (held by scripts and dashboards) shows redacted payloads only. Returns the reveal token's id for the audit log.
+ */
+export async function requireRevealToken(env: Env, header: string | undefined): Promise<string> {
+  const token = readVar(env, "ADMIN_REVEAL_TOKEN");
+  if (!token) throw new RouterError("reveal_forbidden", { detail: "ADMIN_REVEAL_TOKEN is not set: revealing is off" });
+  if (!header) throw new RouterError("reveal_token_required");
+  if (!verifyHeaderToken(header, [token], "").ok) throw new RouterError("reveal_forbidden", { detail: "reveal: token_mismatch" });
+  return tokenId(token);
 }

@@ -94,7 +94,15 @@ export const DeliverySchema = DeliveryStateSchema.extend({
   attemptLog: z.array(AttemptSchema),
 }).openapi("Delivery");
 
-const PayloadSchema = z.object({ encoding: z.enum(["utf8", "base64"]), data: z.string() });
+const PayloadSchema = z
+  .object({
+    encoding: z.enum(["utf8", "base64"]),
+    data: z.string(),
+    redacted: z.array(z.string()).openapi({
+      description: "Where customer data was replaced by \"[redacted]\" (field paths). Empty when revealed, or when there was none; `data` is then the stored bytes exactly.",
+    }),
+  })
+  .openapi("Payload");
 
 export const EventDetailSchema = z
   .object({
@@ -103,7 +111,10 @@ export const EventDetailSchema = z
       contentType: z.string(),
       bodySha256: z.string(),
       lastDivergentRetry: z.object({ at: IsoTime, bodySha256: z.string() }).nullable(),
-      payload: PayloadSchema,
+      payload: PayloadSchema.nullable().openapi({ description: "Null once purged (retention or a deletion request)." }),
+      payloadPurgedAt: IsoTime.nullable(),
+      payloadKey: z.string().nullable().openapi({ description: "The PAYLOAD_KEYS key id that wraps this event's data key; null when stored unencrypted or purged." }),
+      revealed: z.boolean().openapi({ description: "Whether customer data is shown (reveal=true with the reveal token; audited)." }),
       responder: z
         .object({
           destination: z.string(),
@@ -131,6 +142,88 @@ export const EventDetailSchema = z
   .openapi("EventDetail");
 
 export const EventIdParams = z.object({ eventId: EventId.openapi({ param: { name: "eventId", in: "path" } }) });
+
+export const EventDetailQuery = z.object({
+  reveal: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({ description: "`true` shows customer data and response excerpts; needs `X-Reveal-Token` and is written to the audit log." }),
+});
+
+export const RevealHeaders = z.object({
+  "x-reveal-token": z.string().max(512).optional().openapi({ description: "The ADMIN_REVEAL_TOKEN secret; only with reveal=true." }),
+});
+
+export const AuditEntrySchema = z
+  .object({
+    id: z.string(),
+    at: IsoTime,
+    action: z.enum(["reveal", "customer_purge"]),
+    tokenId: z.string().openapi({ description: "A hash prefix of the token used: the same for every use of one token; never the token." }),
+    eventId: EventId.nullable(),
+    detail: z.record(z.string(), z.unknown()).openapi({ description: "Field names, counts and ids; never a payload value." }),
+  })
+  .openapi("AuditEntry");
+
+export const AuditQuery = z.object({
+  eventId: EventId.optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(200).optional(),
+});
+
+export const AuditListSchema = z.object({ entries: z.array(AuditEntrySchema), nextCursor: z.string().nullable() }).openapi("AuditList");
+
+export const CustomerPurgeBody = z
+  .object({
+    providerOrderId: z.string().min(1).max(255).openapi({ description: "The provider's order id (Weedmaps orderId, Leaf Trade order id)." }),
+    source: Name.optional().openapi({ description: "Only this source's events of the order; default: every source." }),
+    reason: z.string().max(200).optional().openapi({ description: "Recorded in the audit log, e.g. a ticket number. No customer data." }),
+  })
+  .openapi("CustomerPurge");
+
+export const CustomerPurgeResult = z
+  .object({
+    auditId: z.string(),
+    providerOrderId: z.string(),
+    purged: z.array(EventId).openapi({ description: "Events whose payloads were purged now." }),
+    alreadyPurged: z.number().int(),
+    retry: z.array(EventId).openapi({ description: "Events whose purge lost a race with a delivery write: run the request again." }),
+  })
+  .openapi("CustomerPurgeResult");
+
+const LapSchema = z.object({
+  startedAt: IsoTime,
+  completedAt: IsoTime.nullable(),
+  walked: z.number().int(),
+  byKey: z.record(z.string(), z.number().int()),
+});
+
+export const KeysSchema = z
+  .object({
+    encryption: z.enum(["required", "unsafe-disabled"]),
+    primary: z.string().nullable(),
+    keys: z.array(
+      z.object({
+        keyId: z.string(),
+        inRing: z.boolean(),
+        state: z
+          .enum(["primary", "draining", "retired", "missing", "unused"])
+          .openapi({
+            description:
+              "`primary` wraps new data keys; `draining` is in the ring and may still protect rows; `retired`: a full lap found nothing it protects, so the ring may drop it; `missing`: still protects rows but is not in the ring (ingest refuses this ring); `unused`: in the ring, never used.",
+          }),
+        firstUsedAt: IsoTime.nullable(),
+        demotedAt: IsoTime.nullable(),
+        retiredAt: IsoTime.nullable(),
+        lastLapRows: z.number().int().nullable().openapi({ description: "Rows it protected at the end of the last complete lap of the walk." }),
+        removable: z.boolean(),
+      }),
+    ),
+    walk: z.object({ lap: LapSchema.nullable(), lastLap: LapSchema.nullable() }).openapi({
+      description: "The Cron's maintenance walk: the lap in progress and the last complete one, with rows per key id (and (unencrypted), (purged)).",
+    }),
+  })
+  .openapi("Keys");
 
 export const ReplayEventBody = z.object({
   destinations: z.array(Name).min(1).max(50).optional().openapi({ description: "Default: every destination the event was delivered to." }),

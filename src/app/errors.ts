@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { PayloadKeyError } from "../core/envelope.ts";
 import { errorBody, RouterError } from "../core/errors.ts";
 import { logEvent } from "../telemetry/log.ts";
 
@@ -25,6 +26,10 @@ export function handleError(err: Error, c: Context): Response {
   if (err instanceof HTTPException && err.status < 500) {
     const code = err.status === 413 ? "payload_too_large" : err.status === 415 ? "unsupported_media_type" : "invalid_request";
     return handleError(new RouterError(code, { detail: `${err.status}: ${err.message}` }), c);
+  }
+  // A ciphertext that does not open for this event (moved from another row, altered) or whose key left the ring.
+  if (err instanceof PayloadKeyError) {
+    return handleError(new RouterError(err.reason === "key_not_in_ring" ? "payload_key_missing" : "payload_unreadable", { detail: err.message }), c);
   }
   logEvent("error", "unhandled_error", {
     requestId,

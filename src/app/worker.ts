@@ -7,9 +7,10 @@ import { BUILTIN_PROVIDERS } from "../core/providers/registry.ts";
 import { handleDeliveryBatch } from "../delivery/consumer.ts";
 import { handleDeadLetterBatch } from "../delivery/dead-letters.ts";
 import { sweep, SWEEP_GRACE_MS } from "../delivery/sweeper.ts";
-import { readVar } from "../config/load.ts";
+import { loadConfig, readVar } from "../config/load.ts";
 import { createWebhooks } from "../ingest/app.ts";
-import { configureLogging } from "../telemetry/log.ts";
+import { runMaintenanceWalk } from "../maintenance/walk.ts";
+import { configureLogging, logEvent } from "../telemetry/log.ts";
 import { withUsage } from "../telemetry/usage.ts";
 import { handleError, handleNotFound } from "./errors.ts";
 
@@ -21,6 +22,8 @@ function sweepGraceMs(env: Env): number {
   const seconds = Number(readVar(env, "SWEEP_GRACE_SECONDS"));
   return Number.isFinite(seconds) && seconds >= 1 ? seconds * 1000 : SWEEP_GRACE_MS;
 }
+
+const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** Queue names are set in wrangler.toml; a dead-letter queue's name ends in `-dlq`. */
 function queueRole(queue: string): "deliveries" | "dead-letters" {
@@ -64,7 +67,13 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
       configureLogging(env);
       const usage = withUsage(env, "scheduled");
       try {
-        await sweep(usage.env, deps.clock.now(), sweepGraceMs(env));
+        // Each on its own: a failing walk never holds up the recovery of lost messages, nor the reverse.
+        const [swept, walked] = await Promise.allSettled([
+          sweep(usage.env, deps.clock.now(), sweepGraceMs(env)),
+          (async () => runMaintenanceWalk(usage.env, loadConfig(env, deps.providers), deps.clock.now()))(),
+        ]);
+        if (walked.status === "rejected") logEvent("error", "maintenance_failed", { errorMessage: errorMessage(walked.reason) });
+        if (swept.status === "rejected") throw swept.reason;
       } finally {
         usage.report();
       }

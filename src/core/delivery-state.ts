@@ -191,6 +191,14 @@ export function addGenerations(
 
 export const SUPERSEDED = "superseded_by_replay";
 
+/** A delivery still pending when its event's payload was purged (a customer's deletion request): nothing to send. */
+export const PAYLOAD_PURGED = "payload_purged";
+
+/** Every response excerpt dropped: what a purge leaves of the attempt log (statuses, times, error classes). */
+export function withoutExcerpts(deliveries: readonly DeliveryState[]): DeliveryState[] {
+  return deliveries.map((d) => ({ ...d, log: d.log.map((a) => ({ ...a, responseExcerpt: null })) }));
+}
+
 /**
  * The sweeper's claim on deliveries it is about to re-send: each still pending and matching `which` gets
  * `nextAttemptAt = now`, so an overlapping sweep (which re-reads it) no longer sees it as overdue.
@@ -217,7 +225,8 @@ export const claimNamed = (deliveries: readonly DeliveryState[], refs: readonly 
 
 /**
  * The most the JSON of one event's deliveries may take. D1 refuses a row over 2 MB (not enforced locally); with a
- * body of at most 1 MB (`limits.maxBodyBytes`) this keeps the whole row well under it.
+ * body of at most 700 KB (`limits.maxBodyBytes`, 933 KB sealed) and a Draft answer of at most 256 KB (341 KB
+ * sealed), this keeps the whole row under it.
  */
 export const MAX_DELIVERIES_JSON_BYTES = 512 * 1024;
 
@@ -235,7 +244,7 @@ export function serializeDeliveries(deliveries: readonly DeliveryState[], maxByt
   const steps: ((d: DeliveryState[]) => DeliveryState[])[] = [
     (ds) =>
       ds.map((d) => (d.log.length <= 4 ? d : { ...d, log: [d.log[0]!, ...d.log.slice(-3)], logOmitted: (d.logOmitted ?? 0) + d.log.length - 4 })),
-    (ds) => ds.map((d) => ({ ...d, log: d.log.map((a) => ({ ...a, responseExcerpt: null })) })),
+    withoutExcerpts,
     // Settled history only: a superseded generation still pending (left by migrations/0002) stays until it is closed.
     (ds) => ds.filter((d) => !d.superseded || d.status === "pending"),
     (ds) => ds.map((d) => (d.log.length <= 1 ? d : { ...d, log: d.log.slice(-1), logOmitted: (d.logOmitted ?? 0) + d.log.length - 1 })),

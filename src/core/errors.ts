@@ -16,6 +16,9 @@ export const ERROR_CODES = {
   event_quarantined: [409, "The event is held in quarantine; release it to route it."],
   not_releasable: [409, "The signed payload names no merchant to release the event with."],
   not_found: [404, "Not found."],
+  payload_purged: [410, "The event's payload has been purged (retention or a deletion request); it cannot be sent again."],
+  reveal_token_required: [401, "Revealing customer data needs the reveal token (X-Reveal-Token)."],
+  reveal_forbidden: [403, "The reveal token is wrong, or revealing is disabled (ADMIN_REVEAL_TOKEN unset)."],
   unknown_source: [404, "No webhook source is configured at this path."],
   method_not_allowed: [405, "Method not allowed."],
   payload_too_large: [413, "The request body is larger than this endpoint accepts."],
@@ -38,6 +41,8 @@ export const ERROR_CODES = {
   source_misconfigured: [503, "This webhook source is not fully configured."],
   config_invalid: [503, "The router configuration is invalid."],
   admin_disabled: [503, "The admin API is disabled because ADMIN_TOKEN is not set."],
+  payload_unreadable: [500, "A stored payload could not be decrypted for this event."],
+  payload_key_missing: [503, "A stored payload's key is not in the key ring."],
   internal_error: [500, "Internal error."],
 } as const satisfies Record<string, readonly [ContentfulStatusCode, string]>;
 

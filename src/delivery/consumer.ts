@@ -1,15 +1,17 @@
 import pLimit, { type LimitFunction } from "p-limit";
+import { loadPayloadProtection } from "../config/keys.ts";
 import { loadConfig, readVar } from "../config/load.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import type { ProviderRegistry } from "../core/providers/contract.ts";
-import { applyOutcomes, findDelivery, markDead, markStale, SUPERSEDED, type AttemptOutcome, type DeadMark, type DeliveryRef, type DeliveryState } from "../core/delivery-state.ts";
+import { applyOutcomes, findDelivery, markDead, markStale, PAYLOAD_PURGED, SUPERSEDED, type AttemptOutcome, type DeadMark, type DeliveryRef, type DeliveryState } from "../core/delivery-state.ts";
 import type { StoredEvent } from "../core/event.ts";
 import { messageFor, QueueMessageSchema, type DeliveryMessage } from "../core/messages.ts";
 import { BACKOFF_BASE_SECONDS, backoffDelaySeconds, classifyAttempt, errorClassOf } from "../core/retry-policy.ts";
 import { sendToDestination } from "../outbound/client.ts";
 import { updateDeliveries } from "../storage/delivery-writes.ts";
 import { loadDeliveryWork } from "../storage/events.ts";
+import type { EventPayloads } from "../storage/payloads.ts";
 import { latestDelivered, recordDelivered } from "../storage/ordering.ts";
 import { enqueueDeliveries } from "../storage/queue.ts";
 import type { DeliverySnapshot } from "../storage/rows.ts";
@@ -62,6 +64,7 @@ async function attemptDeliveries(
   message: DeliveryMessage,
   event: StoredEvent,
   snapshot: DeliverySnapshot,
+  payloads: EventPayloads,
 ): Promise<RetryPlan[]> {
   const now = clock.now();
   const toSend: DeliveryState[] = [];
@@ -113,7 +116,15 @@ async function attemptDeliveries(
   );
 
   const retries: RetryPlan[] = [];
-  const outcomes: AttemptOutcome[] = attempts.map(({ delivery, destination, attempt, at, result }) => {
+  // What a destination answered may echo the customer: sealed with the event's data key, like its body. A note of
+  // the router's own (no status: the header it could not build) stays readable.
+  const excerpts = await Promise.all(
+    attempts.map(({ result }) => {
+      const excerpt = result.responseExcerpt?.slice(0, 256) ?? null;
+      return excerpt !== null && result.statusCode !== null ? payloads.sealText("excerpt", excerpt) : excerpt;
+    }),
+  );
+  const outcomes: AttemptOutcome[] = attempts.map(({ delivery, destination, attempt, at, result }, i) => {
     const ref = { destination: delivery.destination, generation: delivery.generation };
     const verdict = classifyAttempt(result, destination.retryOnStatus);
     const errorClass = errorClassOf(result);
@@ -144,7 +155,7 @@ async function attemptDeliveries(
         statusCode: result.statusCode,
         latencyMs: result.latencyMs,
         errorClass,
-        responseExcerpt: result.responseExcerpt?.slice(0, 256) ?? null,
+        responseExcerpt: excerpts[i]!,
       },
     };
   });
@@ -167,6 +178,12 @@ async function attemptDeliveries(
   return retries.filter((r) => applied?.[outcomes.findIndex((o) => o.ref === r.ref)] === true);
 }
 
+async function settlePurged(env: Env, message: DeliveryMessage, now: number): Promise<void> {
+  const marks = message.deliveries.map((ref) => ({ ref, reason: PAYLOAD_PURGED }));
+  await updateDeliveries(env.DB, message.eventId, (deliveries) => markDead(deliveries, marks, now));
+  logEvent("warn", "delivery_dead", { eventId: message.eventId, destinations: message.deliveries.map((d) => d.destination), reason: PAYLOAD_PURGED });
+}
+
 async function processDeliveryMessage(
   env: Env,
   config: RouterConfig,
@@ -175,18 +192,23 @@ async function processDeliveryMessage(
   message: DeliveryMessage,
   messageAttempts: number,
 ): Promise<MessageVerdict> {
-  const work = await loadDeliveryWork(env.DB, message.eventId);
+  const work = await loadDeliveryWork(env.DB, await loadPayloadProtection(env, config), message.eventId);
   if (!work) {
     if (message.ingestId && messageAttempts < UNCOMMITTED_EVENT_ATTEMPTS) return { kind: "retry", delaySeconds: 2 ** messageAttempts };
     logEvent(message.ingestId ? "warn" : "error", "delivery_event_missing", { eventId: message.eventId, ingestId: message.ingestId });
     return { kind: "ack" };
   }
-  if (message.ingestId && message.ingestId !== work.event.ingestId) {
+  if (message.ingestId && message.ingestId !== work.ingestId) {
     // Sent by a concurrent or retried duplicate of an event another request stored; that request's message delivers it.
     logEvent("debug", "delivery_message_duplicate", { eventId: message.eventId });
     return { kind: "ack" };
   }
-  const retries = await attemptDeliveries(env, config, deps, limit, message, work.event, work.snapshot);
+  if (!work.event) {
+    // Purged (a customer's deletion request) while a delivery was still pending: nothing is left to send.
+    await settlePurged(env, message, deps.clock.now());
+    return { kind: "ack" };
+  }
+  const retries = await attemptDeliveries(env, config, deps, limit, message, work.event, work.snapshot, work.payloads);
   if (retries.length === 0) return { kind: "ack" };
   if (message.deliveries.length === 1 && retries.length === 1) return { kind: "retry", delaySeconds: retries[0]!.delaySeconds };
   // Each failing delivery gets a message of its own with its own delay, so healthy destinations are never repeated

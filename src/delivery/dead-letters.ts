@@ -2,7 +2,7 @@ import type { Clock } from "../core/clock.ts";
 import { markDead } from "../core/delivery-state.ts";
 import { DeliveryMessageSchema, ReplayPageMessageSchema } from "../core/messages.ts";
 import { updateDeliveries } from "../storage/delivery-writes.ts";
-import { loadDeliveryWork } from "../storage/events.ts";
+import { loadDeliveryOwner } from "../storage/events.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { failBulkReplay } from "./replay.ts";
 
@@ -35,10 +35,10 @@ export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: E
     }
     const { eventId, ingestId, deliveries } = parsed.data;
     try {
-      const work = await loadDeliveryWork(env.DB, eventId);
+      const work = await loadDeliveryOwner(env.DB, eventId);
       // A message from a duplicate ingest names deliveries that belong to the request that stored the event.
       const marked =
-        work && (!ingestId || ingestId === work.event.ingestId)
+        work && (!ingestId || ingestId === work.ingestId)
           ? await updateDeliveries(env.DB, eventId, (d) => markDead(d, deliveries.map((ref) => ({ ref, reason: "queue_retries_exhausted" })), clock.now()), work.snapshot)
           : 0;
       logEvent("warn", "dead_letter_received", { messageId: message.id, eventId, markedDead: marked });

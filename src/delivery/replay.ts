@@ -1,3 +1,4 @@
+import { loadPayloadProtection } from "../config/keys.ts";
 import type { Clock } from "../core/clock.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import { addGenerations, plannedDeliveries, selectForReplay } from "../core/delivery-state.ts";
@@ -135,9 +136,10 @@ export async function releaseQuarantinedEvent(
   eventId: string,
   clock: Clock,
 ): Promise<{ eventId: string; merchantId: string; deliveries: { destination: string; route: string }[]; enqueued: boolean }> {
-  const held = await loadQuarantined(env.DB, eventId);
+  const held = await loadQuarantined(env.DB, await loadPayloadProtection(env, config), eventId);
   if (!held) throw new RouterError("not_found");
   if (!held.quarantine || held.quarantine.releasedAt !== undefined) throw new RouterError("not_quarantined");
+  if (!held.body) throw new RouterError("payload_purged");
   const source = config.sources[held.source];
   const adapter = source ? providers[source.provider] : undefined;
   if (!source || !adapter) throw new RouterError("source_misconfigured", { detail: `source ${held.source} is no longer configured` });

@@ -8,6 +8,7 @@ import { RouterError } from "../core/errors.ts";
 import { queryMerchantOf } from "../core/merchant.ts";
 import { sha256Hex } from "../core/signatures/inbound.ts";
 import { answerDraft } from "./draft.ts";
+import { protectionForIngest } from "./keys.ts";
 import { prepareEvents } from "./prepare.ts";
 import { storeAndEnqueue } from "./store.ts";
 import { verifySource } from "./verify.ts";
@@ -99,12 +100,15 @@ export function createWebhooks({ providers, clock }: RouterDeps) {
       bodySha256,
     });
 
+    // Before anything is answered: an event that cannot be stored encrypted is refused, so the provider retries.
+    const protection = await protectionForIngest(c.env, config, clock);
     const [only] = prepared;
     if (prepared.length === 1 && adapter.synchronousEvents.includes(only!.event.eventType)) {
       return answerDraft({
         env: c.env,
         ctx: c.executionCtx,
         config,
+        protection,
         clock,
         adapter,
         decision: only!.decision,
@@ -114,7 +118,7 @@ export function createWebhooks({ providers, clock }: RouterDeps) {
       });
     }
 
-    const stored = await storeAndEnqueue(c.env, prepared, clock);
+    const stored = await storeAndEnqueue(c.env, protection, prepared, clock);
     const summaries = stored.map(({ event, decision, duplicate, enqueued }) => ({
       eventId: event.id,
       duplicate,

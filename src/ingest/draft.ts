@@ -2,6 +2,7 @@ import { checkAnswer, type AnswerMode } from "../core/answer.ts";
 import type { Clock } from "../core/clock.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import { errorBody, type ErrorCode } from "../core/errors.ts";
+import type { PayloadProtection } from "../core/envelope.ts";
 import type { DraftVerdict, NewEvent } from "../core/event.ts";
 import type { ProviderAdapter } from "../core/providers/contract.ts";
 import type { RoutingDecision } from "../core/routing.ts";
@@ -13,6 +14,8 @@ export interface DraftOptions {
   env: Env;
   ctx: Pick<ExecutionContext, "waitUntil">;
   config: RouterConfig;
+  /** Checked before the responder is called: a Draft that could not be stored must not be answered. */
+  protection: PayloadProtection;
   clock: Clock;
   adapter: ProviderAdapter;
   decision: RoutingDecision;
@@ -96,7 +99,7 @@ async function callResponder({ env, config, clock, adapter, decision, event, pay
  * the response, so that never holds up the customer.
  */
 export async function answerDraft(options: DraftOptions): Promise<Response> {
-  const { env, ctx, clock, decision, event, requestId } = options;
+  const { env, ctx, clock, decision, event, requestId, protection } = options;
   const started = clock.now();
   let answered: Answered;
   try {
@@ -119,7 +122,7 @@ export async function answerDraft(options: DraftOptions): Promise<Response> {
   };
   try {
     ctx.waitUntil(
-      storeAndEnqueue(env, [{ event: stored, decision }], clock).then(
+      storeAndEnqueue(env, protection, [{ event: stored, decision }], clock).then(
         ([outcome]) => logEvent("debug", "draft_answered", { eventId: event.id, status: answered.response.status, latencyMs, errorClass: answered.errorClass, duplicate: outcome!.duplicate }),
         (err: unknown) =>
           // Weedmaps does not retry a draft and the answer has gone; the loss is logged for the operator.

@@ -1,4 +1,5 @@
 import type { Clock } from "../core/clock.ts";
+import type { PayloadProtection } from "../core/envelope.ts";
 import { plannedDeliveries } from "../core/delivery-state.ts";
 import { RouterError } from "../core/errors.ts";
 import { messageFor } from "../core/messages.ts";
@@ -26,11 +27,11 @@ const messageOf = (err: unknown) => (err instanceof Error ? err.message : String
  * when it reaches them (within one lap); so the events are acknowledged either way, as they must be (a Draft is
  * never sent again).
  */
-export async function storeAndEnqueue(env: Env, prepared: readonly PreparedEvent[], clock: Clock): Promise<StoreResult[]> {
+export async function storeAndEnqueue(env: Env, protection: PayloadProtection, prepared: readonly PreparedEvent[], clock: Clock): Promise<StoreResult[]> {
   const rows = prepared.map(({ event, decision }) => ({ event, deliveries: plannedDeliveries(decision.deliveries, event.receivedAt) }));
   const messages = rows.flatMap(({ event, deliveries }) => (deliveries.length > 0 ? [{ body: messageFor(event.id, deliveries, event.ingestId) }] : []));
   const [stored, sent] = await Promise.allSettled([
-    insertEvents(env.DB, rows),
+    insertEvents(env.DB, protection, rows),
     messages.length > 0 ? enqueueDeliveries(env.DELIVERY_QUEUE, messages) : Promise.resolve(),
   ]);
   if (stored.status === "rejected") throw new RouterError("storage_unavailable", { detail: messageOf(stored.reason) });

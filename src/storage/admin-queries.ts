@@ -1,10 +1,12 @@
 /**
- * Admin queries. Events carry no secondary index (every index adds a billed row write to each ingest), so these
- * scan; they are operator queries, bounded by LIMIT and by the time range given.
+ * Admin queries. Events carry one secondary index, on the provider id (a customer's deletion request names an
+ * order; every index adds a billed row write to each ingest); the rest scan. They are operator queries, bounded by
+ * LIMIT and by the time range given.
  */
 import { DeliveryStateSchema, SUPERSEDED, type AttemptRecord, type DeliveryState, type DeliveryStatus } from "../core/delivery-state.ts";
+import type { PayloadProtection } from "../core/envelope.ts";
 import type { DeliveryKey, DraftVerdict, Quarantine } from "../core/event.ts";
-import { fromStoredPayload } from "./payloads.ts";
+import { EventPayloads } from "./payloads.ts";
 import { parseDeliveries, parseQuarantine, toEventIdentity } from "./rows.ts";
 import { deliveryField as f, sqlConditions } from "./sql.ts";
 
@@ -53,8 +55,14 @@ export interface EventDetail extends EventSummary {
   idempotencyKey: string;
   lastDivergentRetry: { at: number; bodySha256: string } | null;
   contentType: string;
-  body: Uint8Array;
+  /** Null once purged. */
+  body: Uint8Array | null;
   bodySha256: string;
+  payloadPurgedAt: number | null;
+  /** The ring key that wraps the event's data key; null when stored unencrypted or purged. */
+  payloadKey: string | null;
+  /** Opens the response excerpts in `attemptLog`, which stay as stored (sealed) until a caller reveals them. */
+  payloads: EventPayloads;
   responder: {
     destination: string;
     status: number | null;
@@ -157,7 +165,7 @@ export async function listEvents(db: D1Database, filter: EventFilter, cursor: Ev
   return results.map(toEventSummary);
 }
 
-export async function getEventDetail(db: D1Database, eventId: string): Promise<{ event: EventDetail; deliveries: DeliveryDetail[] } | null> {
+export async function getEventDetail(db: D1Database, protection: PayloadProtection, eventId: string): Promise<{ event: EventDetail; deliveries: DeliveryDetail[] } | null> {
   type Row = EventSummaryRow & {
     idempotency_key: string;
     content_type: string;
@@ -173,33 +181,42 @@ export async function getEventDetail(db: D1Database, eventId: string): Promise<{
     draft_answer: unknown;
     draft_answer_status: number | null;
     draft_verdict: string | null;
+    payload_key: string | null;
+    payload_dek: string | null;
+    payload_purged_at: number | null;
   };
   const row = await db
     .prepare(
       `SELECT ${EVENT_SUMMARY_COLUMNS}, e.idempotency_key, e.content_type, e.body, e.body_sha256,
               e.responder, e.responder_status, e.responder_latency_ms, e.responder_error, e.deliveries AS all_deliveries,
-              e.divergent_last_at, e.divergent_last_sha256, e.draft_answer, e.draft_answer_status, e.draft_verdict
+              e.divergent_last_at, e.divergent_last_sha256, e.draft_answer, e.draft_answer_status, e.draft_verdict,
+              e.payload_key, e.payload_dek, e.payload_purged_at
        FROM events e LEFT JOIN json_each(e.deliveries) l ON ${CURRENT_ELEMENT}
        WHERE e.id = ?1 GROUP BY e.id`,
     )
     .bind(eventId)
     .first<Row>();
   if (!row) return null;
+  const payloads = await EventPayloads.open(protection, eventId, row.payload_dek);
+  const purged = row.payload_purged_at !== null;
   const event: EventDetail = {
     ...toEventSummary(row),
     idempotencyKey: row.idempotency_key,
     lastDivergentRetry:
       row.divergent_last_at !== null && row.divergent_last_sha256 !== null ? { at: row.divergent_last_at, bodySha256: row.divergent_last_sha256 } : null,
     contentType: row.content_type,
-    body: fromStoredPayload(row.body),
+    body: purged ? null : await payloads.open("body", row.body),
     bodySha256: row.body_sha256,
+    payloadPurgedAt: row.payload_purged_at,
+    payloadKey: row.payload_key,
+    payloads,
     responder: row.responder
       ? {
           destination: row.responder,
           status: row.responder_status,
           latencyMs: row.responder_latency_ms,
           error: row.responder_error,
-          answered: { status: row.draft_answer_status, body: row.draft_answer === null ? null : fromStoredPayload(row.draft_answer) },
+          answered: { status: row.draft_answer_status, body: row.draft_answer === null ? null : await payloads.open("answer", row.draft_answer) },
           verdict: row.draft_verdict === null ? null : (JSON.parse(row.draft_verdict) as DraftVerdict),
         }
       : null,

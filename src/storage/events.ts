@@ -3,13 +3,31 @@
  * (migrations/0002): D1 bills rows written, so ingest writes one row whatever the fan-out.
  */
 import { pendingDue, serializeDeliveries, type DeliveryState } from "../core/delivery-state.ts";
+import type { PayloadProtection } from "../core/envelope.ts";
 import type { NewEvent, Quarantine, StoredEvent } from "../core/event.ts";
-import { fromStoredPayload, toStoredPayload } from "./payloads.ts";
+import { EventPayloads } from "./payloads.ts";
 import { parseQuarantine, toEventIdentity, toSnapshot, type DeliverySnapshot, type EventRow } from "./rows.ts";
 
 export type InsertOutcome = "inserted" | "duplicate" | "divergent_duplicate";
 
-function insertStatement(db: D1Database, event: NewEvent, deliveries: readonly DeliveryState[]) {
+interface SealedEvent {
+  body: string | ArrayBuffer;
+  answer: string | ArrayBuffer | null;
+  keyId: string | null;
+  wrapped: string | null;
+}
+
+async function sealEvent(protection: PayloadProtection, event: NewEvent): Promise<SealedEvent> {
+  const payloads = await EventPayloads.create(protection, event.id);
+  const answer = event.responder?.answered.body;
+  return {
+    body: await payloads.seal("body", event.body),
+    answer: answer ? await payloads.seal("answer", answer) : null,
+    ...payloads.keyColumns,
+  };
+}
+
+function insertStatement(db: D1Database, event: NewEvent, sealed: SealedEvent, deliveries: readonly DeliveryState[]) {
   // A duplicate (same id, so same business identity) inserts nothing, atomically, by the primary key. If its bytes
   // differ, the stored event counts it as a divergent retry (one row write; none for an identical retry). RETURNING
   // tells the three apart: our own ingest id, another's, or no row.
@@ -17,8 +35,8 @@ function insertStatement(db: D1Database, event: NewEvent, deliveries: readonly D
     .prepare(
       `INSERT INTO events (id, idempotency_key, ingest_id, source, event_type, merchant_id, provider_id, routing,
          content_type, body, body_sha256, received_at, responder, responder_status, responder_latency_ms, responder_error, deliveries,
-         pending_due, provider_ts, quarantine, draft_answer, draft_answer_status, draft_verdict)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
+         pending_due, provider_ts, quarantine, draft_answer, draft_answer_status, draft_verdict, payload_key, payload_dek)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
        ON CONFLICT (id) DO UPDATE SET divergent_retries = divergent_retries + 1, divergent_last_at = excluded.received_at,
          divergent_last_sha256 = excluded.body_sha256
        WHERE events.body_sha256 <> excluded.body_sha256
@@ -34,7 +52,7 @@ function insertStatement(db: D1Database, event: NewEvent, deliveries: readonly D
       event.providerId,
       deliveries.length > 0 ? "routed" : "unrouted",
       event.contentType,
-      toStoredPayload(event.body),
+      sealed.body,
       event.bodySha256,
       event.receivedAt,
       event.responder?.destination ?? null,
@@ -45,9 +63,11 @@ function insertStatement(db: D1Database, event: NewEvent, deliveries: readonly D
       pendingDue(deliveries),
       event.providerTimestamp,
       event.quarantine ? JSON.stringify(event.quarantine) : null,
-      event.responder?.answered.body ? toStoredPayload(event.responder.answered.body) : null,
+      sealed.answer,
       event.responder?.answered.status ?? null,
       event.responder ? JSON.stringify(event.responder.verdict) : null,
+      sealed.keyId,
+      sealed.wrapped,
     );
 }
 
@@ -60,41 +80,66 @@ function outcomeOf(event: NewEvent, result: D1Result<{ ingest_id: string }>): In
  * Stores the events of one request with their planned deliveries: one row each, in one batch (one transaction),
  * so a V4 envelope of several orders is stored whole or not at all.
  */
-export async function insertEvents(db: D1Database, events: readonly { event: NewEvent; deliveries: readonly DeliveryState[] }[]): Promise<InsertOutcome[]> {
-  const statements = events.map(({ event, deliveries }) => insertStatement(db, event, deliveries));
+export async function insertEvents(
+  db: D1Database,
+  protection: PayloadProtection,
+  events: readonly { event: NewEvent; deliveries: readonly DeliveryState[] }[],
+): Promise<InsertOutcome[]> {
+  const sealed = await Promise.all(events.map(({ event }) => sealEvent(protection, event)));
+  const statements = events.map(({ event, deliveries }, i) => insertStatement(db, event, sealed[i]!, deliveries));
   const results = statements.length === 1 ? [await statements[0]!.all<{ ingest_id: string }>()] : await db.batch<{ ingest_id: string }>(statements);
   return events.map(({ event }, i) => outcomeOf(event, results[i]!));
 }
 
 /** One event (the tests' and tools' shorthand for insertEvents). */
-export async function insertEvent(db: D1Database, event: NewEvent, deliveries: readonly DeliveryState[]): Promise<{ duplicate: boolean }> {
-  const [outcome] = await insertEvents(db, [{ event, deliveries }]);
+export async function insertEvent(db: D1Database, protection: PayloadProtection, event: NewEvent, deliveries: readonly DeliveryState[]): Promise<{ duplicate: boolean }> {
+  const [outcome] = await insertEvents(db, protection, [{ event, deliveries }]);
   return { duplicate: outcome !== "inserted" };
 }
 
+export interface DeliveryWork {
+  /** Null once its payload is purged: there is nothing left to deliver. */
+  event: StoredEvent | null;
+  ingestId: string;
+  snapshot: DeliverySnapshot;
+  /** Seals what a destination answered (response excerpts) with the event's own data key. */
+  payloads: EventPayloads;
+}
+
 /** The event with its delivery state, in one statement. */
-export async function loadDeliveryWork(db: D1Database, eventId: string): Promise<{ event: StoredEvent; snapshot: DeliverySnapshot } | null> {
+export async function loadDeliveryWork(db: D1Database, protection: PayloadProtection, eventId: string): Promise<DeliveryWork | null> {
   const row = await db
     .prepare(
       `SELECT id, ingest_id, source, event_type, merchant_id, provider_id, content_type, body, received_at, deliveries, version,
-              provider_ts, quarantine
+              provider_ts, quarantine, payload_dek, payload_purged_at
        FROM events WHERE id = ?1`,
     )
     .bind(eventId)
     .first<EventRow>();
   if (!row) return null;
+  const payloads = await EventPayloads.open(protection, row.id, row.payload_dek);
   return {
-    event: {
-      ...toEventIdentity(row),
-      ingestId: row.ingest_id,
-      contentType: row.content_type,
-      body: fromStoredPayload(row.body),
-      providerTimestamp: row.provider_ts,
-    },
+    event:
+      row.payload_purged_at !== null
+        ? null
+        : {
+            ...toEventIdentity(row),
+            ingestId: row.ingest_id,
+            contentType: row.content_type,
+            body: await payloads.open("body", row.body),
+            providerTimestamp: row.provider_ts,
+          },
+    ingestId: row.ingest_id,
     snapshot: toSnapshot(row),
+    payloads,
   };
 }
 
+/** Which ingest stored an event, with its delivery state: what the dead-letter consumer needs, without the payload. */
+export async function loadDeliveryOwner(db: D1Database, eventId: string): Promise<{ ingestId: string; snapshot: DeliverySnapshot } | null> {
+  const row = await db.prepare(`SELECT ingest_id, deliveries, version FROM events WHERE id = ?1`).bind(eventId).first<Pick<EventRow, "ingest_id" | "deliveries" | "version">>();
+  return row ? { ingestId: row.ingest_id, snapshot: toSnapshot(row) } : null;
+}
 
 /**
  * Releases a quarantined event: routes it with the signed merchant. Conditional on the event still being held and
@@ -122,18 +167,20 @@ export async function releaseQuarantined(
 /** What a release needs: the stored bytes, the source and type they were identified as, and the hold. */
 export async function loadQuarantined(
   db: D1Database,
+  protection: PayloadProtection,
   eventId: string,
-): Promise<{ source: string; eventType: string; idempotencyKey: string; body: Uint8Array; version: number; quarantine: Quarantine | null } | null> {
+): Promise<{ source: string; eventType: string; idempotencyKey: string; body: Uint8Array | null; version: number; quarantine: Quarantine | null } | null> {
   const row = await db
-    .prepare(`SELECT source, event_type, idempotency_key, body, version, quarantine FROM events WHERE id = ?1`)
+    .prepare(`SELECT source, event_type, idempotency_key, body, version, quarantine, payload_dek, payload_purged_at FROM events WHERE id = ?1`)
     .bind(eventId)
-    .first<{ source: string; event_type: string; idempotency_key: string; body: unknown; version: number; quarantine: string | null }>();
+    .first<{ source: string; event_type: string; idempotency_key: string; body: unknown; version: number; quarantine: string | null; payload_dek: string | null; payload_purged_at: number | null }>();
   if (!row) return null;
+  const payloads = await EventPayloads.open(protection, eventId, row.payload_dek);
   return {
     source: row.source,
     eventType: row.event_type,
     idempotencyKey: row.idempotency_key,
-    body: fromStoredPayload(row.body),
+    body: row.payload_purged_at !== null ? null : await payloads.open("body", row.body),
     version: row.version,
     quarantine: parseQuarantine(row.quarantine),
   };

@@ -98,7 +98,8 @@ export async function replayPageEvents(
   limit: number,
 ): Promise<{ id: string; deliveries: DeliveryState[] }[]> {
   const { results } = await db
-    .prepare(`SELECT id, deliveries FROM events WHERE id > ?1 AND received_at >= ?2 AND received_at < ?3 ORDER BY id LIMIT ?4`)
+    // A purged event has nothing left to send: a bulk replay passes it by (a single replay answers 410).
+    .prepare(`SELECT id, deliveries FROM events WHERE id > ?1 AND received_at >= ?2 AND received_at < ?3 AND payload_purged_at IS NULL ORDER BY id LIMIT ?4`)
     .bind(after ?? "", window.since, window.until, limit)
     .all<{ id: string; deliveries: string }>();
   return results.map((row) => ({ id: row.id, deliveries: parseDeliveries(row.deliveries) }));

@@ -25,6 +25,8 @@ export interface EventRow {
   version: number;
   provider_ts: number | null;
   quarantine: string | null;
+  payload_dek: string | null;
+  payload_purged_at: number | null;
 }
 
 export type EventIdentityRow = Pick<EventRow, "id" | "source" | "event_type" | "merchant_id" | "provider_id" | "received_at">;

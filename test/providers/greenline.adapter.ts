@@ -12,6 +12,7 @@ const greenline: ProviderAdapter = {
   signature: { header: "X-Greenline-Signature", encoding: "hex", prefix: "sha256=" },
   pathEvent: "optional",
   synchronousEvents: [],
+  piiPaths: ["data.customer"],
   merchantField: "data.store_id",
   records: (payload) => [payload],
   identityFields: { id: "event_id", updatedAt: "occurred_at" },

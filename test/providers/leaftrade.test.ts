@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { IdentifyInput } from "../../src/core/providers/contract.ts";
 import { leaftrade } from "../../src/core/providers/leaftrade.ts";
-import { adminFetch, captureDeliveryQueue, deliveriesOf, expectIngested, fixture, hexSignature, identifierFor, post, runDeliveryQueue, stubDestinations } from "../helpers.ts";
+import { adminFetch, captureDeliveryQueue, deliveriesOf, expectIngested, fixture, hexSignature, identifierFor, post, runDeliveryQueue, storedPayloads, stubDestinations } from "../helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -112,16 +112,19 @@ describe("Leaf Trade webhooks through the Worker, one URL per type", () => {
     expect(res.status).toBe(200);
     expect(json.events.map((e) => [e.duplicate, e.routing, e.deliveries])).toEqual(Array(3).fill([false, "routed", 1]));
     const rows = await env.DB.prepare(
-      `SELECT provider_id, merchant_id, event_type, body FROM events WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY provider_id`,
+      `SELECT id, provider_id, merchant_id, event_type FROM events WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY provider_id`,
     )
       .bind(JSON.stringify(json.events.map((e) => e.eventId)))
-      .all<{ provider_id: string; merchant_id: string; event_type: string; body: string }>();
+      .all<{ id: string; provider_id: string; merchant_id: string; event_type: string }>();
     expect(rows.results.map((r) => [r.provider_id, r.merchant_id, r.event_type])).toEqual([
       ["ord_abc201", "C10-0000456-LIC", "order-v4"],
       ["ord_abc202", "C10-0000789-LIC", "order-v4"],
       ["ord_abc203", "C10-0000456-LIC", "order-v4"],
     ]);
-    for (const r of rows.results) expect(JSON.parse(r.body).results.map((o: { id: string }) => o.id)).toEqual([r.provider_id]);
+    for (const r of rows.results) {
+      const stored = new TextDecoder().decode((await storedPayloads(r.id)).body!);
+      expect(JSON.parse(stored).results.map((o: { id: string }) => o.id)).toEqual([r.provider_id]);
+    }
     // One queue send for the request, one message per event.
     expect(vi.mocked(env.DELIVERY_QUEUE.sendBatch)).toHaveBeenCalledTimes(1);
     expect(queue.messages.map((m) => m.body.eventId).sort()).toEqual(json.events.map((e) => e.eventId).sort());

@@ -49,6 +49,7 @@ describe("the walls between the folders of src/", () => {
     { file: "src/core/fields.ts", line: 'import { env } from "cloudflare:workers"; export const bound = env;', rule: "core-is-pure" },
     { file: "src/core/fields.ts", line: 'import "p-limit";', rule: "core-no-runtime-packages" },
     { file: "src/core/messages.ts", line: 'import "./retry-policy.ts";', rule: "no-circular" },
+    { file: "src/maintenance/walk.ts", line: 'import "../outbound/client.ts";', rule: "maintenance-imports-only-core-config-storage-telemetry" },
   ];
 
   for (const { file, line, rule } of crossings) {

@@ -16,6 +16,12 @@ export const FieldPath = z
   .string()
   .regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/, "must be a dotted field path such as seller.id");
 
+/** A redaction path (src/core/redact.ts): dotted keys, `*` for any one level, `**` for any number of levels. */
+const PiiPath = z
+  .string()
+  .max(200)
+  .regex(/^([A-Za-z0-9_$-]+|\*|\*\*)(\.([A-Za-z0-9_$-]+|\*|\*\*))*$/, "must be a dotted path such as customer or **.email");
+
 const HeaderName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, "must be an HTTP header name");
 
 const HmacVerification = z.strictObject({
@@ -67,6 +73,8 @@ const sourceSchema = (providers: readonly [string, ...string[]]) =>
      * every type the provider sends (Leaf Trade's three webhook types), or any type at all for an open provider.
      */
     events: z.array(EventType).min(1).max(50).optional(),
+    /** Customer data in this source's bodies beyond what its provider declares (src/core/redact.ts paths). */
+    piiPaths: z.array(PiiPath).max(50).default([]),
   });
 
 const StaticHeader = z.strictObject({
@@ -141,19 +149,43 @@ export function buildConfigSchema(registry: ProviderRegistry) {
       $comment: z.string().optional(),
       limits: z
         .strictObject({
-          /** Well under D1's 2 MB row limit, which local D1 does not enforce. */
-          maxBodyBytes: z.number().int().min(1024).max(1_000_000).default(262_144),
+          /**
+           * Well under D1's 2 MB row limit, which local D1 does not enforce: stored encrypted as base64 text, a body
+           * takes 4/3 of its size, next to the Draft answer (same) and the deliveries (≤ 512 KB).
+           */
+          maxBodyBytes: z.number().int().min(1024).max(700_000).default(262_144),
           /** How long a Weedmaps Draft waits for its responder before answering 504. */
           draftDeadlineMs: z.number().int().min(100).max(25_000).default(4_000),
           /**
            * The most of a responder's answer that is read; a longer one is refused (502) without being buffered. The
            * answer is stored in the Draft's row with the body (≤ 1 MB) and the deliveries (≤ 512 KB), under D1's 2 MB.
            */
-          draftAnswerMaxBytes: z.number().int().min(1024).max(524_288).default(262_144),
+          draftAnswerMaxBytes: z.number().int().min(1024).max(262_144).default(262_144),
           /** JSON nested deeper than this is refused with 400 invalid_json; real webhooks nest a few levels. */
           maxJsonDepth: z.number().int().min(8).max(1_000).default(64),
         })
         .default({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000, draftAnswerMaxBytes: 262_144, maxJsonDepth: 64 }),
+      /**
+       * Bodies, Draft answers and response excerpts are encrypted in D1 with the PAYLOAD_KEYS ring. `unsafe-disabled`
+       * stores them as plain text: for measuring the cost only, never in production.
+       */
+      payloadEncryption: z.enum(["required", "unsafe-disabled"]).default("required"),
+      /** How long customer data is kept. The Cron applies both in bounded slices (src/maintenance). */
+      retention: z
+        .strictObject({
+          /** After this, an event's body, Draft answer and response excerpts are purged; its ids, key and state stay. */
+          payloadDays: z.number().int().min(1).max(3_650).default(30),
+          /** After this, the event's row goes. Dedup of a provider retry older than this no longer holds. */
+          eventDays: z.number().int().min(1).max(3_650).default(400),
+          /**
+           * Events the Cron's maintenance walk visits per run: what one run reads, whatever the table holds. At the
+           * default, a run every 5 minutes covers 576,000 rows a day (a lap of a million events: under two days),
+           * for 576,000 rows read (about $0.0006).
+           */
+          sliceRows: z.number().int().min(10).max(20_000).default(2_000),
+        })
+        .refine((r) => r.eventDays >= r.payloadDays, { message: "eventDays must be at least payloadDays", path: ["eventDays"] })
+        .default({ payloadDays: 30, eventDays: 400, sliceRows: 2_000 }),
       sources: z.record(Slug, sourceSchema(names)),
       destinations: z.record(Slug, DestinationSchema),
       routes: z.array(RouteSchema),

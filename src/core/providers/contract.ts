@@ -49,6 +49,11 @@ export interface ProviderAdapter {
    * to each, that make it a distinct event. `npm run send` rewrites them to make new events from a fixture.
    */
   records(payload: unknown): unknown[];
+  /**
+   * Where the provider's bodies (and, for synchronous events, the answers) carry customer data: the admin API
+   * redacts these unless a reveal is asked for and audited. Paths as in src/core/redact.ts. A source may add more.
+   */
+  readonly piiPaths: readonly string[];
   readonly identityFields?: { id: string; updatedAt?: string };
   /**
    * Pure: what the events in a verified body are, and the key that makes a provider retry a duplicate. Only the

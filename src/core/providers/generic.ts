@@ -12,6 +12,8 @@ export const generic: ProviderAdapter = {
   name: "generic",
   pathEvent: "optional",
   synchronousEvents: [],
+  // Unknown bodies: the source's own `piiPaths` say where its customer data is.
+  piiPaths: [],
   configurableIdentity: true,
   records: (payload) => [payload],
   identify({ sourceName, source, pathEvent, payload, bodySha256 }) {

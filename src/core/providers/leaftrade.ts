@@ -34,6 +34,9 @@ export const leaftrade: ProviderAdapter = {
   signature: { header: "X-Signature", encoding: "hex" },
   pathEvent: "required",
   synchronousEvents: [],
+  // The buyer's and users' contact details wherever an order or issue carries them. Leaf Trade's public reference
+  // does not show these objects, so they are matched by name at any depth.
+  piiPaths: ["**.buyer", "**.user", "**.created_by", "**.contact", "**.email", "**.phone", "**.first_name", "**.last_name"],
   eventTypes: ["order-v4", "order-v3", "product-issue"],
   merchantField: "dispensary_location.license_number",
   orderingKind: (eventType) => (eventType === "product-issue" ? "product-issue" : "order"),

@@ -27,6 +27,9 @@ export const weedmaps: ProviderAdapter = {
   signature: { header: "Signature", encoding: "base64" },
   pathEvent: "optional",
   synchronousEvents: ["draft"],
+  // The Order object's customer (name, phone, date of birth, medical recommendation), the photos of their ID, where
+  // it is delivered, how they pay, and their note to the store.
+  piiPaths: ["customer", "documents", "shippingAddress", "payments", "customerNote"],
   checkAnswer: (request, answer, mode) => checkWeedmapsAnswer(request, answer, mode),
   records: (payload) => [payload],
   identityFields: { id: "orderId", updatedAt: "lastModifiedAt" },

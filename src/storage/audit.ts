@@ -1,0 +1,34 @@
+/** The audit log of who saw or removed customer data (migrations/0006): written by admin, read by admin. */
+
+export type AuditAction = "reveal" | "customer_purge";
+
+export interface AuditEntry {
+  id: string;
+  at: number;
+  action: AuditAction;
+  /** A hash prefix of the token used, never the token. */
+  tokenId: string;
+  eventId: string | null;
+  /** Field names, counts and ids: never a payload value. */
+  detail: Record<string, unknown>;
+}
+
+/** Ids sort by time (zero-padded milliseconds, then randomness), so newest-first pages are keyset pages on the key. */
+export function auditId(at: number): string {
+  return `aud_${String(at).padStart(15, "0")}_${crypto.randomUUID().replace(/-/g, "").slice(0, 12)}`;
+}
+
+export async function insertAudit(db: D1Database, entry: AuditEntry): Promise<void> {
+  await db
+    .prepare(`INSERT INTO audit_log (id, at, action, token_id, event_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)`)
+    .bind(entry.id, entry.at, entry.action, entry.tokenId, entry.eventId, JSON.stringify(entry.detail))
+    .run();
+}
+
+export async function listAudit(db: D1Database, before: string | null, limit: number, eventId?: string): Promise<AuditEntry[]> {
+  const { results } = await db
+    .prepare(`SELECT id, at, action, token_id, event_id, detail FROM audit_log WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR event_id = ?2) ORDER BY id DESC LIMIT ?3`)
+    .bind(before, eventId ?? null, limit)
+    .all<{ id: string; at: number; action: AuditAction; token_id: string; event_id: string | null; detail: string }>();
+  return results.map((r) => ({ id: r.id, at: r.at, action: r.action, tokenId: r.token_id, eventId: r.event_id, detail: JSON.parse(r.detail) as Record<string, unknown> }));
+}
