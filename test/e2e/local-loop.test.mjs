@@ -2,11 +2,13 @@
 // and the `send` tool, exactly as the README's walkthrough uses them. Run with `npm run test:e2e`.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { DatabaseSync } from "node:sqlite";
 import { Validator } from "@seriousme/openapi-schema-validator";
+import { piiValues } from "../pii.ts";
 import { start, stop, stopAll, tail, waitFor } from "../../scripts/procs.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -158,6 +160,39 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
     assert.equal(delivered.attempts, 1);
     const hits = received().filter((r) => r.headers["webhook-id"] === eventId);
     assert.deepEqual(hits.map((r) => r.status), [410, 200]);
+  });
+
+  it("customer data: after `npm run send` of every fixture, no column of any table in the local D1 holds a customer value", async () => {
+    const events = /events: (.*)/.exec(send("--help").out)[1].split(", ");
+    assert.ok(events.length >= 14, events.join());
+    for (const event of events) assert.equal(send(event, ...(event.startsWith("weedmaps.") ? ["--merchant", "4242"] : [])).code, 0, event);
+    const fixtures = {};
+    for (const provider of ["weedmaps", "leaftrade"]) {
+      for (const file of readdirSync(path.join(ROOT, "test/fixtures/providers", provider))) fixtures[`${provider}/${file.replace(/\.json$/, "")}`] = readFileSync(path.join(ROOT, "test/fixtures/providers", provider, file), "utf8");
+    }
+    const pii = piiValues(fixtures);
+    assert.ok(pii.includes("1990-04-12") && pii.includes("MR-2026-118822"), pii.join());
+    // The database file wrangler dev keeps under --persist-to, read as any tool on the machine would read it.
+    const dir = path.join(work, "state", "v3", "d1", "miniflare-D1DatabaseObject");
+    const file = readdirSync(dir).find((f) => f.endsWith(".sqlite"));
+    const db = new DatabaseSync(path.join(dir, file), { readOnly: true });
+    try {
+      let cells = 0;
+      let sealed = 0;
+      for (const { name } of db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").all()) {
+        for (const row of db.prepare(`SELECT * FROM "${name}"`).all()) {
+          for (const value of Object.values(row)) {
+            const text = value instanceof Uint8Array ? Buffer.from(value).toString("utf8") : String(value);
+            cells++;
+            if (text.startsWith("pe1:")) sealed++;
+            for (const secret of pii) assert.ok(!text.includes(secret), `${name} holds a customer value`);
+          }
+        }
+      }
+      assert.ok(cells > 100 && sealed >= events.length, `${cells} cells, ${sealed} sealed`);
+    } finally {
+      db.close();
+    }
   });
 
   it("admin API: serves a valid OpenAPI 3.1 document", async () => {
