@@ -2,7 +2,7 @@ import { z } from "zod";
 
 /**
  * The queue messages, their schemas and their constructors: the one place a message is built. Queue messages carry
- * ids, never payloads: the payload stays in D1, where it will be encrypted.
+ * ids, never payloads: the payload stays in D1, encrypted (src/storage/payloads.ts).
  *
  * One message per event covers all of its deliveries: Queues bills every write, read and delete, so a message per
  * delivery would triple the queue cost of a three-destination event. Retries split off per delivery.
