@@ -17,6 +17,11 @@ import { freePort, sleep, start, stop, stopAll, waitFor } from "../scripts/procs
 import { groupCpuMs } from "./lib/cpu.mjs";
 import { renderReport, renderTable, evaluateTargets } from "./lib/report.mjs";
 import { bundleRouter, ingestOnlyConfig, migrate, queueConsumers, ROOT, startBaseline, startRouter } from "./lib/workers.mjs";
+import { measureMaintenance } from "./lib/maintenance.mjs";
+import { parseKeyRing } from "../src/core/envelope.ts";
+import { buildConfigSchema } from "../src/core/config/schema.ts";
+import { BUILTIN_PROVIDERS } from "../src/core/providers/registry.ts";
+import { EventPayloads } from "../src/storage/payloads.ts";
 
 const SMOKE = process.argv.includes("--smoke");
 const BENCH = path.join(ROOT, "bench");
@@ -24,8 +29,8 @@ const BENCH = path.join(ROOT, "bench");
 // Load sizes. The full run is sized to stay well under five minutes on two cores; the smoke run only has to show
 // that every step still works.
 const P = SMOKE
-  ? { warmupS: 0.5, rounds: 1, s3Rounds: 1, s1S: 1, c1Amount: 10, s2S: 1, s3S: 1, s4Rounds: 1, s4Amount: 10, s5Events: 10, s5Rate: 10, s6Events: 3 }
-  : { warmupS: 3, rounds: 2, s3Rounds: 3, s1S: 6, c1Amount: 300, s2S: 3, s3S: 3, s4Rounds: 4, s4Amount: 1000, s5Events: 200, s5Rate: 20, s6Events: 30 };
+  ? { warmupS: 0.5, rounds: 1, s3Rounds: 1, s1S: 1, c1Amount: 10, s2S: 1, s3S: 1, s4Rounds: 1, s4Amount: 10, s5Events: 10, s5Rate: 10, s6Events: 3, s7Rounds: 1, s7S: 1 }
+  : { warmupS: 3, rounds: 2, s3Rounds: 3, s1S: 6, c1Amount: 300, s2S: 3, s3S: 3, s4Rounds: 4, s4Amount: 1000, s5Events: 200, s5Rate: 20, s6Events: 30, s7Rounds: 4, s7S: 4 };
 // The issue's concurrency; the smoke run only needs a few requests in flight to exercise the same code.
 const CONCURRENCY = SMOKE ? 4 : 32;
 
@@ -178,13 +183,17 @@ let prefixCounter = 0;
 /** A fresh id prefix per request source: no orderId repeats within the run. */
 const requests = (options) => weedmapsRequests({ secret: WEEDMAPS_SECRET, prefix: ++prefixCounter, ...options });
 
-/** The same requests, told to the bare Worker to forward them to `url` (see bench/baseline/index.js). */
-const forwarding = (source, url) => ({
+/** The same requests with extra headers: instructions to the bare Worker (see bench/baseline/index.js). */
+const withHeaders = (source, headers) => ({
   next() {
     const request = source.next();
-    return { ...request, headers: { ...request.headers, "x-bench-forward": url } };
+    return { ...request, headers: { ...request.headers, ...headers } };
   },
 });
+/** Told to forward each request to `url`: the bare proxy. */
+const forwarding = (source, url) => withHeaders(source, { "x-bench-forward": url });
+/** Told to store each request durably and send one queue message, nothing else: the I/O floor. */
+const floorOf = (source) => withHeaders(source, { "x-bench-floor": "1" });
 
 /**
  * Runs each target in turn, `rounds` times over (A B C, B C A, …), so that drift in the machine's background load falls
@@ -211,6 +220,24 @@ async function interleaved(targets, { rounds, seconds, amount, connections = CON
 const ratio = (ours, base) => (ours === null || base === null || base === 0 ? null : round(ours / base, 2));
 function compared(ours, baseline) {
   return { ours, baseline, ratio: { rps: ratio(ours.rps, baseline.rps), p50: ratio(ours.p50, baseline.p50), p99: ratio(ours.p99, baseline.p99) } };
+}
+
+/**
+ * What sealing one stored body costs, timed in this process with the router's own code (WebCrypto, as in workerd):
+ * a new data key wrapped by the ring's primary and a 5 KB body sealed with it, against the same body kept as given.
+ */
+async function sealingCost() {
+  const ring = await parseKeyRing(secrets.PAYLOAD_KEYS ?? "");
+  if (!ring.ok) throw new Error(`.dev.vars.example has no usable PAYLOAD_KEYS: ${ring.reason}`);
+  const protection = { mode: "encrypted", ring: ring.ring };
+  const body = new TextEncoder().encode(requests({ size: 5120, merchantId: "4242" }).next().body);
+  const runs = SMOKE ? 500 : 5_000;
+  const once = async (i) => (await EventPayloads.create(protection, `evt_bench_${i}`)).seal("body", body);
+  for (let i = 0; i < 200; i++) await once(i);
+  const started = performance.now();
+  for (let i = 0; i < runs; i++) await once(i);
+  const sealed = await once(0);
+  return { bytes: body.byteLength, storedBytes: String(sealed).length, microsecondsPerBody: round(((performance.now() - started) * 1000) / runs, 1) };
 }
 
 let fullRouterEvents = 0; // events accepted by the router with its consumer, all stored when the sweeper runs
@@ -341,11 +368,21 @@ async function main() {
     const receiver = await startReceiver();
     const config = routerConfig(receiver.port);
     const baseVars = { ROUTER_CONFIG: JSON.stringify(config) };
-    const [baseline, ingestRouter] = await Promise.all([
+    // The same router with `"payloadEncryption": "unsafe-disabled"`, for scenario 7; idle until then.
+    const plainState = path.join(work, "state-plain");
+    cpSync(ingestState, plainState, { recursive: true });
+    const [baseline, ingestRouter, plainRouter] = await Promise.all([
       startBaseline({ persistTo: path.join(work, "state-baseline") }),
       startRouter({ label: "router (ingest only)", bundle, persistTo: ingestState, config: ingestOnlyConfig(work), vars: baseVars }),
+      startRouter({
+        label: "router (encryption off)",
+        bundle,
+        persistTo: plainState,
+        config: ingestOnlyConfig(work),
+        vars: { ROUTER_CONFIG: JSON.stringify({ ...config, payloadEncryption: "unsafe-disabled" }) },
+      }),
     ]);
-    log(`baseline on ${baseline.url}, router (no queue consumer) on ${ingestRouter.url}, receiver on ${receiver.url}`);
+    log(`baseline on ${baseline.url}, router (no queue consumer) on ${ingestRouter.url} and with encryption off on ${plainRouter.url}, receiver on ${receiver.url}`);
 
     // Same request to both: the baseline ignores path and query but reads the same signed body.
     const pair = (options, merchantId = "4242") => ({
@@ -358,12 +395,18 @@ async function main() {
 
     // --- 1. Weedmaps Create ingest, 5 KB, three destinations, concurrency 32 ------------------------------------
     log(`scenario 1: Weedmaps Create 5 KB, 3 destinations, concurrency ${CONCURRENCY}`);
-    const s1 = await interleaved(pair({ size: 5120 }), { rounds: P.rounds, seconds: P.s1S });
-    const s1Unloaded = await interleaved(pair({ size: 5120 }), { rounds: P.rounds, amount: P.c1Amount / P.rounds, connections: 1 });
+    // With the I/O floor beside the bare Worker: the router's own overhead is its ratio to the floor.
+    const withFloor = () => {
+      const targets = pair({ size: 5120 });
+      return { ...targets, floor: { ...targets.baseline, source: floorOf(requests({ merchantId: "4242", size: 5120 })) } };
+    };
+    const s1 = await interleaved(withFloor(), { rounds: P.rounds, seconds: P.s1S });
+    const s1Unloaded = await interleaved(withFloor(), { rounds: P.rounds, amount: P.c1Amount / P.rounds, connections: 1 });
+    const againstFloor = (ours, floor) => ({ floor, ratio: { rps: ratio(ours.rps, floor.rps), p50: ratio(ours.p50, floor.p50), p99: ratio(ours.p99, floor.p99) } });
     results.scenarios.ingest = {
       title: "Weedmaps Create ingest (5 KB, 3 destinations)",
-      loaded: { concurrency: CONCURRENCY, ...compared(s1.ours, s1.baseline) },
-      unloaded: { concurrency: 1, ...compared(s1Unloaded.ours, s1Unloaded.baseline) },
+      loaded: { concurrency: CONCURRENCY, ...compared(s1.ours, s1.baseline), againstFloor: againstFloor(s1.ours, s1.floor) },
+      unloaded: { concurrency: 1, ...compared(s1Unloaded.ours, s1Unloaded.baseline), againstFloor: againstFloor(s1Unloaded.ours, s1Unloaded.floor) },
     };
 
     // --- 2. body size ----------------------------------------------------------------------------------------
@@ -448,8 +491,25 @@ async function main() {
       routerOwnUnchecked: { p50: round(s4.routerUnchecked.p50 - s4.bareProxy.p50), p99: round(s4.routerUnchecked.p99 - s4.bareProxy.p99) },
     };
 
-    await stop(ingestRouter.child);
-    log("router (ingest only) stopped");
+    // --- 7. encryption at rest on and off --------------------------------------------------------------------
+    log("scenario 7: ingest with payload encryption on and off");
+    const encryption = (size) => ({
+      on: { url: ingestRouter.url, path: ingestPath("4242"), source: requests({ size, merchantId: "4242" }), group: ingestRouter.child },
+      off: { url: plainRouter.url, path: ingestPath("4242"), source: requests({ size, merchantId: "4242" }), group: plainRouter.child },
+    });
+    await interleaved(encryption(5120), { rounds: 1, seconds: P.warmupS }); // the second router's isolate is cold
+    results.scenarios.encryption = { title: "Payload encryption at rest, on against off (3 destinations)", rows: [] };
+    for (const [label, size, connections] of [["5 KB", 5120, CONCURRENCY], ["100 KB", 102_400, CONCURRENCY], ["5 KB", 5120, 1]]) {
+      const measured = await interleaved(
+        encryption(size),
+        connections === 1 ? { rounds: P.s7Rounds, amount: Math.round(P.c1Amount / P.s7Rounds), connections } : { rounds: P.s7Rounds, seconds: P.s7S, connections },
+      );
+      results.scenarios.encryption.rows.push({ label, bytes: size, concurrency: connections, on: measured.on, off: measured.off, ratio: { rps: ratio(measured.on.rps, measured.off.rps), p50: ratio(measured.on.p50, measured.off.p50), cpu: ratio(measured.on.cpuMsPerRequest?.runtime ?? null, measured.off.cpuMsPerRequest?.runtime ?? null) } });
+    }
+    results.scenarios.encryption.sealing = await sealingCost();
+
+    await Promise.all([stop(ingestRouter.child), stop(plainRouter.child)]);
+    log("routers (ingest only) stopped");
 
     // --- the full router: queue consumer running, usage lines on ---------------------------------------------
     const router = await startRouter({
@@ -546,6 +606,18 @@ async function main() {
     await stop(router.child);
     await stop(baseline.child);
     await stop(receiver.child);
+
+    // --- the maintenance walk's cost, on the database the full router left -------------------------------------
+    log("maintenance walk: re-wrap, nothing to do, purge, delete");
+    // The horizons and slice size the router runs with: the benchmark config through the router's own schema.
+    const { retention } = buildConfigSchema(BUILTIN_PROVIDERS).parse(config);
+    results.scenarios.maintenance = await measureMaintenance({
+      root: ROOT,
+      workDir: work,
+      persistTo: fullState,
+      ...retention,
+      start: (envFile) => startRouter({ label: "router (maintenance)", bundle, persistTo: fullState, config: ingestOnlyConfig(work), envFile, vars: { ...baseVars, USAGE_LOG: "true" } }),
+    });
   } finally {
     await stopAll();
     cleanUp();

@@ -4,6 +4,7 @@ import { verifyHeaderToken, verifyHmacSignature } from "../src/core/signatures/i
 import { BUILTIN_PROVIDERS } from "../src/core/providers/registry.ts";
 import { fixture, fixturesOf, hexSignature, weedmapsSignature } from "./helpers.ts";
 import { fixtureSecret } from "./secrets.ts";
+import { decodeBase64, encodeBase64 } from "../src/core/signatures/encoding.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text).buffer as ArrayBuffer;
 const WEEDMAPS = { encoding: "base64", prefix: "" } as const;
@@ -79,5 +80,19 @@ describe("custom header tokens", () => {
     expect(verifyHeaderToken("Bearer tok-1-and-more", ["tok-1"], "Bearer ")).toEqual({ ok: false, reason: "token_mismatch" });
     expect(verifyHeaderToken("tok-1", ["tok-1"], "Bearer ")).toEqual({ ok: false, reason: "token_mismatch" });
     expect(verifyHeaderToken(undefined, ["tok-1"], "Bearer ")).toEqual({ ok: false, reason: "missing_header" });
+  });
+});
+
+describe("base64", () => {
+  it("encodes every length and a 100 KB body as the standard alphabet does, and decodes it back", () => {
+    const bytes = Uint8Array.from({ length: 102_400 + 2 }, (_, i) => (i * 31 + (i >> 8)) & 255);
+    for (const length of [0, 1, 2, 3, 4, 5, 4095, 4096, 4097, 102_400, 102_402]) {
+      const slice = bytes.subarray(0, length);
+      let binary = "";
+      for (const b of slice) binary += String.fromCharCode(b);
+      const encoded = encodeBase64(slice);
+      expect(encoded).toBe(btoa(binary));
+      expect(decodeBase64(encoded)).toEqual(slice);
+    }
   });
 });

@@ -105,9 +105,9 @@ export function ingestOnlyConfig(workDir) {
 
 /**
  * The router from the frozen bundle, with the repo's wrangler.toml (its D1 binding, queues and consumer settings),
- * the example secrets, and `vars` on top (the benchmark's ROUTER_CONFIG, USAGE_LOG, a short retry backoff).
+ * the example secrets (or `envFile`), and `vars` on top (the benchmark's ROUTER_CONFIG, USAGE_LOG, a short retry backoff).
  */
-export function startRouter({ label = "router", bundle, persistTo, vars, config = path.join(ROOT, "wrangler.toml") }) {
+export function startRouter({ label = "router", bundle, persistTo, vars, config = path.join(ROOT, "wrangler.toml"), envFile = path.join(ROOT, ".dev.vars.example") }) {
   return startWrangler(label, [
     bundle,
     "--no-bundle",
@@ -116,7 +116,7 @@ export function startRouter({ label = "router", bundle, persistTo, vars, config 
     "--persist-to",
     persistTo,
     "--env-file",
-    path.join(ROOT, ".dev.vars.example"),
+    envFile,
     // --var keeps everything after the first ":" as the value, so a JSON config passes through intact.
     ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
   ], "/healthz");

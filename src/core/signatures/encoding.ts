@@ -21,11 +21,16 @@ export function decodeHex(value: string): Uint8Array | undefined {
   return bytes;
 }
 
+/** The runtime's own encoder (`Uint8Array.prototype.toBase64`), where it has one. */
+type NativeBase64 = Uint8Array & { toBase64?: () => string };
+
 export function encodeBase64(bytes: ArrayBuffer | Uint8Array): string {
-  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
-  // In slices: one character per call would make a stored 1 MB body a million string concatenations.
+  const view: NativeBase64 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  if (typeof view.toBase64 === "function") return view.toBase64();
+  // In slices of 4 KB: one character per call would make a 1 MB body a million concatenations, and slices of 32 KB
+  // spread into arguments made sealing a 100 KB body take 7 ms (bench scenario 7); 4 KB through apply takes 0.7.
   let binary = "";
-  for (let i = 0; i < view.length; i += 0x8000) binary += String.fromCharCode(...view.subarray(i, i + 0x8000));
+  for (let i = 0; i < view.length; i += 0x1000) binary += String.fromCharCode.apply(null, view.subarray(i, i + 0x1000) as unknown as number[]);
   return btoa(binary);
 }
 
