@@ -11,8 +11,10 @@ const ALLOWED = {
   storage: ["core", "telemetry"],
   outbound: ["core", "config", "telemetry"],
   ingest: ["core", "config", "storage", "outbound", "telemetry"],
-  delivery: ["core", "config", "storage", "outbound", "telemetry"],
-  admin: ["core", "config", "storage", "outbound", "telemetry"],
+  // The destinations' Durable Objects and the Worker's calls to them: state and holds, never a delivery or a request.
+  control: ["core", "storage", "telemetry"],
+  delivery: ["core", "config", "storage", "outbound", "control", "telemetry"],
+  admin: ["core", "config", "storage", "outbound", "control", "telemetry"],
   // The Cron's maintenance walk (retention, key rotation): rows and keys, never a delivery or a request.
   maintenance: ["core", "config", "storage", "telemetry"],
 };

@@ -1,3 +1,4 @@
 import { createWorker } from "./app/worker.ts";
 
+export { DestinationGate } from "./control/gate.ts";
 export default createWorker();

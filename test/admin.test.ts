@@ -38,7 +38,7 @@ const invalidRequest = (details: unknown) => ({ error: { code: "invalid_request"
 
 describe("GET /admin/events", () => {
   it("lists newest first and filters by source, event type, merchant, order id, status and time", async () => {
-    stubDestinations((request) => (request.url.includes("pos.") ? new Response("gone", { status: 410 }) : new Response("ok")));
+    stubDestinations((request) => (request.url.includes("pos.") ? new Response("gone", { status: 422 }) : new Response("ok")));
     const before = new Date(Date.now() - 1).toISOString();
     const body = fixture("weedmaps/create").body.replace("9763822", "list-order-1");
     const created = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<{ eventId: string }>();
@@ -127,7 +127,7 @@ describe("GET /admin/events/{eventId}", () => {
 describe("POST /admin/events/{eventId}/replay", () => {
   it("replays a dead delivery as a new generation with the same webhook-id and a fresh attempt count", async () => {
     let healthy = false;
-    const seen = stubDestinations(() => (healthy ? new Response("ok") : new Response("gone", { status: 410 })));
+    const seen = stubDestinations(() => (healthy ? new Response("ok") : new Response("gone", { status: 422 })));
     const { eventId, message } = await ingestLab("single");
     await runDeliveryQueue([message]);
     expect((await deliveriesOf(eventId))[0]!.status).toBe("dead");
@@ -258,9 +258,9 @@ describe("POST /admin/events/{eventId}/release", () => {
 describe("bulk replay and dead letters", () => {
   const window = (since: string) => ({ since, until: new Date(Date.now() + 60_000).toISOString() });
 
-  /** `count` events whose one delivery (to conflicty, which answers 410 here) is dead; returns when they began. */
+  /** `count` events whose one delivery (to conflicty, which answers 422 here) is dead; returns when they began. */
   async function deadConflicts(count: number): Promise<string> {
-    stubDestinations(() => new Response("gone", { status: 410 }));
+    stubDestinations(() => new Response("gone", { status: 422 }));
     const since = new Date().toISOString();
     const messages: DeliveryMessage[] = [];
     for (let i = 0; i < count; i++) messages.push((await ingestLab("conflict")).message);
@@ -270,7 +270,7 @@ describe("bulk replay and dead letters", () => {
 
   it("replays a few hundred dead deliveries as a job, in pages through the queue, until all are delivered", async () => {
     let healthy = false;
-    stubDestinations((request) => (request.url.includes("erp.") && !healthy ? new Response("down", { status: 410 }) : new Response("ok")));
+    stubDestinations((request) => (request.url.includes("erp.") && !healthy ? new Response("down", { status: 422 }) : new Response("ok")));
     const since = new Date().toISOString();
     const events: string[] = [];
     const messages: DeliveryMessage[] = [];
@@ -338,7 +338,7 @@ describe("bulk replay and dead letters", () => {
   });
 
   it("redrives dead letters from the page the endpoint enqueued, and refuses a disabled destination", async () => {
-    stubDestinations(() => new Response("gone", { status: 410 }));
+    stubDestinations(() => new Response("gone", { status: 422 }));
     const since = new Date().toISOString();
     const { eventId, message } = await ingestLab("conflict");
     await runDeliveryQueue([message]);
@@ -361,7 +361,7 @@ describe("GET /admin/destinations/health", () => {
     type Health = { name: string; configured: boolean; enabled: boolean; delivered: number; failing: number; dead: number; pending: number; lastSuccessAt: string | null; lastError: string | null };
     const health = async () =>
       Object.fromEntries((await adminJson<{ destinations: Health[] }>("GET", "/destinations/health?windowHours=1")).destinations.map((d) => [d.name, d]));
-    stubDestinations((request) => (request.url.includes("d03.") ? new Response("no", { status: 503 }) : request.url.includes("d05.") ? new Response("gone", { status: 410 }) : new Response("ok")));
+    stubDestinations((request) => (request.url.includes("d03.") ? new Response("no", { status: 503 }) : request.url.includes("d05.") ? new Response("gone", { status: 422 }) : new Response("ok")));
     const { message } = await ingestLab("ten");
     // Counted from before the event was delivered: other tests of this file deliver to these destinations too.
     const before = await health();
@@ -377,7 +377,7 @@ describe("GET /admin/destinations/health", () => {
     expect(change("d05")).toEqual({ delivered: 0, failing: 0, dead: 1, pending: -1 });
     expect(after.d01).toMatchObject({ configured: true, enabled: true, lastSuccessAt: expect.any(String) });
     expect(after.d03).toMatchObject({ lastError: "http_503" });
-    expect(after.d05).toMatchObject({ lastError: "http_410 (permanent)" });
+    expect(after.d05).toMatchObject({ lastError: "http_422 (permanent)" });
     expect(after.paused).toMatchObject({ configured: true, enabled: false, delivered: 0, failing: 0, dead: 0, pending: 0 });
     expect(await adminJson("GET", "/destinations/health?windowHours=0", undefined, 400)).toMatchObject({ error: { code: "invalid_request" } });
   });
@@ -388,18 +388,18 @@ describe("GET /admin/destinations/health", () => {
         (await adminJson<{ destinations: { name: string; delivered: number; dead: number; lastError: string | null }[] }>("GET", "/destinations/health?windowHours=1")).destinations.map((d) => [d.name, d]),
       );
     let healthy = false;
-    stubDestinations((request) => (request.url.includes("d07.") && !healthy ? new Response("gone", { status: 410 }) : new Response("ok")));
+    stubDestinations((request) => (request.url.includes("d07.") && !healthy ? new Response("gone", { status: 422 }) : new Response("ok")));
     const { eventId, message } = await ingestLab("ten");
     await runDeliveryQueue([message]);
     const before = (await health()).d07!;
-    expect(before.lastError).toBe("http_410 (permanent)");
+    expect(before.lastError).toBe("http_422 (permanent)");
 
     healthy = true;
     await adminJson("POST", `/events/${eventId}/replay`, { destinations: ["d07"] }, 202);
     await drainQueue();
     const after = (await health()).d07!;
     expect([after.dead, after.delivered]).toEqual([before.dead - 1, before.delivered + 1]);
-    expect(after.lastError).toBe("http_410 (permanent)");
+    expect(after.lastError).toBe("http_422 (permanent)");
   });
 });
 

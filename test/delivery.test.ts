@@ -134,14 +134,14 @@ describe("delivery", () => {
     expect(delivery!.next_attempt_at - JSON.parse(delivery!.attempt_log)[0].at).toBe(120_000);
   });
 
-  it("fails a 410 permanently at once, with no retry", async () => {
-    const seen = stubDestinations(status(410));
+  it("fails a 4xx the destination meant (422) permanently at once, with no retry", async () => {
+    const seen = stubDestinations(status(422));
     const { eventId, message } = await ingestLab("single");
     const { result, ids } = await runDeliveryQueue([message]);
     expect(result.explicitAcks).toEqual(ids);
     expect(result.retryMessages).toEqual([]);
     expect(seen.requests).toHaveLength(1);
-    expect((await deliveriesOf(eventId))[0]).toMatchObject({ status: "dead", attempts: 1, last_status_code: 410, last_error: "http_410 (permanent)" });
+    expect((await deliveriesOf(eventId))[0]).toMatchObject({ status: "dead", attempts: 1, last_status_code: 422, last_error: "http_422 (permanent)" });
   });
 
   it("retries a 4xx the destination lists in retryOnStatus", async () => {
@@ -189,7 +189,7 @@ describe("delivery", () => {
   });
 
   it("gives each message of a mixed batch its own ack or retry", async () => {
-    stubDestinations(byHost({ "pos.example.test": ok, "erp.example.test": status(500), "conflicty.example.test": status(410) }));
+    stubDestinations(byHost({ "pos.example.test": ok, "erp.example.test": status(500), "conflicty.example.test": status(422) }));
     const a = await ingestLab("single");
     const b = await ingestLab("pair");
     const c = await ingestLab("conflict");
@@ -198,9 +198,11 @@ describe("delivery", () => {
     // a: delivered; b: pos delivered, erp split off into its own delayed message; c: permanent failure.
     expect(result.explicitAcks.sort()).toEqual([...ids].sort());
     expect(result.retryMessages).toEqual([]);
-    expect(queue.messages).toEqual([
+    // Besides the retry, c's dead delivery raised an alert (its own message, see test/controls.test.ts).
+    expect(queue.messages.filter((m) => !("kind" in m.body))).toEqual([
       { body: { v: 1, eventId: b.eventId, deliveries: [{ destination: "erp", generation: 1 }] }, delaySeconds: expect.any(Number) },
     ]);
+    expect(queue.messages.filter((m) => "kind" in m.body).map((m) => (m.body as unknown as { alert: { kind: string } }).alert.kind)).toEqual(["delivery_dead"]);
     expect((await deliveriesOf(b.eventId)).map((d) => [d.destination, d.status])).toEqual([
       ["erp", "pending"],
       ["pos", "delivered"],

@@ -35,7 +35,7 @@ describe("a header value that cannot be sent settles its destination alone", () 
 
 describe("the dead-letter consumer handles every message kind", () => {
   it("marks a running job failed with the reason when its page dead-letters", async () => {
-    stubDestinations(() => new Response("gone", { status: 410 }));
+    stubDestinations(() => new Response("gone", { status: 422 }));
     const queue = captureDeliveryQueue();
     const { eventId } = await (await post("/webhooks/lab/single", JSON.stringify({ id: "dlq-job-1", kind: "single" }))).json<{ eventId: string }>();
     await runDeliveryQueue([queue.messages.find((m) => m.body.eventId === eventId)!.body]);

@@ -59,7 +59,7 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
     async queue(batch, env) {
       configureLogging(env);
       const usage = withUsage(env, "queue");
-      if (queueRole(batch.queue) === "dead-letters") await handleDeadLetterBatch(batch, usage.env, deps.clock);
+      if (queueRole(batch.queue) === "dead-letters") await handleDeadLetterBatch(batch, usage.env, deps.clock, deps.providers);
       else await handleDeliveryBatch(batch, usage.env, deps);
       usage.report({ queue: batch.queue, messages: batch.messages.length });
     },

@@ -5,6 +5,7 @@
  */
 
 import { z } from "zod";
+import { HOLD_REASONS, type HoldReason } from "./controls.ts";
 
 /**
  * `stale`: settled without an attempt on a route with `"ordering": "latest"`, because a newer state of the same
@@ -45,6 +46,11 @@ export const DeliveryStateSchema = z.strictObject({
   log: z.array(AttemptRecordSchema),
   /** Attempts left out of `log` to keep the row within D1's size limit (see serializeDeliveries). */
   logOmitted: z.number().int().optional(),
+  /**
+   * Pending but held by its destination's controls (paused, circuit open, disabled by a 410, or behind an older
+   * held backlog): not attempted and not due until the destination's Durable Object releases it.
+   */
+  heldReason: z.enum(HOLD_REASONS).optional(),
 });
 
 export type DeliveryState = z.infer<typeof DeliveryStateSchema>;
@@ -64,6 +70,8 @@ export interface DeliveryRef {
 
 export interface AttemptOutcome {
   ref: DeliveryRef;
+  /** Still pending after this attempt, but held (a 410 disabled the destination). */
+  heldReason?: HoldReason;
   /** The attempt count read before sending: the outcome only applies if nobody recorded an attempt since. */
   previousAttempts: number;
   status: DeliveryStatus;
@@ -135,9 +143,28 @@ export function applyOutcomes(deliveries: readonly DeliveryState[], outcomes: re
       lastError: outcome.lastError,
       completedAt: outcome.status === "pending" ? null : outcome.record.at,
       log: [...delivery.log, outcome.record],
+      heldReason: outcome.status === "pending" ? outcome.heldReason : undefined,
     };
   });
   return { deliveries: applied.some(Boolean) ? next : (deliveries as DeliveryState[]), result: applied };
+}
+
+/**
+ * The due time of a held delivery: never, as far as the sweeper and the retention walk can tell (the column is
+ * non-null, so the walk keeps the event; no overdue scan ever reaches it). Its destination's object releases it.
+ */
+export const HELD_DUE = 8_640_000_000_000_000;
+
+/** Holds pending deliveries for their destination's controls; returns how many it marked. */
+export function markHeld(deliveries: readonly DeliveryState[], refs: readonly { ref: DeliveryRef; reason: HoldReason }[]): Change<number> {
+  let marked = 0;
+  const next = deliveries.map((delivery) => {
+    const hold = refs.find((h) => sameRef(h.ref, delivery));
+    if (!hold || delivery.status !== "pending" || (delivery.heldReason === hold.reason && delivery.nextAttemptAt === HELD_DUE)) return delivery;
+    marked++;
+    return { ...delivery, heldReason: hold.reason, nextAttemptAt: HELD_DUE };
+  });
+  return { deliveries: marked > 0 ? next : (deliveries as DeliveryState[]), result: marked };
 }
 
 /** Settles still-pending deliveries without an attempt, with the reason as their last error. */
@@ -147,7 +174,7 @@ function settleWithoutAttempt(deliveries: readonly DeliveryState[], marks: reado
     const mark = marks.find((m) => sameRef(m.ref, delivery));
     if (!mark || delivery.status !== "pending") return delivery;
     marked++;
-    return { ...delivery, status, lastError: mark.reason, completedAt: at };
+    return { ...delivery, status, lastError: mark.reason, completedAt: at, heldReason: undefined };
   });
   return { deliveries: marked > 0 ? next : (deliveries as DeliveryState[]), result: marked };
 }

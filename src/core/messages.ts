@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ALERT_KINDS, type Alert } from "./controls.ts";
 
 /**
  * The queue messages, their schemas and their constructors: the one place a message is built. Queue messages carry
@@ -20,6 +21,8 @@ export const DeliveryMessageSchema = z.strictObject({
     .array(z.strictObject({ destination: z.string().min(1).max(63), generation: z.number().int().positive() }))
     .min(1)
     .max(100),
+  /** Sent by a destination's object releasing what it held: it goes ahead of the deliveries still held. */
+  released: z.literal(true).optional(),
 });
 
 export type DeliveryMessage = z.infer<typeof DeliveryMessageSchema>;
@@ -51,7 +54,35 @@ export type ReplayPageMessage = z.infer<typeof ReplayPageMessageSchema>;
 /** Events a replay page reads. */
 export const REPLAY_PAGE_SIZE = 100;
 
-export const QueueMessageSchema = z.union([DeliveryMessageSchema, ReplayPageMessageSchema]);
+export const AlertSchema = z.strictObject({
+  id: z.string().min(1).max(64),
+  kind: z.enum(ALERT_KINDS),
+  destination: z.string().max(63).nullable(),
+  at: z.number(),
+  reason: z.string().max(200).nullable(),
+  suppressed: z.number().int().nonnegative(),
+  counts: z.record(z.string().max(40), z.number()),
+  eventIds: z.array(z.string().max(64)).max(20),
+});
+
+/**
+ * An alert on its way out. Without `channel` it is fanned out into one message per configured channel, so a channel
+ * that is down is retried alone and never repeats the alert on the others.
+ */
+export const AlertMessageSchema = z.strictObject({
+  v: z.literal(1),
+  kind: z.literal("alert"),
+  alert: AlertSchema,
+  channel: z.string().max(63).optional(),
+});
+
+export type AlertMessage = z.infer<typeof AlertMessageSchema>;
+
+export function alertMessage(alert: Alert, channel?: string): AlertMessage {
+  return { v: 1, kind: "alert", alert, ...(channel === undefined ? {} : { channel }) };
+}
+
+export const QueueMessageSchema = z.union([DeliveryMessageSchema, ReplayPageMessageSchema, AlertMessageSchema]);
 
 export type QueueMessage = z.infer<typeof QueueMessageSchema>;
 
@@ -70,12 +101,14 @@ export function messageFor(
   eventId: string,
   deliveries: readonly { destination: string; generation: number }[],
   ingestId?: string,
+  released = false,
 ): DeliveryMessage {
   return {
     v: 1,
     eventId,
     ...(ingestId === undefined ? {} : { ingestId }),
     deliveries: deliveries.map(({ destination, generation }) => ({ destination, generation })),
+    ...(released ? { released: true as const } : {}),
   };
 }
 

@@ -4,9 +4,12 @@ import { loadConfig, readVar } from "../config/load.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import type { ProviderRegistry } from "../core/providers/contract.ts";
-import { applyOutcomes, findDelivery, markDead, markStale, PAYLOAD_PURGED, SUPERSEDED, type AttemptOutcome, type DeadMark, type DeliveryRef, type DeliveryState } from "../core/delivery-state.ts";
+import type { GateOutcome } from "../core/controls.ts";
+import { applyOutcomes, findDelivery, HELD_DUE, markDead, markHeld, markStale, PAYLOAD_PURGED, SUPERSEDED, type AttemptOutcome, type DeadMark, type DeliveryRef, type DeliveryState } from "../core/delivery-state.ts";
 import type { StoredEvent } from "../core/event.ts";
-import { messageFor, QueueMessageSchema, type DeliveryMessage } from "../core/messages.ts";
+import { alertMessage, messageFor, QueueMessageSchema, type AlertMessage, type DeliveryMessage } from "../core/messages.ts";
+import { admitAll, reportAll, type AdmitItem, type Decision } from "../control/client.ts";
+import { sendAlert } from "../outbound/alerts.ts";
 import { BACKOFF_BASE_SECONDS, backoffDelaySeconds, classifyAttempt, errorClassOf } from "../core/retry-policy.ts";
 import { sendToDestination } from "../outbound/client.ts";
 import { updateDeliveries } from "../storage/delivery-writes.ts";
@@ -42,11 +45,17 @@ function orderingOf(config: RouterConfig, route: string): "none" | "latest" {
   return config.routes.find((r) => r.name === route)?.ordering ?? "none";
 }
 
+const DISABLED_BY_410 = "disabled_by_410" as const;
+
 type MessageVerdict = { kind: "ack" } | { kind: "retry"; delaySeconds: number };
 
 interface RetryPlan {
   ref: DeliveryRef;
   delaySeconds: number;
+  /** Keeps its place ahead of the destination's held backlog. */
+  released: boolean;
+  /** Waiting for the rate limit, not retrying a failure: never through the queue's own retry count. */
+  wait: boolean;
 }
 
 /**
@@ -56,17 +65,18 @@ interface RetryPlan {
  */
 const UNCOMMITTED_EVENT_ATTEMPTS = 5;
 
-async function attemptDeliveries(
-  env: Env,
-  config: RouterConfig,
-  { providers, clock }: RouterDeps,
-  limit: LimitFunction,
-  message: DeliveryMessage,
-  event: StoredEvent,
-  snapshot: DeliverySnapshot,
-  payloads: EventPayloads,
-): Promise<RetryPlan[]> {
-  const now = clock.now();
+interface Planned {
+  message: DeliveryMessage;
+  event: StoredEvent;
+  snapshot: DeliverySnapshot;
+  payloads: EventPayloads;
+  deadWithoutAttempt: DeadMark[];
+  stale: DeliveryState[];
+  fresh: DeliveryState[];
+}
+
+/** What one message asks for, before the destinations' controls are asked: what to send, what dies, what is stale. */
+async function planDeliveries(env: Env, config: RouterConfig, { providers }: RouterDeps, message: DeliveryMessage, event: StoredEvent, snapshot: DeliverySnapshot, payloads: EventPayloads): Promise<Planned> {
   const toSend: DeliveryState[] = [];
   const deadWithoutAttempt: DeadMark[] = [];
   for (const ref of message.deliveries) {
@@ -97,10 +107,41 @@ async function attemptDeliveries(
     : new Map<string, number>();
   const stale = toSend.filter((d) => ordered(d) && (latest.get(d.destination) ?? -Infinity) > event.providerTimestamp!);
   for (const d of stale) logEvent("info", "delivery_stale", { eventId: event.id, destination: d.destination, generation: d.generation });
-  const fresh = toSend.filter((d) => !stale.includes(d));
+  return { message, event, snapshot, payloads, deadWithoutAttempt, stale, fresh: toSend.filter((d) => !stale.includes(d)) };
+}
+
+/** What the destinations' controls said of each fresh delivery, keyed by destination and generation. */
+type Decisions = Map<string, Decision>;
+const decisionKey = (eventId: string, ref: DeliveryRef) => `${eventId} ${ref.destination} ${ref.generation}`;
+
+/** What an executed message tells the destinations' objects, and what it leaves to send later. */
+interface Executed {
+  retries: RetryPlan[];
+  gate: { destination: string; outcome: GateOutcome; lease: string | null }[];
+}
+
+async function attemptDeliveries(
+  env: Env,
+  config: RouterConfig,
+  { providers, clock }: RouterDeps,
+  limit: LimitFunction,
+  plan: Planned,
+  decisions: Decisions,
+): Promise<Executed> {
+  const { message, event, snapshot, payloads, deadWithoutAttempt, stale } = plan;
+  const now = clock.now();
+  const decided = plan.fresh.map((delivery) => ({ delivery, decision: decisions.get(decisionKey(event.id, delivery)) ?? ({ kind: "send", lease: null, probe: false } as const) }));
+  const held = decided.flatMap(({ delivery, decision }) => (decision.kind === "hold" ? [{ ref: { destination: delivery.destination, generation: delivery.generation }, reason: decision.reason }] : []));
+  for (const h of held) logEvent("info", "delivery_held", { eventId: event.id, ...h.ref, reason: h.reason });
+  // Waiting for the rate limit: sent again after the delay, without using an attempt.
+  const waits: RetryPlan[] = decided.flatMap(({ delivery, decision }) =>
+    decision.kind === "wait" ? [{ ref: { destination: delivery.destination, generation: delivery.generation }, delaySeconds: Math.max(1, Math.ceil(decision.delayMs / 1000)), released: message.released === true, wait: true }] : [],
+  );
+  const fresh = decided.filter((d) => d.decision.kind === "send");
+  const leaseOf = new Map(fresh.map(({ delivery, decision }) => [delivery, decision.kind === "send" ? decision.lease : null]));
 
   const attempts = await Promise.all(
-    fresh.map((delivery) =>
+    fresh.map(({ delivery }) =>
       limit(async () => {
         const destination = config.destinations[delivery.destination]!;
         const attempt = delivery.attempts + 1;
@@ -128,12 +169,15 @@ async function attemptDeliveries(
     const ref = { destination: delivery.destination, generation: delivery.generation };
     const verdict = classifyAttempt(result, destination.retryOnStatus);
     const errorClass = errorClassOf(result);
+    // 410 Gone (Standard Webhooks): the destination asked for nothing more. Its object disables it, and this delivery
+    // is held with the rest until an operator re-enables it.
+    const gone = result.statusCode === 410;
     const exhausted = verdict === "retry" && attempt >= destination.maxAttempts;
     const delaySeconds = verdict === "retry" && !exhausted ? backoffDelaySeconds(attempt, result.retryAfterSeconds, Math.random, backoffBaseSeconds(env)) : 0;
-    const status = verdict === "delivered" ? "delivered" : verdict === "permanent" || exhausted ? "dead" : "pending";
+    const status = gone ? "pending" : verdict === "delivered" ? "delivered" : verdict === "permanent" || exhausted ? "dead" : "pending";
     const lastError =
-      errorClass === null ? null : verdict === "permanent" ? `${errorClass} (permanent)` : exhausted ? `${errorClass} (after ${attempt} attempts)` : errorClass;
-    logEvent(status === "dead" ? "warn" : status === "pending" ? "info" : "debug", `delivery_${status === "pending" ? "retry_scheduled" : status}`, {
+      errorClass === null ? null : gone ? `${errorClass} (destination disabled)` : verdict === "permanent" ? `${errorClass} (permanent)` : exhausted ? `${errorClass} (after ${attempt} attempts)` : errorClass;
+    logEvent(status === "dead" ? "warn" : status === "pending" ? "info" : "debug", gone ? "delivery_held" : `delivery_${status === "pending" ? "retry_scheduled" : status}`, {
       eventId: event.id,
       ...ref,
       attempt,
@@ -141,13 +185,15 @@ async function attemptDeliveries(
       errorClass,
       latencyMs: result.latencyMs,
       delaySeconds: delaySeconds || undefined,
+      reason: gone ? DISABLED_BY_410 : undefined,
     });
-    if (status === "pending") retries.push({ ref, delaySeconds });
+    if (status === "pending" && !gone) retries.push({ ref, delaySeconds, released: message.released === true, wait: false });
     return {
       ref,
       previousAttempts: delivery.attempts,
       status,
-      nextAttemptAt: status === "pending" ? at + delaySeconds * 1000 : at,
+      ...(gone ? { heldReason: DISABLED_BY_410 } : {}),
+      nextAttemptAt: gone ? HELD_DUE : status === "pending" ? at + delaySeconds * 1000 : at,
       lastError,
       record: {
         attempt,
@@ -159,14 +205,15 @@ async function attemptDeliveries(
       },
     };
   });
-  // Every outcome of this message, and the deliveries that died without an attempt, in one row write.
+  // Every outcome of this message, the holds and the deliveries that died without an attempt, in one row write.
   const applied = await updateDeliveries(
     env.DB,
     event.id,
-    (deliveries) => applyOutcomes(markStale(markDead(deliveries, deadWithoutAttempt, now).deliveries, stale, now).deliveries, outcomes),
+    (deliveries) => applyOutcomes(markHeld(markStale(markDead(deliveries, deadWithoutAttempt, now).deliveries, stale, now).deliveries, held).deliveries, outcomes),
     snapshot,
   );
-  const deliveredInOrder = outcomes.filter((o, i) => o.status === "delivered" && applied?.[i] === true && ordered(findDelivery(fresh, o.ref)!));
+  const ordered = (delivery: DeliveryState) => orderingOf(config, delivery.route) === "latest" && event.providerTimestamp !== null && event.providerId !== null;
+  const deliveredInOrder = outcomes.filter((o, i) => o.status === "delivered" && applied?.[i] === true && ordered(findDelivery(snapshot.deliveries, o.ref)!));
   if (deliveredInOrder.length > 0) {
     // After the delivery is recorded: if this write fails, the next older state is sent (and the receiver, which
     // has the provider timestamp in a header, can still tell); nothing is lost.
@@ -174,8 +221,27 @@ async function attemptDeliveries(
       logEvent("error", "ordering_record_failed", { eventId: event.id, errorMessage: err instanceof Error ? err.message : String(err) }),
     );
   }
+  const gate: Executed["gate"] = attempts.map(({ delivery, result }, i) => {
+    const o = outcomes[i]!;
+    return {
+      destination: delivery.destination,
+      lease: leaseOf.get(delivery) ?? null,
+      outcome: {
+        eventId: event.id,
+        generation: delivery.generation,
+        ok: o.status === "delivered",
+        failure: classifyAttempt(result, []) === "retry" && result.transportError !== "config_error",
+        gone: result.statusCode === 410,
+        errorClass: o.record.errorClass,
+        dead: o.status === "dead" && applied?.[i] === true,
+      },
+    };
+  });
+  for (const { ref, reason } of deadWithoutAttempt) {
+    gate.push({ destination: ref.destination, lease: null, outcome: { eventId: event.id, generation: ref.generation, ok: false, failure: false, gone: false, errorClass: reason, dead: true } });
+  }
   // A concurrent copy of this message recorded the attempt first; that copy owns the retry.
-  return retries.filter((r) => applied?.[outcomes.findIndex((o) => o.ref === r.ref)] === true);
+  return { retries: [...retries.filter((r) => applied?.[outcomes.findIndex((o) => o.ref === r.ref)] === true), ...waits], gate };
 }
 
 async function settlePurged(env: Env, message: DeliveryMessage, now: number): Promise<void> {
@@ -184,14 +250,8 @@ async function settlePurged(env: Env, message: DeliveryMessage, now: number): Pr
   logEvent("warn", "delivery_dead", { eventId: message.eventId, destinations: message.deliveries.map((d) => d.destination), reason: PAYLOAD_PURGED });
 }
 
-async function processDeliveryMessage(
-  env: Env,
-  config: RouterConfig,
-  deps: RouterDeps,
-  limit: LimitFunction,
-  message: DeliveryMessage,
-  messageAttempts: number,
-): Promise<MessageVerdict> {
+/** The first step of a delivery message: its event, or the verdict when there is nothing to attempt. */
+async function prepareMessage(env: Env, config: RouterConfig, deps: RouterDeps, message: DeliveryMessage, messageAttempts: number): Promise<MessageVerdict | Planned> {
   const work = await loadDeliveryWork(env.DB, await loadPayloadProtection(env, config), message.eventId);
   if (!work) {
     if (message.ingestId && messageAttempts < UNCOMMITTED_EVENT_ATTEMPTS) return { kind: "retry", delaySeconds: 2 ** messageAttempts };
@@ -208,22 +268,58 @@ async function processDeliveryMessage(
     await settlePurged(env, message, deps.clock.now());
     return { kind: "ack" };
   }
-  const retries = await attemptDeliveries(env, config, deps, limit, message, work.event, work.snapshot, work.payloads);
+  return planDeliveries(env, config, deps, message, work.event, work.snapshot, work.payloads);
+}
+
+async function finishMessage(env: Env, message: DeliveryMessage, retries: RetryPlan[]): Promise<MessageVerdict> {
   if (retries.length === 0) return { kind: "ack" };
-  if (message.deliveries.length === 1 && retries.length === 1) return { kind: "retry", delaySeconds: retries[0]!.delaySeconds };
-  // Each failing delivery gets a message of its own with its own delay, so healthy destinations are never repeated
-  // or held back. The send must succeed before this message is acked.
+  // One delivery failing alone: the message itself is retried, which Queues bills as one more read, not a new message.
+  if (message.deliveries.length === 1 && retries.length === 1 && !retries[0]!.wait) return { kind: "retry", delaySeconds: retries[0]!.delaySeconds };
+  // Each delivery still to send gets a message of its own with its own delay, so healthy destinations are never
+  // repeated or held back, and a wait for the rate limit never counts towards the queue's own retry limit. The send
+  // must succeed before this message is acked.
   await enqueueDeliveries(
     env.DELIVERY_QUEUE,
-    retries.map((r) => ({ body: messageFor(message.eventId, [r.ref]), delaySeconds: r.delaySeconds })),
+    retries.map((r) => ({ body: messageFor(message.eventId, [r.ref], undefined, r.released), delaySeconds: r.delaySeconds })),
   );
   return { kind: "ack" };
 }
+
+const errorFields = (err: unknown) => ({ errorName: err instanceof Error ? err.name : "unknown", errorMessage: err instanceof Error ? err.message : String(err) });
+
+/** An alert: fanned out into one message per channel, then each sent and retried on its own. */
+async function handleAlert(env: Env, config: RouterConfig, clock: RouterDeps["clock"], body: AlertMessage, message: Message<unknown>): Promise<void> {
+  const channels = Object.keys(config.alerts.channels);
+  if (body.channel === undefined) {
+    if (channels.length === 0) {
+      logEvent("warn", "alert_no_channel", { alertId: body.alert.id, kind: body.alert.kind, destination: body.alert.destination });
+    } else {
+      await enqueueDeliveries(env.DELIVERY_QUEUE, channels.map((channel) => ({ body: alertMessage(body.alert, channel) })));
+    }
+    message.ack();
+    return;
+  }
+  const result = await sendAlert(env, config, body.channel, body.alert, clock);
+  if (result.ok) {
+    logEvent("info", "alert_sent", { alertId: body.alert.id, kind: body.alert.kind, channel: body.channel });
+    message.ack();
+  } else if (result.permanent || message.attempts >= ALERT_ATTEMPTS) {
+    logEvent("error", "alert_undelivered", { alertId: body.alert.id, kind: body.alert.kind, channel: body.channel, error: result.error, attempts: message.attempts });
+    message.ack();
+  } else {
+    logEvent("warn", "alert_retry_scheduled", { alertId: body.alert.id, kind: body.alert.kind, channel: body.channel, error: result.error, attempts: message.attempts });
+    message.retry({ delaySeconds: backoffDelaySeconds(message.attempts, undefined, Math.random, backoffBaseSeconds(env)) });
+  }
+}
+
+/** Attempts per alert and channel before it is given up (logged at error level): about an hour at the default base. */
+export const ALERT_ATTEMPTS = 8;
 
 export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env, deps: RouterDeps): Promise<void> {
   const { providers, clock } = deps;
   const config = loadConfig(env, providers);
   const limit = pLimit(MAX_CONCURRENT_REQUESTS);
+  const deliveries: { message: Message<unknown>; body: DeliveryMessage }[] = [];
   await Promise.all(
     batch.messages.map(async (message) => {
       const parsed = QueueMessageSchema.safeParse(message.body);
@@ -241,24 +337,89 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
         return;
       }
       const body = parsed.data;
+      if (!("kind" in body)) {
+        deliveries.push({ message, body });
+        return;
+      }
       try {
-        if ("kind" in body) {
+        if (body.kind === "alert") await handleAlert(env, config, clock, body, message);
+        else {
           await runReplayPage(env, config, body, clock);
           message.ack();
-          return;
         }
-        const verdict = await processDeliveryMessage(env, config, deps, limit, body, message.attempts);
-        if (verdict.kind === "ack") message.ack();
-        else message.retry({ delaySeconds: verdict.delaySeconds });
       } catch (err) {
-        logEvent("error", "delivery_message_failed", {
+        logEvent("error", body.kind === "alert" ? "alert_failed" : "delivery_message_failed", {
           messageId: message.id,
-          ...("kind" in body ? { replayId: body.replayId } : { eventId: body.eventId }),
-          errorName: err instanceof Error ? err.name : "unknown",
-          errorMessage: err instanceof Error ? err.message : String(err),
+          ...(body.kind === "alert" ? { alertId: body.alert.id } : { replayId: body.replayId }),
+          ...errorFields(err),
         });
         message.retry({ delaySeconds: backoffDelaySeconds(message.attempts, undefined, Math.random, backoffBaseSeconds(env)) });
       }
     }),
   );
+  if (deliveries.length === 0) return;
+
+  const failed = (message: Message<unknown>, body: DeliveryMessage, err: unknown) => {
+    logEvent("error", "delivery_message_failed", { messageId: message.id, eventId: body.eventId, ...errorFields(err) });
+    message.retry({ delaySeconds: backoffDelaySeconds(message.attempts, undefined, Math.random, backoffBaseSeconds(env)) });
+  };
+  const prepared = await Promise.all(
+    deliveries.map(async ({ message, body }) => {
+      try {
+        const result = await prepareMessage(env, config, deps, body, message.attempts);
+        if ("kind" in result) {
+          if (result.kind === "ack") message.ack();
+          else message.retry({ delaySeconds: result.delaySeconds });
+          return null;
+        }
+        return { message, plan: result };
+      } catch (err) {
+        failed(message, body, err);
+        return null;
+      }
+    }),
+  );
+  const plans = prepared.filter((p): p is { message: Message<unknown>; plan: Planned } => p !== null);
+
+  // One call per destination for the whole batch: its controls decide what goes now, what waits, what is held.
+  const byDestination = new Map<string, AdmitItem[]>();
+  const order: { key: string; destination: string }[] = [];
+  for (const { plan } of plans) {
+    for (const d of plan.fresh) {
+      const items = byDestination.get(d.destination) ?? [];
+      items.push({ eventId: plan.event.id, generation: d.generation, receivedAt: plan.event.receivedAt, released: plan.message.released === true });
+      byDestination.set(d.destination, items);
+      order.push({ key: decisionKey(plan.event.id, d), destination: d.destination });
+    }
+  }
+  const admitted = byDestination.size > 0 ? await admitAll(env, config, clock.now(), byDestination) : new Map<string, Decision[]>();
+  const decisions: Decisions = new Map();
+  const position = new Map<string, number>();
+  for (const { key, destination } of order) {
+    const i = position.get(destination) ?? 0;
+    position.set(destination, i + 1);
+    decisions.set(key, admitted.get(destination)?.[i] ?? { kind: "send", lease: null, probe: false });
+  }
+
+  const reports = new Map<string, { outcomes: GateOutcome[]; leases: string[] }>();
+  await Promise.all(
+    plans.map(async ({ message, plan }) => {
+      try {
+        const executed = await attemptDeliveries(env, config, deps, limit, plan, decisions);
+        for (const g of executed.gate) {
+          const report = reports.get(g.destination) ?? { outcomes: [], leases: [] };
+          report.outcomes.push(g.outcome);
+          if (g.lease) report.leases.push(g.lease);
+          reports.set(g.destination, report);
+        }
+        const verdict = await finishMessage(env, plan.message, executed.retries);
+        if (verdict.kind === "ack") message.ack();
+        else message.retry({ delaySeconds: verdict.delaySeconds });
+      } catch (err) {
+        failed(message, plan.message, err);
+      }
+    }),
+  );
+  // Slots of sends that failed before reporting expire on their own (the destination's timeout and a margin).
+  if (reports.size > 0) await reportAll(env, config, clock.now(), reports);
 }

@@ -1,6 +1,9 @@
 import type { Clock } from "../core/clock.ts";
 import { markDead } from "../core/delivery-state.ts";
-import { DeliveryMessageSchema, ReplayPageMessageSchema } from "../core/messages.ts";
+import { AlertMessageSchema, DeliveryMessageSchema, ReplayPageMessageSchema } from "../core/messages.ts";
+import { loadConfig } from "../config/load.ts";
+import type { ProviderRegistry } from "../core/providers/contract.ts";
+import { raiseRouterAlert } from "../control/client.ts";
 import { updateDeliveries } from "../storage/delivery-writes.ts";
 import { loadDeliveryOwner } from "../storage/events.ts";
 import { logEvent } from "../telemetry/log.ts";
@@ -10,8 +13,18 @@ import { failBulkReplay } from "./replay.ts";
  * Messages land here when Queues gave up on them (the consumer kept failing) or when the consumer forwarded a
  * malformed one. D1 stays the record replay reads from: a DLQ without a consumer deletes after 4 days.
  */
-export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: Env, clock: Clock): Promise<void> {
+export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: Env, clock: Clock, providers: ProviderRegistry): Promise<void> {
+  const received: string[] = [];
+  let messages = 0;
   for (const message of batch.messages) {
+    const alert = AlertMessageSchema.safeParse(message.body);
+    if (alert.success) {
+      // An alert the consumer kept failing on: logged here, and never alerted on, or alerts would feed themselves.
+      logEvent("error", "alert_undelivered", { alertId: alert.data.alert.id, kind: alert.data.alert.kind, channel: alert.data.channel, reason: "queue_retries_exhausted" });
+      message.ack();
+      continue;
+    }
+    messages++;
     const page = ReplayPageMessageSchema.safeParse(message.body);
     if (page.success) {
       // A bulk replay page that kept failing is recorded on its job as failed: visible in the admin API with the
@@ -42,10 +55,14 @@ export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: E
           ? await updateDeliveries(env.DB, eventId, (d) => markDead(d, deliveries.map((ref) => ({ ref, reason: "queue_retries_exhausted" })), clock.now()), work.snapshot)
           : 0;
       logEvent("warn", "dead_letter_received", { messageId: message.id, eventId, markedDead: marked });
+      received.push(eventId);
       message.ack();
     } catch (err) {
       logEvent("error", "dead_letter_failed", { messageId: message.id, errorMessage: err instanceof Error ? err.message : String(err) });
       message.retry();
     }
+  }
+  if (messages > 0) {
+    await raiseRouterAlert(env, loadConfig(env, providers), clock.now(), "dead_letter", { reason: "queue_retries_exhausted", counts: { messages }, eventIds: received.slice(0, 20) });
   }
 }

@@ -48,5 +48,12 @@ export function parseConfig(raw: unknown, options: ParseConfigOptions = {}): Par
       errors.push(`destinations.${name}.url: must be https (plain http is allowed only on loopback or with ALLOW_INSECURE_DESTINATIONS=true)`);
     }
   }
+  for (const [name, channel] of Object.entries(parsed.data.alerts.channels)) {
+    if (channel.type !== "webhook") continue;
+    const url = new URL(channel.url);
+    if (url.protocol === "http:" && !isLoopback(url.hostname) && !options.allowInsecureDestinations) {
+      errors.push(`alerts.channels.${name}.url: must be https (plain http is allowed only on loopback or with ALLOW_INSECURE_DESTINATIONS=true)`);
+    }
+  }
   return errors.length ? { ok: false, errors } : { ok: true, config: parsed.data };
 }

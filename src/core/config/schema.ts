@@ -94,7 +94,45 @@ const DestinationSchema = z.strictObject({
   signingSecret: SecretName,
   /** 4xx statuses to retry instead of failing permanently, e.g. [409, 423]. 408 and 429 are always retried. */
   retryOnStatus: z.array(z.number().int().min(400).max(499)).max(20).default([]),
+  /**
+   * When a limit is reached, deliveries wait (re-queued with a delay) without using an attempt. null: no limit.
+   * Kept by the destination's Durable Object, so the limit holds across every consumer invocation.
+   */
+  rateLimit: z
+    .strictObject({
+      maxPerSecond: z.number().min(0.1).max(1_000).nullable().default(null),
+      maxInFlight: z.number().int().min(1).max(500).nullable().default(null),
+    })
+    .default({ maxPerSecond: null, maxInFlight: null }),
+  /**
+   * Opens after `consecutiveFailures` failures in a row, or when at least `minAttempts` attempts within
+   * `windowSeconds` failed at `failureRate` or more. While open, deliveries are held; after the cool-down one probe
+   * goes out: success closes the circuit and releases what was held, failure doubles the cool-down (to the max).
+   * A failure is no answer, a timeout, a 5xx, 408 or 429; a 4xx the destination meant is not.
+   */
+  circuit: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      consecutiveFailures: z.number().int().min(1).max(1_000).default(5),
+      failureRate: z.number().gt(0).max(1).default(0.5),
+      minAttempts: z.number().int().min(1).max(10_000).default(20),
+      windowSeconds: z.number().int().min(1).max(3_600).default(60),
+      coolDownSeconds: z.number().int().min(1).max(3_600).default(30),
+      maxCoolDownSeconds: z.number().int().min(1).max(43_200).default(900),
+    })
+    .refine((c) => c.maxCoolDownSeconds >= c.coolDownSeconds, { message: "maxCoolDownSeconds must be at least coolDownSeconds", path: ["maxCoolDownSeconds"] })
+    .default({ enabled: true, consecutiveFailures: 5, failureRate: 0.5, minAttempts: 20, windowSeconds: 60, coolDownSeconds: 30, maxCoolDownSeconds: 900 }),
 });
+
+/** Where alerts go. URLs that carry a token (Slack's do) come from Worker secrets, never from the config. */
+const AlertChannelSchema = z.discriminatedUnion("type", [
+  /** A JSON POST of the alert, signed with Standard Webhooks when `signingSecret` names a secret. */
+  z.strictObject({ type: z.literal("webhook"), url: z.url({ protocol: /^https?$/, error: "must be an absolute http(s) URL" }), signingSecret: SecretName.optional() }),
+  /** A Slack-compatible incoming webhook: `{"text": …}`. */
+  z.strictObject({ type: z.literal("slack"), urlSecret: SecretName }),
+  /** One of the configured destinations, with its URL, headers and signature. */
+  z.strictObject({ type: z.literal("destination"), destination: Slug }),
+]);
 
 const Scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 
@@ -186,11 +224,28 @@ export function buildConfigSchema(registry: ProviderRegistry) {
         })
         .refine((r) => r.eventDays >= r.payloadDays, { message: "eventDays must be at least payloadDays", path: ["eventDays"] })
         .default({ payloadDays: 30, eventDays: 400, sliceRows: 2_000 }),
+      /**
+       * Alerts on a dead delivery, a circuit that opens or closes, a 410 disable, a message in the dead-letter queue
+       * and a held backlog older than `backlogMinutes`. At most one per destination and kind every
+       * `throttleMinutes`, with a count of those held back. Ids, counts and reasons only, never customer data.
+       */
+      alerts: z
+        .strictObject({
+          channels: z.record(Slug, AlertChannelSchema).default({}),
+          throttleMinutes: z.number().int().min(1).max(1_440).default(15),
+          backlogMinutes: z.number().int().min(1).max(1_440).default(30),
+        })
+        .default({ channels: {}, throttleMinutes: 15, backlogMinutes: 30 }),
       sources: z.record(Slug, sourceSchema(names)),
       destinations: z.record(Slug, DestinationSchema),
       routes: z.array(RouteSchema),
     })
     .superRefine((config, ctx) => {
+      for (const [name, channel] of Object.entries(config.alerts.channels)) {
+        if (channel.type === "destination" && !config.destinations[channel.destination]) {
+          ctx.addIssue({ code: "custom", path: ["alerts", "channels", name, "destination"], message: `unknown destination "${channel.destination}"` });
+        }
+      }
       for (const [name, source] of Object.entries(config.sources)) {
         const verify = source.verify;
         const adapter = registry[source.provider]!;

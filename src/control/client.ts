@@ -1,0 +1,77 @@
+/**
+ * The Worker's side of the destination controls: one call to a destination's Durable Object per consumer batch to
+ * admit its deliveries, one to report what they did, and the admin actions. A gate that cannot be reached fails
+ * open (the delivery goes, logged): the controls protect a destination, they must never stop delivery on their own.
+ */
+import type { AlertKind, GateOutcome, GateSettings } from "../core/controls.ts";
+import type { RouterConfig } from "../core/config/schema.ts";
+import { logEvent } from "../telemetry/log.ts";
+import type { AdmitItem, ControlView, Decision } from "./gate.ts";
+
+export type { AdmitItem, ControlView, Decision } from "./gate.ts";
+
+/** The object that throttles router-wide alerts (the dead-letter queue); not a valid destination name. */
+export const ROUTER_GATE = "~router";
+
+const ROUTER_SETTINGS_BASE = {
+  circuit: { enabled: false, consecutiveFailures: 1, failureRate: 1, minAttempts: 1, windowSeconds: 1, coolDownSeconds: 1, maxCoolDownSeconds: 1 },
+  rate: { maxPerSecond: null, maxInFlight: null },
+  timeoutMs: 10_000,
+};
+
+export function gateSettings(config: RouterConfig, destination: string): GateSettings {
+  const d = config.destinations[destination];
+  const alerts = { alertThrottleMs: config.alerts.throttleMinutes * 60_000, backlogAlertMs: config.alerts.backlogMinutes * 60_000 };
+  if (!d) return { ...ROUTER_SETTINGS_BASE, ...alerts };
+  return { circuit: d.circuit, rate: d.rateLimit, timeoutMs: d.timeoutMs, ...alerts };
+}
+
+function gate(env: Env, name: string) {
+  return env.DESTINATION_GATE.get(env.DESTINATION_GATE.idFromName(name));
+}
+
+const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** Decisions for each destination's items, in the order given; one call per destination. */
+export async function admitAll(env: Env, config: RouterConfig, now: number, byDestination: Map<string, AdmitItem[]>): Promise<Map<string, Decision[]>> {
+  const entries = await Promise.all(
+    [...byDestination].map(async ([destination, items]): Promise<[string, Decision[]]> => {
+      try {
+        return [destination, await gate(env, destination).admit(destination, gateSettings(config, destination), now, items)];
+      } catch (err) {
+        logEvent("error", "gate_unavailable", { destination, step: "admit", errorMessage: errorMessage(err), note: "delivering without the controls" });
+        return [destination, items.map(() => ({ kind: "send", lease: null, probe: false }))];
+      }
+    }),
+  );
+  return new Map(entries);
+}
+
+export async function reportAll(env: Env, config: RouterConfig, now: number, byDestination: Map<string, { outcomes: GateOutcome[]; leases: string[] }>): Promise<void> {
+  await Promise.all(
+    [...byDestination].map(async ([destination, { outcomes, leases }]) => {
+      try {
+        await gate(env, destination).report(destination, gateSettings(config, destination), now, outcomes, leases);
+      } catch (err) {
+        logEvent("error", "gate_unavailable", { destination, step: "report", outcomes: outcomes.length, errorMessage: errorMessage(err) });
+      }
+    }),
+  );
+}
+
+export function controlDestination(env: Env, config: RouterConfig, destination: string, now: number, action: "pause" | "resume" | "enable", by: string, reason: string | null): Promise<ControlView> {
+  return gate(env, destination).control(destination, gateSettings(config, destination), now, action, by, reason);
+}
+
+export function destinationControls(env: Env, destination: string, now: number): Promise<ControlView> {
+  return gate(env, destination).health(destination, now);
+}
+
+/** A router-wide alert; a failure is logged, never thrown: an alert must not stop what raised it. */
+export async function raiseRouterAlert(env: Env, config: RouterConfig, now: number, kind: AlertKind, details: { reason?: string | null; counts?: Record<string, number>; eventIds?: string[] }): Promise<void> {
+  try {
+    await gate(env, ROUTER_GATE).raiseAlert(gateSettings(config, ROUTER_GATE), now, kind, details);
+  } catch (err) {
+    logEvent("error", "alert_failed", { kind, step: "raise", errorMessage: errorMessage(err) });
+  }
+}

@@ -1,0 +1,328 @@
+import { DurableObject } from "cloudflare:workers";
+import {
+  admission,
+  alertKindFor,
+  alertsToFlush,
+  enable,
+  initialGate,
+  nextFlushAt,
+  pause,
+  probeExpiry,
+  recordOutcomes,
+  resume,
+  startProbe,
+  takeTokens,
+  throttleAlert,
+  type Alert,
+  type AlertKind,
+  type Bucket,
+  type GateOutcome,
+  type GateSettings,
+  type GateState,
+  type HoldReason,
+} from "../core/controls.ts";
+import { alertMessage, messageFor } from "../core/messages.ts";
+import { countHeld, ensureGateSchema, heldSummary, holdDeliveries, oldestHeld, oldestHeldAt, readGateState, releaseHeld, writeGateState } from "../storage/gate-store.ts";
+import { enqueueDeliveries } from "../storage/queue.ts";
+import { logEvent } from "../telemetry/log.ts";
+
+export interface AdmitItem {
+  eventId: string;
+  generation: number;
+  receivedAt: number;
+  /** Sent by this object's release: goes ahead of what is still held. */
+  released: boolean;
+}
+
+export type Decision =
+  | { kind: "send"; lease: string | null; probe: boolean }
+  | { kind: "hold"; reason: HoldReason }
+  | { kind: "wait"; delayMs: number };
+
+export interface ControlView {
+  destination: string;
+  paused: { reason: string; by: string; at: number } | null;
+  disabled: { at: number; eventId: string | null } | null;
+  circuit: GateState["circuit"];
+  consecutiveFailures: number;
+  history: GateState["history"];
+  held: { count: number; oldestHeldAt: number | null; oldestReceivedAt: number | null };
+  inFlight: number;
+}
+
+interface Stored {
+  destination: string;
+  settings: GateSettings;
+  gate: GateState;
+}
+
+/** Released per alarm when the destination has no rate limit: a backlog drains at most this fast. */
+const RELEASE_PER_TICK_UNLIMITED = 50;
+const TICK_MS = 1_000;
+
+const newAlertId = () => `alr_${crypto.randomUUID().replace(/-/g, "")}`;
+
+/**
+ * One destination's controls (or, named `~router`, the router's own alerts). Every call carries the destination's
+ * settings from the config, so the object never parses config itself; it keeps the last ones for its alarm.
+ *
+ * Holding costs nothing while idle: a paused or disabled destination sets no alarm (except one for the backlog
+ * alert); an open circuit sets one for its probe; a release drains at the rate limit, one alarm a second, and stops
+ * when nothing is left.
+ */
+export class DestinationGate extends DurableObject<Env> {
+  private stored: Stored | null = null;
+  private heldCount = 0;
+  private bucket: Bucket | null = null;
+  private readonly leases = new Map<string, number>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    void ctx.blockConcurrencyWhile(async () => {
+      ensureGateSchema(ctx.storage.sql);
+      this.stored = readGateState<Stored>(ctx.storage.sql);
+      this.heldCount = countHeld(ctx.storage.sql);
+    });
+  }
+
+  private load(destination: string, settings: GateSettings | null, now: number): Stored {
+    const current = this.stored ?? { destination, settings: settings!, gate: initialGate(now) };
+    return { ...current, destination, settings: settings ?? current.settings };
+  }
+
+  private save(next: Stored): void {
+    writeGateState(this.ctx.storage.sql, next);
+    this.stored = next;
+  }
+
+  private inFlight(now: number): number {
+    for (const [id, expires] of this.leases) if (expires <= now) this.leases.delete(id);
+    return this.leases.size;
+  }
+
+  private hold(items: readonly AdmitItem[], reason: HoldReason, now: number): void {
+    if (items.length === 0) return;
+    this.heldCount += holdDeliveries(
+      this.ctx.storage.sql,
+      items.map((i) => ({ eventId: i.eventId, generation: i.generation, receivedAt: i.receivedAt, heldAt: now, reason })),
+    );
+  }
+
+  async admit(destination: string, settings: GateSettings, now: number, items: AdmitItem[]): Promise<Decision[]> {
+    let stored = this.load(destination, settings, now);
+    const startState = stored.gate;
+    const decisions: Decision[] = [];
+    const toHold: { item: AdmitItem; reason: HoldReason }[] = [];
+    const candidates: number[] = [];
+    for (const [i, item] of items.entries()) {
+      const probe = stored.gate.circuit.probe;
+      if (probe && probe.eventId === item.eventId && probe.generation === item.generation && stored.gate.circuit.phase === "half_open" && !stored.gate.paused && !stored.gate.disabled) {
+        decisions[i] = { kind: "send", lease: null, probe: true };
+        continue;
+      }
+      const gate = admission(stored.gate, settings, now);
+      if (gate.kind === "hold") {
+        toHold.push({ item, reason: gate.reason });
+        decisions[i] = { kind: "hold", reason: gate.reason };
+      } else if (gate.kind === "probe") {
+        if (this.heldCount > 0 && !item.released) {
+          // What was held first goes first: the alarm sends the oldest held delivery as the probe.
+          toHold.push({ item, reason: "circuit_open" });
+          decisions[i] = { kind: "hold", reason: "circuit_open" };
+        } else {
+          stored = { ...stored, gate: startProbe(stored.gate, item, now) };
+          decisions[i] = { kind: "send", lease: null, probe: true };
+        }
+      } else if (this.heldCount > 0 && !item.released) {
+        toHold.push({ item, reason: "backlog" });
+        decisions[i] = { kind: "hold", reason: "backlog" };
+      } else {
+        candidates.push(i);
+      }
+    }
+    // The rate limit, over what may go: the first ones in the order given, the rest wait.
+    const slots = settings.rate.maxInFlight === null ? candidates.length : Math.max(0, settings.rate.maxInFlight - this.inFlight(now));
+    const taken = takeTokens(this.bucket, Math.min(candidates.length, slots), settings.rate.maxPerSecond, now);
+    this.bucket = taken.bucket;
+    const leaseMs = settings.timeoutMs + 5_000;
+    candidates.forEach((index, n) => {
+      if (n < taken.granted) {
+        const lease = settings.rate.maxInFlight === null ? null : crypto.randomUUID();
+        if (lease) this.leases.set(lease, now + leaseMs);
+        decisions[index] = { kind: "send", lease, probe: false };
+      } else {
+        // Waiting for a token, or for a slot (a send reports within its timeout).
+        const perToken = settings.rate.maxPerSecond ? 1000 / settings.rate.maxPerSecond : 0;
+        const delayMs = n >= slots ? Math.max(1000, perToken) : Math.max(taken.waitMs + (n - taken.granted) * perToken, 1000);
+        decisions[index] = { kind: "wait", delayMs: Math.ceil(delayMs) };
+      }
+    });
+    for (const reason of new Set(toHold.map((h) => h.reason))) {
+      this.hold(toHold.filter((h) => h.reason === reason).map((h) => h.item), reason, now);
+    }
+    if (stored.gate !== startState || !this.stored) this.save(stored);
+    if (toHold.length > 0) await this.scheduleAlarm(now);
+    return decisions;
+  }
+
+  /** What the sends admitted earlier did: frees their slots, moves the circuit, raises alerts. */
+  async report(destination: string, settings: GateSettings, now: number, outcomes: GateOutcome[], leases: string[]): Promise<void> {
+    for (const lease of leases) this.leases.delete(lease);
+    const stored = this.load(destination, settings, now);
+    const { state, transitions } = recordOutcomes(stored.gate, outcomes.filter((o) => !o.dead || o.ok || o.failure || o.gone), settings, now);
+    let next: Stored = { ...stored, gate: state };
+    for (const t of transitions) {
+      const kind = alertKindFor(t.kind);
+      if (kind) next = await this.raise(next, kind, now, { reason: t.detail, eventIds: t.kind === "disabled" && state.disabled?.eventId ? [state.disabled.eventId] : [] });
+    }
+    const dead = outcomes.filter((o) => o.dead);
+    if (dead.length > 0) {
+      next = await this.raise(next, "delivery_dead", now, { counts: { dead: dead.length }, eventIds: dead.map((o) => o.eventId).slice(0, 20), reason: dead[0]!.errorClass });
+    }
+    if (next.gate !== stored.gate || transitions.length > 0 || !this.stored) this.save(next);
+    if (transitions.length > 0 || dead.length > 0) await this.scheduleAlarm(now);
+  }
+
+  /** Pause, resume, or re-enable after a 410. Resume and enable release what was held, in order. */
+  async control(destination: string, settings: GateSettings, now: number, action: "pause" | "resume" | "enable", by: string, reason: string | null): Promise<ControlView> {
+    const stored = this.load(destination, settings, now);
+    const gate = action === "pause" ? pause(stored.gate, reason ?? "", by, now) : action === "resume" ? resume(stored.gate, by, now) : enable(stored.gate, by, now);
+    this.save({ ...stored, gate });
+    await this.scheduleAlarm(now);
+    return this.view(now);
+  }
+
+  async health(destination: string, now: number): Promise<ControlView> {
+    if (!this.stored) return { ...this.emptyView(destination, now) };
+    return this.view(now);
+  }
+
+  /** A router-wide alert (the dead-letter queue), throttled per kind like a destination's. */
+  async raiseAlert(settings: GateSettings, now: number, kind: AlertKind, details: { reason?: string | null; counts?: Record<string, number>; eventIds?: string[] }): Promise<void> {
+    const stored = this.load("~router", settings, now);
+    this.save(await this.raise(stored, kind, now, details));
+    await this.scheduleAlarm(now);
+  }
+
+  private emptyView(destination: string, now: number): ControlView {
+    const gate = initialGate(now);
+    return { destination, paused: null, disabled: null, circuit: gate.circuit, consecutiveFailures: 0, history: [], held: { count: 0, oldestHeldAt: null, oldestReceivedAt: null }, inFlight: 0 };
+  }
+
+  private view(now: number): ControlView {
+    const { destination, gate } = this.stored!;
+    return {
+      destination,
+      paused: gate.paused,
+      disabled: gate.disabled,
+      circuit: gate.circuit,
+      consecutiveFailures: gate.consecutiveFailures,
+      history: gate.history,
+      held: heldSummary(this.ctx.storage.sql),
+      inFlight: this.inFlight(now),
+    };
+  }
+
+  /** Throttles, then queues the alert for the consumer to send; a failed send is logged and never stops the caller. */
+  private async raise(stored: Stored, kind: AlertKind, now: number, details: { reason?: string | null; counts?: Record<string, number>; eventIds?: string[] }): Promise<Stored> {
+    const throttled = throttleAlert(stored.gate, kind, stored.settings.alertThrottleMs, now);
+    const next = { ...stored, gate: throttled.state };
+    if (!throttled.send) return next;
+    const alert: Alert = {
+      id: newAlertId(),
+      kind,
+      destination: stored.destination === "~router" ? null : stored.destination,
+      at: now,
+      reason: details.reason ?? null,
+      suppressed: throttled.suppressed,
+      counts: details.counts ?? {},
+      eventIds: details.eventIds ?? [],
+    };
+    await this.send(alert);
+    return next;
+  }
+
+  private async send(alert: Alert): Promise<void> {
+    logEvent("warn", "alert_raised", { alertId: alert.id, kind: alert.kind, destination: alert.destination, reason: alert.reason, counts: alert.counts, suppressed: alert.suppressed });
+    try {
+      await enqueueDeliveries(this.env.DELIVERY_QUEUE, [{ body: alertMessage(alert) }]);
+    } catch (err) {
+      logEvent("error", "alert_enqueue_failed", { alertId: alert.id, kind: alert.kind, errorMessage: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  override async alarm(): Promise<void> {
+    await this.tick(Date.now());
+  }
+
+  /**
+   * The alarm's work at `now`: held-back alert counts whose window passed, the backlog alert, the probe when the
+   * cool-down is over, and the release of held deliveries (at the rate limit) when the destination is open again.
+   */
+  async tick(now: number): Promise<void> {
+    if (!this.stored) return;
+    let stored = this.stored;
+    const { settings } = stored;
+    for (const kind of alertsToFlush(stored.gate, settings.alertThrottleMs, now)) {
+      // Nothing new came to carry the count: it goes out on its own (the throttle lets it through, its window over).
+      stored = await this.raise(stored, kind as AlertKind, now, { reason: "similar alerts held back by the throttle" });
+    }
+    if (this.heldCount > 0) {
+      const heldSince = oldestHeldAt(this.ctx.storage.sql);
+      if (stored.gate.backlogAlertedAt === null && heldSince !== null && now - heldSince >= settings.backlogAlertMs) {
+        stored = { ...stored, gate: { ...stored.gate, backlogAlertedAt: now } };
+        stored = await this.raise(stored, "backlog_old", now, {
+          reason: stored.gate.paused ? "paused" : stored.gate.disabled ? "disabled_by_410" : stored.gate.circuit.phase !== "closed" ? "circuit_open" : "backlog",
+          counts: { held: this.heldCount, oldestMinutes: Math.floor((now - heldSince) / 60_000) },
+        });
+      }
+      const gate = admission(stored.gate, settings, now);
+      if (gate.kind === "probe") {
+        const [first] = oldestHeld(this.ctx.storage.sql, 1);
+        if (first) {
+          stored = { ...stored, gate: startProbe(stored.gate, first, now) };
+          await this.release([first]);
+        }
+      } else if (gate.kind === "open") {
+        const perTick = settings.rate.maxPerSecond === null ? RELEASE_PER_TICK_UNLIMITED : Math.max(1, Math.floor(settings.rate.maxPerSecond));
+        await this.release(oldestHeld(this.ctx.storage.sql, perTick));
+      }
+    }
+    if (this.heldCount === 0 && stored.gate.backlogAlertedAt !== null) stored = { ...stored, gate: { ...stored.gate, backlogAlertedAt: null } };
+    this.save(stored);
+    await this.scheduleAlarm(now);
+  }
+
+  /** Sends held deliveries back to the queue, oldest first, then forgets them; a failed send keeps them held. */
+  private async release(items: { eventId: string; generation: number }[]): Promise<void> {
+    if (items.length === 0) return;
+    const destination = this.stored!.destination;
+    await enqueueDeliveries(this.env.DELIVERY_QUEUE, items.map((i) => ({ body: messageFor(i.eventId, [{ destination, generation: i.generation }], undefined, true) })));
+    releaseHeld(this.ctx.storage.sql, items);
+    this.heldCount = Math.max(0, this.heldCount - items.length);
+    logEvent("info", "destination_released", { destination, released: items.length, stillHeld: this.heldCount });
+  }
+
+  /** The one alarm, at the earliest thing due; none when nothing is. */
+  private async scheduleAlarm(now: number): Promise<void> {
+    if (!this.stored) return;
+    const { gate, settings } = this.stored;
+    const due: number[] = [];
+    const flush = nextFlushAt(gate, settings.alertThrottleMs);
+    if (flush !== null) due.push(flush);
+    if (this.heldCount > 0) {
+      const heldSince = gate.backlogAlertedAt === null ? oldestHeldAt(this.ctx.storage.sql) : null;
+      if (heldSince !== null) due.push(heldSince + settings.backlogAlertMs);
+      const state = admission(gate, settings, now);
+      // Open: the next release a tick from now (a drain at the rate limit); a probe that is due: now.
+      if (state.kind === "open" || state.kind === "probe") due.push(state.kind === "open" ? now + TICK_MS : now);
+      else if (state.reason === "circuit_open") due.push(gate.circuit.phase === "open" ? gate.circuit.probeAt ?? now : (gate.circuit.probe?.startedAt ?? now) + probeExpiry(settings));
+      // Paused or disabled: nothing until an operator acts (or the backlog alert above).
+    }
+    if (due.length === 0) {
+      await this.ctx.storage.deleteAlarm();
+      return;
+    }
+    await this.ctx.storage.setAlarm(Math.max(Math.min(...due), now));
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The storage of one destination's Durable Object (src/control/gate.ts): its gate state as one JSON value, and the
+ * deliveries it holds, in the order their events were received. SQLite-backed Durable Object storage, billed like
+ * D1: a held delivery costs one row written when held and one when released.
+ */
+import type { HoldReason } from "../core/controls.ts";
+
+export interface HeldDelivery {
+  eventId: string;
+  generation: number;
+  receivedAt: number;
+  heldAt: number;
+  reason: HoldReason;
+}
+
+export function ensureGateSchema(sql: SqlStorage): void {
+  sql.exec(`CREATE TABLE IF NOT EXISTS gate_state (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL)`);
+  sql.exec(`CREATE TABLE IF NOT EXISTS held (
+    event_id TEXT NOT NULL, generation INTEGER NOT NULL, received_at INTEGER NOT NULL, held_at INTEGER NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (event_id, generation))`);
+  sql.exec(`CREATE INDEX IF NOT EXISTS held_order ON held (received_at, event_id, generation)`);
+  sql.exec(`CREATE INDEX IF NOT EXISTS held_age ON held (held_at)`);
+}
+
+/** Written only by writeGateState, with the object's own type. */
+export function readGateState<T>(sql: SqlStorage): T | null {
+  const row = sql.exec<{ state: string }>(`SELECT state FROM gate_state WHERE id = 1`).toArray()[0];
+  return row ? (JSON.parse(row.state) as T) : null;
+}
+
+export function writeGateState(sql: SqlStorage, state: unknown): void {
+  sql.exec(`INSERT INTO gate_state (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state`, JSON.stringify(state));
+}
+
+/** Holds deliveries; one already held keeps its place (a redelivered message holds nothing twice). Returns how many were new. */
+export function holdDeliveries(sql: SqlStorage, items: readonly HeldDelivery[]): number {
+  let added = 0;
+  for (const h of items) {
+    const cursor = sql.exec(`INSERT OR IGNORE INTO held (event_id, generation, received_at, held_at, reason) VALUES (?, ?, ?, ?, ?)`, h.eventId, h.generation, h.receivedAt, h.heldAt, h.reason);
+    cursor.toArray();
+    if (cursor.rowsWritten > 0) added++;
+  }
+  return added;
+}
+
+export function countHeld(sql: SqlStorage): number {
+  return sql.exec<{ n: number }>(`SELECT count(*) AS n FROM held`).one().n;
+}
+
+/** When the longest-held delivery was held, by its index: one row read. */
+export function oldestHeldAt(sql: SqlStorage): number | null {
+  return sql.exec<{ held_at: number }>(`SELECT held_at FROM held ORDER BY held_at LIMIT 1`).toArray()[0]?.held_at ?? null;
+}
+
+export function oldestHeld(sql: SqlStorage, limit: number): HeldDelivery[] {
+  return sql
+    .exec<{ event_id: string; generation: number; received_at: number; held_at: number; reason: string }>(
+      `SELECT event_id, generation, received_at, held_at, reason FROM held ORDER BY received_at, event_id, generation LIMIT ?`,
+      limit,
+    )
+    .toArray()
+    .map((r) => ({ eventId: r.event_id, generation: r.generation, receivedAt: r.received_at, heldAt: r.held_at, reason: r.reason as HoldReason }));
+}
+
+/** Reads every held row (count and minimums): for the admin view and the object's start, not per delivery. */
+export function heldSummary(sql: SqlStorage): { count: number; oldestHeldAt: number | null; oldestReceivedAt: number | null } {
+  const row = sql.exec<{ n: number; held: number | null; received: number | null }>(`SELECT count(*) AS n, min(held_at) AS held, min(received_at) AS received FROM held`).toArray()[0]!;
+  return { count: row.n, oldestHeldAt: row.held, oldestReceivedAt: row.received };
+}
+
+export function releaseHeld(sql: SqlStorage, items: readonly { eventId: string; generation: number }[]): void {
+  for (const h of items) sql.exec(`DELETE FROM held WHERE event_id = ? AND generation = ?`, h.eventId, h.generation);
+}
