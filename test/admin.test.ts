@@ -479,7 +479,7 @@ describe("OpenAPI", () => {
     const doc = await adminJson<{ openapi: string; paths: Record<string, unknown>; components: { securitySchemes: unknown } }>("GET", "/openapi.json");
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ["/audit", "/config", "/config/validate", "/customer-data/purge", "/dead-letters", "/dead-letters/redrive", "/destinations/health", "/events", "/events/{eventId}", "/events/{eventId}/release", "/events/{eventId}/replay", "/keys", "/replays", "/replays/{replayId}", "/replays/{replayId}/cancel", "/routing/dry-run"].sort(),
+      ["/audit", "/config", "/config/validate", "/customer-data/purge", "/dead-letters", "/dead-letters/redrive", "/destinations/health", "/destinations/{name}/enable", "/destinations/{name}/pause", "/destinations/{name}/resume", "/events", "/events/{eventId}", "/events/{eventId}/release", "/events/{eventId}/replay", "/keys", "/replays", "/replays/{replayId}", "/replays/{replayId}/cancel", "/routing/dry-run"].sort(),
     );
     expect(doc.components.securitySchemes).toEqual({ AdminToken: expect.objectContaining({ type: "http", scheme: "bearer" }) });
     const page = await adminFetch("GET", "/reference");

@@ -22,6 +22,30 @@ import { purgeCustomerOrder, keyStatus } from "./customer-data.ts";
 import { auditId, insertAudit, listAudit, type AuditEntry } from "../storage/audit.ts";
 import { AuditCursorSchema, decodeCursor, DeliveryCursorSchema, EventCursorSchema, nextCursor } from "./cursor.ts";
 import * as S from "./schemas.ts";
+import { controlDestination, destinationControls, type ControlView } from "../control/client.ts";
+import type { DestinationConfig } from "../core/config/schema.ts";
+
+/** A destination's controls as the API shows them. */
+function controlsView(v: ControlView, destination: DestinationConfig | undefined): z.infer<typeof S.ControlsSchema> {
+  const at = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+  const state = v.paused ? "paused" : v.disabled ? "disabled_by_410" : v.circuit.phase === "open" ? "circuit_open" : v.circuit.phase === "half_open" ? "circuit_half_open" : "open";
+  return {
+    state,
+    paused: v.paused && { reason: v.paused.reason, by: v.paused.by, at: at(v.paused.at)! },
+    disabled: v.disabled && { reason: "disabled_by_410", at: at(v.disabled.at)!, eventId: v.disabled.eventId },
+    circuit: {
+      phase: v.circuit.phase,
+      coolDownSeconds: Math.round(v.circuit.coolDownMs / 1000),
+      probeAt: at(v.circuit.probeAt),
+      lastError: v.circuit.lastError,
+      consecutiveFailures: v.consecutiveFailures,
+    },
+    held: { count: v.held.count, oldestHeldAt: at(v.held.oldestHeldAt), oldestReceivedAt: at(v.held.oldestReceivedAt) },
+    inFlight: v.inFlight,
+    rateLimit: destination ? destination.rateLimit : null,
+    history: v.history.map((h) => ({ at: at(h.at)!, kind: h.kind, detail: h.detail, ...(h.by ? { by: h.by } : {}) })),
+  };
+}
 
 type AdminEnv = { Bindings: Env };
 
@@ -425,6 +449,12 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       const since = clock.now() - windowHours * 3_600_000;
       const rows = new Map((await destinationHealth(c.env.DB, since)).map((r) => [r.destination, r]));
       const names = [...new Set([...Object.keys(config.destinations), ...rows.keys()])].sort();
+      // One call per configured destination to its object; one that cannot be reached shows no controls.
+      const controls = new Map(
+        await Promise.all(
+          Object.entries(config.destinations).map(async ([name, d]) => [name, await destinationControls(c.env, name, clock.now()).then((v) => controlsView(v, d), () => null)] as const),
+        ),
+      );
       return c.json(
         valid(S.HealthSchema, {
           since: iso(since)!,
@@ -441,6 +471,7 @@ export function createAdmin({ providers, clock }: RouterDeps) {
               lastSuccessAt: iso(row?.lastSuccessAt),
               lastError: row?.lastError ?? null,
               lastErrorAt: iso(row?.lastErrorAt),
+              controls: controls.get(name) ?? null,
             };
           }),
         }),
@@ -448,6 +479,39 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       );
     },
   );
+
+  for (const action of ["pause", "resume", "enable"] as const) {
+    admin.openapi(
+      createRoute({
+        method: "post",
+        path: `/destinations/{name}/${action}`,
+        summary:
+          action === "pause"
+            ? "Pause a destination: its deliveries are held, not attempted, using no attempts, until it is resumed"
+            : action === "resume"
+              ? "Resume a paused destination: what was held goes out in the order it was received, at its rate limit"
+              : "Re-enable a destination a 410 Gone disabled: what was held goes out in order",
+        description: "Recorded in the audit log with the admin token's id.",
+        security,
+        request: { params: S.DestinationParams, ...(action === "pause" ? { body: { content: { "application/json": { schema: S.PauseBody } }, required: true } } : {}) },
+        responses: { 200: json(S.ControlResult, "The destination's controls after the action"), 404: json(S.ErrorSchema, "No such destination"), ...errors },
+      }),
+      async (c) => {
+        const { name } = c.req.valid("param");
+        const config = loadConfig(c.env, providers);
+        if (!config.destinations[name]) throw new RouterError("not_found");
+        const reason = action === "pause" ? (await c.req.json<{ reason: string }>()).reason.trim() : null;
+        const now = clock.now();
+        const by = await adminTokenId(c.env);
+        const view = await controlDestination(c.env, config, name, now, action, by, reason).catch(() => {
+          throw new RouterError("controls_unavailable");
+        });
+        const id = auditId(now);
+        await insertAudit(c.env.DB, { id, at: now, action: `destination_${action}`, tokenId: by, eventId: null, detail: { destination: name, reason } });
+        return c.json(valid(S.ControlResult, { destination: name, auditId: id, controls: controlsView(view, config.destinations[name]) }), 200);
+      },
+    );
+  }
 
   admin.openapi(
     createRoute({

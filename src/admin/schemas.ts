@@ -158,7 +158,7 @@ export const AuditEntrySchema = z
   .object({
     id: z.string(),
     at: IsoTime,
-    action: z.enum(["reveal", "customer_purge"]),
+    action: z.enum(["reveal", "customer_purge", "destination_pause", "destination_resume", "destination_enable"]),
     tokenId: z.string().openapi({ description: "A hash prefix of the token used: the same for every use of one token; never the token." }),
     eventId: EventId.nullable(),
     detail: z.record(z.string(), z.unknown()).openapi({ description: "Field names, counts and ids; never a payload value." }),
@@ -295,6 +295,33 @@ export const RedriveBody = z.object(ReplayWindow).refine((b) => Date.parse(b.unt
 
 export const HealthQuery = z.object({ windowHours: z.coerce.number().int().min(1).max(720).default(24) });
 
+/** A destination's controls, from its Durable Object: pause, the 410 disable, the circuit and what it holds. */
+export const ControlsSchema = z
+  .object({
+    state: z.enum(["open", "paused", "disabled_by_410", "circuit_open", "circuit_half_open"]),
+    paused: z.object({ reason: z.string(), by: z.string(), at: IsoTime }).nullable(),
+    disabled: z.object({ reason: z.literal("disabled_by_410"), at: IsoTime, eventId: z.string().nullable() }).nullable(),
+    circuit: z.object({
+      phase: z.enum(["closed", "open", "half_open"]),
+      coolDownSeconds: z.number(),
+      probeAt: IsoTime.nullable(),
+      lastError: z.string().nullable(),
+      consecutiveFailures: z.number().int(),
+    }),
+    held: z.object({ count: z.number().int(), oldestHeldAt: IsoTime.nullable(), oldestReceivedAt: IsoTime.nullable() }),
+    inFlight: z.number().int(),
+    rateLimit: z.object({ maxPerSecond: z.number().nullable(), maxInFlight: z.number().int().nullable() }).nullable(),
+    history: z.array(
+      z.object({
+        at: IsoTime,
+        kind: z.enum(["opened", "probe", "closed", "reopened", "paused", "resumed", "disabled", "enabled"]),
+        detail: z.string().nullable(),
+        by: z.string().optional(),
+      }),
+    ),
+  })
+  .openapi("DestinationControls");
+
 export const HealthSchema = z
   .object({
     since: IsoTime,
@@ -310,10 +337,20 @@ export const HealthSchema = z
         lastSuccessAt: IsoTime.nullable(),
         lastError: z.string().nullable(),
         lastErrorAt: IsoTime.nullable(),
+        /** Null for a destination no longer configured, or when its object could not be reached. */
+        controls: ControlsSchema.nullable(),
       }),
     ),
   })
   .openapi("DestinationHealth");
+
+export const DestinationParams = z.object({ name: Name.openapi({ param: { name: "name", in: "path" }, example: "pos" }) });
+
+export const PauseBody = z
+  .strictObject({ reason: z.string().trim().min(1).max(200).openapi({ example: "POS maintenance window" }) })
+  .openapi("PauseRequest");
+
+export const ControlResult = z.object({ destination: z.string(), auditId: z.string(), controls: ControlsSchema }).openapi("DestinationControlResult");
 
 export const DryRunBody = z
   .object({

@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   draft_answer_service_fee: [502, "The draft responder's answer drops or changes the service fee."],
   responder_timeout: [504, "The draft responder did not answer before the deadline."],
   storage_unavailable: [503, "The event could not be stored. Retry later."],
+  controls_unavailable: [503, "The destination's controls could not be reached. Retry later."],
   source_misconfigured: [503, "This webhook source is not fully configured."],
   config_invalid: [503, "The router configuration is invalid."],
   admin_disabled: [503, "The admin API is disabled because ADMIN_TOKEN is not set."],

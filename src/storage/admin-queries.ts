@@ -3,7 +3,7 @@
  * order; every index adds a billed row write to each ingest); the rest scan. They are operator queries, bounded by
  * LIMIT and by the time range given.
  */
-import { DeliveryStateSchema, SUPERSEDED, type AttemptRecord, type DeliveryState, type DeliveryStatus } from "../core/delivery-state.ts";
+import { DeliveryStateSchema, HELD_DUE, SUPERSEDED, type AttemptRecord, type DeliveryState, type DeliveryStatus } from "../core/delivery-state.ts";
 import type { PayloadProtection } from "../core/envelope.ts";
 import type { DeliveryKey, DraftVerdict, Quarantine } from "../core/event.ts";
 import { EventPayloads } from "./payloads.ts";
@@ -305,7 +305,8 @@ export async function destinationHealth(db: D1Database, since: number): Promise<
       `WITH d AS (SELECT * FROM (${DELIVERY_ROWS}) WHERE created_at >= ?1),
             -- SQLite takes a bare column of a MAX() aggregate from the row holding the maximum: the latest error.
             -- A generation closed by a replay is bookkeeping, not an error of the destination.
-            errors AS (SELECT destination, last_error, MAX(COALESCE(completed_at, next_attempt_at)) AS last_error_at
+            -- A held delivery's due time means "never" (HELD_DUE), not when its error was.
+            errors AS (SELECT destination, last_error, MAX(COALESCE(completed_at, NULLIF(next_attempt_at, ?3))) AS last_error_at
                        FROM d WHERE last_error IS NOT NULL AND last_error <> ?2 GROUP BY destination)
        SELECT d.destination,
               SUM(d.superseded = 0 AND d.status = 'delivered') AS delivered,
@@ -317,7 +318,7 @@ export async function destinationHealth(db: D1Database, since: number): Promise<
        FROM d LEFT JOIN errors ON errors.destination = d.destination
        GROUP BY d.destination ORDER BY d.destination`,
     )
-    .bind(since, SUPERSEDED)
+    .bind(since, SUPERSEDED, HELD_DUE)
     .all<{ destination: string; delivered: number; failing: number; dead: number; pending: number; last_success_at: number | null; last_error: string | null; last_error_at: number | null }>();
   return results.map((r) => ({
     destination: r.destination,

@@ -1,6 +1,6 @@
-/** The audit log of who saw or removed customer data (migrations/0006): written by admin, read by admin. */
+/** The audit log of who saw or removed customer data, and who paused, resumed or re-enabled a destination. */
 
-export type AuditAction = "reveal" | "customer_purge";
+export type AuditAction = "reveal" | "customer_purge" | "destination_pause" | "destination_resume" | "destination_enable";
 
 export interface AuditEntry {
   id: string;
