@@ -7,18 +7,20 @@ import { Webhook } from "standardwebhooks";
 import { localSecrets, parseArgs } from "./local-env.mjs";
 import { confirmDraft } from "./pricing.mjs";
 
-const USAGE = `usage: npm run receiver -- [--port 8788] [--fail-first N] [--fail-path /pos] [--fail-status 500] [--delay MS] [--log FILE] [--quiet]
+const USAGE = `usage: npm run receiver -- [--port 8788] [--fail-first N] [--down-for 60s] [--fail-path /pos] [--fail-status 500] [--delay MS] [--log FILE] [--quiet]
   --fail-first N    answer the first N deliveries with --fail-status (default 500), to watch retries
+  --down-for T      an outage: answer every delivery with --fail-status (default 503) for T from start (90, 60s, 2m)
   --fail-path P     only count and fail requests whose path starts with P (e.g. /pos)
   --delay MS        wait MS before answering each request (try more than a destination's timeoutMs)
   --log FILE        also append one JSON line per request to FILE
   --unavailable IDS answer these line items (id or externalId, comma-separated) as unavailable: quantity 0
+Requests to /alerts* are the router's alerts (config "alerts.channels"): printed as one line and always answered 200.
 Requests to /pricing/* are answered as the Weedmaps Draft responder: the Order object with confirmed prices, taxes
 and totals, and the parts the POS may not change kept as sent (scripts/pricing.mjs).`;
 
 let options;
 try {
-  options = parseArgs(process.argv.slice(2), { port: "number", "fail-first": "number", "fail-status": "number", "fail-path": "string", delay: "number", log: "string", unavailable: "string", quiet: "boolean", help: "boolean" });
+  options = parseArgs(process.argv.slice(2), { port: "number", "fail-first": "number", "fail-status": "number", "fail-path": "string", "down-for": "string", delay: "number", log: "string", unavailable: "string", quiet: "boolean", help: "boolean" });
 } catch (err) {
   console.error(`${err.message}\n${USAGE}`);
   process.exit(2);
@@ -29,7 +31,18 @@ if (options.help) {
 }
 const port = options.port ?? 8788;
 const failFirst = options["fail-first"] ?? 0;
-const failStatus = options["fail-status"] ?? 500;
+const downForMs = options["down-for"] === undefined ? 0 : parseDuration(options["down-for"]);
+const failStatus = options["fail-status"] ?? (downForMs ? 503 : 500);
+const startedAt = Date.now();
+
+function parseDuration(text) {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!match) {
+    console.error(`--down-for: expected a duration such as 90, 60s or 2m, got "${text}"\n${USAGE}`);
+    process.exit(2);
+  }
+  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[match[2] ?? "s"];
+}
 const delay = options.delay ?? 0;
 const { file, values } = localSecrets();
 const signingSecrets = Object.entries(values).filter(([name]) => name.endsWith("_SIGNING_SECRET"));
@@ -73,10 +86,27 @@ const server = createServer((req, res) => {
     const n = ++received;
     const signature = verify(body, req.headers);
     const isDraft = req.url.startsWith("/pricing");
-    const failing = req.url.startsWith(options["fail-path"] ?? "/") && ++failCandidates <= failFirst;
+    if (req.url.startsWith("/alerts")) {
+      // The alert receiver of the outage walkthrough: one line per alert, never failing.
+      let text = body;
+      try {
+        const alert = JSON.parse(body);
+        text = alert.text ?? `${alert.kind} ${alert.destination ?? "(router)"} ${alert.reason ?? ""} ${JSON.stringify(alert.counts ?? {})}${alert.suppressed ? ` (+${alert.suppressed} suppressed)` : ""}`;
+      } catch {
+        // not JSON: shown as it came
+      }
+      console.log(`\n[receiver] ALERT ${text}`);
+      if (options.log) appendFileSync(options.log, `${JSON.stringify({ n, at: Date.now(), method: req.method, path: req.url, status: 200, alert: true, body })}\n`);
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("ok");
+      return;
+    }
+    const matches = req.url.startsWith(options["fail-path"] ?? "/") && !isDraft;
+    const down = matches && downForMs > 0 && Date.now() - startedAt < downForMs;
+    const failing = down || (matches && ++failCandidates <= failFirst);
     if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
     let status = failing ? failStatus : 200;
-    let answer = failing ? `failing on purpose (${failCandidates}/${failFirst})` : "ok";
+    let answer = down ? `down on purpose (${Math.ceil((downForMs - (Date.now() - startedAt)) / 1000)} s left)` : failing ? `failing on purpose (${failCandidates}/${failFirst})` : "ok";
     let contentType = "text/plain";
     if (!failing && isDraft) {
       try {
@@ -97,7 +127,7 @@ const server = createServer((req, res) => {
       console.log(pretty(body).replace(/^/gm, "  "));
     }
     if (options.log) {
-      appendFileSync(options.log, `${JSON.stringify({ n, method: req.method, path: req.url, status, signature, headers: req.headers, body })}\n`);
+      appendFileSync(options.log, `${JSON.stringify({ n, at: Date.now(), method: req.method, path: req.url, status, signature, headers: req.headers, body })}\n`);
     }
     res.writeHead(status, { "content-type": contentType });
     res.end(answer);
@@ -108,5 +138,6 @@ server.listen(port, "127.0.0.1", () => {
   console.log(`[receiver] listening on http://127.0.0.1:${port} (signing secrets from ${file})`);
   if (failFirst) console.log(`[receiver] failing the first ${failFirst} request(s)${options["fail-path"] ? ` to ${options["fail-path"]}*` : ""} with ${failStatus}`);
   if (delay) console.log(`[receiver] answering each request after ${delay} ms`);
+  if (downForMs) console.log(`[receiver] down for ${downForMs / 1000} s: answering ${failStatus} to every delivery${options["fail-path"] ? ` to ${options["fail-path"]}*` : ""} until then`);
 });
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => server.close(() => process.exit(0)));

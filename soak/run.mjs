@@ -38,7 +38,9 @@ function soakConfig(receiverPort) {
       weedmaps: { provider: "weedmaps", verify: { type: "hmac", secrets: ["WEEDMAPS_CLIENT_SECRET"] } },
       leaftrade: { provider: "leaftrade", verify: { type: "hmac", secrets: ["LEAFTRADE_WEBHOOK_SECRET"], header: "X-Signature", encoding: "hex" } },
     },
-    destinations: { pos: destination("pos"), erp: destination("erp"), down: destination("down"), gone: destination("gone") },
+    // `gone` answers 410 to everything: here a permanent failure of each delivery (dead), so that path is soaked too.
+    // With the default (`disableOnGone`), the first 410 would disable it and hold the rest (test/controls.test.ts).
+    destinations: { pos: destination("pos"), erp: destination("erp"), down: destination("down"), gone: { ...destination("gone"), disableOnGone: false } },
     routes: [
       { name: "orders", source: "weedmaps", events: ["create"], destinations: ["pos", "erp", "down"] },
       { name: "lt-orders", source: "leaftrade", events: ["order-v4", "order-v3"], destinations: ["pos", "erp", "down"] },

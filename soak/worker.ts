@@ -6,6 +6,7 @@
  * A seeded fraction of D1 statements fail at ingest and in the consumer, and of queue sends everywhere.
  */
 import { createWorker } from "../src/app/worker.ts";
+export { DestinationGate } from "../src/control/gate.ts";
 
 const worker = createWorker();
 

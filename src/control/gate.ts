@@ -22,7 +22,7 @@ import {
   type HoldReason,
 } from "../core/controls.ts";
 import { alertMessage, messageFor } from "../core/messages.ts";
-import { countHeld, ensureGateSchema, heldSummary, holdDeliveries, oldestHeld, oldestHeldAt, readGateState, releaseHeld, writeGateState } from "../storage/gate-store.ts";
+import { countHeld, ensureGateSchema, forgetReleased, heldSummary, holdDeliveries, oldestHeld, oldestHeldAt, oldestReleasedAt, readGateState, releasedBefore, releaseHeld, writeGateState } from "../storage/gate-store.ts";
 import { enqueueDeliveries } from "../storage/queue.ts";
 import { logEvent } from "../telemetry/log.ts";
 
@@ -60,6 +60,9 @@ interface Stored {
 const RELEASE_PER_TICK_UNLIMITED = 50;
 const TICK_MS = 1_000;
 
+/** A released delivery not reported after this long is released again. */
+const releaseExpiry = (settings: GateSettings) => settings.timeoutMs + 60_000;
+
 const newAlertId = () => `alr_${crypto.randomUUID().replace(/-/g, "")}`;
 
 /**
@@ -73,6 +76,8 @@ const newAlertId = () => `alr_${crypto.randomUUID().replace(/-/g, "")}`;
 export class DestinationGate extends DurableObject<Env> {
   private stored: Stored | null = null;
   private heldCount = 0;
+  /** Released, their outcome not yet reported. */
+  private releasedCount = 0;
   private bucket: Bucket | null = null;
   private readonly leases = new Map<string, number>();
 
@@ -81,7 +86,9 @@ export class DestinationGate extends DurableObject<Env> {
     void ctx.blockConcurrencyWhile(async () => {
       ensureGateSchema(ctx.storage.sql);
       this.stored = readGateState<Stored>(ctx.storage.sql);
-      this.heldCount = countHeld(ctx.storage.sql);
+      const counts = countHeld(ctx.storage.sql);
+      this.heldCount = counts.held;
+      this.releasedCount = counts.released;
     });
   }
 
@@ -102,6 +109,8 @@ export class DestinationGate extends DurableObject<Env> {
 
   private hold(items: readonly AdmitItem[], reason: HoldReason, now: number): void {
     if (items.length === 0) return;
+    const released = items.filter((i) => i.released).length;
+    this.releasedCount = Math.max(0, this.releasedCount - released);
     this.heldCount += holdDeliveries(
       this.ctx.storage.sql,
       items.map((i) => ({ eventId: i.eventId, generation: i.generation, receivedAt: i.receivedAt, heldAt: now, reason })),
@@ -168,6 +177,7 @@ export class DestinationGate extends DurableObject<Env> {
   /** What the sends admitted earlier did: frees their slots, moves the circuit, raises alerts. */
   async report(destination: string, settings: GateSettings, now: number, outcomes: GateOutcome[], leases: string[]): Promise<void> {
     for (const lease of leases) this.leases.delete(lease);
+    if (this.releasedCount > 0) this.releasedCount = Math.max(0, this.releasedCount - forgetReleased(this.ctx.storage.sql, outcomes));
     const stored = this.load(destination, settings, now);
     const { state, transitions } = recordOutcomes(stored.gate, outcomes.filter((o) => !o.dead || o.ok || o.failure || o.gone), settings, now);
     let next: Stored = { ...stored, gate: state };
@@ -267,6 +277,12 @@ export class DestinationGate extends DurableObject<Env> {
       // Nothing new came to carry the count: it goes out on its own (the throttle lets it through, its window over).
       stored = await this.raise(stored, kind as AlertKind, now, { reason: "similar alerts held back by the throttle" });
     }
+    if (this.releasedCount > 0) {
+      // Released but never reported (the message was lost, or its consumer died): sent again. A copy that does
+      // arrive twice finds the delivery settled and is acknowledged without a second POST.
+      const stale = releasedBefore(this.ctx.storage.sql, now - releaseExpiry(settings), 100);
+      if (stale.length > 0) await this.release(stale, now, true);
+    }
     if (this.heldCount > 0) {
       const heldSince = oldestHeldAt(this.ctx.storage.sql);
       if (stored.gate.backlogAlertedAt === null && heldSince !== null && now - heldSince >= settings.backlogAlertMs) {
@@ -281,11 +297,11 @@ export class DestinationGate extends DurableObject<Env> {
         const [first] = oldestHeld(this.ctx.storage.sql, 1);
         if (first) {
           stored = { ...stored, gate: startProbe(stored.gate, first, now) };
-          await this.release([first]);
+          await this.release([first], now);
         }
       } else if (gate.kind === "open") {
         const perTick = settings.rate.maxPerSecond === null ? RELEASE_PER_TICK_UNLIMITED : Math.max(1, Math.floor(settings.rate.maxPerSecond));
-        await this.release(oldestHeld(this.ctx.storage.sql, perTick));
+        await this.release(oldestHeld(this.ctx.storage.sql, perTick), now);
       }
     }
     if (this.heldCount === 0 && stored.gate.backlogAlertedAt !== null) stored = { ...stored, gate: { ...stored.gate, backlogAlertedAt: null } };
@@ -294,12 +310,15 @@ export class DestinationGate extends DurableObject<Env> {
   }
 
   /** Sends held deliveries back to the queue, oldest first, then forgets them; a failed send keeps them held. */
-  private async release(items: { eventId: string; generation: number }[]): Promise<void> {
+  private async release(items: { eventId: string; generation: number }[], now: number, again = false): Promise<void> {
     if (items.length === 0) return;
     const destination = this.stored!.destination;
     await enqueueDeliveries(this.env.DELIVERY_QUEUE, items.map((i) => ({ body: messageFor(i.eventId, [{ destination, generation: i.generation }], undefined, true) })));
-    releaseHeld(this.ctx.storage.sql, items);
-    this.heldCount = Math.max(0, this.heldCount - items.length);
+    releaseHeld(this.ctx.storage.sql, items, now);
+    if (!again) {
+      this.heldCount = Math.max(0, this.heldCount - items.length);
+      this.releasedCount += items.length;
+    }
     logEvent("info", "destination_released", { destination, released: items.length, stillHeld: this.heldCount });
   }
 
@@ -310,6 +329,10 @@ export class DestinationGate extends DurableObject<Env> {
     const due: number[] = [];
     const flush = nextFlushAt(gate, settings.alertThrottleMs);
     if (flush !== null) due.push(flush);
+    if (this.releasedCount > 0) {
+      const oldest = oldestReleasedAt(this.ctx.storage.sql);
+      if (oldest !== null) due.push(oldest + releaseExpiry(settings));
+    }
     if (this.heldCount > 0) {
       const heldSince = gate.backlogAlertedAt === null ? oldestHeldAt(this.ctx.storage.sql) : null;
       if (heldSince !== null) due.push(heldSince + settings.backlogAlertMs);

@@ -114,6 +114,9 @@ async function planDeliveries(env: Env, config: RouterConfig, { providers }: Rou
 type Decisions = Map<string, Decision>;
 const decisionKey = (eventId: string, ref: DeliveryRef) => `${eventId} ${ref.destination} ${ref.generation}`;
 
+/** An outcome that moves no circuit: only tells a destination's object that a delivery it released is settled. */
+const neutral = (eventId: string, generation: number): GateOutcome => ({ eventId, generation, ok: false, failure: false, gone: false, errorClass: null, dead: false });
+
 /** What an executed message tells the destinations' objects, and what it leaves to send later. */
 interface Executed {
   retries: RetryPlan[];
@@ -171,7 +174,7 @@ async function attemptDeliveries(
     const errorClass = errorClassOf(result);
     // 410 Gone (Standard Webhooks): the destination asked for nothing more. Its object disables it, and this delivery
     // is held with the rest until an operator re-enables it.
-    const gone = result.statusCode === 410;
+    const gone = result.statusCode === 410 && destination.disableOnGone;
     const exhausted = verdict === "retry" && attempt >= destination.maxAttempts;
     const delaySeconds = verdict === "retry" && !exhausted ? backoffDelaySeconds(attempt, result.retryAfterSeconds, Math.random, backoffBaseSeconds(env)) : 0;
     const status = gone ? "pending" : verdict === "delivered" ? "delivered" : verdict === "permanent" || exhausted ? "dead" : "pending";
@@ -231,7 +234,7 @@ async function attemptDeliveries(
         generation: delivery.generation,
         ok: o.status === "delivered",
         failure: classifyAttempt(result, []) === "retry" && result.transportError !== "config_error",
-        gone: result.statusCode === 410,
+        gone: result.statusCode === 410 && config.destinations[delivery.destination]!.disableOnGone,
         errorClass: o.record.errorClass,
         dead: o.status === "dead" && applied?.[i] === true,
       },
@@ -239,6 +242,11 @@ async function attemptDeliveries(
   });
   for (const { ref, reason } of deadWithoutAttempt) {
     gate.push({ destination: ref.destination, lease: null, outcome: { eventId: event.id, generation: ref.generation, ok: false, failure: false, gone: false, errorClass: reason, dead: true } });
+  }
+  if (message.released) {
+    // Released, but settled meanwhile (delivered by another copy, stale, superseded): the object can forget it.
+    const acted = new Set([...decided.map(({ delivery }) => delivery.destination), ...deadWithoutAttempt.map((d) => d.ref.destination)]);
+    for (const ref of message.deliveries) if (!acted.has(ref.destination)) gate.push({ destination: ref.destination, lease: null, outcome: neutral(event.id, ref.generation) });
   }
   // A concurrent copy of this message recorded the attempt first; that copy owns the retry.
   return { retries: [...retries.filter((r) => applied?.[outcomes.findIndex((o) => o.ref === r.ref)] === true), ...waits], gate };
@@ -363,11 +371,19 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
     logEvent("error", "delivery_message_failed", { messageId: message.id, eventId: body.eventId, ...errorFields(err) });
     message.retry({ delaySeconds: backoffDelaySeconds(message.attempts, undefined, Math.random, backoffBaseSeconds(env)) });
   };
+  const reports = new Map<string, { outcomes: GateOutcome[]; leases: string[] }>();
+  const toReport = (destination: string, outcome: GateOutcome, lease: string | null) => {
+    const report = reports.get(destination) ?? { outcomes: [], leases: [] };
+    report.outcomes.push(outcome);
+    if (lease) report.leases.push(lease);
+    reports.set(destination, report);
+  };
   const prepared = await Promise.all(
     deliveries.map(async ({ message, body }) => {
       try {
         const result = await prepareMessage(env, config, deps, body, message.attempts);
         if ("kind" in result) {
+          if (result.kind === "ack" && body.released) for (const ref of body.deliveries) toReport(ref.destination, neutral(body.eventId, ref.generation), null);
           if (result.kind === "ack") message.ack();
           else message.retry({ delaySeconds: result.delaySeconds });
           return null;
@@ -401,17 +417,11 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
     decisions.set(key, admitted.get(destination)?.[i] ?? { kind: "send", lease: null, probe: false });
   }
 
-  const reports = new Map<string, { outcomes: GateOutcome[]; leases: string[] }>();
   await Promise.all(
     plans.map(async ({ message, plan }) => {
       try {
         const executed = await attemptDeliveries(env, config, deps, limit, plan, decisions);
-        for (const g of executed.gate) {
-          const report = reports.get(g.destination) ?? { outcomes: [], leases: [] };
-          report.outcomes.push(g.outcome);
-          if (g.lease) report.leases.push(g.lease);
-          reports.set(g.destination, report);
-        }
+        for (const g of executed.gate) toReport(g.destination, g.outcome, g.lease);
         const verdict = await finishMessage(env, plan.message, executed.retries);
         if (verdict.kind === "ack") message.ack();
         else message.retry({ delaySeconds: verdict.delaySeconds });

@@ -135,7 +135,8 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
   });
 
   it("admin API: find a dead delivery, see its attempts, replay it once the receiver is fixed, and watch it reach delivered", async () => {
-    await restartReceiver("--fail-first", "1", "--fail-status", "410", "--fail-path", "/erp");
+    // A 4xx the destination means (422): that one delivery is dead. (A 410 would disable erp: the outage test below.)
+    await restartReceiver("--fail-first", "1", "--fail-status", "422", "--fail-path", "/erp");
     const { code, out } = send("leaftrade.order-v3");
     assert.equal(code, 0, out);
     const eventId = eventIdOf(out);
@@ -144,10 +145,10 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
       const { json } = await admin("GET", "/dead-letters?destination=erp");
       return json.deliveries.find((d) => d.eventId === eventId);
     }, "the erp delivery to be dead");
-    assert.equal(dead.lastStatusCode, 410);
+    assert.equal(dead.lastStatusCode, 422);
 
     const { json: detail } = await admin("GET", `/events/${eventId}`);
-    assert.deepEqual(detail.deliveries.map((d) => [d.generation, d.status, d.attemptLog.map((a) => a.statusCode)]), [[1, "dead", [410]]]);
+    assert.deepEqual(detail.deliveries.map((d) => [d.generation, d.status, d.attemptLog.map((a) => a.statusCode)]), [[1, "dead", [422]]]);
 
     await restartReceiver();
     const replay = await admin("POST", `/events/${eventId}/replay`, {});
@@ -159,7 +160,7 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
     }, "the replay to be delivered");
     assert.equal(delivered.attempts, 1);
     const hits = received().filter((r) => r.headers["webhook-id"] === eventId);
-    assert.deepEqual(hits.map((r) => r.status), [410, 200]);
+    assert.deepEqual(hits.map((r) => r.status), [422, 200]);
   });
 
   it("customer data: after `npm run send` of every fixture, no column of any table in the local D1 holds a customer value", async () => {
@@ -202,5 +203,44 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
     const result = await validator.validate(json);
     assert.equal(validator.version, "3.1");
     assert.equal(result.valid, true, JSON.stringify(result.errors, null, 2));
+  });
+
+  it("outage walkthrough: the POS goes down, its circuit opens, an alert arrives, and after the outage the backlog drains at the rate limit", async () => {
+    // As README → Destination controls walks through it, with a 10 s outage instead of 60 s.
+    await restartReceiver("--down-for", "10s", "--fail-path", "/pos");
+    const outageStarted = Date.now();
+    const { code, out } = send("weedmaps.create", "--merchant", "4242", "--count", "8");
+    assert.equal(code, 0, out);
+    const ids = [...out.matchAll(/accepted as (evt_[0-9a-f]{32})/g)].map((m) => m[1]);
+    assert.equal(ids.length, 8, out);
+    const pos = async () => (await admin("GET", "/destinations/health")).json.destinations.find((d) => d.name === "pos").controls;
+    await waitFor(async () => (await pos()).state === "circuit_open", "the POS circuit to open", 60_000);
+    const alerts = () => received().filter((r) => r.alert).map((r) => JSON.parse(r.body));
+    const opened = await waitFor(() => alerts().find((a) => a.kind === "circuit_opened" && a.destination === "pos"), "the circuit_opened alert at the local alert receiver", 60_000);
+    assert.match(opened.reason, /^http_503$/);
+    for (const value of ["Jordan", "Rivera", "1990-04-12", "MR-2026-118822", "+15555550123"]) assert.ok(!JSON.stringify(alerts()).includes(value), "an alert carries no customer data");
+    const held = await pos();
+    assert.ok(held.held.count > 0, JSON.stringify(held));
+
+    const firstOk = (id) => received().find((r) => r.path === "/pos/orders" && r.status === 200 && r.headers["webhook-id"] === id);
+    await waitFor(() => ids.every(firstOk), "every order to reach the POS after the outage", 120_000);
+    const okAt = ids.map((id) => firstOk(id).at);
+    assert.ok(Math.min(...okAt) >= outageStarted + 10_000, "nothing reached the POS during the outage");
+    // pos: maxPerSecond 5. The token bucket allows one second's worth at once, so no second sees more than 5 + 5.
+    const perSecond = new Map();
+    for (const t of okAt) perSecond.set(Math.floor(t / 1000), (perSecond.get(Math.floor(t / 1000)) ?? 0) + 1);
+    assert.ok(Math.max(...perSecond.values()) <= 10, JSON.stringify([...perSecond]));
+    const after = await pos();
+    assert.equal(after.state, "open");
+    assert.deepEqual(after.history.map((h) => h.kind).filter((k) => k === "opened" || k === "closed").slice(0, 1), ["opened"]);
+    assert.equal(after.history.at(-1).kind, "closed");
+    await waitFor(() => alerts().some((a) => a.kind === "circuit_closed" && a.destination === "pos"), "the circuit_closed alert", 30_000);
+    // Held deliveries used no attempts: each order took its failed first attempt(s) before the circuit opened, then one.
+    for (const id of ids) {
+      const { json } = await admin("GET", `/events/${id}`);
+      const d = json.deliveries.find((x) => x.destination === "pos");
+      assert.equal(d.status, "delivered");
+      assert.ok(d.attempts <= 3, JSON.stringify(d.attemptLog.map((a) => a.statusCode)));
+    }
   });
 });

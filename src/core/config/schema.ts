@@ -95,6 +95,12 @@ const DestinationSchema = z.strictObject({
   /** 4xx statuses to retry instead of failing permanently, e.g. [409, 423]. 408 and 429 are always retried. */
   retryOnStatus: z.array(z.number().int().min(400).max(499)).max(20).default([]),
   /**
+   * A 410 Gone (Standard Webhooks' convention) disables the destination: its deliveries are held
+   * (`disabled_by_410`), an alert goes out, and an operator re-enables it. false: a 410 is a permanent failure of
+   * that one delivery (dead), like any other 4xx.
+   */
+  disableOnGone: z.boolean().default(true),
+  /**
    * When a limit is reached, deliveries wait (re-queued with a delay) without using an attempt. null: no limit.
    * Kept by the destination's Durable Object, so the limit holds across every consumer invocation.
    */
