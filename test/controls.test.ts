@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
-import { admission, initialGate, recordOutcomes, takeTokens, throttleAlert, type GateOutcome, type GateSettings } from "../src/core/controls.ts";
+import { admission, initialGate, recordOutcomes, startProbe, takeTokens, throttleAlert, type GateOutcome, type GateSettings } from "../src/core/controls.ts";
 import type { AlertMessage, DeliveryMessage } from "../src/core/messages.ts";
 import { adminFetch, captureDeliveryQueue, deliveriesOf, ManualClock, post, stubDestinations, type FetchHandler } from "./helpers.ts";
 import { piiValues } from "./pii.ts";
@@ -199,6 +199,11 @@ describe("circuit breaker", () => {
     expect(transitions.map((t) => t.kind)).toEqual(["opened"]);
     expect(admission(state, settings, 1_000)).toEqual({ kind: "hold", reason: "circuit_open" });
     expect(admission(state, settings, 31_000)).toEqual({ kind: "probe" });
+    // A probe settled without an answer (stale, superseded) neither closes nor reopens the circuit.
+    const probing = startProbe(state, { eventId: "p1", generation: 1 }, 31_000);
+    const settled: GateOutcome = { eventId: "p1", generation: 1, ok: false, failure: false, gone: false, errorClass: null, dead: false };
+    expect(recordOutcomes(probing, [settled], settings, 32_000).state.circuit.phase).toBe("half_open");
+    expect(recordOutcomes(probing, [{ ...settled, ok: true }], settings, 32_000).state.circuit.phase).toBe("closed");
     // A 4xx the destination meant is not sickness.
     const meant: GateOutcome = { ...outcome(false, 99), ok: false };
     expect(recordOutcomes(initialGate(0), Array(20).fill(meant), settings, 1).transitions).toEqual([]);

@@ -158,7 +158,8 @@ export function recordOutcomes(initial: GateState, outcomes: readonly GateOutcom
       continue;
     }
     const probe = state.circuit.probe;
-    if (state.circuit.phase === "half_open" && probe && probe.eventId === o.eventId && probe.generation === o.generation) {
+    // Only an answer decides a probe: one settled without an attempt (stale, superseded) leaves it out.
+    if (state.circuit.phase === "half_open" && probe && probe.eventId === o.eventId && probe.generation === o.generation && (o.ok || o.failure)) {
       moved(
         o.failure
           ? open(state, settings, now, o.errorClass, "reopened")
