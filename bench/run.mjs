@@ -42,6 +42,11 @@ const PRICES = {
   d1RowsWrittenPerMillion: 1.0,
   d1RowsReadPerMillion: 0.001,
   queueOperationsPerMillion: 0.4,
+  // Durable Objects (taken 2026-12-02): each RPC call and alarm is a request; SQLite storage bills rows like D1.
+  // Duration (GB-s while an object runs) is left out like Workers CPU: an object that is idle between calls can
+  // hibernate and is not billed for it.
+  durableObjectRequestsPerMillion: 0.15,
+  durableObjectRowsWrittenPerMillion: 1.0,
 };
 
 const secrets = Object.fromEntries(
@@ -299,6 +304,7 @@ function tally(lines) {
   const sum = (list, key) => list.reduce((total, line) => total + (line[key] ?? 0), 0);
   const fetches = lines.filter((line) => line.handler === "fetch");
   const queues = lines.filter((line) => line.handler === "queue");
+  const gates = lines.filter((line) => line.handler === "gate");
   return {
     fetchInvocations: fetches.length,
     queueInvocations: queues.length,
@@ -309,7 +315,52 @@ function tally(lines) {
     d1RowsWritten: sum(lines, "d1RowsWritten"),
     ingestD1Queries: sum(fetches, "d1Queries"),
     ingestRowsWritten: sum(fetches, "d1RowsWritten"),
+    // The Worker's calls to the destinations' objects, and alarms (the object's own invocations); their storage.
+    gateCalls: sum(lines, "gateCalls"),
+    gateAlarms: gates.filter((line) => line.method === "alarm").length,
+    gateRowsWritten: sum(gates, "gateRowsWritten"),
+    gateRowsRead: sum(gates, "gateRowsRead"),
   };
+}
+
+const ADMIN_TOKEN = secrets.ADMIN_TOKEN;
+
+async function adminPost(router, pathname, body) {
+  const res = await fetch(`${router.url}/admin${pathname}`, { method: "POST", headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" }, body: JSON.stringify(body ?? {}) });
+  if (res.status !== 200) throw new Error(`POST /admin${pathname} answered ${res.status}: ${await res.text()}`);
+  return res.json();
+}
+
+/**
+ * What holding costs: d03 (one of merchant 4242's three destinations) paused while events come in, then a stretch
+ * with nothing coming in, then resumed. Counted from the usage lines of the Worker and of d03's Durable Object.
+ */
+async function measurePause(router, receiver) {
+  const deliveredTo = async (ids, path) => new Set((await receiver.ask("arrivals")).arrivals.filter((a) => a[3] === 200 && ids.has(a[0]) && a[1] === path).map((a) => a[0]));
+  await receiver.ask("reset");
+  await adminPost(router, "/destinations/d03/pause", { reason: "benchmark" });
+  let from = router.child.lines.length;
+  const source = requests({ size: 5120, merchantId: "4242" });
+  const ids = new Set();
+  for (let i = 0; i < P.s6Events; i++) ids.add((await sendCreate(`${router.url}${ingestPath("4242")}`, source.next())).eventId);
+  await waitFor(async () => (await deliveredTo(ids, "/d/d02")).size >= ids.size && (await deliveredTo(ids, "/d/d01")).size >= ids.size, "paused: d01 and d02 deliveries", 60_000, 250);
+  await waitFor(() => tally(usageLines(router, from)).queueMessagesRead >= ids.size, "paused: the consumer's usage lines", 15_000);
+  await sleep(300);
+  const held = perEvent(tally(usageLines(router, from)), ids.size);
+  if ((await deliveredTo(ids, "/d/d03")).size > 0) throw new Error("a delivery to the paused d03 arrived");
+  // Nothing comes in: what does holding cost by itself?
+  from = router.child.lines.length;
+  const idleMs = SMOKE ? 2_000 : 10_000;
+  await sleep(idleMs);
+  const idle = tally(usageLines(router, from));
+  from = router.child.lines.length;
+  const resumedAt = performance.now();
+  await adminPost(router, "/destinations/d03/resume");
+  await waitFor(async () => (await deliveredTo(ids, "/d/d03")).size >= ids.size, "resumed: every held d03 delivery", 60_000, 250);
+  const drainMs = performance.now() - resumedAt;
+  await sleep(500);
+  const resumed = perEvent(tally(usageLines(router, from)), ids.size);
+  return { events: ids.size, held, idle: { seconds: idleMs / 1000, invocations: idle.fetchInvocations + idle.queueInvocations + idle.gateAlarms, ...idle }, resumed, drainMs: round(drainMs) };
 }
 
 /** Per-event operations and their price, from the usage lines of `events` events. */
@@ -331,6 +382,8 @@ function perEvent(counts, events) {
     queueMessagesSent: per(counts.queueMessagesSent),
     queueMessagesRead: per(counts.queueMessagesRead),
     queueOperations: per(queueOperations),
+    durableObjectRequests: per(counts.gateCalls + counts.gateAlarms),
+    durableObjectRowsWritten: per(counts.gateRowsWritten),
   };
   const cost = (invocations) => {
     const parts = {
@@ -338,6 +391,7 @@ function perEvent(counts, events) {
       d1Writes: ops.d1RowsWritten * PRICES.d1RowsWrittenPerMillion,
       d1Reads: ops.d1RowsRead * PRICES.d1RowsReadPerMillion,
       queues: ops.queueOperations * PRICES.queueOperationsPerMillion,
+      durableObjects: ops.durableObjectRequests * PRICES.durableObjectRequestsPerMillion + ops.durableObjectRowsWritten * PRICES.durableObjectRowsWrittenPerMillion,
     };
     return { ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, round(v, 3)])), total: round(Object.values(parts).reduce((a, b) => a + b, 0), 3) };
   };
@@ -602,6 +656,10 @@ async function main() {
     log(`scenario 6: operations per event, happy path on a route with ordering: latest (${P.s6Events} events)`);
     const ordered = await countedBatch("ordering: latest", 1, ORDERED_MERCHANT);
     results.scenarios.operations = { title: "Operations and cost per event delivered to three destinations", happy, oneRetry: retry, ordered, sweeper: await measureSweep(router) };
+
+    // --- 8. a paused destination -----------------------------------------------------------------------------
+    log(`scenario 8: d03 paused, ${P.s6Events} events held, an idle stretch, then resumed`);
+    results.scenarios.paused = await measurePause(router, receiver);
 
     await stop(router.child);
     await stop(baseline.child);

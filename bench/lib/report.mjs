@@ -90,6 +90,24 @@ function floorRows(results) {
   ];
 }
 
+/** Scenario 8: what holding a paused destination's deliveries costs, and what releasing them does. */
+function pausedRows(results) {
+  const p = results.scenarios.paused;
+  if (!p) return [["8. Paused destination", "value"], ["not measured", "-"]];
+  const row = (label, key, digits = 2) => [label, fmt(p.held.perEvent[key], digits), fmt(p.resumed.perEvent[key], digits), fmt(results.scenarios.operations.happy.perEvent[key], digits)];
+  return [
+    ["8. Per event, d03 of 3 destinations paused", "while held", "on resume", "(happy path, none paused)"],
+    row("Worker invocations", "workerInvocations"),
+    row("D1 rows written", "d1RowsWritten"),
+    row("D1 rows read", "d1RowsRead"),
+    row("Queue operations", "queueOperations"),
+    row("Durable Object requests (incl. alarms)", "durableObjectRequests"),
+    row("Durable Object rows written", "durableObjectRowsWritten"),
+    [`idle, nothing arriving, ${fmt(p.idle.seconds, 0)} s: invocations / D1 rows / queue messages / object alarms`, `${p.idle.invocations} / ${p.idle.d1RowsWritten + p.idle.d1RowsRead} / ${p.idle.queueMessagesSent} / ${p.idle.gateAlarms}`, "", ""],
+    [`resume to the last held delivery arriving (${p.events} held)`, `${fmt(p.drainMs / 1000, 1)} s`, "", ""],
+  ];
+}
+
 /** Scenario 7: the same router with payload encryption on and off. */
 function encryptionRows(results) {
   const e = results.scenarios.encryption;
@@ -288,10 +306,13 @@ function operationsRows(results) {
     row("Queue messages sent", "queueMessagesSent"),
     row("Queue messages read", "queueMessagesRead"),
     row("Queue operations (write+read+delete)", "queueOperations"),
+    row("Durable Object requests (destination controls)", "durableObjectRequests"),
+    row("Durable Object rows written", "durableObjectRowsWritten"),
     cost("$/M events: Workers requests", "workers"),
     cost("$/M events: D1 rows written", "d1Writes"),
     cost("$/M events: D1 rows read", "d1Reads"),
     cost("$/M events: Queues operations", "queues"),
+    cost("$/M events: Durable Objects", "durableObjects"),
     cost("$/M events: total (measured batching)", "total"),
     cost("$/M events: total (unbatched consumer)", "total", true),
   ];
@@ -336,6 +357,7 @@ export function renderTable(results) {
     textTable(floorRows(results)),
     textTable(encryptionRows(results)),
     textTable(maintenanceRows(results)),
+    textTable(pausedRows(results)),
     textTable([["Target", "Measured", "Verdict"], ...targets]),
   ].join("\n\n");
 }
@@ -658,6 +680,23 @@ function encryptionSealing(results) {
   return ` Sealing alone, timed in Node with the router's code (a new data key wrapped by the primary, then a ${fmt(seal.bytes / 1024, 0)} KB body sealed with AES-256-GCM): ${fmt(seal.microsecondsPerBody, 1)} µs per body; the stored form (base64 TEXT) is ${fmt(seal.storedBytes, 0)} characters for ${seal.bytes} bytes.`;
 }
 
+function pausedText(results) {
+  const p = results.scenarios.paused;
+  if (!p) return "Not measured in this run.";
+  const h = p.held.perEvent;
+  const happy = results.scenarios.operations.happy.perEvent;
+  return [
+    `With the full router: \`POST /admin/destinations/d03/pause\`, then ${p.events} Creates to merchant 4242 (d01, d02, d03) one at a`,
+    "time, until d01 and d02 have them; then a stretch with nothing arriving; then `…/resume`, until d03 has every one. Counted",
+    "from the usage lines of the Worker and of d03's Durable Object (its SQLite storage and its alarms). Holding adds,",
+    `per held delivery, ${fmt(h.d1RowsWritten - happy.d1RowsWritten, 2)} D1 rows written and ${fmt(h.durableObjectRowsWritten - happy.durableObjectRowsWritten, 2)} rows in the object's storage over the happy path; while nothing arrives`,
+    `it costs ${p.idle.invocations} invocations and ${p.idle.queueMessagesSent} queue messages in ${fmt(p.idle.seconds, 0)} s: no polling. A paused hour therefore costs what arrives in`,
+    "it at the rates above, plus one object alarm when the oldest held delivery passes `backlogMinutes` (the backlog",
+    "alert, one queue message per channel). Resuming releases the held deliveries oldest first, one alarm a second at the",
+    "rate limit (50 a tick without one), each a queue message of its own.",
+  ].join(" ");
+}
+
 function maintenanceText(results) {
   const m = results.scenarios.maintenance;
   if (!m) return "Not measured in this run.";
@@ -803,6 +842,12 @@ The same bundle twice, side by side: once with the benchmark config as it is (\`
 ingest the same kind of Create to three destinations; ${results.parameters.s7Rounds ?? "-"} alternating rounds of ${results.parameters.s7S ?? "-"} s per target under load.${encryptionSealing(results)}
 
 ${mdTable(encryptionRows(results))}
+
+### A paused destination (scenario 8)
+
+${pausedText(results)}
+
+${mdTable(pausedRows(results))}
 
 ### The maintenance walk (cron)
 

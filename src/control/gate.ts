@@ -25,6 +25,7 @@ import { alertMessage, messageFor } from "../core/messages.ts";
 import { countHeld, ensureGateSchema, forgetReleased, heldSummary, holdDeliveries, oldestHeld, oldestHeldAt, oldestReleasedAt, readGateState, releasedBefore, releaseHeld, writeGateState } from "../storage/gate-store.ts";
 import { enqueueDeliveries } from "../storage/queue.ts";
 import { logEvent } from "../telemetry/log.ts";
+import { gateUsage } from "../telemetry/usage.ts";
 
 export interface AdmitItem {
   eventId: string;
@@ -81,15 +82,27 @@ export class DestinationGate extends DurableObject<Env> {
   private bucket: Bucket | null = null;
   private readonly leases = new Map<string, number>();
 
+  private readonly usage: ReturnType<typeof gateUsage>;
+  /** Queue messages this call sent (releases and alerts), for the usage line. */
+  private sent = 0;
+  private readonly sql: SqlStorage;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.usage = gateUsage(env);
+    this.sql = this.usage.track(ctx.storage.sql);
     void ctx.blockConcurrencyWhile(async () => {
-      ensureGateSchema(ctx.storage.sql);
-      this.stored = readGateState<Stored>(ctx.storage.sql);
-      const counts = countHeld(ctx.storage.sql);
+      ensureGateSchema(this.sql);
+      this.stored = readGateState<Stored>(this.sql);
+      const counts = countHeld(this.sql);
       this.heldCount = counts.held;
       this.releasedCount = counts.released;
     });
+  }
+
+  private logUsage(method: string, extra: Record<string, unknown> = {}): void {
+    this.usage.report(method, { queueMessagesSent: this.sent, ...extra });
+    this.sent = 0;
   }
 
   private load(destination: string, settings: GateSettings | null, now: number): Stored {
@@ -98,7 +111,7 @@ export class DestinationGate extends DurableObject<Env> {
   }
 
   private save(next: Stored): void {
-    writeGateState(this.ctx.storage.sql, next);
+    writeGateState(this.sql, next);
     this.stored = next;
   }
 
@@ -112,7 +125,7 @@ export class DestinationGate extends DurableObject<Env> {
     const released = items.filter((i) => i.released).length;
     this.releasedCount = Math.max(0, this.releasedCount - released);
     this.heldCount += holdDeliveries(
-      this.ctx.storage.sql,
+      this.sql,
       items.map((i) => ({ eventId: i.eventId, generation: i.generation, receivedAt: i.receivedAt, heldAt: now, reason })),
     );
   }
@@ -171,13 +184,14 @@ export class DestinationGate extends DurableObject<Env> {
     }
     if (stored.gate !== startState || !this.stored) this.save(stored);
     if (toHold.length > 0) await this.scheduleAlarm(now);
+    this.logUsage("admit", { items: items.length, held: toHold.length });
     return decisions;
   }
 
   /** What the sends admitted earlier did: frees their slots, moves the circuit, raises alerts. */
   async report(destination: string, settings: GateSettings, now: number, outcomes: GateOutcome[], leases: string[]): Promise<void> {
     for (const lease of leases) this.leases.delete(lease);
-    if (this.releasedCount > 0) this.releasedCount = Math.max(0, this.releasedCount - forgetReleased(this.ctx.storage.sql, outcomes));
+    if (this.releasedCount > 0) this.releasedCount = Math.max(0, this.releasedCount - forgetReleased(this.sql, outcomes));
     const stored = this.load(destination, settings, now);
     const { state, transitions } = recordOutcomes(stored.gate, outcomes.filter((o) => !o.dead || o.ok || o.failure || o.gone), settings, now);
     let next: Stored = { ...stored, gate: state };
@@ -189,8 +203,14 @@ export class DestinationGate extends DurableObject<Env> {
     if (dead.length > 0) {
       next = await this.raise(next, "delivery_dead", now, { counts: { dead: dead.length }, eventIds: dead.map((o) => o.eventId).slice(0, 20), reason: dead[0]!.errorClass });
     }
-    if (next.gate !== stored.gate || transitions.length > 0 || !this.stored) this.save(next);
+    // Written when something an eviction must not forget changed: a transition, an alert's throttle, a failure
+    // count. A report of successes only updates memory: the happy path writes no row (an evicted object then counts
+    // the failure rate over fewer attempts, which errs towards opening).
+    const failed = outcomes.some((o) => o.failure) || stored.gate.consecutiveFailures !== next.gate.consecutiveFailures;
+    if (transitions.length > 0 || dead.length > 0 || failed || !this.stored) this.save(next);
+    else this.stored = next;
     if (transitions.length > 0 || dead.length > 0) await this.scheduleAlarm(now);
+    this.logUsage("report", { outcomes: outcomes.length });
   }
 
   /** Pause, resume, or re-enable after a 410. Resume and enable release what was held, in order. */
@@ -199,6 +219,7 @@ export class DestinationGate extends DurableObject<Env> {
     const gate = action === "pause" ? pause(stored.gate, reason ?? "", by, now) : action === "resume" ? resume(stored.gate, by, now) : enable(stored.gate, by, now);
     this.save({ ...stored, gate });
     await this.scheduleAlarm(now);
+    this.logUsage(action);
     return this.view(now);
   }
 
@@ -228,7 +249,7 @@ export class DestinationGate extends DurableObject<Env> {
       circuit: gate.circuit,
       consecutiveFailures: gate.consecutiveFailures,
       history: gate.history,
-      held: heldSummary(this.ctx.storage.sql),
+      held: heldSummary(this.sql),
       inFlight: this.inFlight(now),
     };
   }
@@ -256,6 +277,7 @@ export class DestinationGate extends DurableObject<Env> {
     logEvent("warn", "alert_raised", { alertId: alert.id, kind: alert.kind, destination: alert.destination, reason: alert.reason, counts: alert.counts, suppressed: alert.suppressed });
     try {
       await enqueueDeliveries(this.env.DELIVERY_QUEUE, [{ body: alertMessage(alert) }]);
+      this.sent += 1;
     } catch (err) {
       logEvent("error", "alert_enqueue_failed", { alertId: alert.id, kind: alert.kind, errorMessage: err instanceof Error ? err.message : String(err) });
     }
@@ -280,11 +302,11 @@ export class DestinationGate extends DurableObject<Env> {
     if (this.releasedCount > 0) {
       // Released but never reported (the message was lost, or its consumer died): sent again. A copy that does
       // arrive twice finds the delivery settled and is acknowledged without a second POST.
-      const stale = releasedBefore(this.ctx.storage.sql, now - releaseExpiry(settings), 100);
+      const stale = releasedBefore(this.sql, now - releaseExpiry(settings), 100);
       if (stale.length > 0) await this.release(stale, now, true);
     }
     if (this.heldCount > 0) {
-      const heldSince = oldestHeldAt(this.ctx.storage.sql);
+      const heldSince = oldestHeldAt(this.sql);
       if (stored.gate.backlogAlertedAt === null && heldSince !== null && now - heldSince >= settings.backlogAlertMs) {
         stored = { ...stored, gate: { ...stored.gate, backlogAlertedAt: now } };
         stored = await this.raise(stored, "backlog_old", now, {
@@ -294,19 +316,20 @@ export class DestinationGate extends DurableObject<Env> {
       }
       const gate = admission(stored.gate, settings, now);
       if (gate.kind === "probe") {
-        const [first] = oldestHeld(this.ctx.storage.sql, 1);
+        const [first] = oldestHeld(this.sql, 1);
         if (first) {
           stored = { ...stored, gate: startProbe(stored.gate, first, now) };
           await this.release([first], now);
         }
       } else if (gate.kind === "open") {
         const perTick = settings.rate.maxPerSecond === null ? RELEASE_PER_TICK_UNLIMITED : Math.max(1, Math.floor(settings.rate.maxPerSecond));
-        await this.release(oldestHeld(this.ctx.storage.sql, perTick), now);
+        await this.release(oldestHeld(this.sql, perTick), now);
       }
     }
     if (this.heldCount === 0 && stored.gate.backlogAlertedAt !== null) stored = { ...stored, gate: { ...stored.gate, backlogAlertedAt: null } };
     this.save(stored);
     await this.scheduleAlarm(now);
+    this.logUsage("alarm", { stillHeld: this.heldCount });
   }
 
   /** Sends held deliveries back to the queue, oldest first, then forgets them; a failed send keeps them held. */
@@ -314,7 +337,8 @@ export class DestinationGate extends DurableObject<Env> {
     if (items.length === 0) return;
     const destination = this.stored!.destination;
     await enqueueDeliveries(this.env.DELIVERY_QUEUE, items.map((i) => ({ body: messageFor(i.eventId, [{ destination, generation: i.generation }], undefined, true) })));
-    releaseHeld(this.ctx.storage.sql, items, now);
+    this.sent += items.length;
+    releaseHeld(this.sql, items, now);
     if (!again) {
       this.heldCount = Math.max(0, this.heldCount - items.length);
       this.releasedCount += items.length;
@@ -330,11 +354,11 @@ export class DestinationGate extends DurableObject<Env> {
     const flush = nextFlushAt(gate, settings.alertThrottleMs);
     if (flush !== null) due.push(flush);
     if (this.releasedCount > 0) {
-      const oldest = oldestReleasedAt(this.ctx.storage.sql);
+      const oldest = oldestReleasedAt(this.sql);
       if (oldest !== null) due.push(oldest + releaseExpiry(settings));
     }
     if (this.heldCount > 0) {
-      const heldSince = gate.backlogAlertedAt === null ? oldestHeldAt(this.ctx.storage.sql) : null;
+      const heldSince = gate.backlogAlertedAt === null ? oldestHeldAt(this.sql) : null;
       if (heldSince !== null) due.push(heldSince + settings.backlogAlertMs);
       const state = admission(gate, settings, now);
       // Open: the next release a tick from now (a drain at the rate limit); a probe that is due: now.

@@ -19,7 +19,7 @@ export function ensureGateSchema(sql: SqlStorage): void {
     event_id TEXT NOT NULL, generation INTEGER NOT NULL, received_at INTEGER NOT NULL, held_at INTEGER NOT NULL, reason TEXT NOT NULL,
     released_at INTEGER, PRIMARY KEY (event_id, generation))`);
   sql.exec(`CREATE INDEX IF NOT EXISTS held_order ON held (received_at, event_id, generation)`);
-  sql.exec(`CREATE INDEX IF NOT EXISTS held_age ON held (held_at)`);
+  // No index on held_at: each index is one more row written per hold and per release.
 }
 
 /** Written only by writeGateState, with the object's own type. */
@@ -59,9 +59,9 @@ export function countHeld(sql: SqlStorage): { held: number; released: number } {
   return { held: row.held, released: row.released };
 }
 
-/** When the longest-held delivery was held, by its index: one row read. */
+/** When the delivery at the head of the held queue (the oldest received) was held, by the order index. */
 export function oldestHeldAt(sql: SqlStorage): number | null {
-  return sql.exec<{ held_at: number }>(`SELECT held_at FROM held WHERE released_at IS NULL ORDER BY held_at LIMIT 1`).toArray()[0]?.held_at ?? null;
+  return sql.exec<{ held_at: number }>(`SELECT held_at FROM held WHERE released_at IS NULL ORDER BY received_at, event_id, generation LIMIT 1`).toArray()[0]?.held_at ?? null;
 }
 
 /** Released deliveries whose send was never reported by `before`: their message may be lost, so they go again. */

@@ -10,6 +10,8 @@ export interface Usage {
   d1RowsRead: number;
   d1RowsWritten: number;
   queueMessagesSent: number;
+  /** Calls to the destinations' Durable Objects: each is one billed Durable Object request. */
+  gateCalls: number;
 }
 
 type Meta = { rows_read?: number; rows_written?: number } | undefined;
@@ -89,15 +91,70 @@ function trackQueue(queue: Queue, usage: Usage): Queue {
   });
 }
 
+/** Counts every method called on a stub of the namespace (an RPC call: one Durable Object request). */
+function trackGates<T extends object>(namespace: T, usage: Usage): T {
+  const stub = (target: object) =>
+    new Proxy(target, {
+      get(inner, property) {
+        const value = Reflect.get(inner, property);
+        if (typeof value !== "function") return value;
+        // An RPC stub's methods are remote: called as they are (even `.apply` would be a remote method).
+        return (...args: unknown[]) => {
+          usage.gateCalls += 1;
+          return (value as (...a: unknown[]) => unknown)(...args);
+        };
+      },
+    });
+  return new Proxy(namespace, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (property === "get" || property === "getByName") return (...args: unknown[]) => stub((value as (...a: unknown[]) => object).apply(target, args));
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/**
+ * What one Durable Object call read and wrote in the object's SQLite storage (billed like D1 rows), from the cursors
+ * of the statements it ran. `track` wraps the object's `sql`; `report` logs and resets, when USAGE_LOG is on.
+ */
+export function gateUsage(env: Env): { track: (sql: SqlStorage) => SqlStorage; report: (method: string, extra?: Record<string, unknown>) => void } {
+  const on = (env as unknown as Record<string, unknown>).USAGE_LOG === "true";
+  let cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
+  return {
+    track: (sql) =>
+      on
+        ? new Proxy(sql, {
+            get(target, property) {
+              const value = Reflect.get(target, property);
+              if (property !== "exec") return typeof value === "function" ? value.bind(target) : value;
+              return (...args: Parameters<SqlStorage["exec"]>) => {
+                const cursor = target.exec(...args);
+                cursors.push(cursor);
+                return cursor;
+              };
+            },
+          })
+        : sql,
+    report: (method, extra = {}) => {
+      if (!on) return;
+      const rows = cursors.reduce((sum, c) => ({ read: sum.read + c.rowsRead, written: sum.written + c.rowsWritten }), { read: 0, written: 0 });
+      cursors = [];
+      logEvent("info", "usage", { handler: "gate", method, gateRowsRead: rows.read, gateRowsWritten: rows.written, ...extra });
+    },
+  };
+}
+
 /** Returns the env to use for one invocation, and a function that logs what it used. */
 export function withUsage(env: Env, handler: string): { env: Env; report: (extra?: Record<string, unknown>) => void } {
   if ((env as unknown as Record<string, unknown>).USAGE_LOG !== "true") return { env, report: () => undefined };
-  const usage: Usage = { d1Queries: 0, d1RowsRead: 0, d1RowsWritten: 0, queueMessagesSent: 0 };
+  const usage: Usage = { d1Queries: 0, d1RowsRead: 0, d1RowsWritten: 0, queueMessagesSent: 0, gateCalls: 0 };
   const tracked = {
     ...env,
     DB: trackDatabase(env.DB, usage),
     DELIVERY_QUEUE: trackQueue(env.DELIVERY_QUEUE, usage),
     DEAD_LETTER_QUEUE: trackQueue(env.DEAD_LETTER_QUEUE, usage),
+    DESTINATION_GATE: trackGates(env.DESTINATION_GATE, usage),
   } as Env;
   return { env: tracked, report: (extra = {}) => logEvent("info", "usage", { handler, ...usage, ...extra }) };
 }
