@@ -45,6 +45,11 @@ function orderingOf(config: RouterConfig, route: string): "none" | "latest" {
   return config.routes.find((r) => r.name === route)?.ordering ?? "none";
 }
 
+/** A delivery on a route with `"ordering": "latest"`, of an event that says which object and state it is. */
+function isOrdered(config: RouterConfig, event: StoredEvent, delivery: DeliveryState): boolean {
+  return orderingOf(config, delivery.route) === "latest" && event.providerTimestamp !== null && event.providerId !== null;
+}
+
 const DISABLED_BY_410 = "disabled_by_410" as const;
 
 type MessageVerdict = { kind: "ack" } | { kind: "retry"; delaySeconds: number };
@@ -101,7 +106,7 @@ async function planDeliveries(env: Env, config: RouterConfig, { providers }: Rou
   }
 
   // Routes with `"ordering": "latest"`: a newer state of this object already delivered makes this one stale.
-  const ordered = (delivery: DeliveryState) => orderingOf(config, delivery.route) === "latest" && event.providerTimestamp !== null && event.providerId !== null;
+  const ordered = (delivery: DeliveryState) => isOrdered(config, event, delivery);
   const latest = toSend.some(ordered)
     ? await latestDelivered(env.DB, event.source, orderingKey(providers, config, event))
     : new Map<string, number>();
@@ -215,7 +220,7 @@ async function attemptDeliveries(
     (deliveries) => applyOutcomes(markHeld(markStale(markDead(deliveries, deadWithoutAttempt, now).deliveries, stale, now).deliveries, held).deliveries, outcomes),
     snapshot,
   );
-  const ordered = (delivery: DeliveryState) => orderingOf(config, delivery.route) === "latest" && event.providerTimestamp !== null && event.providerId !== null;
+  const ordered = (delivery: DeliveryState) => isOrdered(config, event, delivery);
   const deliveredInOrder = outcomes.filter((o, i) => o.status === "delivered" && applied?.[i] === true && ordered(findDelivery(snapshot.deliveries, o.ref)!));
   if (deliveredInOrder.length > 0) {
     // After the delivery is recorded: if this write fails, the next older state is sent (and the receiver, which
