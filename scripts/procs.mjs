@@ -2,6 +2,8 @@
 // stopped by process group, also when the run fails or is interrupted: wrangler starts workerd as a grandchild, and
 // killing only the direct child would leave workerd holding its port.
 import { spawn } from "node:child_process";
+import { appendFileSync } from "node:fs";
+import path from "node:path";
 import { createServer } from "node:net";
 
 const children = new Set();
@@ -40,6 +42,8 @@ export function start(label, args, { cwd, env, ipc = false } = {}) {
       const parts = (partial + chunk).split("\n");
       partial = parts.pop();
       for (const line of parts) child.lines.push(line);
+      // PROCS_LOG_DIR=<dir>: each child's output also goes to <dir>/<label>.log, to read a long run afterwards.
+      if (process.env.PROCS_LOG_DIR && parts.length > 0) appendFileSync(path.join(process.env.PROCS_LOG_DIR, `${label.replace(/[^\w.-]+/g, "_")}.log`), `${parts.join("\n")}\n`);
     });
   }
   children.add(child);

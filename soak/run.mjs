@@ -19,7 +19,7 @@ const SMOKE = options.smoke === true;
 const EVENTS = options.events ?? (SMOKE ? 300 : 10_000);
 const SEED = options.seed ?? 42;
 const CONCURRENCY = options.concurrency ?? 8;
-const DOWN_MS = SMOKE ? 8_000 : 60_000;
+const DOWN_MS = Number(process.env.SOAK_DOWN_MS) || (SMOKE ? 8_000 : 60_000);
 const KILL_AT = 0.4;
 const SETTLE_TIMEOUT_MS = SMOKE ? 180_000 : 2_400_000;
 const WRANGLER = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");

@@ -184,6 +184,31 @@ describe("circuit breaker", () => {
     expect(alerts).toContain("circuit_closed");
   });
 
+  it("takes a probe that reaches the consumer late, behind a backlog, as the probe", async () => {
+    let healthy = false;
+    stubDestinations(() => (healthy ? ok() : fail()));
+    for (let i = 0; i < 3; i++) await runQueue([(await ingest("ctl9")).message]);
+    await runQueue([(await ingest("ctl9")).message]);
+    await runQueue([(await ingest("ctl9")).message]);
+    drainQueue();
+    clock.advance(60_000);
+    await tick("ctl9");
+    const first = drainQueue().deliveries;
+    expect(first.map((m) => [m.body.eventId, m.body.released, m.delaySeconds])).toEqual([[expect.any(String), true, undefined]]);
+    // The first probe's message is stuck in the queue; past the probe's expiry another probe goes out (and the first,
+    // released but never reported, is sent again).
+    clock.advance(125_000);
+    await tick("ctl9");
+    const second = drainQueue().deliveries.map((m) => m.body.eventId);
+    expect(second).toHaveLength(2);
+    expect(second).toContain(first[0]!.body.eventId);
+    // The first arrives now, the destination is back: it is the probe, and the circuit closes.
+    healthy = true;
+    await runQueue(first.map((m) => m.body));
+    expect((await controls("ctl9")).state).toBe("open");
+    expect((await deliveriesOf(first[0]!.body.eventId))[0]).toMatchObject({ status: "delivered" });
+  });
+
   it("opens on the failure rate over its window too", () => {
     const settings: GateSettings = {
       circuit: { enabled: true, consecutiveFailures: 100, failureRate: 0.5, minAttempts: 10, windowSeconds: 60, coolDownSeconds: 30, maxCoolDownSeconds: 900 },

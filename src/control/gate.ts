@@ -136,9 +136,19 @@ export class DestinationGate extends DurableObject<Env> {
     const decisions: Decision[] = [];
     const toHold: { item: AdmitItem; reason: HoldReason }[] = [];
     const candidates: number[] = [];
+    let lateProbe = false;
     for (const [i, item] of items.entries()) {
       const probe = stored.gate.circuit.probe;
-      if (probe && probe.eventId === item.eventId && probe.generation === item.generation && stored.gate.circuit.phase === "half_open" && !stored.gate.paused && !stored.gate.disabled) {
+      const probing = stored.gate.circuit.phase === "half_open" && !stored.gate.paused && !stored.gate.disabled;
+      if (probing && probe && probe.eventId === item.eventId && probe.generation === item.generation) {
+        decisions[i] = { kind: "send", lease: null, probe: true };
+        continue;
+      }
+      if (probing && item.released && !lateProbe) {
+        lateProbe = true;
+        // A probe released earlier that reaches the consumer late (behind a backlog in the queue): it is as good a
+        // probe as the newest one, and it is here. It becomes the probe; the newer one, when it comes, is held.
+        stored = { ...stored, gate: startProbe(stored.gate, item, now) };
         decisions[i] = { kind: "send", lease: null, probe: true };
         continue;
       }

@@ -95,8 +95,11 @@ function withHistory(state: GateState, entry: GateHistoryEntry): GateState {
   return { ...state, history: [...state.history, entry].slice(-HISTORY_LIMIT) };
 }
 
-/** A probe not reported after this long was lost (its consumer died): the next delivery may probe again. */
-export const probeExpiry = (settings: GateSettings) => settings.timeoutMs + 30_000;
+/**
+ * A probe not reported after this long is taken as lost (its consumer died, or its message waits behind a backlog
+ * in the queue): another goes out. One that arrives late still counts as a probe (src/control/gate.ts).
+ */
+export const probeExpiry = (settings: GateSettings) => settings.timeoutMs + 120_000;
 
 export type Admission = { kind: "open" } | { kind: "probe" } | { kind: "hold"; reason: Exclude<HoldReason, "backlog"> };
 
