@@ -101,6 +101,11 @@ describe("pause and resume", () => {
       expect(await env.DB.prepare("SELECT pending_due FROM events WHERE id = ?1").bind(eventId).first<number>("pending_due")).toBe(8_640_000_000_000_000);
     }
     expect((await controls("ctl1")).held.count).toBe(5);
+    // The admin API shows a held delivery as such: pending, why, and no due time.
+    const detail = await adminFetch("GET", `/events/${events[0]!.eventId}`);
+    expect(detail.status).toBe(200);
+    expect((await detail.json<{ deliveries: unknown[] }>()).deliveries).toEqual([expect.objectContaining({ destination: "ctl1", status: "pending", attempts: 0, heldReason: "paused", nextAttemptAt: null })]);
+    expect((await adminFetch("GET", "/events?status=failing")).status).toBe(200);
     // Paused, the object's only alarm is the backlog alert's; once that has gone, an idle pause costs nothing.
     expect(await runInGateAlarm("ctl1")).toBe(heldAt + 30 * 60_000);
     clock.advance(30 * 60_000);

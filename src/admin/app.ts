@@ -7,6 +7,7 @@ import { parseConfig } from "../core/config/parse.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import { RouterError } from "../core/errors.ts";
+import { HELD_DUE } from "../core/delivery-state.ts";
 import { intake } from "../core/intake.ts";
 import { REDACTED, redactPaths } from "../core/redact.ts";
 import { queryMerchantOf } from "../core/merchant.ts";
@@ -120,7 +121,7 @@ function toEventSummary(e: EventSummary) {
 }
 
 function toCurrentDelivery({ nextAttemptAt: _due, ...d }: CurrentDelivery) {
-  return { ...d, createdAt: iso(d.createdAt)!, completedAt: iso(d.completedAt) };
+  return { ...d, heldReason: d.heldReason ?? null, createdAt: iso(d.createdAt)!, completedAt: iso(d.completedAt) };
 }
 
 function referencedSecrets(config: RouterConfig): string[] {
@@ -279,7 +280,9 @@ export function createAdmin({ providers, clock }: RouterDeps) {
           deliveries: shownDeliveries.map((d) => ({
             ...d,
             createdAt: iso(d.createdAt)!,
-            nextAttemptAt: d.status === "pending" ? iso(d.nextAttemptAt) : null,
+            // A held delivery is due when its destination's object releases it, not at a time.
+            nextAttemptAt: d.status === "pending" && d.nextAttemptAt < HELD_DUE ? iso(d.nextAttemptAt) : null,
+            heldReason: d.heldReason ?? null,
             completedAt: iso(d.completedAt),
             attemptLog: d.attemptLog.map((a) => ({ ...a, at: iso(a.at)! })),
           })),

@@ -87,6 +87,10 @@ const DeliveryStateSchema = z.object({
   lastError: z.string().nullable(),
   createdAt: IsoTime,
   completedAt: IsoTime.nullable(),
+  heldReason: z
+    .enum(["paused", "circuit_open", "disabled_by_410", "backlog"])
+    .nullable()
+    .openapi({ description: "Pending but held by the destination's controls, not attempted until released (GET /destinations/health shows why)." }),
 });
 
 export const DeliverySchema = DeliveryStateSchema.extend({

@@ -8,6 +8,7 @@ import type { PayloadProtection } from "../core/envelope.ts";
 import type { DeliveryKey, DraftVerdict, Quarantine } from "../core/event.ts";
 import { EventPayloads } from "./payloads.ts";
 import { parseDeliveries, parseQuarantine, toEventIdentity } from "./rows.ts";
+import type { HoldReason } from "../core/controls.ts";
 import { deliveryField as f, sqlConditions } from "./sql.ts";
 
 export interface Delivery extends DeliveryKey {
@@ -18,6 +19,8 @@ export interface Delivery extends DeliveryKey {
   lastStatusCode: number | null;
   lastError: string | null;
   completedAt: number | null;
+  /** Held by its destination's controls (src/control): pending, but not due until released. */
+  heldReason?: HoldReason;
 }
 
 export type EventStatusFilter = "routed" | "unrouted" | "delivered" | "failing" | "dead" | "quarantined";
