@@ -15,6 +15,8 @@ const ALLOWED = {
   control: ["core", "storage", "telemetry"],
   delivery: ["core", "config", "storage", "outbound", "control", "telemetry"],
   admin: ["core", "config", "storage", "outbound", "control", "telemetry"],
+  // The dashboard: pages over the same services as the admin API, never the admin app itself.
+  dashboard: ["core", "config", "storage", "control", "telemetry"],
   // The Cron's maintenance walk (retention, key rotation): rows and keys, never a delivery or a request.
   maintenance: ["core", "config", "storage", "telemetry"],
 };
@@ -31,7 +33,7 @@ const folderRules = Object.entries(ALLOWED).map(([folder, allowed]) => {
     to: {
       path: `^src/(${forbidden.join("|")})/|^src/index\\.ts$`,
       // The one door between the entry folders: admin starts replays through delivery's replay service.
-      ...(folder === "admin" ? { pathNot: "^src/delivery/replay\\.ts$" } : {}),
+      ...(folder === "admin" || folder === "dashboard" ? { pathNot: "^src/delivery/replay\\.ts$" } : {}),
     },
   };
 });

@@ -9,11 +9,11 @@ import type { RouterDeps } from "../core/deps.ts";
 import { RouterError } from "../core/errors.ts";
 import { HELD_DUE } from "../core/delivery-state.ts";
 import { intake } from "../core/intake.ts";
-import { REDACTED, redactPaths } from "../core/redact.ts";
+import { REDACTED } from "../core/redact.ts";
+import { payloadOf, piiPathsOf, redactedPayloadOf } from "../core/payload-view.ts";
 import { queryMerchantOf } from "../core/merchant.ts";
-import { encodeBase64 } from "../core/signatures/encoding.ts";
 import { sha256Hex } from "../core/signatures/inbound.ts";
-import { assertReplayable, cancelBulkReplay, releaseQuarantinedEvent, replayDeliveries, startBulkReplay } from "../delivery/replay.ts";
+import { cancelBulkReplay, releaseQuarantinedEvent, replayEvent, startBulkReplay } from "../delivery/replay.ts";
 import { getReplayJob, type ReplayJob } from "../storage/replay-jobs.ts";
 import type { Quarantine } from "../core/event.ts";
 import { destinationHealth, getEventDetail, listCurrentDeliveries, listEvents, type CurrentDelivery, type EventSummary } from "../storage/admin-queries.ts";
@@ -21,7 +21,7 @@ import { isSealedText } from "../storage/payloads.ts";
 import { adminTokenId, requireAdminToken, requireRevealToken } from "./auth.ts";
 import { purgeCustomerOrder, keyStatus } from "./customer-data.ts";
 import { auditId, insertAudit, listAudit, type AuditEntry } from "../storage/audit.ts";
-import { AuditCursorSchema, decodeCursor, DeliveryCursorSchema, EventCursorSchema, nextCursor } from "./cursor.ts";
+import { AuditCursorSchema, decodeCursor, DeliveryCursorSchema, EventCursorSchema, nextCursor } from "../core/cursor.ts";
 import * as S from "./schemas.ts";
 import { controlDestination, destinationControls, type ControlView } from "../control/client.ts";
 import type { DestinationConfig } from "../core/config/schema.ts";
@@ -58,41 +58,6 @@ const msOf = (value: string | undefined) => (value === undefined ? undefined : D
 /** Responses are validated against the schemas the OpenAPI document is generated from. */
 function valid<T extends z.ZodType>(schema: T, data: z.input<T>): z.output<T> {
   return schema.parse(data);
-}
-
-/** Stored bytes as the API shows them: text when they are UTF-8, base64 otherwise. */
-function payloadOf(bytes: Uint8Array): { encoding: "utf8" | "base64"; data: string; redacted: string[] } {
-  try {
-    return { encoding: "utf8", data: new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes), redacted: [] };
-  } catch {
-    return { encoding: "base64", data: encodeBase64(bytes), redacted: [] };
-  }
-}
-
-/**
- * A payload as shown without a reveal: the values at the provider's (and source's) PII paths replaced. A body that
- * cannot be read as JSON where there is customer data to hide is hidden whole.
- */
-function redactedPayloadOf(bytes: Uint8Array, paths: readonly string[]): { encoding: "utf8" | "base64"; data: string; redacted: string[] } {
-  const shown = payloadOf(bytes);
-  if (paths.length === 0) return shown;
-  let parsed: unknown;
-  try {
-    parsed = shown.encoding === "utf8" ? JSON.parse(shown.data) : undefined;
-  } catch {
-    parsed = undefined;
-  }
-  if (parsed === undefined) return { encoding: "utf8", data: REDACTED, redacted: ["(body)"] };
-  const { value, redacted } = redactPaths(parsed, paths);
-  return redacted.length === 0 ? shown : { encoding: "utf8", data: JSON.stringify(value), redacted };
-}
-
-function piiPathsOf(config: RouterConfig, providers: RouterDeps["providers"], sourceName: string): string[] {
-  const source = config.sources[sourceName];
-  const adapter = source ? providers[source.provider] : undefined;
-  // A source no longer configured: nothing says where its customer data is, so all of it is.
-  if (!source || !adapter) return ["*"];
-  return [...adapter.piiPaths, ...source.piiPaths];
 }
 
 function toAuditView(entry: AuditEntry) {
@@ -313,20 +278,7 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       const { eventId } = c.req.valid("param");
       const body = (c.req.header("content-type")?.includes("json") ? c.req.valid("json") : undefined) ?? {};
       const config = loadConfig(c.env, providers);
-      const found = await getEventDetail(c.env.DB, await loadPayloadProtection(c.env, config), eventId);
-      if (!found) throw new RouterError("not_found");
-      if (found.event.payloadPurgedAt !== null) throw new RouterError("payload_purged");
-      // A held event goes anywhere only through its release, which routes it with the signed merchant.
-      if (found.event.quarantine && found.event.quarantine.releasedAt === undefined) throw new RouterError("event_quarantined");
-      const routeOf = new Map(found.deliveries.map((d) => [d.destination, d.route]));
-      const destinations = body.destinations ?? [...routeOf.keys()];
-      if (destinations.length === 0) throw new RouterError("no_destinations");
-      destinations.forEach((destination) => assertReplayable(config, destination));
-      const { keys, enqueued } = await replayDeliveries(
-        c.env,
-        destinations.map((destination) => ({ eventId, destination, route: routeOf.get(destination) ?? "replay" })),
-        clock,
-      );
+      const { keys, enqueued } = await replayEvent(c.env, config, eventId, body.destinations, clock);
       return c.json(valid(S.ReplayEventResult, { eventId, deliveries: keys.map(({ destination, generation }) => ({ destination, generation })), enqueued }), 202);
     },
   );

@@ -1,7 +1,8 @@
 import type { MiddlewareHandler } from "hono";
 import { readVar } from "../config/load.ts";
 import { RouterError } from "../core/errors.ts";
-import { sha256Hex, verifyHeaderToken } from "../core/signatures/inbound.ts";
+import { verifyHeaderToken } from "../core/signatures/inbound.ts";
+import { tokenId } from "../core/signatures/token-id.ts";
 
 type AdminEnv = { Bindings: Env };
 
@@ -16,14 +17,6 @@ export function requireAdminToken(): MiddlewareHandler<AdminEnv> {
     }
     await next();
   };
-}
-
-/**
- * What the audit log records of a token: a short hash, the same for every use of one token and different after a
- * rotation, from which the token cannot be recovered.
- */
-export async function tokenId(token: string): Promise<string> {
-  return `tok_${(await sha256Hex(`webhook-router token id:${token}`)).slice(0, 16)}`;
 }
 
 /** The admin token's id, for actions the audit log attributes (the request has passed requireAdminToken). */

@@ -24,7 +24,8 @@ export function handleError(err: Error, c: Context): Response {
   // Hono's own refusals (the validator's malformed JSON, a wrong content type, a body over a limit) are the
   // caller's mistake, not ours: each gets its code in the one shape instead of a 500.
   if (err instanceof HTTPException && err.status < 500) {
-    const code = err.status === 413 ? "payload_too_large" : err.status === 415 ? "unsupported_media_type" : "invalid_request";
+    // 403: the dashboard's CSRF check (hono/csrf) refused a form posted from another origin.
+    const code = err.status === 413 ? "payload_too_large" : err.status === 415 ? "unsupported_media_type" : err.status === 403 ? "cross_origin_request" : "invalid_request";
     return handleError(new RouterError(code, { detail: `${err.status}: ${err.message}` }), c);
   }
   // A ciphertext that does not open for this event (moved from another row, altered) or whose key left the ring.

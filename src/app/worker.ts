@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { createAdmin } from "../admin/app.ts";
+import { createDashboard } from "../dashboard/app.tsx";
 import { SYSTEM_CLOCK } from "../core/clock.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import { BUILTIN_PROVIDERS } from "../core/providers/registry.ts";
@@ -45,6 +46,7 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
   app.get("/healthz", (c) => c.json({ ok: true }));
   app.route("/webhooks", createWebhooks(deps));
   app.route("/admin", createAdmin(deps));
+  app.route("/dashboard", createDashboard(deps));
   app.notFound(handleNotFound);
   app.onError(handleError);
 

@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   not_found: [404, "Not found."],
   payload_purged: [410, "The event's payload has been purged (retention or a deletion request); it cannot be sent again."],
   reveal_token_required: [401, "Revealing customer data needs the reveal token (X-Reveal-Token)."],
+  cross_origin_request: [403, "The form was not posted from this site."],
   reveal_forbidden: [403, "The reveal token is wrong, or revealing is disabled (ADMIN_REVEAL_TOKEN unset)."],
   unknown_source: [404, "No webhook source is configured at this path."],
   method_not_allowed: [405, "Method not allowed."],

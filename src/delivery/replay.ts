@@ -10,7 +10,7 @@ import type { ProviderRegistry } from "../core/providers/contract.ts";
 import { sha256Hex } from "../core/signatures/inbound.ts";
 import { loadQuarantined, releaseQuarantined } from "../storage/events.ts";
 import { messageFor, messagesFor, REPLAY_PAGE_SIZE, replayPageMessage, type ReplayFilter, type ReplayPageMessage } from "../core/messages.ts";
-import { countCurrentDeliveries } from "../storage/admin-queries.ts";
+import { countCurrentDeliveries, getEventDetail } from "../storage/admin-queries.ts";
 import { endReplayJob, getReplayJob, insertReplayJob, recordReplayPage, replayPageEvents, type ReplayJob } from "../storage/replay-jobs.ts";
 import { updateDeliveriesOfEvents } from "../storage/delivery-writes.ts";
 import { enqueueDeliveries, enqueueOrKeep } from "../storage/queue.ts";
@@ -25,6 +25,24 @@ export function assertReplayable(config: RouterConfig, destination: string): voi
   const configured = config.destinations[destination];
   if (!configured) throw new RouterError("unknown_destination", { message: `Destination "${destination}" is not in the active configuration.` });
   if (!configured.enabled) throw new RouterError("destination_disabled", { message: `Destination "${destination}" is disabled in the active configuration.` });
+}
+
+/**
+ * Replays one event to all of its destinations, or to the ones named: a new generation of each delivery, the old
+ * ones kept as history. Refuses a purged event (nothing to send), one held in quarantine (its release routes it),
+ * and a destination not configured or disabled.
+ */
+export async function replayEvent(env: Env, config: RouterConfig, eventId: string, named: readonly string[] | undefined, clock: Clock) {
+  const found = await getEventDetail(env.DB, await loadPayloadProtection(env, config), eventId);
+  if (!found) throw new RouterError("not_found");
+  if (found.event.payloadPurgedAt !== null) throw new RouterError("payload_purged");
+  // A held event goes anywhere only through its release, which routes it with the signed merchant.
+  if (found.event.quarantine && found.event.quarantine.releasedAt === undefined) throw new RouterError("event_quarantined");
+  const routeOf = new Map(found.deliveries.map((d) => [d.destination, d.route]));
+  const destinations = named ?? [...routeOf.keys()];
+  if (destinations.length === 0) throw new RouterError("no_destinations");
+  destinations.forEach((destination) => assertReplayable(config, destination));
+  return replayDeliveries(env, destinations.map((destination) => ({ eventId, destination, route: routeOf.get(destination) ?? "replay" })), clock);
 }
 
 export async function replayDeliveries(

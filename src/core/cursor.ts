@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { RouterError } from "../core/errors.ts";
+import { RouterError } from "./errors.ts";
 
 /** Keyset cursors: the last row's key, as URL-safe base64 of a JSON array. Opaque to the caller. */
 function encodeCursor(parts: unknown[]): string {

@@ -1,0 +1,65 @@
+/** @jsxImportSource hono/jsx */
+import type { Child } from "hono/jsx";
+
+/**
+ * The dashboard's page frame: server-rendered, no client JavaScript, one inline stylesheet. Readable contrast,
+ * visible focus, and a single column at a phone's width.
+ */
+const STYLE = `
+:root { color-scheme: light; --fg: #1b1f24; --muted: #4a5360; --line: #d0d7de; --accent: #0b5cad; --bad: #a40e26; --ok: #116329; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.5 system-ui, sans-serif; color: var(--fg); background: #fff; }
+header { display: flex; flex-wrap: wrap; gap: .5rem 1.25rem; align-items: center; padding: .75rem 1rem; border-bottom: 1px solid var(--line); }
+header strong { margin-right: auto; }
+nav a, a { color: var(--accent); }
+main { padding: 1rem; max-width: 72rem; }
+a:focus-visible, button:focus-visible, input:focus-visible, select:focus-visible, textarea:focus-visible { outline: 3px solid #0969da; outline-offset: 2px; }
+table { border-collapse: collapse; width: 100%; margin: .5rem 0 1rem; }
+th, td { border-bottom: 1px solid var(--line); padding: .35rem .5rem; text-align: left; vertical-align: top; }
+th { color: var(--muted); font-weight: 600; }
+pre { background: #f6f8fa; border: 1px solid var(--line); padding: .75rem; overflow: auto; max-height: 32rem; }
+form.inline { display: inline; }
+fieldset { border: 1px solid var(--line); display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: end; }
+label { display: flex; flex-direction: column; font-size: .9rem; color: var(--muted); }
+input, select, textarea, button { font: inherit; padding: .3rem .5rem; }
+button { background: var(--accent); color: #fff; border: 0; border-radius: 4px; cursor: pointer; }
+.status-dead, .bad { color: var(--bad); font-weight: 600; }
+.status-delivered, .good { color: var(--ok); font-weight: 600; }
+.notice { border-left: 4px solid var(--accent); padding: .25rem .75rem; background: #f1f8ff; }
+.columns { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }
+@media (max-width: 640px) { .columns { grid-template-columns: 1fr; } table { display: block; overflow-x: auto; } }
+`;
+
+export function Page(props: { title: string; signedIn: boolean; children?: Child }) {
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>{`${props.title} · webhook router`}</title>
+        <style>{STYLE}</style>
+      </head>
+      <body>
+        <header>
+          <strong>webhook router</strong>
+          {props.signedIn && (
+            <>
+              <nav aria-label="Dashboard">
+                <a href="/dashboard/events">Events</a> · <a href="/dashboard/dead-letters">Dead letters</a> · <a href="/dashboard/destinations">Destinations</a>
+              </nav>
+              <form class="inline" method="post" action="/dashboard/sign-out">
+                <button type="submit">Sign out</button>
+              </form>
+            </>
+          )}
+        </header>
+        <main>
+          <h1>{props.title}</h1>
+          {props.children}
+        </main>
+      </body>
+    </html>
+  );
+}
+
+export const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? "—" : new Date(ms).toISOString().replace(".000Z", "Z"));
