@@ -50,6 +50,8 @@ describe("the walls between the folders of src/", () => {
     { file: "src/core/fields.ts", line: 'import "p-limit";', rule: "core-no-runtime-packages" },
     { file: "src/core/messages.ts", line: 'import "./retry-policy.ts";', rule: "no-circular" },
     { file: "src/maintenance/walk.ts", line: 'import "../outbound/client.ts";', rule: "maintenance-imports-only-core-config-storage-telemetry" },
+    // The dashboard uses the services the admin API uses, never the admin app.
+    { file: "src/dashboard/app.tsx", line: 'import "../admin/app.ts";', rule: "dashboard-imports-only-core-config-storage-control-telemetry" },
     // The destinations' objects keep state and holds: they never send a delivery themselves.
     { file: "src/control/gate.ts", line: 'import "../outbound/client.ts";', rule: "control-imports-only-core-storage-telemetry" },
   ];
