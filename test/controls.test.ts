@@ -189,6 +189,27 @@ describe("circuit breaker", () => {
     expect(alerts).toContain("circuit_closed");
   });
 
+  it("makes a delivery that arrives after the cool-down the probe at once, without waiting for the queue", async () => {
+    let healthy = false;
+    const seen = stubDestinations(() => (healthy ? ok() : fail()));
+    for (let i = 0; i < 3; i++) await runQueue([(await ingest("ctl7")).message]);
+    const held = await ingest("ctl7");
+    await runQueue([held.message]);
+    drainQueue();
+    clock.advance(60_000);
+    healthy = true;
+    const live = await ingest("ctl7");
+    await runQueue([live.message]);
+    expect(seen.requests).toHaveLength(4);
+    expect((await deliveriesOf(live.eventId))[0]).toMatchObject({ status: "delivered", attempts: 1 });
+    const c = await controls("ctl7");
+    expect(c.history.map((h) => h.kind)).toEqual(["opened", "probe", "closed"]);
+    // Closed: what was held goes out from the next alarm, oldest first.
+    clock.advance(1_000);
+    await tick("ctl7");
+    expect(drainQueue().deliveries.map((m) => m.body.eventId)).toEqual([held.eventId]);
+  });
+
   it("takes a probe that reaches the consumer late, behind a backlog, as the probe", async () => {
     let healthy = false;
     stubDestinations(() => (healthy ? ok() : fail()));

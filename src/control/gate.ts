@@ -157,14 +157,11 @@ export class DestinationGate extends DurableObject<Env> {
         toHold.push({ item, reason: gate.reason });
         decisions[i] = { kind: "hold", reason: gate.reason };
       } else if (gate.kind === "probe") {
-        if (this.heldCount > 0 && !item.released) {
-          // What was held first goes first: the alarm sends the oldest held delivery as the probe.
-          toHold.push({ item, reason: "circuit_open" });
-          decisions[i] = { kind: "hold", reason: "circuit_open" };
-        } else {
-          stored = { ...stored, gate: startProbe(stored.gate, item, now) };
-          decisions[i] = { kind: "send", lease: null, probe: true };
-        }
+        // The cool-down is over and this delivery is here: it is the probe, now. Waiting for the alarm to send the
+        // oldest held one instead would put the probe behind whatever backlog the queue holds (minutes, in an
+        // outage); the held ones keep their order among themselves when the circuit closes.
+        stored = { ...stored, gate: startProbe(stored.gate, item, now) };
+        decisions[i] = { kind: "send", lease: null, probe: true };
       } else if (this.heldCount > 0 && !item.released) {
         toHold.push({ item, reason: "backlog" });
         decisions[i] = { kind: "hold", reason: "backlog" };
