@@ -210,6 +210,29 @@ describe("circuit breaker", () => {
     expect(drainQueue().deliveries.map((m) => m.body.eventId)).toEqual([held.eventId]);
   });
 
+  it("lets a delivery in hand probe again when the probe sent through the queue has not come back in time", async () => {
+    let healthy = false;
+    const seen = stubDestinations(() => (healthy ? ok() : fail()));
+    for (let i = 0; i < 3; i++) await runQueue([(await ingest("ctl10")).message]);
+    await runQueue([(await ingest("ctl10")).message]); // held
+    drainQueue();
+    clock.advance(60_000);
+    await tick("ctl10"); // the oldest held goes out as the probe, into a queue that is slow today
+    expect(drainQueue().deliveries).toHaveLength(1);
+    healthy = true;
+    // Within a send's time, a delivery that arrives is held: the probe is out.
+    const early = await ingest("ctl10");
+    await runQueue([early.message]);
+    expect((await deliveriesOf(early.eventId))[0]).toMatchObject({ status: "pending", attempts: 0, last_error: null });
+    // Past it (timeout 2 s + 5 s), the next one probes, succeeds, and the circuit closes.
+    clock.advance(7_001);
+    const late = await ingest("ctl10");
+    await runQueue([late.message]);
+    expect((await deliveriesOf(late.eventId))[0]).toMatchObject({ status: "delivered", attempts: 1 });
+    expect((await controls("ctl10")).state).toBe("open");
+    expect(seen.requests).toHaveLength(4);
+  });
+
   it("takes a probe that reaches the consumer late, behind a backlog, as the probe", async () => {
     let healthy = false;
     stubDestinations(() => (healthy ? ok() : fail()));

@@ -321,7 +321,7 @@ export class DestinationGate extends DurableObject<Env> {
           counts: { held: this.heldCount, oldestMinutes: Math.floor((now - heldSince) / 60_000) },
         });
       }
-      const gate = admission(stored.gate, settings, now);
+      const gate = admission(stored.gate, settings, now, "alarm");
       if (gate.kind === "probe") {
         const [first] = oldestHeld(this.sql, 1);
         if (first) {
@@ -367,7 +367,7 @@ export class DestinationGate extends DurableObject<Env> {
     if (this.heldCount > 0) {
       const heldSince = gate.backlogAlertedAt === null ? oldestHeldAt(this.sql) : null;
       if (heldSince !== null) due.push(heldSince + settings.backlogAlertMs);
-      const state = admission(gate, settings, now);
+      const state = admission(gate, settings, now, "alarm");
       // Open: the next release a tick from now (a drain at the rate limit); a probe that is due: now.
       if (state.kind === "open" || state.kind === "probe") due.push(state.kind === "open" ? now + TICK_MS : now);
       else if (state.reason === "circuit_open") due.push(gate.circuit.phase === "open" ? gate.circuit.probeAt ?? now : (gate.circuit.probe?.startedAt ?? now) + probeExpiry(settings));

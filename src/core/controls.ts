@@ -104,14 +104,25 @@ export const probeExpiry = (settings: GateSettings) => settings.timeoutMs + 120_
 export type Admission = { kind: "open" } | { kind: "probe" } | { kind: "hold"; reason: Exclude<HoldReason, "backlog"> };
 
 /** Whether a delivery may be attempted now, before the rate limit is consulted. */
-export function admission(state: GateState, settings: GateSettings, now: number): Admission {
+/**
+ * A delivery that is here while a probe has been out longer than a send takes may probe as well: the one out is
+ * most likely waiting in the queue. At most one such probe per this interval.
+ */
+export const liveProbeAfter = (settings: GateSettings) => settings.timeoutMs + 5_000;
+
+/**
+ * Whether a delivery may be attempted now, before the rate limit is consulted. `by` is who asks: a delivery that
+ * the consumer has in hand (`live`) may probe again sooner than the alarm sends a held one through the queue.
+ */
+export function admission(state: GateState, settings: GateSettings, now: number, by: "live" | "alarm" = "live"): Admission {
   if (state.paused) return { kind: "hold", reason: "paused" };
   if (state.disabled) return { kind: "hold", reason: "disabled_by_410" };
   const { circuit } = state;
   if (circuit.phase === "closed") return { kind: "open" };
   if (circuit.phase === "open") return circuit.probeAt !== null && now >= circuit.probeAt ? { kind: "probe" } : { kind: "hold", reason: "circuit_open" };
-  // Half open: one probe is out; a lost one is replaced.
-  return circuit.probe && now - circuit.probe.startedAt > probeExpiry(settings) ? { kind: "probe" } : { kind: "hold", reason: "circuit_open" };
+  // Half open: one probe is out; a lost or delayed one is replaced.
+  const after = by === "live" ? liveProbeAfter(settings) : probeExpiry(settings);
+  return circuit.probe && now - circuit.probe.startedAt > after ? { kind: "probe" } : { kind: "hold", reason: "circuit_open" };
 }
 
 export function startProbe(state: GateState, ref: { eventId: string; generation: number }, now: number): GateState {
