@@ -231,7 +231,7 @@ export class DestinationGate extends DurableObject<Env> {
   }
 
   async health(destination: string, now: number): Promise<ControlView> {
-    if (!this.stored) return { ...this.emptyView(destination, now) };
+    if (!this.stored) return this.emptyView(destination, now);
     return this.view(now);
   }
 

@@ -239,7 +239,7 @@ async function attemptDeliveries(
         generation: delivery.generation,
         ok: o.status === "delivered",
         failure: classifyAttempt(result, []) === "retry" && result.transportError !== "config_error",
-        gone: result.statusCode === 410 && config.destinations[delivery.destination]!.disableOnGone,
+        gone: o.heldReason === DISABLED_BY_410,
         errorClass: o.record.errorClass,
         dead: o.status === "dead" && applied?.[i] === true,
       },
