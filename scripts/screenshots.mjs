@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+// `npm run screenshots`: the dashboard's pages as PNGs in docs/screenshots/, for the README and for review. It
+// starts the router and the mock receiver as the browser test does (test/browser/harness.mjs: an empty temporary
+// database, the receiver failing the first erp delivery with a 400 so there is a dead letter to show), sends a few
+// events, runs the Cron's rollup walk, signs in with headless Chromium and photographs each page at 1280 px, and
+// the overview and an event at a phone's 390 px. A page whose h1 is not the contract's is not photographed: the
+// run says which and exits 1, and the PNGs it did take are written.
+import { mkdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { ROOT, launchBrowser, newPage, sendEvent, signIn, startStack, waitFor } from "../test/browser/harness.mjs";
+
+const PORT = 8796;
+const OUT = path.join(ROOT, "docs", "screenshots");
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+
+mkdirSync(OUT, { recursive: true });
+const stack = await startStack({ port: PORT, receiverFlags: ["--fail-first", "1", "--fail-path", "/erp", "--fail-status", "400"] });
+let browser;
+const written = [];
+const skipped = [];
+
+async function shoot(page, name, expectedH1) {
+  const h1 = await page
+    .locator("h1")
+    .first()
+    .innerText({ timeout: 2_000 })
+    .catch(() => null);
+  if (h1 !== expectedH1) {
+    skipped.push(`${name}: ${page.url()} shows h1 ${JSON.stringify(h1)}, not ${JSON.stringify(expectedH1)}`);
+    return;
+  }
+  const file = path.join(OUT, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  written.push(path.relative(ROOT, file));
+}
+
+function must({ code, out }) {
+  if (code !== 0) throw new Error(`npm run send failed:\n${out}`);
+  return out;
+}
+
+try {
+  // A create first: its erp delivery is the one the receiver fails, so the dead letter is the create's.
+  const create = await sendEvent(stack.router, "weedmaps.create", "--merchant", "4242");
+  must(create);
+  await waitFor(() => stack.received().some((r) => r.headers["webhook-id"] === create.eventId && r.path.startsWith("/erp")), "the create's erp delivery");
+  for (const args of [["leaftrade.order-v4"], ["leaftrade.product-issue"], ["weedmaps.draft", "--merchant", "4242"], ["weedmaps.create", "--merchant", "4242"], ["leaftrade.order-v3"]]) {
+    must(await sendEvent(stack.router, ...args));
+  }
+  // Every delivery answered: 2 for each create, 1 per order, 2 for the product issue, erp and pricing for the Draft.
+  await waitFor(() => stack.received().filter((r) => !r.alert).length >= 10, "every delivery to reach the receiver", 30_000);
+  await fetch(`${stack.router}/__scheduled`);
+
+  browser = await launchBrowser();
+  const { page } = await newPage(browser, stack.router, DESKTOP);
+  await page.goto("/dashboard/sign-in");
+  await shoot(page, "sign-in", "Sign in");
+  await signIn(page);
+
+  await page.goto("/dashboard/overview");
+  await shoot(page, "overview", "Overview");
+  await page.goto("/dashboard/events");
+  await shoot(page, "events", "Events");
+  await page.goto(`/dashboard/events/${create.eventId}`);
+  await shoot(page, "event-detail", "weedmaps / create");
+  await page.goto("/dashboard/dead-letters");
+  await shoot(page, "dead-letters", "Dead letters");
+  await page.goto("/dashboard/destinations");
+  await shoot(page, "destinations", "Destinations");
+
+  await page.goto("/dashboard/routing");
+  const dryRun = page.getByRole("button", { name: "Dry run", exact: true });
+  if (await dryRun.count()) {
+    await page.getByLabel("Source", { exact: true }).selectOption("weedmaps");
+    await page.getByLabel("Event type", { exact: true }).fill("create");
+    await page.getByLabel("Merchant", { exact: true }).fill("4242");
+    await page.getByLabel("Payload", { exact: true }).fill(readFileSync(path.join(ROOT, "test/fixtures/providers/weedmaps/create.json"), "utf8"));
+    await dryRun.click();
+    await page.waitForLoadState("load");
+    if ((await page.getByRole("heading", { level: 2, name: "Dry run result", exact: true }).count()) === 0) skipped.push("routing: the dry run showed no \"Dry run result\"");
+    else await shoot(page, "routing", "Routing");
+  } else {
+    skipped.push(`routing: ${page.url()} has no "Dry run" button`);
+  }
+
+  // The same session at a phone's width.
+  await page.setViewportSize(PHONE);
+  await page.goto("/dashboard/overview");
+  await shoot(page, "overview-phone", "Overview");
+  await page.goto(`/dashboard/events/${create.eventId}`);
+  await shoot(page, "event-detail-phone", "weedmaps / create");
+} finally {
+  await browser?.close().catch(() => undefined);
+  await stack.stop();
+}
+
+for (const file of written) console.log(`wrote ${file}`);
+for (const reason of skipped) console.error(`not taken: ${reason}`);
+process.exit(skipped.length > 0 ? 1 : 0);

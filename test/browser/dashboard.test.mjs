@@ -1,0 +1,407 @@
+// The dashboard in a real browser: headless Chromium (Debian's, driven by playwright-core) against `npm run dev`,
+// with the mock receiver and the send tool, walking the operator's path through every page of the UI contract
+// (sign-in, events, an event, dead letters with redrive, destinations, routing, overview, reveal, sign-out) and the
+// session's defences (cookie flags, CSRF, no session, a tampered cookie). Run with `npm run test:browser`.
+// A failed assertion prints what the page showed. An expired session is covered by test/dashboard.test.ts, which
+// moves an injected clock past the 8 hours instead of waiting.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { ADMIN_TOKEN, REVEAL_TOKEN, ROOT, datetimeLocal, launchBrowser, newPage, onPage, readRecords, readTable, see, sendEvent, sessionCookie, signIn, startStack, tableAfter, untilShown, waitFor } from "./harness.mjs";
+
+const PORT = 8796;
+const ROUTER = `http://127.0.0.1:${PORT}`;
+// A 4xx is permanent: the first erp delivery dies at its first attempt, the next one succeeds.
+const RECEIVER_FLAGS = ["--fail-first", "1", "--fail-path", "/erp", "--fail-status", "400"];
+const MERCHANT = "4242";
+// Customer values of test/fixtures/providers/weedmaps/create.json that the redacted page must not show.
+const CUSTOMER = ["1990-04-12", "MR-2026-118822", "+15555550123", "Rivera"];
+
+let stack;
+let browser;
+let context;
+let page;
+const startedAt = Date.now();
+/** What the steps learn and later steps use. */
+const seen = {};
+
+const step = (name, fn) => it(name, () => onPage(page, fn));
+const h1 = () => page.locator("h1").innerText();
+const pathname = () => new URL(page.url()).pathname;
+const main = () => page.locator("main");
+const nav = () => page.getByRole("navigation", { name: "Dashboard" });
+const region = (dest, generation) => page.getByRole("region", { name: `Delivery to ${dest}, generation ${generation}`, exact: true });
+/** The status word of a delivery's h3 "<dest> · generation <n> · <status>", or undefined while it is not there. */
+const statusOf = async (dest, generation) => {
+  const h3 = region(dest, generation).locator("h3");
+  if ((await h3.count()) === 0) return undefined;
+  return /^\s*(\w+)/.exec((await h3.innerText()).split("·")[2] ?? "")?.[1];
+};
+const eventPage = (id) => page.goto(`/dashboard/events/${id}`);
+
+async function assertNoCustomerData(what) {
+  const text = await page.locator("body").innerText();
+  for (const value of CUSTOMER) assert.ok(!text.includes(value), `${what}: the page shows the customer value ${JSON.stringify(value)}`);
+}
+
+describe("dashboard in a browser (headless Chromium, playwright-core)", { timeout: 120_000 }, () => {
+  before(async () => {
+    stack = await startStack({ port: PORT, receiverFlags: RECEIVER_FLAGS });
+    browser = await launchBrowser();
+    ({ context, page } = await newPage(browser, ROUTER));
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await stack?.stop();
+  });
+
+  step("1. signs in: a wrong token is refused; the session cookie is HttpOnly, SameSite=Strict, Path=/dashboard, not Secure on loopback, 8 h; lands on the overview", async () => {
+    await page.goto("/dashboard/sign-in");
+    assert.equal(await h1(), "Sign in");
+    await signIn(page, "not-the-admin-token");
+    const alert = await see(page.getByRole("alert"), 'the alert "That token is not the admin token."');
+    assert.equal((await alert.innerText()).trim(), "That token is not the admin token.");
+    assert.equal(await sessionCookie(context), undefined, "a wrong token sets no session cookie");
+
+    await signIn(page, ADMIN_TOKEN);
+    const cookie = await sessionCookie(context);
+    assert.ok(cookie, `a router_session cookie after signing in; cookies: ${JSON.stringify(await context.cookies())}`);
+    assert.equal(cookie.httpOnly, true, "HttpOnly");
+    assert.equal(cookie.sameSite, "Strict", "SameSite=Strict");
+    assert.equal(cookie.path, "/dashboard", "Path=/dashboard");
+    assert.equal(cookie.secure, false, "not Secure on loopback (plain http)");
+    const inSeconds = cookie.expires - Date.now() / 1000;
+    assert.ok(Math.abs(inSeconds - 8 * 3600) < 120, `expires about 8 h ahead, got ${Math.round(inSeconds)} s`);
+    seen.cookie = cookie;
+
+    assert.equal(pathname(), "/dashboard/overview", "sign-in answers 303 to /dashboard/overview");
+    assert.equal(await h1(), "Overview");
+  });
+
+  step("2. sends a Weedmaps create, a Leaf Trade order and a Draft with `npm run send`, and the Events page lists them", async () => {
+    const create = await sendEvent(ROUTER, "weedmaps.create", "--merchant", MERCHANT);
+    assert.equal(create.code, 0, create.out);
+    assert.ok(create.eventId, create.out);
+    seen.create = create.eventId;
+    // The receiver fails the first /erp request: make it this event's, before anything else goes to erp.
+    const erpHit = await waitForReceived((r) => r.headers["webhook-id"] === create.eventId && r.path.startsWith("/erp"), "the create's erp delivery at the receiver");
+    assert.equal(erpHit.status, 400);
+    seen.orderId = JSON.parse(erpHit.body).orderId;
+    assert.match(seen.orderId, /^\d+$/);
+
+    const order = await sendEvent(ROUTER, "leaftrade.order-v4");
+    assert.equal(order.code, 0, order.out);
+    seen.leaftrade = order.eventId;
+    const draft = await sendEvent(ROUTER, "weedmaps.draft", "--merchant", MERCHANT);
+    assert.equal(draft.code, 0, draft.out);
+    assert.match(draft.out, /✔ draft confirmed/);
+
+    await page.goto("/dashboard/events");
+    assert.equal(await h1(), "Events");
+    const table = page.locator("main table").last();
+    const { columns } = await readTable(table);
+    assert.deepEqual(columns, ["Received", "Source / type", "Merchant", "Order", "Deliveries"]);
+    const listed = (await readRecords(table)).map((r) => r["Source / type"]).sort();
+    assert.deepEqual(listed, ["leaftrade / order-v4", "weedmaps / create", "weedmaps / draft"]);
+  });
+
+  step("3. finds the create by its order id through the Events search form", async () => {
+    await page.goto("/dashboard/events");
+    await page.getByLabel("Order id", { exact: true }).fill(seen.orderId);
+    await page.getByRole("button", { name: "Search", exact: true }).click();
+    await page.waitForURL(/[?&]orderId=/);
+    assert.equal(new URL(page.url()).searchParams.get("orderId"), seen.orderId);
+    const rows = await readRecords(page.locator("main table").last());
+    assert.equal(rows.length, 1, `one event with order id ${seen.orderId}: ${JSON.stringify(rows)}`);
+    assert.equal(rows[0].Order, seen.orderId);
+    assert.equal(rows[0]["Source / type"], "weedmaps / create");
+    assert.equal(rows[0].Merchant, MERCHANT);
+    const link = page.locator("main table").last().locator("tbody tr").first().getByRole("link");
+    assert.equal(await link.getAttribute("href"), `/dashboard/events/${seen.create}`);
+  });
+
+  step("4. opens it: the event's fields, the payload redacted, each delivery with its attempts table", async () => {
+    await page.locator("main table").last().locator("tbody tr").first().getByRole("link").click();
+    await page.waitForURL(`**/dashboard/events/${seen.create}`);
+    assert.equal(await h1(), "weedmaps / create");
+    const fields = Object.fromEntries((await page.locator("main table").first().locator("tr").evaluateAll((trs) => trs.map((tr) => [tr.cells[0]?.innerText.trim(), tr.cells[1]?.innerText.trim()]))));
+    assert.deepEqual(Object.keys(fields), ["Event", "Received", "Merchant", "Order id", "Body SHA-256"]);
+    assert.equal(fields.Event, seen.create);
+    assert.equal(fields["Order id"], seen.orderId);
+    assert.equal(fields.Merchant, MERCHANT);
+    assert.match(fields["Body SHA-256"], /^[0-9a-f]{64}$/);
+    await see(page.getByRole("heading", { level: 2, name: "Payload", exact: true }), 'the h2 "Payload"');
+    await see(main().getByText(/^Customer data redacted: .*customer.*\.$/), 'the text "Customer data redacted: <paths>."');
+    await assertNoCustomerData("the redacted payload");
+
+    await see(page.getByRole("heading", { level: 2, name: "Deliveries", exact: true }), 'the h2 "Deliveries"');
+    // pos may still be on its way: reload until both deliveries have their outcome.
+    await untilShown(page, async () => (await statusOf("pos", 1)) === "delivered" && (await statusOf("erp", 1)) === "dead", "pos delivered and erp dead");
+    for (const [dest, status, code] of [["pos", "delivered", "200"], ["erp", "dead", "400"]]) {
+      const section = region(dest, 1);
+      assert.equal((await section.locator("h3").innerText()).replace(/\s+/g, " ").trim(), `${dest} · generation 1 · ${status}`);
+      const { columns, rows } = await readTable(section.locator("table"));
+      assert.deepEqual(columns, ["#", "At", "Status", "Latency", "Error", "Response"]);
+      assert.equal(rows.length, 1, `${dest}: one attempt, got ${JSON.stringify(rows)}`);
+      assert.equal(rows[0][0], "1");
+      assert.match(rows[0][1], /^\d{4}-\d\d-\d\dT/);
+      assert.equal(rows[0][2], code);
+      assert.match(rows[0][3], /^\d+ ms$/);
+    }
+  });
+
+  step("5. the erp delivery died (400): dead on the event page and in Dead letters; redriven per row, and in bulk (count, confirm), it is delivered", async () => {
+    await eventPage(seen.create);
+    assert.equal(await statusOf("erp", 1), "dead");
+    await nav().getByRole("link", { name: "Dead letters", exact: true }).click();
+    await page.waitForURL("**/dashboard/dead-letters");
+    assert.equal(await h1(), "Dead letters");
+    const deadTable = page.locator("main table").first();
+    const { columns } = await readTable(deadTable);
+    assert.deepEqual(columns, ["Event", "Destination", "Attempts", "Last error", "Redrive"]);
+    const row = (await readRecords(deadTable)).find((r) => r.Event === seen.create);
+    assert.ok(row, `a dead letter for ${seen.create}`);
+    assert.equal(row.Destination, "erp");
+    assert.equal(row.Attempts, "1");
+    assert.match(row["Last error"], /400/);
+
+    // Per row.
+    await page.getByRole("button", { name: `Redrive ${seen.create} to erp`, exact: true }).click();
+    await page.waitForLoadState("load");
+    await eventPage(seen.create);
+    await untilShown(page, async () => (await statusOf("erp", 2)) === "delivered", "erp generation 2 to be delivered after the redrive");
+    assert.equal((await region("erp", 2).locator("h3").innerText()).replace(/\s+/g, " ").trim(), "erp · generation 2 · delivered");
+    assert.equal((await readTable(region("erp", 2).locator("table"))).rows[0][2], "200");
+    await page.goto("/dashboard/dead-letters");
+    assert.ok(!(await readRecords(page.locator("main table").first())).some((r) => r.Event === seen.create), "redriven, it is no longer a dead letter");
+
+    // In bulk: a new receiver fails the next erp delivery again, and a new Leaf Trade order is that one. First every
+    // erp delivery so far must have arrived: the create's two, the Leaf Trade order's and the Draft's.
+    await waitFor(() => stack.received().filter((r) => r.path.startsWith("/erp")).length >= 4, "the four erp deliveries so far", 20_000);
+    await stack.restartReceiver(RECEIVER_FLAGS);
+    const order = await sendEvent(ROUTER, "leaftrade.order-v3");
+    assert.equal(order.code, 0, order.out);
+    seen.bulk = order.eventId;
+    await untilShown(page, async () => (await readRecords(page.locator("main table").first())).some((r) => r.Event === seen.bulk && r.Destination === "erp"), `${seen.bulk} in Dead letters`);
+
+    const bulk = page.getByRole("group", { name: "Redrive in bulk", exact: true });
+    await see(bulk, 'the fieldset "Redrive in bulk"');
+    const since = datetimeLocal(startedAt - 60_000);
+    const until = datetimeLocal(Date.now() + 120_000);
+    await bulk.getByLabel("Destination", { exact: true }).selectOption("pos");
+    await bulk.getByLabel("Since", { exact: true }).fill(since);
+    await bulk.getByLabel("Until", { exact: true }).fill(until);
+    await bulk.getByRole("button", { name: "Count", exact: true }).click();
+    await page.waitForLoadState("load");
+    assert.equal((await (await see(page.getByRole("status"), "the count's status")).innerText()).trim(), "0 dead deliveries match.");
+    assert.equal(await page.getByRole("button", { name: /^Redrive \d+ deliveries$/ }).count(), 0, "no redrive button when nothing matches");
+
+    await page.goto("/dashboard/dead-letters");
+    await bulk.getByLabel("Destination", { exact: true }).selectOption("erp");
+    await bulk.getByLabel("Since", { exact: true }).fill(since);
+    await bulk.getByLabel("Until", { exact: true }).fill(until);
+    await bulk.getByRole("button", { name: "Count", exact: true }).click();
+    await page.waitForLoadState("load");
+    assert.equal((await (await see(page.getByRole("status"), "the count's status")).innerText()).trim(), "1 dead deliveries match.");
+    await page.getByRole("button", { name: "Redrive 1 deliveries", exact: true }).click();
+    await page.waitForURL("**/dashboard/dead-letters");
+    assert.match((await (await see(page.getByRole("status"), "the redrive's status")).innerText()).trim(), /^Redrive started for 1 deliveries \(job rpl_\S+\)\.$/);
+    await eventPage(seen.bulk);
+    await untilShown(page, async () => (await statusOf("erp", 2)) === "delivered", "the bulk-redriven erp delivery (generation 2) to be delivered");
+  });
+
+  step("6. pauses pos with a reason on Destinations (paused), then resumes it (active)", async () => {
+    await page.goto("/dashboard/destinations");
+    assert.equal(await h1(), "Destinations");
+    const table = page.locator("main table").first();
+    const state = async (dest) => (await readRecords(table)).find((r) => r.Destination === dest)?.State;
+    assert.match(await state("pos"), /^active\b/);
+
+    await page.getByLabel("Reason to pause pos", { exact: true }).fill("browser test: POS maintenance window");
+    await page.getByRole("button", { name: "Pause pos", exact: true }).click();
+    await page.waitForURL("**/dashboard/destinations");
+    assert.match(await state("pos"), /^paused\b/);
+    await see(page.getByRole("button", { name: "Resume pos", exact: true }), 'the button "Resume pos"');
+
+    await page.getByRole("button", { name: "Resume pos", exact: true }).click();
+    await page.waitForURL("**/dashboard/destinations");
+    assert.match(await state("pos"), /^active\b/);
+    await see(page.getByRole("button", { name: "Pause pos", exact: true }), 'the button "Pause pos"');
+    const { columns } = await readTable(table);
+    assert.deepEqual(columns.slice(0, 6), ["Destination", "Delivered", "Failed attempts", "Dead", "State", "Held"]);
+    assert.match(columns[6] ?? "", /^Control/);
+  });
+
+  step("7. Routing: a dry run of a fixture payload shows its destinations; a broken config is not valid and names the field", async () => {
+    await page.goto("/dashboard/events");
+    await nav().getByRole("link", { name: "Routing", exact: true }).click();
+    await page.waitForURL("**/dashboard/routing");
+    assert.equal(await h1(), "Routing");
+    await page.getByLabel("Source", { exact: true }).selectOption("weedmaps");
+    await page.getByLabel("Event type", { exact: true }).fill("create");
+    await page.getByLabel("Merchant", { exact: true }).fill(MERCHANT);
+    await page.getByLabel("Payload", { exact: true }).fill(readFileSync(path.join(ROOT, "test/fixtures/providers/weedmaps/create.json"), "utf8"));
+    await page.getByRole("button", { name: "Dry run", exact: true }).click();
+    await page.waitForLoadState("load");
+    await see(page.getByRole("heading", { level: 2, name: "Dry run result", exact: true }), 'the h2 "Dry run result"');
+    await see(main().getByText("Event type: create", { exact: true }), 'the text "Event type: create"');
+    const { columns, rows } = await readTable(tableAfter(page, "Dry run result"));
+    assert.deepEqual(columns, ["Route", "Matched", "Why"]);
+    assert.ok(rows.some((r) => r[0] === "weedmaps-orders"), `the route weedmaps-orders is listed: ${JSON.stringify(rows)}`);
+    const destinations = await page.locator("xpath=//h3[normalize-space()='Destinations']/following::ul[1]/li").allInnerTexts();
+    assert.deepEqual(destinations.map((d) => d.trim()).sort(), ["erp (route weedmaps-orders)", "pos (route weedmaps-orders)"]);
+
+    await page.goto("/dashboard/routing");
+    await see(page.getByRole("heading", { level: 2, name: "Config", exact: true }), 'the h2 "Config"');
+    await see(main().getByText("The running config is valid.", { exact: true }), 'the text "The running config is valid."');
+    const config = JSON.parse(readFileSync(path.join(ROOT, "router.config.json"), "utf8"));
+    await page.getByLabel("Config JSON", { exact: true }).fill(JSON.stringify(config, null, 2));
+    await page.getByRole("button", { name: "Validate", exact: true }).click();
+    await page.waitForLoadState("load");
+    assert.equal((await (await see(page.getByRole("status"), 'the status "Valid."')).innerText()).trim(), "Valid.");
+
+    config.destinations.erp.url = "ftp://erp.example.test/webhooks";
+    await page.getByLabel("Config JSON", { exact: true }).fill(JSON.stringify(config, null, 2));
+    await page.getByRole("button", { name: "Validate", exact: true }).click();
+    await page.waitForLoadState("load");
+    const alert = await see(page.getByRole("alert"), 'the alert "Not valid:"');
+    assert.match((await alert.innerText()).trim(), /^Not valid:/);
+    const errors = await page.locator("main li").allInnerTexts();
+    assert.ok(errors.some((e) => e.includes("destinations.erp.url")), `an error naming destinations.erp.url: ${JSON.stringify(errors)}`);
+  });
+
+  step("8. Overview: after the Cron's rollup walk (GET /__scheduled), events by source and type and deliveries per destination", async () => {
+    const scheduled = await fetch(`${ROUTER}/__scheduled`);
+    assert.equal(scheduled.status, 200, await scheduled.text());
+    await page.goto("/dashboard/events");
+    await nav().getByRole("link", { name: "Overview", exact: true }).click();
+    await page.waitForURL("**/dashboard/overview");
+    assert.equal(await h1(), "Overview");
+
+    const byType = await readTable(tableAfter(page, "Events by source and type"));
+    assert.deepEqual(byType.columns, ["Source", "Type", "Events (24 h)"]);
+    assert.deepEqual(byType.rows.map((r) => r.join(" ")).sort(), ["leaftrade order-v3 1", "leaftrade order-v4 1", "weedmaps create 1", "weedmaps draft 1"]);
+    await see(main().getByText(/^Counted up to \d{4}-\d\d-\d\dT\d\d:\d\d/), 'the line "Counted up to <iso time>"');
+
+    const deliveries = await readTable(tableAfter(page, "Deliveries by destination"));
+    assert.deepEqual(deliveries.columns, ["Destination", "Delivered", "Failed attempts", "Dead", "p50", "p99", "State"]);
+    const of = Object.fromEntries((await readRecords(tableAfter(page, "Deliveries by destination"))).map((r) => [r.Destination, r]));
+    // pos: the create. erp: the create and the bulk order after their redrives, the Leaf Trade order-v4, the Draft;
+    // its two failed attempts are the two 400s.
+    assert.equal(of.pos?.Delivered, "1", JSON.stringify(of.pos));
+    assert.equal(of.pos["Failed attempts"], "0");
+    assert.equal(of.erp?.Delivered, "4", JSON.stringify(of.erp));
+    assert.equal(of.erp["Failed attempts"], "2");
+    assert.match(of.erp.Dead, /^\d+$/);
+    assert.equal(of.pos.State, "active");
+    assert.equal(of.erp.State, "active");
+
+    await see(page.getByRole("img", { name: "Events per hour, last 24 hours", exact: true }), 'the chart "Events per hour, last 24 hours"');
+    await see(page.getByRole("img", { name: "Deliveries per hour for erp", exact: true }), 'the chart "Deliveries per hour for erp"');
+    await see(page.getByRole("heading", { level: 2, name: "Dead letters", exact: true }), 'the h2 "Dead letters"');
+    await see(main().getByText(/^0 dead deliveries/), 'the text "0 dead deliveries" (both were redriven)');
+    await see(main().getByRole("link", { name: "Dead letters", exact: true }), 'the link "Dead letters" in the page');
+  });
+
+  step("9. reveals customer data with the reveal token (audited); a wrong reveal token shows an error and no data", async () => {
+    await eventPage(seen.create);
+    await page.getByLabel("Reveal token", { exact: true }).fill("not-the-reveal-token");
+    await page.getByRole("button", { name: "Reveal customer data", exact: true }).click();
+    await page.waitForLoadState("load");
+    await see(page.getByRole("alert"), "an error (role=alert) for the wrong reveal token");
+    await assertNoCustomerData("after a wrong reveal token");
+
+    await eventPage(seen.create);
+    await page.getByLabel("Reveal token", { exact: true }).fill(REVEAL_TOKEN);
+    await page.getByRole("button", { name: "Reveal customer data", exact: true }).click();
+    await page.waitForLoadState("load");
+    const status = await see(page.getByRole("status"), "the reveal's audit status");
+    assert.match((await status.innerText()).trim(), /^Customer data shown\. This reveal is recorded in the audit log \(aud_\S+\)\.$/);
+    const text = await page.locator("main").innerText();
+    assert.ok(text.includes('"dob": "1990-04-12"'), "the unredacted date of birth is shown");
+    assert.ok(text.includes("MR-2026-118822"), "the unredacted medical recommendation id is shown");
+  });
+
+  it("refuses a cross-origin POST (403) even with the session cookie, and changes nothing", async () => {
+    assert.ok(seen.cookie, "signed in (step 1)");
+    const cookie = `router_session=${seen.cookie.value}`;
+    const ok = await fetch(`${ROUTER}/dashboard/destinations`, { headers: { cookie }, redirect: "manual" });
+    assert.equal(ok.status, 200, "the cookie alone is a session");
+    const forged = await fetch(`${ROUTER}/dashboard/destinations/erp/pause`, {
+      method: "POST",
+      headers: { cookie, origin: "https://evil.example", "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ reason: "forged" }).toString(),
+      redirect: "manual",
+    });
+    assert.equal(forged.status, 403);
+    await onPage(page, async () => {
+      await page.goto("/dashboard/destinations");
+      const erp = (await readRecords(page.locator("main table").first())).find((r) => r.Destination === "erp");
+      assert.doesNotMatch(erp?.State ?? "", /paused/, "the forged pause did not pause erp");
+    });
+  });
+
+  it("sends every page to sign-in without a session, in the browser and over HTTP", async () => {
+    const { context: fresh, page: anonymous } = await newPage(browser, ROUTER);
+    try {
+      for (const pathname of ["/dashboard/overview", "/dashboard/events", `/dashboard/events/${seen.create ?? "evt_00000000000000000000000000000000"}`, "/dashboard/dead-letters", "/dashboard/destinations", "/dashboard/routing"]) {
+        const res = await fetch(`${ROUTER}${pathname}`, { redirect: "manual" });
+        assert.equal(res.status, 303, pathname);
+        assert.equal(res.headers.get("location"), "/dashboard/sign-in", pathname);
+        await onPage(anonymous, async () => {
+          await anonymous.goto(pathname);
+          assert.equal(new URL(anonymous.url()).pathname, "/dashboard/sign-in", `${pathname} without a session`);
+          assert.equal(await anonymous.locator("h1").innerText(), "Sign in");
+        });
+      }
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it("refuses a tampered session cookie (one character changed)", async () => {
+    assert.ok(seen.cookie, "signed in (step 1)");
+    const { value } = seen.cookie;
+    // A digit of the signed expiry: a changed message, so the HMAC no longer matches (a changed last base64
+    // character of the signature might only flip padding bits).
+    const at = value.search(/\d(?=\d*%7D|\d*\})/);
+    assert.ok(at > 0, `a digit to change in ${value}`);
+    const tampered = `${value.slice(0, at)}${value[at] === "9" ? "8" : String(Number(value[at]) + 1)}${value.slice(at + 1)}`;
+    assert.equal(tampered.length, value.length);
+    for (const [cookieValue, expected] of [[value, "/dashboard/events"], [tampered, "/dashboard/sign-in"]]) {
+      const { context: jar, page: other } = await newPage(browser, ROUTER);
+      try {
+        await jar.addCookies([{ ...seen.cookie, value: cookieValue }]);
+        await onPage(other, async () => {
+          await other.goto("/dashboard/events");
+          assert.equal(new URL(other.url()).pathname, expected, cookieValue === value ? "the untouched cookie is a session" : "the tampered cookie is no session");
+        });
+      } finally {
+        await jar.close();
+      }
+    }
+  });
+
+  step("10. signs out: the cookie is gone and /dashboard/events redirects to sign-in", async () => {
+    await page.goto("/dashboard/events");
+    await page.getByRole("button", { name: "Sign out", exact: true }).click();
+    await page.waitForURL("**/dashboard/sign-in");
+    assert.equal(await h1(), "Sign in");
+    assert.equal(await sessionCookie(context), undefined, "no router_session cookie after signing out");
+    await page.goto("/dashboard/events");
+    assert.equal(pathname(), "/dashboard/sign-in");
+  });
+});
+
+/** Polls the receiver's log until a request matches. */
+async function waitForReceived(match, what, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const hit = stack.received().find(match);
+    if (hit) return hit;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
