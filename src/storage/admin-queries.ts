@@ -345,7 +345,7 @@ export interface EventSearch {
   events: EventSummary[];
   /** Where the next page starts; null when the search reached the oldest event. */
   next: EventCursor | null;
-  /** Events looked at by a windowed search (null when an index answered it exactly). */
+  /** Events a short page of a windowed search looked at (null when an index answered it, or the page is full). */
   scanned: number | null;
 }
 
@@ -385,7 +385,7 @@ export async function searchEvents(db: D1Database, filter: EventFilter, cursor: 
     .all<EventSummaryRow>();
   const events = results.map(toEventSummary);
   const last = events.at(-1);
-  if (events.length === limit && last) return { events, next: { receivedAt: last.receivedAt, id: last.id }, scanned: window === limit ? null : window };
+  if (events.length === limit && last) return { events, next: { receivedAt: last.receivedAt, id: last.id }, scanned: null };
   if (window === limit) return { events, next: null, scanned: null };
   // A short page of a windowed search: go on from the oldest event the window held, if it was full.
   const edge = await db

@@ -10,6 +10,9 @@ import { destinationViews } from "./destinations.tsx";
 /** Past this many events holding dead deliveries, the overview says "more than" instead of counting on. */
 const DEAD_COUNT_CAP = 10_000;
 
+/** A percentile read from a histogram: the bound of its bucket ("≤ 2.5 s"), or past the last one ("over 6 h"). */
+const bound = (ms: number | null) => (ms === null ? "—" : Number.isFinite(ms) ? `≤ ${duration(ms)}` : duration(ms));
+
 const hourLabel = (hour: number) => `${new Date(hour).toISOString().slice(11, 16)}Z`;
 
 /**
@@ -72,8 +75,8 @@ export const overviewPages: Pages = (app, { providers, clock }) => {
                   <td>{t.delivered}</td>
                   <td>{t.failed}</td>
                   <td class={t.dead ? "bad" : ""}>{t.dead}</td>
-                  <td>{t.p50Ms === null ? "—" : `≤ ${duration(t.p50Ms)}`}</td>
-                  <td>{t.p99Ms === null ? "—" : `≤ ${duration(t.p99Ms)}`}</td>
+                  <td>{bound(t.p50Ms)}</td>
+                  <td>{bound(t.p99Ms)}</td>
                   <td>{stateOf(d.controls)}</td>
                 </tr>
               );
