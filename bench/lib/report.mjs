@@ -230,7 +230,7 @@ function dashboardRows(results) {
 function dashboardCronRows(results) {
   const d = results.scenarios.dashboard;
   if (!d) return [["Cron before the views", "value"], ["not measured", "-"]];
-  const jobs = [...new Set(d.sizes.flatMap((x) => Object.keys(x.cronBeforeViews ?? {})))];
+  const jobs = [...new Set(d.sizes.flatMap((x) => Object.keys(x.cronBeforeViews ?? {})))].filter((job) => job !== "runs");
   const fig = (x, job) => {
     const j = x.cronBeforeViews?.[job];
     return j ? `${count(j.d1Queries)} / ${count(j.d1RowsRead)} / ${count(j.d1RowsWritten)}` : "-";
@@ -238,6 +238,7 @@ function dashboardCronRows(results) {
   return [
     ["Cron run before the views (job: statements / rows read / rows written)", ...d.sizes.map((x) => `${count(x.eventsStored)} events`)],
     ...jobs.map((job) => [job, ...d.sizes.map((x) => fig(x, job))]),
+    ...(d.sizes.some((x) => (x.cronBeforeViews?.runs ?? 1) > 1) ? [["Cron runs until the rollups were current (figures above: the first)", ...d.sizes.map((x) => count(x.cronBeforeViews.runs))]] : []),
   ];
 }
 
