@@ -8,11 +8,9 @@ import type { RouterConfig } from "../core/config/schema.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import { RouterError } from "../core/errors.ts";
 import { HELD_DUE } from "../core/delivery-state.ts";
-import { intake } from "../core/intake.ts";
 import { REDACTED } from "../core/redact.ts";
 import { payloadOf, piiPathsOf, redactedPayloadOf } from "../core/payload-view.ts";
-import { queryMerchantOf } from "../core/merchant.ts";
-import { sha256Hex } from "../core/signatures/inbound.ts";
+import { dryRun } from "../core/dry-run.ts";
 import { cancelBulkReplay, releaseQuarantinedEvent, replayEvent, startBulkReplay } from "../delivery/replay.ts";
 import { getReplayJob, type ReplayJob } from "../storage/replay-jobs.ts";
 import type { Quarantine } from "../core/event.ts";
@@ -478,42 +476,7 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       responses: { 200: json(S.DryRunResult, "The routing decision"), 404: json(S.ErrorSchema, "Unknown source"), ...errors },
     }),
     async (c) => {
-      const body = c.req.valid("json");
-      const config = loadConfig(c.env, providers);
-      const source = config.sources[body.source];
-      if (!source) throw new RouterError("unknown_source");
-      const adapter = providers[source.provider]!;
-      // The same checks, adapter and intake as ingest, so a dry run says what a real request would get.
-      const query = queryMerchantOf(body.merchantId === undefined ? undefined : [body.merchantId]);
-      if (!query.ok) throw new RouterError("invalid_merchant", { detail: query.detail });
-      const accepted = source.events ?? adapter.eventTypes;
-      if (body.eventType !== undefined && accepted && !accepted.includes(body.eventType)) throw new RouterError("unknown_event_type");
-      if (adapter.pathEvent === "required" && body.eventType === undefined) {
-        throw new RouterError("invalid_request", { details: [`eventType: ${body.source} needs the webhook type, one of ${JSON.stringify(accepted)}`] });
-      }
-      const identified = adapter.identify({
-        sourceName: body.source,
-        source,
-        pathEvent: body.eventType,
-        payload: body.payload,
-        bodySha256: await sha256Hex(JSON.stringify(body.payload ?? null)),
-      });
-      if (!identified.ok) throw new RouterError(identified.code, { detail: identified.detail });
-      const results = identified.events.map((identity) => {
-        const { merchantId, decision, quarantine } = intake(identity, { config, sourceName: body.source, source, adapter, queryMerchant: query.value });
-        return {
-          source: body.source,
-          eventType: identity.eventType,
-          providerOrderId: identity.providerId,
-          merchantId,
-          routes: decision.explanations,
-          deliveries: decision.deliveries,
-          responder: decision.responder ?? null,
-          skippedDisabled: decision.skippedDisabled,
-          merchantMismatch: decision.merchantMismatch ?? null,
-          quarantine,
-        };
-      });
+      const results = await dryRun(loadConfig(c.env, providers), providers, c.req.valid("json"));
       return c.json(valid(S.DryRunResult, { ...results[0]!, events: results }), 200);
     },
   );

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { createAdmin } from "../admin/app.ts";
-import { createDashboard } from "../dashboard/app.tsx";
+import { createDashboard, errorPage } from "../dashboard/app.tsx";
 import { SYSTEM_CLOCK } from "../core/clock.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import { BUILTIN_PROVIDERS } from "../core/providers/registry.ts";
@@ -10,10 +10,11 @@ import { handleDeadLetterBatch } from "../delivery/dead-letters.ts";
 import { sweep, SWEEP_GRACE_MS } from "../delivery/sweeper.ts";
 import { loadConfig, readVar } from "../config/load.ts";
 import { createWebhooks } from "../ingest/app.ts";
+import { runRollupWalk } from "../maintenance/rollup.ts";
 import { runMaintenanceWalk } from "../maintenance/walk.ts";
 import { configureLogging, logEvent } from "../telemetry/log.ts";
 import { withUsage } from "../telemetry/usage.ts";
-import { handleError, handleNotFound } from "./errors.ts";
+import { handleError, handleNotFound, responderFor } from "./errors.ts";
 
 /**
  * `SWEEP_GRACE_SECONDS` (local only, for the soak and walkthroughs) shortens how long a pending delivery must be
@@ -48,7 +49,8 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
   app.route("/admin", createAdmin(deps));
   app.route("/dashboard", createDashboard(deps));
   app.notFound(handleNotFound);
-  app.onError(handleError);
+  const respond = responderFor(errorPage);
+  app.onError((err, c) => handleError(err, c, respond(c)));
 
   return {
     async fetch(request, env, ctx) {
@@ -67,11 +69,12 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
     },
     async scheduled(_controller, env) {
       configureLogging(env);
-      // Two usage lines, one for each job, so the benchmark's cost table can tell the sweep from the walk.
+      // A usage line for each job, so the benchmark's cost table can tell the sweep, the walk and the rollups apart.
       const sweepUsage = withUsage(env, "scheduled");
       const walkUsage = withUsage(env, "maintenance");
+      const rollupUsage = withUsage(env, "rollup");
       // Each on its own: a failing walk never holds up the recovery of lost messages, nor the reverse.
-      const [swept, walked] = await Promise.allSettled([
+      const [swept, walked, rolled] = await Promise.allSettled([
         sweep(sweepUsage.env, deps.clock.now(), sweepGraceMs(env)).finally(() => sweepUsage.report()),
         (async () => runMaintenanceWalk(walkUsage.env, loadConfig(env, deps.providers), deps.clock.now()))().then(
           (report) => walkUsage.report({ ...report }),
@@ -80,7 +83,15 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
             throw err;
           },
         ),
+        runRollupWalk(rollupUsage.env.DB, deps.clock.now()).then(
+          (report) => rollupUsage.report({ ...report }),
+          (err: unknown) => {
+            rollupUsage.report();
+            throw err;
+          },
+        ),
       ]);
+      if (rolled.status === "rejected") logEvent("error", "rollup_failed", { errorMessage: errorMessage(rolled.reason) });
       if (walked.status === "rejected") logEvent("error", "maintenance_failed", { errorMessage: errorMessage(walked.reason) });
       if (swept.status === "rejected") throw swept.reason;
     },

@@ -5,6 +5,7 @@
  */
 import type { AlertKind, GateOutcome, GateSettings } from "../core/controls.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
+import type { DeliveryHour } from "../core/rollups.ts";
 import { logEvent } from "../telemetry/log.ts";
 import type { AdmitItem, ControlView, Decision } from "./gate.ts";
 
@@ -65,6 +66,11 @@ export function controlDestination(env: Env, config: RouterConfig, destination: 
 
 export function destinationControls(env: Env, destination: string, now: number): Promise<ControlView> {
   return gate(env, destination).health(destination, now);
+}
+
+/** The controls and the last 24 hours of delivery counters, in one call. */
+export function destinationOverview(env: Env, destination: string, now: number): Promise<{ controls: ControlView; hours: DeliveryHour[] }> {
+  return gate(env, destination).overview(destination, now);
 }
 
 /** A router-wide alert; a failure is logged, never thrown: an alert must not stop what raised it. */

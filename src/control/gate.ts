@@ -22,7 +22,8 @@ import {
   type HoldReason,
 } from "../core/controls.ts";
 import { alertMessage, messageFor } from "../core/messages.ts";
-import { countHeld, ensureGateSchema, forgetReleased, heldSummary, holdDeliveries, oldestHeld, oldestHeldAt, oldestReleasedAt, readGateState, releasedBefore, releaseHeld, writeGateState } from "../storage/gate-store.ts";
+import { lastDayOfDeliveries, recordDeliveryOutcomes, type DeliveryHour } from "../core/rollups.ts";
+import { countHeld, ensureGateSchema, readRollup, writeRollup, forgetReleased, heldSummary, holdDeliveries, oldestHeld, oldestHeldAt, oldestReleasedAt, readGateState, releasedBefore, releaseHeld, writeGateState } from "../storage/gate-store.ts";
 import { enqueueDeliveries } from "../storage/queue.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { gateUsage } from "../telemetry/usage.ts";
@@ -64,6 +65,12 @@ const TICK_MS = 1_000;
 /** A released delivery not reported after this long is released again. */
 const releaseExpiry = (settings: GateSettings) => settings.timeoutMs + 60_000;
 
+/**
+ * The hourly counters are kept in memory and written at most this often: on a busy destination one row per ten
+ * seconds, not one per delivery. An eviction or restart forgets at most the last ten seconds of counts.
+ */
+const ROLLUP_WRITE_MS = 10_000;
+
 const newAlertId = () => `alr_${crypto.randomUUID().replace(/-/g, "")}`;
 
 /**
@@ -81,6 +88,10 @@ export class DestinationGate extends DurableObject<Env> {
   private releasedCount = 0;
   private bucket: Bucket | null = null;
   private readonly leases = new Map<string, number>();
+  private rollup: DeliveryHour[] = [];
+  private rollupDirty = false;
+  private rollupWrittenAt = 0;
+  private rollupAlarmSet = false;
 
   private readonly usage: ReturnType<typeof gateUsage>;
   /** Queue messages this call sent (releases and alerts), for the usage line. */
@@ -97,6 +108,7 @@ export class DestinationGate extends DurableObject<Env> {
       const counts = countHeld(this.sql);
       this.heldCount = counts.held;
       this.releasedCount = counts.released;
+      this.rollup = readRollup<DeliveryHour[]>(this.sql) ?? [];
     });
   }
 
@@ -211,12 +223,19 @@ export class DestinationGate extends DurableObject<Env> {
       next = await this.raise(next, "delivery_dead", now, { counts: { dead: dead.length }, eventIds: dead.map((o) => o.eventId).slice(0, 20), reason: dead[0]!.errorClass });
     }
     // Written when something an eviction must not forget changed: a transition, an alert's throttle, a failure
-    // count. A report of successes only updates memory: the happy path writes no row (an evicted object then counts
-    // the failure rate over fewer attempts, which errs towards opening).
+    // count. A report of successes only updates memory (an evicted object then counts the failure rate over fewer
+    // attempts, which errs towards opening); on the happy path only the hourly counters are written, every 10 s.
     const failed = outcomes.some((o) => o.failure) || stored.gate.consecutiveFailures !== next.gate.consecutiveFailures;
     if (transitions.length > 0 || dead.length > 0 || failed || !this.stored) this.save(next);
     else this.stored = next;
-    if (transitions.length > 0 || dead.length > 0) await this.scheduleAlarm(now);
+    const counted = outcomes.flatMap((o) => (o.rollup && o.rollup.kind !== "none" ? [o.rollup] : []));
+    if (counted.length > 0) {
+      this.rollup = recordDeliveryOutcomes(this.rollup, counted, now);
+      this.rollupDirty = true;
+    }
+    // One alarm carries a deferred write, not one setAlarm per report.
+    const deferred = !this.writeRollup(now) && !this.rollupAlarmSet;
+    if (transitions.length > 0 || dead.length > 0 || deferred) await this.scheduleAlarm(now);
     this.logUsage("report", { outcomes: outcomes.length });
   }
 
@@ -233,6 +252,21 @@ export class DestinationGate extends DurableObject<Env> {
   async health(destination: string, now: number): Promise<ControlView> {
     if (!this.stored) return this.emptyView(destination, now);
     return this.view(now);
+  }
+
+  /** The controls and the last 24 hours of counters, oldest hour first: what the dashboard shows. */
+  async overview(destination: string, now: number): Promise<{ controls: ControlView; hours: DeliveryHour[] }> {
+    return { controls: await this.health(destination, now), hours: lastDayOfDeliveries(this.rollup, now) };
+  }
+
+  /** Writes the counters if they changed and the last write is old enough; false when it waits for the alarm. */
+  private writeRollup(now: number, force = false): boolean {
+    if (!this.rollupDirty) return true;
+    if (!force && now - this.rollupWrittenAt < ROLLUP_WRITE_MS) return false;
+    writeRollup(this.sql, this.rollup);
+    this.rollupDirty = false;
+    this.rollupWrittenAt = now;
+    return true;
   }
 
   /** A router-wide alert (the dead-letter queue), throttled per kind like a destination's. */
@@ -299,6 +333,8 @@ export class DestinationGate extends DurableObject<Env> {
    * cool-down is over, and the release of held deliveries (at the rate limit) when the destination is open again.
    */
   async tick(now: number): Promise<void> {
+    this.rollupAlarmSet = false;
+    this.writeRollup(now, true);
     if (!this.stored) return;
     let stored = this.stored;
     const { settings } = stored;
@@ -360,6 +396,10 @@ export class DestinationGate extends DurableObject<Env> {
     const due: number[] = [];
     const flush = nextFlushAt(gate, settings.alertThrottleMs);
     if (flush !== null) due.push(flush);
+    if (this.rollupDirty) {
+      due.push(this.rollupWrittenAt + ROLLUP_WRITE_MS);
+      this.rollupAlarmSet = true;
+    }
     if (this.releasedCount > 0) {
       const oldest = oldestReleasedAt(this.sql);
       if (oldest !== null) due.push(oldest + releaseExpiry(settings));

@@ -3,6 +3,7 @@
  * (closed → open → one probe → closed, or open again with a longer cool-down), the rate limit's token bucket, and the
  * alert throttle. The Durable Object in src/control/ keeps the state and applies these rules; nothing here does I/O.
  */
+import type { RollupOutcome } from "./rollups.ts";
 
 export const HOLD_REASONS = ["paused", "circuit_open", "disabled_by_410", "backlog"] as const;
 /** Why a delivery waits without an attempt. `backlog`: older held deliveries of the destination go first. */
@@ -141,6 +142,8 @@ export interface GateOutcome {
   errorClass: string | null;
   /** The delivery ended dead (attempts exhausted, a permanent answer, or settled without an attempt). */
   dead: boolean;
+  /** What it adds to the destination's hourly counters (src/core/rollups.ts); absent, nothing. */
+  rollup?: RollupOutcome;
 }
 
 export interface Recorded {

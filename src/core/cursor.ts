@@ -2,7 +2,7 @@ import { z } from "zod";
 import { RouterError } from "./errors.ts";
 
 /** Keyset cursors: the last row's key, as URL-safe base64 of a JSON array. Opaque to the caller. */
-function encodeCursor(parts: unknown[]): string {
+export function encodeCursor(parts: unknown[]): string {
   return btoa(JSON.stringify(parts)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 

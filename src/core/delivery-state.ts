@@ -118,6 +118,11 @@ export function findDelivery(deliveries: readonly DeliveryState[], ref: Delivery
  * The earliest due time among the pending deliveries, or null when none is pending. Kept in its own column beside
  * the JSON, so the sweeper can tell an event with overdue work without unpacking its deliveries.
  */
+/** The current (not superseded) deliveries that are dead: the `dead_deliveries` column the dead-letter index keys on. */
+export function deadDeliveries(deliveries: readonly DeliveryState[]): number {
+  return deliveries.filter((d) => d.status === "dead" && !d.superseded).length;
+}
+
 export function pendingDue(deliveries: readonly DeliveryState[]): number | null {
   const due = deliveries.filter((d) => d.status === "pending").map((d) => d.nextAttemptAt);
   return due.length > 0 ? Math.min(...due) : null;

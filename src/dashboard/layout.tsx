@@ -27,6 +27,15 @@ button { background: var(--accent); color: #fff; border: 0; border-radius: 4px; 
 .status-delivered, .good { color: var(--ok); font-weight: 600; }
 .notice { border-left: 4px solid var(--accent); padding: .25rem .75rem; background: #f1f8ff; }
 .columns { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }
+.chart { margin: .25rem 0 1rem; max-width: 32rem; }
+.chart svg { width: 100%; height: 6rem; display: block; }
+.chart rect { fill: var(--accent); }
+.chart .axis { stroke: var(--muted); stroke-width: 1; }
+.chart .tick { font-size: 10px; fill: var(--muted); }
+.chart figcaption { font-size: .85rem; color: var(--muted); }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(18rem, 1fr)); gap: 0 1.5rem; }
+textarea { width: 100%; font-family: ui-monospace, monospace; font-size: .85rem; }
+.muted { color: var(--muted); }
 @media (max-width: 640px) { .columns { grid-template-columns: 1fr; } table { display: block; overflow-x: auto; } }
 `;
 
@@ -45,7 +54,8 @@ export function Page(props: { title: string; signedIn: boolean; children?: Child
           {props.signedIn && (
             <>
               <nav aria-label="Dashboard">
-                <a href="/dashboard/events">Events</a> · <a href="/dashboard/dead-letters">Dead letters</a> · <a href="/dashboard/destinations">Destinations</a>
+                <a href="/dashboard/overview">Overview</a> · <a href="/dashboard/events">Events</a> · <a href="/dashboard/dead-letters">Dead letters</a> ·{" "}
+                <a href="/dashboard/destinations">Destinations</a> · <a href="/dashboard/routing">Routing</a>
               </nav>
               <form class="inline" method="post" action="/dashboard/sign-out">
                 <button type="submit">Sign out</button>
@@ -61,5 +71,3 @@ export function Page(props: { title: string; signedIn: boolean; children?: Child
     </html>
   );
 }
-
-export const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? "—" : new Date(ms).toISOString().replace(".000Z", "Z"));

@@ -32,6 +32,12 @@ export function tokenMatches(env: Env, typed: string): boolean {
   return Boolean(token) && verifyHeaderToken(typed, [token!], "").ok;
 }
 
+/** Whether the typed token is the reveal token (ADMIN_REVEAL_TOKEN), in constant time; never, when it is unset. */
+export function revealTokenMatches(env: Env, typed: string): boolean {
+  const token = readVar(env, "ADMIN_REVEAL_TOKEN");
+  return Boolean(token) && verifyHeaderToken(typed, [token!], "").ok;
+}
+
 export async function startSession(c: DashboardContext, now: number): Promise<void> {
   const key = sessionKey(c.env);
   if (!key) throw new Error("ADMIN_TOKEN is not set");

@@ -242,11 +242,16 @@ async function attemptDeliveries(
         gone: o.heldReason === DISABLED_BY_410,
         errorClass: o.record.errorClass,
         dead: o.status === "dead" && applied?.[i] === true,
+        // Counted once: by the copy whose write recorded the attempt.
+        rollup: {
+          kind: applied?.[i] !== true ? "none" : o.status === "delivered" ? "delivered" : o.status === "dead" ? "dead" : "failed",
+          sinceReceivedMs: o.status === "delivered" ? o.record.at + o.record.latencyMs - event.receivedAt : null,
+        },
       },
     };
   });
   for (const { ref, reason } of deadWithoutAttempt) {
-    gate.push({ destination: ref.destination, lease: null, outcome: { eventId: event.id, generation: ref.generation, ok: false, failure: false, gone: false, errorClass: reason, dead: true } });
+    gate.push({ destination: ref.destination, lease: null, outcome: { eventId: event.id, generation: ref.generation, ok: false, failure: false, gone: false, errorClass: reason, dead: true, rollup: { kind: "dead", sinceReceivedMs: null } } });
   }
   if (message.released) {
     // Released, but settled meanwhile (delivered by another copy, stale, superseded): the object can forget it.

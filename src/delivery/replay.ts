@@ -10,7 +10,7 @@ import type { ProviderRegistry } from "../core/providers/contract.ts";
 import { sha256Hex } from "../core/signatures/inbound.ts";
 import { loadQuarantined, releaseQuarantined } from "../storage/events.ts";
 import { messageFor, messagesFor, REPLAY_PAGE_SIZE, replayPageMessage, type ReplayFilter, type ReplayPageMessage } from "../core/messages.ts";
-import { countCurrentDeliveries, getEventDetail } from "../storage/admin-queries.ts";
+import { countCurrentDeliveries, countDeadLetters, getEventDetail } from "../storage/admin-queries.ts";
 import { endReplayJob, getReplayJob, insertReplayJob, recordReplayPage, replayPageEvents, type ReplayJob } from "../storage/replay-jobs.ts";
 import { updateDeliveriesOfEvents } from "../storage/delivery-writes.ts";
 import { enqueueDeliveries, enqueueOrKeep } from "../storage/queue.ts";
@@ -78,7 +78,9 @@ export async function startBulkReplay(
   clock: Clock,
 ): Promise<{ replayId: string; matched: number; job: ReplayJob }> {
   if (filter.destination !== undefined) assertReplayable(config, filter.destination);
-  const matched = await countCurrentDeliveries(env.DB, filter);
+  // Dead letters are counted through their own index, over the same window the walk takes (when the event was
+  // received); other states have no index and are counted by a scan (admin API only).
+  const matched = filter.status === "dead" ? await countDeadLetters(env.DB, filter) : await countCurrentDeliveries(env.DB, filter);
   const replayId = `rpl_${crypto.randomUUID().replace(/-/g, "")}`;
   const startedAt = clock.now();
   await insertReplayJob(env.DB, { id: replayId, filter, maxCount, startedAt });
@@ -106,7 +108,7 @@ export async function runReplayPage(env: Env, config: RouterConfig, page: Replay
     logEvent("info", "replay_page_skipped", { replayId: page.replayId, state: job?.state ?? "missing" });
     return;
   }
-  const events = await replayPageEvents(env.DB, page.after, job.filter, REPLAY_PAGE_SIZE);
+  const events = await replayPageEvents(env.DB, page.after, job.filter, REPLAY_PAGE_SIZE, job.filter.status === "dead");
   let room = job.maxCount - job.replayed;
   const targets: { eventId: string; destination: string; route: string }[] = [];
   let skipped = 0;

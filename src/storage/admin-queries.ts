@@ -334,3 +334,120 @@ export async function destinationHealth(db: D1Database, since: number): Promise<
     lastErrorAt: r.last_error_at,
   }));
 }
+
+/**
+ * At most this many events are read by one page of a search whose filters no index serves (source, type, merchant,
+ * a status other than dead): the page says how far it looked, and its cursor goes on from there.
+ */
+export const SEARCH_WINDOW = 1_000;
+
+export interface EventSearch {
+  events: EventSummary[];
+  /** Where the next page starts; null when the search reached the oldest event. */
+  next: EventCursor | null;
+  /** Events a short page of a windowed search looked at (null when an index answered it, or the page is full). */
+  scanned: number | null;
+}
+
+/**
+ * A search whose every page reads a bounded number of rows, whatever the table holds: an order id goes through its
+ * index, `dead` through the dead-letter index, a time range through the received_at index; any other filter is
+ * applied to a window of at most SEARCH_WINDOW events, newest first from the cursor.
+ */
+export async function searchEvents(db: D1Database, filter: EventFilter, cursor: EventCursor | null, limit: number, windowSize = SEARCH_WINDOW): Promise<EventSearch> {
+  const base = sqlConditions();
+  if (filter.providerId !== undefined) base.add("provider_id = ?", filter.providerId);
+  // Spelled as the partial index's own condition, so SQLite can use it.
+  if (filter.status === "dead") base.add("dead_deliveries > 0");
+  if (filter.since !== undefined) base.add("received_at >= ?", filter.since);
+  if (filter.until !== undefined) base.add("received_at < ?", filter.until);
+  if (cursor) base.add("(received_at < ? OR (received_at = ? AND id < ?))", cursor.receivedAt, cursor.receivedAt, cursor.id);
+  const rest = sqlConditions();
+  const narrowed = filter.source !== undefined || filter.eventType !== undefined || filter.merchantId !== undefined || (filter.status !== undefined && filter.status !== "dead");
+  const window = filter.providerId === undefined && narrowed ? Math.max(windowSize, limit) : limit;
+  const windowSql = `SELECT id, received_at FROM events ${base.where()} ORDER BY received_at DESC, id DESC LIMIT ${window}`;
+  // Numbered after the window's parameters, which the same statement binds first.
+  for (const p of base.params) rest.bind(p);
+  if (filter.source !== undefined) rest.add("e.source = ?", filter.source);
+  if (filter.eventType !== undefined) rest.add("e.event_type = ?", filter.eventType);
+  if (filter.merchantId !== undefined) rest.add("e.merchant_id = ?", filter.merchantId);
+  const having = filter.status && filter.status !== "dead" ? `HAVING ${STATUS_HAVING[filter.status]}` : "";
+  const { results } = await db
+    .prepare(
+      `SELECT ${EVENT_SUMMARY_COLUMNS}
+       FROM (${windowSql}) w JOIN events e ON e.id = w.id LEFT JOIN json_each(e.deliveries) l ON ${CURRENT_ELEMENT}
+       ${rest.where()}
+       GROUP BY e.id ${having}
+       ORDER BY e.received_at DESC, e.id DESC
+       LIMIT ${limit}`,
+    )
+    .bind(...rest.params)
+    .all<EventSummaryRow>();
+  const events = results.map(toEventSummary);
+  const last = events.at(-1);
+  if (events.length === limit && last) return { events, next: { receivedAt: last.receivedAt, id: last.id }, scanned: null };
+  if (window === limit) return { events, next: null, scanned: null };
+  // A short page of a windowed search: go on from the oldest event the window held, if it was full.
+  const edge = await db
+    .prepare(`SELECT COUNT(*) OVER () AS scanned, received_at, id FROM (${windowSql}) ORDER BY received_at ASC, id ASC LIMIT 1`)
+    .bind(...base.params)
+    .first<{ scanned: number; received_at: number; id: string }>();
+  if (!edge || edge.scanned < window) return { events, next: null, scanned: edge?.scanned ?? 0 };
+  return { events, next: { receivedAt: edge.received_at, id: edge.id }, scanned: edge.scanned };
+}
+
+export interface DeadLetter extends Delivery {
+  createdAt: number;
+  receivedAt: number;
+  source: string;
+  eventType: string;
+}
+
+/**
+ * The dead letters, newest event first: one page reads `limit` events through the dead-letter index, so it costs
+ * the same with a million events stored as with ten.
+ */
+export async function listDeadLetters(
+  db: D1Database,
+  filter: { destination?: string },
+  cursor: EventCursor | null,
+  limit: number,
+): Promise<{ deadLetters: DeadLetter[]; next: EventCursor | null }> {
+  const conditions = sqlConditions();
+  conditions.add("dead_deliveries > 0");
+  if (cursor) conditions.add("(received_at < ? OR (received_at = ? AND id < ?))", cursor.receivedAt, cursor.receivedAt, cursor.id);
+  const { results } = await db
+    .prepare(
+      `SELECT id, source, event_type, received_at, deliveries FROM events ${conditions.where()}
+       ORDER BY received_at DESC, id DESC LIMIT ${conditions.bind(limit)}`,
+    )
+    .bind(...conditions.params)
+    .all<{ id: string; source: string; event_type: string; received_at: number; deliveries: string }>();
+  const deadLetters = results.flatMap((row) =>
+    parseDeliveries(row.deliveries)
+      .filter((d) => !d.superseded && d.status === "dead" && (filter.destination === undefined || d.destination === filter.destination))
+      .map(({ log: _log, superseded: _s, ...d }) => ({ eventId: row.id, receivedAt: row.received_at, source: row.source, eventType: row.event_type, ...d })),
+  );
+  const last = results.at(-1);
+  return { deadLetters, next: results.length === limit && last ? { receivedAt: last.received_at, id: last.id } : null };
+}
+
+/**
+ * Dead deliveries of events received in a window (the bulk redrive's confirmation, and its bound), read through
+ * the dead-letter index: the cost follows the dead letters in the window, not the events. Purged events are left
+ * out, as the redrive's walk leaves them.
+ */
+export async function countDeadLetters(db: D1Database, filter: { destination?: string; since?: number; until?: number }): Promise<number> {
+  const conditions = sqlConditions();
+  conditions.add("e.dead_deliveries > 0");
+  conditions.add("e.payload_purged_at IS NULL");
+  if (filter.since !== undefined) conditions.add("e.received_at >= ?", filter.since);
+  if (filter.until !== undefined) conditions.add("e.received_at < ?", filter.until);
+  conditions.add(`${f("j", "status")} = 'dead' AND ${f("j", "superseded")} = 0`);
+  if (filter.destination !== undefined) conditions.add(`${f("j", "destination")} = ?`, filter.destination);
+  const count = await db
+    .prepare(`SELECT COUNT(*) AS n FROM events e, json_each(e.deliveries) j ${conditions.where()}`)
+    .bind(...conditions.params)
+    .first<number>("n");
+  return count ?? 0;
+}

@@ -3,7 +3,7 @@
  * (src/core/delivery-state.ts); this reads the state, hands it to a rule, and writes the result back only if nobody
  * wrote it meanwhile (the `version` column), re-reading and re-applying otherwise.
  */
-import { pendingDue, serializeDeliveries, type Change, type DeliveryState } from "../core/delivery-state.ts";
+import { deadDeliveries, pendingDue, serializeDeliveries, type Change, type DeliveryState } from "../core/delivery-state.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { toSnapshot, type DeliverySnapshot, type EventRow } from "./rows.ts";
 
@@ -16,8 +16,8 @@ const MAX_WRITE_ATTEMPTS = 20;
 
 function writeDeliveries(db: D1Database, eventId: string, version: number, deliveries: readonly DeliveryState[]) {
   return db
-    .prepare(`UPDATE events SET deliveries = ?3, pending_due = ?4, version = version + 1 WHERE id = ?1 AND version = ?2`)
-    .bind(eventId, version, serializeDeliveries(deliveries), pendingDue(deliveries));
+    .prepare(`UPDATE events SET deliveries = ?3, pending_due = ?4, dead_deliveries = ?5, version = version + 1 WHERE id = ?1 AND version = ?2`)
+    .bind(eventId, version, serializeDeliveries(deliveries), pendingDue(deliveries), deadDeliveries(deliveries));
 }
 
 /**

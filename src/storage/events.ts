@@ -2,7 +2,7 @@
  * Events: the ingest write and the delivery side's read. An event's delivery state is a JSON array in its own row
  * (migrations/0002): D1 bills rows written, so ingest writes one row whatever the fan-out.
  */
-import { pendingDue, serializeDeliveries, type DeliveryState } from "../core/delivery-state.ts";
+import { deadDeliveries, pendingDue, serializeDeliveries, type DeliveryState } from "../core/delivery-state.ts";
 import type { PayloadProtection } from "../core/envelope.ts";
 import type { NewEvent, Quarantine, StoredEvent } from "../core/event.ts";
 import { EventPayloads } from "./payloads.ts";
@@ -35,8 +35,8 @@ function insertStatement(db: D1Database, event: NewEvent, sealed: SealedEvent, d
     .prepare(
       `INSERT INTO events (id, idempotency_key, ingest_id, source, event_type, merchant_id, provider_id, routing,
          content_type, body, body_sha256, received_at, responder, responder_status, responder_latency_ms, responder_error, deliveries,
-         pending_due, provider_ts, quarantine, draft_answer, draft_answer_status, draft_verdict, payload_key, payload_dek)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+         pending_due, provider_ts, quarantine, draft_answer, draft_answer_status, draft_verdict, payload_key, payload_dek, dead_deliveries)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
        ON CONFLICT (id) DO UPDATE SET divergent_retries = divergent_retries + 1, divergent_last_at = excluded.received_at,
          divergent_last_sha256 = excluded.body_sha256
        WHERE events.body_sha256 <> excluded.body_sha256
@@ -68,6 +68,7 @@ function insertStatement(db: D1Database, event: NewEvent, sealed: SealedEvent, d
       event.responder ? JSON.stringify(event.responder.verdict) : null,
       sealed.keyId,
       sealed.wrapped,
+      deadDeliveries(deliveries),
     );
 }
 
@@ -155,11 +156,11 @@ export async function releaseQuarantined(
 ): Promise<boolean> {
   const result = await db
     .prepare(
-      `UPDATE events SET merchant_id = ?3, routing = ?4, deliveries = ?5, pending_due = ?6, version = version + 1,
+      `UPDATE events SET merchant_id = ?3, routing = ?4, deliveries = ?5, pending_due = ?6, dead_deliveries = ?8, version = version + 1,
          quarantine = json_set(quarantine, '$.releasedAt', ?7)
        WHERE id = ?1 AND version = ?2 AND quarantine IS NOT NULL AND quarantine ->> 'releasedAt' IS NULL`,
     )
-    .bind(eventId, version, merchantId, deliveries.length > 0 ? "routed" : "unrouted", serializeDeliveries(deliveries), pendingDue(deliveries), releasedAt)
+    .bind(eventId, version, merchantId, deliveries.length > 0 ? "routed" : "unrouted", serializeDeliveries(deliveries), pendingDue(deliveries), releasedAt, deadDeliveries(deliveries))
     .run();
   return (result.meta.changes ?? 0) === 1;
 }

@@ -18,6 +18,7 @@ export function ensureGateSchema(sql: SqlStorage): void {
   sql.exec(`CREATE TABLE IF NOT EXISTS held (
     event_id TEXT NOT NULL, generation INTEGER NOT NULL, received_at INTEGER NOT NULL, held_at INTEGER NOT NULL, reason TEXT NOT NULL,
     released_at INTEGER, PRIMARY KEY (event_id, generation))`);
+  sql.exec(`CREATE TABLE IF NOT EXISTS rollup (id INTEGER PRIMARY KEY CHECK (id = 1), hours TEXT NOT NULL)`);
   sql.exec(`CREATE INDEX IF NOT EXISTS held_order ON held (received_at, event_id, generation)`);
   // No index on held_at: each index is one more row written per hold and per release.
 }
@@ -30,6 +31,16 @@ export function readGateState<T>(sql: SqlStorage): T | null {
 
 export function writeGateState(sql: SqlStorage, state: unknown): void {
   sql.exec(`INSERT INTO gate_state (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state`, JSON.stringify(state));
+}
+
+/** The destination's hourly counters (src/core/rollups.ts), one row, rewritten whole. */
+export function readRollup<T>(sql: SqlStorage): T | null {
+  const row = sql.exec<{ hours: string }>(`SELECT hours FROM rollup WHERE id = 1`).toArray()[0];
+  return row ? (JSON.parse(row.hours) as T) : null;
+}
+
+export function writeRollup(sql: SqlStorage, hours: unknown): void {
+  sql.exec(`INSERT INTO rollup (id, hours) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET hours = excluded.hours`, JSON.stringify(hours));
 }
 
 /**

@@ -96,10 +96,15 @@ export async function replayPageEvents(
   after: string | null,
   window: { since: number; until: number },
   limit: number,
+  /** Only events with a dead delivery: the walk then reads the dead-letter index, not every event of the window. */
+  deadOnly = false,
 ): Promise<{ id: string; deliveries: DeliveryState[] }[]> {
   const { results } = await db
     // A purged event has nothing left to send: a bulk replay passes it by (a single replay answers 410).
-    .prepare(`SELECT id, deliveries FROM events WHERE id > ?1 AND received_at >= ?2 AND received_at < ?3 AND payload_purged_at IS NULL ORDER BY id LIMIT ?4`)
+    .prepare(
+      `SELECT id, deliveries FROM events WHERE id > ?1 AND received_at >= ?2 AND received_at < ?3 AND payload_purged_at IS NULL
+       ${deadOnly ? "AND dead_deliveries > 0" : ""} ORDER BY id LIMIT ?4`,
+    )
     .bind(after ?? "", window.since, window.until, limit)
     .all<{ id: string; deliveries: string }>();
   return results.map((row) => ({ id: row.id, deliveries: parseDeliveries(row.deliveries) }));

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { parseDeliveries, toSnapshot } from "./rows.ts";
 import { getSweeperState, setSweeperState } from "./sweep-cursor.ts";
-import { pendingDue, serializeDeliveries, type DeliveryState } from "../core/delivery-state.ts";
+import { deadDeliveries, pendingDue, serializeDeliveries, type DeliveryState } from "../core/delivery-state.ts";
 import { rewrapDataKey, type KeyRing, type PayloadProtection } from "../core/envelope.ts";
 import type { UpkeepRow } from "../core/retention.ts";
 import { EventPayloads } from "./payloads.ts";
@@ -52,10 +52,10 @@ export async function purgePayloads(
       return db
         .prepare(
           `UPDATE events SET body = '', draft_answer = NULL, payload_dek = NULL, payload_key = NULL, payload_purged_at = ?3,
-             deliveries = ?4, pending_due = ?5, version = version + 1
+             deliveries = ?4, pending_due = ?5, dead_deliveries = ?6, version = version + 1
            WHERE id = ?1 AND version = ?2`,
         )
-        .bind(row.id, row.version, now, serializeDeliveries(deliveries), pendingDue(deliveries));
+        .bind(row.id, row.version, now, serializeDeliveries(deliveries), pendingDue(deliveries), deadDeliveries(deliveries));
     });
     const written = await db.batch(writes);
     const lost = new Set<string>();
