@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// `npm run bench` (full, < 5 min on 2 cores) and `npm run bench:smoke` (tiny load, < 1 min, asserts nothing about
-// speed). Starts everything on 127.0.0.1 with the runtime the router runs on (workerd through `wrangler dev`),
+// `npm run bench` (full, about 6.5 min on 2 cores, 40 s of it the dashboard's 100,000 events) and `npm run bench:smoke`
+// (tiny load, about 1.5 min, asserts nothing about speed). Starts everything on 127.0.0.1 with the runtime the router runs on (workerd through `wrangler dev`),
 // measures the six scenarios of issue #6 against a bare Worker in the same run, prints a table, writes
 // bench/results.json (or results.smoke.json) and bench/REPORT.md (or REPORT.smoke.md), and stops all it started.
 // It fails only when the harness itself fails, never on a timing.
