@@ -374,6 +374,8 @@ function viewList({ anchor, sampleOrder, merchant, eventId }) {
     ["eventsPage2", "events page 2", "Events, page 2 (page 1's “Older events” link)", null],
     ["eventsByOrder", "by order id", "Events by order id", `/dashboard/events?orderId=${encodeURIComponent(sampleOrder.orderId)}`],
     ["eventsByMerchant", "by merchant", "Events by merchant", `/dashboard/events?merchant=${encodeURIComponent(merchant)}`],
+    // A merchant no event has: the search looks at one window of events and stops, however many are stored.
+    ["eventsByRareMerchant", "by unknown merchant", "Events by a merchant no event has (one window, then “Older events”)", "/dashboard/events?merchant=no-such-merchant"],
     ["eventsDead", "status=dead", "Events, status dead", "/dashboard/events?status=dead"],
     ["eventsBySourceType", "by source+type", "Events by source and type (leaftrade, order-v4)", "/dashboard/events?source=leaftrade&type=order-v4"],
     ["eventsWindow", "time window", "Events in a 12-hour window (30 to 18 h ago)", `/dashboard/events?${windowQuery}`],
