@@ -166,6 +166,13 @@ function maintenanceRows(results) {
     per("per re-wrapped event, over nothing to do", m.perEvent.rewrap),
     per("per purged event, over nothing to do", m.perEvent.purge),
     per("per deleted event, over nothing to do", m.perEvent.delete),
+    ...(m.rollup
+      ? [
+          [`rollup walk (overview), first run: ${fmt(m.rollup.first.counted, 0)} events counted`, "", "", fmt(m.rollup.first.d1Queries, 0), fmt(m.rollup.first.rowsRead, 0), fmt(m.rollup.first.rowsWritten, 0)],
+          ["rollup walk, next run (nothing new)", "", "", fmt(m.rollup.next.d1Queries, 0), fmt(m.rollup.next.rowsRead, 0), fmt(m.rollup.next.rowsWritten, 0)],
+          per("rollup walk per event counted, over nothing new", m.rollup.perEvent && { ...m.rollup.perEvent, d1Queries: null }),
+        ]
+      : []),
   ];
 }
 
