@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// `npm run bench` (full, < 5 min on 2 cores) and `npm run bench:smoke` (tiny load, < 1 min, asserts nothing about
-// speed). Starts everything on 127.0.0.1 with the runtime the router runs on (workerd through `wrangler dev`),
+// `npm run bench` (full, about 6.5 min on 2 cores, 40 s of it the dashboard's 100,000 events) and `npm run bench:smoke`
+// (tiny load, about 1.5 min, asserts nothing about speed). Starts everything on 127.0.0.1 with the runtime the router runs on (workerd through `wrangler dev`),
 // measures the six scenarios of issue #6 against a bare Worker in the same run, prints a table, writes
 // bench/results.json (or results.smoke.json) and bench/REPORT.md (or REPORT.smoke.md), and stops all it started.
 // It fails only when the harness itself fails, never on a timing.
@@ -15,22 +15,26 @@ import { checkAnswer } from "../src/core/answer.ts";
 import { weedmaps } from "../src/core/providers/weedmaps.ts";
 import { freePort, sleep, start, stop, stopAll, waitFor } from "../scripts/procs.mjs";
 import { groupCpuMs } from "./lib/cpu.mjs";
-import { renderReport, renderTable, evaluateTargets } from "./lib/report.mjs";
+import { renderReport, renderTable, renderDashboardTable, evaluateTargets } from "./lib/report.mjs";
 import { bundleRouter, ingestOnlyConfig, migrate, queueConsumers, ROOT, startBaseline, startRouter } from "./lib/workers.mjs";
 import { measureMaintenance } from "./lib/maintenance.mjs";
+import { measureDashboard } from "./lib/dashboard.mjs";
 import { parseKeyRing } from "../src/core/envelope.ts";
 import { buildConfigSchema } from "../src/core/config/schema.ts";
 import { BUILTIN_PROVIDERS } from "../src/core/providers/registry.ts";
 import { EventPayloads } from "../src/storage/payloads.ts";
 
 const SMOKE = process.argv.includes("--smoke");
+// `--dashboard-only`: only the dashboard scenario, merged into the results file of the last run (results.json, or
+// results.smoke.json with --smoke), whose report is then written again; every other figure stays as it was.
+const DASHBOARD_ONLY = process.argv.includes("--dashboard-only");
 const BENCH = path.join(ROOT, "bench");
 
 // Load sizes. The full run is sized to stay well under five minutes on two cores; the smoke run only has to show
 // that every step still works.
 const P = SMOKE
-  ? { warmupS: 0.5, rounds: 1, s3Rounds: 1, s1S: 1, c1Amount: 10, s2S: 1, s3S: 1, s4Rounds: 1, s4Amount: 10, s5Events: 10, s5Rate: 10, s6Events: 3, s7Rounds: 1, s7S: 1 }
-  : { warmupS: 3, rounds: 2, s3Rounds: 3, s1S: 6, c1Amount: 300, s2S: 3, s3S: 3, s4Rounds: 4, s4Amount: 1000, s5Events: 200, s5Rate: 20, s6Events: 30, s7Rounds: 4, s7S: 4 };
+  ? { warmupS: 0.5, rounds: 1, s3Rounds: 1, s1S: 1, c1Amount: 10, s2S: 1, s3S: 1, s4Rounds: 1, s4Amount: 10, s5Events: 10, s5Rate: 10, s6Events: 3, s7Rounds: 1, s7S: 1, dashboardEvents: [200, 2_000] }
+  : { warmupS: 3, rounds: 2, s3Rounds: 3, s1S: 6, c1Amount: 300, s2S: 3, s3S: 3, s4Rounds: 4, s4Amount: 1000, s5Events: 200, s5Rate: 20, s6Events: 30, s7Rounds: 4, s7S: 4, dashboardEvents: [10_000, 100_000] };
 // The issue's concurrency; the smoke run only needs a few requests in flight to exercise the same code.
 const CONCURRENCY = SMOKE ? 4 : 32;
 
@@ -400,7 +404,75 @@ function perEvent(counts, events) {
   return { events, perEvent: ops, costPerMillionEvents: cost(ops.workerInvocations), costPerMillionEventsUnbatched: cost(ops.workerInvocationsUnbatched) };
 }
 
+/** The commit the run measured, and the newest commit of main in it (the branch may be ahead of main). */
+function gitCommits() {
+  const git = (...args) => {
+    try {
+      return execFileSync("git", ["-C", ROOT, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    } catch {
+      return null;
+    }
+  };
+  const main = git("merge-base", "HEAD", "main");
+  return {
+    head: git("log", "-1", "--format=%h %s"),
+    main: main ? git("log", "-1", "--format=%h %s", main) : null,
+    // Uncommitted changes to what the Worker is built from: the figures are then of no commit.
+    uncommittedSrc: Boolean(git("status", "--porcelain", "--", "src", "migrations", "router.config.json")),
+  };
+}
+
+/**
+ * The dashboard's page views at two table sizes (bench/lib/dashboard.mjs), on a migrated database of their own: the
+ * router from the same bundle, without its queue consumer, with the repo's router.config.json and USAGE_LOG on.
+ */
+async function runDashboard({ bundle, work, persistTo }) {
+  const started = performance.now();
+  log(`dashboard: page views with ${P.dashboardEvents.map((n) => n.toLocaleString("en-US")).join(" and ")} events stored`);
+  const scenario = await measureDashboard({
+    persistTo,
+    sizes: P.dashboardEvents,
+    secrets,
+    log,
+    start: (state) => startRouter({ label: "router (dashboard)", bundle, persistTo: state, config: ingestOnlyConfig(work), vars: { USAGE_LOG: "true" } }),
+  });
+  // The seeded database is large (hundreds of MB at 100,000 events): gone as soon as it has been measured.
+  rmSync(persistTo, { recursive: true, force: true });
+  return { ...scenario, date: new Date().toISOString(), commit: gitCommits(), seconds: round((performance.now() - started) / 1000, 1) };
+}
+
+/** `--dashboard-only`: the dashboard scenario alone, merged into the last run's results, and its report rewritten. */
+async function dashboardOnly() {
+  const suffix = SMOKE ? ".smoke" : "";
+  const file = path.join(BENCH, `results${suffix}.json`);
+  let results;
+  try {
+    results = JSON.parse(readFileSync(file, "utf8"));
+  } catch {
+    throw new Error(`--dashboard-only merges into bench/results${suffix}.json, and there is none: run \`npm run bench${SMOKE ? ":smoke" : ""}\` first`);
+  }
+  const work = mkdtempSync(path.join(tmpdir(), "router-bench-"));
+  const cleanUp = () => rmSync(work, { recursive: true, force: true });
+  process.on("exit", cleanUp);
+  try {
+    const bundle = bundleRouter(work);
+    const persistTo = path.join(work, "state-dashboard");
+    migrate(persistTo);
+    results.scenarios.dashboard = await runDashboard({ bundle, work, persistTo });
+  } finally {
+    await stopAll();
+    cleanUp();
+  }
+  results.parameters.dashboardEvents = P.dashboardEvents;
+  results.targets = evaluateTargets(results);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(path.join(BENCH, `REPORT${suffix}.md`), renderReport(results));
+  console.log(`\n${renderDashboardTable(results)}`);
+  log(`merged the dashboard scenario into bench/results${suffix}.json and rewrote bench/REPORT${suffix}.md`);
+}
+
 async function main() {
+  if (DASHBOARD_ONLY) return dashboardOnly();
   const results = { smoke: SMOKE, machine: machine(), concurrency: CONCURRENCY, parameters: P, prices: PRICES, scenarios: {} };
   const countersAtStart = cpuCounters();
   log(`${SMOKE ? "smoke" : "full"} run on ${results.machine.nproc} cores, ${results.machine.cpu}, Node ${results.machine.node}`);
@@ -419,6 +491,8 @@ async function main() {
     const fullState = path.join(work, "state-full");
     migrate(ingestState);
     cpSync(ingestState, fullState, { recursive: true });
+    const dashboardState = path.join(work, "state-dashboard");
+    cpSync(ingestState, dashboardState, { recursive: true });
     log("router bundled, D1 migrated");
 
     const receiver = await startReceiver();
@@ -678,6 +752,9 @@ async function main() {
       ...retention,
       start: (envFile) => startRouter({ label: "router (maintenance)", bundle, persistTo: fullState, config: ingestOnlyConfig(work), envFile, vars: { ...baseVars, USAGE_LOG: "true" } }),
     });
+
+    // --- the dashboard's page views against the events stored, last: it has the machine to itself ----------------
+    results.scenarios.dashboard = await runDashboard({ bundle, work, persistTo: dashboardState });
   } finally {
     await stopAll();
     cleanUp();

@@ -46,15 +46,24 @@ function rotatedEnvFile(root, workDir) {
   return file;
 }
 
-/** Runs the Cron once and returns the walk's usage line (handler "maintenance": D1 use and the walk's report). */
-async function walkOnce(router) {
-  const from = router.child.lines.length;
-  await fetch(`${router.url}/cdn-cgi/local/scheduled`, { signal: AbortSignal.timeout(30_000) });
-  return waitFor(
-    () => router.child.lines.slice(from).filter((l) => l.startsWith("{") && l.includes('"handler":"maintenance"')).map((l) => JSON.parse(l))[0],
-    "the maintenance walk's usage line",
+/** The usage line of one Cron job (handler "maintenance" or "rollup") printed since line `from`. */
+const usageLine = (router, from, handler) =>
+  waitFor(
+    () => router.child.lines.slice(from).filter((l) => l.startsWith("{") && l.includes(`"handler":"${handler}"`)).map((l) => JSON.parse(l))[0],
+    `the ${handler} usage line`,
     30_000,
   );
+
+/** Runs the Cron once and returns the walk's usage line (handler "maintenance": D1 use and the walk's report). */
+async function walkOnce(router, rollups = null) {
+  const from = router.child.lines.length;
+  await fetch(`${router.url}/cdn-cgi/local/scheduled`, { signal: AbortSignal.timeout(30_000) });
+  // The same invocation's rollup walk (src/maintenance/rollup.ts), for the overview's cost per event.
+  if (rollups) {
+    const line = await usageLine(router, from, "rollup");
+    rollups.push({ d1Queries: line.d1Queries, rowsRead: line.d1RowsRead, rowsWritten: line.d1RowsWritten, counted: line.counted, slices: line.slices });
+  }
+  return usageLine(router, from, "maintenance");
 }
 
 const pick = (line) => ({
@@ -77,11 +86,12 @@ export async function measureMaintenance({ root, workDir, persistTo, start, slic
   if (events > sliceRows) throw new Error(`${events} events stored, more than one slice (${sliceRows}): the runs below would mix laps`);
   const rotated = rotatedEnvFile(root, workDir);
   const runs = {};
+  const rollups = [];
   let router = await start(rotated);
   try {
     // The first run with the new ring re-wraps every data key; the second finds nothing to do.
-    runs.rewrap = pick(await walkOnce(router));
-    runs.idle = pick(await walkOnce(router));
+    runs.rewrap = pick(await walkOnce(router, rollups));
+    runs.idle = pick(await walkOnce(router, rollups));
     await stop(router.child);
     const purgeCount = Math.floor(events / 2);
     age(persistTo, purgeCount, payloadDays + 1);
@@ -96,8 +106,12 @@ export async function measureMaintenance({ root, workDir, persistTo, start, slic
     await stop(router.child);
   }
   const perEvent = (run, count) => (count > 0 ? { rowsWritten: (run.rowsWritten - runs.idle.rowsWritten) / count, rowsRead: (run.rowsRead - runs.idle.rowsRead) / count, d1Queries: (run.d1Queries - runs.idle.d1Queries) / count } : null);
+  const [first, next] = rollups;
   return {
     events,
+    // The rollup walk's first run counts the events scenario 6 left (all older than its two-minute lag by then);
+    // the next has nothing new: what every run costs however quiet.
+    rollup: first && next ? { first, next, perEvent: first.counted > 0 ? { rowsRead: (first.rowsRead - next.rowsRead) / first.counted, rowsWritten: (first.rowsWritten - next.rowsWritten) / first.counted } : null } : null,
     sliceRows,
     payloadDays,
     eventDays,

@@ -56,6 +56,23 @@ export function evaluateTargets(results) {
       met: encryptionCost(enc) <= 0.05,
     });
   }
+  const dash = dashboardSummary(results);
+  if (dash) {
+    const list = (keys) => keys.map((k) => dash.views[k].short).join(", ");
+    targets.push({
+      id: "dashboardFlat",
+      target: `No dashboard page's rows read scales with events stored (${dash.keys.length} views at ${dash.sizes.map(count).join(" and ")} events; flat = at most ${dash.flatRows} rows more)`,
+      measured: [
+        `${dash.flat.length} flat`,
+        dash.scales.length ? `scale: ${dash.scales.map((k) => `${dash.views[k].short} ${count(dash.small[k].d1RowsRead)} → ${count(dash.large[k].d1RowsRead)}`).join(", ")}` : null,
+        dash.limitScans.length && !dash.noMatch ? `flat only while matches are as dense (a scan its LIMIT stops): ${dash.limitScans.map((k) => `${dash.views[k].short} ${count(dash.large[k].d1RowsRead)} rows for ${dash.large[k].rowsShown}`).join(", ")}` : null,
+        dash.limitScans.length && dash.noMatch ? `filters no index serves read one window of events at most (a merchant no event has: ${count(dash.noMatch.d1RowsRead)} rows at both sizes)` : null,
+        dash.missing.length ? `not served yet (404): ${list(dash.missing)}` : null,
+        dash.errors.length ? `failed: ${list(dash.errors)}` : null,
+      ].filter(Boolean).join("; "),
+      met: dash.scales.length === 0 && dash.missing.length === 0 && dash.errors.length === 0,
+    });
+  }
   // Smoke numbers come from a second of load on a busy machine: shown, never judged.
   return targets.map((t) => ({ ...t, verdict: results.smoke ? "not judged (smoke)" : t.met ? "met" : "missed" }));
 }
@@ -149,7 +166,142 @@ function maintenanceRows(results) {
     per("per re-wrapped event, over nothing to do", m.perEvent.rewrap),
     per("per purged event, over nothing to do", m.perEvent.purge),
     per("per deleted event, over nothing to do", m.perEvent.delete),
+    ...(m.rollup
+      ? [
+          [`rollup walk (overview), first run: ${fmt(m.rollup.first.counted, 0)} events counted`, "", "", fmt(m.rollup.first.d1Queries, 0), fmt(m.rollup.first.rowsRead, 0), fmt(m.rollup.first.rowsWritten, 0)],
+          ["rollup walk, next run (nothing new)", "", "", fmt(m.rollup.next.d1Queries, 0), fmt(m.rollup.next.rowsRead, 0), fmt(m.rollup.next.rowsWritten, 0)],
+          per("rollup walk per event counted, over nothing new", m.rollup.perEvent && { ...m.rollup.perEvent, d1Queries: null }),
+        ]
+      : []),
   ];
+}
+
+const count = (n) => (n === null || n === undefined ? "-" : Number(n).toLocaleString("en-US"));
+
+/** The dashboard scenario's two sizes side by side, and which views are flat, scale, are missing or failed. */
+function dashboardSummary(results) {
+  const d = results.scenarios.dashboard;
+  if (!d) return null;
+  const [smallSize, largeSize] = d.sizes;
+  const keys = Object.keys(largeSize.views);
+  const by = (verdict) => keys.filter((k) => d.verdicts[k].verdict === verdict);
+  return {
+    d,
+    keys,
+    sizes: d.sizes.map((x) => x.eventsStored),
+    small: smallSize.views,
+    large: largeSize.views,
+    views: largeSize.views,
+    flatRows: d.flatRows,
+    flat: by("flat"),
+    scales: by("scales"),
+    missing: by("missing"),
+    errors: by("error"),
+    // Only a search filters rows it does not show; the overview's rows are rollups (hours × pairs), not events.
+    limitScans: keys.filter((k) => d.verdicts[k].scanStoppedByLimit && k.startsWith("events")),
+    // A search no event matches reads one window and stops: what bounds the dense filters when matches are rare.
+    noMatch: d.verdicts.eventsByRareMerchant?.verdict === "flat" && largeSize.views.eventsByRareMerchant?.state === "ok" ? largeSize.views.eventsByRareMerchant : null,
+  };
+}
+
+function dashboardRows(results) {
+  const dash = dashboardSummary(results);
+  if (!dash) return [["Dashboard page views", "value"], ["not measured", "-"]];
+  const [a, b] = dash.sizes.map(count);
+  const cell = (v, k) => (v.state === "ok" ? count(v[k]) : v.state === "missing" ? "missing (404)" : v.state === "error" ? `error (${v.status})` : "-");
+  const pair = (key, k) => (dash.small[key].state === "ok" && dash.large[key].state === "ok" ? `${count(dash.small[key][k])} / ${count(dash.large[key][k])}` : "-");
+  const verdict = (key) => {
+    const v = dash.d.verdicts[key];
+    if (v.verdict === "scales") return `**scales** (+${count(v.extraRowsRead)}${v.ratio ? `, ×${v.ratio.toFixed(1)}` : ""}${v.sameRows === false ? "; other rows shown" : ""})`;
+    const notes = [
+      v.extraRowsRead ? `${v.extraRowsRead > 0 ? "+" : ""}${count(v.extraRowsRead)}` : null,
+      v.scanStoppedByLimit && key.startsWith("events") ? `${dash.noMatch ? "a windowed search" : "a scan its LIMIT stops"}: ${count(Math.round(v.rowsReadPerRowShown))} rows read per row shown` : null,
+      v.sameRows === false ? "other rows shown" : null,
+    ].filter(Boolean);
+    if (v.verdict === "flat") return notes.length ? `flat (${notes.join("; ")})` : "flat";
+    return v.verdict;
+  };
+  return [
+    ["Dashboard view (one request, the largest of 3)", `rows read, ${a} events`, `rows read, ${b} events`, "rows written", "D1 statements", "DO calls", "table rows shown", "ms", "verdict"],
+    ...dash.keys.map((key) => [
+      dash.views[key].label,
+      cell(dash.small[key], "d1RowsRead"),
+      cell(dash.large[key], "d1RowsRead"),
+      pair(key, "d1RowsWritten"),
+      pair(key, "d1Queries"),
+      pair(key, "gateCalls"),
+      pair(key, "rowsShown"),
+      pair(key, "ms"),
+      verdict(key),
+    ]),
+  ];
+}
+
+/** What the Cron run before the views cost, by job, at each size: not a page view, but what the overview reads. */
+function dashboardCronRows(results) {
+  const d = results.scenarios.dashboard;
+  if (!d) return [["Cron before the views", "value"], ["not measured", "-"]];
+  const jobs = [...new Set(d.sizes.flatMap((x) => Object.keys(x.cronBeforeViews ?? {})))].filter((job) => job !== "runs");
+  const fig = (x, job) => {
+    const j = x.cronBeforeViews?.[job];
+    return j ? `${count(j.d1Queries)} / ${count(j.d1RowsRead)} / ${count(j.d1RowsWritten)}` : "-";
+  };
+  return [
+    ["Cron run before the views (job: statements / rows read / rows written)", ...d.sizes.map((x) => `${count(x.eventsStored)} events`)],
+    ...jobs.map((job) => [job, ...d.sizes.map((x) => fig(x, job))]),
+    ...(d.sizes.some((x) => (x.cronBeforeViews?.runs ?? 1) > 1) ? [["Cron runs until the rollups were current (figures above: the first)", ...d.sizes.map((x) => count(x.cronBeforeViews.runs))]] : []),
+  ];
+}
+
+export function renderDashboardTable(results) {
+  return [textTable(dashboardRows(results)), textTable(dashboardCronRows(results))].join("\n\n");
+}
+
+function dashboardText(results) {
+  const dash = dashboardSummary(results);
+  if (!dash) return "Not measured in this run.";
+  const d = dash.d;
+  const [small, large] = dash.sizes;
+  const seeded = d.seeding;
+  const schema = d.schema;
+  const idx = schema.indexes.length ? schema.indexes.map((i) => `\`${i}\``).join(", ") : "none";
+  return [
+    [
+      `Each dashboard page requested with ${count(small)} and with ${count(large)} events stored, signed in (\`POST /dashboard/sign-in\`),`,
+      `one request at a time: once to warm up, then ${d.repeats} times, keeping the largest figure of each. Counted from the`,
+      "router's usage line of that request (`USAGE_LOG=true`): D1 statements, rows read and rows written from the `meta` of",
+      "every D1 result, and calls to the destinations' Durable Objects. The two sizes are one system at one ingest rate",
+      `that has kept ten times the history: ${count(small)} events over the last ${d.days[0]} days, then ${count(large - small)} older ones`,
+      `over the ${d.days[1] - d.days[0]} days before them. Every view asks for the same recent rows at both sizes (the newest page, the`,
+      "same order id, merchant and time windows), so **a view that reads more at the larger size reads history it does not",
+      `show: it scales with the events stored.** Flat: at most ${dash.flatRows} rows more. A flat view that reads more than`,
+      `${d.scanRowsPerRowShown ?? 20} rows for each table row it shows is marked: it would be flat here only because the share of`,
+      "matching events is the same at both sizes, unless a search that matches nothing is flat too (then the page reads one",
+      "bounded window of events, however rare the match, and says so: a \"windowed search\"). \"Other rows",
+      "shown\": the page linked different events at the two sizes (it pages in key order, not newest first).",
+    ].join(" "),
+    "",
+    [
+      "The rows are generated in Node and written straight into the stopped router's local D1 file (node:sqlite) after the",
+      "repo's migrations: Weedmaps and Leaf Trade, their event types, 36 merchants, orders with several events each, routed",
+      "as router.config.json routes them, and deliveries as the consumer leaves them (each array parsed with the router's",
+      "`DeliveryStatesSchema` before it is written): mostly delivered, about 1% of events with a dead delivery, about 1%",
+      "replayed (the old generation kept as history), and in the last hours some still retrying or not attempted yet.",
+      `Bodies are small unencrypted placeholders (no data key, which the payload code reads as given). Seeding took ${seeded.seconds.toFixed(1)} s in all`,
+      `(${seeded.batches.map((x) => `${count(x.events)} rows in ${x.seconds.toFixed(1)} s`).join(", ")}). Four real signed events went through ingest`,
+      "(two Weedmaps Creates, a Leaf Trade Order V4 and a Product Issue), stored encrypted; the event page shows the first.",
+      "The router runs from the same bundle without its queue consumer, so nothing else touches D1 meanwhile; the Cron",
+      "runs once before the views (it fills what the overview reads; its maintenance walk also encrypts up to 50 of the",
+      "placeholder bodies a run). Where two figures share a cell they are the smaller size's and the larger's; \"ms\" is",
+      "the slowest of the three requests, on this machine's local D1.",
+    ].join(" "),
+    "",
+    [
+      `Measured on ${d.date ?? "-"}${d.commit?.main ? ` against main at ${d.commit.main.split(" ")[0]} ("${d.commit.main.slice(d.commit.main.indexOf(" ") + 1)}")` : ""}${d.commit?.uncommittedSrc ? ", with uncommitted changes to src/" : ""}.`,
+      `Schema then: ${schema.deadDeliveriesColumn ? "migration 0008 applied (`dead_deliveries`)" : "no `dead_deliveries` column (migration 0008 not applied)"}${schema.rollups ? ", `rollups` table" : ""}; indexes on events: ${idx}.`,
+      dash.missing.length ? `Not served yet (404), recorded as missing: ${dash.missing.map((k) => dash.views[k].short).join(", ")}.` : "",
+    ].filter(Boolean).join(" "),
+  ].join("\n");
 }
 
 function textTable(rows) {
@@ -358,6 +510,7 @@ export function renderTable(results) {
     textTable(encryptionRows(results)),
     textTable(maintenanceRows(results)),
     textTable(pausedRows(results)),
+    renderDashboardTable(results),
     textTable([["Target", "Measured", "Verdict"], ...targets]),
   ].join("\n\n");
 }
@@ -854,7 +1007,19 @@ ${mdTable(pausedRows(results))}
 ${maintenanceText(results)}
 
 ${mdTable(maintenanceRows(results))}
+${
+  s.dashboard
+    ? `
+### Dashboard page views against events stored
 
+${dashboardText(results)}
+
+${mdTable(dashboardRows(results))}
+
+${mdTable(dashboardCronRows(results))}
+`
+    : ""
+}
 ## Targets
 
 ${mdTable([["Target", "Measured", "Verdict"], ...results.targets.map((t) => [t.target, t.measured, `**${t.verdict}**`])])}

@@ -7,8 +7,11 @@ import { Page } from "../layout.tsx";
 import { duration, iso, stateOf, type Pages } from "../shared.ts";
 import { destinationViews } from "./destinations.tsx";
 
-/** Past this many events holding dead deliveries, the overview says "more than" instead of counting on. */
-const DEAD_COUNT_CAP = 10_000;
+/**
+ * Past this many events holding dead deliveries the overview says "more than" instead of counting on, so its read
+ * stays the same however many pile up; the dead-letter page's bulk count gives the exact number for a window.
+ */
+const DEAD_COUNT_CAP = 50;
 
 /** A percentile read from a histogram: the bound of its bucket ("≤ 2.5 s"), or past the last one ("over 6 h"). */
 const bound = (ms: number | null) => (ms === null ? "—" : Number.isFinite(ms) ? `≤ ${duration(ms)}` : duration(ms));
