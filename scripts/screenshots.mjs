@@ -17,8 +17,8 @@ const PHONE = { width: 390, height: 844 };
 const QUICK = process.argv.includes("--quick");
 
 mkdirSync(OUT, { recursive: true });
+const browser = await launchBrowser();
 const stack = await startStack({ port: PORT, receiverFlags: ["--fail-first", "1", "--fail-path", "/erp", "--fail-status", "400"] });
-let browser;
 const written = [];
 const skipped = [];
 
@@ -53,7 +53,6 @@ try {
   // Every delivery answered: 2 for each create, 1 per order, 2 for the product issue, erp and pricing for the Draft.
   await waitFor(() => stack.received().filter((r) => !r.alert).length >= 10, "every delivery to reach the receiver", 30_000);
 
-  browser = await launchBrowser();
   const { page } = await newPage(browser, stack.router, DESKTOP);
   await page.goto("/dashboard/sign-in");
   await shoot(page, "sign-in", "Sign in");
@@ -110,7 +109,7 @@ try {
   await page.goto(`/dashboard/events/${create.eventId}`);
   await shoot(page, "event-detail-phone", "weedmaps / create");
 } finally {
-  await browser?.close().catch(() => undefined);
+  await browser.close().catch(() => undefined);
   await stack.stop();
 }
 

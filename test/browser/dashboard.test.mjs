@@ -56,8 +56,8 @@ async function assertNoCustomerData(what) {
 
 describe("dashboard in a browser (headless Chromium, playwright-core)", { timeout: 120_000 }, () => {
   before(async () => {
-    stack = await startStack({ port: PORT, receiverFlags: RECEIVER_FLAGS });
     browser = await launchBrowser();
+    stack = await startStack({ port: PORT, receiverFlags: RECEIVER_FLAGS });
     ({ context, page } = await newPage(browser, ROUTER));
   });
 
