@@ -2,8 +2,8 @@
 // `npm run screenshots`: the dashboard's pages as PNGs in docs/screenshots/, for the README and for review. It
 // starts the router and the mock receiver as the browser test does (test/browser/harness.mjs: an empty temporary
 // database, the receiver failing the first erp delivery with a 400 so there is a dead letter to show), sends a few
-// events, signs in with headless Chromium, runs the Cron's rollup walk until it has counted them (about two
-// minutes: the walk stays that far behind the clock; `-- --quick` skips the wait), and photographs each page at
+// events, signs in with headless Chromium, runs the Cron's rollup walk until it has counted them (the harness runs
+// it a second behind the clock; `-- --quick` skips the wait), and photographs each page at
 // 1280 px, and the overview and an event at a phone's 390 px. A page whose h1 is not the contract's is not photographed: the
 // run says which and exits 1, and the PNGs it did take are written.
 import { mkdirSync, readFileSync } from "node:fs";
@@ -58,10 +58,9 @@ try {
   await shoot(page, "sign-in", "Sign in");
   await signIn(page);
 
-  // The overview's event counts come from the Cron's rollup walk, which stays two minutes behind the clock: run it
+  // The overview's event counts come from the Cron's rollup walk (a second behind the clock here): run it
   // (GET /__scheduled) until it has counted all six events, so the picture shows them. --quick skips the wait.
   if (!QUICK) {
-    console.log("waiting for the rollup walk to count the events (it stays 2 minutes behind the clock; --quick skips this)…");
     await waitFor(
       async () => {
         await fetch(`${stack.router}/__scheduled`);
@@ -70,8 +69,8 @@ try {
         return cells.reduce((sum, n) => sum + Number(n), 0) >= 6;
       },
       "the rollup walk to count the six events",
-      200_000,
-      10_000,
+      30_000,
+      1_000,
     );
   } else {
     await fetch(`${stack.router}/__scheduled`);

@@ -10,7 +10,7 @@ import { handleDeadLetterBatch } from "../delivery/dead-letters.ts";
 import { sweep, SWEEP_GRACE_MS } from "../delivery/sweeper.ts";
 import { loadConfig, readVar } from "../config/load.ts";
 import { createWebhooks } from "../ingest/app.ts";
-import { runRollupWalk } from "../maintenance/rollup.ts";
+import { ROLLUP_LAG_MS, runRollupWalk } from "../maintenance/rollup.ts";
 import { runMaintenanceWalk } from "../maintenance/walk.ts";
 import { configureLogging, logEvent } from "../telemetry/log.ts";
 import { withUsage } from "../telemetry/usage.ts";
@@ -23,6 +23,12 @@ import { handleError, handleNotFound, responderFor } from "./errors.ts";
 function sweepGraceMs(env: Env): number {
   const seconds = Number(readVar(env, "SWEEP_GRACE_SECONDS"));
   return Number.isFinite(seconds) && seconds >= 1 ? seconds * 1000 : SWEEP_GRACE_MS;
+}
+
+/** `ROLLUP_LAG_SECONDS` (local only, for the browser test and walkthroughs): how far the rollup walk stays behind. */
+function rollupLagMs(env: Env): number {
+  const seconds = Number(readVar(env, "ROLLUP_LAG_SECONDS"));
+  return Number.isFinite(seconds) && seconds >= 1 ? seconds * 1000 : ROLLUP_LAG_MS;
 }
 
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -83,7 +89,7 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
             throw err;
           },
         ),
-        runRollupWalk(rollupUsage.env.DB, deps.clock.now()).then(
+        runRollupWalk(rollupUsage.env.DB, deps.clock.now(), rollupLagMs(env)).then(
           (report) => rollupUsage.report({ ...report }),
           (err: unknown) => {
             rollupUsage.report();

@@ -27,8 +27,8 @@ export interface RollupReport {
  * nothing per event. The first run starts a day back, so a new install's overview fills at once and an old
  * database's history is not walked.
  */
-export async function runRollupWalk(db: D1Database, now: number): Promise<RollupReport> {
-  const before = now - ROLLUP_LAG_MS;
+export async function runRollupWalk(db: D1Database, now: number, lagMs = ROLLUP_LAG_MS): Promise<RollupReport> {
+  const before = now - lagMs;
   let { raw, cursor } = await readRollupCursor(db);
   let position = cursor ?? { receivedAt: hourOf(now) - DAY_HOURS * HOUR_MS - 1, id: "" };
   let counted = 0;

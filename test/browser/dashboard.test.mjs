@@ -303,14 +303,11 @@ describe("dashboard in a browser (headless Chromium, playwright-core)", { timeou
     }
     await page.goBack();
     const byType = main().locator("xpath=.//h2[normalize-space()='Events by source and type']/following-sibling::*[1]");
-    if (expected.size === 0) {
-      // Every event of this run is newer than the walk's line (it stays behind the clock, see the page's note).
-      assert.equal((await byType.innerText()).trim(), "No events in the last 24 hours.");
-    } else {
-      const { columns, rows } = await readTable(byType);
-      assert.deepEqual(columns, ["Source", "Type", "Events (24 h)"]);
-      assert.deepEqual(rows.map((r) => r.join(" ")).sort(), [...expected].map(([key, n]) => `${key} ${n}`).sort());
-    }
+    // The harness runs the walk a second behind the clock, so it has counted every event the earlier steps sent.
+    assert.ok(expected.size > 0, `the walk counted the events sent earlier (counted up to ${counted})`);
+    const { columns, rows } = await readTable(byType);
+    assert.deepEqual(columns, ["Source", "Type", "Events (24 h)"]);
+    assert.deepEqual(rows.map((r) => r.join(" ")).sort(), [...expected].map(([key, n]) => `${key} ${n}`).sort());
 
     const deliveries = await readTable(tableAfter(page, "Deliveries by destination"));
     assert.deepEqual(deliveries.columns, ["Destination", "Delivered", "Failed attempts", "Dead", "p50", "p99", "State"]);

@@ -62,7 +62,7 @@ export const overviewPages: Pages = (app, { providers, clock }) => {
         )}
         <BarChart label="Events per hour, last 24 hours" unit="events" bars={eventHours.map((h) => ({ label: hourLabel(h.hour), value: h.events }))} />
         <p class="muted">
-          Counted up to {iso(cursor.cursor?.receivedAt ?? null)} by the Cron's rollup walk (every 5 minutes, two minutes behind the clock).
+          Counted up to {iso(cursor.cursor?.receivedAt ?? null)} by the Cron's rollup walk. It runs every 5 minutes and stays two minutes behind the clock, so the newest events appear on a later run.
         </p>
         <h2>Deliveries by destination</h2>
         <table>
