@@ -82,7 +82,8 @@ export function schemaOf(persistTo) {
   }
 }
 
-function eventCount(persistTo) {
+/** How many events the stopped router's local D1 file holds. */
+export function eventCount(persistTo) {
   const db = new DatabaseSync(localDatabase(persistTo), { readOnly: true });
   try {
     return db.prepare("SELECT count(*) AS n FROM events").get().n;

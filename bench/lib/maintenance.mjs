@@ -2,35 +2,20 @@
 // one run with nothing to do, one that re-wraps every data key under a new primary, one that purges payloads past
 // the payload horizon and one that deletes rows past the event horizon. Rows are aged by rewriting `received_at` in
 // the local D1 file while the router is stopped, so the walk runs on the system clock as deployed.
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { stop, waitFor } from "../../scripts/procs.mjs";
+import { eventCount, localDatabase } from "./dashboard.mjs";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-function localDatabase(persistTo) {
-  const dir = path.join(persistTo, "v3", "d1", "miniflare-D1DatabaseObject");
-  const file = readdirSync(dir).find((f) => f.endsWith(".sqlite"));
-  if (!file) throw new Error(`no local D1 file under ${dir}`);
-  return path.join(dir, file);
-}
 
 /** Moves `received_at` of the first `count` events (in key order) back by `days`. */
 function age(persistTo, count, days) {
   const db = new DatabaseSync(localDatabase(persistTo));
   try {
     db.prepare(`UPDATE events SET received_at = received_at - ?1 WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?2)`).run(days * DAY_MS, count);
-  } finally {
-    db.close();
-  }
-}
-
-function eventCount(persistTo) {
-  const db = new DatabaseSync(localDatabase(persistTo), { readOnly: true });
-  try {
-    return db.prepare("SELECT count(*) AS n FROM events").get().n;
   } finally {
     db.close();
   }
