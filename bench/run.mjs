@@ -750,7 +750,8 @@ async function main() {
       workDir: work,
       persistTo: fullState,
       ...retention,
-      start: (envFile) => startRouter({ label: "router (maintenance)", bundle, persistTo: fullState, config: ingestOnlyConfig(work), envFile, vars: { ...baseVars, USAGE_LOG: "true" } }),
+      // The rollup walk a second behind the clock (a local-only var), so its first run counts scenario 6's events.
+      start: (envFile) => startRouter({ label: "router (maintenance)", bundle, persistTo: fullState, config: ingestOnlyConfig(work), envFile, vars: { ...baseVars, USAGE_LOG: "true", ROLLUP_LAG_SECONDS: "1" } }),
     });
 
     // --- the dashboard's page views against the events stored, last: it has the machine to itself ----------------
