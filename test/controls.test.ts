@@ -429,3 +429,39 @@ describe("the throttle and the admission rules", () => {
     expect(throttleAlert(state, "delivery_dead", 900_000, 900_000)).toMatchObject({ send: true, suppressed: 3 });
   });
 });
+
+describe("the overview's delivery counters", () => {
+  it("are counted per hour in memory, written at most every 10 s (a deferred write rides one alarm), and then nothing more", async () => {
+    const name = "counters-only";
+    const settings: GateSettings = {
+      circuit: { enabled: false, consecutiveFailures: 5, failureRate: 1, minAttempts: 10, windowSeconds: 60, coolDownSeconds: 30, maxCoolDownSeconds: 600 },
+      rate: { maxPerSecond: null, maxInFlight: null },
+      timeoutMs: 1_000,
+      alertThrottleMs: 900_000,
+      backlogAlertMs: 1_800_000,
+    };
+    const outcome = (kind: "delivered" | "failed" | "dead", i: number): GateOutcome => ({
+      eventId: `evt_${i.toString(16).padStart(32, "0")}`, generation: 1, ok: kind === "delivered", failure: kind === "failed", gone: false, errorClass: kind === "delivered" ? null : "http_500", dead: kind === "dead",
+      rollup: { kind, sinceReceivedMs: kind === "delivered" ? 800 : null },
+    });
+    const stored = async () => {
+      const { runInDurableObject } = await import("cloudflare:test");
+      return runInDurableObject(gate(name), (_i, state) => state.storage.sql.exec<{ hours: string }>("SELECT hours FROM rollup").toArray().map((r) => JSON.parse(r.hours) as { delivered: number; failed: number; dead: number }[]));
+    };
+    const t0 = clock.now();
+    await gate(name).report(name, settings, t0, [outcome("delivered", 1)], []);
+    expect((await stored())[0]?.at(-1)).toMatchObject({ delivered: 1 });
+    expect(await runInGateAlarm(name)).toBeNull();
+    // Within 10 s of that write: kept in memory, one alarm set for the write.
+    await gate(name).report(name, settings, t0 + 1_000, [outcome("delivered", 2), outcome("failed", 3)], []);
+    await gate(name).report(name, settings, t0 + 2_000, [outcome("dead", 4)], []);
+    expect((await stored())[0]?.at(-1)).toMatchObject({ delivered: 1, failed: 0, dead: 0 });
+    expect(await runInGateAlarm(name)).toBe(t0 + 10_000);
+    const view = await gate(name).overview(name, t0 + 2_000);
+    expect(view.hours).toHaveLength(24);
+    expect(view.hours.at(-1)).toMatchObject({ delivered: 2, failed: 1, dead: 1 });
+    await gate(name).tick(t0 + 10_000);
+    expect((await stored())[0]?.at(-1)).toMatchObject({ delivered: 2, failed: 1, dead: 1 });
+    expect(await runInGateAlarm(name)).toBeNull();
+  });
+});
