@@ -396,10 +396,9 @@ export class DestinationGate extends DurableObject<Env> {
     const due: number[] = [];
     const flush = nextFlushAt(gate, settings.alertThrottleMs);
     if (flush !== null) due.push(flush);
-    if (this.rollupDirty) {
-      due.push(this.rollupWrittenAt + ROLLUP_WRITE_MS);
-      this.rollupAlarmSet = true;
-    }
+    // Whatever replaces the alarm now carries a deferred counter write, or none is pending.
+    this.rollupAlarmSet = this.rollupDirty;
+    if (this.rollupDirty) due.push(this.rollupWrittenAt + ROLLUP_WRITE_MS);
     if (this.releasedCount > 0) {
       const oldest = oldestReleasedAt(this.sql);
       if (oldest !== null) due.push(oldest + releaseExpiry(settings));

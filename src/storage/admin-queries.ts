@@ -361,10 +361,11 @@ export async function searchEvents(db: D1Database, filter: EventFilter, cursor: 
   if (filter.status === "dead") base.add("dead_deliveries > 0");
   if (filter.since !== undefined) base.add("received_at >= ?", filter.since);
   if (filter.until !== undefined) base.add("received_at < ?", filter.until);
-  if (cursor) base.add("(received_at < ? OR (received_at = ? AND id < ?))", cursor.receivedAt, cursor.receivedAt, cursor.id);
+  if (cursor) base.add("(received_at, id) < (?, ?)", cursor.receivedAt, cursor.id);
   const rest = sqlConditions();
   const narrowed = filter.source !== undefined || filter.eventType !== undefined || filter.merchantId !== undefined || (filter.status !== undefined && filter.status !== "dead");
-  const window = filter.providerId === undefined && narrowed ? Math.max(windowSize, limit) : limit;
+  // A row-value keyset, so SQLite seeks the index to the cursor instead of walking every newer entry.
+  const window = narrowed ? Math.max(windowSize, limit) : limit;
   const windowSql = `SELECT id, received_at FROM events ${base.where()} ORDER BY received_at DESC, id DESC LIMIT ${window}`;
   // Numbered after the window's parameters, which the same statement binds first.
   for (const p of base.params) rest.bind(p);
@@ -415,7 +416,7 @@ export async function listDeadLetters(
 ): Promise<{ deadLetters: DeadLetter[]; next: EventCursor | null }> {
   const conditions = sqlConditions();
   conditions.add("dead_deliveries > 0");
-  if (cursor) conditions.add("(received_at < ? OR (received_at = ? AND id < ?))", cursor.receivedAt, cursor.receivedAt, cursor.id);
+  if (cursor) conditions.add("(received_at, id) < (?, ?)", cursor.receivedAt, cursor.id);
   const { results } = await db
     .prepare(
       `SELECT id, source, event_type, received_at, deliveries FROM events ${conditions.where()}
