@@ -10,7 +10,8 @@ const ALLOWED = {
   config: ["core", "telemetry"],
   storage: ["core", "telemetry"],
   outbound: ["core", "config", "telemetry"],
-  ingest: ["core", "config", "storage", "outbound", "telemetry"],
+  // control: a held event's alert goes through the router's gate object (throttled like every alert).
+  ingest: ["core", "config", "storage", "outbound", "control", "telemetry"],
   // The destinations' Durable Objects and the Worker's calls to them: state and holds, never a delivery or a request.
   control: ["core", "storage", "telemetry"],
   delivery: ["core", "config", "storage", "outbound", "control", "telemetry"],

@@ -206,7 +206,16 @@ describe("POST /admin/events/{eventId}/release", () => {
       expect.objectContaining({
         id: eventId,
         merchantId: "4242",
-        quarantine: { reason: "merchant_mismatch", field: "seller.id", route: "wm-create", queryMerchant: "9999", signedMerchant: "4242", at: expect.any(String), releasedAt: null },
+        quarantine: {
+          reason: "merchant_mismatch",
+          detail: "the URL names another merchant than the signed seller.id (route wm-create)",
+          field: "seller.id",
+          route: "wm-create",
+          queryMerchant: "9999",
+          signedMerchant: "4242",
+          at: expect.any(String),
+          releasedAt: null,
+        },
       }),
     ]);
     queue.messages.length = 0;

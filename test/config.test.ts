@@ -18,7 +18,7 @@ describe("configuration", () => {
     expect(parseConfig(sampleConfig)).toMatchObject({ ok: true });
     const minimal = parseConfig(base);
     if (!minimal.ok) throw new Error(minimal.errors.join());
-    expect(minimal.config.limits).toEqual({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000, draftAnswerMaxBytes: 262_144, maxJsonDepth: 64 });
+    expect(minimal.config.limits).toEqual({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000, draftAnswerMaxBytes: 262_144, maxJsonDepth: 64, maxRecordsPerBody: 1_000 });
     expect(minimal.config.destinations.pos).toMatchObject({ enabled: true, timeoutMs: 10_000, maxAttempts: 8, headers: {}, retryOnStatus: [] });
     expect(minimal.config.sources.weedmaps!.merchant).toEqual({ query: "merchant_id" });
   });
@@ -61,6 +61,22 @@ describe("configuration", () => {
       "destinations.pos.url: must not carry credentials; use headers with a secret instead",
     ]);
     expect(errorsOf(withUrl("ftp://pos.example.test/"))).toEqual(["destinations.pos.url: must be an absolute http(s) URL"]);
+  });
+
+  it("holds alert channel URLs to the destinations' rules: https unless loopback or the local flag, no credentials", () => {
+    const withAlert = (url: string) => ({ ...base, alerts: { channels: { ops: { type: "webhook", url } } } });
+    expect(errorsOf(withAlert("https://user:secret@alerts.example.test/hook"))).toEqual([
+      "alerts.channels.ops.url: must not carry credentials; use a slack channel's urlSecret or a destination channel instead",
+    ]);
+    expect(errorsOf(withAlert("https://:secret@alerts.example.test/hook"))).toHaveLength(1);
+    expect(errorsOf(withAlert("http://alerts.internal/hook"))).toEqual([
+      "alerts.channels.ops.url: must be https (plain http is allowed only on loopback or with ALLOW_INSECURE_DESTINATIONS=true)",
+    ]);
+    expect(errorsOf(withAlert("http://alerts.internal/hook"), { allowInsecureDestinations: true })).toEqual([]);
+    expect(errorsOf(withAlert("http://127.0.0.1:8788/alerts"))).toEqual([]);
+    expect(errorsOf(withAlert("https://alerts.example.test/hook"))).toEqual([]);
+    // The local switch allows plain http, never credentials.
+    expect(errorsOf(withAlert("http://user:secret@alerts.internal/hook"), { allowInsecureDestinations: true })).toHaveLength(1);
   });
 
   it("allows a responder only on a Weedmaps draft route, and rejects unknown fields", () => {

@@ -324,7 +324,7 @@ describe("shown only on purpose", () => {
     for (const value of [...PII, "Jordan Rivera"]) expect(text, value).not.toContain(value);
   });
 
-  it("a reveal with the right token shows the stored bytes and is audited; without it 401, with a wrong one 403, and neither is audited", async () => {
+  it("a reveal with the right token shows the stored bytes and is audited; without it 401, with a wrong one 403, each audited as a failure", async () => {
     const worker = createWorker();
     const eventId = await ingestWithExcerpt(worker);
     const path = `/events/${eventId}?reveal=true`;
@@ -338,8 +338,9 @@ describe("shown only on purpose", () => {
     expect((await call(worker, admin("GET", path, { headers: { "x-reveal-token": env.ADMIN_TOKEN as string } }))).status).toBe(403);
     // Revealing is off when the secret is unset.
     expect((await call(worker, admin("GET", path, { headers: { "x-reveal-token": env.ADMIN_REVEAL_TOKEN as string } }), { ...env, ADMIN_REVEAL_TOKEN: undefined } as Bindings)).status).toBe(403);
-    const before = await env.DB.prepare(`SELECT COUNT(*) AS n FROM audit_log WHERE event_id = ?1`).bind(eventId).first<number>("n");
-    expect(before).toBe(0);
+    const before = await env.DB.prepare(`SELECT action FROM audit_log WHERE event_id = ?1`).bind(eventId).all<{ action: string }>();
+    // Issue #22: every refused token is audited (without the token) and counted against the client.
+    expect(before.results.map((r) => r.action)).toEqual(["reveal_failed", "reveal_failed", "reveal_failed"]);
 
     const ok = await call(worker, admin("GET", path, { headers: { "x-reveal-token": env.ADMIN_REVEAL_TOKEN as string } }));
     expect(ok.status).toBe(200);
@@ -348,14 +349,14 @@ describe("shown only on purpose", () => {
     expect(shown.deliveries.flatMap((d) => d.attemptLog.map((a) => a.responseExcerpt))).toEqual([expect.stringContaining("+15555550123")]);
 
     const audit = await (await call(worker, admin("GET", `/audit?eventId=${eventId}`))).json<{ entries: { action: string; eventId: string; tokenId: string; at: string }[] }>();
-    expect(audit.entries).toEqual([{ id: expect.any(String), action: "reveal", eventId, tokenId: expect.stringMatching(/^tok_[0-9a-f]{16}$/), at: expect.any(String), detail: expect.any(Object) }]);
+    expect(audit.entries.filter((e) => e.action === "reveal")).toEqual([{ id: expect.any(String), action: "reveal", eventId, tokenId: expect.stringMatching(/^tok_[0-9a-f]{16}$/), at: expect.any(String), detail: expect.any(Object) }]);
     const raw = await env.DB.prepare(`SELECT * FROM audit_log`).all();
     expect(JSON.stringify(raw.results)).not.toContain(env.ADMIN_REVEAL_TOKEN as string);
   });
 
   it("a Leaf Trade order's buyer contact is redacted in each order of an envelope", async () => {
     const worker = createWorker();
-    const { eventId } = await (await call(worker, signedPost("/webhooks/leaftrade/order-v4", "leaftrade/order-v4"))).json<{ eventId: string }>();
+    const { eventId } = await (await call(worker, signedPost("/webhooks/leaftrade/order-v4", "leaftrade/order-v4--with-buyer"))).json<{ eventId: string }>();
     const shown = await (await call(worker, admin("GET", `/events/${eventId}`))).json<{ event: { payload: { data: string; redacted: string[] } } }>();
     expect(shown.event.payload.redacted).toEqual(["results.0.buyer"]);
     expect(shown.event.payload.data).not.toContain("casey.nguyen@greenvalley.example");

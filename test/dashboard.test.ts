@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
 import { SESSION_MS } from "../src/dashboard/session.ts";
-import { captureDeliveryQueue, fixture, ManualClock, post, runQueueOn, stubDestinations } from "./helpers.ts";
+import { captureDeliveryQueue, fixture, ManualClock, post, runQueueOn, stubDestinations, weedmapsSignature } from "./helpers.ts";
 import { piiValues } from "./pii.ts";
 
 /**
@@ -16,16 +16,21 @@ const clock = new ManualClock(Date.now());
 const worker = createWorker({ clock });
 const ctx = { waitUntil: () => undefined, passThroughOnException: () => undefined, props: {} } as unknown as ExecutionContext;
 
-function request(method: string, path: string, { cookie, form, origin = ORIGIN, base = ORIGIN }: { cookie?: string; form?: Record<string, string>; origin?: string | null; base?: string } = {}) {
+function request(
+  method: string,
+  path: string,
+  { cookie, form, origin = ORIGIN, base = ORIGIN, client }: { cookie?: string; form?: Record<string, string>; origin?: string | null; base?: string; client?: string } = {},
+) {
   const headers: Record<string, string> = {};
+  if (client) headers["cf-connecting-ip"] = client;
   if (cookie) headers.cookie = cookie;
   if (form) headers["content-type"] = "application/x-www-form-urlencoded";
   if (form && origin) headers.origin = origin;
   return worker.fetch(new Request(`${base}/dashboard${path}`, { method, headers, body: form ? new URLSearchParams(form).toString() : undefined, redirect: "manual" }), env, ctx);
 }
 
-async function signIn(base = ORIGIN): Promise<{ cookie: string; setCookie: string }> {
-  const res = await request("POST", "/sign-in", { form: { token: env.ADMIN_TOKEN as string }, origin: base, base });
+async function signIn(base = ORIGIN, client?: string): Promise<{ cookie: string; setCookie: string }> {
+  const res = await request("POST", "/sign-in", { form: { token: env.ADMIN_TOKEN as string }, origin: base, base, client });
   expect(res.status).toBe(303);
   expect(res.headers.get("location")).toBe("/dashboard/overview");
   const setCookie = res.headers.get("set-cookie")!;
@@ -39,7 +44,7 @@ const page = async (path: string, cookie: string) => {
 };
 
 /** The page's text as a reader sees it: tags gone, whitespace folded. */
-const visible = (html: string) => html.replace(/<style>[\s\S]*?<\/style>/, "").replace(/<[^>]+>/g, " ").replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, "&").replace(/\s+/g, " ");
+const visible = (html: string) => html.replace(/<[^>]+>/g, " ").replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, "&").replace(/\s+/g, " ");
 
 let counter = 0;
 /** A lab event (unsigned test source): `single` goes to pos, `pair` to pos and erp. */
@@ -121,6 +126,166 @@ describe("sign-in", () => {
     const out = await request("POST", "/sign-out", { cookie, form: {} });
     expect(out.status).toBe(303);
     expect(out.headers.get("set-cookie")).toMatch(/^router_session=; Max-Age=0; Path=\/dashboard/);
+  });
+});
+
+describe("security headers and caching", () => {
+  /** The dashboard's CSP, directive by directive. */
+  const csp = (res: Response) => new Map((res.headers.get("content-security-policy") ?? "").split(";").map((d) => d.trim().split(/\s+/)).map(([name, ...values]) => [name!, values.join(" ")]));
+
+  it("sends a strict CSP, no framing, no referrer, nosniff and no-store on every page, redirect and error page", async () => {
+    const { cookie } = await signIn();
+    stubDestinations(() => new Response("ok"));
+    const f = fixture("weedmaps/create");
+    const ingested = await post("/webhooks/weedmaps?merchant_id=4242", f.body.replace("9763822", "headers-order"), { Signature: await weedmapsSignature(f.body.replace("9763822", "headers-order")) });
+    const { eventId } = await ingested.json<{ eventId: string }>();
+    const answers: [string, Response][] = [
+      ["sign-in page", await request("GET", "/sign-in")],
+      ["no session", await request("GET", "/events")],
+      ["events", await request("GET", "/events", { cookie })],
+      ["event", await request("GET", `/events/${eventId}`, { cookie })],
+      ["revealed event", await request("POST", `/events/${eventId}/reveal`, { cookie, form: { reveal_token: env.ADMIN_REVEAL_TOKEN as string } })],
+      ["error page", await request("GET", `/events/evt_${"0".repeat(32)}`, { cookie })],
+      ["cross-origin refusal", await request("POST", "/sign-out", { cookie, form: {}, origin: "https://evil.example" })],
+    ];
+    expect(answers.map(([, res]) => res.status)).toEqual([200, 303, 200, 200, 200, 404, 403]);
+    for (const [what, res] of answers) {
+      expect(res.headers.get("cache-control"), what).toBe("no-store");
+      expect(res.headers.get("x-frame-options"), what).toBe("DENY");
+      expect(res.headers.get("referrer-policy"), what).toBe("no-referrer");
+      expect(res.headers.get("x-content-type-options"), what).toBe("nosniff");
+      const policy = csp(res);
+      expect(Object.fromEntries(policy), what).toMatchObject({
+        "default-src": "'none'",
+        "style-src": "'self'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+        "base-uri": "'none'",
+      });
+      expect(res.headers.get("content-security-policy"), what).not.toMatch(/unsafe-|script-src/);
+    }
+    // Nothing the CSP would block: no script, no inline style, the one stylesheet from this origin.
+    const html = await answers[4]![1].text();
+    expect(html).not.toMatch(/<script|<style|\sstyle=|\son[a-z]+=/i);
+    const href = html.match(/<link rel="stylesheet" href="([^"]+)"/)?.[1];
+    expect(href).toMatch(/^\/dashboard\/style\.css\?v=[0-9a-f]{8}$/);
+    const css = await request("GET", href!.replace("/dashboard", ""));
+    expect(css.status).toBe(200);
+    expect(css.headers.get("content-type")).toMatch(/^text\/css/);
+    expect(css.headers.get("cache-control")).toBe("public, max-age=86400, immutable");
+    expect(await css.text()).toContain(":focus-visible");
+  });
+});
+
+describe("sessions", () => {
+  const audited = async (action: string) =>
+    (await env.DB.prepare("SELECT detail FROM audit_log WHERE action = ?1 ORDER BY id").bind(action).all<{ detail: string }>()).results.map((r) => JSON.parse(r.detail) as Record<string, unknown>);
+
+  it("sign-out revokes the session on the server: a copy of the cookie no longer opens a page", async () => {
+    const { cookie } = await signIn(ORIGIN, "192.0.2.10");
+    const copied = cookie;
+    expect((await request("GET", "/events", { cookie: copied })).status).toBe(200);
+    const out = await request("POST", "/sign-out", { cookie, form: {}, client: "192.0.2.10" });
+    expect(out.status).toBe(303);
+    expect(out.headers.get("set-cookie")).toMatch(/^router_session=; Max-Age=0; Path=\/dashboard/);
+    for (const path of ["/events", "/overview", "/routing"]) {
+      const res = await request("GET", path, { cookie: copied });
+      expect(res.status, path).toBe(303);
+      expect(res.headers.get("location")).toBe("/dashboard/sign-in");
+    }
+    const pause = await request("POST", "/destinations/pos/pause", { cookie: copied, form: { reason: "after sign-out" } });
+    expect(pause.headers.get("location")).toBe("/dashboard/sign-in");
+    const session = (await audited("sign_in")).find((d) => d.client === "192.0.2.10")?.session;
+    expect(session).toMatch(/^[0-9a-f]{8}$/);
+    expect(await audited("sign_out")).toContainEqual(expect.objectContaining({ client: "192.0.2.10", session }));
+  });
+
+  it("sign out everywhere ends every session, the other browsers' too", async () => {
+    const first = await signIn();
+    const second = await signIn();
+    expect((await request("GET", "/overview", { cookie: second.cookie })).status).toBe(200);
+    const res = await request("POST", "/sign-out-everywhere", { cookie: first.cookie, form: {} });
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toBe("/dashboard/sign-in?everywhere=1");
+    expect(visible(await (await request("GET", "/sign-in?everywhere=1")).text())).toContain("Every dashboard session has been signed out.");
+    for (const { cookie } of [first, second]) expect((await request("GET", "/overview", { cookie })).status).toBe(303);
+    expect((await audited("sign_out_everywhere")).at(-1)).toMatchObject({ revoked: expect.any(Number) });
+    expect((await audited("sign_out_everywhere")).at(-1)!.revoked).toBeGreaterThanOrEqual(2);
+    // Without a session it is refused like any other page.
+    expect((await request("POST", "/sign-out-everywhere", { cookie: first.cookie, form: {} })).status).toBe(303);
+    expect((await request("GET", "/overview", { cookie: (await signIn()).cookie })).status).toBe(200);
+  });
+
+  it("shows a sign-out everywhere button beside sign-out", async () => {
+    const { cookie } = await signIn();
+    expect(await page("/overview", cookie)).toContain('<form class="inline" method="post" action="/dashboard/sign-out-everywhere"><button type="submit">Sign out everywhere</button></form>');
+  });
+});
+
+describe("throttling", () => {
+  const auditOf = async (client: string) =>
+    (await env.DB.prepare("SELECT action, token_id, event_id, detail FROM audit_log WHERE detail LIKE ?1 ORDER BY id").bind(`%"client":"${client}"%`).all<{ action: string; token_id: string; event_id: string | null; detail: string }>()).results;
+
+  it("twelve wrong tokens in a row at sign-in: the sixth on get 429 with Retry-After, the right token too; each failure audited without it", async () => {
+    const client = "203.0.113.7";
+    const statuses: number[] = [];
+    let locked: Response | undefined;
+    for (let i = 1; i <= 12; i++) {
+      const res = await request("POST", "/sign-in", { form: { token: `guess-number-${i}` }, client });
+      statuses.push(res.status);
+      if (res.status === 429) locked = res;
+      else expect(res.headers.get("location")).toBe("/dashboard/sign-in?failed=1");
+    }
+    expect(statuses).toEqual([303, 303, 303, 303, 303, 429, 429, 429, 429, 429, 429, 429]);
+    expect(Number(locked!.headers.get("retry-after"))).toBeGreaterThan(800);
+    expect(Number(locked!.headers.get("retry-after"))).toBeLessThanOrEqual(15 * 60);
+    expect(locked!.headers.get("cache-control")).toBe("no-store");
+    expect(visible(await locked!.text())).toContain("too_many_attempts:");
+    const right = await request("POST", "/sign-in", { form: { token: env.ADMIN_TOKEN as string }, client });
+    expect(right.status).toBe(429);
+    expect(right.headers.get("set-cookie")).toBeNull();
+    // Another client is not held back.
+    await signIn(ORIGIN, "203.0.113.8");
+
+    const rows = await auditOf(client);
+    expect(rows.map((r) => r.action).sort()).toEqual(["attempts_throttled", ...Array<string>(5).fill("sign_in_failed")]);
+    expect(rows.every((r) => r.token_id === "none")).toBe(true);
+    expect(rows.map((r) => r.detail).join()).not.toContain("guess-number");
+    expect(JSON.parse(rows.find((r) => r.action === "attempts_throttled")!.detail)).toMatchObject({ client, via: "dashboard", scope: "sign_in", retryAfterSeconds: 900 });
+
+    // When the window is over, the right token signs in.
+    const later = createWorker({ clock: new ManualClock(clock.now() + 15 * 60_000 + 1) });
+    const after = await later.fetch(
+      new Request(`${ORIGIN}/dashboard/sign-in`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", origin: ORIGIN, "cf-connecting-ip": client }, body: new URLSearchParams({ token: env.ADMIN_TOKEN as string }).toString(), redirect: "manual" }),
+      env,
+      ctx,
+    );
+    expect(after.status).toBe(303);
+    expect(after.headers.get("location")).toBe("/dashboard/overview");
+  });
+
+  it("failed reveals are throttled per client and each is audited with its event, without the token", async () => {
+    stubDestinations(() => new Response("ok"));
+    const eventId = await labEvent("single");
+    const client = "2001:db8:aa:bb:1:2:3:4";
+    const { cookie } = await signIn(ORIGIN, client);
+    const reveal = (token: string, from = client) => request("POST", `/events/${eventId}/reveal`, { cookie, form: { reveal_token: token }, client: from });
+    for (let i = 1; i <= 5; i++) expect((await reveal(`reveal-guess-${i}`)).status).toBe(403);
+    // Another address in the same /64 is the same client.
+    for (const [token, from] of [["reveal-guess-6", client], [env.ADMIN_REVEAL_TOKEN as string, "2001:db8:aa:bb::99"]] as const) {
+      const res = await reveal(token, from);
+      expect(res.status).toBe(429);
+      expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
+    }
+    expect((await reveal(env.ADMIN_REVEAL_TOKEN as string, "2001:db8:aa:cc::1")).status).toBe(200);
+
+    const rows = await auditOf("2001:db8:aa:bb::/64");
+    const failures = rows.filter((r) => r.action === "reveal_failed");
+    expect(failures).toHaveLength(5);
+    expect(rows.filter((r) => r.action === "attempts_throttled")).toHaveLength(1);
+    expect(failures.every((r) => r.event_id === eventId && r.token_id === "none")).toBe(true);
+    expect(JSON.parse(failures[0]!.detail)).toMatchObject({ via: "dashboard", reason: "token_mismatch" });
+    expect(rows.map((r) => r.detail).join()).not.toContain("reveal-guess");
   });
 });
 
@@ -389,6 +554,10 @@ describe("cost", () => {
       const { proxy, seen } = capturing(env.DB);
       const res = await worker.fetch(new Request(`${ORIGIN}/dashboard${view}`, { headers: { cookie }, redirect: "manual" }), { ...env, DB: proxy } as Env, ctx);
       expect(res.status, view).toBe(200);
+      // The session costs one small lookup per page view: its row, by its primary key.
+      expect(seen.filter(({ sql }) => /dashboard_sessions|attempt_throttle/.test(sql)).map(({ sql }) => sql), view).toEqual([
+        "SELECT expires_at, revoked_at FROM dashboard_sessions WHERE id = ?1",
+      ]);
       for (const { sql, params } of seen) {
         if (/\bevents\b/.test(sql)) eventReads++;
         const { details, scans } = await scansIn(sql, params);

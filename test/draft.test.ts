@@ -2,7 +2,9 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { confirmDraft } from "../scripts/pricing.mjs";
 import { createWorker } from "../src/app/worker.ts";
+import { checkWeedmapsAnswer } from "../src/core/providers/weedmaps.ts";
 import { adminFetch, captureDeliveryQueue, deliveriesOf, fixture, ManualClock, ROUTER, stubDestinations, storedPayloads, stubSilentDestination, weedmapsSignature } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
@@ -308,5 +310,154 @@ describe("only a valid answer reaches checkout: each misbehaving responder gets 
       answered: { status: 200, payload: { encoding: "utf8", data: answered, redacted: [] } },
       verdict: { outcome: "passed", repaired: [], warnings: [] },
     });
+  });
+});
+
+describe("the Draft answer is strict only where Weedmaps' documentation is", () => {
+  it("passes a faithful answer the documentation allows: a tax with no name, a numeric version, nulls and fields it does not list", async () => {
+    responder((body) =>
+      json(
+        confirm(body, (o) => {
+          // Before: 502 draft_answer_invalid_order at taxes.0.name, then at version.
+          o.taxes = [{ taxType: "EXCISE", amount: "7.41" }, { name: null, amount: "4.69", jurisdiction: "Oakland" }];
+          o.version = 20240701;
+          Object.assign(o.lineItems[0]!, { brand: null, weightBreakpoint: null, posSku: "BD-35-EC" });
+          o.discounts = [{ amount: "1.60", appliesTo: "LINE_ITEM" }];
+          o.posReference = { ticket: 88231 };
+        }),
+      ),
+    );
+    const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody("lenient-1"));
+    expect(res.status).toBe(200);
+    expect((await verdictOf("lenient-1")).draft_verdict).toEqual({ outcome: "passed", repaired: [], warnings: [] });
+  });
+
+  const strict: { name: string; change: (o: Order) => void; rule: string; path: string }[] = [
+    { name: "a negative grandTotal", change: (o) => (o.grandTotal = "-0.60"), rule: "draft_answer_total", path: "grandTotal" },
+    { name: "a grandTotal that is not a number", change: (o) => (o.grandTotal = "NaN"), rule: "draft_answer_total", path: "grandTotal" },
+    { name: "a grandTotal sent as a JSON number", change: (o) => (o.grandTotal = 62.5), rule: "draft_answer_total", path: "grandTotal" },
+    { name: "a tax amount sent as a JSON number", change: (o) => ((o.taxes as Record<string, unknown>[])[0]!.amount = 7.41), rule: "draft_answer_invalid_order", path: "taxes.0.amount" },
+    { name: "a negative quantity", change: (o) => (o.lineItems[0]!.quantity = -1), rule: "draft_answer_invalid_order", path: "lineItems.0.quantity" },
+    { name: "a fractional quantity", change: (o) => (o.lineItems[0]!.quantity = 1.5), rule: "draft_answer_invalid_order", path: "lineItems.0.quantity" },
+  ];
+  for (const [i, c] of strict.entries()) {
+    it(`refuses ${c.name} with 502 ${c.rule}`, async () => {
+      responder((body) => json(confirm(body, c.change)));
+      const orderId = `strict-${i}`;
+      const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody(orderId));
+      expect(res.status).toBe(502);
+      expect(await res.json()).toEqual({ error: { code: c.rule, message: expect.any(String), requestId: expect.any(String) } });
+      expect((await verdictOf(orderId)).draft_verdict).toMatchObject({ outcome: "rejected", rule: c.rule, path: c.path });
+    });
+  }
+
+  it("refuses a negative grandTotal on a repair route too: the total is the POS's pricing, which the Draft cannot supply", async () => {
+    responder((body) => json(confirm(body, (o) => (o.grandTotal = "-3.00"))));
+    const body = draftBody("total-repair-1").replace('"seller":{"id":"4242"', '"seller":{"id":"5050"');
+    const res = await postDraft("/webhooks/weedmaps?merchant_id=5050", body);
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("draft_answer_total");
+  });
+
+  it("refuses an answer nested 100,000 levels deep (200 KB, under the size limit) with 502 draft_answer_not_json, at limits.maxJsonDepth", async () => {
+    const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
+    responder((body) => {
+      const text = JSON.stringify(confirm(body, (o) => (o.posTrace = "DEEP")));
+      return new Response(text.replace('"DEEP"', deep), { headers: { "content-type": "application/json" } });
+    });
+    const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody("deep-answer-1"));
+    expect(res.status).toBe(502);
+    expect(await res.json()).toEqual({ error: { code: "draft_answer_not_json", message: expect.any(String), requestId: expect.any(String) } });
+    expect(await verdictOf("deep-answer-1")).toMatchObject({ draft_answer: null, draft_verdict: { outcome: "rejected", rule: "draft_answer_not_json", path: "(depth)" } });
+  });
+});
+
+/** The test config with `serviceFee` set on the Weedmaps source, and a Worker that reads it. */
+async function postDraftWithServiceFee(serviceFee: unknown, body: string): Promise<Response> {
+  const config = JSON.parse(env.ROUTER_CONFIG as string) as { sources: Record<string, Record<string, unknown>> };
+  config.sources.weedmaps!.serviceFee = serviceFee;
+  const testEnv = { ...env, ROUTER_CONFIG: JSON.stringify(config) } as Env;
+  const ctx = createExecutionContext();
+  const worker = createWorker();
+  const request = new Request(`${ROUTER}/webhooks/weedmaps?merchant_id=4242`, { method: "POST", body, headers: { "content-type": "application/json", Signature: await weedmapsSignature(body) } });
+  const response = await worker.fetch(request as Parameters<typeof worker.fetch>[0], testEnv, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}
+
+describe("the Weedmaps Service Fee is recognised by exact fee type or name, set per source", () => {
+  const withFees = (orderId: string, fees: unknown[]) => {
+    const order = JSON.parse(draftBody(orderId)) as Order;
+    order.fees = fees;
+    return JSON.stringify(order);
+  };
+  const SERVICE_FEE = { name: "Weedmaps Service Fee", feeType: "SERVICE_FEE", amount: "1.00" };
+
+  it("by default lets the POS reprice a \"Delivery service fee\": its name only contains the words", async () => {
+    responder((body) => json(confirm(body, (o) => (o.fees = [SERVICE_FEE, { name: "Delivery service fee", feeType: "DELIVERY", amount: "3.00" }]))));
+    const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", withFees("fee-delivery-1", [SERVICE_FEE, { name: "Delivery service fee", feeType: "DELIVERY", amount: "5.00" }]));
+    expect(res.status).toBe(200);
+    expect((await verdictOf("fee-delivery-1")).draft_verdict).toMatchObject({ outcome: "passed" });
+  });
+
+  it("by default keeps a fee named \"Weedmaps Fee\" (any case, surrounding spaces aside), refusing an answer that drops it", async () => {
+    responder((body) => json(confirm(body, (o) => (o.fees = []))));
+    const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", withFees("fee-wm-1", [{ name: " weedmaps fee", amount: "1.50" }]));
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("draft_answer_service_fee");
+  });
+
+  it("takes a source's own fee types and names instead of the default", async () => {
+    const setting = { feeTypes: ["WM_PLATFORM"], names: ["Platform Fee"] };
+    responder((body) => json(confirm(body, (o) => (o.fees = []))));
+    // Named in the setting: kept.
+    const named = await postDraftWithServiceFee(setting, withFees("fee-config-1", [{ name: "PLATFORM FEE", amount: "1.00" }]));
+    expect(named.status).toBe(502);
+    expect(((await named.json()) as { error: { code: string } }).error.code).toBe("draft_answer_service_fee");
+    const typed = await postDraftWithServiceFee(setting, withFees("fee-config-2", [{ name: "Fee", feeType: "wm_platform", amount: "1.00" }]));
+    expect(typed.status).toBe(502);
+    // The default's SERVICE_FEE is not in this source's setting: the POS may drop it.
+    const replaced = await postDraftWithServiceFee(setting, withFees("fee-config-3", [SERVICE_FEE]));
+    expect(replaced.status).toBe(200);
+  });
+});
+
+describe("the sample responder (scripts/pricing.mjs) prices a Draft so that its answer passes", () => {
+  const draft = () => JSON.parse(fixture("weedmaps/draft").body) as Order & { discounts: Record<string, unknown>[] };
+  /** The sample's answer is the order the Worker's own check accepts, with totals that agree with their parts. */
+  const expectPasses = (asked: unknown, answer: Record<string, unknown>) => expect(checkWeedmapsAnswer(asked, answer, "strict")).toEqual({ ok: true, repaired: [], warnings: [] });
+
+  it("drops the discount of an unavailable item instead of moving it onto the items left", () => {
+    const asked = draft();
+    // The fixture's 10% off the two pre-rolls (1.60).
+    const answer = confirmDraft(asked, { unavailable: ["li_77310"] });
+    expect(answer).toMatchObject({ subtotal: "35.00", discounts: [], discountTotal: "0.00", taxTotal: "8.58", grandTotal: "44.58" });
+    expectPasses(asked, answer);
+  });
+
+  it("never answers a negative total: discounts take off at most the subtotal", () => {
+    const asked = draft();
+    asked.discounts = [{ appliesTo: "SUBTOTAL", discountType: "FLAT", value: "20", amount: "20.00", description: "$20 off" }];
+    const answer = confirmDraft(asked, { unavailable: ["li_88231"] });
+    expect(answer).toMatchObject({ subtotal: "16.00", discounts: [{ amount: "16.00" }], discountTotal: "16.00", taxTotal: "0.00", grandTotal: "1.00" });
+    expectPasses(asked, answer);
+    const none = confirmDraft(draft(), { unavailable: ["li_88231", "li_77310"] });
+    expect(none).toMatchObject({ subtotal: "0.00", discountTotal: "0.00", grandTotal: "1.00" });
+  });
+
+  it("does not take a discount off twice when the item's adjustedPrice already shows it", () => {
+    const asked = draft();
+    asked.lineItems[1]!.adjustedPrice = "7.20";
+    const answer = confirmDraft(asked);
+    expect(answer).toMatchObject({ subtotal: "49.40", discounts: [], discountTotal: "0.00", grandTotal: "62.50" });
+    expectPasses(asked, answer);
+  });
+
+  it("is passed by the Worker when every item is unavailable, with a total of the Service Fee alone", async () => {
+    responder((body) => json(confirmDraft(JSON.parse(body) as Record<string, unknown>, { unavailable: ["li_88231", "li_77310"] })));
+    const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody("sample-empty-1"));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ grandTotal: "1.00", lineItems: [{ quantity: 0 }, { quantity: 0 }] });
+    expect((await verdictOf("sample-empty-1")).draft_verdict).toEqual({ outcome: "passed", repaired: [], warnings: [] });
   });
 });

@@ -19,6 +19,7 @@ import { isSealedText } from "../storage/payloads.ts";
 import { adminTokenId, requireAdminToken, requireRevealToken } from "./auth.ts";
 import { purgeCustomerOrder, keyStatus } from "./customer-data.ts";
 import { auditId, insertAudit, listAudit, type AuditEntry } from "../storage/audit.ts";
+import { clientOf } from "../storage/attempts.ts";
 import { AuditCursorSchema, decodeCursor, DeliveryCursorSchema, EventCursorSchema, nextCursor } from "../core/cursor.ts";
 import * as S from "./schemas.ts";
 import { controlDestination, destinationControls, type ControlView } from "../control/client.ts";
@@ -49,6 +50,7 @@ function controlsView(v: ControlView, destination: DestinationConfig | undefined
 type AdminEnv = { Bindings: Env };
 
 const ADMIN_MAX_BODY_BYTES = 1024 * 1024;
+const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 const msOf = (value: string | undefined) => (value === undefined ? undefined : Date.parse(value));
@@ -133,12 +135,18 @@ export function createAdmin({ providers, clock }: RouterDeps) {
     },
   });
 
+  // Whatever an admin answer holds (events, payloads, the audit log, the config), no browser or proxy keeps a copy;
+  // set before the token check, so refusals carry it too.
+  admin.use("*", async function noStore(c, next) {
+    await next();
+    c.header("Cache-Control", "no-store");
+  });
   admin.use("*", requireAdminToken());
   // Every admin body is JSON; another media type is the caller's mistake, said as such rather than as a 400.
   admin.use("*", async (c, next) => {
     const contentType = c.req.header("content-type");
     const hasBody = Number(c.req.header("content-length") ?? 0) > 0 || c.req.header("transfer-encoding") !== undefined;
-    if (hasBody && !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType ?? "")) throw new RouterError("unsupported_media_type");
+    if (hasBody && !JSON_CONTENT_TYPE.test(contentType ?? "")) throw new RouterError("unsupported_media_type");
     await next();
   });
   // Admin bodies are a replay request or a config to validate: a megabyte is far more than either needs.
@@ -151,6 +159,17 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       },
     }),
   );
+  // An empty JSON body is read as `{}`, so a POST without one is refused naming each field it lacks (the validator
+  // would say only "Malformed JSON"), as one without a content type is. Reading the text here also means a body cut
+  // off before its Content-Length surfaces as the runtime's own error (mapped to body_incomplete by the one
+  // onError), where the validator would report it as malformed JSON.
+  admin.use("*", async function emptyJsonBodyIsEmptyObject(c, next) {
+    if (c.req.method === "POST" && JSON_CONTENT_TYPE.test(c.req.header("content-type") ?? "") && (await c.req.text()).trim() === "") {
+      c.req.raw = new Request(c.req.raw, { body: "{}" });
+      c.req.bodyCache = {};
+    }
+    await next();
+  });
   admin.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", { type: "http", scheme: "bearer", description: "The ADMIN_TOKEN Worker secret." });
 
   admin.openapi(
@@ -196,13 +215,15 @@ export function createAdmin({ providers, clock }: RouterDeps) {
         401: json(S.ErrorSchema, "Missing admin token, or reveal=true without X-Reveal-Token"),
         403: json(S.ErrorSchema, "Wrong reveal token, or revealing is off (ADMIN_REVEAL_TOKEN unset)"),
         404: json(S.ErrorSchema, "No such event"),
+        429: json(S.ErrorSchema, "Too many wrong reveal tokens from this client: wait Retry-After seconds"),
       },
     }),
     async (c) => {
       const { eventId } = c.req.valid("param");
       const reveal = c.req.valid("query").reveal === "true";
       // Checked before anything is read: a wrong token learns nothing, not even whether the event exists.
-      const revealedBy = reveal ? await requireRevealToken(c.env, c.req.header("x-reveal-token")) : null;
+      const attempt = { db: c.env.DB, scope: "reveal", client: clientOf(c.req.header("cf-connecting-ip")), now: clock.now(), via: "admin", requestId: c.get("requestId") ?? null, eventId } as const;
+      const revealedBy = reveal ? await requireRevealToken(c.env, c.req.header("x-reveal-token"), attempt) : null;
       const config = loadConfig(c.env, providers);
       const found = await getEventDetail(c.env.DB, await loadPayloadProtection(c.env, config), eventId);
       if (!found) throw new RouterError("not_found");
@@ -313,7 +334,7 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       description:
         "A job with a window and a bound: answers with the number matched at once; the work runs through the queue a page of 100 events at a time, only on deliveries created before the job started, and can be watched and cancelled at /replays/{replayId}.",
       security,
-      request: { body: { content: { "application/json": { schema: S.BulkReplayBody } } } },
+      request: { body: { content: { "application/json": { schema: S.BulkReplayBody } }, required: true } },
       responses: { 202: json(S.BulkReplayResult, "Replay started"), 409: json(S.ErrorSchema, "Destination disabled"), 422: json(S.ErrorSchema, "Unknown destination"), ...errors },
     }),
     async (c) => c.json(await bulkReplay(c.env, c.req.valid("json")), 202),
@@ -353,7 +374,7 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       path: "/dead-letters/redrive",
       summary: "Redrive dead deliveries received in a window, at most maxCount, optionally to one destination",
       security,
-      request: { body: { content: { "application/json": { schema: S.RedriveBody } } } },
+      request: { body: { content: { "application/json": { schema: S.RedriveBody } }, required: true } },
       responses: { 202: json(S.BulkReplayResult, "Redrive started"), 409: json(S.ErrorSchema, "Destination disabled"), 422: json(S.ErrorSchema, "Unknown destination"), ...errors },
     }),
     async (c) => c.json(await bulkReplay(c.env, { ...c.req.valid("json"), status: "dead" }), 202),
@@ -472,7 +493,7 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       path: "/routing/dry-run",
       summary: "Which routes match an event and which destinations would receive it, and why. Writes nothing.",
       security,
-      request: { body: { content: { "application/json": { schema: S.DryRunBody } } } },
+      request: { body: { content: { "application/json": { schema: S.DryRunBody } }, required: true } },
       responses: { 200: json(S.DryRunResult, "The routing decision"), 404: json(S.ErrorSchema, "Unknown source"), ...errors },
     }),
     async (c) => {
@@ -509,7 +530,7 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       summary: "Validate a proposed configuration without applying it",
       description: "Configuration is applied by deploying router.config.json or setting ROUTER_CONFIG; this only checks it.",
       security,
-      request: { body: { content: { "application/json": { schema: S.ConfigSchema.shape.config } } } },
+      request: { body: { content: { "application/json": { schema: S.ConfigSchema.shape.config } }, required: true } },
       responses: { 200: json(S.ConfigValidation, "Whether it is valid, with errors that name each bad field"), ...errors },
     }),
     (c) => {
@@ -526,7 +547,7 @@ export function createAdmin({ providers, clock }: RouterDeps) {
       description:
         "Purges body, Draft answer, response excerpts and data key of each event with this provider order id, now, whatever the retention horizon. The events stay (ids, dedup key, body hash, delivery state); deliveries still pending end dead with `payload_purged`. Recorded in the audit log.",
       security,
-      request: { body: { content: { "application/json": { schema: S.CustomerPurgeBody } } } },
+      request: { body: { content: { "application/json": { schema: S.CustomerPurgeBody } }, required: true } },
       responses: { 200: json(S.CustomerPurgeResult, "What was purged"), ...errors },
     }),
     async (c) => {

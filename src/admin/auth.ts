@@ -3,6 +3,7 @@ import { readVar } from "../config/load.ts";
 import { RouterError } from "../core/errors.ts";
 import { verifyHeaderToken } from "../core/signatures/inbound.ts";
 import { tokenId } from "../core/signatures/token-id.ts";
+import { failAttempt, guardAttempt, passAttempt, type Attempt } from "../storage/attempts.ts";
 
 type AdminEnv = { Bindings: Env };
 
@@ -26,12 +27,22 @@ export async function adminTokenId(env: Env): Promise<string> {
 
 /**
  * Revealing customer data takes a second secret, `ADMIN_REVEAL_TOKEN`, in `X-Reveal-Token`: the admin token alone
- * (held by scripts and dashboards) shows redacted payloads only. Returns the reveal token's id for the audit log.
+ * (held by scripts and dashboards) shows redacted payloads only. A wrong or missing token is a failed attempt,
+ * audited without the token and throttled per client (src/storage/attempts.ts), like the dashboard's. Returns the
+ * reveal token's id for the audit log.
  */
-export async function requireRevealToken(env: Env, header: string | undefined): Promise<string> {
+export async function requireRevealToken(env: Env, header: string | undefined, attempt: Attempt): Promise<string> {
   const token = readVar(env, "ADMIN_REVEAL_TOKEN");
   if (!token) throw new RouterError("reveal_forbidden", { detail: "ADMIN_REVEAL_TOKEN is not set: revealing is off" });
-  if (!header) throw new RouterError("reveal_token_required");
-  if (!verifyHeaderToken(header, [token], "").ok) throw new RouterError("reveal_forbidden", { detail: "reveal: token_mismatch" });
+  const standing = await guardAttempt(attempt);
+  if (!header) {
+    await failAttempt(attempt, "token_missing");
+    throw new RouterError("reveal_token_required");
+  }
+  if (!verifyHeaderToken(header, [token], "").ok) {
+    await failAttempt(attempt, "token_mismatch");
+    throw new RouterError("reveal_forbidden", { detail: "reveal: token_mismatch" });
+  }
+  await passAttempt(attempt, standing);
   return tokenId(token);
 }

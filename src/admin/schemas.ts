@@ -1,4 +1,6 @@
 import { z } from "@hono/zod-openapi";
+import { QUARANTINE_REASONS } from "../core/event.ts";
+import { AUDIT_ACTIONS } from "../storage/audit.ts";
 
 const IsoTime = z.iso.datetime({ offset: true }).openapi({ example: "2026-11-23T10:00:00Z" });
 const EventId = z.string().regex(/^evt_[0-9a-f]{32}$/).openapi({ example: "evt_4f9344edaaa2eff83d69addb27097728" });
@@ -25,8 +27,12 @@ export const DeliveryCountsSchema = z.object({
 
 export const QuarantineSchema = z
   .object({
-    reason: z.enum(["merchant_mismatch"]),
-    field: z.string().openapi({ description: "The signed field that names the merchant." }),
+    reason: z.enum(QUARANTINE_REASONS).openapi({
+      description:
+        "merchant_mismatch: the URL named another merchant than the signed body. merchant_url: the URL's merchant cannot be one ({{merchantId}} never filled in, two values, not an id). unidentified, ambiguous_json, too_many_records, large_envelope_fields: the signed body did not fit what the router assumes of its provider (README → What is held).",
+    }),
+    detail: z.string().optional().openapi({ description: "What was wrong: field names and counts, never a value." }),
+    field: z.string().nullable().openapi({ description: "The signed field that names the merchant, for a merchant hold." }),
     route: z.string().nullable().openapi({ description: "The route whose requireMerchantField failed; null when the provider's own merchant field did." }),
     queryMerchant: z.string().nullable().openapi({ description: "What the URL said (unsigned)." }),
     signedMerchant: z.string().nullable(),
@@ -46,7 +52,7 @@ export const EventSummarySchema = z
     receivedAt: IsoTime,
     providerTimestamp: IsoTime.nullable().openapi({ description: "The provider's time of this state (Weedmaps lastModifiedAt, Leaf Trade updated_at)." }),
     deliveries: DeliveryCountsSchema,
-    quarantine: HeldSchema.nullable().openapi({ description: "Set while (and after) the event was held because its URL named another merchant than its signed body." }),
+    quarantine: HeldSchema.nullable().openapi({ description: "Set while (and after) the event was held: delivered nowhere until released." }),
     divergentRetries: z.number().int().openapi({ description: "Later requests with this event's identity but other bytes, acknowledged as duplicates." }),
   })
   .openapi("EventSummary");
@@ -162,8 +168,8 @@ export const AuditEntrySchema = z
   .object({
     id: z.string(),
     at: IsoTime,
-    action: z.enum(["reveal", "customer_purge", "destination_pause", "destination_resume", "destination_enable"]),
-    tokenId: z.string().openapi({ description: "A hash prefix of the token used: the same for every use of one token; never the token." }),
+    action: z.enum(AUDIT_ACTIONS),
+    tokenId: z.string().openapi({ description: 'A hash prefix of the token used: the same for every use of one token; never the token. "none" on a failed attempt.' }),
     eventId: EventId.nullable(),
     detail: z.record(z.string(), z.unknown()).openapi({ description: "Field names, counts and ids; never a payload value." }),
   })
@@ -236,7 +242,7 @@ export const ReplayEventBody = z.object({
 export const ReleaseResult = z
   .object({
     eventId: EventId,
-    merchantId: z.string(),
+    merchantId: z.string().nullable(),
     deliveries: z.array(z.object({ destination: z.string(), route: z.string() })),
     enqueued: z.boolean(),
   })

@@ -19,6 +19,18 @@ export function responderFor(dashboard: ErrorResponder): (c: Context) => ErrorRe
   return (c) => (new URL(c.req.url).pathname.startsWith("/dashboard") ? dashboard : asJson);
 }
 
+/**
+ * What workerd throws from a read of a request body that ends before its Content-Length, or before its last chunk:
+ * a plain Error with this message (seen under `wrangler dev` with a raw socket that sends half a body and closes;
+ * test/e2e/body-incomplete.test.mjs). Outbound fetches can fail with the same words, so it counts as a cut-off
+ * body only when the request declared one; every outbound call on the request path catches its own failures.
+ */
+const BODY_CUT_OFF = "Network connection lost.";
+
+function isCutOffBody(err: Error, c: Context): boolean {
+  return err.message === BODY_CUT_OFF && (c.req.header("content-length") !== undefined || c.req.header("transfer-encoding") !== undefined);
+}
+
 /** The one `app.onError`: a RouterError keeps its code, anything else becomes a generic 500 with no stack. */
 export function handleError(err: Error, c: Context, respond: ErrorResponder = asJson): Response | Promise<Response> {
   const requestId = requestIdOf(c);
@@ -39,6 +51,8 @@ export function handleError(err: Error, c: Context, respond: ErrorResponder = as
     const code = err.status === 413 ? "payload_too_large" : err.status === 415 ? "unsupported_media_type" : err.status === 403 ? "cross_origin_request" : "invalid_request";
     return handleError(new RouterError(code, { detail: `${err.status}: ${err.message}` }), c, respond);
   }
+  // The caller's connection dropped mid-body: its mistake (or its network's), a warning, never unhandled_error.
+  if (isCutOffBody(err, c)) return handleError(new RouterError("body_incomplete", { detail: `${err.name}: ${err.message}` }), c, respond);
   // A ciphertext that does not open for this event (moved from another row, altered) or whose key left the ring.
   if (err instanceof PayloadKeyError) {
     return handleError(new RouterError(err.reason === "key_not_in_ring" ? "payload_key_missing" : "payload_unreadable", { detail: err.message }), c, respond);

@@ -3,7 +3,7 @@
  * admit its deliveries, one to report what they did, and the admin actions. A gate that cannot be reached fails
  * open (the delivery goes, logged): the controls protect a destination, they must never stop delivery on their own.
  */
-import type { AlertKind, GateOutcome, GateSettings } from "../core/controls.ts";
+import type { AlertDetails, AlertKind, GateOutcome, GateSettings } from "../core/controls.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import type { DeliveryHour } from "../core/rollups.ts";
 import { logEvent } from "../telemetry/log.ts";
@@ -74,7 +74,7 @@ export function destinationOverview(env: Env, destination: string, now: number):
 }
 
 /** A router-wide alert; a failure is logged, never thrown: an alert must not stop what raised it. */
-export async function raiseRouterAlert(env: Env, config: RouterConfig, now: number, kind: AlertKind, details: { reason?: string | null; counts?: Record<string, number>; eventIds?: string[] }): Promise<void> {
+export async function raiseRouterAlert(env: Env, config: RouterConfig, now: number, kind: AlertKind, details: AlertDetails): Promise<void> {
   try {
     await gate(env, ROUTER_GATE).raiseAlert(gateSettings(config, ROUTER_GATE), now, kind, details);
   } catch (err) {

@@ -14,6 +14,7 @@ import {
   takeTokens,
   throttleAlert,
   type Alert,
+  type AlertDetails,
   type AlertKind,
   type Bucket,
   type GateOutcome,
@@ -270,7 +271,7 @@ export class DestinationGate extends DurableObject<Env> {
   }
 
   /** A router-wide alert (the dead-letter queue), throttled per kind like a destination's. */
-  async raiseAlert(settings: GateSettings, now: number, kind: AlertKind, details: { reason?: string | null; counts?: Record<string, number>; eventIds?: string[] }): Promise<void> {
+  async raiseAlert(settings: GateSettings, now: number, kind: AlertKind, details: AlertDetails): Promise<void> {
     const stored = this.load("~router", settings, now);
     this.save(await this.raise(stored, kind, now, details));
     await this.scheduleAlarm(now);
@@ -296,8 +297,8 @@ export class DestinationGate extends DurableObject<Env> {
   }
 
   /** Throttles, then queues the alert for the consumer to send; a failed send is logged and never stops the caller. */
-  private async raise(stored: Stored, kind: AlertKind, now: number, details: { reason?: string | null; counts?: Record<string, number>; eventIds?: string[] }): Promise<Stored> {
-    const throttled = throttleAlert(stored.gate, kind, stored.settings.alertThrottleMs, now);
+  private async raise(stored: Stored, kind: AlertKind, now: number, details: AlertDetails): Promise<Stored> {
+    const throttled = throttleAlert(stored.gate, details.throttleKey ?? kind, stored.settings.alertThrottleMs, now);
     const next = { ...stored, gate: throttled.state };
     if (!throttled.send) return next;
     const alert: Alert = {
@@ -338,9 +339,10 @@ export class DestinationGate extends DurableObject<Env> {
     if (!this.stored) return;
     let stored = this.stored;
     const { settings } = stored;
-    for (const kind of alertsToFlush(stored.gate, settings.alertThrottleMs, now)) {
+    for (const throttleKey of alertsToFlush(stored.gate, settings.alertThrottleMs, now)) {
       // Nothing new came to carry the count: it goes out on its own (the throttle lets it through, its window over).
-      stored = await this.raise(stored, kind as AlertKind, now, { reason: "similar alerts held back by the throttle" });
+      const kind = throttleKey.split(":")[0] as AlertKind;
+      stored = await this.raise(stored, kind, now, { reason: "similar alerts held back by the throttle", throttleKey });
     }
     if (this.releasedCount > 0) {
       // Released but never reported (the message was lost, or its consumer died): sent again. A copy that does

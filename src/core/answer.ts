@@ -1,3 +1,5 @@
+import { nestsDeeperThan } from "./fields.ts";
+
 /**
  * A synchronous answer (the Weedmaps Draft: the customer's checkout) is checked before the provider sees it. The
  * generic rules are here; what a valid answer is for one provider is its adapter's `checkAnswer`. Pure.
@@ -12,6 +14,7 @@ export const ANSWER_RULES = [
   "draft_answer_order_id",
   "draft_answer_immutable",
   "draft_answer_service_fee",
+  "draft_answer_total",
 ] as const;
 
 export type AnswerRule = (typeof ANSWER_RULES)[number];
@@ -42,6 +45,8 @@ export interface AnswerInput {
   /** The parsed request the answer answers. */
   request: unknown;
   mode: AnswerMode;
+  /** `limits.maxJsonDepth`: the answer is relayed to the provider and stored, so it is held to the limit bodies are. */
+  maxJsonDepth: number;
   checkAnswer?: (request: unknown, answer: unknown, mode: "strict" | "repair") => AnswerCheck;
 }
 
@@ -53,9 +58,18 @@ export function checkAnswer(input: AnswerInput): AnswerCheck {
   if (input.status !== 200) return { ok: false, rule: "draft_answer_status", path: "(status)" };
   if (input.overLimit) return { ok: false, rule: "draft_answer_too_large", path: "(body)" };
   if (!JSON_TYPE.test(input.contentType ?? "")) return { ok: false, rule: "draft_answer_not_json", path: "(content-type)" };
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(input.body);
+  } catch {
+    return { ok: false, rule: "draft_answer_not_json", path: "(body)" };
+  }
+  // Scanned before parsing, as a request body is: a 200 KB answer nested 100,000 levels deep is within the size limit
+  // but is no order, and comparing or re-serialising it would recurse that deep.
+  if (nestsDeeperThan(text, input.maxJsonDepth)) return { ok: false, rule: "draft_answer_not_json", path: "(depth)" };
   let answer: unknown;
   try {
-    answer = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(input.body));
+    answer = JSON.parse(text);
   } catch {
     return { ok: false, rule: "draft_answer_not_json", path: "(body)" };
   }

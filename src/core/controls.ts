@@ -256,8 +256,21 @@ export function nextFlushAt(state: GateState, throttleMs: number): number | null
   return due.length > 0 ? Math.min(...due) : null;
 }
 
-export const ALERT_KINDS = ["delivery_dead", "circuit_opened", "circuit_closed", "destination_disabled", "dead_letter", "backlog_old"] as const;
+/** `event_held`: a verified event was stored held (quarantine) and waits for an operator's release. */
+export const ALERT_KINDS = ["delivery_dead", "circuit_opened", "circuit_closed", "destination_disabled", "dead_letter", "backlog_old", "event_held"] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
+
+/** What raising an alert gives besides its kind. */
+export interface AlertDetails {
+  reason?: string | null;
+  counts?: Record<string, number>;
+  eventIds?: string[];
+  /**
+   * What the throttle counts by, `<kind>:<sub-kind>`; by default the kind. Held events are throttled per hold
+   * reason, so a broken callback URL is not silenced by an unidentified body an hour's window earlier.
+   */
+  throttleKey?: string;
+}
 
 /** What an alert says: ids, counts and reasons, never a payload value. */
 export interface Alert {

@@ -51,10 +51,11 @@ export async function dryRun(config: RouterConfig, providers: ProviderRegistry, 
     pathEvent: request.eventType,
     payload: request.payload,
     bodySha256: await sha256Hex(JSON.stringify(request.payload ?? null)),
+    maxRecords: config.limits.maxRecordsPerBody,
   });
   if (!identified.ok) throw new RouterError(identified.code, { detail: identified.detail });
   return identified.events.map((identity) => {
-    const { merchantId, decision, quarantine } = intake(identity, { config, sourceName: request.source, source, adapter, queryMerchant: query.value });
+    const { merchantId, decision, quarantine } = intake(identity, { config, sourceName: request.source, source, adapter, queryMerchant: query.value, merchantProblem: query.problem });
     return {
       source: request.source,
       eventType: identity.eventType,

@@ -36,11 +36,21 @@ export interface StoredEvent
   body: Uint8Array;
 }
 
+/**
+ * Why an event is held. `merchant_mismatch`: its URL named another merchant than its signed body. `merchant_url`:
+ * its URL's merchant cannot be one (a `{{merchantId}}` never filled in, two values, not an id). The others are
+ * bodies that do not fit what the router assumes of the provider (BodyHold in src/core/providers/contract.ts).
+ */
+export const QUARANTINE_REASONS = ["merchant_mismatch", "merchant_url", "unidentified", "ambiguous_json", "too_many_records", "large_envelope_fields"] as const;
+export type QuarantineReason = (typeof QUARANTINE_REASONS)[number];
+
 /** Why an event is held, and what its URL and its signed body each said. */
 export interface Quarantine {
-  reason: "merchant_mismatch";
-  /** The signed field that names the merchant. */
-  field: string;
+  reason: QuarantineReason;
+  /** What was wrong, safe to show and to alert: field names and counts, never a value. */
+  detail?: string;
+  /** The signed field that names the merchant, where the hold is about the merchant and one applies. */
+  field: string | null;
   /** The route whose `requireMerchantField` the event failed, or null when the provider's own field did. */
   route: string | null;
   /** What the URL said, or null when it said nothing and the signed field was missing. */

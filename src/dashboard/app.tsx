@@ -2,20 +2,41 @@
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { csrf } from "hono/csrf";
+import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { RouterDeps } from "../core/deps.ts";
 import { RouterError, type ErrorBody } from "../core/errors.ts";
-import { Page } from "./layout.tsx";
+import { clientOf, failAttempt, guardAttempt, passAttempt } from "../storage/attempts.ts";
+import { Page, STYLE, STYLE_PATH } from "./layout.tsx";
 import { deadLetterPages } from "./pages/dead-letters.tsx";
 import { destinationPages } from "./pages/destinations.tsx";
 import { eventPages } from "./pages/events.tsx";
 import { overviewPages } from "./pages/overview.tsx";
 import { routingPages } from "./pages/routing.tsx";
-import { endSession, hasSession, startSession, tokenMatches } from "./session.ts";
-import type { DashboardEnv } from "./shared.ts";
+import { endAllSessions, endSession, hasSession, startSession, tokenMatches } from "./session.ts";
+import { attemptOf, type DashboardEnv } from "./shared.ts";
 
 /** A dashboard form holds a payload or a config at most: the admin API's limit. */
 const MAX_FORM_BYTES = 1024 * 1024;
+
+/**
+ * The dashboard's headers (Hono's secure-headers): styles from this origin only and nothing else loads (no script at
+ * all), forms post only here, no framing (frame-ancestors and X-Frame-Options for older browsers), no referrer, no
+ * MIME sniffing.
+ */
+const SECURITY_HEADERS = secureHeaders({
+  contentSecurityPolicy: {
+    defaultSrc: ["'none'"],
+    styleSrc: ["'self'"],
+    imgSrc: ["'self'"],
+    formAction: ["'self'"],
+    frameAncestors: ["'none'"],
+    baseUri: ["'none'"],
+  },
+  xFrameOptions: "DENY",
+  referrerPolicy: "no-referrer",
+  xContentTypeOptions: "nosniff",
+});
 
 /**
  * The dashboard at /dashboard: sign-in with the admin token, then the overview (rollups only), events (bounded
@@ -25,20 +46,36 @@ const MAX_FORM_BYTES = 1024 * 1024;
 export function createDashboard(deps: RouterDeps) {
   const { clock } = deps;
   const app = new Hono<DashboardEnv>();
+  app.use("*", SECURITY_HEADERS);
+  // Every answer may carry customer data or a session: no browser or proxy keeps a copy. Only the stylesheet, which
+  // holds neither and changes its URL with its content, may be kept.
+  app.use("*", async function noStore(c, next) {
+    await next();
+    if (c.req.path !== `/dashboard${STYLE_PATH}`) c.header("Cache-Control", "no-store");
+  });
   // A form posted from another origin is refused (403) before anything else runs.
   app.use("*", csrf());
   app.use("*", bodyLimit({ maxSize: MAX_FORM_BYTES, onError: () => { throw new RouterError("payload_too_large"); } }));
 
-  app.get("/sign-in", (c) => c.html(<SignIn failed={c.req.query("failed") === "1"} />));
+  app.get(STYLE_PATH, (c) => c.body(STYLE, 200, { "Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=86400, immutable" }));
+  app.get("/sign-in", (c) => c.html(<SignIn failed={c.req.query("failed") === "1"} everywhere={c.req.query("everywhere") === "1"} />));
   app.post("/sign-in", async (c) => {
+    const now = clock.now();
+    const attempt = attemptOf(c, "sign_in", now);
+    // Checked before the token is: a locked-out client learns nothing, not even from the right token.
+    const standing = await guardAttempt(attempt);
     const form = await c.req.parseBody();
     const typed = typeof form.token === "string" ? form.token : "";
-    if (!tokenMatches(c.env, typed)) return c.redirect("/dashboard/sign-in?failed=1", 303);
-    await startSession(c, clock.now());
+    if (!tokenMatches(c.env, typed)) {
+      await failAttempt(attempt, typed ? "token_mismatch" : "token_missing");
+      return c.redirect("/dashboard/sign-in?failed=1", 303);
+    }
+    await passAttempt(attempt, standing);
+    await startSession(c, now, attempt.client);
     return c.redirect("/dashboard/overview", 303);
   });
-  app.post("/sign-out", (c) => {
-    endSession(c);
+  app.post("/sign-out", async (c) => {
+    await endSession(c, clock.now(), clientOf(c.req.header("cf-connecting-ip")));
     return c.redirect("/dashboard/sign-in", 303);
   });
 
@@ -48,6 +85,10 @@ export function createDashboard(deps: RouterDeps) {
     await next();
   });
 
+  app.post("/sign-out-everywhere", async (c) => {
+    await endAllSessions(c, clock.now(), clientOf(c.req.header("cf-connecting-ip")));
+    return c.redirect("/dashboard/sign-in?everywhere=1", 303);
+  });
   app.get("/", (c) => c.redirect("/dashboard/overview", 303));
   for (const pages of [overviewPages, eventPages, deadLetterPages, destinationPages, routingPages]) pages(app, deps);
   return app;
@@ -69,10 +110,11 @@ export function errorPage(c: Context, body: ErrorBody, status: ContentfulStatusC
   );
 }
 
-function SignIn(props: { failed: boolean }) {
+function SignIn(props: { failed: boolean; everywhere: boolean }) {
   return (
     <Page title="Sign in" signedIn={false}>
       {props.failed && <p class="bad" role="alert">That token is not the admin token.</p>}
+      {props.everywhere && <p class="notice" role="status">Every dashboard session has been signed out.</p>}
       <form method="post" action="/dashboard/sign-in">
         <label>
           Admin token

@@ -2,10 +2,11 @@
 import type { Child } from "hono/jsx";
 
 /**
- * The dashboard's page frame: server-rendered, no client JavaScript, one inline stylesheet. Readable contrast,
- * visible focus, and a single column at a phone's width.
+ * The dashboard's page frame: server-rendered, no client JavaScript, one stylesheet. Readable contrast, visible
+ * focus, and a single column at a phone's width. The stylesheet is a file of its own, not a <style> element, so the
+ * Content-Security-Policy allows styles from this origin only and nothing inline.
  */
-const STYLE = `
+export const STYLE = `
 :root { color-scheme: light; --fg: #1b1f24; --muted: #4a5360; --line: #d0d7de; --accent: #0b5cad; --bad: #a40e26; --ok: #116329; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 15px/1.5 system-ui, sans-serif; color: var(--fg); background: #fff; }
@@ -39,6 +40,16 @@ textarea { width: 100%; font-family: ui-monospace, monospace; font-size: .85rem;
 @media (max-width: 640px) { .columns { grid-template-columns: 1fr; } table { display: block; overflow-x: auto; } }
 `;
 
+/** FNV-1a of the stylesheet: its URL changes with its content, so a browser may keep it for a day. */
+function fnv1a(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return hash.toString(16).padStart(8, "0");
+}
+
+export const STYLE_PATH = "/style.css";
+const STYLE_HREF = `/dashboard${STYLE_PATH}?v=${fnv1a(STYLE)}`;
+
 export function Page(props: { title: string; signedIn: boolean; children?: Child }) {
   return (
     <html lang="en">
@@ -46,7 +57,7 @@ export function Page(props: { title: string; signedIn: boolean; children?: Child
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{`${props.title} · webhook router`}</title>
-        <style>{STYLE}</style>
+        <link rel="stylesheet" href={STYLE_HREF} />
       </head>
       <body>
         <header>
@@ -59,6 +70,9 @@ export function Page(props: { title: string; signedIn: boolean; children?: Child
               </nav>
               <form class="inline" method="post" action="/dashboard/sign-out">
                 <button type="submit">Sign out</button>
+              </form>
+              <form class="inline" method="post" action="/dashboard/sign-out-everywhere">
+                <button type="submit">Sign out everywhere</button>
               </form>
             </>
           )}

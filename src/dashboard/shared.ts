@@ -2,6 +2,7 @@ import type { Context, Hono } from "hono";
 import type { ControlView } from "../control/client.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import type { PayloadView } from "../core/payload-view.ts";
+import { clientOf, type Attempt } from "../storage/attempts.ts";
 
 export type DashboardEnv = { Bindings: Env };
 export type DashboardApp = Hono<DashboardEnv>;
@@ -10,6 +11,11 @@ export type DashboardContext = Context<DashboardEnv>;
 export type Pages = (app: DashboardApp, deps: RouterDeps) => void;
 
 export const PAGE_SIZE = 50;
+
+/** An attempt at a token from this request's client (src/storage/attempts.ts: CF-Connecting-IP, else "unknown"). */
+export function attemptOf(c: DashboardContext, scope: Attempt["scope"], now: number, eventId?: string): Attempt {
+  return { db: c.env.DB, scope, client: clientOf(c.req.header("cf-connecting-ip")), now, via: "dashboard", requestId: c.get("requestId") ?? null, eventId };
+}
 
 /** A form's or query's time: datetime-local ("2026-12-02T18:00", read as UTC) or ISO. */
 export function msOf(value: string | undefined): number | undefined {

@@ -6,7 +6,7 @@ import { RouterError } from "../core/errors.ts";
 import type { DeliveryKey } from "../core/event.ts";
 import { readScalar } from "../core/fields.ts";
 import { intake } from "../core/intake.ts";
-import type { ProviderRegistry } from "../core/providers/contract.ts";
+import type { EventIdentity, ProviderRegistry } from "../core/providers/contract.ts";
 import { sha256Hex } from "../core/signatures/inbound.ts";
 import { loadQuarantined, releaseQuarantined } from "../storage/events.ts";
 import { messageFor, messagesFor, REPLAY_PAGE_SIZE, replayPageMessage, type ReplayFilter, type ReplayPageMessage } from "../core/messages.ts";
@@ -146,8 +146,11 @@ export async function failBulkReplay(env: Env, replayId: string, reason: string,
 }
 
 /**
- * Releases a quarantined event: identifies its stored bytes again with the provider's adapter, routes it with the
- * signed merchant, and enqueues what that plans. The stored bytes were verified when they came in.
+ * Releases a quarantined event and enqueues what its routing plans. The stored bytes were verified when they came
+ * in. A merchant hold identifies them again with the provider's adapter and routes them with the merchant the
+ * signed body names (none, for a URL merchant that could not be one and a body that names none). A body hold
+ * (unidentified, ambiguous, over the records cap, oversized envelope fields) is the operator's call that the body
+ * is what it was stored as: it is routed whole, as its stored type, with the merchant it was stored with.
  */
 export async function releaseQuarantinedEvent(
   env: Env,
@@ -155,10 +158,11 @@ export async function releaseQuarantinedEvent(
   providers: ProviderRegistry,
   eventId: string,
   clock: Clock,
-): Promise<{ eventId: string; merchantId: string; deliveries: { destination: string; route: string }[]; enqueued: boolean }> {
+): Promise<{ eventId: string; merchantId: string | null; deliveries: { destination: string; route: string }[]; enqueued: boolean }> {
   const held = await loadQuarantined(env.DB, await loadPayloadProtection(env, config), eventId);
   if (!held) throw new RouterError("not_found");
-  if (!held.quarantine || held.quarantine.releasedAt !== undefined) throw new RouterError("not_quarantined");
+  const hold = held.quarantine;
+  if (!hold || hold.releasedAt !== undefined) throw new RouterError("not_quarantined");
   if (!held.body) throw new RouterError("payload_purged");
   const source = config.sources[held.source];
   const adapter = source ? providers[source.provider] : undefined;
@@ -170,17 +174,26 @@ export async function releaseQuarantinedEvent(
   } catch {
     payload = undefined;
   }
-  const identified = adapter.identify({ sourceName: held.source, source, pathEvent: held.eventType, payload, bodySha256: await sha256Hex(held.body) });
-  const identity = identified.ok ? identified.events.find((e) => e.idempotencyKey === held.idempotencyKey) ?? identified.events[0] : undefined;
-  const signedMerchant = identity ? readScalar(identity.subject, held.quarantine.field) : undefined;
-  if (!identity || signedMerchant === undefined) throw new RouterError("not_releasable", { detail: `${eventId}: ${held.quarantine.field} is not in the body` });
-  const { decision, quarantine } = intake(identity, { config, sourceName: held.source, source, adapter, queryMerchant: signedMerchant });
-  if (quarantine) throw new RouterError("not_releasable", { detail: `${eventId}: still contradicts ${quarantine.field}` });
+  let identity: EventIdentity | undefined;
+  let queryMerchant: string | undefined;
+  if (hold.reason === "merchant_mismatch" || hold.reason === "merchant_url") {
+    const identified = adapter.identify({ sourceName: held.source, source, pathEvent: held.eventType, payload, text, bodySha256: await sha256Hex(held.body) });
+    identity = identified.ok ? identified.events.find((e) => e.idempotencyKey === held.idempotencyKey) ?? identified.events[0] : undefined;
+    queryMerchant = identity && hold.field ? readScalar(identity.subject, hold.field) : undefined;
+    if (!identity || (hold.reason === "merchant_mismatch" && queryMerchant === undefined)) {
+      throw new RouterError("not_releasable", { detail: `${eventId}: ${hold.field ?? "the merchant field"} is not in the body` });
+    }
+  } else {
+    identity = { eventType: held.eventType, providerId: held.providerId, providerTimestamp: null, idempotencyKey: held.idempotencyKey, subject: payload };
+    queryMerchant = held.merchantId ?? undefined;
+  }
+  const { decision, quarantine, merchantId } = intake(identity, { config, sourceName: held.source, source, adapter, queryMerchant });
+  if (quarantine) throw new RouterError("not_releasable", { detail: `${eventId}: still contradicts ${quarantine.field ?? quarantine.reason}` });
   const now = clock.now();
   const deliveries = plannedDeliveries(decision.deliveries, now);
-  const applied = await releaseQuarantined(env.DB, eventId, held.version, signedMerchant, deliveries, now);
+  const applied = await releaseQuarantined(env.DB, eventId, held.version, merchantId, deliveries, now);
   if (!applied) throw new RouterError("not_quarantined", { detail: `${eventId}: released or changed meanwhile` });
   const enqueued = await enqueueOrKeep(env, deliveries.length > 0 ? [{ body: messageFor(eventId, deliveries) }] : [], now);
-  logEvent("info", "quarantine_released", { eventId, deliveries: deliveries.length });
-  return { eventId, merchantId: signedMerchant, deliveries: decision.deliveries, enqueued };
+  logEvent("info", "quarantine_released", { eventId, reason: hold.reason, deliveries: deliveries.length });
+  return { eventId, merchantId, deliveries: decision.deliveries, enqueued };
 }

@@ -1,32 +1,79 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { loadConfig } from "../config/load.ts";
-import { EVENT_TYPE_PATTERN } from "../core/config/schema.ts";
+import { loadConfig, readVar } from "../config/load.ts";
+import { EVENT_TYPE_PATTERN, type SourceConfig } from "../core/config/schema.ts";
 import { nestsDeeperThan } from "../core/fields.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import { RouterError } from "../core/errors.ts";
+import { ambiguousIdentity, identityFieldsOf } from "../core/intake.ts";
+import { applyRawNumbers, inspectJson } from "../core/json-inspect.ts";
 import { queryMerchantOf } from "../core/merchant.ts";
-import { sha256Hex } from "../core/signatures/inbound.ts";
+import { heldBody, type EventIdentity, type IdentifyInput, type ProviderAdapter } from "../core/providers/contract.ts";
+import { sha256Hex, verifyHeaderToken } from "../core/signatures/inbound.ts";
 import { answerDraft } from "./draft.ts";
 import { protectionForIngest } from "./keys.ts";
 import { prepareEvents } from "./prepare.ts";
+import { alertHeld } from "./held.ts";
 import { storeAndEnqueue } from "./store.ts";
 import { verifySource } from "./verify.ts";
 
 type IngestEnv = { Bindings: Env };
 
-function parsePayload(body: ArrayBuffer, required: boolean, maxDepth: number): unknown {
+interface ParsedBody {
+  payload: unknown;
+  /** The decoded text, for cutting an envelope by spans; undefined when the body is not JSON. */
+  text: string | undefined;
+  /** Duplicated keys (paths) that JSON.parse silently resolved last-one-wins. */
+  duplicateKeys: string[];
+}
+
+function parsePayload(body: ArrayBuffer, required: boolean, maxDepth: number): ParsedBody {
   try {
     const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body);
     // Too deep to be a webhook: refused even where JSON is optional, since it would be parsed on every read.
     if (nestsDeeperThan(text, maxDepth)) throw new RouterError("invalid_json", { detail: `JSON nested deeper than ${maxDepth}` });
     const parsed: unknown = JSON.parse(text);
-    if (parsed !== null && typeof parsed === "object") return parsed;
+    if (parsed !== null && typeof parsed === "object") {
+      // JSON.parse reads 1e400 and 2e400 both as Infinity, and a duplicated key as its last value: identities are
+      // read from the numbers as written, and a duplicate on one is found here (and held by the caller).
+      const { duplicateKeys, inexactNumbers } = inspectJson(text);
+      applyRawNumbers(parsed, inexactNumbers);
+      return { payload: parsed, text, duplicateKeys };
+    }
   } catch (err) {
     if (err instanceof RouterError) throw err;
   }
   if (required) throw new RouterError("invalid_json", { detail: "body is not a JSON object or array" });
-  return undefined;
+  return { payload: undefined, text: undefined, duplicateKeys: [] };
+}
+
+/** A source with URL tokens: the one for this type's URL, compared in constant time, before the body is read. */
+function checkUrlToken(env: Env, sourceName: string, source: SourceConfig, pathEvent: string | undefined, given: readonly string[] | undefined): void {
+  const urlToken = source.urlToken;
+  if (!urlToken) return;
+  const type = pathEvent ?? "default";
+  const secretName = urlToken.secrets[type];
+  if (secretName === undefined) throw new RouterError("url_token_invalid", { detail: `${sourceName}: no URL token is configured for ${type}` });
+  const secret = readVar(env, secretName);
+  if (secret === undefined) throw new RouterError("source_misconfigured", { detail: `${sourceName}: the URL token secret ${secretName} is not set` });
+  // Never logged: the detail says only whether one came.
+  if (given?.length !== 1 || !verifyHeaderToken(given[0], [secret], "").ok) {
+    throw new RouterError("url_token_invalid", { detail: `${sourceName}: ${given?.length ? "a wrong" : "no"} URL token for ${type}` });
+  }
+}
+
+/**
+ * A body with a duplicated identity field is one held event, whatever the adapter made of it: which of the values
+ * is meant is not ours to guess, and splitting it (a V4 envelope) would guess per order.
+ */
+function holdAmbiguous(identities: EventIdentity[], duplicateKeys: readonly string[], fields: readonly string[], adapter: ProviderAdapter, input: IdentifyInput): EventIdentity[] {
+  if (duplicateKeys.length === 0 || identities.some((e) => e.hold)) return identities;
+  const ambiguous = ambiguousIdentity(duplicateKeys, fields, adapter.recordsPath);
+  if (ambiguous.length === 0) return identities;
+  const [first] = identities;
+  const detail = `the signed body sends ${ambiguous.slice(0, 5).join(", ")} more than once`;
+  const only = identities.length === 1 ? first : undefined;
+  return [heldBody(adapter.name, input, first?.eventType ?? input.pathEvent ?? "unidentified", { reason: "ambiguous_json", detail }, input.payload, only?.providerId ?? null)];
 }
 
 /** `/webhooks/<source>[/<event>]`: verify, identify, route, then store and enqueue (or, for a synchronous event, answer). */
@@ -74,27 +121,31 @@ export function createWebhooks({ providers, clock }: RouterDeps) {
     if (pathEvent !== undefined && accepted && !accepted.includes(pathEvent)) {
       throw new RouterError("unknown_event_type", { detail: `${sourceName} does not accept ${pathEvent}` });
     }
+    checkUrlToken(c.env, sourceName, source, pathEvent, c.req.queries(source.urlToken?.query ?? "token"));
     const query = queryMerchantOf(c.req.queries(source.merchant.query));
     if (!query.ok) throw new RouterError("invalid_merchant", { detail: `${sourceName}: ${query.detail}` });
 
     const body = await c.req.arrayBuffer();
     await verifySource(c.env, (name) => c.req.header(name), sourceName, source, adapter, body);
-    const payload = parsePayload(body, source.requireJson, config.limits.maxJsonDepth);
+    const { payload, text, duplicateKeys } = parsePayload(body, source.requireJson, config.limits.maxJsonDepth);
 
     const bodySha256 = await sha256Hex(body);
-    const identified = adapter.identify({ sourceName, source, pathEvent, payload, bodySha256 });
+    const input = { sourceName, source, pathEvent, payload, bodySha256, text, maxRecords: config.limits.maxRecordsPerBody };
+    const identified = adapter.identify(input);
     if (!identified.ok) throw new RouterError(identified.code, { detail: `${sourceName}: ${identified.detail}` });
-    // The accepted types bind what the body says too, not only the path.
-    const refused = accepted ? identified.events.find((e) => !accepted.includes(e.eventType)) : undefined;
+    const identities = holdAmbiguous(identified.events, duplicateKeys, identityFieldsOf(config, sourceName, source, adapter), adapter, input);
+    // The accepted types bind what the body says too, not only the path. A held body keeps the path's type.
+    const refused = accepted ? identities.find((e) => !e.hold && !accepted.includes(e.eventType)) : undefined;
     if (refused) throw new RouterError("unknown_event_type", { detail: `${sourceName} does not accept ${refused.eventType}` });
 
-    const prepared = await prepareEvents(identified.events, {
+    const prepared = await prepareEvents(identities, {
       config,
       clock,
       sourceName,
       source,
       adapter,
       queryMerchant: query.value,
+      merchantProblem: query.problem,
       contentType: c.req.header("content-type") ?? "application/octet-stream",
       body,
       bodySha256,
@@ -119,6 +170,7 @@ export function createWebhooks({ providers, clock }: RouterDeps) {
     }
 
     const stored = await storeAndEnqueue(c.env, protection, prepared, clock);
+    alertHeld(c.env, c.executionCtx, config, clock.now(), stored);
     const summaries = stored.map(({ event, decision, duplicate, enqueued }) => ({
       eventId: event.id,
       duplicate,

@@ -66,6 +66,8 @@ async function callResponder({ env, config, clock, adapter, decision, event, pay
     return refusal("responder_unavailable", 502, requestId, `http_${result.statusCode}`, verdict, result.statusCode);
   }
   const mode: AnswerMode = config.routes.find((r) => r.name === responder.route)?.draftAnswer ?? "strict";
+  // The route's source is the event's: its per-source settings (Weedmaps' Service Fee marking) say what the answer keeps.
+  const source = config.sources[event.source]!;
   const checked = checkAnswer({
     status: result.statusCode,
     contentType: result.responseContentType,
@@ -73,7 +75,8 @@ async function callResponder({ env, config, clock, adapter, decision, event, pay
     overLimit: result.responseOverLimit === true,
     request: payload,
     mode,
-    checkAnswer: adapter.checkAnswer,
+    maxJsonDepth: config.limits.maxJsonDepth,
+    checkAnswer: adapter.checkAnswer && ((request, answer, m) => adapter.checkAnswer!(request, answer, m, source)),
   });
   const responderStatus = result.statusCode;
   if (!checked.ok) {

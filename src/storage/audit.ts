@@ -1,6 +1,26 @@
-/** The audit log of who saw or removed customer data, and who paused, resumed or re-enabled a destination. */
+/**
+ * The audit log of who saw or removed customer data, who paused, resumed or re-enabled a destination, and every
+ * dashboard sign-in, sign-out and failed or throttled attempt at the admin or reveal token.
+ */
 
-export type AuditAction = "reveal" | "customer_purge" | "destination_pause" | "destination_resume" | "destination_enable";
+export const AUDIT_ACTIONS = [
+  "reveal",
+  "customer_purge",
+  "destination_pause",
+  "destination_resume",
+  "destination_enable",
+  "sign_in",
+  "sign_in_failed",
+  "sign_out",
+  "sign_out_everywhere",
+  "reveal_failed",
+  "attempts_throttled",
+] as const;
+
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+/** The token id of an entry for a failed attempt: the wrong token is never stored, not even hashed. */
+export const NO_TOKEN = "none";
 
 export interface AuditEntry {
   id: string;
@@ -18,11 +38,15 @@ export function auditId(at: number): string {
   return `aud_${String(at).padStart(15, "0")}_${crypto.randomUUID().replace(/-/g, "").slice(0, 12)}`;
 }
 
-export async function insertAudit(db: D1Database, entry: AuditEntry): Promise<void> {
-  await db
+/** The insert of one entry, for a caller that batches it with the write it records. */
+export function auditStatement(db: D1Database, entry: AuditEntry): D1PreparedStatement {
+  return db
     .prepare(`INSERT INTO audit_log (id, at, action, token_id, event_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)`)
-    .bind(entry.id, entry.at, entry.action, entry.tokenId, entry.eventId, JSON.stringify(entry.detail))
-    .run();
+    .bind(entry.id, entry.at, entry.action, entry.tokenId, entry.eventId, JSON.stringify(entry.detail));
+}
+
+export async function insertAudit(db: D1Database, entry: AuditEntry): Promise<void> {
+  await auditStatement(db, entry).run();
 }
 
 export async function listAudit(db: D1Database, before: string | null, limit: number, eventId?: string): Promise<AuditEntry[]> {

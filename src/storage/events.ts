@@ -150,7 +150,7 @@ export async function releaseQuarantined(
   db: D1Database,
   eventId: string,
   version: number,
-  merchantId: string,
+  merchantId: string | null,
   deliveries: readonly DeliveryState[],
   releasedAt: number,
 ): Promise<boolean> {
@@ -170,17 +170,41 @@ export async function loadQuarantined(
   db: D1Database,
   protection: PayloadProtection,
   eventId: string,
-): Promise<{ source: string; eventType: string; idempotencyKey: string; body: Uint8Array | null; version: number; quarantine: Quarantine | null } | null> {
+): Promise<{
+  source: string;
+  eventType: string;
+  idempotencyKey: string;
+  merchantId: string | null;
+  providerId: string | null;
+  body: Uint8Array | null;
+  version: number;
+  quarantine: Quarantine | null;
+} | null> {
   const row = await db
-    .prepare(`SELECT source, event_type, idempotency_key, body, version, quarantine, payload_dek, payload_purged_at FROM events WHERE id = ?1`)
+    .prepare(
+      `SELECT source, event_type, idempotency_key, merchant_id, provider_id, body, version, quarantine, payload_dek, payload_purged_at FROM events WHERE id = ?1`,
+    )
     .bind(eventId)
-    .first<{ source: string; event_type: string; idempotency_key: string; body: unknown; version: number; quarantine: string | null; payload_dek: string | null; payload_purged_at: number | null }>();
+    .first<{
+      source: string;
+      event_type: string;
+      idempotency_key: string;
+      merchant_id: string | null;
+      provider_id: string | null;
+      body: unknown;
+      version: number;
+      quarantine: string | null;
+      payload_dek: string | null;
+      payload_purged_at: number | null;
+    }>();
   if (!row) return null;
   const payloads = await EventPayloads.open(protection, eventId, row.payload_dek);
   return {
     source: row.source,
     eventType: row.event_type,
     idempotencyKey: row.idempotency_key,
+    merchantId: row.merchant_id,
+    providerId: row.provider_id,
     body: row.payload_purged_at !== null ? null : await payloads.open("body", row.body),
     version: row.version,
     quarantine: parseQuarantine(row.quarantine),

@@ -1,7 +1,9 @@
 // The dashboard in a real browser: headless Chromium (Debian's, driven by playwright-core) against `npm run dev`,
 // with the mock receiver and the send tool, walking the operator's path through every page of the UI contract
 // (sign-in, events, an event, dead letters with redrive, destinations, routing, overview, reveal, sign-out) and the
-// session's defences (cookie flags, CSRF, no session, a tampered cookie). Run with `npm run test:browser`.
+// session's defences (cookie flags, CSRF, no session, a tampered cookie, a signed-out cookie copied elsewhere, sign out
+// everywhere) and the security headers every page carries (CSP, no framing, no referrer, nosniff, no-store), with
+// the browser reporting no CSP violation. Run with `npm run test:browser`.
 // A failed assertion prints what the page showed. An expired session is covered by test/dashboard.test.ts, which
 // moves an injected clock past the 8 hours instead of waiting.
 import assert from "node:assert/strict";
@@ -25,6 +27,18 @@ let page;
 const startedAt = Date.now();
 /** What the steps learn and later steps use. */
 const seen = {};
+const cspViolations = [];
+
+/** The security headers of one dashboard answer, as issue #22 asks for them. */
+function assertSecurityHeaders(headers, what) {
+  const csp = headers["content-security-policy"] ?? "";
+  for (const directive of ["default-src 'none'", "style-src 'self'", "frame-ancestors 'none'", "form-action 'self'"]) assert.ok(csp.includes(directive), `${what}: CSP has ${directive}: ${csp}`);
+  assert.doesNotMatch(csp, /unsafe-|script-src/, `${what}: no inline script or style allowed`);
+  assert.equal(headers["x-frame-options"], "DENY", `${what}: X-Frame-Options`);
+  assert.equal(headers["referrer-policy"], "no-referrer", `${what}: Referrer-Policy`);
+  assert.equal(headers["x-content-type-options"], "nosniff", `${what}: X-Content-Type-Options`);
+  assert.equal(headers["cache-control"], "no-store", `${what}: Cache-Control`);
+}
 
 const step = (name, fn) => it(name, () => onPage(page, fn));
 const h1 = () => page.locator("h1").innerText();
@@ -59,6 +73,10 @@ describe("dashboard in a browser (headless Chromium, playwright-core)", { timeou
     browser = await launchBrowser();
     stack = await startStack({ port: PORT, receiverFlags: RECEIVER_FLAGS });
     ({ context, page } = await newPage(browser, ROUTER));
+    // Chromium reports each resource a Content-Security-Policy blocks on the console; the dashboard must cause none.
+    page.on("console", (message) => {
+      if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
+    });
   });
 
   after(async () => {
@@ -342,8 +360,12 @@ describe("dashboard in a browser (headless Chromium, playwright-core)", { timeou
 
     await eventPage(seen.create);
     await page.getByLabel("Reveal token", { exact: true }).fill(REVEAL_TOKEN);
-    await page.getByRole("button", { name: "Reveal customer data", exact: true }).click();
+    const [revealed] = await Promise.all([
+      page.waitForResponse((res) => res.request().method() === "POST" && new URL(res.url()).pathname.endsWith("/reveal")),
+      page.getByRole("button", { name: "Reveal customer data", exact: true }).click(),
+    ]);
     await page.waitForLoadState("load");
+    assertSecurityHeaders(await revealed.allHeaders(), "the revealed event page");
     const status = await see(page.getByRole("status"), "the reveal's audit status");
     assert.match((await status.innerText()).trim(), /^Customer data shown\. This reveal is recorded in the audit log \(aud_\S+\)\.$/);
     const text = await page.locator("main").innerText();
@@ -411,14 +433,61 @@ describe("dashboard in a browser (headless Chromium, playwright-core)", { timeou
     }
   });
 
-  step("10. signs out: the cookie is gone and /dashboard/events redirects to sign-in", async () => {
+  step("every page carries the security headers, the stylesheet loads under the CSP, and nothing is blocked", async () => {
+    for (const pathname of ["/dashboard/overview", "/dashboard/events", `/dashboard/events/${seen.create}`, "/dashboard/dead-letters", "/dashboard/destinations", "/dashboard/routing", "/dashboard/sign-in"]) {
+      const res = await page.goto(pathname);
+      assertSecurityHeaders(await res.allHeaders(), pathname);
+    }
+    // The stylesheet applied: the header's rule and the button colour come from it, not from the browser's defaults.
+    await page.goto("/dashboard/overview");
+    assert.equal(await page.locator("header").evaluate((el) => getComputedStyle(el).borderBottomStyle), "solid", "the stylesheet is applied");
+    assert.deepEqual(cspViolations, [], "the browser reported no Content-Security-Policy violation");
+  });
+
+  step("10. signs out: the cookie is gone, /dashboard/events redirects to sign-in, and a copy of the signed-out cookie opens nothing", async () => {
     await page.goto("/dashboard/events");
+    const copied = await sessionCookie(context);
+    assert.ok(copied, "a session cookie before signing out");
     await page.getByRole("button", { name: "Sign out", exact: true }).click();
     await atPath("/dashboard/sign-in");
     assert.equal(await h1(), "Sign in");
     assert.equal(await sessionCookie(context), undefined, "no router_session cookie after signing out");
     await page.goto("/dashboard/events");
     assert.equal(pathname(), "/dashboard/sign-in");
+
+    // The cookie as it was before sign-out, put back into another browser and sent over plain HTTP: the server
+    // revoked its session, so neither opens a page.
+    const res = await fetch(`${ROUTER}/dashboard/events`, { headers: { cookie: `router_session=${copied.value}` }, redirect: "manual" });
+    assert.equal(res.status, 303, "the copied cookie over HTTP");
+    assert.equal(res.headers.get("location"), "/dashboard/sign-in");
+    const { context: jar, page: other } = await newPage(browser, ROUTER);
+    try {
+      await jar.addCookies([copied]);
+      await onPage(other, async () => {
+        await other.goto("/dashboard/events");
+        assert.equal(new URL(other.url()).pathname, "/dashboard/sign-in", "the copied cookie in another browser");
+      });
+    } finally {
+      await jar.close();
+    }
+  });
+
+  step("11. sign out everywhere: another browser's session ends too", async () => {
+    const { context: jar, page: other } = await newPage(browser, ROUTER);
+    try {
+      await signIn(page, ADMIN_TOKEN);
+      await onPage(other, () => signIn(other, ADMIN_TOKEN));
+      assert.equal(new URL(other.url()).pathname, "/dashboard/overview", "the other browser is signed in");
+      await page.getByRole("button", { name: "Sign out everywhere", exact: true }).click();
+      await atPath("/dashboard/sign-in");
+      await see(page.getByRole("status"), "the notice that every session was signed out");
+      await onPage(other, async () => {
+        await other.goto("/dashboard/events");
+        assert.equal(new URL(other.url()).pathname, "/dashboard/sign-in", "the other browser's session ended");
+      });
+    } finally {
+      await jar.close();
+    }
   });
 });
 

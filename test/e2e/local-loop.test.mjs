@@ -169,7 +169,7 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
     for (const event of events) assert.equal(send(event, ...(event.startsWith("weedmaps.") ? ["--merchant", "4242"] : [])).code, 0, event);
     const fixtures = {};
     for (const provider of ["weedmaps", "leaftrade"]) {
-      for (const file of readdirSync(path.join(ROOT, "test/fixtures/providers", provider))) fixtures[`${provider}/${file.replace(/\.json$/, "")}`] = readFileSync(path.join(ROOT, "test/fixtures/providers", provider, file), "utf8");
+      for (const file of readdirSync(path.join(ROOT, "test/fixtures/providers", provider)).filter((f) => f.endsWith(".json"))) fixtures[`${provider}/${file.replace(/\.json$/, "")}`] = readFileSync(path.join(ROOT, "test/fixtures/providers", provider, file), "utf8");
     }
     const pii = piiValues(fixtures);
     assert.ok(pii.includes("1990-04-12") && pii.includes("MR-2026-118822"), pii.join());

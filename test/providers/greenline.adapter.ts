@@ -1,5 +1,5 @@
 import { readScalar } from "../../src/core/fields.ts";
-import { keyPart, timestampOf, type ProviderAdapter } from "../../src/core/providers/contract.ts";
+import { heldBody, keyPart, timestampOf, UNIDENTIFIED_TYPE, type ProviderAdapter } from "../../src/core/providers/contract.ts";
 
 /**
  * A test-only provider, to show what a new provider takes: this adapter, its fixture folder
@@ -16,10 +16,15 @@ const greenline: ProviderAdapter = {
   merchantField: "data.store_id",
   records: (payload) => [payload],
   identityFields: { id: "event_id", updatedAt: "occurred_at" },
-  identify({ sourceName, pathEvent, payload }) {
+  identityPaths: ["event", "event_id", "data.ticket_id"],
+  identify(input) {
+    const { sourceName, pathEvent, payload } = input;
     const eventId = readScalar(payload, "event_id");
     const eventType = readScalar(payload, "event")?.toLowerCase();
-    if (eventId === undefined || eventType === undefined) return { ok: false, code: "unidentified_event", detail: "no event_id or event" };
+    // Signed but not what we expect: held whole, never refused.
+    if (eventId === undefined || eventType === undefined) {
+      return { ok: true, events: [heldBody("greenline", input, pathEvent ?? UNIDENTIFIED_TYPE, { reason: "unidentified", detail: "no event_id or event" }, payload)] };
+    }
     if (pathEvent !== undefined && pathEvent !== eventType) return { ok: false, code: "event_type_mismatch", detail: `path ${pathEvent}, body ${eventType}` };
     return {
       ok: true,

@@ -14,21 +14,54 @@ function identify(overrides: Partial<IdentifyInput>) {
   return result.events;
 }
 
-const body = (name: string) => JSON.parse(fixture(`leaftrade/${name}`).body) as Record<string, unknown>;
+const body = (name: string) => JSON.parse(fixture(`leaftrade/${name}`).body) as Record<string, unknown> & { results?: unknown[] };
 
 async function postSigned(path: string, payload: string) {
   return post(path, payload, { "X-Signature": await hexSignature(payload, env.LEAFTRADE_WEBHOOK_SECRET as string) });
 }
 
 describe("Leaf Trade adapter", () => {
-  it("tells the three webhook types apart by the body's shape, and needs the path to agree", () => {
-    expect(identify({ pathEvent: "order-v4", payload: body("order-v4") }).map((e) => e.eventType)).toEqual(["order-v4"]);
-    expect(identify({ pathEvent: "order-v3", payload: body("order-v3") })[0]).toMatchObject({ eventType: "order-v3", providerId: "ord_abc124" });
-    expect(identify({ pathEvent: "product-issue", payload: body("product-issue") })[0]).toMatchObject({ eventType: "product-issue", providerId: "pi_7731" });
-    for (const [path, name] of [["order-v3", "order-v4"], ["product-issue", "order-v4"], ["order-v4", "order-v3"], ["product-issue", "order-v3"], ["order-v3", "product-issue"]]) {
-      expect(identifyResult({ pathEvent: path, payload: body(name!) })).toMatchObject({ ok: false, code: "event_type_mismatch" });
+  it("identifies the guide's own Order V4 example, and minimal bodies of each type (id, status, updated_at)", () => {
+    expect(identify({ pathEvent: "order-v4", payload: body("order-v4") })).toEqual([
+      {
+        eventType: "order-v4",
+        providerId: "ord_abc123",
+        providerTimestamp: Date.parse("2025-11-14T18:32:00Z"),
+        idempotencyKey: "leaftrade:s:order-v4:ord_abc123:approved:2025-11-14T18%3A32%3A00Z",
+        subject: body("order-v4").results![0],
+      },
+    ]);
+    for (const [type, id] of [["order-v4", "ord_min401"], ["order-v3", "ord_min301"], ["product-issue", "pi_min1"]] as const) {
+      const [event] = identify({ pathEvent: type, payload: body(`${type}--minimal`) });
+      expect(event, type).toMatchObject({ eventType: type, providerId: id });
+      expect(event!.hold, type).toBeUndefined();
     }
-    expect(identifyResult({ pathEvent: "order-v3", payload: { hello: "world" } })).toMatchObject({ ok: false, code: "unidentified_event" });
+  });
+
+  it("decides the type by the path and refuses only a body that clearly is another type: a results list off the V4 URL", () => {
+    for (const path of ["order-v3", "product-issue"]) {
+      expect(identifyResult({ pathEvent: path, payload: body("order-v4") })).toMatchObject({ ok: false, code: "event_type_mismatch" });
+    }
+    // The guide shows no field that tells an order from an issue: a single object is the type its URL names.
+    expect(identify({ pathEvent: "order-v3", payload: body("product-issue") })[0]).toMatchObject({ eventType: "order-v3", providerId: "pi_7731" });
+    expect(identify({ pathEvent: "product-issue", payload: body("order-v3") })[0]).toMatchObject({ eventType: "product-issue", providerId: "ord_abc124" });
+    expect(identify({ pathEvent: "order-v3", payload: { hello: "world" } })[0]).toMatchObject({ eventType: "order-v3", providerId: null });
+  });
+
+  it("holds, never refuses, a signed body it cannot identify: one event, keyed by its bytes", () => {
+    const held = (payload: unknown, pathEvent = "order-v4") => identifyResult({ pathEvent, payload });
+    for (const [payload, detail] of [
+      [body("order-v3"), "a single object on the Order V4 URL, not a results list"],
+      [{ count: 0, previous: null, results: [] }, "an Order V4 envelope with no orders"],
+      [{ count: 1, results: ["ord_abc123"] }, "an Order V4 entry is not an object"],
+      [[{ id: "ord_abc123" }], "the body is not a JSON object"],
+    ] as const) {
+      expect(held(payload), detail).toEqual({
+        ok: true,
+        events: [{ eventType: "order-v4", providerId: null, providerTimestamp: null, idempotencyKey: `leaftrade:s:order-v4:held:sha256:${"h".repeat(64)}`, subject: payload, hold: { reason: "unidentified", detail } }],
+      });
+    }
+    expect(held([1, 2], "product-issue")).toMatchObject({ ok: true, events: [{ eventType: "product-issue", hold: { reason: "unidentified" } }] });
   });
 
   it("keys on type, id, status and updated_at; never on the path", () => {
@@ -56,6 +89,31 @@ describe("Leaf Trade adapter", () => {
     for (const e of events) expect(JSON.parse(e.body!)).toMatchObject({ count: 1, next: null, previous: null, results: [e.subject] });
     // A one-order envelope is stored as it came, byte for byte.
     expect(identify({ pathEvent: "order-v4", payload: body("order-v4") })[0]!.body).toBeUndefined();
+  });
+
+  it("cuts each order's body from the signed text: its bytes as sent, the envelope's small fields once each, count 1", () => {
+    const text = '{"count": 2, "previous": null, "results": [ {"id": "ord_1", "status": "new", "total": 1.50, "note": "a \\"quoted\\" ] , {"} ,{"id":"ord_2","status":"new","total":1e400} ]}';
+    const events = identify({ pathEvent: "order-v4", payload: JSON.parse(text), text });
+    expect(events.map((e) => e.body)).toEqual([
+      '{"previous": null,"count":1,"results":[{"id": "ord_1", "status": "new", "total": 1.50, "note": "a \\"quoted\\" ] , {"}]}',
+      '{"previous": null,"count":1,"results":[{"id":"ord_2","status":"new","total":1e400}]}',
+    ]);
+  });
+
+  it("holds a body whole past the records cap, or when copying the envelope's own fields per order would multiply it", () => {
+    const three = body("order-v4--three-orders");
+    const text = JSON.stringify(three);
+    expect(identifyResult({ pathEvent: "order-v4", payload: three, text, maxRecords: 2 })).toMatchObject({
+      ok: true,
+      events: [{ eventType: "order-v4", providerId: null, idempotencyKey: `leaftrade:s:order-v4:held:sha256:${"h".repeat(64)}`, hold: { reason: "too_many_records", detail: "3 orders in one body, over the limit of 2" } }],
+    });
+    expect(identify({ pathEvent: "order-v4", payload: three, text, maxRecords: 3 })).toHaveLength(3);
+    const padded = { ...three, report: "x".repeat(1_100) };
+    expect(identifyResult({ pathEvent: "order-v4", payload: padded, text: JSON.stringify(padded) })).toMatchObject({ ok: true, events: [{ hold: { reason: "large_envelope_fields" } }] });
+    // One order is stored as it came, whatever its envelope holds: nothing is copied.
+    const single = { count: 1, report: "x".repeat(1_100), results: [three.results![0]] };
+    const [one] = identify({ pathEvent: "order-v4", payload: single, text: JSON.stringify(single) });
+    expect([one!.providerId, one!.body, one!.hold]).toEqual(["ord_abc201", undefined, undefined]);
   });
 
   it("names the dispensary license as the merchant field, orders and issues as kinds of object, and only its three webhook types", () => {
@@ -140,7 +198,9 @@ describe("Leaf Trade webhooks through the Worker, one URL per type", () => {
     expect(res.status).toBe(200);
     const held = await res.json<{ eventId: string; routing: string; deliveries: number }>();
     expect(held).toMatchObject({ routing: "quarantined", deliveries: 0 });
-    expect(queue.messages).toEqual([]);
+    // Nothing to deliver (its alert is test/provider-traffic.test.ts's to check).
+    expect(queue.messages.filter((m) => !("kind" in m.body))).toEqual([]);
+    queue.messages.splice(0);
     const row = await env.DB.prepare("SELECT merchant_id, routing, quarantine FROM events WHERE id = ?1").bind(held.eventId).first<{ merchant_id: string; routing: string; quarantine: string }>();
     expect(row!.merchant_id).toBe("C10-0000456-LIC");
     expect(JSON.parse(row!.quarantine)).toMatchObject({ reason: "merchant_mismatch", field: "dispensary_location.license_number", route: null, queryMerchant: "C10-9999999-OTHER", signedMerchant: "C10-0000456-LIC" });
@@ -151,7 +211,7 @@ describe("Leaf Trade webhooks through the Worker, one URL per type", () => {
     expect(release.status).toBe(202);
     expect(await release.json()).toEqual({ eventId: held.eventId, merchantId: "C10-0000456-LIC", deliveries: [{ destination: "erp", route: "lt-orders" }], enqueued: true });
     expect((await deliveriesOf(held.eventId)).map((d) => [d.destination, d.status])).toEqual([["erp", "pending"]]);
-    expect(queue.messages.map((m) => m.body)).toEqual([{ v: 1, eventId: held.eventId, deliveries: [{ destination: "erp", generation: 1 }] }]);
+    expect(queue.messages.map((m) => m.body).filter((b) => !("kind" in b))).toEqual([{ v: 1, eventId: held.eventId, deliveries: [{ destination: "erp", generation: 1 }] }]);
 
     // The same body with no merchant in the URL, or the right one, is routed with the license.
     const plain = fixture("leaftrade/order-v3").body.replace("ord_abc124", "ord_quarantine_2");

@@ -3,7 +3,8 @@ import { env } from "cloudflare:workers";
 import { createWorker } from "../../src/app/worker.ts";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { EventIdentity, IdentifyInput } from "../../src/core/providers/contract.ts";
-import { checkWeedmapsAnswer, isServiceFee, weedmaps, weedmapsEventType, WeedmapsOrderSchema } from "../../src/core/providers/weedmaps.ts";
+import { parseConfig } from "../../src/core/config/parse.ts";
+import { checkWeedmapsAnswer, DEFAULT_SERVICE_FEE, isServiceFee, weedmaps, weedmapsEventType, WeedmapsOrderSchema } from "../../src/core/providers/weedmaps.ts";
 import { captureDeliveryQueue, deliveriesOf, expectIngested, fixture, fixturesOf, identifierFor, post, postWeedmaps, weedmapsSignature } from "../helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
@@ -38,7 +39,10 @@ describe("Weedmaps adapter", () => {
     expect(identifyResult({ payload: order("draft"), pathEvent: "create" })).toMatchObject({ ok: false, code: "event_type_mismatch" });
     expect(identifyResult({ payload: order("create"), pathEvent: "draft" })).toMatchObject({ ok: false, code: "event_type_mismatch" });
     expect(identifyResult({ payload: order("create"), pathEvent: "order-updated" })).toMatchObject({ ok: false, code: "event_type_mismatch" });
-    expect(identifyResult({ payload: { orderId: "1" } })).toMatchObject({ ok: false, code: "unidentified_event" });
+    // Signed but with no status: held whole under the path's type (or "unidentified"), never refused.
+    expect(identifyResult({ payload: { orderId: "1" } })).toMatchObject({ ok: true, events: [{ eventType: "unidentified", providerId: "1", hold: { reason: "unidentified", detail: "the order has no status" } }] });
+    expect(identifyResult({ payload: { orderId: "1" }, pathEvent: "create" })).toMatchObject({ ok: true, events: [{ eventType: "create", hold: { reason: "unidentified" } }] });
+    expect(identifyResult({ payload: { orderId: "1", status: "NOT AN EVENT!" } })).toMatchObject({ ok: true, events: [{ hold: { reason: "unidentified", detail: "the order status is not an event name" } }] });
   });
 
   it("keys a Create on source and orderId alone, a Draft on its bytes too, and a later status on lastModifiedAt", () => {
@@ -176,5 +180,39 @@ describe("the Weedmaps fixtures follow the documented Order object", () => {
     expect(checkWeedmapsAnswer(draft, { ...answer, customer: patient }, "repair")).toMatchObject({ ok: true, repaired: ["customer"], repairedAnswer: { customer: draft.customer } });
     expect(isServiceFee({ name: "Weedmaps Service Fee", feeType: "SERVICE_FEE", amount: "1.00" })).toBe(true);
     expect(isServiceFee({ name: "Delivery fee", amount: "3.00" })).toBe(false);
+  });
+});
+
+describe("the Weedmaps Service Fee setting", () => {
+  it("recognises by default a fee typed SERVICE_FEE or named Weedmaps Service Fee / Weedmaps Fee, whole words only", () => {
+    expect(DEFAULT_SERVICE_FEE).toEqual({ feeTypes: ["SERVICE_FEE"], names: ["Weedmaps Service Fee", "Weedmaps Fee"] });
+    for (const fee of [{ feeType: "SERVICE_FEE" }, { type: "service_fee" }, { name: "Weedmaps Service Fee" }, { name: "  WEEDMAPS FEE " }]) expect(isServiceFee(fee), JSON.stringify(fee)).toBe(true);
+    // The old substring rule took the first two and missed "Weedmaps Fee".
+    for (const fee of [{ name: "Delivery service fee" }, { feeType: "SERVICE" }, { name: "Weedmaps Fees" }, { name: "Delivery fee", amount: "3.00" }, null, "SERVICE_FEE"]) expect(isServiceFee(fee), JSON.stringify(fee)).toBe(false);
+    expect(isServiceFee({ name: "Platform fee" }, { feeTypes: [], names: ["platform FEE"] })).toBe(true);
+  });
+
+  it("keeps the source's Service Fee in a Draft answer, and only that one", () => {
+    const draft = { ...order("draft"), fees: [{ name: "Platform fee", amount: "1.00" }, { name: "Weedmaps Service Fee", feeType: "SERVICE_FEE", amount: "2.00" }] };
+    const answer = { ...draft, fees: [{ name: "Weedmaps Service Fee", feeType: "SERVICE_FEE", amount: "2.00" }], feeTotal: "2.00" };
+    const serviceFee = { feeTypes: [], names: ["Platform fee"] };
+    expect(checkWeedmapsAnswer(draft, answer, "strict", { serviceFee })).toEqual({ ok: false, rule: "draft_answer_service_fee", path: "fees" });
+    expect(checkWeedmapsAnswer(draft, answer, "repair", { serviceFee })).toMatchObject({ ok: true, repaired: ["fees (Weedmaps Service Fee)"], repairedAnswer: { fees: draft.fees } });
+    expect(checkWeedmapsAnswer(draft, { ...answer, fees: [draft.fees[0]] }, "strict", { serviceFee })).toMatchObject({ ok: true });
+  });
+
+  it("is a per-source config setting: Weedmaps sources only, never empty", () => {
+    const base = {
+      sources: { wm: { provider: "weedmaps", verify: { type: "hmac", secrets: ["WEEDMAPS_CLIENT_SECRET"] } }, lt: { provider: "leaftrade", verify: { type: "hmac", secrets: ["LT"], header: "X-Sig", encoding: "hex" } } },
+      destinations: { erp: { url: "https://erp.example.test/webhooks", signingSecret: "ERP_SIGNING_SECRET" } },
+      routes: [{ name: "all", source: "wm", destinations: ["erp"] }],
+    };
+    const withSetting = (source: "wm" | "lt", serviceFee: unknown) => parseConfig({ ...base, sources: { ...base.sources, [source]: { ...base.sources[source], serviceFee } } });
+    const ok = withSetting("wm", { names: [" WM Fee "] });
+    expect(ok.ok && ok.config.sources.wm!.serviceFee).toEqual({ feeTypes: [], names: ["WM Fee"] });
+    const unset = parseConfig(base);
+    expect(unset.ok && unset.config.sources.wm!.serviceFee).toBeUndefined();
+    expect(withSetting("wm", {})).toEqual({ ok: false, errors: [expect.stringMatching(/^sources\.wm\.serviceFee: name at least one fee type or fee name/)] });
+    expect(withSetting("lt", { feeTypes: ["SERVICE_FEE"] })).toEqual({ ok: false, errors: [expect.stringMatching(/^sources\.lt\.serviceFee: .*applies to Weedmaps sources/)] });
   });
 });

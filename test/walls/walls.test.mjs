@@ -39,7 +39,7 @@ describe("the walls between the folders of src/", () => {
   });
 
   const crossings = [
-    { file: "src/ingest/app.ts", line: 'import "../delivery/consumer.ts";', rule: "ingest-imports-only-core-config-storage-outbound-telemetry" },
+    { file: "src/ingest/app.ts", line: 'import "../delivery/consumer.ts";', rule: "ingest-imports-only-core-config-storage-outbound-control-telemetry" },
     { file: "src/delivery/consumer.ts", line: 'import "../ingest/store.ts";', rule: "delivery-imports-only-core-config-storage-outbound-control-telemetry" },
     { file: "src/admin/app.ts", line: 'import "../delivery/sweeper.ts";', rule: "admin-imports-only-core-config-storage-outbound-control-telemetry" },
     { file: "src/storage/events.ts", line: 'import "../delivery/replay.ts";', rule: "storage-imports-only-core-telemetry" },

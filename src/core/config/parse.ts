@@ -39,21 +39,20 @@ export function parseConfig(raw: unknown, options: ParseConfigOptions = {}): Par
     return { ok: false, errors: parsed.error.issues.map((issue) => `${formatPath(issue.path) || "(root)"}: ${issue.message}`) };
   }
   const errors: string[] = [];
-  for (const [name, destination] of Object.entries(parsed.data.destinations)) {
-    const url = new URL(destination.url);
-    if (url.username || url.password) {
-      errors.push(`destinations.${name}.url: must not carry credentials; use headers with a secret instead`);
-    }
+  // Destinations and alert channels are held to the same rules: the config is shown by the admin API and kept in
+  // the repository, so a URL in it must carry no credentials, and plain http leaves the machine only when allowed.
+  const checkUrl = (at: string, raw: string, credentialsAdvice: string) => {
+    const url = new URL(raw);
+    if (url.username || url.password) errors.push(`${at}: must not carry credentials; ${credentialsAdvice}`);
     if (url.protocol === "http:" && !isLoopback(url.hostname) && !options.allowInsecureDestinations) {
-      errors.push(`destinations.${name}.url: must be https (plain http is allowed only on loopback or with ALLOW_INSECURE_DESTINATIONS=true)`);
+      errors.push(`${at}: must be https (plain http is allowed only on loopback or with ALLOW_INSECURE_DESTINATIONS=true)`);
     }
+  };
+  for (const [name, destination] of Object.entries(parsed.data.destinations)) {
+    checkUrl(`destinations.${name}.url`, destination.url, "use headers with a secret instead");
   }
   for (const [name, channel] of Object.entries(parsed.data.alerts.channels)) {
-    if (channel.type !== "webhook") continue;
-    const url = new URL(channel.url);
-    if (url.protocol === "http:" && !isLoopback(url.hostname) && !options.allowInsecureDestinations) {
-      errors.push(`alerts.channels.${name}.url: must be https (plain http is allowed only on loopback or with ALLOW_INSECURE_DESTINATIONS=true)`);
-    }
+    if (channel.type === "webhook") checkUrl(`alerts.channels.${name}.url`, channel.url, "use a slack channel's urlSecret or a destination channel instead");
   }
   return errors.length ? { ok: false, errors } : { ok: true, config: parsed.data };
 }

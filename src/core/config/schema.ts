@@ -75,6 +75,31 @@ const sourceSchema = (providers: readonly [string, ...string[]]) =>
     events: z.array(EventType).min(1).max(50).optional(),
     /** Customer data in this source's bodies beyond what its provider declares (src/core/redact.ts paths). */
     piiPaths: z.array(PiiPath).max(50).default([]),
+    /**
+     * Weedmaps: which of a Draft's `fees` is the Weedmaps Service Fee, which a Draft answer must keep. Weedmaps does
+     * not document the marking; unset, the adapter's assumed default applies (`feeType` SERVICE_FEE, or the name
+     * "Weedmaps Service Fee" or "Weedmaps Fee": DEFAULT_SERVICE_FEE in src/core/providers/weedmaps.ts). Set, it
+     * replaces the default. Each is compared whole, ignoring case and surrounding spaces: no substrings.
+     */
+    serviceFee: z
+      .strictObject({
+        feeTypes: z.array(z.string().trim().min(1).max(100)).max(20).default([]),
+        names: z.array(z.string().trim().min(1).max(200)).max(20).default([]),
+      })
+      .refine((fee) => fee.feeTypes.length + fee.names.length > 0, { message: "name at least one fee type or fee name: an empty setting would unlock the Service Fee" })
+      .optional(),
+    /**
+     * A secret token each webhook type's URL must carry (`?token=…`), by the path's type (`default`: a URL with no
+     * type). A provider that signs every type with one key (Leaf Trade) cannot tell them apart by the signature,
+     * so whoever has seen a body (a destination, a log) could post it to another type's URL; the URL token, never
+     * forwarded or logged, is what they lack. Checked before the body is read.
+     */
+    urlToken: z
+      .strictObject({
+        query: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, "must be a query parameter name").default("token"),
+        secrets: z.record(z.union([EventType, z.literal("default")]), SecretName).refine((secrets) => Object.keys(secrets).length > 0, "name at least one type's secret"),
+      })
+      .optional(),
   });
 
 const StaticHeader = z.strictObject({
@@ -207,8 +232,13 @@ export function buildConfigSchema(registry: ProviderRegistry) {
           draftAnswerMaxBytes: z.number().int().min(1024).max(262_144).default(262_144),
           /** JSON nested deeper than this is refused with 400 invalid_json; real webhooks nest a few levels. */
           maxJsonDepth: z.number().int().min(8).max(1_000).default(64),
+          /**
+           * The most records (Leaf Trade V4 orders) one body makes events of: each is a row and a delivery, so one
+           * request's cost stays bounded. A body over it is stored once, whole, held and alerted.
+           */
+          maxRecordsPerBody: z.number().int().min(1).max(10_000).default(1_000),
         })
-        .default({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000, draftAnswerMaxBytes: 262_144, maxJsonDepth: 64 }),
+        .default({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000, draftAnswerMaxBytes: 262_144, maxJsonDepth: 64, maxRecordsPerBody: 1_000 }),
       /**
        * Bodies, Draft answers and response excerpts are encrypted in D1 with the PAYLOAD_KEYS ring. `unsafe-disabled`
        * stores them as plain text: for measuring the cost only, never in production.
@@ -268,6 +298,9 @@ export function buildConfigSchema(registry: ProviderRegistry) {
             ctx.addIssue({ code: "custom", path: ["sources", name, "events", i], message: `${source.provider} sends only ${JSON.stringify(adapter.eventTypes)}` });
           }
         });
+      }
+      if (source.serviceFee && !adapter.checkAnswer) {
+        ctx.addIssue({ code: "custom", path: ["sources", name, "serviceFee"], message: `the ${source.provider} adapter checks no answer; serviceFee applies to Weedmaps sources` });
       }
       if (!adapter.configurableIdentity && (source.eventTypeField || source.idempotencyFields)) {
           ctx.addIssue({

@@ -23,10 +23,11 @@ export interface ProviderAdapter {
   readonly synchronousEvents: readonly string[];
   /**
    * For synchronous events: what a valid answer to `request` is. Pure. Gets the parsed answer once the generic
-   * rules (200, JSON, size) hold; in `repair` mode it may mend what the answer may not change. Omitted: any JSON
-   * answer is relayed.
+   * rules (200, JSON, size, depth) hold; in `repair` mode it may mend what the answer may not change. `source` is
+   * the config of the source the request came in on, for its per-source settings (Weedmaps' `serviceFee`). Omitted:
+   * any JSON answer is relayed.
    */
-  checkAnswer?(request: unknown, answer: unknown, mode: "strict" | "repair"): AnswerCheck;
+  checkAnswer?(request: unknown, answer: unknown, mode: "strict" | "repair", source: SourceConfig): AnswerCheck;
   /** The source's `eventTypeField` and `idempotencyFields` settings apply (the generic adapter); others derive these themselves. */
   readonly configurableIdentity?: boolean;
   /**
@@ -56,6 +57,13 @@ export interface ProviderAdapter {
   readonly piiPaths: readonly string[];
   readonly identityFields?: { id: string; updatedAt?: string };
   /**
+   * The fields of a record (relative to it, as `records` returns them) that decide what the event is, whose it is
+   * and which state of its object: a signed body that sends one of these twice is ambiguous (JSON.parse keeps the
+   * last, a destination's parser may keep the first) and is held. `recordsPath` is where an envelope keeps them.
+   */
+  readonly identityPaths: readonly string[];
+  readonly recordsPath?: string;
+  /**
    * Pure: what the events in a verified body are, and the key that makes a provider retry a duplicate. Only the
    * signed bytes decide: the path's event type (if any) is checked against the body, never taken over it, and no
    * key includes the path or the query, so one body posted anywhere is one event.
@@ -71,17 +79,34 @@ export interface IdentifyInput {
   /** Parsed JSON body, or undefined for a source that accepts non-JSON bodies. */
   payload: unknown;
   bodySha256: string;
+  /** The signed text the payload was parsed from, so an envelope is cut into bodies without re-serialising it. */
+  text?: string;
+  /** The most records one body may make events of (`limits.maxRecordsPerBody`); past it the body is held whole. */
+  maxRecords?: number;
 }
 
 export type IdentifyResult =
   | { ok: true; events: EventIdentity[] }
   | {
       ok: false;
-      /** `event_type_mismatch`: the path names another type than the body. `unidentified_event`: the body names none. */
-      code: "event_type_mismatch" | "unidentified_event";
+      /**
+       * The path names another type than the body clearly is: a cross-type replay, refused (422). A body that is
+       * merely not what we expected is never refused: it comes back as one event with a `hold`.
+       */
+      code: "event_type_mismatch";
       /** For the log only; never customer data. */
       detail: string;
     };
+
+/**
+ * Why a verified body is stored whole and delivered nowhere until an operator releases it: it did not fit what the
+ * router assumes of its provider. Signed bytes are never refused for our guesses, and never delivered unchecked.
+ */
+export interface BodyHold {
+  reason: "unidentified" | "ambiguous_json" | "too_many_records" | "large_envelope_fields";
+  /** Safe to show and alert: names fields and counts, never a value. */
+  detail: string;
+}
 
 export interface EventIdentity {
   eventType: string;
@@ -98,7 +123,18 @@ export interface EventIdentity {
    * delivered for this one: the envelope with this entry alone. Omitted: the request's own bytes.
    */
   body?: string;
+  /** Set when the body is held whole (see BodyHold): one event, keyed by its bytes, so a retry is a duplicate. */
+  hold?: BodyHold;
 }
+
+/** The whole signed body as one held event, keyed by its hash: stored once, delivered nowhere until released. */
+export function heldBody(provider: string, input: Pick<IdentifyInput, "sourceName" | "bodySha256">, eventType: string, hold: BodyHold, subject: unknown, providerId: string | null = null): EventIdentity {
+  const idempotencyKey = [provider, input.sourceName, eventType, "held", `sha256:${input.bodySha256}`].join(":");
+  return { eventType, providerId, providerTimestamp: null, idempotencyKey, subject, hold };
+}
+
+/** The event type of a body that names none: the path's, or this placeholder. */
+export const UNIDENTIFIED_TYPE = "unidentified";
 
 /** A provider timestamp (ISO 8601) as milliseconds, or null when absent or not a date. */
 export function timestampOf(value: string | undefined): number | null {

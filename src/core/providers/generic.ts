@@ -1,6 +1,6 @@
 import { EVENT_TYPE_PATTERN } from "../config/schema.ts";
 import { readScalar } from "../fields.ts";
-import { keyPart, type ProviderAdapter } from "./contract.ts";
+import { heldBody, keyPart, UNIDENTIFIED_TYPE, type ProviderAdapter } from "./contract.ts";
 
 /**
  * Any other HMAC-signing (or deliberately unsigned) source declared in config, served at /webhooks/<name>. With an
@@ -16,10 +16,13 @@ export const generic: ProviderAdapter = {
   piiPaths: [],
   configurableIdentity: true,
   records: (payload) => [payload],
-  identify({ sourceName, source, pathEvent, payload, bodySha256 }) {
+  // The source's `eventTypeField` and `idempotencyFields` (ingest adds them).
+  identityPaths: [],
+  identify(input) {
+    const { sourceName, source, pathEvent, payload, bodySha256 } = input;
     const signedType = source.eventTypeField ? readScalar(payload, source.eventTypeField)?.toLowerCase() : undefined;
     if (signedType !== undefined && !EVENT_TYPE_PATTERN.test(signedType)) {
-      return { ok: false, code: "unidentified_event", detail: `${source.eventTypeField} is not an event name` };
+      return { ok: true, events: [heldBody("generic", input, pathEvent ?? UNIDENTIFIED_TYPE, { reason: "unidentified", detail: `${source.eventTypeField} is not an event name` }, payload)] };
     }
     if (signedType !== undefined && pathEvent !== undefined && pathEvent !== signedType) {
       return { ok: false, code: "event_type_mismatch", detail: `the path says ${pathEvent}, ${source.eventTypeField} says ${signedType}` };

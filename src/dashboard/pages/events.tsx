@@ -9,11 +9,12 @@ import { REDACTED } from "../../core/redact.ts";
 import { tokenId } from "../../core/signatures/token-id.ts";
 import { replayEvent } from "../../delivery/replay.ts";
 import { getEventDetail, searchEvents, SEARCH_WINDOW, type EventFilter, type EventStatusFilter } from "../../storage/admin-queries.ts";
+import { failAttempt, guardAttempt, passAttempt } from "../../storage/attempts.ts";
 import { auditId, insertAudit } from "../../storage/audit.ts";
 import { isSealedText } from "../../storage/payloads.ts";
 import { Page } from "../layout.tsx";
 import { revealTokenMatches } from "../session.ts";
-import { iso, msOf, PAGE_SIZE, pretty, text, type DashboardContext, type Pages } from "../shared.ts";
+import { attemptOf, iso, msOf, PAGE_SIZE, pretty, text, type DashboardContext, type Pages } from "../shared.ts";
 
 const STATUSES: EventStatusFilter[] = ["routed", "unrouted", "delivered", "failing", "dead", "quarantined"];
 const EVENT_ID = "evt_[0-9a-f]{32}";
@@ -204,9 +205,15 @@ export const eventPages: Pages = (app, { providers, clock }) => {
     const typed = typeof form.reveal_token === "string" ? form.reveal_token : "";
     const token = readVar(c.env, "ADMIN_REVEAL_TOKEN");
     if (!token) throw new RouterError("reveal_forbidden", { detail: "ADMIN_REVEAL_TOKEN is not set: revealing is off" });
-    if (!revealTokenMatches(c.env, typed)) return eventPage(c, eventId, null, true);
-    const config = loadConfig(c.env, providers);
     const now = clock.now();
+    const attempt = attemptOf(c, "reveal", now, eventId);
+    const standing = await guardAttempt(attempt);
+    if (!revealTokenMatches(c.env, typed)) {
+      await failAttempt(attempt, typed ? "token_mismatch" : "token_missing");
+      return eventPage(c, eventId, null, true);
+    }
+    await passAttempt(attempt, standing);
+    const config = loadConfig(c.env, providers);
     const id = auditId(now);
     const found = await getEventDetail(c.env.DB, await loadPayloadProtection(c.env, config), eventId);
     if (!found) throw new RouterError("not_found");
