@@ -36,10 +36,11 @@ export function standingOf(row: { window_start: number; failures: number } | nul
 export const retryAfterSeconds = (lockedForMs: number) => String(Math.max(1, Math.ceil(lockedForMs / 1000)));
 
 /**
- * The client an attempt is counted against: Cloudflare's CF-Connecting-IP, an IPv6 address by its /64 (one host
- * usually holds a whole /64). Without the header (`wrangler dev`, a test, a request that did not come through
- * Cloudflare's edge) every such request shares the one client "unknown": throttling still holds, for all of them
- * together.
+ * The client an attempt is counted against: CF-Connecting-IP, which Cloudflare's edge sets (a caller cannot
+ * choose it), an IPv6 address by its /64 (one host usually holds a whole /64). Under `wrangler dev` miniflare sets
+ * it to the caller's address (127.0.0.1 on loopback, so local clients share one count). Without the header (a test
+ * calling the Worker's fetch directly, a service binding) every such request is the one client "unknown":
+ * throttling still holds, for all of them together.
  */
 export function clientOf(connectingIp: string | undefined): string {
   const ip = connectingIp?.trim();
