@@ -181,6 +181,11 @@ describe("the Weedmaps fixtures follow the documented Order object", () => {
     expect(isServiceFee({ name: "Weedmaps Service Fee", feeType: "SERVICE_FEE", amount: "1.00" })).toBe(true);
     expect(isServiceFee({ name: "Delivery fee", amount: "3.00" })).toBe(false);
   });
+
+  it("passes an answer to a Draft that carries none of the parts the POS may not change but orderId", () => {
+    const { customer: _c, seller: _s, source: _so, documents: _d, customerNote: _n, requestedSchedulingInfo: _r, payments: _p, ...bare } = order("draft") as Record<string, unknown>;
+    expect(checkWeedmapsAnswer(bare, bare, "strict")).toMatchObject({ ok: true, repaired: [] });
+  });
 });
 
 describe("the Weedmaps Service Fee setting", () => {

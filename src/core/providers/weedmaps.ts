@@ -79,7 +79,7 @@ const Scalar = z.union([z.string().max(10_000), z.number(), z.boolean(), z.null(
  * The parts the POS may not change are checked against the Draft as data (DRAFT_IMMUTABLE_FIELDS), never against a
  * type of ours: an answer that echoes what Weedmaps sent is right, whatever Weedmaps sent.
  */
-const AsTheDraftSentIt = z.unknown();
+const AsTheDraftSentIt = z.unknown().optional();
 
 const LineItem = z.looseObject({
   id: Text,
