@@ -1,7 +1,8 @@
 // The walls between the folders of src/, checked by `npm run check:walls` (and so by `npm run check` and .ci/run).
 // The flow they keep: ingest → core → storage, and delivery → core → outbound → storage. Every folder may use
-// core; the entry folders (ingest, delivery, admin, maintenance) never use one another, except admin calling the replay
-// service that delivery exports. test/walls/walls.test.mjs breaks each rule on purpose and checks that it fails.
+// core; the entry folders (ingest, delivery, maintenance) never use one another. The operator side is two
+// transports over one layer: admin (the API) and dashboard (the pages) call operations/, which does the work.
+// test/walls/walls.test.mjs breaks each rule on purpose and checks that it fails.
 
 /** Folders a folder may import, besides itself and npm packages. */
 const ALLOWED = {
@@ -15,12 +16,20 @@ const ALLOWED = {
   // The destinations' Durable Objects and the Worker's calls to them: state and holds, never a delivery or a request.
   control: ["core", "storage", "telemetry"],
   delivery: ["core", "config", "storage", "outbound", "control", "telemetry"],
-  admin: ["core", "config", "storage", "outbound", "control", "telemetry"],
-  // The dashboard: pages over the same services as the admin API, never the admin app itself.
-  dashboard: ["core", "config", "storage", "control", "telemetry"],
+  // Every operator action once: validate, act, audit. Rows, keys and the destinations' controls; never a request.
+  operations: ["core", "config", "storage", "control", "telemetry"],
+  // The admin API and the dashboard are transports: parse, call an operation, render. Never storage or delivery.
+  admin: ["core", "config", "operations", "telemetry"],
+  dashboard: ["core", "config", "operations", "telemetry"],
   // The Cron's maintenance walk (retention, key rotation): rows and keys, never a delivery or a request.
   maintenance: ["core", "config", "storage", "telemetry"],
 };
+
+/**
+ * The one door through a wall: a replay's new generations are written by the same function whether an operator or
+ * a bulk replay's page (run by the queue consumer) asks, so operations/ calls delivery's replay write.
+ */
+const DOORS = { operations: "^src/delivery/replay\\.ts$" };
 
 const FOLDERS = [...Object.keys(ALLOWED), "app"];
 
@@ -33,8 +42,7 @@ const folderRules = Object.entries(ALLOWED).map(([folder, allowed]) => {
     from: { path: `^src/${folder}/` },
     to: {
       path: `^src/(${forbidden.join("|")})/|^src/index\\.ts$`,
-      // The one door between the entry folders: admin starts replays through delivery's replay service.
-      ...(folder === "admin" || folder === "dashboard" ? { pathNot: "^src/delivery/replay\\.ts$" } : {}),
+      ...(DOORS[folder] ? { pathNot: DOORS[folder] } : {}),
     },
   };
 });

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { ERROR_CODES } from "../src/core/errors.ts";
 import type { DeliveryMessage, ReplayPageMessage } from "../src/core/messages.ts";
 import { adminFetch, captureDeliveryQueue, deliveriesOf, fixture, post, postWeedmaps, runDeliveryQueue, stubDestinations } from "./helpers.ts";
 
@@ -494,5 +495,10 @@ describe("OpenAPI", () => {
     const page = await adminFetch("GET", "/reference");
     expect(page.headers.get("content-type")).toMatch(/text\/html/);
     expect(await page.text()).toContain("Cannabis webhook router admin API");
+  });
+
+  it("publishes the error code as the closed set of src/core/errors.ts", async () => {
+    const doc = await adminJson<{ components: { schemas: { Error: { properties: { error: { properties: { code: { enum: string[] } } } } } } } }>("GET", "/openapi.json");
+    expect(doc.components.schemas.Error.properties.error.properties.code.enum).toEqual(Object.keys(ERROR_CODES));
   });
 });

@@ -1,7 +1,7 @@
 import { createExecutionContext, createMessageBatch, createScheduledController, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { createWorker } from "../src/app/worker.ts";
+import type { createWorker as CreateWorker } from "../src/app/worker.ts";
 import { DAY_MS } from "../src/core/retention.ts";
 import { EventPayloads } from "../src/storage/payloads.ts";
 import { fixture, fixturesOf, ManualClock, ROUTER, storedPayloads, stubDestinations, testProtection, weedmapsSignature } from "./helpers.ts";
@@ -16,7 +16,7 @@ const RING_BA = `${KEY_B},${RING_A}`;
 const ALL_FIXTURES = Object.fromEntries(["weedmaps", "leaftrade"].flatMap((p) => fixturesOf(p).map(([name, f]) => [`${p}/${name}`, f.body])));
 const PII = piiValues(ALL_FIXTURES);
 
-type Worker = ReturnType<typeof createWorker>;
+type Worker = ReturnType<typeof CreateWorker>;
 type Bindings = Env;
 
 async function call(worker: Worker, request: Request, bindings: Bindings = env): Promise<Response> {
@@ -71,9 +71,15 @@ async function everyStoredValue(): Promise<string> {
   return out.join("\n");
 }
 
-// Storage is shared by the tests of a file: each starts from no events, no walk and no key registry.
+let createWorker: typeof CreateWorker;
+
+// Storage is shared by the tests of a file: each starts from no events, no walk and no key registry. An isolate
+// trusts the registry it last checked for five minutes (src/ingest/keys.ts), so each test also gets the Worker's
+// modules afresh, as a new isolate would load them, instead of one that remembers a registry emptied under it.
 beforeEach(async () => {
   await env.DB.batch(["events", "sweeper_state", "payload_keys", "audit_log"].map((table) => env.DB.prepare(`DELETE FROM ${table}`)));
+  vi.resetModules();
+  ({ createWorker } = await import("../src/app/worker.ts"));
 });
 
 afterEach(() => vi.restoreAllMocks());

@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
 import { SESSION_MS } from "../src/dashboard/session.ts";
+import { encodeCursor } from "../src/core/cursor.ts";
 import { captureDeliveryQueue, fixture, ManualClock, post, runQueueOn, stubDestinations, weedmapsSignature } from "./helpers.ts";
 import { piiValues } from "./pii.ts";
 
@@ -402,12 +403,12 @@ describe("dead letters", () => {
     expect(count).toContain("Redrive 1 deliveries");
     expect(visible(await page(`/dead-letters/redrive?destination=pos&since=${since}&until=${until}`, cookie))).toContain("0 dead deliveries match.");
     expect((await request("GET", `/dead-letters/redrive?since=${until}&until=${since}`, { cookie })).status).toBe(400);
-    expect((await request("POST", "/dead-letters/redrive", { cookie, form: { destination: "erp", since, until, expected: "0" } })).status).toBe(400);
+    expect((await request("POST", "/dead-letters/redrive", { cookie, form: { destination: "erp", since, until, maxCount: "0" } })).status).toBe(400);
 
     erpFails = false;
     catchUp();
     const sent = queue.messages.length;
-    const started = await request("POST", "/dead-letters/redrive", { cookie, form: { destination: "erp", since, until, expected: "1" } });
+    const started = await request("POST", "/dead-letters/redrive", { cookie, form: { destination: "erp", since, until, maxCount: "1" } });
     expect(started.status).toBe(303);
     const location = started.headers.get("location")!;
     expect(location).toMatch(/^\/dashboard\/dead-letters\?started=rpl_[0-9a-f]{32}&count=1$/);
@@ -476,7 +477,7 @@ describe("routing", () => {
 
     const bad = await request("POST", "/routing/dry-run", { cookie, form: { source: "weedmaps", payload: "{not json" } });
     expect(bad.status).toBe(400);
-    expect(visible(await bad.text())).toContain("invalid_request: the payload is not JSON.");
+    expect(visible(await bad.text())).toContain("invalid_request: The request is invalid. payload: is not JSON");
     const unknown = await request("POST", "/routing/dry-run", { cookie, form: { source: "nope", payload: "{}" } });
     expect(visible(await unknown.text())).toContain("unknown_source:");
 
@@ -565,5 +566,50 @@ describe("cost", () => {
       }
     }
     expect(eventReads).toBeGreaterThanOrEqual(views.length - 3);
+  });
+
+  it("seeks a deep page's cursor in the index: each read of events is a SEARCH from the cursor, never a SCAN", async () => {
+    stubDestinations((req) => (new URL(req.url).hostname === "erp.example.test" ? new Response("no", { status: 400 }) : new Response("ok")));
+    const queue = captureDeliveryQueue();
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++) ids.push(await labEvent("pair"));
+    await deliver(queue);
+    const { cookie } = await signIn();
+    // A cursor past all but the oldest two of them, as "Older events" and "More" hand out: a page there must seek it,
+    // not walk the 27 newer entries (and, in production, every newer event) to reach it.
+    const deep = await env.DB.prepare("SELECT received_at, id FROM events WHERE id = ?1").bind(ids[2]).first<{ received_at: number; id: string }>();
+    const cursor = encodeCursor([deep!.received_at, deep!.id]);
+    const readsOfEvents = async (sql: string, params: unknown[]) => {
+      const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(...params).all<{ detail: string }>();
+      return plan.results.map((r) => r.detail).filter((d) => /^(SCAN|SEARCH) (e|events)\b/.test(d));
+    };
+    const seeksCursor = (reads: string[]) =>
+      reads.every((d) => d.startsWith("SEARCH")) && reads.some((d) => /^SEARCH (e|events) USING (COVERING )?INDEX \S+ \(.*\(received_at,id\)<\(\?,\?\)\)$/.test(d));
+    // The check itself: the keyset spelled as an OR, as it was before row values, walks the index from the newest end.
+    const or = "SELECT id FROM events WHERE received_at < ?1 OR (received_at = ?1 AND id < ?2) ORDER BY received_at DESC, id DESC LIMIT 50";
+    expect(seeksCursor(await readsOfEvents(or, [deep!.received_at, deep!.id]))).toBe(false);
+
+    const since = new Date(Date.now() - 3_600_000).toISOString();
+    const views = [
+      `/events?cursor=${cursor}`,
+      `/events?status=dead&cursor=${cursor}`,
+      `/events?source=lab&type=pair&cursor=${cursor}`,
+      `/events?since=${since}&cursor=${cursor}`,
+      `/dead-letters?cursor=${cursor}`,
+      `/dead-letters?destination=erp&cursor=${cursor}`,
+    ];
+    for (const view of views) {
+      const { proxy, seen } = capturing(env.DB);
+      const res = await worker.fetch(new Request(`${ORIGIN}/dashboard${view}`, { headers: { cookie }, redirect: "manual" }), { ...env, DB: proxy } as Env, ctx);
+      expect(res.status, view).toBe(200);
+      // The page's two oldest events are the only ones past the cursor.
+      expect(await res.text(), view).toContain(ids[0]);
+      const paged = seen.filter(({ sql }) => /\bevents\b/.test(sql) && /\(received_at, id\) </.test(sql));
+      expect(paged.length, view).toBeGreaterThan(0);
+      for (const { sql, params } of paged) {
+        const reads = await readsOfEvents(sql, params);
+        expect(seeksCursor(reads), `${view}: ${sql}\n${reads.join("\n")}`).toBe(true);
+      }
+    }
   });
 });

@@ -12,8 +12,9 @@ import { captureDeliveryQueue, deferred, deliveriesOf, fixture, ManualClock, pos
 let queue: ReturnType<typeof captureDeliveryQueue>;
 beforeEach(async () => {
   queue = captureDeliveryQueue();
-  // Each test's walk starts from the first event, whatever an earlier test of this file left.
-  await env.DB.prepare("DELETE FROM sweeper_state").run();
+  // The tests of this file share its database. Each test's walk starts from the first event, and its outbox sweep
+  // finds only the rows it put there, whatever an earlier test left.
+  await env.DB.batch([env.DB.prepare("DELETE FROM sweeper_state"), env.DB.prepare("DELETE FROM outbox")]);
 });
 afterEach(() => vi.restoreAllMocks());
 

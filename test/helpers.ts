@@ -123,6 +123,21 @@ export async function postWeedmaps(path: string, body: string): Promise<Response
   return post(path, body, { Signature: await weedmapsSignature(body) });
 }
 
+/**
+ * The gates' namespace with every object's name prefixed, so that a test's gates (circuits, rate limits, the alert
+ * throttle) are its own: the tests of a file share its storage, Durable Objects included.
+ */
+export function gatesOfItsOwn(namespace: Env["DESTINATION_GATE"] = env.DESTINATION_GATE): Env["DESTINATION_GATE"] {
+  const prefix = crypto.randomUUID();
+  return new Proxy(namespace, {
+    get(target, property) {
+      if (property === "idFromName") return (name: string) => target.idFromName(`${prefix}:${name}`);
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 /** Records every message the Worker sends to the real delivery queue (the send still goes through). */
 export function captureDeliveryQueue(): { messages: { body: DeliveryMessage; delaySeconds?: number }[] } {
   const captured: { messages: { body: DeliveryMessage; delaySeconds?: number }[] } = { messages: [] };

@@ -5,6 +5,7 @@ import { DeliveryStatesSchema } from "../src/core/delivery-state.ts";
 import { loadDeliveryWork } from "../src/storage/events.ts";
 import { testProtection } from "./helpers.ts";
 
+/** The empty database the history is replayed on; only the 0002 test uses it, so it needs no other test first. */
 const db = () => env.MIGRATION_DB;
 const before = (prefix: string) => env.TEST_MIGRATIONS.filter((m) => m.name < prefix);
 
@@ -81,7 +82,8 @@ it("0002 moves each event's delivery rows into its row, keeps replay history, an
 });
 
 it("0008 counts each event's current dead deliveries, so the dead-letter index holds exactly the events with one", async () => {
-  // The test above applied every migration, so this one runs 0008's backfill itself over rows written as before it.
+  // On the main database, which the setup file migrated: 0008's backfill runs again over rows written as before it
+  // (their count left at its default). This file's tests share that database, so only these rows are checked.
   const backfill = env.TEST_MIGRATIONS.find((m) => m.name.startsWith("0008_"))!.queries.filter((q) => /^\s*UPDATE events SET dead_deliveries/.test(q));
   expect(backfill).toHaveLength(1);
   const state = (destination: string, status: string, superseded: boolean, generation = 1) => ({
@@ -93,9 +95,9 @@ it("0008 counts each event's current dead deliveries, so the dead-letter index h
     [`evt_${"2".repeat(32)}`, [state("pos", "dead", true), state("pos", "delivered", false, 2)]],
     [`evt_${"3".repeat(32)}`, [state("pos", "delivered", false)]],
   ];
-  await db().batch(
+  await env.DB.batch(
     rows.map(([id, deliveries], i) =>
-      db()
+      env.DB
         .prepare(
           `INSERT INTO events (id, idempotency_key, ingest_id, source, event_type, routing, content_type, body, body_sha256, received_at, deliveries)
            VALUES (?1, ?1, 'i', 'lab', 'single', 'routed', 'application/json', '{}', 'h', ?2, ?3)`,
@@ -103,9 +105,9 @@ it("0008 counts each event's current dead deliveries, so the dead-letter index h
         .bind(id, 1_000 + i, JSON.stringify(deliveries)),
     ),
   );
-  await db().prepare(backfill[0]!).run();
-  const counted = await db().prepare(`SELECT id, dead_deliveries FROM events WHERE id IN (${rows.map((r) => `'${r[0]}'`).join(",")}) ORDER BY id`).all<{ id: string; dead_deliveries: number }>();
+  await env.DB.prepare(backfill[0]!).run();
+  const counted = await env.DB.prepare(`SELECT id, dead_deliveries FROM events WHERE id IN (${rows.map((r) => `'${r[0]}'`).join(",")}) ORDER BY id`).all<{ id: string; dead_deliveries: number }>();
   expect(counted.results.map((r) => r.dead_deliveries)).toEqual([2, 0, 0]);
-  const indexes = await db().prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' ORDER BY name").all<{ name: string }>();
+  const indexes = await env.DB.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' ORDER BY name").all<{ name: string }>();
   expect(indexes.results.map((r) => r.name)).toEqual(expect.arrayContaining(["events_dead", "events_provider_id", "events_received_at"]));
 });

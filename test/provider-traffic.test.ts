@@ -1,8 +1,8 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
-import { captureDeliveryQueue, deliveriesOf, fixture, hexSignature, ROUTER, storedPayloads, weedmapsSignature } from "./helpers.ts";
+import { captureDeliveryQueue, deliveriesOf, fixture, gatesOfItsOwn, hexSignature, ROUTER, storedPayloads, weedmapsSignature } from "./helpers.ts";
 
 // Issue #22: real provider traffic. A verified body is never refused for not fitting our assumptions: it is stored
 // held, alerted and releasable. One request's cost is bounded. The URL may select only what the signed body agrees
@@ -14,7 +14,7 @@ const worker = createWorker();
 const testConfig = JSON.parse(env.ROUTER_CONFIG as string) as { limits: Record<string, number>; sources: Record<string, Record<string, unknown>> };
 
 /** The test config with larger bodies allowed and URL tokens on the Leaf Trade source, bound as a Worker would be. */
-const bindings = {
+const configured = {
   ...env,
   ROUTER_CONFIG: JSON.stringify({
     ...testConfig,
@@ -30,6 +30,13 @@ const bindings = {
   LT_URL_TOKEN_V4: "v4-url-token-7f3a9c",
   LT_URL_TOKEN_V3: "v3-url-token-21be04",
 } as unknown as Env;
+
+let bindings: Env;
+// Held events alert at most once per reason in a throttle window, so each test gets gates (the throttle is one) of
+// its own: another test holding an event for the same reason must not silence the alert this one expects.
+beforeEach(() => {
+  bindings = { ...configured, DESTINATION_GATE: gatesOfItsOwn() };
+});
 
 async function call(request: Request): Promise<Response> {
   const ctx = createExecutionContext();

@@ -1,15 +1,19 @@
+/**
+ * The admin API's answers, as the OpenAPI document publishes them; every answer is validated against its schema.
+ * What a route accepts is the operation's own input schema (src/operations/inputs.ts).
+ */
 import { z } from "@hono/zod-openapi";
+import { ERROR_CODE_NAMES } from "../core/errors.ts";
 import { QUARANTINE_REASONS } from "../core/event.ts";
-import { AUDIT_ACTIONS } from "../storage/audit.ts";
+import { AUDIT_ACTIONS } from "../operations/audit.ts";
+import { EventId } from "../operations/inputs.ts";
 
 const IsoTime = z.iso.datetime({ offset: true }).openapi({ example: "2026-11-23T10:00:00Z" });
-const EventId = z.string().regex(/^evt_[0-9a-f]{32}$/).openapi({ example: "evt_4f9344edaaa2eff83d69addb27097728" });
-const Name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/);
 
 export const ErrorSchema = z
   .object({
     error: z.object({
-      code: z.string().openapi({ example: "unauthorized" }),
+      code: z.enum(ERROR_CODE_NAMES).openapi({ example: "unauthorized", description: "src/core/errors.ts: each code has one status." }),
       message: z.string(),
       requestId: z.string(),
       details: z.array(z.string()).optional(),
@@ -56,18 +60,6 @@ export const EventSummarySchema = z
     divergentRetries: z.number().int().openapi({ description: "Later requests with this event's identity but other bytes, acknowledged as duplicates." }),
   })
   .openapi("EventSummary");
-
-export const ListEventsQuery = z.object({
-  source: Name.optional(),
-  eventType: z.string().max(63).optional(),
-  merchantId: z.string().max(255).optional(),
-  orderId: z.string().max(255).optional().openapi({ description: "The provider's order id (Weedmaps orderId, Leaf Trade id)." }),
-  status: z.enum(["routed", "unrouted", "delivered", "failing", "dead", "quarantined"]).optional(),
-  since: IsoTime.optional(),
-  until: IsoTime.optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().max(200).optional().openapi({ description: "`nextCursor` from the previous page." }),
-});
 
 export const EventListSchema = z.object({ events: z.array(EventSummarySchema), nextCursor: z.string().nullable() }).openapi("EventList");
 
@@ -151,8 +143,6 @@ export const EventDetailSchema = z
   })
   .openapi("EventDetail");
 
-export const EventIdParams = z.object({ eventId: EventId.openapi({ param: { name: "eventId", in: "path" } }) });
-
 export const EventDetailQuery = z.object({
   reveal: z
     .enum(["true", "false"])
@@ -175,21 +165,7 @@ export const AuditEntrySchema = z
   })
   .openapi("AuditEntry");
 
-export const AuditQuery = z.object({
-  eventId: EventId.optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().max(200).optional(),
-});
-
 export const AuditListSchema = z.object({ entries: z.array(AuditEntrySchema), nextCursor: z.string().nullable() }).openapi("AuditList");
-
-export const CustomerPurgeBody = z
-  .object({
-    providerOrderId: z.string().min(1).max(255).openapi({ description: "The provider's order id (Weedmaps orderId, Leaf Trade order id)." }),
-    source: Name.optional().openapi({ description: "Only this source's events of the order; default: every source." }),
-    reason: z.string().max(200).optional().openapi({ description: "Recorded in the audit log, e.g. a ticket number. No customer data." }),
-  })
-  .openapi("CustomerPurge");
 
 export const CustomerPurgeResult = z
   .object({
@@ -235,10 +211,6 @@ export const KeysSchema = z
   })
   .openapi("Keys");
 
-export const ReplayEventBody = z.object({
-  destinations: z.array(Name).min(1).max(50).optional().openapi({ description: "Default: every destination the event was delivered to." }),
-});
-
 export const ReleaseResult = z
   .object({
     eventId: EventId,
@@ -255,18 +227,6 @@ export const ReplayEventResult = z
     enqueued: z.boolean(),
   })
   .openapi("ReplayResult");
-
-const ReplayWindow = {
-  destination: Name.optional(),
-  since: IsoTime.openapi({ description: "Events received at or after this time. Required: a replay has a window." }),
-  until: IsoTime.openapi({ description: "Events received before this time." }),
-  maxCount: z.number().int().min(1).max(100_000).openapi({ description: "The most deliveries this replay re-sends." }),
-};
-
-export const BulkReplayBody = z
-  .object({ status: z.enum(["dead", "failing", "delivered", "pending"]).default("dead"), ...ReplayWindow })
-  .refine((b) => Date.parse(b.until) > Date.parse(b.since), { message: "must be after since", path: ["until"] })
-  .openapi("BulkReplayFilter");
 
 export const ReplayJobSchema = z
   .object({
@@ -287,23 +247,9 @@ export const BulkReplayResult = ReplayJobSchema.extend({ matched: z.number().int
   "BulkReplayResult",
 );
 
-export const ReplayIdParams = z.object({ replayId: z.string().regex(/^rpl_[0-9a-f]{32}$/).openapi({ param: { name: "replayId", in: "path" } }) });
-
 export const CurrentDeliverySchema = DeliveryStateSchema.extend({ eventId: EventId }).openapi("CurrentDelivery");
 
-export const DeadLettersQuery = z.object({
-  destination: Name.optional(),
-  since: IsoTime.optional(),
-  until: IsoTime.optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().max(300).optional(),
-});
-
 export const DeadLetterListSchema = z.object({ deliveries: z.array(CurrentDeliverySchema), nextCursor: z.string().nullable() }).openapi("DeadLetterList");
-
-export const RedriveBody = z.object(ReplayWindow).refine((b) => Date.parse(b.until) > Date.parse(b.since), { message: "must be after since", path: ["until"] });
-
-export const HealthQuery = z.object({ windowHours: z.coerce.number().int().min(1).max(720).default(24) });
 
 /** A destination's controls, from its Durable Object: pause, the 410 disable, the circuit and what it holds. */
 export const ControlsSchema = z
@@ -354,22 +300,7 @@ export const HealthSchema = z
   })
   .openapi("DestinationHealth");
 
-export const DestinationParams = z.object({ name: Name.openapi({ param: { name: "name", in: "path" }, example: "pos" }) });
-
-export const PauseBody = z
-  .strictObject({ reason: z.string().trim().min(1).max(200).openapi({ example: "POS maintenance window" }) })
-  .openapi("PauseRequest");
-
 export const ControlResult = z.object({ destination: z.string(), auditId: z.string(), controls: ControlsSchema }).openapi("DestinationControlResult");
-
-export const DryRunBody = z
-  .object({
-    source: Name,
-    eventType: z.string().max(63).optional().openapi({ description: "As the path would give it, e.g. draft or order-v4. Weedmaps: derived from payload.status when omitted." }),
-    merchantId: z.string().max(255).optional(),
-    payload: z.unknown().openapi({ type: "object" }),
-  })
-  .openapi("DryRunRequest");
 
 const DryRunEvent = z.object({
   source: z.string(),

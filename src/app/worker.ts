@@ -15,6 +15,7 @@ import { runMaintenanceWalk } from "../maintenance/walk.ts";
 import { configureLogging, logEvent } from "../telemetry/log.ts";
 import { withUsage } from "../telemetry/usage.ts";
 import { handleError, handleNotFound, responderFor } from "./errors.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /**
  * `SWEEP_GRACE_SECONDS` (local only, for the soak and walkthroughs) shortens how long a pending delivery must be
@@ -30,8 +31,6 @@ function rollupLagMs(env: Env): number {
   const seconds = Number(readVar(env, "ROLLUP_LAG_SECONDS"));
   return Number.isFinite(seconds) && seconds >= 1 ? seconds * 1000 : ROLLUP_LAG_MS;
 }
-
-const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** Queue names are set in wrangler.toml; a dead-letter queue's name ends in `-dlq`. */
 function queueRole(queue: string): "deliveries" | "dead-letters" {

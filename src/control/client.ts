@@ -8,6 +8,7 @@ import type { RouterConfig } from "../core/config/schema.ts";
 import type { DeliveryHour } from "../core/rollups.ts";
 import { logEvent } from "../telemetry/log.ts";
 import type { AdmitItem, ControlView, Decision } from "./gate.ts";
+import { errorMessage } from "../core/errors.ts";
 
 export type { AdmitItem, ControlView, Decision } from "./gate.ts";
 
@@ -30,8 +31,6 @@ export function gateSettings(config: RouterConfig, destination: string): GateSet
 function gate(env: Env, name: string) {
   return env.DESTINATION_GATE.get(env.DESTINATION_GATE.idFromName(name));
 }
-
-const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** Decisions for each destination's items, in the order given; one call per destination. */
 export async function admitAll(env: Env, config: RouterConfig, now: number, byDestination: Map<string, AdmitItem[]>): Promise<Map<string, Decision[]>> {

@@ -28,6 +28,7 @@ import { countHeld, ensureGateSchema, readRollup, writeRollup, forgetReleased, h
 import { enqueueDeliveries } from "../storage/queue.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { gateUsage } from "../telemetry/usage.ts";
+import { errorMessage } from "../core/errors.ts";
 
 export interface AdmitItem {
   eventId: string;
@@ -321,7 +322,7 @@ export class DestinationGate extends DurableObject<Env> {
       await enqueueDeliveries(this.env.DELIVERY_QUEUE, [{ body: alertMessage(alert) }]);
       this.sent += 1;
     } catch (err) {
-      logEvent("error", "alert_enqueue_failed", { alertId: alert.id, kind: alert.kind, errorMessage: err instanceof Error ? err.message : String(err) });
+      logEvent("error", "alert_enqueue_failed", { alertId: alert.id, kind: alert.kind, errorMessage: errorMessage(err) });
     }
   }
 

@@ -48,10 +48,19 @@ export const ERROR_CODES = {
   admin_disabled: [503, "The admin API is disabled because ADMIN_TOKEN is not set."],
   payload_unreadable: [500, "A stored payload could not be decrypted for this event."],
   payload_key_missing: [503, "A stored payload's key is not in the key ring."],
+  write_contended: [503, "The event kept changing under other writes; retry."],
   internal_error: [500, "Internal error."],
 } as const satisfies Record<string, readonly [ContentfulStatusCode, string]>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Every code, for schemas that publish the closed set (the admin API's OpenAPI document). */
+export const ERROR_CODE_NAMES = Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]];
+
+/** An error's message for a log line, whatever was thrown. Never put it on the wire: it may name internals. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
 
 export interface ErrorBody {
   /** `details` appears only on validation errors, naming each bad field. */

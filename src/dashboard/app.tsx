@@ -6,15 +6,15 @@ import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { RouterDeps } from "../core/deps.ts";
 import { RouterError, type ErrorBody } from "../core/errors.ts";
-import { clientOf, failAttempt, guardAttempt, passAttempt } from "../storage/attempts.ts";
+import { signIn } from "../operations/sessions.ts";
 import { Page, STYLE, STYLE_PATH } from "./layout.tsx";
 import { deadLetterPages } from "./pages/dead-letters.tsx";
 import { destinationPages } from "./pages/destinations.tsx";
 import { eventPages } from "./pages/events.tsx";
 import { overviewPages } from "./pages/overview.tsx";
 import { routingPages } from "./pages/routing.tsx";
-import { endAllSessions, endSession, hasSession, startSession, tokenMatches } from "./session.ts";
-import { attemptOf, type DashboardEnv } from "./shared.ts";
+import { endAllSessions, endSession, hasSession, setSessionCookie } from "./session.ts";
+import { actorFor, contextFor, originFor, type DashboardEnv } from "./shared.ts";
 
 /** A dashboard form holds a payload or a config at most: the admin API's limit. */
 const MAX_FORM_BYTES = 1024 * 1024;
@@ -44,7 +44,6 @@ const SECURITY_HEADERS = secureHeaders({
  * counted bulk redrive, destinations with their controls, and the routing dry run. Server-rendered, no script.
  */
 export function createDashboard(deps: RouterDeps) {
-  const { clock } = deps;
   const app = new Hono<DashboardEnv>();
   app.use("*", SECURITY_HEADERS);
   // Every answer may carry customer data or a session: no browser or proxy keeps a copy. Only the stylesheet, which
@@ -55,38 +54,38 @@ export function createDashboard(deps: RouterDeps) {
   });
   // A form posted from another origin is refused (403) before anything else runs.
   app.use("*", csrf());
-  app.use("*", bodyLimit({ maxSize: MAX_FORM_BYTES, onError: () => { throw new RouterError("payload_too_large"); } }));
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: MAX_FORM_BYTES,
+      onError: () => {
+        throw new RouterError("payload_too_large", { detail: `dashboard form over ${MAX_FORM_BYTES} bytes` });
+      },
+    }),
+  );
 
   app.get(STYLE_PATH, (c) => c.body(STYLE, 200, { "Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=86400, immutable" }));
   app.get("/sign-in", (c) => c.html(<SignIn failed={c.req.query("failed") === "1"} everywhere={c.req.query("everywhere") === "1"} />));
   app.post("/sign-in", async (c) => {
-    const now = clock.now();
-    const attempt = attemptOf(c, "sign_in", now);
-    // Checked before the token is: a locked-out client learns nothing, not even from the right token.
-    const standing = await guardAttempt(attempt);
     const form = await c.req.parseBody();
-    const typed = typeof form.token === "string" ? form.token : "";
-    if (!tokenMatches(c.env, typed)) {
-      await failAttempt(attempt, typed ? "token_mismatch" : "token_missing");
-      return c.redirect("/dashboard/sign-in?failed=1", 303);
-    }
-    await passAttempt(attempt, standing);
-    await startSession(c, now, attempt.client);
+    const session = await signIn(contextFor(c, deps), originFor(c), typeof form.token === "string" ? form.token : "");
+    if (!session) return c.redirect("/dashboard/sign-in?failed=1", 303);
+    await setSessionCookie(c, session);
     return c.redirect("/dashboard/overview", 303);
   });
   app.post("/sign-out", async (c) => {
-    await endSession(c, clock.now(), clientOf(c.req.header("cf-connecting-ip")));
+    await endSession(c, contextFor(c, deps), await actorFor(c));
     return c.redirect("/dashboard/sign-in", 303);
   });
 
   // Everything below needs a session; without one, a page sends the browser to sign in.
   app.use("*", async (c, next) => {
-    if (!(await hasSession(c, clock.now()))) return c.redirect("/dashboard/sign-in", 303);
+    if (!(await hasSession(c, contextFor(c, deps)))) return c.redirect("/dashboard/sign-in", 303);
     await next();
   });
 
   app.post("/sign-out-everywhere", async (c) => {
-    await endAllSessions(c, clock.now(), clientOf(c.req.header("cf-connecting-ip")));
+    await endAllSessions(c, contextFor(c, deps), await actorFor(c));
     return c.redirect("/dashboard/sign-in?everywhere=1", 303);
   });
   app.get("/", (c) => c.redirect("/dashboard/overview", 303));

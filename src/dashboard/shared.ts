@@ -1,8 +1,15 @@
 import type { Context, Hono } from "hono";
-import type { ControlView } from "../control/client.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import type { PayloadView } from "../core/payload-view.ts";
-import { clientOf, type Attempt } from "../storage/attempts.ts";
+import {
+  contextOf,
+  operatorOf,
+  originOf,
+  type Actor,
+  type OperationContext,
+  type Origin,
+} from "../operations/context.ts";
+import type { ControlView } from "../operations/destinations.ts";
 
 export type DashboardEnv = { Bindings: Env };
 export type DashboardApp = Hono<DashboardEnv>;
@@ -12,20 +19,39 @@ export type Pages = (app: DashboardApp, deps: RouterDeps) => void;
 
 export const PAGE_SIZE = 50;
 
-/** An attempt at a token from this request's client (src/storage/attempts.ts: CF-Connecting-IP, else "unknown"). */
-export function attemptOf(c: DashboardContext, scope: Attempt["scope"], now: number, eventId?: string): Attempt {
-  return { db: c.env.DB, scope, client: clientOf(c.req.header("cf-connecting-ip")), now, via: "dashboard", requestId: c.get("requestId") ?? null, eventId };
+export const contextFor = (c: DashboardContext, deps: RouterDeps): OperationContext => contextOf(c.env, deps);
+
+/** Where this request came from (CF-Connecting-IP, else "unknown"), as attempts and the audit log record it. */
+export const originFor = (c: DashboardContext): Origin =>
+  originOf("dashboard", c.get("requestId"), c.req.header("cf-connecting-ip"));
+
+/** The signed-in operator: the admin token's id, through the dashboard. */
+export const actorFor = (c: DashboardContext): Promise<Actor> => operatorOf(c.env, originFor(c));
+
+/*
+ * Forms into operation inputs. A form sends every field as text, an empty one as "", so the mapping is only this:
+ * an empty field is an absent one (a search's "any"), a number field is a number when it reads as one, and a
+ * datetime-local value ("2026-12-02T18:00", UTC here) gets its seconds and zone. Anything else is passed on as
+ * typed, for the operation's schema to refuse with the same code and words as the admin API.
+ */
+
+/** A form field as the operation's input takes it: absent when empty. */
+export function field(value: unknown): unknown {
+  return value === "" ? undefined : value;
 }
 
-/** A form's or query's time: datetime-local ("2026-12-02T18:00", read as UTC) or ISO. */
-export function msOf(value: string | undefined): number | undefined {
-  if (!value) return undefined;
-  const ms = Date.parse(/[zZ]|[+-]\d\d:\d\d$/.test(value) ? value : `${value}Z`);
-  return Number.isNaN(ms) ? undefined : ms;
+/** A datetime-local value as ISO (read as UTC); anything else unchanged. */
+export function timeField(value: unknown): unknown {
+  if (typeof value !== "string" || value === "") return field(value);
+  if (/^\d{4}-\d\d-\d\dT\d\d:\d\d$/.test(value)) return `${value}:00Z`;
+  if (/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?$/.test(value)) return `${value}Z`;
+  return value;
 }
 
-/** A short free-text field, or nothing when absent or too long to be a real value. */
-export const text = (value: unknown, max = 255) => (typeof value === "string" && value.length > 0 && value.length <= max ? value : undefined);
+/** A number typed into a form; anything that does not read as one unchanged. */
+export function numberField(value: unknown): unknown {
+  return typeof value === "string" && /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : field(value);
+}
 
 /** A JSON payload, indented for reading; anything else as it is. */
 export function pretty(view: PayloadView): string {
@@ -33,6 +59,7 @@ export function pretty(view: PayloadView): string {
   try {
     return JSON.stringify(JSON.parse(view.data), null, 2);
   } catch {
+    // Stored bytes that are text but not JSON are shown as they are.
     return view.data;
   }
 }
@@ -55,7 +82,8 @@ export function duration(ms: number | null, over = 21_600_000): string {
   return `${ms / 3_600_000} h`;
 }
 
-export const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? "—" : new Date(ms).toISOString().replace(".000Z", "Z"));
+export const iso = (ms: number | null | undefined) =>
+  ms === null || ms === undefined ? "—" : new Date(ms).toISOString().replace(".000Z", "Z");
 
 /** The value a datetime-local input shows for a time (UTC, minutes). */
 export const localInput = (ms: number) => new Date(ms).toISOString().slice(0, 16);

@@ -20,6 +20,7 @@ import { enqueueDeliveries } from "../storage/queue.ts";
 import type { DeliverySnapshot } from "../storage/rows.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { runReplayPage } from "./replay.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /** `RETRY_BACKOFF_BASE_SECONDS` shortens the schedule for local walkthroughs; production keeps 30 s. */
 export function backoffBaseSeconds(env: Env): number {
@@ -226,7 +227,7 @@ async function attemptDeliveries(
     // After the delivery is recorded: if this write fails, the next older state is sent (and the receiver, which
     // has the provider timestamp in a header, can still tell); nothing is lost.
     await recordDelivered(env.DB, event.source, orderingKey(providers, config, event), event.providerTimestamp!, deliveredInOrder.map((o) => o.ref.destination)).catch((err: unknown) =>
-      logEvent("error", "ordering_record_failed", { eventId: event.id, errorMessage: err instanceof Error ? err.message : String(err) }),
+      logEvent("error", "ordering_record_failed", { eventId: event.id, errorMessage: errorMessage(err) }),
     );
   }
   const gate: Executed["gate"] = attempts.map(({ delivery, result }, i) => {
@@ -303,7 +304,7 @@ async function finishMessage(env: Env, message: DeliveryMessage, retries: RetryP
   return { kind: "ack" };
 }
 
-const errorFields = (err: unknown) => ({ errorName: err instanceof Error ? err.name : "unknown", errorMessage: err instanceof Error ? err.message : String(err) });
+const errorFields = (err: unknown) => ({ errorName: err instanceof Error ? err.name : "unknown", errorMessage: errorMessage(err) });
 
 /** An alert: fanned out into one message per channel, then each sent and retried on its own. */
 async function handleAlert(env: Env, config: RouterConfig, clock: RouterDeps["clock"], body: AlertMessage, message: Message<unknown>): Promise<void> {

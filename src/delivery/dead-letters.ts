@@ -8,6 +8,7 @@ import { updateDeliveries } from "../storage/delivery-writes.ts";
 import { loadDeliveryOwner } from "../storage/events.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { failBulkReplay } from "./replay.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /**
  * Messages land here when Queues gave up on them (the consumer kept failing) or when the consumer forwarded a
@@ -34,7 +35,7 @@ export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: E
         logEvent("warn", "dead_letter_replay_page", { messageId: message.id, replayId: page.data.replayId, jobFailed: failed });
         message.ack();
       } catch (err) {
-        logEvent("error", "dead_letter_failed", { messageId: message.id, replayId: page.data.replayId, errorMessage: err instanceof Error ? err.message : String(err) });
+        logEvent("error", "dead_letter_failed", { messageId: message.id, replayId: page.data.replayId, errorMessage: errorMessage(err) });
         message.retry();
       }
       continue;
@@ -58,7 +59,7 @@ export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: E
       received.push(eventId);
       message.ack();
     } catch (err) {
-      logEvent("error", "dead_letter_failed", { messageId: message.id, errorMessage: err instanceof Error ? err.message : String(err) });
+      logEvent("error", "dead_letter_failed", { messageId: message.id, errorMessage: errorMessage(err) });
       message.retry();
     }
   }

@@ -5,6 +5,7 @@ import { claimDueOutbox, deleteOutbox } from "../storage/outbox.ts";
 import { enqueueDeliveries, enqueueOrKeep } from "../storage/queue.ts";
 import { getSweeperState, scanForOverdueDeliveries, setSweeperState } from "../storage/sweep-cursor.ts";
 import { logEvent } from "../telemetry/log.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /**
  * A claimed outbox row whose send fails comes due again this long after the claim. Longer than a sweep takes, so
@@ -30,8 +31,6 @@ export const OVERDUE_SCAN = { pageRows: 2000, pages: 10 };
 const OUTBOX_BATCH = 100;
 const OUTBOX_ROUNDS = 10;
 export const SWEEP_CURSOR = "overdue_scan_after";
-
-const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
  * Sends the queue messages kept in the outbox because their send failed (at ingest, on replay, in the walk), then

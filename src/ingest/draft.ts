@@ -1,7 +1,7 @@
 import { checkAnswer, type AnswerMode } from "../core/answer.ts";
 import type { Clock } from "../core/clock.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
-import { errorBody, type ErrorCode } from "../core/errors.ts";
+import { errorBody, type ErrorCode, errorMessage } from "../core/errors.ts";
 import type { PayloadProtection } from "../core/envelope.ts";
 import type { DraftVerdict, NewEvent } from "../core/event.ts";
 import type { ProviderAdapter } from "../core/providers/contract.ts";
@@ -108,7 +108,7 @@ export async function answerDraft(options: DraftOptions): Promise<Response> {
   try {
     answered = await callResponder(options);
   } catch (err) {
-    logEvent("error", "draft_failed", { eventId: event.id, errorName: err instanceof Error ? err.name : "unknown", errorMessage: err instanceof Error ? err.message : String(err) });
+    logEvent("error", "draft_failed", { eventId: event.id, errorName: err instanceof Error ? err.name : "unknown", errorMessage: errorMessage(err) });
     answered = refusal("responder_unavailable", 502, requestId, "internal_error", { outcome: "no_answer", ...NO_CHANGES });
   }
   const latencyMs = clock.now() - started;
@@ -129,11 +129,11 @@ export async function answerDraft(options: DraftOptions): Promise<Response> {
         ([outcome]) => logEvent("debug", "draft_answered", { eventId: event.id, status: answered.response.status, latencyMs, errorClass: answered.errorClass, duplicate: outcome!.duplicate }),
         (err: unknown) =>
           // Weedmaps does not retry a draft and the answer has gone; the loss is logged for the operator.
-          logEvent("error", "draft_store_failed", { eventId: event.id, errorMessage: err instanceof Error ? err.message : String(err) }),
+          logEvent("error", "draft_store_failed", { eventId: event.id, errorMessage: errorMessage(err) }),
       ),
     );
   } catch (err) {
-    logEvent("error", "draft_store_failed", { eventId: event.id, errorMessage: err instanceof Error ? err.message : String(err) });
+    logEvent("error", "draft_store_failed", { eventId: event.id, errorMessage: errorMessage(err) });
   }
   return answered.response;
 }

@@ -2,7 +2,7 @@ import { loadPayloadProtection } from "../config/keys.ts";
 import type { Clock } from "../core/clock.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import { missingKeys, type PayloadProtection } from "../core/envelope.ts";
-import { RouterError } from "../core/errors.ts";
+import { errorMessage, RouterError } from "../core/errors.ts";
 import { registerPrimaryKey } from "../storage/payload-keys.ts";
 import { logEvent } from "../telemetry/log.ts";
 
@@ -27,7 +27,7 @@ export async function protectionForIngest(env: Env, config: RouterConfig, clock:
       const inUse = await registerPrimaryKey(env.DB, ring.primary, now);
       checked = { ring, at: now, missing: missingKeys(ring, inUse.map((k) => k.keyId)) };
     } catch (err) {
-      if (checked?.ring !== ring) throw new RouterError("storage_unavailable", { detail: `payload key registry: ${err instanceof Error ? err.message : String(err)}` });
+      if (checked?.ring !== ring) throw new RouterError("storage_unavailable", { detail: `payload key registry: ${errorMessage(err)}` });
     }
   }
   if (checked!.missing.length > 0) {

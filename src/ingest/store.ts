@@ -1,7 +1,7 @@
 import type { Clock } from "../core/clock.ts";
 import type { PayloadProtection } from "../core/envelope.ts";
 import { plannedDeliveries } from "../core/delivery-state.ts";
-import { RouterError } from "../core/errors.ts";
+import { errorMessage, RouterError } from "../core/errors.ts";
 import { messageFor } from "../core/messages.ts";
 import { insertEvents } from "../storage/events.ts";
 import { insertOutbox } from "../storage/outbox.ts";
@@ -14,7 +14,6 @@ export interface StoreResult extends PreparedEvent {
   enqueued: boolean;
 }
 
-const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
  * The ingest hot path after verification: one D1 batch (one row per event, whatever the fan-out) and one queue
@@ -34,7 +33,7 @@ export async function storeAndEnqueue(env: Env, protection: PayloadProtection, p
     insertEvents(env.DB, protection, rows),
     messages.length > 0 ? enqueueDeliveries(env.DELIVERY_QUEUE, messages) : Promise.resolve(),
   ]);
-  if (stored.status === "rejected") throw new RouterError("storage_unavailable", { detail: messageOf(stored.reason) });
+  if (stored.status === "rejected") throw new RouterError("storage_unavailable", { detail: errorMessage(stored.reason) });
   const outcomes = stored.value;
   const duplicateOf = (i: number) => outcomes[i] !== "inserted";
   for (const [i, outcome] of outcomes.entries()) {
@@ -47,12 +46,12 @@ export async function storeAndEnqueue(env: Env, protection: PayloadProtection, p
 
   try {
     await insertOutbox(env.DB, ours.map((m) => m.body), clock.now());
-    logEvent("warn", "enqueue_failed", { eventIds: ours.map((m) => m.body.eventId), errorMessage: messageOf(sent.reason), note: "messages kept in the outbox for the sweeper" });
+    logEvent("warn", "enqueue_failed", { eventIds: ours.map((m) => m.body.eventId), errorMessage: errorMessage(sent.reason), note: "messages kept in the outbox for the sweeper" });
   } catch (outboxError) {
     logEvent("error", "enqueue_failed", {
       eventIds: ours.map((m) => m.body.eventId),
-      errorMessage: messageOf(sent.reason),
-      outboxError: messageOf(outboxError),
+      errorMessage: errorMessage(sent.reason),
+      outboxError: errorMessage(outboxError),
       note: "stored with their deliveries pending; the sweeper's walk re-enqueues them when it reaches them",
     });
   }

@@ -42,7 +42,7 @@ export interface SendOptions {
 const EXCERPT_BYTES = 512;
 const USER_AGENT = "cannabis-webhook-router/0.1";
 
-/** Headers an internal system can rely on; the README documents each one. */
+/** Headers an internal system can rely on; docs/receiving.md documents each one. */
 export async function buildOutboundHeaders(
   env: Env,
   destination: DestinationConfig,

@@ -15,6 +15,12 @@ export const AUDIT_ACTIONS = [
   "sign_out_everywhere",
   "reveal_failed",
   "attempts_throttled",
+  // Migration 0010: every operator action that sends or holds deliveries (src/operations/).
+  "replay",
+  "bulk_replay_start",
+  "bulk_replay_cancel",
+  "redrive",
+  "quarantine_release",
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

@@ -6,6 +6,7 @@
 import { deadDeliveries, pendingDue, serializeDeliveries, type Change, type DeliveryState } from "../core/delivery-state.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { toSnapshot, type DeliverySnapshot, type EventRow } from "./rows.ts";
+import { errorMessage, RouterError } from "../core/errors.ts";
 
 /**
  * Each round of a race has a winner, so N concurrent writers of one event need at most N rounds. The usual race is
@@ -42,7 +43,9 @@ export async function updateDeliveries<R>(
     const written = await writeDeliveries(db, eventId, current.version, change.deliveries).run();
     if ((written.meta.changes ?? 0) === 1) return change.result;
     // Another writer (a split-off retry, a replay, a redelivered message) got there first: re-read and re-apply.
-    if (attempt >= MAX_WRITE_ATTEMPTS) throw new Error(`delivery state of ${eventId} kept changing under ${MAX_WRITE_ATTEMPTS} writes`);
+    if (attempt >= MAX_WRITE_ATTEMPTS) {
+      throw new RouterError("write_contended", { detail: `delivery state of ${eventId} kept changing under ${MAX_WRITE_ATTEMPTS} writes` });
+    }
     current = null;
   }
 }
@@ -85,7 +88,7 @@ export async function updateDeliveriesOfEvents<R>(
         if (retried !== null) results.set(w.eventId, retried);
       } catch (err) {
         failed.add(w.eventId);
-        logEvent("error", "delivery_state_write_failed", { eventId: w.eventId, errorMessage: err instanceof Error ? err.message : String(err) });
+        logEvent("error", "delivery_state_write_failed", { eventId: w.eventId, errorMessage: errorMessage(err) });
       }
     }
   }

@@ -11,6 +11,7 @@
  * as TEXT, from which the exact bytes come back; anything else, or text with a NUL, which SQLite's text functions
  * would cut short, stays a BLOB. The column has BLOB affinity, so SQLite keeps either as given.
  */
+import { RouterError } from "../core/errors.ts";
 import { isSealed, newDataKey, openDataKey, openField, sealField, type DataKey, type PayloadField, type PayloadProtection } from "../core/envelope.ts";
 
 const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -32,7 +33,7 @@ function fromPlainStored(stored: unknown): Uint8Array {
   if (stored instanceof ArrayBuffer) return new Uint8Array(stored);
   if (stored instanceof Uint8Array) return stored;
   if (Array.isArray(stored)) return Uint8Array.from(stored as number[]);
-  throw new TypeError("stored payload has an unexpected type");
+  throw new RouterError("payload_unreadable", { detail: `stored payload is a ${typeof stored}, not text or bytes` });
 }
 
 /**
@@ -56,7 +57,9 @@ export class EventPayloads {
   /** For a stored event, from its `payload_dek`; a row without one was stored unencrypted (or has been purged). */
   static async open(protection: PayloadProtection, eventId: string, wrapped: string | null): Promise<EventPayloads> {
     if (wrapped === null) return new EventPayloads(eventId, null);
-    if (protection.mode !== "encrypted") throw new TypeError("an encrypted event cannot be read without PAYLOAD_KEYS");
+    if (protection.mode !== "encrypted") {
+      throw new RouterError("payload_key_missing", { detail: `${eventId}: an encrypted event cannot be read without PAYLOAD_KEYS` });
+    }
     return new EventPayloads(eventId, await openDataKey(protection.ring, eventId, wrapped));
   }
 
@@ -73,7 +76,9 @@ export class EventPayloads {
   /** A row with a data key holds only sealed bodies and answers; one without holds them as given. */
   async open(field: PayloadField, stored: unknown): Promise<Uint8Array> {
     if (!this.dataKey) return fromPlainStored(stored);
-    if (typeof stored !== "string") throw new TypeError("an encrypted row holds a payload that is not sealed");
+    if (typeof stored !== "string") {
+      throw new RouterError("payload_unreadable", { detail: `${this.eventId}: an encrypted row holds a ${field} that is not sealed` });
+    }
     return openField(this.dataKey, this.eventId, field, stored);
   }
 

@@ -2,6 +2,7 @@
 import { MAX_QUEUE_DELAY_SECONDS, SEND_BATCH_MAX, type DeliveryMessage, type QueueMessage } from "../core/messages.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { insertOutbox } from "./outbox.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /** Sends in batches of at most 100, each delay clamped to the Queues maximum of 12 hours. */
 export async function enqueueDeliveries(
@@ -28,7 +29,7 @@ export async function enqueueOrKeep(env: Env, messages: readonly { body: Deliver
     await enqueueDeliveries(env.DELIVERY_QUEUE, messages);
     return true;
   } catch (err) {
-    logEvent("warn", "enqueue_failed", { messages: messages.length, errorMessage: err instanceof Error ? err.message : String(err), note: "kept in the outbox" });
+    logEvent("warn", "enqueue_failed", { messages: messages.length, errorMessage: errorMessage(err), note: "kept in the outbox" });
     await insertOutbox(env.DB, messages.map((m) => m.body), now);
     return false;
   }

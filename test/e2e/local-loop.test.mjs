@@ -210,7 +210,7 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
   });
 
   it("outage walkthrough: the POS goes down, its circuit opens, an alert arrives, and after the outage the backlog drains at the rate limit", async () => {
-    // As README → Destination controls walks through it, with a 10 s outage instead of 60 s.
+    // As docs/destination-controls.md walks through it, with a 10 s outage instead of 60 s.
     await restartReceiver("--down-for", "10s", "--fail-path", "/pos");
     const outageStarted = Date.now();
     const { code, out } = send("weedmaps.create", "--merchant", "4242", "--count", "8");

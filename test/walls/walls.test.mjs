@@ -1,6 +1,6 @@
 // The dependency rules in .dependency-cruiser.cjs must hold on src/ as it is, and must fail when a wall is crossed.
 // Each case copies src/ into a temporary folder, adds one import that crosses one wall, and runs the same rules
-// there. Run with `npm run check:walls`.
+// there. Run with `npm run test:walls`.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
@@ -32,6 +32,10 @@ after(() => {
   for (const dir of copies) rmSync(dir, { recursive: true, force: true });
 });
 
+const ADMIN_RULE = "admin-imports-only-core-config-operations-telemetry";
+const DASHBOARD_RULE = "dashboard-imports-only-core-config-operations-telemetry";
+const OPERATIONS_RULE = "operations-imports-only-core-config-storage-control-telemetry";
+
 describe("the walls between the folders of src/", () => {
   it("hold on src/ as it is", () => {
     const { code, out } = cruise(ROOT);
@@ -41,7 +45,19 @@ describe("the walls between the folders of src/", () => {
   const crossings = [
     { file: "src/ingest/app.ts", line: 'import "../delivery/consumer.ts";', rule: "ingest-imports-only-core-config-storage-outbound-control-telemetry" },
     { file: "src/delivery/consumer.ts", line: 'import "../ingest/store.ts";', rule: "delivery-imports-only-core-config-storage-outbound-control-telemetry" },
-    { file: "src/admin/app.ts", line: 'import "../delivery/sweeper.ts";', rule: "admin-imports-only-core-config-storage-outbound-control-telemetry" },
+    { file: "src/admin/app.ts", line: 'import "../delivery/sweeper.ts";', rule: ADMIN_RULE },
+    // The transports reach rows, deliveries and controls only through an operation (issue #23).
+    { file: "src/admin/events.ts", line: 'import "../storage/audit.ts";', rule: ADMIN_RULE },
+    { file: "src/admin/replays.ts", line: 'import "../delivery/replay.ts";', rule: ADMIN_RULE },
+    { file: "src/admin/destinations.ts", line: 'import "../control/client.ts";', rule: ADMIN_RULE },
+    { file: "src/dashboard/app.tsx", line: 'import "../storage/sessions.ts";', rule: DASHBOARD_RULE },
+    { file: "src/dashboard/pages/events.tsx", line: 'import "../../delivery/replay.ts";', rule: DASHBOARD_RULE },
+    { file: "src/dashboard/pages/destinations.tsx", line: 'import "../../control/client.ts";', rule: DASHBOARD_RULE },
+    // The operations never answer a request themselves, and call delivery only for its replay write.
+    { file: "src/operations/events.ts", line: 'import "../admin/app.ts";', rule: OPERATIONS_RULE },
+    { file: "src/operations/replays.ts", line: 'import "../dashboard/app.tsx";', rule: OPERATIONS_RULE },
+    { file: "src/operations/replays.ts", line: 'import "../delivery/consumer.ts";', rule: OPERATIONS_RULE },
+    { file: "src/operations/destinations.ts", line: 'import "../outbound/client.ts";', rule: OPERATIONS_RULE },
     { file: "src/storage/events.ts", line: 'import "../delivery/replay.ts";', rule: "storage-imports-only-core-telemetry" },
     { file: "src/outbound/client.ts", line: 'import "../storage/queue.ts";', rule: "outbound-imports-only-core-config-telemetry" },
     { file: "src/core/retry-policy.ts", line: 'import "../storage/queue.ts";', rule: "core-imports-only-itself" },
@@ -50,8 +66,8 @@ describe("the walls between the folders of src/", () => {
     { file: "src/core/fields.ts", line: 'import "p-limit";', rule: "core-no-runtime-packages" },
     { file: "src/core/messages.ts", line: 'import "./retry-policy.ts";', rule: "no-circular" },
     { file: "src/maintenance/walk.ts", line: 'import "../outbound/client.ts";', rule: "maintenance-imports-only-core-config-storage-telemetry" },
-    // The dashboard uses the services the admin API uses, never the admin app.
-    { file: "src/dashboard/app.tsx", line: 'import "../admin/app.ts";', rule: "dashboard-imports-only-core-config-storage-control-telemetry" },
+    // The dashboard uses the operations the admin API uses, never the admin app.
+    { file: "src/dashboard/app.tsx", line: 'import "../admin/app.ts";', rule: DASHBOARD_RULE },
     // The destinations' objects keep state and holds: they never send a delivery themselves.
     { file: "src/control/gate.ts", line: 'import "../outbound/client.ts";', rule: "control-imports-only-core-storage-telemetry" },
   ];
@@ -78,9 +94,9 @@ describe("the walls between the folders of src/", () => {
     for (const trace of ["SOAK_", "soak fault", "soak/worker"]) assert.equal(bundle.includes(trace), false, `the bundle mentions ${trace}`);
   });
 
-  it("let admin call the replay service that delivery exports, and nothing else of delivery", () => {
+  it("let operations call delivery's replay write, and nothing else of delivery", () => {
     const dir = copyOfTheProject();
-    appendFileSync(path.join(dir, "src/admin/cursor.ts"), '\nimport "../delivery/replay.ts";\n');
+    appendFileSync(path.join(dir, "src/operations/events.ts"), '\nimport "../delivery/replay.ts";\n');
     const { code, out } = cruise(dir);
     assert.equal(code, 0, out);
   });

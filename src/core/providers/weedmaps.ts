@@ -142,7 +142,7 @@ export interface ServiceFeeOptions {
 /**
  * ASSUMPTION, not documented: the public reference says the Service Fee is in the Draft when active but not how it
  * is marked. By default a fee typed SERVICE_FEE, or named "Weedmaps Service Fee" or "Weedmaps Fee", is it. A source
- * sets its own (`sources.<name>.serviceFee`) once a real Draft shows the marking (README → The Weedmaps Draft).
+ * sets its own (`sources.<name>.serviceFee`) once a real Draft shows the marking (docs/configuration.md, the Weedmaps Draft).
  */
 export const DEFAULT_SERVICE_FEE: ServiceFeeOptions = { feeTypes: ["SERVICE_FEE"], names: ["Weedmaps Service Fee", "Weedmaps Fee"] };
 

@@ -1,34 +1,32 @@
 /** @jsxImportSource hono/jsx */
-import { loadConfig } from "../../config/load.ts";
-import { decodeCursor, encodeCursor, EventCursorSchema } from "../../core/cursor.ts";
-import { RouterError } from "../../core/errors.ts";
-import { startBulkReplay } from "../../delivery/replay.ts";
-import { countDeadLetters, listDeadLetters } from "../../storage/admin-queries.ts";
+import { browseDeadLetters, countRedrive } from "../../operations/dead-letters.ts";
+import { configOf } from "../../operations/context.ts";
+import { DeadLettersQuery, parseInput, RedriveBody, RedriveWindow } from "../../operations/inputs.ts";
+import { redriveDeadLetters } from "../../operations/replays.ts";
 import { Page } from "../layout.tsx";
-import { iso, localInput, msOf, PAGE_SIZE, text, type Pages } from "../shared.ts";
+import { actorFor, contextFor, field, iso, localInput, numberField, PAGE_SIZE, timeField, type Pages } from "../shared.ts";
 
 const DAY_MS = 86_400_000;
 
 /** The window a bulk redrive names, from its form: the destination (or any), and when the events were received. */
-function windowOf(form: Record<string, unknown>, now: number) {
-  const destination = text(form.destination, 63);
-  const since = msOf(text(form.since, 40)) ?? now - DAY_MS;
-  const until = msOf(text(form.until, 40)) ?? now + 60_000;
-  if (until <= since) throw new RouterError("invalid_request", { details: ["until: must be after since"] });
-  return { destination, since, until };
-}
+const windowOf = (form: Record<string, unknown>) => ({
+  destination: field(form.destination),
+  since: timeField(form.since),
+  until: timeField(form.until),
+});
 
 /** Dead letters: the list through the dead-letter index, redrive one, or redrive a window after seeing its count. */
-export const deadLetterPages: Pages = (app, { providers, clock }) => {
+export const deadLetterPages: Pages = (app, deps) => {
   app.get("/dead-letters", async (c) => {
     const q = c.req.query();
-    const config = loadConfig(c.env, providers);
-    const destination = text(q.destination, 63);
-    const cursor = q.cursor ? decodeCursor(q.cursor, EventCursorSchema) : null;
-    const { deadLetters, next } = await listDeadLetters(c.env.DB, { destination }, cursor ? { receivedAt: cursor[0], id: cursor[1] } : null, PAGE_SIZE);
+    const ctx = contextFor(c, deps);
+    const list = parseInput(DeadLettersQuery, { destination: field(q.destination), cursor: field(q.cursor), limit: PAGE_SIZE });
+    const destination = list.destination;
+    const { deadLetters, nextCursor: next } = await browseDeadLetters(ctx, list);
     // Only what a redrive's own redirect can say: a job id and a count.
     const started = q.started && /^rpl_[0-9a-f]{32}$/.test(q.started) && /^[0-9]{1,6}$/.test(q.count ?? "") ? q.started : null;
-    const now = clock.now();
+    const now = ctx.clock.now();
+    const config = configOf(ctx);
     return c.html(
       <Page title="Dead letters" signedIn>
         {started && <p class="notice" role="status">Redrive started for {q.count} deliveries (job {started}).</p>}
@@ -52,7 +50,7 @@ export const deadLetterPages: Pages = (app, { providers, clock }) => {
             ))}
           </tbody>
         </table>
-        {next && <p><a href={`/dashboard/dead-letters?${destination ? `destination=${encodeURIComponent(destination)}&` : ""}cursor=${encodeCursor([next.receivedAt, next.id])}`}>More</a></p>}
+        {next && <p><a href={`/dashboard/dead-letters?${destination ? `destination=${encodeURIComponent(destination)}&` : ""}cursor=${next}`}>More</a></p>}
         <form method="get" action="/dashboard/dead-letters/redrive">
           <fieldset>
             <legend>Redrive in bulk</legend>
@@ -76,8 +74,7 @@ export const deadLetterPages: Pages = (app, { providers, clock }) => {
 
   // The confirmation: a read, so it is a GET; it shows how many would go before anything does.
   app.get("/dead-letters/redrive", async (c) => {
-    const w = windowOf(c.req.query(), clock.now());
-    const count = await countDeadLetters(c.env.DB, w);
+    const { count, ...w } = await countRedrive(contextFor(c, deps), parseInput(RedriveWindow, windowOf(c.req.query())));
     return c.html(
       <Page title="Redrive dead letters" signedIn>
         <p class="notice" role="status">{count} dead deliver{count === 1 ? "y matches" : "ies match"}.</p>
@@ -90,7 +87,7 @@ export const deadLetterPages: Pages = (app, { providers, clock }) => {
             <input type="hidden" name="destination" value={w.destination ?? ""} />
             <input type="hidden" name="since" value={new Date(w.since).toISOString()} />
             <input type="hidden" name="until" value={new Date(w.until).toISOString()} />
-            <input type="hidden" name="expected" value={String(count)} />
+            <input type="hidden" name="maxCount" value={String(count)} />
             <button type="submit">Redrive {count} deliveries</button>
           </form>
         )}
@@ -101,11 +98,9 @@ export const deadLetterPages: Pages = (app, { providers, clock }) => {
 
   app.post("/dead-letters/redrive", async (c) => {
     const form = await c.req.parseBody();
-    const w = windowOf(form, clock.now());
-    const expected = Number(form.expected);
-    if (!Number.isInteger(expected) || expected < 1 || expected > 100_000) throw new RouterError("invalid_request", { details: ["expected: the count confirmed, 1 to 100000"] });
     // At most what the operator saw: deliveries that died since the count wait for the next look.
-    const { replayId, matched } = await startBulkReplay(c.env, loadConfig(c.env, providers), { status: "dead", ...w }, expected, clock);
-    return c.redirect(`/dashboard/dead-letters?started=${replayId}&count=${Math.min(matched, expected)}`, 303);
+    const body = parseInput(RedriveBody, { ...windowOf(form), maxCount: numberField(form.maxCount) });
+    const { job, matched } = await redriveDeadLetters(contextFor(c, deps), await actorFor(c), body);
+    return c.redirect(`/dashboard/dead-letters?started=${job.id}&count=${Math.min(matched, body.maxCount)}`, 303);
   });
 };

@@ -1,37 +1,14 @@
 /** @jsxImportSource hono/jsx */
-import { loadConfig, readVar } from "../../config/load.ts";
-import { controlDestination, destinationOverview, type ControlView } from "../../control/client.ts";
-import type { RouterConfig } from "../../core/config/schema.ts";
-import { RouterError } from "../../core/errors.ts";
-import { totalsOf, type DeliveryHour } from "../../core/rollups.ts";
-import { tokenId } from "../../core/signatures/token-id.ts";
-import { auditId, insertAudit } from "../../storage/audit.ts";
+import { totalsOf } from "../../core/rollups.ts";
+import { controlDestination, destinationDays, type ControlAction } from "../../operations/destinations.ts";
+import { DestinationParams, parseInput, PauseBody } from "../../operations/inputs.ts";
 import { Page } from "../layout.tsx";
-import { stateOf, type Pages } from "../shared.ts";
-
-export interface DestinationView {
-  name: string;
-  controls: ControlView | null;
-  hours: DeliveryHour[];
-}
-
-/** Each configured destination's controls and last day of counters: one Durable Object call each, no D1 read. */
-export async function destinationViews(env: Env, config: RouterConfig, now: number): Promise<DestinationView[]> {
-  const names = Object.keys(config.destinations).sort();
-  return Promise.all(
-    names.map(async (name) => {
-      // An object that cannot be reached shows "unknown"; the page still renders.
-      const view = await destinationOverview(env, name, now).catch(() => null);
-      return { name, controls: view?.controls ?? null, hours: view?.hours ?? [] };
-    }),
-  );
-}
+import { actorFor, contextFor, stateOf, type Pages } from "../shared.ts";
 
 /** Destinations: the last day's counts, the controls' state, and pause (with a reason) / resume / re-enable. */
-export const destinationPages: Pages = (app, { providers, clock }) => {
+export const destinationPages: Pages = (app, deps) => {
   app.get("/destinations", async (c) => {
-    const config = loadConfig(c.env, providers);
-    const views = await destinationViews(c.env, config, clock.now());
+    const views = await destinationDays(contextFor(c, deps));
     return c.html(
       <Page title="Destinations" signedIn>
         <table>
@@ -74,20 +51,12 @@ export const destinationPages: Pages = (app, { providers, clock }) => {
     );
   });
 
-  app.post("/destinations/:name{[a-z0-9][a-z0-9_-]{0,62}}/:action{pause|resume|enable}", async (c) => {
-    const name = c.req.param("name");
-    const action = c.req.param("action") as "pause" | "resume" | "enable";
-    const config = loadConfig(c.env, providers);
-    if (!config.destinations[name]) throw new RouterError("not_found");
+  app.post("/destinations/:name/:action{pause|resume|enable}", async (c) => {
+    const { name } = parseInput(DestinationParams, { name: c.req.param("name") });
+    const action = c.req.param("action") as ControlAction;
     const form = await c.req.parseBody();
-    const reason = typeof form.reason === "string" ? form.reason.trim().slice(0, 200) : "";
-    if (action === "pause" && !reason) throw new RouterError("invalid_request", { message: "A pause needs a reason." });
-    const now = clock.now();
-    const by = await tokenId(readVar(c.env, "ADMIN_TOKEN")!);
-    await controlDestination(c.env, config, name, now, action, by, action === "pause" ? reason : null).catch(() => {
-      throw new RouterError("controls_unavailable");
-    });
-    await insertAudit(c.env.DB, { id: auditId(now), at: now, action: `destination_${action}`, tokenId: by, eventId: null, detail: { destination: name, reason: action === "pause" ? reason : null, via: "dashboard" } });
+    const reason = action === "pause" ? parseInput(PauseBody, { reason: form.reason }).reason : null;
+    await controlDestination(contextFor(c, deps), await actorFor(c), name, action, reason);
     return c.redirect("/dashboard/destinations", 303);
   });
 };

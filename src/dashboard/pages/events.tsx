@@ -1,42 +1,36 @@
 /** @jsxImportSource hono/jsx */
-import { loadPayloadProtection } from "../../config/keys.ts";
-import { loadConfig, readVar } from "../../config/load.ts";
-import { decodeCursor, EventCursorSchema, encodeCursor } from "../../core/cursor.ts";
+import { readVar } from "../../config/load.ts";
 import { HELD_DUE } from "../../core/delivery-state.ts";
 import { RouterError } from "../../core/errors.ts";
-import { payloadOf, piiPathsOf, redactedPayloadOf, type PayloadView } from "../../core/payload-view.ts";
-import { REDACTED } from "../../core/redact.ts";
-import { tokenId } from "../../core/signatures/token-id.ts";
-import { replayEvent } from "../../delivery/replay.ts";
-import { getEventDetail, searchEvents, SEARCH_WINDOW, type EventFilter, type EventStatusFilter } from "../../storage/admin-queries.ts";
-import { failAttempt, guardAttempt, passAttempt } from "../../storage/attempts.ts";
-import { auditId, insertAudit } from "../../storage/audit.ts";
-import { isSealedText } from "../../storage/payloads.ts";
+import { revealEvent, searchEvents, SEARCH_WINDOW, viewEvent, type EventView } from "../../operations/events.ts";
+import { EVENT_STATUSES, EventIdParams, ListEventsQuery, parseInput, ReplayEventBody } from "../../operations/inputs.ts";
+import { releaseQuarantinedEvent, replayEvent } from "../../operations/replays.ts";
+import { logEvent } from "../../telemetry/log.ts";
 import { Page } from "../layout.tsx";
-import { revealTokenMatches } from "../session.ts";
-import { attemptOf, iso, msOf, PAGE_SIZE, pretty, text, type DashboardContext, type Pages } from "../shared.ts";
+import { actorFor, contextFor, field, iso, PAGE_SIZE, pretty, timeField, type DashboardContext, type Pages } from "../shared.ts";
 
-const STATUSES: EventStatusFilter[] = ["routed", "unrouted", "delivered", "failing", "dead", "quarantined"];
-const EVENT_ID = "evt_[0-9a-f]{32}";
+/** The event id of a page's path, refused as the admin API refuses it. */
+const eventIdOf = (c: DashboardContext) => parseInput(EventIdParams, { eventId: c.req.param("id") }).eventId;
 
 /** Events: the search (every page a bounded read), one event with its attempts, replay, and the audited reveal. */
-export const eventPages: Pages = (app, { providers, clock }) => {
+export const eventPages: Pages = (app, deps) => {
   app.get("/events", async (c) => {
     const q = c.req.query();
-    const status = STATUSES.find((s) => s === q.status);
-    const filter: EventFilter = {
-      source: text(q.source, 63),
-      eventType: text(q.type, 63),
-      merchantId: text(q.merchant),
-      providerId: text(q.orderId),
-      status,
-      since: msOf(q.since),
-      until: msOf(q.until),
-    };
-    const cursor = q.cursor ? decodeCursor(q.cursor, EventCursorSchema) : null;
-    const found = await searchEvents(c.env.DB, filter, cursor ? { receivedAt: cursor[0], id: cursor[1] } : null, PAGE_SIZE);
+    const search = parseInput(ListEventsQuery, {
+      source: field(q.source),
+      eventType: field(q.type),
+      merchantId: field(q.merchant),
+      orderId: field(q.orderId),
+      status: field(q.status),
+      since: timeField(q.since),
+      until: timeField(q.until),
+      limit: PAGE_SIZE,
+      cursor: field(q.cursor),
+    });
+    const status = search.status;
+    const found = await searchEvents(contextFor(c, deps), search);
     const query = new URLSearchParams(Object.entries(q).filter(([k, v]) => k !== "cursor" && v));
-    const next = found.next && `/dashboard/events?${query.toString() ? `${query.toString()}&` : ""}cursor=${encodeCursor([found.next.receivedAt, found.next.id])}`;
+    const next = found.nextCursor && `/dashboard/events?${query.toString() ? `${query.toString()}&` : ""}cursor=${found.nextCursor}`;
     const summary =
       found.events.length === 0 ? "No events match" : `${found.events.length} event${found.events.length === 1 ? "" : "s"}, newest first`;
     return c.html(
@@ -52,7 +46,7 @@ export const eventPages: Pages = (app, { providers, clock }) => {
               Status
               <select name="status">
                 <option value="">any</option>
-                {STATUSES.map((s) => (
+                {EVENT_STATUSES.map((s) => (
                   <option value={s} selected={s === status}>{s}</option>
                 ))}
               </select>
@@ -90,21 +84,12 @@ export const eventPages: Pages = (app, { providers, clock }) => {
     );
   });
 
-  /** The event page, redacted unless `revealedAs` names the audit entry of a reveal made just now. */
-  async function eventPage(c: DashboardContext, eventId: string, revealedAs: string | null, refused = false) {
-    const config = loadConfig(c.env, providers);
-    const found = await getEventDetail(c.env.DB, await loadPayloadProtection(c.env, config), eventId);
-    if (!found) throw new RouterError("not_found");
-    const { event, deliveries } = found;
-    const paths = piiPathsOf(config, providers, event.source);
-    const reveal = revealedAs !== null;
-    const show = (bytes: Uint8Array): PayloadView => (reveal ? payloadOf(bytes) : redactedPayloadOf(bytes, paths));
-    const payload = event.body && show(event.body);
-    const answered = event.responder?.answered.body ? show(event.responder.answered.body) : null;
-    const excerpt = async (stored: string | null) =>
-      stored === null || !isSealedText(stored) ? stored ?? "—" : reveal ? await event.payloads.openText("excerpt", stored) : REDACTED;
-    const shown = await Promise.all(deliveries.map(async (d) => ({ ...d, log: await Promise.all(d.attemptLog.map(async (a) => ({ ...a, excerpt: await excerpt(a.responseExcerpt) }))) })));
+  /** The event page: redacted, or revealed by an audited reveal just now (`view.auditId`). */
+  function eventPage(c: DashboardContext, view: EventView, refused: RouterError | null = null) {
+    const { event, deliveries: shown, payload, answered, revealed: reveal, auditId: revealedAs } = view;
+    const deliveries = shown;
     const flash = c.req.query("replayed");
+    const released = c.req.query("released") === "1";
     const canReveal = readVar(c.env, "ADMIN_REVEAL_TOKEN") !== undefined && event.body !== null && !reveal;
     // Replay history: only each destination's newest generation can be replayed.
     const latest = new Map<string, number>();
@@ -112,8 +97,13 @@ export const eventPages: Pages = (app, { providers, clock }) => {
     return c.html(
       <Page title={`${event.source} / ${event.eventType}`} signedIn>
         {flash && <p class="notice" role="status">Replay enqueued for {flash}.</p>}
+        {released && <p class="notice" role="status">Released from quarantine.</p>}
         {reveal && <p class="notice" role="status">Customer data shown. This reveal is recorded in the audit log ({revealedAs}).</p>}
-        {refused && <p class="bad" role="alert">That is not the reveal token. Nothing was shown.</p>}
+        {refused && (
+          <p class="bad" role="alert">
+            {refused.code === "reveal_token_required" ? "A reveal needs the reveal token." : "That is not the reveal token."} Nothing was shown.
+          </p>
+        )}
         <table>
           <tbody>
             <tr><th scope="row">Event</th><td>{event.id}</td></tr>
@@ -124,6 +114,11 @@ export const eventPages: Pages = (app, { providers, clock }) => {
             {event.quarantine && <tr><th scope="row">Quarantine</th><td>{event.quarantine.releasedAt ? `released ${iso(event.quarantine.releasedAt)}` : `held: ${event.quarantine.reason}`}</td></tr>}
           </tbody>
         </table>
+        {event.quarantine && !event.quarantine.releasedAt && event.body && (
+          <form method="post" action={`/dashboard/events/${event.id}/release`}>
+            <p><button type="submit">Release from quarantine</button> <span class="muted">Routes it with the merchant its signed body names. Recorded in the audit log.</span></p>
+          </form>
+        )}
         <h2>Payload</h2>
         {payload ? (
           <>
@@ -167,14 +162,14 @@ export const eventPages: Pages = (app, { providers, clock }) => {
             <table>
               <thead><tr><th scope="col">#</th><th scope="col">At</th><th scope="col">Status</th><th scope="col">Latency</th><th scope="col">Error</th><th scope="col">Response</th></tr></thead>
               <tbody>
-                {d.log.map((a) => (
+                {d.attemptLog.map((a) => (
                   <tr>
                     <td>{a.attempt}</td>
                     <td>{iso(a.at)}</td>
                     <td>{a.statusCode ?? "—"}</td>
                     <td>{Math.round(a.latencyMs)} ms</td>
                     <td>{a.errorClass ?? "—"}</td>
-                    <td>{a.excerpt}</td>
+                    <td>{a.responseExcerpt ?? "—"}</td>
                   </tr>
                 ))}
               </tbody>
@@ -193,47 +188,40 @@ export const eventPages: Pages = (app, { providers, clock }) => {
           </form>
         )}
       </Page>,
-      refused ? 403 : 200,
+      refused ? refused.status : 200,
     );
   }
 
-  app.get(`/events/:id{${EVENT_ID}}`, (c) => eventPage(c, c.req.param("id"), null));
+  app.get("/events/:id", async (c) => eventPage(c, await viewEvent(contextFor(c, deps), eventIdOf(c))));
 
-  app.post(`/events/:id{${EVENT_ID}}/reveal`, async (c) => {
-    const eventId = c.req.param("id");
+  app.post("/events/:id/reveal", async (c) => {
+    const eventId = eventIdOf(c);
     const form = await c.req.parseBody();
-    const typed = typeof form.reveal_token === "string" ? form.reveal_token : "";
-    const token = readVar(c.env, "ADMIN_REVEAL_TOKEN");
-    if (!token) throw new RouterError("reveal_forbidden", { detail: "ADMIN_REVEAL_TOKEN is not set: revealing is off" });
-    const now = clock.now();
-    const attempt = attemptOf(c, "reveal", now, eventId);
-    const standing = await guardAttempt(attempt);
-    if (!revealTokenMatches(c.env, typed)) {
-      await failAttempt(attempt, typed ? "token_mismatch" : "token_missing");
-      return eventPage(c, eventId, null, true);
+    const typed = typeof form.reveal_token === "string" && form.reveal_token !== "" ? form.reveal_token : undefined;
+    const ctx = contextFor(c, deps);
+    try {
+      return eventPage(c, await revealEvent(ctx, await actorFor(c), eventId, typed));
+    } catch (err) {
+      // A wrong or missing token shows the event as it was, redacted, with the refusal; every other error (a
+      // lockout, an unknown event) is the error page.
+      if (!(err instanceof RouterError) || (err.code !== "reveal_forbidden" && err.code !== "reveal_token_required")) throw err;
+      logEvent("warn", "request_rejected", { requestId: c.get("requestId") ?? null, code: err.code, status: err.status, eventId, detail: err.detail });
+      return eventPage(c, await viewEvent(ctx, eventId), err);
     }
-    await passAttempt(attempt, standing);
-    const config = loadConfig(c.env, providers);
-    const id = auditId(now);
-    const found = await getEventDetail(c.env.DB, await loadPayloadProtection(c.env, config), eventId);
-    if (!found) throw new RouterError("not_found");
-    // Recorded before anything is shown: a reveal the log does not hold never happened.
-    await insertAudit(c.env.DB, {
-      id,
-      at: now,
-      action: "reveal",
-      tokenId: await tokenId(token),
-      eventId,
-      detail: { fields: piiPathsOf(config, providers, found.event.source), answer: found.event.responder?.answered.body ? true : false, via: "dashboard", requestId: c.get("requestId") ?? null },
-    });
-    return eventPage(c, eventId, id);
   });
 
-  app.post(`/events/:id{${EVENT_ID}}/replay`, async (c) => {
-    const eventId = c.req.param("id");
+  app.post("/events/:id/replay", async (c) => {
+    const eventId = eventIdOf(c);
     const form = await c.req.parseBody();
-    const destination = text(form.destination, 63);
-    await replayEvent(c.env, loadConfig(c.env, providers), eventId, destination ? [destination] : undefined, clock);
-    return c.redirect(`/dashboard/events/${eventId}?replayed=${encodeURIComponent(destination ?? "all")}`, 303);
+    // No destination field: every destination. A field that is there must name one.
+    const body = parseInput(ReplayEventBody, "destination" in form ? { destinations: [form.destination] } : {});
+    await replayEvent(contextFor(c, deps), await actorFor(c), eventId, body.destinations);
+    return c.redirect(`/dashboard/events/${eventId}?replayed=${encodeURIComponent(body.destinations?.[0] ?? "all")}`, 303);
+  });
+
+  app.post("/events/:id/release", async (c) => {
+    const eventId = eventIdOf(c);
+    await releaseQuarantinedEvent(contextFor(c, deps), await actorFor(c), eventId);
+    return c.redirect(`/dashboard/events/${eventId}?released=1`, 303);
   });
 };

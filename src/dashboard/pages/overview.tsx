@@ -1,17 +1,9 @@
 /** @jsxImportSource hono/jsx */
-import { loadConfig } from "../../config/load.ts";
-import { DAY_HOURS, HOUR_MS, hourOf, lastDay, totalsOf } from "../../core/rollups.ts";
-import { deadLetterTotal, readEventCounts, readRollupCursor } from "../../storage/rollups.ts";
+import { lastDay, totalsOf } from "../../core/rollups.ts";
+import { overview } from "../../operations/overview.ts";
 import { BarChart } from "../charts.tsx";
 import { Page } from "../layout.tsx";
-import { duration, iso, stateOf, type Pages } from "../shared.ts";
-import { destinationViews } from "./destinations.tsx";
-
-/**
- * Past this many events holding dead deliveries the overview says "more than" instead of counting on, so its read
- * stays the same however many pile up; the dead-letter page's bulk count gives the exact number for a window.
- */
-const DEAD_COUNT_CAP = 50;
+import { contextFor, duration, iso, stateOf, type Pages } from "../shared.ts";
 
 /** A percentile read from a histogram: the bound of its bucket ("≤ 2.5 s"), or past the last one ("over 6 h"). */
 const bound = (ms: number | null) => (ms === null ? "—" : Number.isFinite(ms) ? `≤ ${duration(ms)}` : duration(ms));
@@ -23,17 +15,9 @@ const hourLabel = (hour: number) => `${new Date(hour).toISOString().slice(11, 16
  * delivery counts from each destination's Durable Object, and the dead-letter count through its index. Nothing here
  * reads the events table.
  */
-export const overviewPages: Pages = (app, { providers, clock }) => {
+export const overviewPages: Pages = (app, deps) => {
   app.get("/overview", async (c) => {
-    const now = clock.now();
-    const config = loadConfig(c.env, providers);
-    const since = hourOf(now) - (DAY_HOURS - 1) * HOUR_MS;
-    const [counts, cursor, dead, destinations] = await Promise.all([
-      readEventCounts(c.env.DB, since),
-      readRollupCursor(c.env.DB),
-      deadLetterTotal(c.env.DB, DEAD_COUNT_CAP),
-      destinationViews(c.env, config, now),
-    ]);
+    const { now, counts, countedTo, dead, destinations } = await overview(contextFor(c, deps));
     const pairs = new Map<string, { source: string; eventType: string; events: number }>();
     for (const row of counts) {
       const key = `${row.source}/${row.eventType}`;
@@ -62,7 +46,7 @@ export const overviewPages: Pages = (app, { providers, clock }) => {
         )}
         <BarChart label="Events per hour, last 24 hours" unit="events" bars={eventHours.map((h) => ({ label: hourLabel(h.hour), value: h.events }))} />
         <p class="muted">
-          Counted up to {iso(cursor.cursor?.receivedAt ?? null)} by the Cron's rollup walk. It runs every 5 minutes and stays two minutes behind the clock, so the newest events appear on a later run.
+          Counted up to {iso(countedTo)} by the Cron's rollup walk. It runs every 5 minutes and stays two minutes behind the clock, so the newest events appear on a later run.
         </p>
         <h2>Deliveries by destination</h2>
         <table>

@@ -1,12 +1,9 @@
 /** @jsxImportSource hono/jsx */
-import { insecureDestinationsAllowed, loadConfig, readVar } from "../../config/load.ts";
-import { parseConfig } from "../../core/config/parse.ts";
-import type { RouterConfig } from "../../core/config/schema.ts";
-import { dryRun, type DryRunEvent } from "../../core/dry-run.ts";
 import { RouterError } from "../../core/errors.ts";
-import type { ProviderRegistry } from "../../core/providers/contract.ts";
+import { activeConfig, routingDryRun, validateConfig, type DryRunEvent, type RouterConfig } from "../../operations/config.ts";
+import { DryRunBody, parseInput, ProposedConfig } from "../../operations/inputs.ts";
 import { Page } from "../layout.tsx";
-import { text, type Pages } from "../shared.ts";
+import { contextFor, field, type DashboardContext, type Pages } from "../shared.ts";
 
 /** What the forms were given, so a page with a result or an error keeps what was typed. */
 interface Typed {
@@ -19,9 +16,7 @@ interface Typed {
 
 type ConfigCheck = { valid: true } | { valid: false; errors: string[] } | null;
 
-const MAX_FORM_TEXT = 700_000;
-
-function RoutingPage(props: { config: RouterConfig; running: string; typed: Typed; results?: DryRunEvent[]; error?: string; check: ConfigCheck }) {
+function RoutingPage(props: { config: RouterConfig; running: string; typed: Typed; results?: DryRunEvent[]; error?: RouterError; check: ConfigCheck }) {
   const { config, typed, results, error, check } = props;
   return (
     <Page title="Routing" signedIn>
@@ -47,7 +42,12 @@ function RoutingPage(props: { config: RouterConfig; running: string; typed: Type
         </label>
         <p><button type="submit">Dry run</button></p>
       </form>
-      {error && <p class="bad" role="alert">{error}</p>}
+      {error && (
+        <div class="bad" role="alert">
+          {error.code}: {error.message}
+          {error.details && <ul>{error.details.map((d) => <li>{d}</li>)}</ul>}
+        </div>
+      )}
       {results && (
         <section aria-label="Dry run result">
           <h2>Dry run result</h2>
@@ -103,54 +103,67 @@ function RoutingPage(props: { config: RouterConfig; running: string; typed: Type
   );
 }
 
+/** What was typed, kept as it was typed so the page shows it again. */
 function typedOf(form: Record<string, unknown>): Typed {
-  return {
-    source: text(form.source, 63),
-    eventType: text(form.eventType, 63),
-    merchant: text(form.merchant),
-    payload: text(form.payload, MAX_FORM_TEXT),
-    config: text(form.config, MAX_FORM_TEXT),
-  };
+  const typed = (value: unknown) => (typeof value === "string" ? value : undefined);
+  return { source: typed(form.source), eventType: typed(form.eventType), merchant: typed(form.merchant), payload: typed(form.payload), config: typed(form.config) };
 }
 
-async function tryDryRun(config: RouterConfig, providers: ProviderRegistry, typed: Typed): Promise<{ results?: DryRunEvent[]; error?: string }> {
-  let payload: unknown;
+/** A JSON text field, parsed, or refused naming the field: a form cannot send JSON as the API's body does. */
+function jsonField(name: string, value: string | undefined): unknown {
+  if (value === undefined) return undefined;
   try {
-    payload = JSON.parse(typed.payload ?? "");
+    return JSON.parse(value);
   } catch {
-    return { error: "invalid_request: the payload is not JSON." };
-  }
-  try {
-    return { results: await dryRun(config, providers, { source: typed.source ?? "", eventType: typed.eventType, merchantId: typed.merchant, payload }) };
-  } catch (err) {
-    if (err instanceof RouterError) return { error: `${err.code}: ${err.message}${err.details ? ` ${err.details.join("; ")}` : ""}` };
-    throw err;
+    throw new RouterError("invalid_request", { details: [`${name}: is not JSON`] });
   }
 }
 
 /** Routing: the dry run over the running config, and validation of a proposed one. */
-export const routingPages: Pages = (app, { providers }) => {
-  const running = (env: Env) => (readVar(env, "ROUTER_CONFIG") ? "the ROUTER_CONFIG variable" : "router.config.json");
+export const routingPages: Pages = (app, deps) => {
+  const page = (c: DashboardContext, props: { typed: Typed; results?: DryRunEvent[]; error?: RouterError; check: ConfigCheck }) => {
+    const { origin, config } = activeConfig(contextFor(c, deps));
+    const running = origin === "ROUTER_CONFIG" ? "the ROUTER_CONFIG variable" : "router.config.json";
+    return c.html(<RoutingPage config={config} running={running} {...props} />, props.error?.status ?? 200);
+  };
 
-  app.get("/routing", (c) => c.html(<RoutingPage config={loadConfig(c.env, providers)} running={running(c.env)} typed={{}} check={null} />));
+  /** A refusal is shown on the page, beside what was typed; anything unexpected is the error page. */
+  const refusal = (err: unknown): RouterError => {
+    if (err instanceof RouterError) return err;
+    throw err;
+  };
+
+  app.get("/routing", (c) => page(c, { typed: {}, check: null }));
 
   app.post("/routing/dry-run", async (c) => {
-    const config = loadConfig(c.env, providers);
     const typed = typedOf(await c.req.parseBody());
-    const outcome = await tryDryRun(config, providers, typed);
-    return c.html(<RoutingPage config={config} running={running(c.env)} typed={typed} check={null} {...outcome} />, outcome.error ? 400 : 200);
+    try {
+      const request = parseInput(DryRunBody, {
+        source: field(typed.source),
+        eventType: field(typed.eventType),
+        merchantId: field(typed.merchant),
+        payload: jsonField("payload", typed.payload),
+      });
+      return page(c, { typed, results: await routingDryRun(contextFor(c, deps), request), check: null });
+    } catch (err) {
+      return page(c, { typed, error: refusal(err), check: null });
+    }
   });
 
   app.post("/routing/validate", async (c) => {
-    const config = loadConfig(c.env, providers);
     const typed = typedOf(await c.req.parseBody());
-    let check: ConfigCheck;
+    let proposed: unknown;
     try {
-      const result = parseConfig(JSON.parse(typed.config ?? ""), { providers, allowInsecureDestinations: insecureDestinationsAllowed(c.env) });
-      check = result.ok ? { valid: true } : { valid: false, errors: result.errors };
+      proposed = JSON.parse(typed.config ?? "");
     } catch {
-      check = { valid: false, errors: ["(root): is not JSON"] };
+      // Not a config at all: said as the validation's own first error, as before.
+      return page(c, { typed, check: { valid: false, errors: ["(root): is not JSON"] } });
     }
-    return c.html(<RoutingPage config={config} running={running(c.env)} typed={typed} check={check} />);
+    try {
+      const result = validateConfig(contextFor(c, deps), parseInput(ProposedConfig, proposed));
+      return page(c, { typed, check: result.valid ? { valid: true } : { valid: false, errors: result.errors } });
+    } catch (err) {
+      return page(c, { typed, error: refusal(err), check: null });
+    }
   });
 };

@@ -1,0 +1,169 @@
+/**
+ * Finding and reading events: the API's exhaustive keyset list, the dashboard's bounded search, one event redacted,
+ * and the reveal, which takes the reveal token, is throttled per client and is audited before anything is shown.
+ */
+import type { z } from "@hono/zod-openapi";
+import { loadPayloadProtection } from "../config/keys.ts";
+import { readVar } from "../config/load.ts";
+import { decodeCursor, EventCursorSchema, nextCursor } from "../core/cursor.ts";
+import { RouterError } from "../core/errors.ts";
+import { payloadOf, piiPathsOf, redactedPayloadOf, type PayloadView } from "../core/payload-view.ts";
+import { REDACTED } from "../core/redact.ts";
+import { verifyHeaderToken } from "../core/signatures/inbound.ts";
+import { tokenId } from "../core/signatures/token-id.ts";
+import {
+  getEventDetail,
+  listEvents as listStoredEvents,
+  searchEvents as searchStoredEvents,
+  type DeliveryDetail,
+  type EventDetail,
+  type EventFilter,
+  type EventSummary,
+} from "../storage/admin-queries.ts";
+import { failAttempt, guardAttempt, passAttempt, type Attempt } from "../storage/attempts.ts";
+import { isSealedText } from "../storage/payloads.ts";
+import { configOf, recordAction, type Actor, type OperationContext, type Origin } from "./context.ts";
+import type { ListEventsQuery } from "./inputs.ts";
+
+export type { DeliveryDetail, EventDetail, EventSummary } from "../storage/admin-queries.ts";
+export { SEARCH_WINDOW } from "../storage/admin-queries.ts";
+
+type EventQuery = z.output<typeof ListEventsQuery>;
+
+const msOf = (value: string | undefined) => (value === undefined ? undefined : Date.parse(value));
+
+function filterOf(q: EventQuery): EventFilter {
+  return {
+    source: q.source,
+    eventType: q.eventType,
+    merchantId: q.merchantId,
+    providerId: q.orderId,
+    status: q.status,
+    since: msOf(q.since),
+    until: msOf(q.until),
+  };
+}
+
+function cursorOf(q: EventQuery) {
+  const cursor = q.cursor ? decodeCursor(q.cursor, EventCursorSchema) : null;
+  return cursor ? { receivedAt: cursor[0], id: cursor[1] } : null;
+}
+
+/** The admin API's list: every event the filter matches, `limit` a page, newest first. */
+export async function listEvents(
+  ctx: OperationContext,
+  q: EventQuery,
+): Promise<{ events: EventSummary[]; nextCursor: string | null }> {
+  const events = await listStoredEvents(ctx.env.DB, filterOf(q), cursorOf(q), q.limit);
+  return { events, nextCursor: nextCursor(events, q.limit, (e) => [e.receivedAt, e.id]) };
+}
+
+/**
+ * The dashboard's search: the same filter, but every page reads a bounded number of rows (src/storage/admin-queries.ts
+ * `searchEvents`), so a page view costs the same with a million events as with ten. `scanned` says how far a short
+ * page looked.
+ */
+export async function searchEvents(ctx: OperationContext, q: EventQuery) {
+  const found = await searchStoredEvents(ctx.env.DB, filterOf(q), cursorOf(q), q.limit);
+  const next = found.next && nextCursor([found.next], 1, (e) => [e.receivedAt, e.id]);
+  return { events: found.events, nextCursor: next, scanned: found.scanned };
+}
+
+/** One event as an operator sees it: customer data redacted unless this view is an audited reveal. */
+export interface EventView {
+  event: EventDetail;
+  payload: PayloadView | null;
+  /** What a synchronous event's provider was answered, when it was the order. */
+  answered: PayloadView | null;
+  /** Every generation of every delivery, each attempt's response excerpt redacted or opened. */
+  deliveries: DeliveryDetail[];
+  revealed: boolean;
+  /** The reveal's audit entry. */
+  auditId: string | null;
+}
+
+async function loadEvent(ctx: OperationContext, eventId: string) {
+  const config = configOf(ctx);
+  const found = await getEventDetail(ctx.env.DB, await loadPayloadProtection(ctx.env, config), eventId);
+  if (!found) throw new RouterError("not_found", { detail: `event ${eventId}` });
+  return { ...found, paths: piiPathsOf(config, ctx.providers, found.event.source) };
+}
+
+async function show(found: Awaited<ReturnType<typeof loadEvent>>, revealedAs: string | null): Promise<EventView> {
+  const { event, deliveries, paths } = found;
+  const reveal = revealedAs !== null;
+  const view = (bytes: Uint8Array) => (reveal ? payloadOf(bytes) : redactedPayloadOf(bytes, paths));
+  const excerpt = async (stored: string | null) =>
+    stored === null || !isSealedText(stored)
+      ? stored
+      : reveal
+        ? await event.payloads.openText("excerpt", stored)
+        : REDACTED;
+  const shown = await Promise.all(
+    deliveries.map(async (d) => ({
+      ...d,
+      attemptLog: await Promise.all(
+        d.attemptLog.map(async (a) => ({ ...a, responseExcerpt: await excerpt(a.responseExcerpt) })),
+      ),
+    })),
+  );
+  const answered = event.responder?.answered.body;
+  return {
+    event,
+    payload: event.body && view(event.body),
+    answered: answered ? view(answered) : null,
+    deliveries: shown,
+    revealed: reveal,
+    auditId: revealedAs,
+  };
+}
+
+/** One event with every attempt of every delivery, customer data redacted. */
+export async function viewEvent(ctx: OperationContext, eventId: string): Promise<EventView> {
+  return show(await loadEvent(ctx, eventId), null);
+}
+
+/**
+ * Revealing customer data takes a second secret, `ADMIN_REVEAL_TOKEN`: the admin token alone (held by scripts and
+ * dashboards) shows redacted payloads only. A wrong or missing token is a failed attempt, audited without the token
+ * and throttled per client (src/storage/attempts.ts). Checked before anything is read: a wrong token learns
+ * nothing, not even whether the event exists. Returns the reveal token's id for the audit log.
+ */
+async function checkRevealToken(
+  ctx: OperationContext,
+  origin: Origin,
+  eventId: string,
+  typed: string | undefined,
+): Promise<string> {
+  const token = readVar(ctx.env, "ADMIN_REVEAL_TOKEN");
+  if (!token) throw new RouterError("reveal_forbidden", { detail: "ADMIN_REVEAL_TOKEN is not set: revealing is off" });
+  const attempt: Attempt = { db: ctx.env.DB, scope: "reveal", now: ctx.clock.now(), ...origin, eventId };
+  const standing = await guardAttempt(attempt);
+  if (!typed) {
+    await failAttempt(attempt, "token_missing");
+    throw new RouterError("reveal_token_required", { detail: `reveal of ${eventId}: token_missing` });
+  }
+  if (!verifyHeaderToken(typed, [token], "").ok) {
+    await failAttempt(attempt, "token_mismatch");
+    throw new RouterError("reveal_forbidden", { detail: `reveal of ${eventId}: token_mismatch` });
+  }
+  await passAttempt(attempt, standing);
+  return tokenId(token);
+}
+
+/** The event with its customer data shown, recorded in the audit log (under the reveal token's id) first. */
+export async function revealEvent(
+  ctx: OperationContext,
+  actor: Actor,
+  eventId: string,
+  typedToken: string | undefined,
+): Promise<EventView> {
+  const revealedBy = await checkRevealToken(ctx, actor, eventId, typedToken);
+  const found = await loadEvent(ctx, eventId);
+  // Recorded before anything is shown: a reveal the log does not hold never happened.
+  const auditId = await recordAction(ctx, { ...actor, tokenId: revealedBy }, "reveal", eventId, {
+    fields: found.paths,
+    answer: Boolean(found.event.responder?.answered.body),
+  });
+  return show(found, auditId);
+}
