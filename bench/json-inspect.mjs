@@ -35,7 +35,11 @@ const median = (xs) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Alternating rounds with a median each, because the cores are shared and a single long loop catches a neighbour's burst. */
 function compare(text, roundMs) {
-  for (let k = 0; k < 20; k++) JSON.parse(text), inspectJson(text); // warm up the JIT
+  // Warm up the JIT.
+  for (let k = 0; k < 20; k++) {
+    JSON.parse(text);
+    inspectJson(text);
+  }
   const parse = [];
   const inspect = [];
   for (let round = 0; round < 7; round++) {

@@ -659,7 +659,7 @@ async function main() {
     // --- 5. end-to-end delivery latency ------------------------------------------------------------------------
     log(`scenario 5: ${P.s5Events} events at ${P.s5Rate}/s, ingest ack to arrival`);
     await receiver.ask("reset");
-    let from = router.child.lines.length;
+    const from = router.child.lines.length;
     const s5Source = requests({ size: 5120, merchantId: "4242" });
     const acks = new Map();
     const sends = [];
@@ -679,7 +679,15 @@ async function main() {
     const s5Ids = new Set(acks.keys());
     let s5Arrivals = [];
     try {
-      await waitFor(async () => (s5Arrivals = await deliveredFor(s5Ids)).length >= 3 * s5Ids.size, "scenario 5 deliveries", 60_000, 250);
+      await waitFor(
+        async () => {
+          s5Arrivals = await deliveredFor(s5Ids);
+          return s5Arrivals.length >= 3 * s5Ids.size;
+        },
+        "scenario 5 deliveries",
+        60_000,
+        250,
+      );
       await waitFor(() => tally(usageLines(router, from)).queueMessagesRead >= s5Ids.size, "scenario 5 consumer invocations to finish", 15_000);
     } catch (err) {
       log(`warning: ${err.message}`);

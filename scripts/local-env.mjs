@@ -9,7 +9,7 @@ export function localSecrets() {
   const values = {};
   for (const line of readFileSync(path.join(ROOT, file), "utf8").split("\n")) {
     const match = /^\s*([A-Z][A-Z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
-    if (match && match[2]) values[match[1]] = match[2].replace(/^(['"])(.*)\1$/, "$2");
+    if (match?.[2]) values[match[1]] = match[2].replace(/^(['"])(.*)\1$/, "$2");
   }
   return { file, values };
 }

@@ -9,7 +9,10 @@ import { parseArgs } from "../scripts/local-env.mjs";
 
 const options = parseArgs(process.argv.slice(2), { port: "number", log: "string", seed: "number", "down-ms": "number", "slow-ms": "number" });
 let seed = options.seed ?? 1;
-const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const random = () => {
+  seed = (seed * 1103515245 + 12345) % 2 ** 31;
+  return seed / 2 ** 31;
+};
 const slowMs = options["slow-ms"] ?? 5_000;
 let downUntil = null;
 

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { eventBuilder } from "../scripts/events.mjs";
 import { localSecrets, parseArgs, ROOT } from "../scripts/local-env.mjs";
-import { freePort, sleep, start, stop, stopAll, tail, waitFor } from "../scripts/procs.mjs";
+import { freePort, sleep, start, stopAll, tail, waitFor } from "../scripts/procs.mjs";
 
 const options = parseArgs(process.argv.slice(2), { events: "number", seed: "number", smoke: "boolean", concurrency: "number" });
 const SMOKE = options.smoke === true;
@@ -27,7 +27,10 @@ const T0 = Date.now();
 const log = (message) => console.log(`[soak ${((Date.now() - T0) / 1000).toFixed(1)}s] ${message}`);
 
 let seed = SEED;
-const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const random = () => {
+  seed = (seed * 1103515245 + 12345) % 2 ** 31;
+  return seed / 2 ** 31;
+};
 
 /** Three internal systems, one down for a while, and one gone for good; product issues also go to the gone one. */
 function soakConfig(receiverPort) {
@@ -150,7 +153,11 @@ async function main() {
     async function sendOne() {
       const roll = random();
       let acc = 0;
-      const [kind] = kinds.find(([, share]) => (acc += share) >= roll) ?? kinds[0];
+      const [kind] =
+        kinds.find(([, share]) => {
+          acc += share;
+          return acc >= roll;
+        }) ?? kinds[0];
       const builder = builders[kind];
       const body = builder.body();
       const headers = { "content-type": "application/json", ...builder.headers(body, secretOf) };
@@ -273,7 +280,8 @@ async function main() {
       const c = stored.get(id)?.deliveries;
       return n + (e.deliveries ?? (c ? c.delivered + c.dead + c.stale : 0));
     }, 0);
-    const faults = requests.reduce((acc, r) => ((acc[String(r.status)] = (acc[String(r.status)] ?? 0) + 1), acc), {});
+    const faults = {};
+    for (const r of requests) faults[String(r.status)] = (faults[String(r.status)] ?? 0) + 1;
     const results = {
       smoke: SMOKE,
       seed: SEED,

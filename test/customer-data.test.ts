@@ -9,7 +9,7 @@ import { piiValues } from "./pii.ts";
 
 // Customer data (issue #14): encrypted at rest, kept only as long as configured, shown only on purpose, never logged.
 
-const KEY_B = "test-b:" + btoa(String.fromCharCode(...new Uint8Array(32).map((_, i) => (i * 7 + 3) % 256)));
+const KEY_B = `test-b:${btoa(String.fromCharCode(...new Uint8Array(32).map((_, i) => (i * 7 + 3) % 256)))}`;
 const RING_A = env.PAYLOAD_KEYS as string;
 const RING_BA = `${KEY_B},${RING_A}`;
 

@@ -512,7 +512,10 @@ describe("overdue sweeper", () => {
 describe("every delivery of every accepted event ends delivered or dead", () => {
   it("drives a mix of healthy, flaky, failing and gone destinations to a terminal state", async () => {
     let seed = 7;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
     stubDestinations((request) => {
       const host = new URL(request.url).hostname;
       if (host === "d03.example.test") return status(503)();

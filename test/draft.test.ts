@@ -195,7 +195,8 @@ describe("only a valid answer reaches checkout: each misbehaving responder gets 
       const stream = new ReadableStream<Uint8Array>({
         pull(controller) {
           pulled++;
-          if ((sent += chunk.byteLength) > 50 * 1024 * 1024) controller.close();
+          sent += chunk.byteLength;
+          if (sent > 50 * 1024 * 1024) controller.close();
           else controller.enqueue(chunk);
         },
       });

@@ -77,7 +77,7 @@ describe("admin errors map to the one shape", () => {
       expect(res.status, bad).toBe(400);
       expect(await res.json()).toEqual({ error: { code: "invalid_request", message: expect.any(String), requestId: expect.any(String), details: ["cursor: is not a cursor this API issued"] } });
     }
-    expect((await adminFetch("GET", "/dead-letters?cursor=" + cursor("[1,2]"))).status).toBe(400);
+    expect((await adminFetch("GET", `/dead-letters?cursor=${cursor("[1,2]")}`)).status).toBe(400);
   });
 });
 

@@ -2,7 +2,16 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
-import { captureDeliveryQueue, deliveriesOf, fixture, gatesOfItsOwn, hexSignature, ROUTER, storedPayloads, weedmapsSignature } from "./helpers.ts";
+import {
+  captureDeliveryQueue,
+  deliveriesOf,
+  fixture,
+  gatesOfItsOwn,
+  hexSignature,
+  ROUTER,
+  storedPayloads,
+  weedmapsSignature,
+} from "./helpers.ts";
 
 // Issue #22: real provider traffic. A verified body is never refused for not fitting our assumptions: it is stored
 // held, alerted and releasable. One request's cost is bounded. The URL may select only what the signed body agrees

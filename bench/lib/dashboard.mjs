@@ -142,15 +142,21 @@ function deliveriesOf(rand, { destinations, route, receivedAt, now }) {
   else if (pick < 0.055 && age < HOUR) kind = "new";
   const unlucky = Math.floor(rand() * destinations.length);
   const list = [];
-  destinations.forEach((destination, i) => {
+  for (const [i, destination] of destinations.entries()) {
     const base = { destination, route, createdAt: receivedAt, now };
-    if (i !== unlucky || kind === "delivered") return list.push(delivery(rand, { ...base, generation: 1, outcome: "delivered", superseded: false }));
-    if (kind !== "replayed") return list.push(delivery(rand, { ...base, generation: 1, outcome: kind, superseded: false }));
+    if (i !== unlucky || kind === "delivered") {
+      list.push(delivery(rand, { ...base, generation: 1, outcome: "delivered", superseded: false }));
+      continue;
+    }
+    if (kind !== "replayed") {
+      list.push(delivery(rand, { ...base, generation: 1, outcome: kind, superseded: false }));
+      continue;
+    }
     // Dead (or delivered, then sent again on request), redriven later: generation 1 is history, generation 2 delivered.
     const first = delivery(rand, { ...base, generation: 1, outcome: rand() < 0.7 ? "dead" : "delivered", superseded: true });
     const replayedAt = Math.min(now - 60_000, first.completedAt + HOUR + Math.floor(rand() * 6 * HOUR));
     list.push(first, delivery(rand, { ...base, generation: 2, createdAt: replayedAt, outcome: "delivered", superseded: false }));
-  });
+  }
   return list;
 }
 

@@ -476,7 +476,7 @@ function operationsRows(results) {
  */
 function sweeperCost(results) {
   const sw = results.scenarios.operations.sweeper;
-  if (!sw || !sw.sweepsPer30Days) return null;
+  if (!sw?.sweepsPer30Days) return null;
   const per30Days = (rowsPerRun) => sw.sweepsPer30Days * (rowsPerRun / 1e6) * results.prices.d1RowsReadPerMillion;
   const overhead = Math.max(0, sw.rowsRead - Math.min(sw.eventsStored, sw.scanCapRows));
   return { ...sw, per30DaysAtThisSize: per30Days(sw.rowsRead), per30DaysAtMost: per30Days(sw.scanCapRows + overhead) };

@@ -81,7 +81,7 @@ export function inspectJson(text: string, options?: InspectJsonOptions): JsonIns
     if (ch === 0x22) {
       const end = stringEnd(text, i);
       const top = stack[stack.length - 1];
-      if (top !== undefined && top.object && top.expectKey) {
+      if (top?.object && top.expectKey) {
         // Keys are sliced even when duplicates are no longer collected: number paths still need them.
         let key = text.slice(i + 1, end);
         if (key.includes("\\")) key = decodeKey(text.slice(i, end + 1));
@@ -172,7 +172,8 @@ function isRepeat(frame: Frame, key: string): boolean {
     frame.keySet.add(key);
     return false;
   }
-  const keys = (frame.keys ??= []);
+  frame.keys ??= [];
+  const keys = frame.keys;
   if (keys.includes(key)) return true;
   keys.push(key);
   if (keys.length > SHORT_OBJECT_KEYS) {

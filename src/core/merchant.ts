@@ -11,6 +11,7 @@ export const MERCHANT_ID_PATTERN = /^[A-Za-z0-9._:-]{1,255}$/;
 
 // CR/LF and other control characters are refused outright: they are never a mistake in a callback URL, only an
 // attempt at the logs or at a header further on.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is this pattern's purpose.
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
 
 /** How much of an unusable URL merchant the hold record keeps, for the operator to see what the URL said. */

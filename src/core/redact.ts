@@ -49,7 +49,9 @@ export function valuesAt(value: unknown, paths: readonly string[]): unknown[] {
   };
   const walk = (node: unknown, at: string[]) => {
     if (at.length > 0 && patterns.some((p) => matches(p, at))) return leaves(node);
-    if (Array.isArray(node)) node.forEach((item, i) => walk(item, [...at, String(i)]));
+    if (Array.isArray(node)) {
+      for (const [i, item] of node.entries()) walk(item, [...at, String(i)]);
+    }
     else if (node !== null && typeof node === "object") for (const [k, v] of Object.entries(node)) walk(v, [...at, k]);
   };
   walk(value, []);

@@ -99,7 +99,7 @@ export function totalsOf(hours: readonly DeliveryHour[]): DeliveryTotals {
     delivered += h.delivered;
     failed += h.failed;
     dead += h.dead;
-    h.latency.forEach((n, i) => (latency[i]! += n));
+    for (const [i, n] of h.latency.entries()) latency[i]! += n;
   }
   return { delivered, failed, dead, p50Ms: percentileOf(latency, 0.5), p99Ms: percentileOf(latency, 0.99) };
 }

@@ -88,7 +88,7 @@ async function planDeliveries(env: Env, config: RouterConfig, { providers }: Rou
   for (const ref of message.deliveries) {
     const delivery = findDelivery(snapshot.deliveries, ref);
     // Queues may deliver a message twice: a delivery that is already terminal is acknowledged, never re-sent.
-    if (!delivery || delivery.status !== "pending") continue;
+    if (delivery?.status !== "pending") continue;
     const destination = config.destinations[delivery.destination];
     const reason = delivery.superseded
       ? SUPERSEDED

@@ -38,7 +38,7 @@ export async function replayDeliveries(
  */
 export async function runReplayPage(env: Env, config: RouterConfig, page: ReplayPageMessage, clock: Clock): Promise<void> {
   const job = await getReplayJob(env.DB, page.replayId);
-  if (!job || job.state !== "running") {
+  if (job?.state !== "running") {
     logEvent("info", "replay_page_skipped", { replayId: page.replayId, state: job?.state ?? "missing" });
     return;
   }

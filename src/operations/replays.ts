@@ -71,7 +71,7 @@ export async function replayEvent(
   const routeOf = new Map(found.deliveries.map((d) => [d.destination, d.route]));
   const destinations = named ?? [...routeOf.keys()];
   if (destinations.length === 0) throw new RouterError("no_destinations", { detail: `event ${eventId}` });
-  destinations.forEach((destination) => assertReplayable(config, destination));
+  for (const destination of destinations) assertReplayable(config, destination);
   const targets = destinations.map((destination) => ({
     eventId,
     destination,

@@ -59,7 +59,10 @@ export async function purgePayloads(
     });
     const written = await db.batch(writes);
     const lost = new Set<string>();
-    results.forEach((row, i) => ((written[i]?.meta.changes ?? 0) === 1 ? purged.push(row.id) : lost.add(row.id)));
+    for (const [i, row] of results.entries()) {
+      if ((written[i]?.meta.changes ?? 0) === 1) purged.push(row.id);
+      else lost.add(row.id);
+    }
     remaining = [...lost];
   }
   return purged;

@@ -31,7 +31,7 @@ export const generic: ProviderAdapter = {
     const identity = source.idempotencyFields?.map((field) => readScalar(payload, field));
     const typePart = signedType === undefined ? [] : [signedType];
     const idempotencyKey =
-      identity && identity.every((part) => part !== undefined)
+      identity?.every((part) => part !== undefined)
         ? ["generic", sourceName, ...typePart, ...identity.map(keyPart)].join(":")
         : ["generic", sourceName, ...typePart, "sha256", bodySha256].join(":");
     return { ok: true, events: [{ eventType, providerId: identity?.[0] ?? null, providerTimestamp: null, idempotencyKey, subject: payload }] };
