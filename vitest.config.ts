@@ -30,7 +30,8 @@ async function signedFixtures(): Promise<Record<string, SignedFixture>> {
   for (const provider of readdirSync(dir)) {
     const testAdapter = path.join(root, "test/providers", `${provider}.adapter.ts`);
     const adapter: ProviderAdapter | undefined =
-      BUILTIN_PROVIDERS[provider] ?? (existsSync(testAdapter) ? (await import(pathToFileURL(testAdapter).href)).default : undefined);
+      BUILTIN_PROVIDERS[provider] ??
+      (existsSync(testAdapter) ? (await import(pathToFileURL(testAdapter).href)).default : undefined);
     if (!adapter?.signature) throw new Error(`fixtures for "${provider}": no adapter with a signature scheme`);
     const { header, encoding, prefix = "" } = adapter.signature;
     for (const file of readdirSync(path.join(dir, provider)).filter((f) => f.endsWith(".json"))) {

@@ -7,7 +7,9 @@
 import { readFileSync } from "node:fs";
 import { inspectJson } from "../src/core/json-inspect.ts";
 
-const order = JSON.parse(readFileSync(new URL("../test/fixtures/providers/leaftrade/order-v4.json", import.meta.url), "utf8")).results[0];
+const order = JSON.parse(
+  readFileSync(new URL("../test/fixtures/providers/leaftrade/order-v4.json", import.meta.url), "utf8"),
+).results[0];
 
 function body(targetBytes) {
   const perOrder = JSON.stringify(order).length + 1;
@@ -52,7 +54,11 @@ function compare(text, roundMs) {
 // The adversarial shape of the brief: one object of 100,000 keys, where the keys live in a Set until it closes.
 const wide = `{${Array.from({ length: 100_000 }, (_, k) => `"k${k.toString(36)}":${k % 10}`).join(",")}}`;
 
-for (const [label, text, roundMs] of [["5 KB", body(5_000), 300], ["1 MB", body(1_000_000), 800], ["1 MB one object", wide, 800]]) {
+for (const [label, text, roundMs] of [
+  ["5 KB", body(5_000), 300],
+  ["1 MB", body(1_000_000), 800],
+  ["1 MB one object", wide, 800],
+]) {
   const keys = (text.match(/":/g) ?? []).length;
   const { parse, inspect } = compare(text, roundMs);
   console.log(

@@ -16,7 +16,15 @@ import { weedmaps } from "../src/core/providers/weedmaps.ts";
 import { freePort, sleep, start, stop, stopAll, waitFor } from "../scripts/procs.mjs";
 import { groupCpuMs } from "./lib/cpu.mjs";
 import { renderReport, renderTable, renderDashboardTable, evaluateTargets } from "./lib/report.mjs";
-import { bundleRouter, ingestOnlyConfig, migrate, queueConsumers, ROOT, startBaseline, startRouter } from "./lib/workers.mjs";
+import {
+  bundleRouter,
+  ingestOnlyConfig,
+  migrate,
+  queueConsumers,
+  ROOT,
+  startBaseline,
+  startRouter,
+} from "./lib/workers.mjs";
 import { measureMaintenance } from "./lib/maintenance.mjs";
 import { measureDashboard } from "./lib/dashboard.mjs";
 import { parseKeyRing } from "../src/core/envelope.ts";
@@ -33,8 +41,40 @@ const BENCH = path.join(ROOT, "bench");
 // Load sizes. The full run is sized to stay well under five minutes on two cores; the smoke run only has to show
 // that every step still works.
 const P = SMOKE
-  ? { warmupS: 0.5, rounds: 1, s3Rounds: 1, s1S: 1, c1Amount: 10, s2S: 1, s3S: 1, s4Rounds: 1, s4Amount: 10, s5Events: 10, s5Rate: 10, s6Events: 3, s7Rounds: 1, s7S: 1, dashboardEvents: [200, 2_000] }
-  : { warmupS: 3, rounds: 2, s3Rounds: 3, s1S: 6, c1Amount: 300, s2S: 3, s3S: 3, s4Rounds: 4, s4Amount: 1000, s5Events: 200, s5Rate: 20, s6Events: 30, s7Rounds: 4, s7S: 4, dashboardEvents: [10_000, 100_000] };
+  ? {
+      warmupS: 0.5,
+      rounds: 1,
+      s3Rounds: 1,
+      s1S: 1,
+      c1Amount: 10,
+      s2S: 1,
+      s3S: 1,
+      s4Rounds: 1,
+      s4Amount: 10,
+      s5Events: 10,
+      s5Rate: 10,
+      s6Events: 3,
+      s7Rounds: 1,
+      s7S: 1,
+      dashboardEvents: [200, 2_000],
+    }
+  : {
+      warmupS: 3,
+      rounds: 2,
+      s3Rounds: 3,
+      s1S: 6,
+      c1Amount: 300,
+      s2S: 3,
+      s3S: 3,
+      s4Rounds: 4,
+      s4Amount: 1000,
+      s5Events: 200,
+      s5Rate: 20,
+      s6Events: 30,
+      s7Rounds: 4,
+      s7S: 4,
+      dashboardEvents: [10_000, 100_000],
+    };
 // The issue's concurrency; the smoke run only needs a few requests in flight to exercise the same code.
 const CONCURRENCY = SMOKE ? 4 : 32;
 
@@ -79,17 +119,36 @@ function routerConfig(receiverPort) {
   const names = Array.from({ length: 10 }, (_, i) => `d${String(i + 1).padStart(2, "0")}`);
   // The circuit breaker off: scenario 6 fails every event's first attempt to d02 on purpose, which would open it
   // after five. Its objects are still called (admit and report) for every batch, so their cost is counted.
-  const destination = (url, extra = {}) => ({ url, timeoutMs: 10_000, maxAttempts: 10, signingSecret: "POS_SIGNING_SECRET", circuit: { enabled: false }, ...extra });
+  const destination = (url, extra = {}) => ({
+    url,
+    timeoutMs: 10_000,
+    maxAttempts: 10,
+    signingSecret: "POS_SIGNING_SECRET",
+    circuit: { enabled: false },
+    ...extra,
+  });
   return {
     limits: { maxBodyBytes: 262_144, draftDeadlineMs: 4_000 },
     sources: { weedmaps: { provider: "weedmaps", verify: { type: "hmac", secrets: ["WEEDMAPS_CLIENT_SECRET"] } } },
     destinations: {
       ...Object.fromEntries(names.map((name) => [name, destination(`http://127.0.0.1:${receiverPort}/d/${name}`)])),
-      pricing: destination(`http://127.0.0.1:${receiverPort}/pricing/draft`, { timeoutMs: 3_500, maxAttempts: 1, signingSecret: "PRICING_SIGNING_SECRET" }),
+      pricing: destination(`http://127.0.0.1:${receiverPort}/pricing/draft`, {
+        timeoutMs: 3_500,
+        maxAttempts: 1,
+        signingSecret: "PRICING_SIGNING_SECRET",
+      }),
     },
     routes: [
       // First, so it answers its merchant's drafts: the same responder, its answer not checked.
-      { name: "draft-unchecked", source: "weedmaps", events: ["draft"], merchants: [UNCHECKED_DRAFT_MERCHANT], requireMerchantField: "seller.id", responder: "pricing", draftAnswer: "unchecked" },
+      {
+        name: "draft-unchecked",
+        source: "weedmaps",
+        events: ["draft"],
+        merchants: [UNCHECKED_DRAFT_MERCHANT],
+        requireMerchantField: "seller.id",
+        responder: "pricing",
+        draftAnswer: "unchecked",
+      },
       // As in router.config.json: the responder answers, and a copy of the draft goes to one system.
       { name: "draft", source: "weedmaps", events: ["draft"], responder: "pricing", destinations: ["d01"] },
       ...Object.entries(FANOUT_MERCHANT).map(([count, merchant]) => ({
@@ -99,7 +158,14 @@ function routerConfig(receiverPort) {
         merchants: [merchant],
         destinations: names.slice(0, Number(count)),
       })),
-      { name: "create-3-ordered", source: "weedmaps", events: ["create"], merchants: [ORDERED_MERCHANT], ordering: "latest", destinations: names.slice(0, 3) },
+      {
+        name: "create-3-ordered",
+        source: "weedmaps",
+        events: ["create"],
+        merchants: [ORDERED_MERCHANT],
+        ordering: "latest",
+        destinations: names.slice(0, 3),
+      },
     ],
   };
 }
@@ -139,7 +205,9 @@ function machine() {
   // when reading absolute numbers.
   let foreignWorkerd = 0;
   try {
-    foreignWorkerd = execFileSync("ps", ["-eo", "comm"], { encoding: "utf8" }).split("\n").filter((c) => c.trim() === "workerd").length;
+    foreignWorkerd = execFileSync("ps", ["-eo", "comm"], { encoding: "utf8" })
+      .split("\n")
+      .filter((c) => c.trim() === "workerd").length;
   } catch {
     // ps missing: leave 0
   }
@@ -221,7 +289,8 @@ async function interleaved(targets, { rounds, seconds, amount, connections = CON
       const before = target.group ? groupCpuMs(target.group) : null;
       const run = await runLoad({ ...target, connections, duration: seconds, amount });
       const after = target.group ? groupCpuMs(target.group) : null;
-      if (before && after) run.cpuMs = Object.fromEntries(Object.keys(after).map((role) => [role, after[role] - before[role]]));
+      if (before && after)
+        run.cpuMs = Object.fromEntries(Object.keys(after).map((role) => [role, after[role] - before[role]]));
       runs[name].push(run);
     }
   }
@@ -230,7 +299,15 @@ async function interleaved(targets, { rounds, seconds, amount, connections = CON
 
 const ratio = (ours, base) => (ours === null || base === null || base === 0 ? null : round(ours / base, 2));
 function compared(ours, baseline) {
-  return { ours, baseline, ratio: { rps: ratio(ours.rps, baseline.rps), p50: ratio(ours.p50, baseline.p50), p99: ratio(ours.p99, baseline.p99) } };
+  return {
+    ours,
+    baseline,
+    ratio: {
+      rps: ratio(ours.rps, baseline.rps),
+      p50: ratio(ours.p50, baseline.p50),
+      p99: ratio(ours.p99, baseline.p99),
+    },
+  };
 }
 
 /**
@@ -248,7 +325,11 @@ async function sealingCost() {
   const started = performance.now();
   for (let i = 0; i < runs; i++) await once(i);
   const sealed = await once(0);
-  return { bytes: body.byteLength, storedBytes: String(sealed).length, microsecondsPerBody: round(((performance.now() - started) * 1000) / runs, 1) };
+  return {
+    bytes: body.byteLength,
+    storedBytes: String(sealed).length,
+    microsecondsPerBody: round(((performance.now() - started) * 1000) / runs, 1),
+  };
 }
 
 let fullRouterEvents = 0; // events accepted by the router with its consumer, all stored when the sweeper runs
@@ -272,8 +353,14 @@ async function measureSweep(router) {
   const from = router.child.lines.length;
   try {
     await fetch(`${router.url}/cdn-cgi/local/scheduled`, { signal: AbortSignal.timeout(10_000) });
-    const line = await waitFor(() => usageLines(router, from).find((l) => l.handler === "scheduled"), "the sweeper's usage line", 10_000);
-    const cron = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8").match(/^crons\s*=\s*\["\*\/(\d+) \* \* \* \*"\]/m);
+    const line = await waitFor(
+      () => usageLines(router, from).find((l) => l.handler === "scheduled"),
+      "the sweeper's usage line",
+      10_000,
+    );
+    const cron = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8").match(
+      /^crons\s*=\s*\["\*\/(\d+) \* \* \* \*"\]/m,
+    );
     return {
       d1Queries: line.d1Queries,
       rowsRead: line.d1RowsRead,
@@ -332,7 +419,11 @@ function tally(lines) {
 const ADMIN_TOKEN = secrets.ADMIN_TOKEN;
 
 async function adminPost(router, pathname, body) {
-  const res = await fetch(`${router.url}/admin${pathname}`, { method: "POST", headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" }, body: JSON.stringify(body ?? {}) });
+  const res = await fetch(`${router.url}/admin${pathname}`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify(body ?? {}),
+  });
   if (res.status !== 200) throw new Error(`POST /admin${pathname} answered ${res.status}: ${await res.text()}`);
   return res.json();
 }
@@ -342,15 +433,31 @@ async function adminPost(router, pathname, body) {
  * with nothing coming in, then resumed. Counted from the usage lines of the Worker and of d03's Durable Object.
  */
 async function measurePause(router, receiver) {
-  const deliveredTo = async (ids, path) => new Set((await receiver.ask("arrivals")).arrivals.filter((a) => a[3] === 200 && ids.has(a[0]) && a[1] === path).map((a) => a[0]));
+  const deliveredTo = async (ids, path) =>
+    new Set(
+      (await receiver.ask("arrivals")).arrivals
+        .filter((a) => a[3] === 200 && ids.has(a[0]) && a[1] === path)
+        .map((a) => a[0]),
+    );
   await receiver.ask("reset");
   await adminPost(router, "/destinations/d03/pause", { reason: "benchmark" });
   let from = router.child.lines.length;
   const source = requests({ size: 5120, merchantId: "4242" });
   const ids = new Set();
-  for (let i = 0; i < P.s6Events; i++) ids.add((await sendCreate(`${router.url}${ingestPath("4242")}`, source.next())).eventId);
-  await waitFor(async () => (await deliveredTo(ids, "/d/d02")).size >= ids.size && (await deliveredTo(ids, "/d/d01")).size >= ids.size, "paused: d01 and d02 deliveries", 60_000, 250);
-  await waitFor(() => tally(usageLines(router, from)).queueMessagesRead >= ids.size, "paused: the consumer's usage lines", 15_000);
+  for (let i = 0; i < P.s6Events; i++)
+    ids.add((await sendCreate(`${router.url}${ingestPath("4242")}`, source.next())).eventId);
+  await waitFor(
+    async () =>
+      (await deliveredTo(ids, "/d/d02")).size >= ids.size && (await deliveredTo(ids, "/d/d01")).size >= ids.size,
+    "paused: d01 and d02 deliveries",
+    60_000,
+    250,
+  );
+  await waitFor(
+    () => tally(usageLines(router, from)).queueMessagesRead >= ids.size,
+    "paused: the consumer's usage lines",
+    15_000,
+  );
   await sleep(300);
   const held = perEvent(tally(usageLines(router, from)), ids.size);
   if ((await deliveredTo(ids, "/d/d03")).size > 0) throw new Error("a delivery to the paused d03 arrived");
@@ -362,11 +469,26 @@ async function measurePause(router, receiver) {
   from = router.child.lines.length;
   const resumedAt = performance.now();
   await adminPost(router, "/destinations/d03/resume");
-  await waitFor(async () => (await deliveredTo(ids, "/d/d03")).size >= ids.size, "resumed: every held d03 delivery", 60_000, 250);
+  await waitFor(
+    async () => (await deliveredTo(ids, "/d/d03")).size >= ids.size,
+    "resumed: every held d03 delivery",
+    60_000,
+    250,
+  );
   const drainMs = performance.now() - resumedAt;
   await sleep(500);
   const resumed = perEvent(tally(usageLines(router, from)), ids.size);
-  return { events: ids.size, held, idle: { seconds: idleMs / 1000, invocations: idle.fetchInvocations + idle.queueInvocations + idle.gateAlarms, ...idle }, resumed, drainMs: round(drainMs) };
+  return {
+    events: ids.size,
+    held,
+    idle: {
+      seconds: idleMs / 1000,
+      invocations: idle.fetchInvocations + idle.queueInvocations + idle.gateAlarms,
+      ...idle,
+    },
+    resumed,
+    drainMs: round(drainMs),
+  };
 }
 
 /** Per-event operations and their price, from the usage lines of `events` events. */
@@ -397,18 +519,34 @@ function perEvent(counts, events) {
       d1Writes: ops.d1RowsWritten * PRICES.d1RowsWrittenPerMillion,
       d1Reads: ops.d1RowsRead * PRICES.d1RowsReadPerMillion,
       queues: ops.queueOperations * PRICES.queueOperationsPerMillion,
-      durableObjects: ops.durableObjectRequests * PRICES.durableObjectRequestsPerMillion + ops.durableObjectRowsWritten * PRICES.durableObjectRowsWrittenPerMillion,
+      durableObjects:
+        ops.durableObjectRequests * PRICES.durableObjectRequestsPerMillion +
+        ops.durableObjectRowsWritten * PRICES.durableObjectRowsWrittenPerMillion,
     };
-    return { ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, round(v, 3)])), total: round(Object.values(parts).reduce((a, b) => a + b, 0), 3) };
+    return {
+      ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, round(v, 3)])),
+      total: round(
+        Object.values(parts).reduce((a, b) => a + b, 0),
+        3,
+      ),
+    };
   };
-  return { events, perEvent: ops, costPerMillionEvents: cost(ops.workerInvocations), costPerMillionEventsUnbatched: cost(ops.workerInvocationsUnbatched) };
+  return {
+    events,
+    perEvent: ops,
+    costPerMillionEvents: cost(ops.workerInvocations),
+    costPerMillionEventsUnbatched: cost(ops.workerInvocationsUnbatched),
+  };
 }
 
 /** The commit the run measured, and the newest commit of main in it (the branch may be ahead of main). */
 function gitCommits() {
   const git = (...args) => {
     try {
-      return execFileSync("git", ["-C", ROOT, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+      return execFileSync("git", ["-C", ROOT, ...args], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+      }).trim();
     } catch {
       return null;
     }
@@ -428,17 +566,31 @@ function gitCommits() {
  */
 async function runDashboard({ bundle, work, persistTo }) {
   const started = performance.now();
-  log(`dashboard: page views with ${P.dashboardEvents.map((n) => n.toLocaleString("en-US")).join(" and ")} events stored`);
+  log(
+    `dashboard: page views with ${P.dashboardEvents.map((n) => n.toLocaleString("en-US")).join(" and ")} events stored`,
+  );
   const scenario = await measureDashboard({
     persistTo,
     sizes: P.dashboardEvents,
     secrets,
     log,
-    start: (state) => startRouter({ label: "router (dashboard)", bundle, persistTo: state, config: ingestOnlyConfig(work), vars: { USAGE_LOG: "true" } }),
+    start: (state) =>
+      startRouter({
+        label: "router (dashboard)",
+        bundle,
+        persistTo: state,
+        config: ingestOnlyConfig(work),
+        vars: { USAGE_LOG: "true" },
+      }),
   });
   // The seeded database is large (hundreds of MB at 100,000 events): gone as soon as it has been measured.
   rmSync(persistTo, { recursive: true, force: true });
-  return { ...scenario, date: new Date().toISOString(), commit: gitCommits(), seconds: round((performance.now() - started) / 1000, 1) };
+  return {
+    ...scenario,
+    date: new Date().toISOString(),
+    commit: gitCommits(),
+    seconds: round((performance.now() - started) / 1000, 1),
+  };
 }
 
 /** `--dashboard-only`: the dashboard scenario alone, merged into the last run's results, and its report rewritten. */
@@ -449,7 +601,9 @@ async function dashboardOnly() {
   try {
     results = JSON.parse(readFileSync(file, "utf8"));
   } catch {
-    throw new Error(`--dashboard-only merges into bench/results${suffix}.json, and there is none: run \`npm run bench${SMOKE ? ":smoke" : ""}\` first`);
+    throw new Error(
+      `--dashboard-only merges into bench/results${suffix}.json, and there is none: run \`npm run bench${SMOKE ? ":smoke" : ""}\` first`,
+    );
   }
   const work = mkdtempSync(path.join(tmpdir(), "router-bench-"));
   const cleanUp = () => rmSync(work, { recursive: true, force: true });
@@ -473,9 +627,18 @@ async function dashboardOnly() {
 
 async function main() {
   if (DASHBOARD_ONLY) return dashboardOnly();
-  const results = { smoke: SMOKE, machine: machine(), concurrency: CONCURRENCY, parameters: P, prices: PRICES, scenarios: {} };
+  const results = {
+    smoke: SMOKE,
+    machine: machine(),
+    concurrency: CONCURRENCY,
+    parameters: P,
+    prices: PRICES,
+    scenarios: {},
+  };
   const countersAtStart = cpuCounters();
-  log(`${SMOKE ? "smoke" : "full"} run on ${results.machine.nproc} cores, ${results.machine.cpu}, Node ${results.machine.node}`);
+  log(
+    `${SMOKE ? "smoke" : "full"} run on ${results.machine.nproc} cores, ${results.machine.cpu}, Node ${results.machine.node}`,
+  );
   const work = mkdtempSync(path.join(tmpdir(), "router-bench-"));
   // Also on Ctrl-C or a crash, after procs.mjs has stopped the processes (exit handlers run in order).
   const cleanUp = () => {
@@ -503,7 +666,13 @@ async function main() {
     cpSync(ingestState, plainState, { recursive: true });
     const [baseline, ingestRouter, plainRouter] = await Promise.all([
       startBaseline({ persistTo: path.join(work, "state-baseline") }),
-      startRouter({ label: "router (ingest only)", bundle, persistTo: ingestState, config: ingestOnlyConfig(work), vars: baseVars }),
+      startRouter({
+        label: "router (ingest only)",
+        bundle,
+        persistTo: ingestState,
+        config: ingestOnlyConfig(work),
+        vars: baseVars,
+      }),
       startRouter({
         label: "router (encryption off)",
         bundle,
@@ -512,12 +681,24 @@ async function main() {
         vars: { ROUTER_CONFIG: JSON.stringify({ ...config, payloadEncryption: "unsafe-disabled" }) },
       }),
     ]);
-    log(`baseline on ${baseline.url}, router (no queue consumer) on ${ingestRouter.url} and with encryption off on ${plainRouter.url}, receiver on ${receiver.url}`);
+    log(
+      `baseline on ${baseline.url}, router (no queue consumer) on ${ingestRouter.url} and with encryption off on ${plainRouter.url}, receiver on ${receiver.url}`,
+    );
 
     // Same request to both: the baseline ignores path and query but reads the same signed body.
     const pair = (options, merchantId = "4242") => ({
-      ours: { url: ingestRouter.url, path: ingestPath(merchantId), source: requests({ merchantId, ...options }), group: ingestRouter.child },
-      baseline: { url: baseline.url, path: ingestPath(merchantId), source: requests({ merchantId, ...options }), group: baseline.child },
+      ours: {
+        url: ingestRouter.url,
+        path: ingestPath(merchantId),
+        source: requests({ merchantId, ...options }),
+        group: ingestRouter.child,
+      },
+      baseline: {
+        url: baseline.url,
+        path: ingestPath(merchantId),
+        source: requests({ merchantId, ...options }),
+        group: baseline.child,
+      },
     });
 
     // Warm both isolates (JIT, D1 connection, config parse) before anything is measured.
@@ -528,43 +709,96 @@ async function main() {
     // With the I/O floor beside the bare Worker: the router's own overhead is its ratio to the floor.
     const withFloor = () => {
       const targets = pair({ size: 5120 });
-      return { ...targets, floor: { ...targets.baseline, source: floorOf(requests({ merchantId: "4242", size: 5120 })) } };
+      return {
+        ...targets,
+        floor: { ...targets.baseline, source: floorOf(requests({ merchantId: "4242", size: 5120 })) },
+      };
     };
     const s1 = await interleaved(withFloor(), { rounds: P.rounds, seconds: P.s1S });
-    const s1Unloaded = await interleaved(withFloor(), { rounds: P.rounds, amount: P.c1Amount / P.rounds, connections: 1 });
-    const againstFloor = (ours, floor) => ({ floor, ratio: { rps: ratio(ours.rps, floor.rps), p50: ratio(ours.p50, floor.p50), p99: ratio(ours.p99, floor.p99) } });
+    const s1Unloaded = await interleaved(withFloor(), {
+      rounds: P.rounds,
+      amount: P.c1Amount / P.rounds,
+      connections: 1,
+    });
+    const againstFloor = (ours, floor) => ({
+      floor,
+      ratio: { rps: ratio(ours.rps, floor.rps), p50: ratio(ours.p50, floor.p50), p99: ratio(ours.p99, floor.p99) },
+    });
     results.scenarios.ingest = {
       title: "Weedmaps Create ingest (5 KB, 3 destinations)",
-      loaded: { concurrency: CONCURRENCY, ...compared(s1.ours, s1.baseline), againstFloor: againstFloor(s1.ours, s1.floor) },
-      unloaded: { concurrency: 1, ...compared(s1Unloaded.ours, s1Unloaded.baseline), againstFloor: againstFloor(s1Unloaded.ours, s1Unloaded.floor) },
+      loaded: {
+        concurrency: CONCURRENCY,
+        ...compared(s1.ours, s1.baseline),
+        againstFloor: againstFloor(s1.ours, s1.floor),
+      },
+      unloaded: {
+        concurrency: 1,
+        ...compared(s1Unloaded.ours, s1Unloaded.baseline),
+        againstFloor: againstFloor(s1Unloaded.ours, s1Unloaded.floor),
+      },
     };
 
     // --- 2. body size ----------------------------------------------------------------------------------------
-    results.scenarios.bodySize = { title: `Ingest by body size (3 destinations, concurrency ${CONCURRENCY})`, rows: [] };
-    for (const [label, size] of [["1 KB", 1024], ["10 KB", 10_240], ["100 KB", 102_400]]) {
+    results.scenarios.bodySize = {
+      title: `Ingest by body size (3 destinations, concurrency ${CONCURRENCY})`,
+      rows: [],
+    };
+    for (const [label, size] of [
+      ["1 KB", 1024],
+      ["10 KB", 10_240],
+      ["100 KB", 102_400],
+    ]) {
       log(`scenario 2: body ${label}`);
       const s2 = await interleaved(pair({ size }), { rounds: P.rounds, seconds: P.s2S });
       results.scenarios.bodySize.rows.push({ label, bytes: size, ...compared(s2.ours, s2.baseline) });
     }
-    results.scenarios.bodySize.rows.splice(1, 0, { label: "5 KB (scenario 1)", bytes: 5120, ...compared(s1.ours, s1.baseline) });
+    results.scenarios.bodySize.rows.splice(1, 0, {
+      label: "5 KB (scenario 1)",
+      bytes: 5120,
+      ...compared(s1.ours, s1.baseline),
+    });
 
     // --- 3. destination count --------------------------------------------------------------------------------
     // Plus two rungs below one destination that split the hot path: an unrouted Create (verification, parsing,
     // routing and a one-statement D1 batch, no queue send) and, unloaded only, a bad signature (body read and HMAC
     // verification, then 401, nothing stored).
     log("scenario 3: 1, 3 and 10 destinations (and unrouted)");
-    const fanoutTargets = { baseline: pair({ size: 5120 }).baseline, fanout0: pair({ size: 5120 }, UNROUTED_MERCHANT).ours };
-    for (const count of Object.keys(FANOUT_MERCHANT)) fanoutTargets[`fanout${count}`] = pair({ size: 5120 }, FANOUT_MERCHANT[count]).ours;
+    const fanoutTargets = {
+      baseline: pair({ size: 5120 }).baseline,
+      fanout0: pair({ size: 5120 }, UNROUTED_MERCHANT).ours,
+    };
+    for (const count of Object.keys(FANOUT_MERCHANT))
+      fanoutTargets[`fanout${count}`] = pair({ size: 5120 }, FANOUT_MERCHANT[count]).ours;
     // A third round here: the 1-versus-10 comparison is the target, and two short rounds left it at the mercy of noise.
     const s3 = await interleaved(fanoutTargets, { rounds: P.s3Rounds, seconds: P.s3S });
     // Unloaded as well: at c=32 the ack latency is mostly queueing behind other requests, at c=1 it is the path itself.
-    const badSignature = { ...pair({ size: 5120 }).ours, source: weedmapsRequests({ size: 5120, merchantId: "4242", secret: "not-the-configured-secret", prefix: ++prefixCounter }), okStatus: 401 };
-    const s3Unloaded = await interleaved({ ...fanoutTargets, badSignature }, { rounds: P.s3Rounds, amount: Math.round(P.c1Amount / P.s3Rounds), connections: 1 });
+    const badSignature = {
+      ...pair({ size: 5120 }).ours,
+      source: weedmapsRequests({
+        size: 5120,
+        merchantId: "4242",
+        secret: "not-the-configured-secret",
+        prefix: ++prefixCounter,
+      }),
+      okStatus: 401,
+    };
+    const s3Unloaded = await interleaved(
+      { ...fanoutTargets, badSignature },
+      { rounds: P.s3Rounds, amount: Math.round(P.c1Amount / P.s3Rounds), connections: 1 },
+    );
     const counts = [0, ...Object.keys(FANOUT_MERCHANT).map(Number)];
     results.scenarios.fanout = {
       title: "Ingest by destination count (5 KB); 0 = unrouted",
-      rows: counts.map((count) => ({ destinations: count, concurrency: CONCURRENCY, ...compared(s3[`fanout${count}`], s3.baseline) })),
-      unloaded: counts.map((count) => ({ destinations: count, concurrency: 1, ...compared(s3Unloaded[`fanout${count}`], s3Unloaded.baseline) })),
+      rows: counts.map((count) => ({
+        destinations: count,
+        concurrency: CONCURRENCY,
+        ...compared(s3[`fanout${count}`], s3.baseline),
+      })),
+      unloaded: counts.map((count) => ({
+        destinations: count,
+        concurrency: 1,
+        ...compared(s3Unloaded[`fanout${count}`], s3Unloaded.baseline),
+      })),
       badSignatureUnloaded: compared(s3Unloaded.badSignature, s3Unloaded.baseline),
     };
 
@@ -573,19 +807,36 @@ async function main() {
     const draftSize = 1536;
     const s4 = await interleaved(
       {
-        direct: { url: receiver.url, path: "/pricing/draft", source: requests({ kind: "draft", size: draftSize, merchantId: "4242" }) },
-        router: { url: ingestRouter.url, path: ingestPath("4242"), source: requests({ kind: "draft", size: draftSize, merchantId: "4242" }), group: ingestRouter.child },
+        direct: {
+          url: receiver.url,
+          path: "/pricing/draft",
+          source: requests({ kind: "draft", size: draftSize, merchantId: "4242" }),
+        },
+        router: {
+          url: ingestRouter.url,
+          path: ingestPath("4242"),
+          source: requests({ kind: "draft", size: draftSize, merchantId: "4242" }),
+          group: ingestRouter.child,
+        },
         routerUnchecked: {
           url: ingestRouter.url,
           path: ingestPath(UNCHECKED_DRAFT_MERCHANT),
           source: requests({ kind: "draft", size: draftSize, merchantId: UNCHECKED_DRAFT_MERCHANT }),
           group: ingestRouter.child,
         },
-        baseline: { url: baseline.url, path: ingestPath("4242"), source: requests({ kind: "draft", size: draftSize, merchantId: "4242" }), group: baseline.child },
+        baseline: {
+          url: baseline.url,
+          path: ingestPath("4242"),
+          source: requests({ kind: "draft", size: draftSize, merchantId: "4242" }),
+          group: baseline.child,
+        },
         bareProxy: {
           url: baseline.url,
           path: ingestPath("4242"),
-          source: forwarding(requests({ kind: "draft", size: draftSize, merchantId: "4242" }), `${receiver.url}/pricing/draft`),
+          source: forwarding(
+            requests({ kind: "draft", size: draftSize, merchantId: "4242" }),
+            `${receiver.url}/pricing/draft`,
+          ),
           group: baseline.child,
         },
       },
@@ -598,7 +849,17 @@ async function main() {
     const checkRequest = JSON.parse(checkSample);
     const checkBody = new TextEncoder().encode(JSON.stringify(confirmDraft(checkRequest)));
     const checkRuns = SMOKE ? 2_000 : 20_000;
-    const check = () => checkAnswer({ status: 200, contentType: "application/json", body: checkBody, overLimit: false, request: JSON.parse(checkSample), mode: "strict", maxJsonDepth: 64, checkAnswer: (request, answer, mode) => weedmaps.checkAnswer(request, answer, mode, { serviceFee: undefined }) });
+    const check = () =>
+      checkAnswer({
+        status: 200,
+        contentType: "application/json",
+        body: checkBody,
+        overLimit: false,
+        request: JSON.parse(checkSample),
+        mode: "strict",
+        maxJsonDepth: 64,
+        checkAnswer: (request, answer, mode) => weedmaps.checkAnswer(request, answer, mode, { serviceFee: undefined }),
+      });
     if (!check().ok) throw new Error("the benchmark's Draft answer does not pass the check");
     for (let i = 0; i < 500; i++) check();
     const checkStarted = performance.now();
@@ -618,23 +879,53 @@ async function main() {
       routerOwn: { p50: round(s4.router.p50 - s4.bareProxy.p50), p99: round(s4.router.p99 - s4.bareProxy.p99) },
       // The same with the answer relayed unchecked: the difference is what checking the answer costs.
       routerUnchecked: s4.routerUnchecked,
-      routerOwnUnchecked: { p50: round(s4.routerUnchecked.p50 - s4.bareProxy.p50), p99: round(s4.routerUnchecked.p99 - s4.bareProxy.p99) },
+      routerOwnUnchecked: {
+        p50: round(s4.routerUnchecked.p50 - s4.bareProxy.p50),
+        p99: round(s4.routerUnchecked.p99 - s4.bareProxy.p99),
+      },
     };
 
     // --- 7. encryption at rest on and off --------------------------------------------------------------------
     log("scenario 7: ingest with payload encryption on and off");
     const encryption = (size) => ({
-      on: { url: ingestRouter.url, path: ingestPath("4242"), source: requests({ size, merchantId: "4242" }), group: ingestRouter.child },
-      off: { url: plainRouter.url, path: ingestPath("4242"), source: requests({ size, merchantId: "4242" }), group: plainRouter.child },
+      on: {
+        url: ingestRouter.url,
+        path: ingestPath("4242"),
+        source: requests({ size, merchantId: "4242" }),
+        group: ingestRouter.child,
+      },
+      off: {
+        url: plainRouter.url,
+        path: ingestPath("4242"),
+        source: requests({ size, merchantId: "4242" }),
+        group: plainRouter.child,
+      },
     });
     await interleaved(encryption(5120), { rounds: 1, seconds: P.warmupS }); // the second router's isolate is cold
     results.scenarios.encryption = { title: "Payload encryption at rest, on against off (3 destinations)", rows: [] };
-    for (const [label, size, connections] of [["5 KB", 5120, CONCURRENCY], ["100 KB", 102_400, CONCURRENCY], ["5 KB", 5120, 1]]) {
+    for (const [label, size, connections] of [
+      ["5 KB", 5120, CONCURRENCY],
+      ["100 KB", 102_400, CONCURRENCY],
+      ["5 KB", 5120, 1],
+    ]) {
       const measured = await interleaved(
         encryption(size),
-        connections === 1 ? { rounds: P.s7Rounds, amount: Math.round(P.c1Amount / P.s7Rounds), connections } : { rounds: P.s7Rounds, seconds: P.s7S, connections },
+        connections === 1
+          ? { rounds: P.s7Rounds, amount: Math.round(P.c1Amount / P.s7Rounds), connections }
+          : { rounds: P.s7Rounds, seconds: P.s7S, connections },
       );
-      results.scenarios.encryption.rows.push({ label, bytes: size, concurrency: connections, on: measured.on, off: measured.off, ratio: { rps: ratio(measured.on.rps, measured.off.rps), p50: ratio(measured.on.p50, measured.off.p50), cpu: ratio(measured.on.cpuMsPerRequest?.runtime ?? null, measured.off.cpuMsPerRequest?.runtime ?? null) } });
+      results.scenarios.encryption.rows.push({
+        label,
+        bytes: size,
+        concurrency: connections,
+        on: measured.on,
+        off: measured.off,
+        ratio: {
+          rps: ratio(measured.on.rps, measured.off.rps),
+          p50: ratio(measured.on.p50, measured.off.p50),
+          cpu: ratio(measured.on.cpuMsPerRequest?.runtime ?? null, measured.off.cpuMsPerRequest?.runtime ?? null),
+        },
+      });
     }
     results.scenarios.encryption.sealing = await sealingCost();
 
@@ -653,8 +944,15 @@ async function main() {
     const deliveryConsumer = consumers.find((c) => !String(c.queue).endsWith("-dlq")) ?? {};
     // One event through the whole path first, so the consumer's isolate and connections are warm.
     await receiver.ask("reset");
-    const warm = await sendCreate(`${router.url}${ingestPath("4242")}`, requests({ size: 5120, merchantId: "4242" }).next());
-    await waitFor(async () => (await receiver.ask("arrivals")).arrivals.filter((a) => a[0] === warm.eventId).length >= 3, "the warm-up event's deliveries", 30_000);
+    const warm = await sendCreate(
+      `${router.url}${ingestPath("4242")}`,
+      requests({ size: 5120, merchantId: "4242" }).next(),
+    );
+    await waitFor(
+      async () => (await receiver.ask("arrivals")).arrivals.filter((a) => a[0] === warm.eventId).length >= 3,
+      "the warm-up event's deliveries",
+      30_000,
+    );
 
     // --- 5. end-to-end delivery latency ------------------------------------------------------------------------
     log(`scenario 5: ${P.s5Events} events at ${P.s5Rate}/s, ingest ack to arrival`);
@@ -675,7 +973,8 @@ async function main() {
       await sleep(1000 / P.s5Rate);
     }
     await Promise.all(sends);
-    const deliveredFor = async (ids) => (await receiver.ask("arrivals")).arrivals.filter((a) => a[3] === 200 && ids.has(a[0]));
+    const deliveredFor = async (ids) =>
+      (await receiver.ask("arrivals")).arrivals.filter((a) => a[3] === 200 && ids.has(a[0]));
     const s5Ids = new Set(acks.keys());
     let s5Arrivals = [];
     try {
@@ -688,14 +987,21 @@ async function main() {
         60_000,
         250,
       );
-      await waitFor(() => tally(usageLines(router, from)).queueMessagesRead >= s5Ids.size, "scenario 5 consumer invocations to finish", 15_000);
+      await waitFor(
+        () => tally(usageLines(router, from)).queueMessagesRead >= s5Ids.size,
+        "scenario 5 consumer invocations to finish",
+        15_000,
+      );
     } catch (err) {
       log(`warning: ${err.message}`);
     }
     const deliveryLatencies = s5Arrivals.map((a) => a[4] - acks.get(a[0])).sort((a, b) => a - b);
     const lastArrival = new Map();
     for (const a of s5Arrivals) lastArrival.set(a[0], Math.max(lastArrival.get(a[0]) ?? -Infinity, a[4]));
-    const eventLatencies = [...lastArrival].filter(([id]) => s5Arrivals.filter((a) => a[0] === id).length >= 3).map(([id, t]) => t - acks.get(id)).sort((a, b) => a - b);
+    const eventLatencies = [...lastArrival]
+      .filter(([id]) => s5Arrivals.filter((a) => a[0] === id).length >= 3)
+      .map(([id, t]) => t - acks.get(id))
+      .sort((a, b) => a - b);
     results.scenarios.endToEnd = {
       title: "End-to-end delivery latency (ingest ack to arrival at the receiver, 3 destinations)",
       events: P.s5Events,
@@ -707,8 +1013,17 @@ async function main() {
         max_concurrency: deliveryConsumer.max_concurrency,
         max_retries: deliveryConsumer.max_retries,
       },
-      deliveries: { count: deliveryLatencies.length, expected: 3 * P.s5Events, p50: round(percentile(deliveryLatencies, 50)), p99: round(percentile(deliveryLatencies, 99)) },
-      eventsComplete: { count: eventLatencies.length, p50: round(percentile(eventLatencies, 50)), p99: round(percentile(eventLatencies, 99)) },
+      deliveries: {
+        count: deliveryLatencies.length,
+        expected: 3 * P.s5Events,
+        p50: round(percentile(deliveryLatencies, 50)),
+        p99: round(percentile(deliveryLatencies, 99)),
+      },
+      eventsComplete: {
+        count: eventLatencies.length,
+        p50: round(percentile(eventLatencies, 50)),
+        p99: round(percentile(eventLatencies, 99)),
+      },
       usage: perEvent(tally(usageLines(router, from)), s5Ids.size),
     };
 
@@ -719,16 +1034,30 @@ async function main() {
       const source = requests({ size: 5120, merchantId });
       const ids = new Set();
       // One at a time, so each ack is in hand before the next send; the consumer batches what arrives meanwhile.
-      for (let i = 0; i < P.s6Events; i++) ids.add((await sendCreate(`${router.url}${ingestPath(merchantId)}`, source.next())).eventId);
-      await waitFor(async () => {
-        const ok = await deliveredFor(ids);
-        return new Set(ok.map((a) => `${a[0]} ${a[1]}`)).size >= 3 * ids.size;
-      }, `${label}: every delivery to succeed`, 60_000, 250);
+      for (let i = 0; i < P.s6Events; i++)
+        ids.add((await sendCreate(`${router.url}${ingestPath(merchantId)}`, source.next())).eventId);
+      await waitFor(
+        async () => {
+          const ok = await deliveredFor(ids);
+          return new Set(ok.map((a) => `${a[0]} ${a[1]}`)).size >= 3 * ids.size;
+        },
+        `${label}: every delivery to succeed`,
+        60_000,
+        250,
+      );
       // The consumer logs its usage line after recording the outcomes, just after the last arrival.
-      await waitFor(() => tally(usageLines(router, firstLine)).queueMessagesRead >= expectMessagesPerEvent * ids.size, `${label}: the consumer's usage lines`, 15_000);
+      await waitFor(
+        () => tally(usageLines(router, firstLine)).queueMessagesRead >= expectMessagesPerEvent * ids.size,
+        `${label}: the consumer's usage lines`,
+        15_000,
+      );
       await sleep(300); // a straggling line from a duplicate delivery would land here
       const arrivals = (await receiver.ask("arrivals")).arrivals.filter((a) => ids.has(a[0]));
-      return { ...perEvent(tally(usageLines(router, firstLine)), ids.size), attempts: arrivals.length, failedAttempts: arrivals.filter((a) => a[3] !== 200).length };
+      return {
+        ...perEvent(tally(usageLines(router, firstLine)), ids.size),
+        attempts: arrivals.length,
+        failedAttempts: arrivals.filter((a) => a[3] !== 200).length,
+      };
     }
     log(`scenario 6: operations per event, happy path (${P.s6Events} events)`);
     const happy = await countedBatch("happy path", 1);
@@ -739,7 +1068,13 @@ async function main() {
     await receiver.ask("fail", { path: null });
     log(`scenario 6: operations per event, happy path on a route with ordering: latest (${P.s6Events} events)`);
     const ordered = await countedBatch("ordering: latest", 1, ORDERED_MERCHANT);
-    results.scenarios.operations = { title: "Operations and cost per event delivered to three destinations", happy, oneRetry: retry, ordered, sweeper: await measureSweep(router) };
+    results.scenarios.operations = {
+      title: "Operations and cost per event delivered to three destinations",
+      happy,
+      oneRetry: retry,
+      ordered,
+      sweeper: await measureSweep(router),
+    };
 
     // --- 8. a paused destination -----------------------------------------------------------------------------
     log(`scenario 8: d03 paused, ${P.s6Events} events held, an idle stretch, then resumed`);
@@ -759,7 +1094,15 @@ async function main() {
       persistTo: fullState,
       ...retention,
       // The rollup walk a second behind the clock (a local-only var), so its first run counts scenario 6's events.
-      start: (envFile) => startRouter({ label: "router (maintenance)", bundle, persistTo: fullState, config: ingestOnlyConfig(work), envFile, vars: { ...baseVars, USAGE_LOG: "true", ROLLUP_LAG_SECONDS: "1" } }),
+      start: (envFile) =>
+        startRouter({
+          label: "router (maintenance)",
+          bundle,
+          persistTo: fullState,
+          config: ingestOnlyConfig(work),
+          envFile,
+          vars: { ...baseVars, USAGE_LOG: "true", ROLLUP_LAG_SECONDS: "1" },
+        }),
     });
 
     // --- the dashboard's page views against the events stored, last: it has the machine to itself ----------------

@@ -165,7 +165,7 @@ for (const [page, text] of pages) {
 }
 
 // 5. The errors page lists every code the Worker can answer with, under its status.
-const errorCodes = [...read("src/core/errors.ts").matchAll(/^\s+([a-z_]+): \[(\d{3}),/gm)];
+const errorCodes = [...read("src/core/errors.ts").matchAll(/^\s+([a-z_]+): \[\s*(\d{3}),/gm)];
 const errorRows = (pages.get(ERRORS) ?? "").split("\n").filter((line) => line.startsWith("|"));
 if (errorCodes.length === 0) fail("src/core/errors.ts", "no error codes found: has ERROR_CODES changed shape?");
 for (const [, code, status] of errorCodes) {

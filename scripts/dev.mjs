@@ -28,7 +28,10 @@ const ipFlag = takeFlag(portFlag.rest, "ip");
 const port = portFlag.value ?? process.env.PORT ?? "8787";
 const ip = ipFlag.value ?? "127.0.0.1";
 const extraArgs = ipFlag.rest;
-for (const [name, value] of [["port", port], ["ip", ip]]) {
+for (const [name, value] of [
+  ["port", port],
+  ["ip", ip],
+]) {
   if (!value) {
     console.error(`[dev] --${name} needs a value`);
     process.exit(2);

@@ -38,7 +38,8 @@ export function eventBuilder(eventName, config, { random = () => randomInt(0, 2 
   const event = EVENTS[eventName];
   if (!event) throw new Error(`unknown event "${eventName}"`);
   const adapter = BUILTIN_PROVIDERS[event.provider];
-  const [sourceName, source] = Object.entries(config.sources ?? {}).find(([, s]) => s.provider === event.provider) ?? [];
+  const [sourceName, source] =
+    Object.entries(config.sources ?? {}).find(([, s]) => s.provider === event.provider) ?? [];
   if (!source) throw new Error(`the config has no source with provider "${event.provider}"`);
   const template = readFileSync(event.file, "utf8");
   return {
@@ -52,7 +53,9 @@ export function eventBuilder(eventName, config, { random = () => randomInt(0, 2 
         if (fields) {
           const current = fields.id.split(".").reduce((v, k) => v?.[k], record);
           const n = random();
-          const fresh = /^\d+$/.test(String(current)) ? String(10_000_000 + (n % 89_999_999)) : `${String(current).split("_")[0]}_${n}`;
+          const fresh = /^\d+$/.test(String(current))
+            ? String(10_000_000 + (n % 89_999_999))
+            : `${String(current).split("_")[0]}_${n}`;
           setField(record, fields.id, fresh);
           if (fields.updatedAt) setField(record, fields.updatedAt, new Date().toISOString().replace(/\.\d+Z$/, "Z"));
         }

@@ -20,11 +20,14 @@ const priceOf = (item) => cents(item.adjustedPrice ?? item.originalPrice);
  * whose original price the discount's amount fits: `value` percent of it, or the cut its adjustedPrice already shows.
  */
 function discountedItem(discount, draftItems) {
-  if (discount.lineItemId != null) return draftItems.find((item) => item.id === discount.lineItemId || item.externalId === discount.lineItemId);
+  if (discount.lineItemId != null)
+    return draftItems.find((item) => item.id === discount.lineItemId || item.externalId === discount.lineItemId);
   const amount = cents(discount.amount);
   const fits = (item) => {
     const full = cents(item.originalPrice) * item.quantity;
-    const percent = discount.discountType === "PERCENTAGE" && Math.abs(Math.round((full * Number(discount.value)) / 100) - amount) <= 1;
+    const percent =
+      discount.discountType === "PERCENTAGE" &&
+      Math.abs(Math.round((full * Number(discount.value)) / 100) - amount) <= 1;
     return percent || Math.abs(full - priceOf(item) * item.quantity - amount) <= 1;
   };
   const candidates = draftItems.filter(fits);
@@ -32,7 +35,10 @@ function discountedItem(discount, draftItems) {
 }
 
 /** An item's adjustedPrice already takes this discount off: subtracting it again would charge the customer less twice. */
-const alreadyInPrice = (discount, item) => item.adjustedPrice != null && Math.abs((cents(item.originalPrice) - cents(item.adjustedPrice)) * item.quantity - cents(discount.amount)) <= 1 && cents(discount.amount) > 0;
+const alreadyInPrice = (discount, item) =>
+  item.adjustedPrice != null &&
+  Math.abs((cents(item.originalPrice) - cents(item.adjustedPrice)) * item.quantity - cents(discount.amount)) <= 1 &&
+  cents(discount.amount) > 0;
 
 /** `unavailable`: line item ids or externalIds out of stock; they are answered with quantity 0. */
 export function confirmDraft(order, { unavailable = [] } = {}) {

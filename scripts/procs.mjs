@@ -43,7 +43,11 @@ export function start(label, args, { cwd, env, ipc = false } = {}) {
       partial = parts.pop();
       for (const line of parts) child.lines.push(line);
       // PROCS_LOG_DIR=<dir>: each child's output also goes to <dir>/<label>.log, to read a long run afterwards.
-      if (process.env.PROCS_LOG_DIR && parts.length > 0) appendFileSync(path.join(process.env.PROCS_LOG_DIR, `${label.replace(/[^\w.-]+/g, "_")}.log`), `${parts.join("\n")}\n`);
+      if (process.env.PROCS_LOG_DIR && parts.length > 0)
+        appendFileSync(
+          path.join(process.env.PROCS_LOG_DIR, `${label.replace(/[^\w.-]+/g, "_")}.log`),
+          `${parts.join("\n")}\n`,
+        );
     });
   }
   children.add(child);

@@ -20,7 +20,18 @@ and totals, and the parts the POS may not change kept as sent (scripts/pricing.m
 
 let options;
 try {
-  options = parseArgs(process.argv.slice(2), { port: "number", "fail-first": "number", "fail-status": "number", "fail-path": "string", "down-for": "string", delay: "number", log: "string", unavailable: "string", quiet: "boolean", help: "boolean" });
+  options = parseArgs(process.argv.slice(2), {
+    port: "number",
+    "fail-first": "number",
+    "fail-status": "number",
+    "fail-path": "string",
+    "down-for": "string",
+    delay: "number",
+    log: "string",
+    unavailable: "string",
+    quiet: "boolean",
+    help: "boolean",
+  });
 } catch (err) {
   console.error(`${err.message}\n${USAGE}`);
   process.exit(2);
@@ -91,12 +102,18 @@ const server = createServer((req, res) => {
       let text = body;
       try {
         const alert = JSON.parse(body);
-        text = alert.text ?? `${alert.kind} ${alert.destination ?? "(router)"} ${alert.reason ?? ""} ${JSON.stringify(alert.counts ?? {})}${alert.suppressed ? ` (+${alert.suppressed} suppressed)` : ""}`;
+        text =
+          alert.text ??
+          `${alert.kind} ${alert.destination ?? "(router)"} ${alert.reason ?? ""} ${JSON.stringify(alert.counts ?? {})}${alert.suppressed ? ` (+${alert.suppressed} suppressed)` : ""}`;
       } catch {
         // not JSON: shown as it came
       }
       console.log(`\n[receiver] ALERT ${text}`);
-      if (options.log) appendFileSync(options.log, `${JSON.stringify({ n, at: Date.now(), method: req.method, path: req.url, status: 200, alert: true, body })}\n`);
+      if (options.log)
+        appendFileSync(
+          options.log,
+          `${JSON.stringify({ n, at: Date.now(), method: req.method, path: req.url, status: 200, alert: true, body })}\n`,
+        );
       res.writeHead(200, { "content-type": "text/plain" });
       res.end("ok");
       return;
@@ -106,11 +123,17 @@ const server = createServer((req, res) => {
     const failing = down || (matches && ++failCandidates <= failFirst);
     if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
     let status = failing ? failStatus : 200;
-    let answer = down ? `down on purpose (${Math.ceil((downForMs - (Date.now() - startedAt)) / 1000)} s left)` : failing ? `failing on purpose (${failCandidates}/${failFirst})` : "ok";
+    let answer = down
+      ? `down on purpose (${Math.ceil((downForMs - (Date.now() - startedAt)) / 1000)} s left)`
+      : failing
+        ? `failing on purpose (${failCandidates}/${failFirst})`
+        : "ok";
     let contentType = "text/plain";
     if (!failing && isDraft) {
       try {
-        answer = JSON.stringify(confirmDraft(JSON.parse(body), { unavailable: (options.unavailable ?? "").split(",").filter(Boolean) }));
+        answer = JSON.stringify(
+          confirmDraft(JSON.parse(body), { unavailable: (options.unavailable ?? "").split(",").filter(Boolean) }),
+        );
         contentType = "application/json";
       } catch {
         status = 400;
@@ -119,15 +142,24 @@ const server = createServer((req, res) => {
     }
     const header = (name) => req.headers[name] ?? "-";
     if (!options.quiet) {
-      console.log(`\n#${n} ${req.method} ${req.url} → ${status}${isDraft && status === 200 ? " (draft answered)" : ""}`);
+      console.log(
+        `\n#${n} ${req.method} ${req.url} → ${status}${isDraft && status === 200 ? " (draft answered)" : ""}`,
+      );
       console.log(`  signature     ${signature}`);
       console.log(`  webhook-id    ${header("webhook-id")}   attempt ${header("x-router-attempt")}`);
-      console.log(`  event         ${header("x-router-source")}/${header("x-router-event-type")}   merchant ${header("x-router-merchant-id")}`);
-      console.log(`  content-type  ${header("content-type")}   authorization ${req.headers.authorization ? "present" : "-"}`);
+      console.log(
+        `  event         ${header("x-router-source")}/${header("x-router-event-type")}   merchant ${header("x-router-merchant-id")}`,
+      );
+      console.log(
+        `  content-type  ${header("content-type")}   authorization ${req.headers.authorization ? "present" : "-"}`,
+      );
       console.log(pretty(body).replace(/^/gm, "  "));
     }
     if (options.log) {
-      appendFileSync(options.log, `${JSON.stringify({ n, at: Date.now(), method: req.method, path: req.url, status, signature, headers: req.headers, body })}\n`);
+      appendFileSync(
+        options.log,
+        `${JSON.stringify({ n, at: Date.now(), method: req.method, path: req.url, status, signature, headers: req.headers, body })}\n`,
+      );
     }
     res.writeHead(status, { "content-type": contentType });
     res.end(answer);
@@ -136,8 +168,14 @@ const server = createServer((req, res) => {
 
 server.listen(port, "127.0.0.1", () => {
   console.log(`[receiver] listening on http://127.0.0.1:${port} (signing secrets from ${file})`);
-  if (failFirst) console.log(`[receiver] failing the first ${failFirst} request(s)${options["fail-path"] ? ` to ${options["fail-path"]}*` : ""} with ${failStatus}`);
+  if (failFirst)
+    console.log(
+      `[receiver] failing the first ${failFirst} request(s)${options["fail-path"] ? ` to ${options["fail-path"]}*` : ""} with ${failStatus}`,
+    );
   if (delay) console.log(`[receiver] answering each request after ${delay} ms`);
-  if (downForMs) console.log(`[receiver] down for ${downForMs / 1000} s: answering ${failStatus} to every delivery${options["fail-path"] ? ` to ${options["fail-path"]}*` : ""} until then`);
+  if (downForMs)
+    console.log(
+      `[receiver] down for ${downForMs / 1000} s: answering ${failStatus} to every delivery${options["fail-path"] ? ` to ${options["fail-path"]}*` : ""} until then`,
+    );
 });
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => server.close(() => process.exit(0)));

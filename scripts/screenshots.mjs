@@ -18,7 +18,10 @@ const QUICK = process.argv.includes("--quick");
 
 mkdirSync(OUT, { recursive: true });
 const browser = await launchBrowser();
-const stack = await startStack({ port: PORT, receiverFlags: ["--fail-first", "1", "--fail-path", "/erp", "--fail-status", "400"] });
+const stack = await startStack({
+  port: PORT,
+  receiverFlags: ["--fail-first", "1", "--fail-path", "/erp", "--fail-status", "400"],
+});
 const written = [];
 const skipped = [];
 
@@ -46,12 +49,25 @@ try {
   // A create first: its erp delivery is the one the receiver fails, so the dead letter is the create's.
   const create = await sendEvent(stack.router, "weedmaps.create", "--merchant", "4242");
   must(create);
-  await waitFor(() => stack.received().some((r) => r.headers["webhook-id"] === create.eventId && r.path.startsWith("/erp")), "the create's erp delivery");
-  for (const args of [["leaftrade.order-v4"], ["leaftrade.product-issue"], ["weedmaps.draft", "--merchant", "4242"], ["weedmaps.create", "--merchant", "4242"], ["leaftrade.order-v3"]]) {
+  await waitFor(
+    () => stack.received().some((r) => r.headers["webhook-id"] === create.eventId && r.path.startsWith("/erp")),
+    "the create's erp delivery",
+  );
+  for (const args of [
+    ["leaftrade.order-v4"],
+    ["leaftrade.product-issue"],
+    ["weedmaps.draft", "--merchant", "4242"],
+    ["weedmaps.create", "--merchant", "4242"],
+    ["leaftrade.order-v3"],
+  ]) {
     must(await sendEvent(stack.router, ...args));
   }
   // Every delivery answered: 2 for each create, 1 per order, 2 for the product issue, erp and pricing for the Draft.
-  await waitFor(() => stack.received().filter((r) => !r.alert).length >= 10, "every delivery to reach the receiver", 30_000);
+  await waitFor(
+    () => stack.received().filter((r) => !r.alert).length >= 10,
+    "every delivery to reach the receiver",
+    30_000,
+  );
 
   const { page } = await newPage(browser, stack.router, DESKTOP);
   await page.goto("/dashboard/sign-in");
@@ -65,7 +81,11 @@ try {
       async () => {
         await fetch(`${stack.router}/__scheduled`);
         await page.goto("/dashboard/overview");
-        const cells = await page.locator("xpath=//h2[normalize-space()='Events by source and type']/following-sibling::*[1][self::table]//tbody/tr/td[3]").allInnerTexts();
+        const cells = await page
+          .locator(
+            "xpath=//h2[normalize-space()='Events by source and type']/following-sibling::*[1][self::table]//tbody/tr/td[3]",
+          )
+          .allInnerTexts();
         return cells.reduce((sum, n) => sum + Number(n), 0) >= 6;
       },
       "the rollup walk to count the six events",
@@ -92,10 +112,13 @@ try {
     await page.getByRole("combobox", { name: "Source", exact: true }).selectOption("weedmaps");
     await page.getByLabel("Event type", { exact: true }).fill("create");
     await page.getByLabel("Merchant", { exact: true }).fill("4242");
-    await page.getByRole("textbox", { name: "Payload", exact: true }).fill(readFileSync(path.join(ROOT, "test/fixtures/providers/weedmaps/create.json"), "utf8"));
+    await page
+      .getByRole("textbox", { name: "Payload", exact: true })
+      .fill(readFileSync(path.join(ROOT, "test/fixtures/providers/weedmaps/create.json"), "utf8"));
     await dryRun.click();
     await page.waitForLoadState("load");
-    if ((await page.getByRole("heading", { level: 2, name: "Dry run result", exact: true }).count()) === 0) skipped.push("routing: the dry run showed no \"Dry run result\"");
+    if ((await page.getByRole("heading", { level: 2, name: "Dry run result", exact: true }).count()) === 0)
+      skipped.push('routing: the dry run showed no "Dry run result"');
     else await shoot(page, "routing", "Routing");
   } else {
     skipped.push(`routing: ${page.url()} has no "Dry run" button`);

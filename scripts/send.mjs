@@ -13,7 +13,15 @@ events: ${Object.keys(EVENTS).join(", ")}
 
 let options;
 try {
-  options = parseArgs(process.argv.slice(2), { url: "string", merchant: "string", "bad-signature": "boolean", duplicate: "boolean", count: "number", json: "boolean", help: "boolean" });
+  options = parseArgs(process.argv.slice(2), {
+    url: "string",
+    merchant: "string",
+    "bad-signature": "boolean",
+    duplicate: "boolean",
+    count: "number",
+    json: "boolean",
+    help: "boolean",
+  });
 } catch (err) {
   console.error(`${err.message}\n${USAGE}`);
   process.exit(2);
@@ -49,7 +57,11 @@ async function send(body, headers) {
   const started = performance.now();
   let response;
   try {
-    response = await fetch(target, { method: "POST", headers: { "content-type": "application/json", "user-agent": `${builder.event.provider}-simulator`, ...headers }, body });
+    response = await fetch(target, {
+      method: "POST",
+      headers: { "content-type": "application/json", "user-agent": `${builder.event.provider}-simulator`, ...headers },
+      body,
+    });
   } catch (err) {
     console.error(`✘ could not reach ${target}: ${err.cause?.code ?? err.message}. Is \`npm run dev\` running?`);
     process.exit(1);
@@ -63,7 +75,8 @@ async function send(body, headers) {
     json = undefined;
   }
   console.log(`→ POST ${target}`);
-  const shown = options.json || text.length <= 240 ? text : `${text.slice(0, 240)}… (${text.length} bytes; --json shows all)`;
+  const shown =
+    options.json || text.length <= 240 ? text : `${text.slice(0, 240)}… (${text.length} bytes; --json shows all)`;
   console.log(`← ${response.status} in ${ms} ms ${shown}`);
   return { status: response.status, json };
 }
@@ -82,7 +95,11 @@ function describe(one) {
 function verdict({ status, json }, { second = false } = {}) {
   if (options["bad-signature"]) {
     const ok = status === 401 && json?.error?.code === "invalid_signature";
-    console.log(ok ? "✔ rejected with 401 invalid_signature, as expected for a bad signature" : `✘ expected 401 invalid_signature, got ${status}`);
+    console.log(
+      ok
+        ? "✔ rejected with 401 invalid_signature, as expected for a bad signature"
+        : `✘ expected 401 invalid_signature, got ${status}`,
+    );
     return ok;
   }
   // A synchronous event (Weedmaps Draft) is answered with the responder's body, not with an acknowledgement.
@@ -97,7 +114,9 @@ function verdict({ status, json }, { second = false } = {}) {
     }
     const taxes = (json.taxes ?? []).map((t) => `${t.name} ${t.amount}`).join(", ");
     const fees = (json.fees ?? []).map((f) => `${f.name} ${f.amount}`).join(", ");
-    console.log(`✔ draft confirmed: grandTotal ${json.grandTotal} (subtotal ${json.subtotal}; taxes: ${taxes}; fees: ${fees})`);
+    console.log(
+      `✔ draft confirmed: grandTotal ${json.grandTotal} (subtotal ${json.subtotal}; taxes: ${taxes}; fees: ${fees})`,
+    );
     return true;
   }
   if (status !== 200 || !json?.received) {
@@ -105,7 +124,11 @@ function verdict({ status, json }, { second = false } = {}) {
     return false;
   }
   if (second) {
-    console.log(json.duplicate ? `✔ duplicate acknowledged, stored once as ${json.eventId}` : `✘ expected a duplicate, but ${json.eventId} was stored again`);
+    console.log(
+      json.duplicate
+        ? `✔ duplicate acknowledged, stored once as ${json.eventId}`
+        : `✘ expected a duplicate, but ${json.eventId} was stored again`,
+    );
     return json.duplicate === true;
   }
   if (json.events) {

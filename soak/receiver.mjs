@@ -7,7 +7,13 @@ import { appendFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { parseArgs } from "../scripts/local-env.mjs";
 
-const options = parseArgs(process.argv.slice(2), { port: "number", log: "string", seed: "number", "down-ms": "number", "slow-ms": "number" });
+const options = parseArgs(process.argv.slice(2), {
+  port: "number",
+  log: "string",
+  seed: "number",
+  "down-ms": "number",
+  "slow-ms": "number",
+});
 let seed = options.seed ?? 1;
 const random = () => {
   seed = (seed * 1103515245 + 12345) % 2 ** 31;
@@ -23,7 +29,10 @@ const server = createServer((req, res) => {
   req.on("end", () => {
     const path = req.url;
     const log = (status) =>
-      appendFileSync(options.log, `${JSON.stringify({ t: Date.now(), id: req.headers["webhook-id"], path, attempt: Number(req.headers["x-router-attempt"]), status })}\n`);
+      appendFileSync(
+        options.log,
+        `${JSON.stringify({ t: Date.now(), id: req.headers["webhook-id"], path, attempt: Number(req.headers["x-router-attempt"]), status })}\n`,
+      );
     if (path === "/d/gone") {
       log(410);
       return res.writeHead(410).end("gone");

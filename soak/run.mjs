@@ -14,7 +14,12 @@ import { eventBuilder } from "../scripts/events.mjs";
 import { localSecrets, parseArgs, ROOT } from "../scripts/local-env.mjs";
 import { freePort, sleep, start, stopAll, tail, waitFor } from "../scripts/procs.mjs";
 
-const options = parseArgs(process.argv.slice(2), { events: "number", seed: "number", smoke: "boolean", concurrency: "number" });
+const options = parseArgs(process.argv.slice(2), {
+  events: "number",
+  seed: "number",
+  smoke: "boolean",
+  concurrency: "number",
+});
 const SMOKE = options.smoke === true;
 const EVENTS = options.events ?? (SMOKE ? 300 : 10_000);
 const SEED = options.seed ?? 42;
@@ -48,14 +53,27 @@ function soakConfig(receiverPort) {
   return {
     sources: {
       weedmaps: { provider: "weedmaps", verify: { type: "hmac", secrets: ["WEEDMAPS_CLIENT_SECRET"] } },
-      leaftrade: { provider: "leaftrade", verify: { type: "hmac", secrets: ["LEAFTRADE_WEBHOOK_SECRET"], header: "X-Signature", encoding: "hex" } },
+      leaftrade: {
+        provider: "leaftrade",
+        verify: { type: "hmac", secrets: ["LEAFTRADE_WEBHOOK_SECRET"], header: "X-Signature", encoding: "hex" },
+      },
     },
     // `gone` answers 410 to everything: here a permanent failure of each delivery (dead), so that path is soaked too.
     // With the default (`disableOnGone`), the first 410 would disable it and hold the rest (test/controls.test.ts).
-    destinations: { pos: destination("pos"), erp: destination("erp"), down: destination("down"), gone: { ...destination("gone"), disableOnGone: false } },
+    destinations: {
+      pos: destination("pos"),
+      erp: destination("erp"),
+      down: destination("down"),
+      gone: { ...destination("gone"), disableOnGone: false },
+    },
     routes: [
       { name: "orders", source: "weedmaps", events: ["create"], destinations: ["pos", "erp", "down"] },
-      { name: "lt-orders", source: "leaftrade", events: ["order-v4", "order-v3"], destinations: ["pos", "erp", "down"] },
+      {
+        name: "lt-orders",
+        source: "leaftrade",
+        events: ["order-v4", "order-v3"],
+        destinations: ["pos", "erp", "down"],
+      },
       { name: "lt-issues", source: "leaftrade", events: ["product-issue"], destinations: ["erp", "down", "gone"] },
     ],
   };
@@ -78,24 +96,56 @@ function soakWranglerConfig(workDir, vars) {
     // consumer's code and every other setting are the repo's.
     .replace(/^max_batch_size = 10$/m, "max_batch_size = 50");
   const file = path.join(workDir, "wrangler.soak.toml");
-  writeFileSync(file, `${text}\n[vars]\n${Object.entries(vars).map(([k, v]) => `${k} = ${JSON.stringify(String(v))}`).join("\n")}\n`);
+  writeFileSync(
+    file,
+    `${text}\n[vars]\n${Object.entries(vars)
+      .map(([k, v]) => `${k} = ${JSON.stringify(String(v))}`)
+      .join("\n")}\n`,
+  );
   return file;
 }
 
 /** The example secrets, with the soak's backoff base (a .dev.vars value overrides wrangler.toml's vars). */
 function soakEnvFile(workDir) {
   const file = path.join(workDir, "soak.dev.vars");
-  const lines = readFileSync(path.join(ROOT, ".dev.vars.example"), "utf8").split("\n").filter((l) => !l.startsWith("RETRY_BACKOFF_BASE_SECONDS="));
+  const lines = readFileSync(path.join(ROOT, ".dev.vars.example"), "utf8")
+    .split("\n")
+    .filter((l) => !l.startsWith("RETRY_BACKOFF_BASE_SECONDS="));
   writeFileSync(file, `${lines.join("\n")}\nRETRY_BACKOFF_BASE_SECONDS=1\n`);
   return file;
 }
 
 async function startRouter(config, envFile, persistTo, port) {
-  const child = start("router", [WRANGLER, "dev", "--config", config, "--persist-to", persistTo, "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort()), "--test-scheduled", "--env-file", envFile, "--show-interactive-dev-session=false"], { cwd: ROOT, env: { CI: "true" } });
-  await waitFor(async () => {
-    if (child.exitCode !== null) throw new Error(`the router exited:\n${tail(child)}`);
-    return (await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2_000) })).ok;
-  }, "the router", 120_000).catch((err) => {
+  const child = start(
+    "router",
+    [
+      WRANGLER,
+      "dev",
+      "--config",
+      config,
+      "--persist-to",
+      persistTo,
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--inspector-port",
+      String(await freePort()),
+      "--test-scheduled",
+      "--env-file",
+      envFile,
+      "--show-interactive-dev-session=false",
+    ],
+    { cwd: ROOT, env: { CI: "true" } },
+  );
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`the router exited:\n${tail(child)}`);
+      return (await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2_000) })).ok;
+    },
+    "the router",
+    120_000,
+  ).catch((err) => {
     throw new Error(`${err.message}\n${tail(child)}`);
   });
   return child;
@@ -132,8 +182,26 @@ async function main() {
   let cron;
   try {
     log(`${EVENTS} events, seed ${SEED}, ${SMOKE ? "smoke" : "full"} run`);
-    execFileSync(process.execPath, [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo, "--config", toml], { cwd: ROOT, env: { ...process.env, CI: "true" }, stdio: "ignore" });
-    start("receiver", ["soak/receiver.mjs", "--port", String(receiverPort), "--log", receiverLog, "--seed", String(SEED), "--down-ms", String(DOWN_MS)], { cwd: ROOT });
+    execFileSync(
+      process.execPath,
+      [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo, "--config", toml],
+      { cwd: ROOT, env: { ...process.env, CI: "true" }, stdio: "ignore" },
+    );
+    start(
+      "receiver",
+      [
+        "soak/receiver.mjs",
+        "--port",
+        String(receiverPort),
+        "--log",
+        receiverLog,
+        "--seed",
+        String(SEED),
+        "--down-ms",
+        String(DOWN_MS),
+      ],
+      { cwd: ROOT },
+    );
     await waitFor(async () => (await fetch(`http://127.0.0.1:${receiverPort}/healthz`)).ok, "the receiver");
     routerChild = await startRouter(toml, envFile, persistTo, routerPort);
     log(`router on ${router}, receiver on ${receiverPort}`);
@@ -141,9 +209,16 @@ async function main() {
     cron = setInterval(() => fetch(`${router}/__scheduled?cron=*/5+*+*+*+*`).catch(() => undefined), 3_000);
 
     // --- send --------------------------------------------------------------------------------------------------
-    const kinds = [["weedmaps.create", 0.4], ["leaftrade.order-v4", 0.2], ["leaftrade.order-v3", 0.2], ["leaftrade.product-issue", 0.2]];
+    const kinds = [
+      ["weedmaps.create", 0.4],
+      ["leaftrade.order-v4", 0.2],
+      ["leaftrade.order-v3", 0.2],
+      ["leaftrade.product-issue", 0.2],
+    ];
     let counter = SEED * 1_000_000;
-    const builders = Object.fromEntries(kinds.map(([name]) => [name, eventBuilder(name, config, { random: () => ++counter })]));
+    const builders = Object.fromEntries(
+      kinds.map(([name]) => [name, eventBuilder(name, config, { random: () => ++counter })]),
+    );
     const secretOf = (name) => secrets[name];
     const accepted = new Map(); // eventId -> { ackAt, deliveries, kind }
     let sent = 0;
@@ -166,7 +241,12 @@ async function main() {
       for (const deadline = Date.now() + 180_000; Date.now() < deadline; ) {
         let res;
         try {
-          res = await fetch(`${router}${builder.path()}`, { method: "POST", headers, body, signal: AbortSignal.timeout(10_000) });
+          res = await fetch(`${router}${builder.path()}`, {
+            method: "POST",
+            headers,
+            body,
+            signal: AbortSignal.timeout(10_000),
+          });
         } catch (err) {
           last = err instanceof Error ? err.message : String(err);
         }
@@ -175,7 +255,12 @@ async function main() {
           // A repeat whose first answer was lost (the router killed mid-response) comes back a duplicate: it was
           // accepted all the same, with as many deliveries as its event row plans.
           for (const one of json.events ?? [json]) {
-            if (!accepted.has(one.eventId) || !one.duplicate) accepted.set(one.eventId, { ackAt: Date.now(), deliveries: one.duplicate ? undefined : one.deliveries, kind });
+            if (!accepted.has(one.eventId) || !one.duplicate)
+              accepted.set(one.eventId, {
+                ackAt: Date.now(),
+                deliveries: one.duplicate ? undefined : one.deliveries,
+                kind,
+              });
           }
           return;
         }
@@ -206,31 +291,46 @@ async function main() {
     log(`sent ${EVENTS}: ${accepted.size} events accepted, ${retries} sends repeated after a 5xx or no answer`);
 
     // --- settle ------------------------------------------------------------------------------------------------
-    const health = async () => (await (await fetch(`${router}/admin/destinations/health?windowHours=24`, { headers: adminHeaders })).json()).destinations;
+    const health = async () =>
+      (await (await fetch(`${router}/admin/destinations/health?windowHours=24`, { headers: adminHeaders })).json())
+        .destinations;
     let lastReport = 0;
-    await waitFor(async () => {
-      const rows = await health();
-      const open = rows.reduce((n, d) => n + d.pending + d.failing, 0);
-      if (Date.now() - lastReport > 10_000) {
-        lastReport = Date.now();
-        log(`waiting: ${rows.map((d) => `${d.name} ${d.delivered} delivered, ${d.pending} pending, ${d.failing} failing, ${d.dead} dead`).join("; ")}`);
-      }
-      return open === 0;
-    }, "every delivery to be terminal", SETTLE_TIMEOUT_MS, 2_000);
+    await waitFor(
+      async () => {
+        const rows = await health();
+        const open = rows.reduce((n, d) => n + d.pending + d.failing, 0);
+        if (Date.now() - lastReport > 10_000) {
+          lastReport = Date.now();
+          log(
+            `waiting: ${rows.map((d) => `${d.name} ${d.delivered} delivered, ${d.pending} pending, ${d.failing} failing, ${d.dead} dead`).join("; ")}`,
+          );
+        }
+        return open === 0;
+      },
+      "every delivery to be terminal",
+      SETTLE_TIMEOUT_MS,
+      2_000,
+    );
     const settledAt = Date.now();
     log("every delivery terminal");
 
     // --- account -----------------------------------------------------------------------------------------------
     const stored = new Map();
     for (let cursor = null; ; ) {
-      const page = await (await fetch(`${router}/admin/events?limit=200${cursor ? `&cursor=${cursor}` : ""}`, { headers: adminHeaders })).json();
+      const page = await (
+        await fetch(`${router}/admin/events?limit=200${cursor ? `&cursor=${cursor}` : ""}`, { headers: adminHeaders })
+      ).json();
       for (const e of page.events) stored.set(e.id, e);
       if (!page.nextCursor) break;
       cursor = page.nextCursor;
     }
     const deadReasons = {};
     for (let cursor = null; ; ) {
-      const page = await (await fetch(`${router}/admin/dead-letters?limit=200${cursor ? `&cursor=${cursor}` : ""}`, { headers: adminHeaders })).json();
+      const page = await (
+        await fetch(`${router}/admin/dead-letters?limit=200${cursor ? `&cursor=${cursor}` : ""}`, {
+          headers: adminHeaders,
+        })
+      ).json();
       for (const d of page.deliveries) {
         const key = `${d.destination}: ${d.lastError}`;
         deadReasons[key] = (deadReasons[key] ?? 0) + 1;
@@ -238,7 +338,11 @@ async function main() {
       if (!page.nextCursor) break;
       cursor = page.nextCursor;
     }
-    const requests = readFileSync(receiverLog, "utf8").trim().split("\n").filter(Boolean).map((line) => JSON.parse(line));
+    const requests = readFileSync(receiverLog, "utf8")
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
     const okByEvent = new Map(); // id -> Map(path -> [times])
     for (const r of requests.filter((r) => r.status === 200)) {
       if (!okByEvent.has(r.id)) okByEvent.set(r.id, new Map());
@@ -262,20 +366,30 @@ async function main() {
       if (terminal && received.size > c.delivered) recordedDeadButReceived += received.size - c.delivered;
       if (!accounted) {
         lost++;
-        if (lostExamples.length < 5) lostExamples.push({ eventId, stored: c ?? null, planned, received: [...received.keys()] });
+        if (lostExamples.length < 5)
+          lostExamples.push({ eventId, stored: c ?? null, planned, received: [...received.keys()] });
       }
       for (const times of received.values()) toTerminal.push(Math.min(...times) - sentEvent.ackAt);
     }
     let duplicates = 0;
     for (const paths of okByEvent.values()) for (const times of paths.values()) duplicates += times.length - 1;
     const deliveredByReceiver = {};
-    for (const paths of okByEvent.values()) for (const p of paths.keys()) deliveredByReceiver[p.replace("/d/", "")] = (deliveredByReceiver[p.replace("/d/", "")] ?? 0) + 1;
+    for (const paths of okByEvent.values())
+      for (const p of paths.keys())
+        deliveredByReceiver[p.replace("/d/", "")] = (deliveredByReceiver[p.replace("/d/", "")] ?? 0) + 1;
     const healthRows = await health();
     const perDestination = Object.fromEntries(
-      healthRows.filter((d) => d.configured).map((d) => [d.name, { delivered: d.delivered, dead: d.dead, receiverDelivered: deliveredByReceiver[d.name] ?? 0 }]),
+      healthRows
+        .filter((d) => d.configured)
+        .map((d) => [
+          d.name,
+          { delivered: d.delivered, dead: d.dead, receiverDelivered: deliveredByReceiver[d.name] ?? 0 },
+        ]),
     );
     // The admin API's delivered counts equal the receivers', but for the deliveries recorded dead after a success.
-    const adminAgrees = Object.values(perDestination).reduce((n, d) => n + (d.receiverDelivered - d.delivered), 0) === recordedDeadButReceived && Object.values(perDestination).every((d) => d.receiverDelivered >= d.delivered);
+    const adminAgrees =
+      Object.values(perDestination).reduce((n, d) => n + (d.receiverDelivered - d.delivered), 0) ===
+        recordedDeadButReceived && Object.values(perDestination).every((d) => d.receiverDelivered >= d.delivered);
     const plannedDeliveries = [...accepted].reduce((n, [id, e]) => {
       const c = stored.get(id)?.deliveries;
       return n + (e.deliveries ?? (c ? c.delivered + c.dead + c.stale : 0));
@@ -292,7 +406,9 @@ async function main() {
       plannedDeliveries,
       perDestination,
       // What each destination's circuit did over the run (its last 50 transitions), from the admin API.
-      circuitHistory: Object.fromEntries(healthRows.filter((d) => d.controls).map((d) => [d.name, d.controls.history.map((h) => h.kind)])),
+      circuitHistory: Object.fromEntries(
+        healthRows.filter((d) => d.controls).map((d) => [d.name, d.controls.history.map((h) => h.kind)]),
+      ),
       deadReasons,
       lost,
       lostExamples,
@@ -306,10 +422,17 @@ async function main() {
       wallTimeS: Number(((Date.now() - T0) / 1000).toFixed(1)),
       date: new Date().toISOString(),
     };
-    writeFileSync(path.join(ROOT, "soak", SMOKE ? "results.smoke.json" : "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(
+      path.join(ROOT, "soak", SMOKE ? "results.smoke.json" : "results.json"),
+      `${JSON.stringify(results, null, 2)}\n`,
+    );
     console.log(JSON.stringify(results, null, 2));
     const ok = lost === 0 && adminAgrees && killed;
-    log(ok ? `lost = 0 across ${accepted.size} events and ${plannedDeliveries} deliveries` : `FAILED: lost = ${lost}, admin totals agree: ${adminAgrees}`);
+    log(
+      ok
+        ? `lost = 0 across ${accepted.size} events and ${plannedDeliveries} deliveries`
+        : `FAILED: lost = ${lost}, admin totals agree: ${adminAgrees}`,
+    );
     process.exitCode = ok ? 0 : 1;
   } finally {
     clearInterval(cron);

@@ -36,7 +36,10 @@ function faultyDatabase(db: D1Database, env: Env, failRate: number): D1Database 
         if (property === UNWRAP) return target;
         if (property === "bind") return (...args: unknown[]) => wrapStatement(target.bind(...args));
         if (property === "run" || property === "all" || property === "first") {
-          return (...args: unknown[]) => (fail() ? Promise.reject(new Error("D1_ERROR: soak fault")) : (target[property] as (...a: unknown[]) => unknown).apply(target, args));
+          return (...args: unknown[]) =>
+            fail()
+              ? Promise.reject(new Error("D1_ERROR: soak fault"))
+              : (target[property] as (...a: unknown[]) => unknown).apply(target, args);
         }
         const value = Reflect.get(target, property, receiver);
         return typeof value === "function" ? value.bind(target) : value;
@@ -55,14 +58,14 @@ function faultyDatabase(db: D1Database, env: Env, failRate: number): D1Database 
   });
 }
 
-
-
 function faultyQueue(queue: Queue, env: Env, failRate: number): Queue {
   return new Proxy(queue, {
     get(target, property, receiver) {
       if (property === "send" || property === "sendBatch") {
         return (...args: unknown[]) =>
-          random(env) < failRate ? Promise.reject(new Error("soak fault: queue send failed")) : (target[property] as (...a: unknown[]) => unknown).apply(target, args);
+          random(env) < failRate
+            ? Promise.reject(new Error("soak fault: queue send failed"))
+            : (target[property] as (...a: unknown[]) => unknown).apply(target, args);
       }
       const value = Reflect.get(target, property, receiver);
       return typeof value === "function" ? value.bind(target) : value;
@@ -71,7 +74,11 @@ function faultyQueue(queue: Queue, env: Env, failRate: number): Queue {
 }
 
 function faulty(env: Env, dbRate: number): Env {
-  return { ...env, DB: faultyDatabase(env.DB, env, dbRate), DELIVERY_QUEUE: faultyQueue(env.DELIVERY_QUEUE, env, rate(env, "SOAK_QUEUE_FAIL_RATE")) } as Env;
+  return {
+    ...env,
+    DB: faultyDatabase(env.DB, env, dbRate),
+    DELIVERY_QUEUE: faultyQueue(env.DELIVERY_QUEUE, env, rate(env, "SOAK_QUEUE_FAIL_RATE")),
+  } as Env;
 }
 
 export default {

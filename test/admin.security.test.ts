@@ -11,9 +11,13 @@ import { ROUTER } from "./helpers.ts";
  * covered without anyone remembering to add it here.
  */
 const ROUTES = createAdmin({ providers: BUILTIN_PROVIDERS, clock: SYSTEM_CLOCK })
-  .routes
-  .filter((route) => route.method !== "ALL")
-  .map((route) => ({ method: route.method, path: route.path.replace("{eventId}", "evt_0123456789abcdef0123456789abcdef").replace(":eventId", "evt_0123456789abcdef0123456789abcdef") }));
+  .routes.filter((route) => route.method !== "ALL")
+  .map((route) => ({
+    method: route.method,
+    path: route.path
+      .replace("{eventId}", "evt_0123456789abcdef0123456789abcdef")
+      .replace(":eventId", "evt_0123456789abcdef0123456789abcdef"),
+  }));
 
 function request(method: string, path: string, headers: Record<string, string> = {}): Request {
   return new Request(`${ROUTER}/admin${path}`, {
@@ -23,18 +27,33 @@ function request(method: string, path: string, headers: Record<string, string> =
   });
 }
 
-const unauthorized = { error: { code: "unauthorized", message: "Missing or invalid bearer token.", requestId: expect.any(String) } };
+const unauthorized = {
+  error: { code: "unauthorized", message: "Missing or invalid bearer token.", requestId: expect.any(String) },
+};
 
 describe("every admin route is protected", () => {
   it("covers all registered routes, including the document and the reference page", () => {
     const paths = ROUTES.map((r) => `${r.method} ${r.path}`);
-    expect(paths).toEqual(expect.arrayContaining(["GET /events", "POST /replays", "GET /openapi.json", "GET /reference", "POST /config/validate"]));
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        "GET /events",
+        "POST /replays",
+        "GET /openapi.json",
+        "GET /reference",
+        "POST /config/validate",
+      ]),
+    );
     expect(ROUTES.length).toBeGreaterThanOrEqual(12);
   });
 
   for (const { method, path } of ROUTES) {
     it(`${method} ${path} answers 401 without the token, with a wrong one, or with another scheme`, async () => {
-      const attempts: Record<string, string>[] = [{}, { Authorization: "Bearer wrong-token" }, { Authorization: `Basic ${env.ADMIN_TOKEN}` }, { Authorization: `Bearer ${env.ADMIN_TOKEN}x` }];
+      const attempts: Record<string, string>[] = [
+        {},
+        { Authorization: "Bearer wrong-token" },
+        { Authorization: `Basic ${env.ADMIN_TOKEN}` },
+        { Authorization: `Bearer ${env.ADMIN_TOKEN}x` },
+      ];
       for (const headers of attempts) {
         const res = await exports.default.fetch(request(method, path, headers));
         expect(res.status).toBe(401);
@@ -45,13 +64,19 @@ describe("every admin route is protected", () => {
 
     it(`${method} ${path} is disabled with 503 when ADMIN_TOKEN is not set`, async () => {
       const req = request(method, path, { Authorization: "Bearer " }) as Parameters<typeof worker.fetch>[0];
-      const res = await worker.fetch(req, { ...env, ADMIN_TOKEN: "" } as Env, {
-        waitUntil: () => undefined,
-        passThroughOnException: () => undefined,
-        props: {},
-      } as unknown as ExecutionContext);
+      const res = await worker.fetch(
+        req,
+        { ...env, ADMIN_TOKEN: "" } as Env,
+        {
+          waitUntil: () => undefined,
+          passThroughOnException: () => undefined,
+          props: {},
+        } as unknown as ExecutionContext,
+      );
       expect(res.status).toBe(503);
-      expect(await res.json()).toEqual({ error: { code: "admin_disabled", message: expect.any(String), requestId: expect.any(String) } });
+      expect(await res.json()).toEqual({
+        error: { code: "admin_disabled", message: expect.any(String), requestId: expect.any(String) },
+      });
     });
   }
 

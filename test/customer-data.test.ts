@@ -1,10 +1,25 @@
-import { createExecutionContext, createMessageBatch, createScheduledController, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  createScheduledController,
+  getQueueResult,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { createWorker as CreateWorker } from "../src/app/worker.ts";
 import { DAY_MS } from "../src/core/retention.ts";
 import { EventPayloads } from "../src/storage/payloads.ts";
-import { fixture, fixturesOf, ManualClock, ROUTER, storedPayloads, stubDestinations, testProtection, weedmapsSignature } from "./helpers.ts";
+import {
+  fixture,
+  fixturesOf,
+  ManualClock,
+  ROUTER,
+  storedPayloads,
+  stubDestinations,
+  testProtection,
+  weedmapsSignature,
+} from "./helpers.ts";
 import { piiValues } from "./pii.ts";
 
 // Customer data (issue #14): encrypted at rest, kept only as long as configured, shown only on purpose, never logged.
@@ -13,7 +28,9 @@ const KEY_B = `test-b:${btoa(String.fromCharCode(...new Uint8Array(32).map((_, i
 const RING_A = env.PAYLOAD_KEYS as string;
 const RING_BA = `${KEY_B},${RING_A}`;
 
-const ALL_FIXTURES = Object.fromEntries(["weedmaps", "leaftrade"].flatMap((p) => fixturesOf(p).map(([name, f]) => [`${p}/${name}`, f.body])));
+const ALL_FIXTURES = Object.fromEntries(
+  ["weedmaps", "leaftrade"].flatMap((p) => fixturesOf(p).map(([name, f]) => [`${p}/${name}`, f.body])),
+);
 const PII = piiValues(ALL_FIXTURES);
 
 type Worker = ReturnType<typeof CreateWorker>;
@@ -28,10 +45,18 @@ async function call(worker: Worker, request: Request, bindings: Bindings = env):
 
 function signedPost(path: string, name: string): Request {
   const f = fixture(name);
-  return new Request(`${ROUTER}${path}`, { method: "POST", body: f.body, headers: { "content-type": "application/json", ...f.headers } });
+  return new Request(`${ROUTER}${path}`, {
+    method: "POST",
+    body: f.body,
+    headers: { "content-type": "application/json", ...f.headers },
+  });
 }
 
-function admin(method: string, path: string, options: { body?: unknown; headers?: Record<string, string> } = {}): Request {
+function admin(
+  method: string,
+  path: string,
+  options: { body?: unknown; headers?: Record<string, string> } = {},
+): Request {
   return new Request(`${ROUTER}/admin${path}`, {
     method,
     headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}`, "content-type": "application/json", ...options.headers },
@@ -45,7 +70,12 @@ async function cron(worker: Worker, bindings: Bindings = env): Promise<void> {
 
 async function deliver(worker: Worker, eventId: string, destinations: string[], bindings: Bindings = env) {
   const batch = createMessageBatch("webhook-deliveries", [
-    { id: `m-${eventId}-${Math.random()}`, timestamp: new Date(), attempts: 1, body: { v: 1, eventId, deliveries: destinations.map((destination) => ({ destination, generation: 1 })) } },
+    {
+      id: `m-${eventId}-${Math.random()}`,
+      timestamp: new Date(),
+      attempts: 1,
+      body: { v: 1, eventId, deliveries: destinations.map((destination) => ({ destination, generation: 1 })) },
+    },
   ]);
   const ctx = createExecutionContext();
   await worker.queue(batch, bindings);
@@ -58,13 +88,21 @@ const WEEDMAPS_ANY = "/webhooks/weedmaps?merchant_id=4242";
 
 /** Every value of every column of every table, as text: what a raw SELECT on the database would show. */
 async function everyStoredValue(): Promise<string> {
-  const tables = await env.DB.prepare(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' AND name NOT LIKE 'd1_%'`).all<{ name: string }>();
+  const tables = await env.DB.prepare(
+    `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' AND name NOT LIKE 'd1_%'`,
+  ).all<{ name: string }>();
   const out: string[] = [];
   for (const { name } of tables.results) {
     const { results } = await env.DB.prepare(`SELECT * FROM "${name}"`).all<Record<string, unknown>>();
     for (const row of results) {
       for (const value of Object.values(row)) {
-        out.push(value instanceof ArrayBuffer ? new TextDecoder().decode(value) : Array.isArray(value) ? new TextDecoder().decode(Uint8Array.from(value as number[])) : String(value));
+        out.push(
+          value instanceof ArrayBuffer
+            ? new TextDecoder().decode(value)
+            : Array.isArray(value)
+              ? new TextDecoder().decode(Uint8Array.from(value as number[]))
+              : String(value),
+        );
       }
     }
   }
@@ -77,7 +115,9 @@ let createWorker: typeof CreateWorker;
 // trusts the registry it last checked for five minutes (src/ingest/keys.ts), so each test also gets the Worker's
 // modules afresh, as a new isolate would load them, instead of one that remembers a registry emptied under it.
 beforeEach(async () => {
-  await env.DB.batch(["events", "sweeper_state", "payload_keys", "audit_log"].map((table) => env.DB.prepare(`DELETE FROM ${table}`)));
+  await env.DB.batch(
+    ["events", "sweeper_state", "payload_keys", "audit_log"].map((table) => env.DB.prepare(`DELETE FROM ${table}`)),
+  );
   vi.resetModules();
   ({ createWorker } = await import("../src/app/worker.ts"));
 });
@@ -121,14 +161,24 @@ describe("encrypted at rest", () => {
 
   it("a ciphertext moved to another row, or a body swapped with an answer, does not decrypt", async () => {
     const worker = createWorker();
-    const first = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create"))).json<{ eventId: string }>();
-    const second = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create-other-order"))).json<{ eventId: string }>();
-    const row = (id: string) => env.DB.prepare(`SELECT body, payload_dek FROM events WHERE id = ?1`).bind(id).first<{ body: string; payload_dek: string }>();
+    const first = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create"))).json<{
+      eventId: string;
+    }>();
+    const second = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create-other-order"))).json<{
+      eventId: string;
+    }>();
+    const row = (id: string) =>
+      env.DB.prepare(`SELECT body, payload_dek FROM events WHERE id = ?1`)
+        .bind(id)
+        .first<{ body: string; payload_dek: string }>();
     const a = (await row(first.eventId))!;
     const protection = await testProtection();
 
     // The whole envelope (data key and body) copied onto the other event: bound to the first event's id, it fails.
-    await expect(EventPayloads.open(protection, second.eventId, a.payload_dek)).rejects.toMatchObject({ name: "PayloadKeyError", reason: "not_authentic" });
+    await expect(EventPayloads.open(protection, second.eventId, a.payload_dek)).rejects.toMatchObject({
+      name: "PayloadKeyError",
+      reason: "not_authentic",
+    });
     // With its own data key, the other event cannot open the first one's body either.
     const own = await EventPayloads.open(protection, second.eventId, (await row(second.eventId))!.payload_dek);
     await expect(own.open("body", a.body)).rejects.toMatchObject({ reason: "not_authentic" });
@@ -138,7 +188,9 @@ describe("encrypted at rest", () => {
     expect(new TextDecoder().decode(await mine.open("body", a.body))).toBe(fixture("weedmaps/create").body);
 
     // Through the API: the moved ciphertext answers 500 payload_unreadable, with nothing of the payload.
-    await env.DB.prepare(`UPDATE events SET body = ?2, payload_dek = ?3 WHERE id = ?1`).bind(second.eventId, a.body, a.payload_dek).run();
+    await env.DB.prepare(`UPDATE events SET body = ?2, payload_dek = ?3 WHERE id = ?1`)
+      .bind(second.eventId, a.body, a.payload_dek)
+      .run();
     const res = await call(worker, admin("GET", `/events/${second.eventId}`));
     expect(res.status).toBe(500);
     const text = await res.text();
@@ -150,13 +202,23 @@ describe("encrypted at rest", () => {
     const worker = createWorker();
     const logs = vi.spyOn(console, "error").mockImplementation(() => undefined);
     for (const ring of [undefined, "", "k1:too-short", "no-colon-here", `${RING_A},${RING_A}`]) {
-      const res = await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create-other-order"), { ...env, PAYLOAD_KEYS: ring } as Bindings);
+      const res = await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create-other-order"), {
+        ...env,
+        PAYLOAD_KEYS: ring,
+      } as Bindings);
       expect(res.status, String(ring)).toBe(503);
       expect(await res.json()).toMatchObject({ error: { code: "source_misconfigured" } });
     }
     expect(await env.DB.prepare(`SELECT COUNT(*) AS n FROM events WHERE provider_id = '9763900'`).first("n")).toBe(0);
-    const reasons = logs.mock.calls.map(([line]) => JSON.parse(String(line))).filter((l) => l.event === "payload_keys_invalid");
-    expect(reasons.map((l) => l.reason)).toEqual(expect.arrayContaining(["PAYLOAD_KEYS is not set; nothing is stored until it is", expect.stringContaining("is not 32 bytes")]));
+    const reasons = logs.mock.calls
+      .map(([line]) => JSON.parse(String(line)))
+      .filter((l) => l.event === "payload_keys_invalid");
+    expect(reasons.map((l) => l.reason)).toEqual(
+      expect.arrayContaining([
+        "PAYLOAD_KEYS is not set; nothing is stored until it is",
+        expect.stringContaining("is not 32 bytes"),
+      ]),
+    );
     // The reason names no key material.
     expect(JSON.stringify(logs.mock.calls)).not.toContain(RING_A.split(":")[1]!);
   });
@@ -164,9 +226,17 @@ describe("encrypted at rest", () => {
   it("the unsafe switch stores bodies as they came, and only when the config says so", async () => {
     const config = JSON.parse(env.ROUTER_CONFIG as string);
     const worker = createWorker();
-    const bindings = { ...env, PAYLOAD_KEYS: undefined, ROUTER_CONFIG: JSON.stringify({ ...config, payloadEncryption: "unsafe-disabled" }) } as Bindings;
-    const { eventId } = await (await call(worker, signedPost(WEEDMAPS_ANY, "weedmaps/canceled-customer"), bindings)).json<{ eventId: string }>();
-    const row = await env.DB.prepare(`SELECT body, payload_key FROM events WHERE id = ?1`).bind(eventId).first<{ body: string; payload_key: string | null }>();
+    const bindings = {
+      ...env,
+      PAYLOAD_KEYS: undefined,
+      ROUTER_CONFIG: JSON.stringify({ ...config, payloadEncryption: "unsafe-disabled" }),
+    } as Bindings;
+    const { eventId } = await (
+      await call(worker, signedPost(WEEDMAPS_ANY, "weedmaps/canceled-customer"), bindings)
+    ).json<{ eventId: string }>();
+    const row = await env.DB.prepare(`SELECT body, payload_key FROM events WHERE id = ?1`)
+      .bind(eventId)
+      .first<{ body: string; payload_key: string | null }>();
     expect(row).toEqual({ body: fixture("weedmaps/canceled-customer").body, payload_key: null });
     // The sample config keeps it on.
     expect(JSON.parse(env.ROUTER_CONFIG as string).payloadEncryption ?? "required").toBe("required");
@@ -180,7 +250,10 @@ describe("key rotation", () => {
     const withA = { ...env, PAYLOAD_KEYS: RING_A } as Bindings;
     const withBA = { ...env, PAYLOAD_KEYS: RING_BA } as Bindings;
     const withB = { ...env, PAYLOAD_KEYS: KEY_B } as Bindings;
-    const slice = { ...JSON.parse(env.ROUTER_CONFIG as string), retention: { payloadDays: 30, eventDays: 400, sliceRows: 10 } };
+    const slice = {
+      ...JSON.parse(env.ROUTER_CONFIG as string),
+      retention: { payloadDays: 30, eventDays: 400, sliceRows: 10 },
+    };
     const small = (b: Bindings) => ({ ...b, ROUTER_CONFIG: JSON.stringify(slice) }) as Bindings;
 
     const underA: string[] = [];
@@ -189,18 +262,39 @@ describe("key rotation", () => {
       underA.push((await res.json<{ eventId: string }>()).eventId);
     }
     // And a V4 envelope of three orders and the other Leaf Trade types, so a lap takes several slices of 10.
-    for (const name of ["leaftrade/order-v4--three-orders", "leaftrade/order-v3", "leaftrade/product-issue", "leaftrade/product-issue--reported", "leaftrade/order-v4"]) {
-      expect((await call(worker, signedPost(`/webhooks/leaftrade/${name.split("/")[1]!.replace(/--.*$/, "")}`, name), withA)).status).toBe(200);
+    for (const name of [
+      "leaftrade/order-v4--three-orders",
+      "leaftrade/order-v3",
+      "leaftrade/product-issue",
+      "leaftrade/product-issue--reported",
+      "leaftrade/order-v4",
+    ]) {
+      expect(
+        (await call(worker, signedPost(`/webhooks/leaftrade/${name.split("/")[1]!.replace(/--.*$/, "")}`, name), withA))
+          .status,
+      ).toBe(200);
     }
     for (let i = 0; i < 6; i++) {
       const body = fixture("weedmaps/create").body.replace("9763822", `rotation-${i}`);
-      const res = await call(worker, new Request(`${ROUTER}${WEEDMAPS_CREATE}`, { method: "POST", body, headers: { "content-type": "application/json", Signature: await weedmapsSignature(body) } }), withA);
+      const res = await call(
+        worker,
+        new Request(`${ROUTER}${WEEDMAPS_CREATE}`, {
+          method: "POST",
+          body,
+          headers: { "content-type": "application/json", Signature: await weedmapsSignature(body) },
+        }),
+        withA,
+      );
       expect(res.status).toBe(200);
     }
     expect((await storedPayloads(underA[0]!)).keyId).toBe("test-a");
 
     // B first: new writes use it, A still opens what it wrapped.
-    const underB = (await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create-other-order"), small(withBA))).json<{ eventId: string }>()).eventId;
+    const underB = (
+      await (
+        await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create-other-order"), small(withBA))
+      ).json<{ eventId: string }>()
+    ).eventId;
     expect((await storedPayloads(underB, await testProtection(RING_BA))).keyId).toBe("test-b");
     // Dropping A now would strand its rows: the ring is refused.
     const refused = await call(worker, signedPost(WEEDMAPS_ANY, "weedmaps/failed"), small(withB));
@@ -209,7 +303,8 @@ describe("key rotation", () => {
 
     // The walk re-wraps every row in slices of 10, lap after lap; A retires once a lap started past its grace finds none.
     const total = (await env.DB.prepare(`SELECT COUNT(*) AS n FROM events`).first<number>("n"))!;
-    const retired = () => env.DB.prepare(`SELECT retired_at FROM payload_keys WHERE key_id = 'test-a'`).first<number | null>("retired_at");
+    const retired = () =>
+      env.DB.prepare(`SELECT retired_at FROM payload_keys WHERE key_id = 'test-a'`).first<number | null>("retired_at");
     let runs = 0;
     for (; runs < 50 && (await retired()) === null; runs++) {
       await cron(worker, small(withBA));
@@ -219,17 +314,35 @@ describe("key rotation", () => {
     expect(total).toBeGreaterThan(10);
     expect(runs).toBeGreaterThan(3);
     expect(await env.DB.prepare(`SELECT COUNT(*) AS n FROM events WHERE payload_key = 'test-a'`).first("n")).toBe(0);
-    const keys = await (await call(worker, admin("GET", "/keys"), small(withBA))).json<{ primary: string; keys: { keyId: string; state: string; removable: boolean; lastLapRows: number }[]; walk: { lastLap: { walked: number; byKey: Record<string, number> } } }>();
+    const keys = await (await call(worker, admin("GET", "/keys"), small(withBA))).json<{
+      primary: string;
+      keys: { keyId: string; state: string; removable: boolean; lastLapRows: number }[];
+      walk: { lastLap: { walked: number; byKey: Record<string, number> } };
+    }>();
     expect(keys.primary).toBe("test-b");
-    expect(keys.keys.find((k) => k.keyId === "test-a")).toMatchObject({ state: "retired", removable: true, lastLapRows: 0 });
+    expect(keys.keys.find((k) => k.keyId === "test-a")).toMatchObject({
+      state: "retired",
+      removable: true,
+      lastLapRows: 0,
+    });
     expect(keys.walk.lastLap.walked).toBe(total);
     expect(keys.walk.lastLap.byKey["test-b"]).toBeGreaterThanOrEqual(underA.length + 1);
     expect(JSON.stringify(keys)).not.toContain(KEY_B.split(":")[1]!);
 
     // A removed: ingest takes the ring, and every payload, old and new, still reads back through the admin API.
     expect((await call(worker, signedPost(WEEDMAPS_ANY, "weedmaps/failed"), small(withB))).status).toBe(200);
-    for (const [id, name] of [...underA.map((id, i) => [id, ["weedmaps/create", "weedmaps/in-progress", "weedmaps/complete", "weedmaps/canceled-customer"][i]!]), [underB, "weedmaps/create-other-order"]] as const) {
-      const res = await call(worker, admin("GET", `/events/${id}?reveal=true`, { headers: { "x-reveal-token": env.ADMIN_REVEAL_TOKEN as string } }), small(withB));
+    for (const [id, name] of [
+      ...underA.map((id, i) => [
+        id,
+        ["weedmaps/create", "weedmaps/in-progress", "weedmaps/complete", "weedmaps/canceled-customer"][i]!,
+      ]),
+      [underB, "weedmaps/create-other-order"],
+    ] as const) {
+      const res = await call(
+        worker,
+        admin("GET", `/events/${id}?reveal=true`, { headers: { "x-reveal-token": env.ADMIN_REVEAL_TOKEN as string } }),
+        small(withB),
+      );
       expect(res.status, id).toBe(200);
       expect((await res.json<{ event: { payload: { data: string } } }>()).event.payload.data).toBe(fixture(name).body);
     }
@@ -241,7 +354,9 @@ describe("retention", () => {
     const clock = new ManualClock(Date.now());
     const worker = createWorker({ clock });
     stubDestinations(() => new Response("saved: +15555550123", { status: 200 }));
-    const first = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create"))).json<{ eventId: string }>();
+    const first = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create"))).json<{
+      eventId: string;
+    }>();
     await deliver(worker, first.eventId, ["pos", "erp"]);
 
     clock.advance(29 * DAY_MS);
@@ -250,12 +365,23 @@ describe("retention", () => {
 
     clock.advance(2 * DAY_MS);
     await cron(worker);
-    const row = await env.DB.prepare(`SELECT body, draft_answer, payload_dek, payload_purged_at, body_sha256, idempotency_key, deliveries FROM events WHERE id = ?1`)
+    const row = await env.DB.prepare(
+      `SELECT body, draft_answer, payload_dek, payload_purged_at, body_sha256, idempotency_key, deliveries FROM events WHERE id = ?1`,
+    )
       .bind(first.eventId)
       .first<Record<string, unknown>>();
-    expect(row).toMatchObject({ body: "", draft_answer: null, payload_dek: null, payload_purged_at: clock.now(), body_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(row).toMatchObject({
+      body: "",
+      draft_answer: null,
+      payload_dek: null,
+      payload_purged_at: clock.now(),
+      body_sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
     expect(String(row!.deliveries)).not.toContain("pe1:");
-    expect(JSON.parse(String(row!.deliveries)).map((d: { status: string }) => d.status)).toEqual(["delivered", "delivered"]);
+    expect(JSON.parse(String(row!.deliveries)).map((d: { status: string }) => d.status)).toEqual([
+      "delivered",
+      "delivered",
+    ]);
 
     // The provider retries the same order: still a duplicate, still acknowledged.
     const retry = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create"))).json();
@@ -264,18 +390,24 @@ describe("retention", () => {
     const replay = await call(worker, admin("POST", `/events/${first.eventId}/replay`, { body: {} }));
     expect(replay.status).toBe(410);
     expect(await replay.json()).toMatchObject({ error: { code: "payload_purged" } });
-    const shown = await (await call(worker, admin("GET", `/events/${first.eventId}`))).json<{ event: { payload: unknown; payloadPurgedAt: string } }>();
+    const shown = await (await call(worker, admin("GET", `/events/${first.eventId}`))).json<{
+      event: { payload: unknown; payloadPurgedAt: string };
+    }>();
     expect(shown.event).toMatchObject({ payload: null, payloadPurgedAt: new Date(clock.now()).toISOString() });
 
     clock.advance(400 * DAY_MS);
     await cron(worker);
-    expect(await env.DB.prepare(`SELECT COUNT(*) AS n FROM events WHERE id = ?1`).bind(first.eventId).first("n")).toBe(0);
+    expect(await env.DB.prepare(`SELECT COUNT(*) AS n FROM events WHERE id = ?1`).bind(first.eventId).first("n")).toBe(
+      0,
+    );
   });
 
   it("never purges an event whose delivery is still pending", async () => {
     const clock = new ManualClock(Date.now());
     const worker = createWorker({ clock });
-    const { eventId } = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create-other-order"))).json<{ eventId: string }>();
+    const { eventId } = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create-other-order"))).json<{
+      eventId: string;
+    }>();
     clock.advance(500 * DAY_MS);
     await cron(worker);
     expect((await storedPayloads(eventId)).body).not.toBeNull();
@@ -283,26 +415,48 @@ describe("retention", () => {
 
   it("a customer's deletion request purges every event of the order now, settles what was pending, and is audited", async () => {
     const worker = createWorker();
-    const created = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create"))).json<{ eventId: string }>();
-    const canceled = await (await call(worker, signedPost(WEEDMAPS_ANY, "weedmaps/canceled-customer"))).json<{ eventId: string }>();
-    const other = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create-other-order"))).json<{ eventId: string }>();
+    const created = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create"))).json<{
+      eventId: string;
+    }>();
+    const canceled = await (await call(worker, signedPost(WEEDMAPS_ANY, "weedmaps/canceled-customer"))).json<{
+      eventId: string;
+    }>();
+    const other = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create-other-order"))).json<{
+      eventId: string;
+    }>();
     const orderId = JSON.parse(fixture("weedmaps/create").body).orderId as string;
     expect(JSON.parse(fixture("weedmaps/canceled-customer").body).orderId).toBe(orderId);
 
-    const res = await call(worker, admin("POST", "/customer-data/purge", { body: { providerOrderId: orderId, reason: "ticket PRIV-42" } }));
+    const res = await call(
+      worker,
+      admin("POST", "/customer-data/purge", { body: { providerOrderId: orderId, reason: "ticket PRIV-42" } }),
+    );
     expect(res.status).toBe(200);
     const result = await res.json<{ purged: string[]; auditId: string; alreadyPurged: number }>();
     expect(result.purged.sort()).toEqual([created.eventId, canceled.eventId].sort());
     for (const id of result.purged) expect((await storedPayloads(id)).body).toBeNull();
     expect((await storedPayloads(other.eventId)).body).not.toBeNull();
-    const states = await env.DB.prepare(`SELECT deliveries FROM events WHERE id = ?1`).bind(created.eventId).first<string>("deliveries");
-    expect(JSON.parse(states!).map((d: { status: string; lastError: string }) => [d.status, d.lastError])).toEqual([["dead", "payload_purged"], ["dead", "payload_purged"]]);
+    const states = await env.DB.prepare(`SELECT deliveries FROM events WHERE id = ?1`)
+      .bind(created.eventId)
+      .first<string>("deliveries");
+    expect(JSON.parse(states!).map((d: { status: string; lastError: string }) => [d.status, d.lastError])).toEqual([
+      ["dead", "payload_purged"],
+      ["dead", "payload_purged"],
+    ]);
 
-    const again = await (await call(worker, admin("POST", "/customer-data/purge", { body: { providerOrderId: orderId } }))).json<{ purged: string[]; alreadyPurged: number }>();
+    const again = await (
+      await call(worker, admin("POST", "/customer-data/purge", { body: { providerOrderId: orderId } }))
+    ).json<{ purged: string[]; alreadyPurged: number }>();
     expect(again).toMatchObject({ purged: [], alreadyPurged: 2 });
-    const audit = await (await call(worker, admin("GET", "/audit"))).json<{ entries: { id: string; action: string; tokenId: string; detail: Record<string, unknown> }[] }>();
+    const audit = await (await call(worker, admin("GET", "/audit"))).json<{
+      entries: { id: string; action: string; tokenId: string; detail: Record<string, unknown> }[];
+    }>();
     const entry = audit.entries.find((e) => e.id === result.auditId)!;
-    expect(entry).toMatchObject({ action: "customer_purge", tokenId: expect.stringMatching(/^tok_[0-9a-f]{16}$/), detail: { providerOrderId: orderId, reason: "ticket PRIV-42" } });
+    expect(entry).toMatchObject({
+      action: "customer_purge",
+      tokenId: expect.stringMatching(/^tok_[0-9a-f]{16}$/),
+      detail: { providerOrderId: orderId, reason: "ticket PRIV-42" },
+    });
     expect(JSON.stringify(audit)).not.toContain(env.ADMIN_TOKEN as string);
   });
 });
@@ -310,7 +464,9 @@ describe("retention", () => {
 describe("shown only on purpose", () => {
   async function ingestWithExcerpt(worker: Worker): Promise<string> {
     stubDestinations(() => new Response(`{"error":"duplicate customer Jordan Rivera +15555550123"}`, { status: 503 }));
-    const { eventId } = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create"))).json<{ eventId: string }>();
+    const { eventId } = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create"))).json<{
+      eventId: string;
+    }>();
     await deliver(worker, eventId, ["pos"]);
     vi.restoreAllMocks();
     return eventId;
@@ -322,10 +478,23 @@ describe("shown only on purpose", () => {
     const res = await call(worker, admin("GET", `/events/${eventId}`));
     const text = await res.text();
     expect(res.status).toBe(200);
-    const shown = JSON.parse(text) as { event: { revealed: boolean; payload: { data: string; redacted: string[] } }; deliveries: { attemptLog: { responseExcerpt: string }[] }[] };
+    const shown = JSON.parse(text) as {
+      event: { revealed: boolean; payload: { data: string; redacted: string[] } };
+      deliveries: { attemptLog: { responseExcerpt: string }[] }[];
+    };
     expect(shown.event.revealed).toBe(false);
-    expect(shown.event.payload.redacted).toEqual(["customer", "customerNote", "documents", "payments", "shippingAddress"]);
-    expect(JSON.parse(shown.event.payload.data)).toMatchObject({ orderId: "9763822", customer: "[redacted]", seller: { id: "4242" } });
+    expect(shown.event.payload.redacted).toEqual([
+      "customer",
+      "customerNote",
+      "documents",
+      "payments",
+      "shippingAddress",
+    ]);
+    expect(JSON.parse(shown.event.payload.data)).toMatchObject({
+      orderId: "9763822",
+      customer: "[redacted]",
+      seller: { id: "4242" },
+    });
     expect(shown.deliveries.flatMap((d) => d.attemptLog.map((a) => a.responseExcerpt))).toEqual(["[redacted]"]);
     for (const value of [...PII, "Jordan Rivera"]) expect(text, value).not.toContain(value);
   });
@@ -341,29 +510,66 @@ describe("shown only on purpose", () => {
     expect(wrong.status).toBe(403);
     expect(await wrong.json()).toMatchObject({ error: { code: "reveal_forbidden" } });
     // The admin token is not the reveal token.
-    expect((await call(worker, admin("GET", path, { headers: { "x-reveal-token": env.ADMIN_TOKEN as string } }))).status).toBe(403);
+    expect(
+      (await call(worker, admin("GET", path, { headers: { "x-reveal-token": env.ADMIN_TOKEN as string } }))).status,
+    ).toBe(403);
     // Revealing is off when the secret is unset.
-    expect((await call(worker, admin("GET", path, { headers: { "x-reveal-token": env.ADMIN_REVEAL_TOKEN as string } }), { ...env, ADMIN_REVEAL_TOKEN: undefined } as Bindings)).status).toBe(403);
-    const before = await env.DB.prepare(`SELECT action FROM audit_log WHERE event_id = ?1`).bind(eventId).all<{ action: string }>();
+    expect(
+      (
+        await call(worker, admin("GET", path, { headers: { "x-reveal-token": env.ADMIN_REVEAL_TOKEN as string } }), {
+          ...env,
+          ADMIN_REVEAL_TOKEN: undefined,
+        } as Bindings)
+      ).status,
+    ).toBe(403);
+    const before = await env.DB.prepare(`SELECT action FROM audit_log WHERE event_id = ?1`)
+      .bind(eventId)
+      .all<{ action: string }>();
     // Issue #22: every refused token is audited (without the token) and counted against the client.
     expect(before.results.map((r) => r.action)).toEqual(["reveal_failed", "reveal_failed", "reveal_failed"]);
 
-    const ok = await call(worker, admin("GET", path, { headers: { "x-reveal-token": env.ADMIN_REVEAL_TOKEN as string } }));
+    const ok = await call(
+      worker,
+      admin("GET", path, { headers: { "x-reveal-token": env.ADMIN_REVEAL_TOKEN as string } }),
+    );
     expect(ok.status).toBe(200);
-    const shown = await ok.json<{ event: { revealed: boolean; payload: { data: string; redacted: string[] } }; deliveries: { attemptLog: { responseExcerpt: string }[] }[] }>();
-    expect(shown.event).toMatchObject({ revealed: true, payload: { data: fixture("weedmaps/create").body, redacted: [] } });
-    expect(shown.deliveries.flatMap((d) => d.attemptLog.map((a) => a.responseExcerpt))).toEqual([expect.stringContaining("+15555550123")]);
+    const shown = await ok.json<{
+      event: { revealed: boolean; payload: { data: string; redacted: string[] } };
+      deliveries: { attemptLog: { responseExcerpt: string }[] }[];
+    }>();
+    expect(shown.event).toMatchObject({
+      revealed: true,
+      payload: { data: fixture("weedmaps/create").body, redacted: [] },
+    });
+    expect(shown.deliveries.flatMap((d) => d.attemptLog.map((a) => a.responseExcerpt))).toEqual([
+      expect.stringContaining("+15555550123"),
+    ]);
 
-    const audit = await (await call(worker, admin("GET", `/audit?eventId=${eventId}`))).json<{ entries: { action: string; eventId: string; tokenId: string; at: string }[] }>();
-    expect(audit.entries.filter((e) => e.action === "reveal")).toEqual([{ id: expect.any(String), action: "reveal", eventId, tokenId: expect.stringMatching(/^tok_[0-9a-f]{16}$/), at: expect.any(String), detail: expect.any(Object) }]);
+    const audit = await (await call(worker, admin("GET", `/audit?eventId=${eventId}`))).json<{
+      entries: { action: string; eventId: string; tokenId: string; at: string }[];
+    }>();
+    expect(audit.entries.filter((e) => e.action === "reveal")).toEqual([
+      {
+        id: expect.any(String),
+        action: "reveal",
+        eventId,
+        tokenId: expect.stringMatching(/^tok_[0-9a-f]{16}$/),
+        at: expect.any(String),
+        detail: expect.any(Object),
+      },
+    ]);
     const raw = await env.DB.prepare(`SELECT * FROM audit_log`).all();
     expect(JSON.stringify(raw.results)).not.toContain(env.ADMIN_REVEAL_TOKEN as string);
   });
 
   it("a Leaf Trade order's buyer contact is redacted in each order of an envelope", async () => {
     const worker = createWorker();
-    const { eventId } = await (await call(worker, signedPost("/webhooks/leaftrade/order-v4", "leaftrade/order-v4--with-buyer"))).json<{ eventId: string }>();
-    const shown = await (await call(worker, admin("GET", `/events/${eventId}`))).json<{ event: { payload: { data: string; redacted: string[] } } }>();
+    const { eventId } = await (
+      await call(worker, signedPost("/webhooks/leaftrade/order-v4", "leaftrade/order-v4--with-buyer"))
+    ).json<{ eventId: string }>();
+    const shown = await (await call(worker, admin("GET", `/events/${eventId}`))).json<{
+      event: { payload: { data: string; redacted: string[] } };
+    }>();
     expect(shown.event.payload.redacted).toEqual(["results.0.buyer"]);
     expect(shown.event.payload.data).not.toContain("casey.nguyen@greenvalley.example");
     expect(JSON.parse(shown.event.payload.data).results[0].dispensary_location.license_number).toBe("C10-0000456-LIC");
@@ -373,7 +579,8 @@ describe("shown only on purpose", () => {
 describe("nothing in logs", () => {
   it("ingest, delivery failures, Draft violations, the dead-letter queue and the admin endpoints log no customer value", async () => {
     const lines: string[] = [];
-    for (const level of ["log", "info", "warn", "error", "debug"] as const) vi.spyOn(console, level).mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
+    for (const level of ["log", "info", "warn", "error", "debug"] as const)
+      vi.spyOn(console, level).mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
     const worker = createWorker();
     const debug = { ...env, LOG_LEVEL: "debug" } as unknown as Bindings;
 
@@ -381,14 +588,27 @@ describe("nothing in logs", () => {
     stubDestinations((request) =>
       new URL(request.url).pathname.includes("draft")
         ? // A responder that changes the customer: a Draft violation.
-          request.json().then((order) => Response.json({ ...(order as object), customer: { firstName: "Someone", phone: "+15555550123", dob: "1990-04-12" } }))
+          request
+            .json()
+            .then((order) =>
+              Response.json({
+                ...(order as object),
+                customer: { firstName: "Someone", phone: "+15555550123", dob: "1990-04-12" },
+              }),
+            )
         : new Response(`{"error":"customer Jordan Rivera +15555550123 1990-04-12 exists"}`, { status: 500 }),
     );
     const ids: string[] = [];
     for (const name of Object.keys(ALL_FIXTURES)) {
       const [provider, event] = name.split("/") as [string, string];
-      const path = provider === "weedmaps" ? `/webhooks/weedmaps${event === "draft" ? "/draft" : ""}?merchant_id=4242` : `/webhooks/leaftrade/${event.replace(/--.*$/, "")}`;
-      const json = await (await call(worker, signedPost(path, name), debug)).json<{ eventId?: string; events?: { eventId: string }[] }>();
+      const path =
+        provider === "weedmaps"
+          ? `/webhooks/weedmaps${event === "draft" ? "/draft" : ""}?merchant_id=4242`
+          : `/webhooks/leaftrade/${event.replace(/--.*$/, "")}`;
+      const json = await (await call(worker, signedPost(path, name), debug)).json<{
+        eventId?: string;
+        events?: { eventId: string }[];
+      }>();
       ids.push(...(json.events?.map((e) => e.eventId) ?? (json.eventId ? [json.eventId] : [])));
     }
     expect(lines.some((l) => l.includes("draft_answer_rejected"))).toBe(true);
@@ -396,17 +616,42 @@ describe("nothing in logs", () => {
     expect(lines.some((l) => l.includes("delivery_retry_scheduled"))).toBe(true);
 
     // The dead-letter queue.
-    const dlq = createMessageBatch("webhook-deliveries-dlq", [{ id: "dlq-1", timestamp: new Date(), attempts: 1, body: { v: 1, eventId: ids[0], deliveries: [{ destination: "pos", generation: 1 }] } }]);
+    const dlq = createMessageBatch("webhook-deliveries-dlq", [
+      {
+        id: "dlq-1",
+        timestamp: new Date(),
+        attempts: 1,
+        body: { v: 1, eventId: ids[0], deliveries: [{ destination: "pos", generation: 1 }] },
+      },
+    ]);
     await worker.queue(dlq, debug);
     expect(lines.some((l) => l.includes("dead_letter_received"))).toBe(true);
 
     // The admin endpoints: redacted and revealed reads, a purge, the audit log, and a bad request.
     await call(worker, admin("GET", `/events/${ids[0]}`), debug);
-    await call(worker, admin("GET", `/events/${ids[0]}?reveal=true`, { headers: { "x-reveal-token": env.ADMIN_REVEAL_TOKEN as string } }), debug);
+    await call(
+      worker,
+      admin("GET", `/events/${ids[0]}?reveal=true`, {
+        headers: { "x-reveal-token": env.ADMIN_REVEAL_TOKEN as string },
+      }),
+      debug,
+    );
     await call(worker, admin("POST", "/customer-data/purge", { body: { providerOrderId: "9763822" } }), debug);
     await call(worker, admin("GET", "/audit"), debug);
-    await call(worker, admin("POST", "/routing/dry-run", { body: { source: "weedmaps", merchantId: "1", payload: JSON.parse(fixture("weedmaps/create").body) } }), debug);
-    await call(worker, admin("POST", "/routing/dry-run", { body: { source: "weedmaps", payload: { customer: { dob: "1990-04-12" } }, extra: "x" } }), debug);
+    await call(
+      worker,
+      admin("POST", "/routing/dry-run", {
+        body: { source: "weedmaps", merchantId: "1", payload: JSON.parse(fixture("weedmaps/create").body) },
+      }),
+      debug,
+    );
+    await call(
+      worker,
+      admin("POST", "/routing/dry-run", {
+        body: { source: "weedmaps", payload: { customer: { dob: "1990-04-12" } }, extra: "x" },
+      }),
+      debug,
+    );
 
     expect(lines.length).toBeGreaterThan(10);
     const all = lines.join("\n");

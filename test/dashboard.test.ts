@@ -3,7 +3,15 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
 import { SESSION_MS } from "../src/dashboard/session.ts";
 import { encodeCursor } from "../src/core/cursor.ts";
-import { captureDeliveryQueue, fixture, ManualClock, post, runQueueOn, stubDestinations, weedmapsSignature } from "./helpers.ts";
+import {
+  captureDeliveryQueue,
+  fixture,
+  ManualClock,
+  post,
+  runQueueOn,
+  stubDestinations,
+  weedmapsSignature,
+} from "./helpers.ts";
 import { piiValues } from "./pii.ts";
 
 /**
@@ -15,23 +23,47 @@ afterEach(() => vi.restoreAllMocks());
 const ORIGIN = "https://router.example.test";
 const clock = new ManualClock(Date.now());
 const worker = createWorker({ clock });
-const ctx = { waitUntil: () => undefined, passThroughOnException: () => undefined, props: {} } as unknown as ExecutionContext;
+const ctx = {
+  waitUntil: () => undefined,
+  passThroughOnException: () => undefined,
+  props: {},
+} as unknown as ExecutionContext;
 
 function request(
   method: string,
   path: string,
-  { cookie, form, origin = ORIGIN, base = ORIGIN, client }: { cookie?: string; form?: Record<string, string>; origin?: string | null; base?: string; client?: string } = {},
+  {
+    cookie,
+    form,
+    origin = ORIGIN,
+    base = ORIGIN,
+    client,
+  }: { cookie?: string; form?: Record<string, string>; origin?: string | null; base?: string; client?: string } = {},
 ) {
   const headers: Record<string, string> = {};
   if (client) headers["cf-connecting-ip"] = client;
   if (cookie) headers.cookie = cookie;
   if (form) headers["content-type"] = "application/x-www-form-urlencoded";
   if (form && origin) headers.origin = origin;
-  return worker.fetch(new Request(`${base}/dashboard${path}`, { method, headers, body: form ? new URLSearchParams(form).toString() : undefined, redirect: "manual" }), env, ctx);
+  return worker.fetch(
+    new Request(`${base}/dashboard${path}`, {
+      method,
+      headers,
+      body: form ? new URLSearchParams(form).toString() : undefined,
+      redirect: "manual",
+    }),
+    env,
+    ctx,
+  );
 }
 
 async function signIn(base = ORIGIN, client?: string): Promise<{ cookie: string; setCookie: string }> {
-  const res = await request("POST", "/sign-in", { form: { token: env.ADMIN_TOKEN as string }, origin: base, base, client });
+  const res = await request("POST", "/sign-in", {
+    form: { token: env.ADMIN_TOKEN as string },
+    origin: base,
+    base,
+    client,
+  });
   expect(res.status).toBe(303);
   expect(res.headers.get("location")).toBe("/dashboard/overview");
   const setCookie = res.headers.get("set-cookie")!;
@@ -45,12 +77,21 @@ const page = async (path: string, cookie: string) => {
 };
 
 /** The page's text as a reader sees it: tags gone, whitespace folded. */
-const visible = (html: string) => html.replace(/<[^>]+>/g, " ").replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, "&").replace(/\s+/g, " ");
+const visible = (html: string) =>
+  html
+    .replace(/<[^>]+>/g, " ")
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&amp;/g, "&")
+    .replace(/\s+/g, " ");
 
 let counter = 0;
 /** A lab event (unsigned test source): `single` goes to pos, `pair` to pos and erp. */
 async function labEvent(kind: "single" | "pair"): Promise<string> {
-  const res = await post(`/webhooks/lab/${kind}`, JSON.stringify({ id: `dash-${++counter}-${crypto.randomUUID()}`, kind }));
+  const res = await post(
+    `/webhooks/lab/${kind}`,
+    JSON.stringify({ id: `dash-${++counter}-${crypto.randomUUID()}`, kind }),
+  );
   expect(res.status).toBe(200);
   return (await res.json<{ eventId: string }>()).eventId;
 }
@@ -73,7 +114,15 @@ async function deliver(queue: ReturnType<typeof captureDeliveryQueue>, from = 0)
 
 describe("sign-in", () => {
   it("sends a page without a session to sign in", async () => {
-    for (const path of ["/", "/overview", "/events", "/destinations", "/dead-letters", "/dead-letters/redrive", "/routing"]) {
+    for (const path of [
+      "/",
+      "/overview",
+      "/events",
+      "/destinations",
+      "/dead-letters",
+      "/dead-letters/redrive",
+      "/routing",
+    ]) {
       const res = await request("GET", path);
       expect(res.status, path).toBe(303);
       expect(res.headers.get("location")).toBe("/dashboard/sign-in");
@@ -88,12 +137,16 @@ describe("sign-in", () => {
     expect(res.status).toBe(303);
     expect(res.headers.get("location")).toBe("/dashboard/sign-in?failed=1");
     expect(res.headers.get("set-cookie")).toBeNull();
-    expect(visible(await (await request("GET", "/sign-in?failed=1")).text())).toContain("That token is not the admin token.");
+    expect(visible(await (await request("GET", "/sign-in?failed=1")).text())).toContain(
+      "That token is not the admin token.",
+    );
   });
 
   it("sets a signed, HttpOnly, SameSite=Strict cookie with an expiry, Secure except on loopback", async () => {
     const { setCookie } = await signIn();
-    expect(setCookie).toMatch(/^router_session=[^;]+; Max-Age=28800; Path=\/dashboard; HttpOnly; Secure; SameSite=Strict$/);
+    expect(setCookie).toMatch(
+      /^router_session=[^;]+; Max-Age=28800; Path=\/dashboard; HttpOnly; Secure; SameSite=Strict$/,
+    );
     const local = await signIn("http://127.0.0.1:8787");
     expect(local.setCookie).not.toMatch(/Secure/);
     expect(local.setCookie).toMatch(/HttpOnly; SameSite=Strict/);
@@ -107,21 +160,37 @@ describe("sign-in", () => {
     expect((await request("GET", "/events", { cookie: tampered })).status).toBe(303);
     // The same cookie, read by a router whose clock is past its expiry (this file's clock stays near real time).
     const later = createWorker({ clock: new ManualClock(clock.now() + SESSION_MS + 1) });
-    const expired = await later.fetch(new Request(`${ORIGIN}/dashboard/events`, { headers: { cookie }, redirect: "manual" }), env, ctx);
+    const expired = await later.fetch(
+      new Request(`${ORIGIN}/dashboard/events`, { headers: { cookie }, redirect: "manual" }),
+      env,
+      ctx,
+    );
     expect(expired.status).toBe(303);
     expect(expired.headers.get("location")).toBe("/dashboard/sign-in");
     const fresh = await signIn();
-    const rotated = await worker.fetch(new Request(`${ORIGIN}/dashboard/events`, { headers: { cookie: fresh.cookie }, redirect: "manual" }), { ...env, ADMIN_TOKEN: "a-new-admin-token" } as Env, ctx);
+    const rotated = await worker.fetch(
+      new Request(`${ORIGIN}/dashboard/events`, { headers: { cookie: fresh.cookie }, redirect: "manual" }),
+      { ...env, ADMIN_TOKEN: "a-new-admin-token" } as Env,
+      ctx,
+    );
     expect(rotated.status).toBe(303);
   });
 
   it("refuses a form posted from another origin (CSRF) with a page that names the code, and signs out", async () => {
     const { cookie } = await signIn();
-    const forged = await request("POST", "/destinations/pos/pause", { cookie, form: { reason: "forged" }, origin: "https://evil.example" });
+    const forged = await request("POST", "/destinations/pos/pause", {
+      cookie,
+      form: { reason: "forged" },
+      origin: "https://evil.example",
+    });
     expect(forged.status).toBe(403);
     expect(forged.headers.get("content-type")).toMatch(/^text\/html/);
     expect(visible(await forged.text())).toContain("cross_origin_request:");
-    const noOrigin = await request("POST", "/destinations/pos/pause", { cookie, form: { reason: "forged" }, origin: null });
+    const noOrigin = await request("POST", "/destinations/pos/pause", {
+      cookie,
+      form: { reason: "forged" },
+      origin: null,
+    });
     expect(noOrigin.status).toBe(403);
     expect(visible(await page("/destinations", cookie))).not.toMatch(/pos \d+ \d+ \d+ paused/);
     const out = await request("POST", "/sign-out", { cookie, form: {} });
@@ -132,22 +201,39 @@ describe("sign-in", () => {
 
 describe("security headers and caching", () => {
   /** The dashboard's CSP, directive by directive. */
-  const csp = (res: Response) => new Map((res.headers.get("content-security-policy") ?? "").split(";").map((d) => d.trim().split(/\s+/)).map(([name, ...values]) => [name!, values.join(" ")]));
+  const csp = (res: Response) =>
+    new Map(
+      (res.headers.get("content-security-policy") ?? "")
+        .split(";")
+        .map((d) => d.trim().split(/\s+/))
+        .map(([name, ...values]) => [name!, values.join(" ")]),
+    );
 
   it("sends a strict CSP, no framing, no referrer, nosniff and no-store on every page, redirect and error page", async () => {
     const { cookie } = await signIn();
     stubDestinations(() => new Response("ok"));
     const f = fixture("weedmaps/create");
-    const ingested = await post("/webhooks/weedmaps?merchant_id=4242", f.body.replace("9763822", "headers-order"), { Signature: await weedmapsSignature(f.body.replace("9763822", "headers-order")) });
+    const ingested = await post("/webhooks/weedmaps?merchant_id=4242", f.body.replace("9763822", "headers-order"), {
+      Signature: await weedmapsSignature(f.body.replace("9763822", "headers-order")),
+    });
     const { eventId } = await ingested.json<{ eventId: string }>();
     const answers: [string, Response][] = [
       ["sign-in page", await request("GET", "/sign-in")],
       ["no session", await request("GET", "/events")],
       ["events", await request("GET", "/events", { cookie })],
       ["event", await request("GET", `/events/${eventId}`, { cookie })],
-      ["revealed event", await request("POST", `/events/${eventId}/reveal`, { cookie, form: { reveal_token: env.ADMIN_REVEAL_TOKEN as string } })],
+      [
+        "revealed event",
+        await request("POST", `/events/${eventId}/reveal`, {
+          cookie,
+          form: { reveal_token: env.ADMIN_REVEAL_TOKEN as string },
+        }),
+      ],
       ["error page", await request("GET", `/events/evt_${"0".repeat(32)}`, { cookie })],
-      ["cross-origin refusal", await request("POST", "/sign-out", { cookie, form: {}, origin: "https://evil.example" })],
+      [
+        "cross-origin refusal",
+        await request("POST", "/sign-out", { cookie, form: {}, origin: "https://evil.example" }),
+      ],
     ];
     expect(answers.map(([, res]) => res.status)).toEqual([200, 303, 200, 200, 200, 404, 403]);
     for (const [what, res] of answers) {
@@ -180,7 +266,11 @@ describe("security headers and caching", () => {
 
 describe("sessions", () => {
   const audited = async (action: string) =>
-    (await env.DB.prepare("SELECT detail FROM audit_log WHERE action = ?1 ORDER BY id").bind(action).all<{ detail: string }>()).results.map((r) => JSON.parse(r.detail) as Record<string, unknown>);
+    (
+      await env.DB.prepare("SELECT detail FROM audit_log WHERE action = ?1 ORDER BY id")
+        .bind(action)
+        .all<{ detail: string }>()
+    ).results.map((r) => JSON.parse(r.detail) as Record<string, unknown>);
 
   it("sign-out revokes the session on the server: a copy of the cookie no longer opens a page", async () => {
     const { cookie } = await signIn(ORIGIN, "192.0.2.10");
@@ -194,7 +284,10 @@ describe("sessions", () => {
       expect(res.status, path).toBe(303);
       expect(res.headers.get("location")).toBe("/dashboard/sign-in");
     }
-    const pause = await request("POST", "/destinations/pos/pause", { cookie: copied, form: { reason: "after sign-out" } });
+    const pause = await request("POST", "/destinations/pos/pause", {
+      cookie: copied,
+      form: { reason: "after sign-out" },
+    });
     expect(pause.headers.get("location")).toBe("/dashboard/sign-in");
     const session = (await audited("sign_in")).find((d) => d.client === "192.0.2.10")?.session;
     expect(session).toMatch(/^[0-9a-f]{8}$/);
@@ -208,7 +301,9 @@ describe("sessions", () => {
     const res = await request("POST", "/sign-out-everywhere", { cookie: first.cookie, form: {} });
     expect(res.status).toBe(303);
     expect(res.headers.get("location")).toBe("/dashboard/sign-in?everywhere=1");
-    expect(visible(await (await request("GET", "/sign-in?everywhere=1")).text())).toContain("Every dashboard session has been signed out.");
+    expect(visible(await (await request("GET", "/sign-in?everywhere=1")).text())).toContain(
+      "Every dashboard session has been signed out.",
+    );
     for (const { cookie } of [first, second]) expect((await request("GET", "/overview", { cookie })).status).toBe(303);
     expect((await audited("sign_out_everywhere")).at(-1)).toMatchObject({ revoked: expect.any(Number) });
     expect((await audited("sign_out_everywhere")).at(-1)!.revoked).toBeGreaterThanOrEqual(2);
@@ -219,13 +314,19 @@ describe("sessions", () => {
 
   it("shows a sign-out everywhere button beside sign-out", async () => {
     const { cookie } = await signIn();
-    expect(await page("/overview", cookie)).toContain('<form class="inline" method="post" action="/dashboard/sign-out-everywhere"><button type="submit">Sign out everywhere</button></form>');
+    expect(await page("/overview", cookie)).toContain(
+      '<form class="inline" method="post" action="/dashboard/sign-out-everywhere"><button type="submit">Sign out everywhere</button></form>',
+    );
   });
 });
 
 describe("throttling", () => {
   const auditOf = async (client: string) =>
-    (await env.DB.prepare("SELECT action, token_id, event_id, detail FROM audit_log WHERE detail LIKE ?1 ORDER BY id").bind(`%"client":"${client}"%`).all<{ action: string; token_id: string; event_id: string | null; detail: string }>()).results;
+    (
+      await env.DB.prepare("SELECT action, token_id, event_id, detail FROM audit_log WHERE detail LIKE ?1 ORDER BY id")
+        .bind(`%"client":"${client}"%`)
+        .all<{ action: string; token_id: string; event_id: string | null; detail: string }>()
+    ).results;
 
   it("twelve wrong tokens in a row at sign-in: the sixth on get 429 with Retry-After, the right token too; each failure audited without it", async () => {
     const client = "203.0.113.7";
@@ -249,15 +350,28 @@ describe("throttling", () => {
     await signIn(ORIGIN, "203.0.113.8");
 
     const rows = await auditOf(client);
-    expect(rows.map((r) => r.action).sort()).toEqual(["attempts_throttled", ...Array<string>(5).fill("sign_in_failed")]);
+    expect(rows.map((r) => r.action).sort()).toEqual([
+      "attempts_throttled",
+      ...Array<string>(5).fill("sign_in_failed"),
+    ]);
     expect(rows.every((r) => r.token_id === "none")).toBe(true);
     expect(rows.map((r) => r.detail).join()).not.toContain("guess-number");
-    expect(JSON.parse(rows.find((r) => r.action === "attempts_throttled")!.detail)).toMatchObject({ client, via: "dashboard", scope: "sign_in", retryAfterSeconds: 900 });
+    expect(JSON.parse(rows.find((r) => r.action === "attempts_throttled")!.detail)).toMatchObject({
+      client,
+      via: "dashboard",
+      scope: "sign_in",
+      retryAfterSeconds: 900,
+    });
 
     // When the window is over, the right token signs in.
     const later = createWorker({ clock: new ManualClock(clock.now() + 15 * 60_000 + 1) });
     const after = await later.fetch(
-      new Request(`${ORIGIN}/dashboard/sign-in`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", origin: ORIGIN, "cf-connecting-ip": client }, body: new URLSearchParams({ token: env.ADMIN_TOKEN as string }).toString(), redirect: "manual" }),
+      new Request(`${ORIGIN}/dashboard/sign-in`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", origin: ORIGIN, "cf-connecting-ip": client },
+        body: new URLSearchParams({ token: env.ADMIN_TOKEN as string }).toString(),
+        redirect: "manual",
+      }),
       env,
       ctx,
     );
@@ -270,10 +384,14 @@ describe("throttling", () => {
     const eventId = await labEvent("single");
     const client = "2001:db8:aa:bb:1:2:3:4";
     const { cookie } = await signIn(ORIGIN, client);
-    const reveal = (token: string, from = client) => request("POST", `/events/${eventId}/reveal`, { cookie, form: { reveal_token: token }, client: from });
+    const reveal = (token: string, from = client) =>
+      request("POST", `/events/${eventId}/reveal`, { cookie, form: { reveal_token: token }, client: from });
     for (let i = 1; i <= 5; i++) expect((await reveal(`reveal-guess-${i}`)).status).toBe(403);
     // Another address in the same /64 is the same client.
-    for (const [token, from] of [["reveal-guess-6", client], [env.ADMIN_REVEAL_TOKEN as string, "2001:db8:aa:bb::99"]] as const) {
+    for (const [token, from] of [
+      ["reveal-guess-6", client],
+      [env.ADMIN_REVEAL_TOKEN as string, "2001:db8:aa:bb::99"],
+    ] as const) {
       const res = await reveal(token, from);
       expect(res.status).toBe(429);
       expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
@@ -329,25 +447,44 @@ describe("events", () => {
     const pii = piiValues({ "weedmaps/create": f.body });
     expect(pii.length).toBeGreaterThan(0);
 
-    const wrong = await request("POST", `/events/${eventId}/reveal`, { cookie, form: { reveal_token: "not-the-reveal-token" } });
+    const wrong = await request("POST", `/events/${eventId}/reveal`, {
+      cookie,
+      form: { reveal_token: "not-the-reveal-token" },
+    });
     expect(wrong.status).toBe(403);
     const wrongText = await wrong.text();
     expect(visible(wrongText)).toContain("That is not the reveal token. Nothing was shown.");
     for (const value of pii) expect(wrongText).not.toContain(value);
     // The admin token is not the reveal token.
-    expect((await request("POST", `/events/${eventId}/reveal`, { cookie, form: { reveal_token: env.ADMIN_TOKEN as string } })).status).toBe(403);
+    expect(
+      (
+        await request("POST", `/events/${eventId}/reveal`, {
+          cookie,
+          form: { reveal_token: env.ADMIN_TOKEN as string },
+        })
+      ).status,
+    ).toBe(403);
 
-    const shown = await request("POST", `/events/${eventId}/reveal`, { cookie, form: { reveal_token: env.ADMIN_REVEAL_TOKEN as string } });
+    const shown = await request("POST", `/events/${eventId}/reveal`, {
+      cookie,
+      form: { reveal_token: env.ADMIN_REVEAL_TOKEN as string },
+    });
     expect(shown.status).toBe(200);
     const shownText = visible(await shown.text());
     for (const value of pii) expect(shownText).toContain(value);
     const auditMatch = shownText.match(/This reveal is recorded in the audit log \((aud_[0-9]+_[0-9a-f]+)\)/);
     expect(auditMatch).not.toBeNull();
-    const row = await env.DB.prepare("SELECT action, event_id, detail FROM audit_log WHERE id = ?1").bind(auditMatch![1]).first<{ action: string; event_id: string; detail: string }>();
+    const row = await env.DB.prepare("SELECT action, event_id, detail FROM audit_log WHERE id = ?1")
+      .bind(auditMatch![1])
+      .first<{ action: string; event_id: string; detail: string }>();
     expect(row).toMatchObject({ action: "reveal", event_id: eventId });
     expect(JSON.parse(row!.detail)).toMatchObject({ via: "dashboard", fields: expect.arrayContaining(["customer"]) });
     // Refused ones are not in the log as reveals.
-    const reveals = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'reveal' AND event_id = ?1").bind(eventId).first<number>("n");
+    const reveals = await env.DB.prepare(
+      "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'reveal' AND event_id = ?1",
+    )
+      .bind(eventId)
+      .first<number>("n");
     expect(reveals).toBe(1);
   });
 
@@ -398,7 +535,11 @@ describe("dead letters", () => {
   it("lists a dead delivery, counts a window before a bulk redrive, and redrives it to delivered", async () => {
     const queue = captureDeliveryQueue();
     let erpFails = true;
-    stubDestinations((req) => (new URL(req.url).hostname === "erp.example.test" && erpFails ? new Response("bad request", { status: 400 }) : new Response("ok")));
+    stubDestinations((req) =>
+      new URL(req.url).hostname === "erp.example.test" && erpFails
+        ? new Response("bad request", { status: 400 })
+        : new Response("ok"),
+    );
     // From now, not a second back: other tests of this file leave dead erp deliveries too, and the count is this one's.
     const since = new Date().toISOString();
     const eventId = await labEvent("pair");
@@ -415,18 +556,32 @@ describe("dead letters", () => {
     const count = visible(await page(`/dead-letters/redrive?destination=erp&since=${since}&until=${until}`, cookie));
     expect(count).toContain("1 dead delivery matches.");
     expect(count).toContain("Redrive 1 deliveries");
-    expect(visible(await page(`/dead-letters/redrive?destination=pos&since=${since}&until=${until}`, cookie))).toContain("0 dead deliveries match.");
+    expect(
+      visible(await page(`/dead-letters/redrive?destination=pos&since=${since}&until=${until}`, cookie)),
+    ).toContain("0 dead deliveries match.");
     expect((await request("GET", `/dead-letters/redrive?since=${until}&until=${since}`, { cookie })).status).toBe(400);
-    expect((await request("POST", "/dead-letters/redrive", { cookie, form: { destination: "erp", since, until, maxCount: "0" } })).status).toBe(400);
+    expect(
+      (
+        await request("POST", "/dead-letters/redrive", {
+          cookie,
+          form: { destination: "erp", since, until, maxCount: "0" },
+        })
+      ).status,
+    ).toBe(400);
 
     erpFails = false;
     catchUp();
     const sent = queue.messages.length;
-    const started = await request("POST", "/dead-letters/redrive", { cookie, form: { destination: "erp", since, until, maxCount: "1" } });
+    const started = await request("POST", "/dead-letters/redrive", {
+      cookie,
+      form: { destination: "erp", since, until, maxCount: "1" },
+    });
     expect(started.status).toBe(303);
     const location = started.headers.get("location")!;
     expect(location).toMatch(/^\/dashboard\/dead-letters\?started=rpl_[0-9a-f]{32}&count=1$/);
-    expect(visible(await page(location.replace("/dashboard", ""), cookie))).toMatch(/Redrive started for 1 deliveries \(job rpl_[0-9a-f]{32}\)\./);
+    expect(visible(await page(location.replace("/dashboard", ""), cookie))).toMatch(
+      /Redrive started for 1 deliveries \(job rpl_[0-9a-f]{32}\)\./,
+    );
     // The job's page, then the delivery it enqueued.
     await deliver(queue, sent);
     expect(visible(await page(`/events/${eventId}`, cookie))).toContain("erp · generation 2 · delivered");
@@ -445,7 +600,10 @@ describe("overview and destinations", () => {
     await labEvent("single");
     await deliver(queue);
     catchUp(3 * 60_000); // past the walk's lag
-    await worker.scheduled({ cron: "*/5 * * * *", scheduledTime: clock.now(), noRetry() {} } as ScheduledController, env);
+    await worker.scheduled(
+      { cron: "*/5 * * * *", scheduledTime: clock.now(), noRetry() {} } as ScheduledController,
+      env,
+    );
 
     const overview = await page("/overview", cookie);
     const text = visible(overview);
@@ -471,8 +629,15 @@ describe("overview and destinations", () => {
     expect(visible(resumed)).toMatch(/ ctl1 \d+ \d+ \d+ active /);
     expect(resumed).toContain("<label>Reason to pause ctl1<input");
     expect((await request("POST", "/destinations/ctl1/pause", { cookie, form: { reason: " " } })).status).toBe(400);
-    const audit = await env.DB.prepare("SELECT action, detail FROM audit_log WHERE action LIKE 'destination_%' ORDER BY id").all<{ action: string; detail: string }>();
-    expect(audit.results.map((r) => [r.action, JSON.parse(r.detail).via])).toEqual(expect.arrayContaining([["destination_pause", "dashboard"], ["destination_resume", "dashboard"]]));
+    const audit = await env.DB.prepare(
+      "SELECT action, detail FROM audit_log WHERE action LIKE 'destination_%' ORDER BY id",
+    ).all<{ action: string; detail: string }>();
+    expect(audit.results.map((r) => [r.action, JSON.parse(r.detail).via])).toEqual(
+      expect.arrayContaining([
+        ["destination_pause", "dashboard"],
+        ["destination_resume", "dashboard"],
+      ]),
+    );
   });
 });
 
@@ -481,27 +646,46 @@ describe("routing", () => {
     const { cookie } = await signIn();
     expect(visible(await page("/routing", cookie))).toContain("The running config is valid.");
     const f = fixture("weedmaps/create");
-    const res = await request("POST", "/routing/dry-run", { cookie, form: { source: "weedmaps", eventType: "", merchant: "4242", payload: f.body } });
+    const res = await request("POST", "/routing/dry-run", {
+      cookie,
+      form: { source: "weedmaps", eventType: "", merchant: "4242", payload: f.body },
+    });
     expect(res.status).toBe(200);
     const text = visible(await res.text());
     expect(text).toContain("Dry run result Event type: create.");
     expect(text).toContain("wm-create yes");
     expect(text).toMatch(/Destinations pos \(route wm-create\) erp \(route wm-create\)/);
-    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE provider_id = 'dry-run-only'").first("n")).toBe(0);
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE provider_id = 'dry-run-only'").first("n")).toBe(
+      0,
+    );
 
-    const bad = await request("POST", "/routing/dry-run", { cookie, form: { source: "weedmaps", payload: "{not json" } });
+    const bad = await request("POST", "/routing/dry-run", {
+      cookie,
+      form: { source: "weedmaps", payload: "{not json" },
+    });
     expect(bad.status).toBe(400);
     expect(visible(await bad.text())).toContain("invalid_request: The request is invalid. payload: is not JSON");
     const unknown = await request("POST", "/routing/dry-run", { cookie, form: { source: "nope", payload: "{}" } });
     expect(visible(await unknown.text())).toContain("unknown_source:");
 
-    const valid = visible(await (await request("POST", "/routing/validate", { cookie, form: { config: JSON.stringify(JSON.parse(env.ROUTER_CONFIG as string)) } })).text());
+    const valid = visible(
+      await (
+        await request("POST", "/routing/validate", {
+          cookie,
+          form: { config: JSON.stringify(JSON.parse(env.ROUTER_CONFIG as string)) },
+        })
+      ).text(),
+    );
     expect(valid).toContain("Valid.");
     const broken = JSON.parse(env.ROUTER_CONFIG as string);
     broken.routes[0].destinations = ["no-such-destination"];
-    const invalid = visible(await (await request("POST", "/routing/validate", { cookie, form: { config: JSON.stringify(broken) } })).text());
+    const invalid = visible(
+      await (await request("POST", "/routing/validate", { cookie, form: { config: JSON.stringify(broken) } })).text(),
+    );
     expect(invalid).toContain('Not valid: routes[0].destinations[0]: unknown destination "no-such-destination"');
-    expect(visible(await (await request("POST", "/routing/validate", { cookie, form: { config: "{" } })).text())).toContain("(root): is not JSON");
+    expect(
+      visible(await (await request("POST", "/routing/validate", { cookie, form: { config: "{" } })).text()),
+    ).toContain("(root): is not JSON");
   });
 });
 
@@ -538,7 +722,9 @@ describe("cost", () => {
   }
 
   it("no page view scans the events table: every read of it goes through a key or an index", async () => {
-    stubDestinations((req) => (new URL(req.url).hostname === "erp.example.test" ? new Response("no", { status: 400 }) : new Response("ok")));
+    stubDestinations((req) =>
+      new URL(req.url).hostname === "erp.example.test" ? new Response("no", { status: 400 }) : new Response("ok"),
+    );
     const queue = captureDeliveryQueue();
     const eventId = await labEvent("pair");
     await deliver(queue);
@@ -561,23 +747,35 @@ describe("cost", () => {
       "/routing",
     ];
     const scansIn = async (sql: string, params: unknown[]) => {
-      const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(...params).all<{ detail: string }>();
+      const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+        .bind(...params)
+        .all<{ detail: string }>();
       const details = plan.results.map((r) => r.detail);
       // "SCAN e" alone is a full table scan; "SCAN e USING INDEX …" walks an index in order under a LIMIT.
-      return { details, scans: details.filter((d) => /^SCAN (e|events)\b/.test(d) && !/USING (COVERING )?INDEX/.test(d)) };
+      return {
+        details,
+        scans: details.filter((d) => /^SCAN (e|events)\b/.test(d) && !/USING (COVERING )?INDEX/.test(d)),
+      };
     };
     // The check itself: a filter no index serves is a scan, and is caught. (A walk of an index in order is bounded
     // only by its LIMIT; the benchmark's rows read per page at 10,000 and 100,000 events is what shows that.)
-    expect((await scansIn("SELECT id FROM events e WHERE e.merchant_id = ?1 ORDER BY e.id LIMIT 50", ["4242"])).scans).not.toEqual([]);
+    expect(
+      (await scansIn("SELECT id FROM events e WHERE e.merchant_id = ?1 ORDER BY e.id LIMIT 50", ["4242"])).scans,
+    ).not.toEqual([]);
     let eventReads = 0;
     for (const view of views) {
       const { proxy, seen } = capturing(env.DB);
-      const res = await worker.fetch(new Request(`${ORIGIN}/dashboard${view}`, { headers: { cookie }, redirect: "manual" }), { ...env, DB: proxy } as Env, ctx);
+      const res = await worker.fetch(
+        new Request(`${ORIGIN}/dashboard${view}`, { headers: { cookie }, redirect: "manual" }),
+        { ...env, DB: proxy } as Env,
+        ctx,
+      );
       expect(res.status, view).toBe(200);
       // The session costs one small lookup per page view: its row, by its primary key.
-      expect(seen.filter(({ sql }) => /dashboard_sessions|attempt_throttle/.test(sql)).map(({ sql }) => sql), view).toEqual([
-        "SELECT expires_at, revoked_at FROM dashboard_sessions WHERE id = ?1",
-      ]);
+      expect(
+        seen.filter(({ sql }) => /dashboard_sessions|attempt_throttle/.test(sql)).map(({ sql }) => sql),
+        view,
+      ).toEqual(["SELECT expires_at, revoked_at FROM dashboard_sessions WHERE id = ?1"]);
       for (const { sql, params } of seen) {
         if (/\bevents\b/.test(sql)) eventReads++;
         const { details, scans } = await scansIn(sql, params);
@@ -602,7 +800,9 @@ describe("cost", () => {
       .first<{ received_at: number; id: string }>();
     const cursor = encodeCursor([deep!.received_at, deep!.id]);
     const readsOfEvents = async (sql: string, params: unknown[]) => {
-      const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(...params).all<{ detail: string }>();
+      const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+        .bind(...params)
+        .all<{ detail: string }>();
       return plan.results.map((r) => r.detail).filter((d) => /^(SCAN|SEARCH) (e|events)\b/.test(d));
     };
     const SEEK = /^SEARCH (e|events) USING (COVERING )?INDEX \S+ \(.*\(received_at,id\)<\(\?,\?\)\)$/;

@@ -7,7 +7,22 @@ import type { DeliveryMessage } from "../src/core/messages.ts";
 import { plannedDeliveries } from "../src/core/delivery-state.ts";
 import { OUTBOX_CLAIM_MS, sweep, sweepOutbox, sweepOverdue, SWEEP_GRACE_MS } from "../src/delivery/sweeper.ts";
 import { insertOutbox } from "../src/storage/outbox.ts";
-import { captureDeliveryQueue, deferred, deliveriesOf, fixture, ManualClock, post, postWeedmaps, runDeliveryQueue, runQueueOn, runScheduled, storedPayloads, stubDestinations, stubSilentDestination, type FetchHandler } from "./helpers.ts";
+import {
+  captureDeliveryQueue,
+  deferred,
+  deliveriesOf,
+  fixture,
+  ManualClock,
+  post,
+  postWeedmaps,
+  runDeliveryQueue,
+  runQueueOn,
+  runScheduled,
+  storedPayloads,
+  stubDestinations,
+  stubSilentDestination,
+  type FetchHandler,
+} from "./helpers.ts";
 
 let queue: ReturnType<typeof captureDeliveryQueue>;
 beforeEach(async () => {
@@ -45,19 +60,28 @@ function sequence(...responses: (() => Response | Promise<Response>)[]): FetchHa
 }
 
 const ok = () => new Response("ok", { status: 200 });
-const status = (code: number, headers: Record<string, string> = {}) => () => new Response(`status ${code}`, { status: code, headers });
+const status =
+  (code: number, headers: Record<string, string> = {}) =>
+  () =>
+    new Response(`status ${code}`, { status: code, headers });
 
 describe("delivery", () => {
   it("POSTs the original bytes with the original content type, routing headers, static headers and a Standard Webhooks signature", async () => {
     const seen = stubDestinations(ok);
     const f = fixture("weedmaps/create");
-    const res = await post("/webhooks/weedmaps?merchant_id=4242", f.body, { Signature: f.signature, "content-type": "application/json; charset=utf-8" });
+    const res = await post("/webhooks/weedmaps?merchant_id=4242", f.body, {
+      Signature: f.signature,
+      "content-type": "application/json; charset=utf-8",
+    });
     const { eventId } = await res.json<{ eventId: string }>();
     const { result, ids } = await runDeliveryQueue([queue.messages[0]!.body]);
     expect(result.explicitAcks).toEqual(ids);
     expect(result.retryMessages).toEqual([]);
 
-    expect(seen.requests.map((r) => r.url).sort()).toEqual(["https://erp.example.test/webhooks", "https://pos.example.test/orders"]);
+    expect(seen.requests.map((r) => r.url).sort()).toEqual([
+      "https://erp.example.test/webhooks",
+      "https://pos.example.test/orders",
+    ]);
     for (const [i, request] of seen.requests.entries()) {
       expect(request.method).toBe("POST");
       expect(seen.bodies[i]).toBe(f.body);
@@ -69,8 +93,12 @@ describe("delivery", () => {
       expect(request.headers.get("x-router-merchant-id")).toBe("4242");
       expect(request.headers.get("x-router-attempt")).toBe("1");
       const secret = request.url.includes("pos.") ? env.POS_SIGNING_SECRET : env.ERP_SIGNING_SECRET;
-      expect(new Webhook(secret as string).verify(seen.bodies[i]!, Object.fromEntries(request.headers))).toEqual(JSON.parse(f.body));
-      expect(() => new Webhook(env.PRICING_SIGNING_SECRET as string).verify(seen.bodies[i]!, Object.fromEntries(request.headers))).toThrow();
+      expect(new Webhook(secret as string).verify(seen.bodies[i]!, Object.fromEntries(request.headers))).toEqual(
+        JSON.parse(f.body),
+      );
+      expect(() =>
+        new Webhook(env.PRICING_SIGNING_SECRET as string).verify(seen.bodies[i]!, Object.fromEntries(request.headers)),
+      ).toThrow();
     }
     const pos = seen.requests.find((r) => r.url.includes("pos."))!;
     expect(pos.headers.get("authorization")).toBe(`Bearer ${env.POS_API_TOKEN}`);
@@ -82,7 +110,14 @@ describe("delivery", () => {
     ]);
     const [attempt] = JSON.parse(deliveries[0]!.attempt_log);
     // What the destination answered is kept sealed with the event's data key, like its body.
-    expect(attempt).toEqual({ attempt: 1, at: expect.any(Number), statusCode: 200, latencyMs: expect.any(Number), errorClass: null, responseExcerpt: expect.stringMatching(/^pe1:/) });
+    expect(attempt).toEqual({
+      attempt: 1,
+      at: expect.any(Number),
+      statusCode: 200,
+      latencyMs: expect.any(Number),
+      errorClass: null,
+      responseExcerpt: expect.stringMatching(/^pe1:/),
+    });
     expect(await (await storedPayloads(eventId)).payloads.openText("excerpt", attempt.responseExcerpt)).toBe("ok");
   });
 
@@ -100,7 +135,12 @@ describe("delivery", () => {
     expect(third.result.explicitAcks).toEqual(third.ids);
     const [delivery] = await deliveriesOf(eventId);
     expect(delivery).toMatchObject({ status: "delivered", attempts: 3, last_status_code: 200, last_error: null });
-    expect(JSON.parse(delivery!.attempt_log).map((a: { statusCode: number; errorClass: string | null }) => [a.statusCode, a.errorClass])).toEqual([
+    expect(
+      JSON.parse(delivery!.attempt_log).map((a: { statusCode: number; errorClass: string | null }) => [
+        a.statusCode,
+        a.errorClass,
+      ]),
+    ).toEqual([
       [500, "http_500"],
       [502, "http_502"],
       [200, null],
@@ -142,7 +182,12 @@ describe("delivery", () => {
     expect(result.explicitAcks).toEqual(ids);
     expect(result.retryMessages).toEqual([]);
     expect(seen.requests).toHaveLength(1);
-    expect((await deliveriesOf(eventId))[0]).toMatchObject({ status: "dead", attempts: 1, last_status_code: 422, last_error: "http_422 (permanent)" });
+    expect((await deliveriesOf(eventId))[0]).toMatchObject({
+      status: "dead",
+      attempts: 1,
+      last_status_code: 422,
+      last_error: "http_422 (permanent)",
+    });
   });
 
   it("retries a 4xx the destination lists in retryOnStatus", async () => {
@@ -161,7 +206,11 @@ describe("delivery", () => {
     }
     const last = await runDeliveryQueue([message], 3);
     expect(last.result.explicitAcks).toEqual(last.ids);
-    expect((await deliveriesOf(eventId))[0]).toMatchObject({ status: "dead", attempts: 3, last_error: "http_503 (after 3 attempts)" });
+    expect((await deliveriesOf(eventId))[0]).toMatchObject({
+      status: "dead",
+      attempts: 3,
+      last_error: "http_503 (after 3 attempts)",
+    });
   });
 
   it("acknowledges a redelivered message for a delivered delivery without POSTing again", async () => {
@@ -190,7 +239,9 @@ describe("delivery", () => {
   });
 
   it("gives each message of a mixed batch its own ack or retry", async () => {
-    stubDestinations(byHost({ "pos.example.test": ok, "erp.example.test": status(500), "conflicty.example.test": status(422) }));
+    stubDestinations(
+      byHost({ "pos.example.test": ok, "erp.example.test": status(500), "conflicty.example.test": status(422) }),
+    );
     const a = await ingestLab("single");
     const b = await ingestLab("pair");
     const c = await ingestLab("conflict");
@@ -201,9 +252,16 @@ describe("delivery", () => {
     expect(result.retryMessages).toEqual([]);
     // Besides the retry, c's dead delivery raised an alert (its own message, see test/controls.test.ts).
     expect(queue.messages.filter((m) => !("kind" in m.body))).toEqual([
-      { body: { v: 1, eventId: b.eventId, deliveries: [{ destination: "erp", generation: 1 }] }, delaySeconds: expect.any(Number) },
+      {
+        body: { v: 1, eventId: b.eventId, deliveries: [{ destination: "erp", generation: 1 }] },
+        delaySeconds: expect.any(Number),
+      },
     ]);
-    expect(queue.messages.filter((m) => "kind" in m.body).map((m) => (m.body as unknown as { alert: { kind: string } }).alert.kind)).toEqual(["delivery_dead"]);
+    expect(
+      queue.messages
+        .filter((m) => "kind" in m.body)
+        .map((m) => (m.body as unknown as { alert: { kind: string } }).alert.kind),
+    ).toEqual(["delivery_dead"]);
     expect((await deliveriesOf(b.eventId)).map((d) => [d.destination, d.status])).toEqual([
       ["erp", "pending"],
       ["pos", "delivered"],
@@ -215,12 +273,20 @@ describe("delivery", () => {
     stubDestinations(ok);
     const { eventId } = await ingestLab("ten");
     // Ten split-off retries of one fan-out in one batch: ten writers of the same row, each starting from version 0.
-    const messages = Array.from({ length: 10 }, (_, i) => ({ v: 1, eventId, deliveries: [{ destination: `d${String(i + 1).padStart(2, "0")}`, generation: 1 }] }));
+    const messages = Array.from({ length: 10 }, (_, i) => ({
+      v: 1,
+      eventId,
+      deliveries: [{ destination: `d${String(i + 1).padStart(2, "0")}`, generation: 1 }],
+    }));
     const { result, ids } = await runDeliveryQueue(messages);
     expect(result.explicitAcks.sort()).toEqual([...ids].sort());
     const deliveries = await deliveriesOf(eventId);
-    expect(deliveries.map((d) => [d.status, d.attempts, JSON.parse(d.attempt_log).length])).toEqual(Array(10).fill(["delivered", 1, 1]));
-    const version = await env.DB.prepare("SELECT version FROM events WHERE id = ?1").bind(eventId).first<number>("version");
+    expect(deliveries.map((d) => [d.status, d.attempts, JSON.parse(d.attempt_log).length])).toEqual(
+      Array(10).fill(["delivered", 1, 1]),
+    );
+    const version = await env.DB.prepare("SELECT version FROM events WHERE id = ?1")
+      .bind(eventId)
+      .first<number>("version");
     expect(version).toBe(10);
   });
 
@@ -293,7 +359,10 @@ describe("delivery", () => {
     expect(seen.requests).toHaveLength(0);
     expect((await deliveriesOf(eventId))[0]).toMatchObject({ status: "pending", last_error: "config_error" });
     await runDeliveryQueue([message], 2);
-    expect((await deliveriesOf(eventId))[0]).toMatchObject({ status: "dead", last_error: "config_error (after 2 attempts)" });
+    expect((await deliveriesOf(eventId))[0]).toMatchObject({
+      status: "dead",
+      last_error: "config_error (after 2 attempts)",
+    });
   });
 
   it("marks pending deliveries dead, without sending, when their destination was disabled or removed after ingest", async () => {
@@ -304,10 +373,21 @@ describe("delivery", () => {
       ["paused", "ghost"].map((destination) => ({ destination, route: "lab-paused" })),
       0,
     ).map((d) => JSON.stringify(d));
-    await env.DB.prepare(`UPDATE events SET deliveries = json_insert(deliveries, '$[#]', json(?2), '$[#]', json(?3)) WHERE id = ?1`)
+    await env.DB.prepare(
+      `UPDATE events SET deliveries = json_insert(deliveries, '$[#]', json(?2), '$[#]', json(?3)) WHERE id = ?1`,
+    )
       .bind(eventId, paused, ghost)
       .run();
-    const { result, ids } = await runDeliveryQueue([{ v: 1, eventId, deliveries: [{ destination: "paused", generation: 1 }, { destination: "ghost", generation: 1 }] }]);
+    const { result, ids } = await runDeliveryQueue([
+      {
+        v: 1,
+        eventId,
+        deliveries: [
+          { destination: "paused", generation: 1 },
+          { destination: "ghost", generation: 1 },
+        ],
+      },
+    ]);
     expect(result.explicitAcks).toEqual(ids);
     expect(seen.requests).toHaveLength(0);
     expect((await deliveriesOf(eventId)).map((d) => [d.destination, d.status, d.last_error])).toEqual([
@@ -339,7 +419,11 @@ describe("dead-letter queue consumer", () => {
 
   it("ignores a message sent by a duplicate ingest, which names deliveries another request owns", async () => {
     const { eventId, message } = await ingestLab("single");
-    const { result, ids } = await runDeliveryQueue([{ ...message, ingestId: "another-request" }], 1, "webhook-deliveries-dlq");
+    const { result, ids } = await runDeliveryQueue(
+      [{ ...message, ingestId: "another-request" }],
+      1,
+      "webhook-deliveries-dlq",
+    );
     expect(result.explicitAcks).toEqual(ids);
     expect((await deliveriesOf(eventId)).map((d) => d.status)).toEqual(["pending"]);
   });
@@ -373,7 +457,10 @@ describe("outbox sweeper", () => {
       v: 1,
       eventId,
       ingestId: expect.any(String),
-      deliveries: expect.arrayContaining([{ destination: "pos", generation: 1 }, { destination: "erp", generation: 1 }]),
+      deliveries: expect.arrayContaining([
+        { destination: "pos", generation: 1 },
+        { destination: "erp", generation: 1 },
+      ]),
     });
 
     stubDestinations(ok);
@@ -397,7 +484,9 @@ describe("outbox sweeper", () => {
   it("keeps a row whose deliveries it could not claim, and sends it once its claim has run out", async () => {
     const eventId = await ingestWithQueueDown("swept-unclaimed-1");
     // Every write of this event's delivery state silently changes nothing: to the claim it is a race lost every time.
-    await env.DB.exec(`CREATE TRIGGER hold_${eventId} BEFORE UPDATE ON events WHEN OLD.id = '${eventId}' BEGIN SELECT RAISE(IGNORE); END`);
+    await env.DB.exec(
+      `CREATE TRIGGER hold_${eventId} BEFORE UPDATE ON events WHEN OLD.id = '${eventId}' BEGIN SELECT RAISE(IGNORE); END`,
+    );
     const now = Date.now();
     try {
       expect(await sweepOutbox(env, now)).toEqual({ sent: 0 });
@@ -422,7 +511,9 @@ describe("outbox and walk together", () => {
   it("sends a delivery kept in the outbox once, though it is also overdue when the queue comes back", async () => {
     const body = fixture("weedmaps/create").body.replace("9763822", "swept-both-1");
     vi.mocked(env.DELIVERY_QUEUE.sendBatch).mockRejectedValueOnce(new Error("queue unavailable"));
-    const { eventId } = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<{ eventId: string }>();
+    const { eventId } = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<{
+      eventId: string;
+    }>();
     // The outage outlasted the grace period: the outbox pass and the walk both see this event in one run.
     await sweep(env, Date.now() + SWEEP_GRACE_MS + 60_000);
     expect(queue.messages.filter((m) => m.body.eventId === eventId)).toHaveLength(1);
@@ -439,11 +530,26 @@ describe("outbox and walk together", () => {
     stubDestinations(ok);
     const body = fixture("weedmaps/create").body.replace("9763822", "swept-both-2");
     vi.mocked(env.DELIVERY_QUEUE.sendBatch).mockRejectedValueOnce(new Error("queue unavailable"));
-    const { eventId } = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<{ eventId: string }>();
-    await runDeliveryQueue([{ v: 1, eventId, deliveries: [{ destination: "pos", generation: 1 }, { destination: "erp", generation: 1 }] }]);
+    const { eventId } = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<{
+      eventId: string;
+    }>();
+    await runDeliveryQueue([
+      {
+        v: 1,
+        eventId,
+        deliveries: [
+          { destination: "pos", generation: 1 },
+          { destination: "erp", generation: 1 },
+        ],
+      },
+    ]);
     await sweepOutbox(env, Date.now());
     expect(queue.messages.filter((m) => m.body.eventId === eventId)).toEqual([]);
-    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM outbox WHERE message ->> 'eventId' = ?1").bind(eventId).first("n")).toBe(0);
+    expect(
+      await env.DB.prepare("SELECT COUNT(*) AS n FROM outbox WHERE message ->> 'eventId' = ?1")
+        .bind(eventId)
+        .first("n"),
+    ).toBe(0);
   });
 
   it("runs the walk even when the outbox pass fails, and reports the run as failed", async () => {
@@ -454,7 +560,11 @@ describe("outbox and walk together", () => {
     } finally {
       await env.DB.exec("ALTER TABLE outbox_offline RENAME TO outbox");
     }
-    expect(queue.messages.map((m) => m.body)).toContainEqual({ v: 1, eventId, deliveries: [{ destination: "pos", generation: 1 }] });
+    expect(queue.messages.map((m) => m.body)).toContainEqual({
+      v: 1,
+      eventId,
+      deliveries: [{ destination: "pos", generation: 1 }],
+    });
   });
 
   it("keeps the walk's messages in the outbox when the queue refuses them", async () => {
@@ -462,7 +572,9 @@ describe("outbox and walk together", () => {
     const later = Date.now() + SWEEP_GRACE_MS + 60_000;
     vi.mocked(env.DELIVERY_QUEUE.sendBatch).mockRejectedValue(new Error("queue unavailable"));
     await sweepOverdue(env, later, { pageRows: 1000, pages: 10 });
-    const row = await env.DB.prepare("SELECT message FROM outbox WHERE message ->> 'eventId' = ?1").bind(eventId).first<{ message: string }>();
+    const row = await env.DB.prepare("SELECT message FROM outbox WHERE message ->> 'eventId' = ?1")
+      .bind(eventId)
+      .first<{ message: string }>();
     expect(JSON.parse(row!.message)).toEqual({ v: 1, eventId, deliveries: [{ destination: "pos", generation: 1 }] });
   });
 });
@@ -483,7 +595,9 @@ describe("overdue sweeper", () => {
     expect((await sweepOverdue(env, later, wide)).reenqueued).toBeGreaterThanOrEqual(1);
     // Claimed: a second (or overlapping) run at the same time sends nothing again.
     await sweepOverdue(env, later, wide);
-    expect(swept().map((m) => m.body)).toEqual([{ v: 1, eventId, deliveries: [{ destination: "pos", generation: 1 }] }]);
+    expect(swept().map((m) => m.body)).toEqual([
+      { v: 1, eventId, deliveries: [{ destination: "pos", generation: 1 }] },
+    ]);
 
     await runDeliveryQueue([swept()[0]!.body]);
     expect((await deliveriesOf(eventId)).map((d) => d.status)).toEqual(["delivered"]);
@@ -526,7 +640,10 @@ describe("every delivery of every accepted event ends delivered or dead", () => 
     let pending: { body: DeliveryMessage; attempts: number }[] = events.map((e) => ({ body: e.message, attempts: 1 }));
     for (let round = 0; round < 10 && pending.length > 0; round++) {
       queue.messages.length = 0;
-      const { result, ids } = await runDeliveryQueue(pending.map((p) => p.body), round + 1);
+      const { result, ids } = await runDeliveryQueue(
+        pending.map((p) => p.body),
+        round + 1,
+      );
       const retried = new Set(result.retryMessages.map((r) => r.msgId));
       pending = [
         ...pending.filter((_, i) => retried.has(ids[i]!)).map((p) => ({ ...p, attempts: p.attempts + 1 })),
@@ -537,7 +654,11 @@ describe("every delivery of every accepted event ends delivered or dead", () => 
     const rows = (await Promise.all(events.map((e) => deliveriesOf(e.eventId)))).flat();
     expect(rows).toHaveLength(23);
     expect(rows.filter((r) => r.status !== "delivered" && r.status !== "dead")).toEqual([]);
-    expect(rows.filter((r) => r.destination === "d03").every((r) => r.status === "dead" && r.attempts === 3)).toBe(true);
-    expect(rows.filter((r) => r.destination === "d05").every((r) => r.status === "dead" && r.attempts === 1)).toBe(true);
+    expect(rows.filter((r) => r.destination === "d03").every((r) => r.status === "dead" && r.attempts === 3)).toBe(
+      true,
+    );
+    expect(rows.filter((r) => r.destination === "d05").every((r) => r.status === "dead" && r.attempts === 1)).toBe(
+      true,
+    );
   });
 });

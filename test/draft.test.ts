@@ -5,11 +5,24 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { confirmDraft } from "../scripts/pricing.mjs";
 import { createWorker } from "../src/app/worker.ts";
 import { checkWeedmapsAnswer } from "../src/core/providers/weedmaps.ts";
-import { adminFetch, captureDeliveryQueue, deliveriesOf, fixture, ManualClock, ROUTER, stubDestinations, storedPayloads, stubSilentDestination, weedmapsSignature } from "./helpers.ts";
+import {
+  adminFetch,
+  captureDeliveryQueue,
+  deliveriesOf,
+  fixture,
+  ManualClock,
+  ROUTER,
+  stubDestinations,
+  storedPayloads,
+  stubSilentDestination,
+  weedmapsSignature,
+} from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
-type Order = Record<string, unknown> & { lineItems: { quantity: number; originalPrice: string; adjustedPrice?: string | null; id: string }[] };
+type Order = Record<string, unknown> & {
+  lineItems: { quantity: number; originalPrice: string; adjustedPrice?: string | null; id: string }[];
+};
 
 /** A pricing engine's answer, as Weedmaps documents it: the same order with confirmed taxes and totals. */
 function confirm(requestBody: string, change: (order: Order) => void = () => undefined): Order {
@@ -18,13 +31,23 @@ function confirm(requestBody: string, change: (order: Order) => void = () => und
     { name: "State Excise Tax", taxType: "EXCISE", amount: "7.41" },
     { name: "Local Sales Tax", taxType: "SALES", amount: "4.69" },
   ];
-  Object.assign(order, { subtotal: "51.00", discountTotal: "1.60", taxTotal: "12.10", feeTotal: "1.00", grandTotal: "62.50" });
+  Object.assign(order, {
+    subtotal: "51.00",
+    discountTotal: "1.60",
+    taxTotal: "12.10",
+    feeTotal: "1.00",
+    grandTotal: "62.50",
+  });
   change(order);
   return order;
 }
 
 const json = (value: unknown, init: ResponseInit = {}) =>
-  new Response(JSON.stringify(value), { status: 200, headers: { "content-type": "application/json; charset=utf-8" }, ...init });
+  new Response(JSON.stringify(value), {
+    status: 200,
+    headers: { "content-type": "application/json; charset=utf-8" },
+    ...init,
+  });
 
 /** A responder that answers every Draft with `answer(request body)`. */
 function responder(answer: (body: string) => Response | Promise<Response>) {
@@ -58,16 +81,26 @@ async function postDraft(
 }
 
 async function storedDraft(orderId: string) {
-  return env.DB.prepare(`SELECT id, event_type, responder, responder_status, responder_latency_ms, responder_error FROM events WHERE provider_id = ?1`)
+  return env.DB.prepare(
+    `SELECT id, event_type, responder, responder_status, responder_latency_ms, responder_error FROM events WHERE provider_id = ?1`,
+  )
     .bind(orderId)
-    .first<{ id: string; event_type: string; responder: string; responder_status: number | null; responder_latency_ms: number; responder_error: string | null }>();
+    .first<{
+      id: string;
+      event_type: string;
+      responder: string;
+      responder_status: number | null;
+      responder_latency_ms: number;
+      responder_error: string | null;
+    }>();
 }
 
 describe("Weedmaps Draft is answered synchronously by the responder", () => {
   it("passes a valid answer byte for byte, then stores the draft, what Weedmaps was answered and why, and copies it on", async () => {
     const queue = captureDeliveryQueue();
     // Whitespace and key order of its own: the answer is relayed as the responder wrote it.
-    const answer = (body: string) => `{ "orderId" : ${JSON.stringify(JSON.parse(body).orderId)},\n${JSON.stringify(confirm(body)).slice(1)}`;
+    const answer = (body: string) =>
+      `{ "orderId" : ${JSON.stringify(JSON.parse(body).orderId)},\n${JSON.stringify(confirm(body)).slice(1)}`;
     let answered = "";
     const seen = responder((body) => {
       answered = answer(body);
@@ -84,13 +117,26 @@ describe("Weedmaps Draft is answered synchronously by the responder", () => {
     expect(call.url).toBe("https://pricing.example.test/draft");
     expect(seen.bodies[0]).toBe(f.body);
     expect(call.headers.get("x-router-event-type")).toBe("draft");
-    const verified = new Webhook(env.PRICING_SIGNING_SECRET as string).verify(seen.bodies[0]!, Object.fromEntries(call.headers));
+    const verified = new Webhook(env.PRICING_SIGNING_SECRET as string).verify(
+      seen.bodies[0]!,
+      Object.fromEntries(call.headers),
+    );
     expect(verified).toEqual(JSON.parse(f.body));
 
     const stored = (await storedDraft("9779604"))!;
-    expect(stored).toMatchObject({ event_type: "draft", responder: "pricing", responder_status: 200, responder_error: null });
-    const audit = await env.DB.prepare("SELECT draft_answer_status, draft_verdict FROM events WHERE id = ?1").bind(stored.id).first<{ draft_answer_status: number; draft_verdict: string }>();
-    expect(audit).toEqual({ draft_answer_status: 200, draft_verdict: JSON.stringify({ outcome: "passed", repaired: [], warnings: [] }) });
+    expect(stored).toMatchObject({
+      event_type: "draft",
+      responder: "pricing",
+      responder_status: 200,
+      responder_error: null,
+    });
+    const audit = await env.DB.prepare("SELECT draft_answer_status, draft_verdict FROM events WHERE id = ?1")
+      .bind(stored.id)
+      .first<{ draft_answer_status: number; draft_verdict: string }>();
+    expect(audit).toEqual({
+      draft_answer_status: 200,
+      draft_verdict: JSON.stringify({ outcome: "passed", repaired: [], warnings: [] }),
+    });
     // The answer is kept as Weedmaps got it, sealed like the body.
     expect(new TextDecoder().decode((await storedPayloads(stored.id)).answer!)).toBe(answered);
     expect((await deliveriesOf(stored.id)).map((d) => [d.destination, d.status])).toEqual([["erp", "pending"]]);
@@ -101,21 +147,36 @@ describe("Weedmaps Draft is answered synchronously by the responder", () => {
     const clock = new ManualClock();
     const arrived = stubSilentDestination();
     const body = fixture("weedmaps/draft").body.replace("9779604", "slow-draft-1");
-    const res = await postDraft("/webhooks/weedmaps/draft?merchant_id=4242", body, undefined, createWorker({ clock }), async () => {
-      const request = await arrived;
-      // The test config's draftDeadlineMs is 300.
-      clock.advance(299);
-      expect(request.signal.aborted).toBe(false);
-      clock.advance(1);
-    });
+    const res = await postDraft(
+      "/webhooks/weedmaps/draft?merchant_id=4242",
+      body,
+      undefined,
+      createWorker({ clock }),
+      async () => {
+        const request = await arrived;
+        // The test config's draftDeadlineMs is 300.
+        clock.advance(299);
+        expect(request.signal.aborted).toBe(false);
+        clock.advance(1);
+      },
+    );
     expect(res.status).toBe(504);
-    expect(await res.json()).toEqual({ error: { code: "responder_timeout", message: expect.any(String), requestId: expect.any(String) } });
-    expect(await storedDraft("slow-draft-1")).toMatchObject({ responder_status: null, responder_error: "timeout", responder_latency_ms: 300 });
+    expect(await res.json()).toEqual({
+      error: { code: "responder_timeout", message: expect.any(String), requestId: expect.any(String) },
+    });
+    expect(await storedDraft("slow-draft-1")).toMatchObject({
+      responder_status: null,
+      responder_error: "timeout",
+      responder_latency_ms: 300,
+    });
   });
 
   it("answers 502 when the responder errors or cannot be reached, without passing its body through", async () => {
     stubDestinations(() => new Response("stack trace from the pricing service", { status: 500 }));
-    const failing = await postDraft("/webhooks/weedmaps/draft?merchant_id=4242", fixture("weedmaps/draft").body.replace("9779604", "err-draft-1"));
+    const failing = await postDraft(
+      "/webhooks/weedmaps/draft?merchant_id=4242",
+      fixture("weedmaps/draft").body.replace("9779604", "err-draft-1"),
+    );
     expect(failing.status).toBe(502);
     const text = await failing.text();
     expect(JSON.parse(text).error.code).toBe("responder_unavailable");
@@ -126,7 +187,10 @@ describe("Weedmaps Draft is answered synchronously by the responder", () => {
     stubDestinations(() => {
       throw new TypeError("connection refused");
     });
-    const unreachable = await postDraft("/webhooks/weedmaps/draft?merchant_id=4242", fixture("weedmaps/draft").body.replace("9779604", "err-draft-2"));
+    const unreachable = await postDraft(
+      "/webhooks/weedmaps/draft?merchant_id=4242",
+      fixture("weedmaps/draft").body.replace("9779604", "err-draft-2"),
+    );
     expect(unreachable.status).toBe(502);
     expect(await storedDraft("err-draft-2")).toMatchObject({ responder_error: "network_error" });
   });
@@ -138,40 +202,105 @@ describe("Weedmaps Draft is answered synchronously by the responder", () => {
     const second = await postDraft("/webhooks/weedmaps?merchant_id=4242", body);
     expect([first.status, second.status]).toEqual([200, 200]);
     expect(await second.json()).toEqual(confirm(body));
-    const { n } = (await env.DB.prepare(`SELECT COUNT(*) AS n FROM events WHERE provider_id = 'reload-1'`).first<{ n: number }>())!;
+    const { n } = (await env.DB.prepare(`SELECT COUNT(*) AS n FROM events WHERE provider_id = 'reload-1'`).first<{
+      n: number;
+    }>())!;
     expect(n).toBe(1);
   });
 
   it("rejects a bad signature before calling the responder", async () => {
     const seen = responder((body) => json(confirm(body)));
-    const res = await postDraft("/webhooks/weedmaps/draft?merchant_id=4242", fixture("weedmaps/draft").body, fixture("weedmaps/create").headers);
+    const res = await postDraft(
+      "/webhooks/weedmaps/draft?merchant_id=4242",
+      fixture("weedmaps/draft").body,
+      fixture("weedmaps/create").headers,
+    );
     expect(res.status).toBe(401);
     expect(seen.requests).toHaveLength(0);
   });
 });
 
 async function verdictOf(orderId: string) {
-  const row = await env.DB.prepare("SELECT id, draft_answer_status, draft_verdict, responder_error FROM events WHERE provider_id = ?1")
+  const row = await env.DB.prepare(
+    "SELECT id, draft_answer_status, draft_verdict, responder_error FROM events WHERE provider_id = ?1",
+  )
     .bind(orderId)
     .first<{ id: string; draft_answer_status: number; draft_verdict: string; responder_error: string | null }>();
   const { answer } = await storedPayloads(row!.id);
   const { id: _id, ...rest } = row!;
-  return { ...rest, draft_answer: answer && new TextDecoder().decode(answer), draft_verdict: JSON.parse(row!.draft_verdict) as Record<string, unknown> };
+  return {
+    ...rest,
+    draft_answer: answer && new TextDecoder().decode(answer),
+    draft_verdict: JSON.parse(row!.draft_verdict) as Record<string, unknown>,
+  };
 }
 
 describe("only a valid answer reaches checkout: each misbehaving responder gets a 502 naming the rule", () => {
   const cases: { name: string; answer: (body: string) => Response; rule: string; path: string }[] = [
-    { name: "a 201", answer: (body) => json(confirm(body), { status: 201 }), rule: "draft_answer_status", path: "(status)" },
+    {
+      name: "a 201",
+      answer: (body) => json(confirm(body), { status: 201 }),
+      rule: "draft_answer_status",
+      path: "(status)",
+    },
     { name: "a 204", answer: () => new Response(null, { status: 204 }), rule: "draft_answer_status", path: "(status)" },
-    { name: "an HTML error page", answer: () => new Response("<html><body>Bad gateway</body></html>", { headers: { "content-type": "text/html" } }), rule: "draft_answer_not_json", path: "(content-type)" },
-    { name: "invalid JSON", answer: () => new Response('{"orderId": "9779', { headers: { "content-type": "application/json" } }), rule: "draft_answer_not_json", path: "(body)" },
-    { name: "a missing orderId", answer: (body) => json(confirm(body, (o) => delete o.orderId)), rule: "draft_answer_order_id", path: "orderId" },
-    { name: "a changed orderId", answer: (body) => json(confirm(body, (o) => (o.orderId = "someone-else"))), rule: "draft_answer_order_id", path: "orderId" },
-    { name: "a changed customer", answer: (body) => json(confirm(body, (o) => ((o.customer as Record<string, unknown>).dob = "2011-01-01"))), rule: "draft_answer_immutable", path: "customer" },
-    { name: "changed documents", answer: (body) => json(confirm(body, (o) => (o.documents = []))), rule: "draft_answer_immutable", path: "documents" },
-    { name: "a dropped Service Fee", answer: (body) => json(confirm(body, (o) => (o.fees = [{ name: "Delivery", amount: "3.00" }]))), rule: "draft_answer_service_fee", path: "fees" },
-    { name: "a changed Service Fee", answer: (body) => json(confirm(body, (o) => (o.fees = [{ name: "Weedmaps Service Fee", feeType: "SERVICE_FEE", amount: "0.00" }]))), rule: "draft_answer_service_fee", path: "fees" },
-    { name: "a line item whose price is a number", answer: (body) => json(confirm(body, (o) => ((o.lineItems[0] as Record<string, unknown>).originalPrice = 35))), rule: "draft_answer_invalid_order", path: "lineItems.0.originalPrice" },
+    {
+      name: "an HTML error page",
+      answer: () => new Response("<html><body>Bad gateway</body></html>", { headers: { "content-type": "text/html" } }),
+      rule: "draft_answer_not_json",
+      path: "(content-type)",
+    },
+    {
+      name: "invalid JSON",
+      answer: () => new Response('{"orderId": "9779', { headers: { "content-type": "application/json" } }),
+      rule: "draft_answer_not_json",
+      path: "(body)",
+    },
+    {
+      name: "a missing orderId",
+      answer: (body) => json(confirm(body, (o) => delete o.orderId)),
+      rule: "draft_answer_order_id",
+      path: "orderId",
+    },
+    {
+      name: "a changed orderId",
+      answer: (body) => json(confirm(body, (o) => (o.orderId = "someone-else"))),
+      rule: "draft_answer_order_id",
+      path: "orderId",
+    },
+    {
+      name: "a changed customer",
+      answer: (body) => json(confirm(body, (o) => ((o.customer as Record<string, unknown>).dob = "2011-01-01"))),
+      rule: "draft_answer_immutable",
+      path: "customer",
+    },
+    {
+      name: "changed documents",
+      answer: (body) => json(confirm(body, (o) => (o.documents = []))),
+      rule: "draft_answer_immutable",
+      path: "documents",
+    },
+    {
+      name: "a dropped Service Fee",
+      answer: (body) => json(confirm(body, (o) => (o.fees = [{ name: "Delivery", amount: "3.00" }]))),
+      rule: "draft_answer_service_fee",
+      path: "fees",
+    },
+    {
+      name: "a changed Service Fee",
+      answer: (body) =>
+        json(
+          confirm(body, (o) => (o.fees = [{ name: "Weedmaps Service Fee", feeType: "SERVICE_FEE", amount: "0.00" }])),
+        ),
+      rule: "draft_answer_service_fee",
+      path: "fees",
+    },
+    {
+      name: "a line item whose price is a number",
+      answer: (body) => json(confirm(body, (o) => ((o.lineItems[0] as Record<string, unknown>).originalPrice = 35))),
+      rule: "draft_answer_invalid_order",
+      path: "lineItems.0.originalPrice",
+    },
   ];
 
   for (const [i, c] of cases.entries()) {
@@ -181,9 +310,15 @@ describe("only a valid answer reaches checkout: each misbehaving responder gets 
       const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody(orderId));
       expect(res.status).toBe(502);
       const text = await res.text();
-      expect(JSON.parse(text)).toEqual({ error: { code: c.rule, message: expect.any(String), requestId: expect.any(String) } });
+      expect(JSON.parse(text)).toEqual({
+        error: { code: c.rule, message: expect.any(String), requestId: expect.any(String) },
+      });
       for (const leak of ["Jordan", "MR-2026-118822", "1990-04-12", "Bad gateway"]) expect(text).not.toContain(leak);
-      expect(await verdictOf(orderId)).toMatchObject({ draft_answer: null, draft_answer_status: 502, draft_verdict: { outcome: "rejected", rule: c.rule, path: c.path } });
+      expect(await verdictOf(orderId)).toMatchObject({
+        draft_answer: null,
+        draft_answer_status: 502,
+        draft_verdict: { outcome: "rejected", rule: c.rule, path: c.path },
+      });
     });
   }
 
@@ -200,7 +335,12 @@ describe("only a valid answer reaches checkout: each misbehaving responder gets 
           else controller.enqueue(chunk);
         },
       });
-      return new Response(stream, { headers: { "content-type": "application/json", ...(declared ? { "content-length": String(50 * 1024 * 1024) } : {}) } });
+      return new Response(stream, {
+        headers: {
+          "content-type": "application/json",
+          ...(declared ? { "content-length": String(50 * 1024 * 1024) } : {}),
+        },
+      });
     };
     for (const declared of [true, false]) {
       pulled = 0;
@@ -211,7 +351,10 @@ describe("only a valid answer reaches checkout: each misbehaving responder gets 
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("draft_answer_too_large");
       // 256 KB is four chunks of 64 KB: the rest of the 800 are never pulled.
       expect(pulled).toBeLessThan(declared ? 3 : 10);
-      expect((await verdictOf(orderId)).draft_verdict).toMatchObject({ outcome: "rejected", rule: "draft_answer_too_large" });
+      expect((await verdictOf(orderId)).draft_verdict).toMatchObject({
+        outcome: "rejected",
+        rule: "draft_answer_too_large",
+      });
       vi.restoreAllMocks();
     }
   });
@@ -229,7 +372,11 @@ describe("only a valid answer reaches checkout: each misbehaving responder gets 
     expect(res.status).toBe(200);
     const answered = (await res.json()) as Order;
     expect(answered.lineItems[1]!.quantity).toBe(0);
-    expect((await verdictOf("qty-zero-1")).draft_verdict).toEqual({ outcome: "passed", repaired: [], warnings: ["totals: subtotal", "totals: grandTotal"] });
+    expect((await verdictOf("qty-zero-1")).draft_verdict).toEqual({
+      outcome: "passed",
+      repaired: [],
+      warnings: ["totals: subtotal", "totals: grandTotal"],
+    });
   });
 
   it("on a repair route, puts the Draft's own customer, documents and Service Fee back, records it, and answers the mended order", async () => {
@@ -253,7 +400,10 @@ describe("only a valid answer reaches checkout: each misbehaving responder gets 
     expect(answered.fees).toEqual(asked.fees);
     expect(answered.taxTotal).toBe("12.10");
     const verdict = await verdictOf("repair-1");
-    expect(verdict.draft_verdict).toMatchObject({ outcome: "repaired", repaired: ["customer", "documents", "fees (Weedmaps Service Fee)"] });
+    expect(verdict.draft_verdict).toMatchObject({
+      outcome: "repaired",
+      repaired: ["customer", "documents", "fees (Weedmaps Service Fee)"],
+    });
     expect(JSON.parse(verdict.draft_answer!)).toEqual(answered);
   });
 
@@ -275,8 +425,18 @@ describe("only a valid answer reaches checkout: each misbehaving responder gets 
     expect(((await unsigned.json()) as { error: { code: string } }).error.code).toBe("responder_unavailable");
     expect((await verdictOf("throws-1")).responder_error).toBe("config_error");
     // And anything unexpected (a timer that cannot be started) too.
-    const brokenClock = { now: () => Date.now(), timeout: () => { throw new Error("timer failed"); } };
-    const broken = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody("throws-2"), undefined, createWorker({ clock: brokenClock }));
+    const brokenClock = {
+      now: () => Date.now(),
+      timeout: () => {
+        throw new Error("timer failed");
+      },
+    };
+    const broken = await postDraft(
+      "/webhooks/weedmaps?merchant_id=4242",
+      draftBody("throws-2"),
+      undefined,
+      createWorker({ clock: brokenClock }),
+    );
     expect(broken.status).toBe(502);
     expect(((await broken.json()) as { error: { code: string } }).error.code).toBe("responder_unavailable");
     expect((await verdictOf("throws-2")).responder_error).toBe("internal_error");
@@ -296,12 +456,23 @@ describe("only a valid answer reaches checkout: each misbehaving responder gets 
     responder((body) => json(confirm(body)));
     const body = draftBody("audit-1");
     const answered = await (await postDraft("/webhooks/weedmaps?merchant_id=4242", body)).text();
-    const { events } = await (await adminFetch("GET", "/events?orderId=audit-1&eventType=draft")).json<{ events: { id: string }[] }>();
+    const { events } = await (await adminFetch("GET", "/events?orderId=audit-1&eventType=draft")).json<{
+      events: { id: string }[];
+    }>();
     // Both sides carry the customer: redacted alike by default, shown as stored with a reveal.
-    const redacted = await (await adminFetch("GET", `/events/${events[0]!.id}`)).json<{ event: { payload: { data: string; redacted: string[] }; responder: { answered: { payload: { redacted: string[] } } } } }>();
+    const redacted = await (await adminFetch("GET", `/events/${events[0]!.id}`)).json<{
+      event: {
+        payload: { data: string; redacted: string[] };
+        responder: { answered: { payload: { redacted: string[] } } };
+      };
+    }>();
     expect(redacted.event.payload.redacted).toContain("customer");
     expect(redacted.event.responder.answered.payload.redacted).toContain("customer");
-    const detail = await (await adminFetch("GET", `/events/${events[0]!.id}?reveal=true`, undefined, { "x-reveal-token": env.ADMIN_REVEAL_TOKEN as string })).json<{ event: { payload: { data: string }; responder: Record<string, unknown> } }>();
+    const detail = await (
+      await adminFetch("GET", `/events/${events[0]!.id}?reveal=true`, undefined, {
+        "x-reveal-token": env.ADMIN_REVEAL_TOKEN as string,
+      })
+    ).json<{ event: { payload: { data: string }; responder: Record<string, unknown> } }>();
     expect(detail.event.payload.data).toBe(body);
     expect(detail.event.responder).toEqual({
       destination: "pricing",
@@ -320,7 +491,10 @@ describe("the Draft answer is strict only where Weedmaps' documentation is", () 
       json(
         confirm(body, (o) => {
           // Before: 502 draft_answer_invalid_order at taxes.0.name, then at version.
-          o.taxes = [{ taxType: "EXCISE", amount: "7.41" }, { name: null, amount: "4.69", jurisdiction: "Oakland" }];
+          o.taxes = [
+            { taxType: "EXCISE", amount: "7.41" },
+            { name: null, amount: "4.69", jurisdiction: "Oakland" },
+          ];
           o.version = 20240701;
           Object.assign(o.lineItems[0]!, { brand: null, weightBreakpoint: null, posSku: "BD-35-EC" });
           o.discounts = [{ amount: "1.60", appliesTo: "LINE_ITEM" }];
@@ -334,12 +508,42 @@ describe("the Draft answer is strict only where Weedmaps' documentation is", () 
   });
 
   const strict: { name: string; change: (o: Order) => void; rule: string; path: string }[] = [
-    { name: "a negative grandTotal", change: (o) => (o.grandTotal = "-0.60"), rule: "draft_answer_total", path: "grandTotal" },
-    { name: "a grandTotal that is not a number", change: (o) => (o.grandTotal = "NaN"), rule: "draft_answer_total", path: "grandTotal" },
-    { name: "a grandTotal sent as a JSON number", change: (o) => (o.grandTotal = 62.5), rule: "draft_answer_total", path: "grandTotal" },
-    { name: "a tax amount sent as a JSON number", change: (o) => ((o.taxes as Record<string, unknown>[])[0]!.amount = 7.41), rule: "draft_answer_invalid_order", path: "taxes.0.amount" },
-    { name: "a negative quantity", change: (o) => (o.lineItems[0]!.quantity = -1), rule: "draft_answer_invalid_order", path: "lineItems.0.quantity" },
-    { name: "a fractional quantity", change: (o) => (o.lineItems[0]!.quantity = 1.5), rule: "draft_answer_invalid_order", path: "lineItems.0.quantity" },
+    {
+      name: "a negative grandTotal",
+      change: (o) => (o.grandTotal = "-0.60"),
+      rule: "draft_answer_total",
+      path: "grandTotal",
+    },
+    {
+      name: "a grandTotal that is not a number",
+      change: (o) => (o.grandTotal = "NaN"),
+      rule: "draft_answer_total",
+      path: "grandTotal",
+    },
+    {
+      name: "a grandTotal sent as a JSON number",
+      change: (o) => (o.grandTotal = 62.5),
+      rule: "draft_answer_total",
+      path: "grandTotal",
+    },
+    {
+      name: "a tax amount sent as a JSON number",
+      change: (o) => ((o.taxes as Record<string, unknown>[])[0]!.amount = 7.41),
+      rule: "draft_answer_invalid_order",
+      path: "taxes.0.amount",
+    },
+    {
+      name: "a negative quantity",
+      change: (o) => (o.lineItems[0]!.quantity = -1),
+      rule: "draft_answer_invalid_order",
+      path: "lineItems.0.quantity",
+    },
+    {
+      name: "a fractional quantity",
+      change: (o) => (o.lineItems[0]!.quantity = 1.5),
+      rule: "draft_answer_invalid_order",
+      path: "lineItems.0.quantity",
+    },
   ];
   for (const [i, c] of strict.entries()) {
     it(`refuses ${c.name} with 502 ${c.rule}`, async () => {
@@ -347,8 +551,14 @@ describe("the Draft answer is strict only where Weedmaps' documentation is", () 
       const orderId = `strict-${i}`;
       const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody(orderId));
       expect(res.status).toBe(502);
-      expect(await res.json()).toEqual({ error: { code: c.rule, message: expect.any(String), requestId: expect.any(String) } });
-      expect((await verdictOf(orderId)).draft_verdict).toMatchObject({ outcome: "rejected", rule: c.rule, path: c.path });
+      expect(await res.json()).toEqual({
+        error: { code: c.rule, message: expect.any(String), requestId: expect.any(String) },
+      });
+      expect((await verdictOf(orderId)).draft_verdict).toMatchObject({
+        outcome: "rejected",
+        rule: c.rule,
+        path: c.path,
+      });
     });
   }
 
@@ -368,8 +578,13 @@ describe("the Draft answer is strict only where Weedmaps' documentation is", () 
     });
     const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody("deep-answer-1"));
     expect(res.status).toBe(502);
-    expect(await res.json()).toEqual({ error: { code: "draft_answer_not_json", message: expect.any(String), requestId: expect.any(String) } });
-    expect(await verdictOf("deep-answer-1")).toMatchObject({ draft_answer: null, draft_verdict: { outcome: "rejected", rule: "draft_answer_not_json", path: "(depth)" } });
+    expect(await res.json()).toEqual({
+      error: { code: "draft_answer_not_json", message: expect.any(String), requestId: expect.any(String) },
+    });
+    expect(await verdictOf("deep-answer-1")).toMatchObject({
+      draft_answer: null,
+      draft_verdict: { outcome: "rejected", rule: "draft_answer_not_json", path: "(depth)" },
+    });
   });
 });
 
@@ -380,7 +595,11 @@ async function postDraftWithServiceFee(serviceFee: unknown, body: string): Promi
   const testEnv = { ...env, ROUTER_CONFIG: JSON.stringify(config) } as Env;
   const ctx = createExecutionContext();
   const worker = createWorker();
-  const request = new Request(`${ROUTER}/webhooks/weedmaps?merchant_id=4242`, { method: "POST", body, headers: { "content-type": "application/json", Signature: await weedmapsSignature(body) } });
+  const request = new Request(`${ROUTER}/webhooks/weedmaps?merchant_id=4242`, {
+    method: "POST",
+    body,
+    headers: { "content-type": "application/json", Signature: await weedmapsSignature(body) },
+  });
   const response = await worker.fetch(request as Parameters<typeof worker.fetch>[0], testEnv, ctx);
   await waitOnExecutionContext(ctx);
   return response;
@@ -394,16 +613,29 @@ describe("the Weedmaps Service Fee is recognised by exact fee type or name, set 
   };
   const SERVICE_FEE = { name: "Weedmaps Service Fee", feeType: "SERVICE_FEE", amount: "1.00" };
 
-  it("by default lets the POS reprice a \"Delivery service fee\": its name only contains the words", async () => {
-    responder((body) => json(confirm(body, (o) => (o.fees = [SERVICE_FEE, { name: "Delivery service fee", feeType: "DELIVERY", amount: "3.00" }]))));
-    const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", withFees("fee-delivery-1", [SERVICE_FEE, { name: "Delivery service fee", feeType: "DELIVERY", amount: "5.00" }]));
+  it('by default lets the POS reprice a "Delivery service fee": its name only contains the words', async () => {
+    responder((body) =>
+      json(
+        confirm(
+          body,
+          (o) => (o.fees = [SERVICE_FEE, { name: "Delivery service fee", feeType: "DELIVERY", amount: "3.00" }]),
+        ),
+      ),
+    );
+    const res = await postDraft(
+      "/webhooks/weedmaps?merchant_id=4242",
+      withFees("fee-delivery-1", [SERVICE_FEE, { name: "Delivery service fee", feeType: "DELIVERY", amount: "5.00" }]),
+    );
     expect(res.status).toBe(200);
     expect((await verdictOf("fee-delivery-1")).draft_verdict).toMatchObject({ outcome: "passed" });
   });
 
-  it("by default keeps a fee named \"Weedmaps Fee\" (any case, surrounding spaces aside), refusing an answer that drops it", async () => {
+  it('by default keeps a fee named "Weedmaps Fee" (any case, surrounding spaces aside), refusing an answer that drops it', async () => {
     responder((body) => json(confirm(body, (o) => (o.fees = []))));
-    const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", withFees("fee-wm-1", [{ name: " weedmaps fee", amount: "1.50" }]));
+    const res = await postDraft(
+      "/webhooks/weedmaps?merchant_id=4242",
+      withFees("fee-wm-1", [{ name: " weedmaps fee", amount: "1.50" }]),
+    );
     expect(res.status).toBe(502);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("draft_answer_service_fee");
   });
@@ -412,10 +644,16 @@ describe("the Weedmaps Service Fee is recognised by exact fee type or name, set 
     const setting = { feeTypes: ["WM_PLATFORM"], names: ["Platform Fee"] };
     responder((body) => json(confirm(body, (o) => (o.fees = []))));
     // Named in the setting: kept.
-    const named = await postDraftWithServiceFee(setting, withFees("fee-config-1", [{ name: "PLATFORM FEE", amount: "1.00" }]));
+    const named = await postDraftWithServiceFee(
+      setting,
+      withFees("fee-config-1", [{ name: "PLATFORM FEE", amount: "1.00" }]),
+    );
     expect(named.status).toBe(502);
     expect(((await named.json()) as { error: { code: string } }).error.code).toBe("draft_answer_service_fee");
-    const typed = await postDraftWithServiceFee(setting, withFees("fee-config-2", [{ name: "Fee", feeType: "wm_platform", amount: "1.00" }]));
+    const typed = await postDraftWithServiceFee(
+      setting,
+      withFees("fee-config-2", [{ name: "Fee", feeType: "wm_platform", amount: "1.00" }]),
+    );
     expect(typed.status).toBe(502);
     // The default's SERVICE_FEE is not in this source's setting: the POS may drop it.
     const replaced = await postDraftWithServiceFee(setting, withFees("fee-config-3", [SERVICE_FEE]));
@@ -426,21 +664,36 @@ describe("the Weedmaps Service Fee is recognised by exact fee type or name, set 
 describe("the sample responder (scripts/pricing.mjs) prices a Draft so that its answer passes", () => {
   const draft = () => JSON.parse(fixture("weedmaps/draft").body) as Order & { discounts: Record<string, unknown>[] };
   /** The sample's answer is the order the Worker's own check accepts, with totals that agree with their parts. */
-  const expectPasses = (asked: unknown, answer: Record<string, unknown>) => expect(checkWeedmapsAnswer(asked, answer, "strict")).toEqual({ ok: true, repaired: [], warnings: [] });
+  const expectPasses = (asked: unknown, answer: Record<string, unknown>) =>
+    expect(checkWeedmapsAnswer(asked, answer, "strict")).toEqual({ ok: true, repaired: [], warnings: [] });
 
   it("drops the discount of an unavailable item instead of moving it onto the items left", () => {
     const asked = draft();
     // The fixture's 10% off the two pre-rolls (1.60).
     const answer = confirmDraft(asked, { unavailable: ["li_77310"] });
-    expect(answer).toMatchObject({ subtotal: "35.00", discounts: [], discountTotal: "0.00", taxTotal: "8.58", grandTotal: "44.58" });
+    expect(answer).toMatchObject({
+      subtotal: "35.00",
+      discounts: [],
+      discountTotal: "0.00",
+      taxTotal: "8.58",
+      grandTotal: "44.58",
+    });
     expectPasses(asked, answer);
   });
 
   it("never answers a negative total: discounts take off at most the subtotal", () => {
     const asked = draft();
-    asked.discounts = [{ appliesTo: "SUBTOTAL", discountType: "FLAT", value: "20", amount: "20.00", description: "$20 off" }];
+    asked.discounts = [
+      { appliesTo: "SUBTOTAL", discountType: "FLAT", value: "20", amount: "20.00", description: "$20 off" },
+    ];
     const answer = confirmDraft(asked, { unavailable: ["li_88231"] });
-    expect(answer).toMatchObject({ subtotal: "16.00", discounts: [{ amount: "16.00" }], discountTotal: "16.00", taxTotal: "0.00", grandTotal: "1.00" });
+    expect(answer).toMatchObject({
+      subtotal: "16.00",
+      discounts: [{ amount: "16.00" }],
+      discountTotal: "16.00",
+      taxTotal: "0.00",
+      grandTotal: "1.00",
+    });
     expectPasses(asked, answer);
     const none = confirmDraft(draft(), { unavailable: ["li_88231", "li_77310"] });
     expect(none).toMatchObject({ subtotal: "0.00", discountTotal: "0.00", grandTotal: "1.00" });
@@ -455,10 +708,16 @@ describe("the sample responder (scripts/pricing.mjs) prices a Draft so that its 
   });
 
   it("is passed by the Worker when every item is unavailable, with a total of the Service Fee alone", async () => {
-    responder((body) => json(confirmDraft(JSON.parse(body) as Record<string, unknown>, { unavailable: ["li_88231", "li_77310"] })));
+    responder((body) =>
+      json(confirmDraft(JSON.parse(body) as Record<string, unknown>, { unavailable: ["li_88231", "li_77310"] })),
+    );
     const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody("sample-empty-1"));
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ grandTotal: "1.00", lineItems: [{ quantity: 0 }, { quantity: 0 }] });
-    expect((await verdictOf("sample-empty-1")).draft_verdict).toEqual({ outcome: "passed", repaired: [], warnings: [] });
+    expect((await verdictOf("sample-empty-1")).draft_verdict).toEqual({
+      outcome: "passed",
+      repaired: [],
+      warnings: [],
+    });
   });
 });

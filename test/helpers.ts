@@ -16,12 +16,28 @@ export type Fetcher = (request: Request) => Promise<Response>;
 
 const defaultWorker: Fetcher = (request) => exports.default.fetch(request);
 
-export function post(path: string, body: string | ArrayBuffer, headers: Record<string, string> = {}, fetcher: Fetcher = defaultWorker): Promise<Response> {
-  return fetcher(new Request(`${ROUTER}${path}`, { method: "POST", body, headers: { "content-type": "application/json", ...headers } }));
+export function post(
+  path: string,
+  body: string | ArrayBuffer,
+  headers: Record<string, string> = {},
+  fetcher: Fetcher = defaultWorker,
+): Promise<Response> {
+  return fetcher(
+    new Request(`${ROUTER}${path}`, {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/json", ...headers },
+    }),
+  );
 }
 
 /** A request to the admin API with the test admin token. */
-export function adminFetch(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+export function adminFetch(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   return exports.default.fetch(
     new Request(`${ROUTER}/admin${path}`, {
       method,
@@ -43,17 +59,33 @@ export interface IngestExpectation {
  * Posts a signed fixture and checks the whole ingest contract: 200, the event stored byte for byte with its type,
  * one pending delivery per destination, and one queue message naming them all. Returns the event id.
  */
-export async function expectIngested({ url, fixture: f, eventType, destinations, fetcher }: IngestExpectation): Promise<string> {
+export async function expectIngested({
+  url,
+  fixture: f,
+  eventType,
+  destinations,
+  fetcher,
+}: IngestExpectation): Promise<string> {
   const queue = captureDeliveryQueue();
   const res = await post(url, f.body, f.headers, fetcher);
   const json = await res.json<{ eventId: string }>();
   expect(res.status, JSON.stringify(json)).toBe(200);
-  expect(json).toMatchObject({ received: true, duplicate: false, routing: "routed", deliveries: destinations.length, enqueued: true });
-  const stored = await env.DB.prepare(`SELECT event_type, routing, content_type FROM events WHERE id = ?1`).bind(json.eventId).first();
+  expect(json).toMatchObject({
+    received: true,
+    duplicate: false,
+    routing: "routed",
+    deliveries: destinations.length,
+    enqueued: true,
+  });
+  const stored = await env.DB.prepare(`SELECT event_type, routing, content_type FROM events WHERE id = ?1`)
+    .bind(json.eventId)
+    .first();
   expect(stored).toMatchObject({ event_type: eventType, routing: "routed", content_type: "application/json" });
   expect(new TextDecoder().decode((await storedPayloads(json.eventId)).body!)).toBe(f.body);
   const deliveries = await deliveriesOf(json.eventId);
-  expect(deliveries.map((d) => [d.destination, d.status, d.attempts])).toEqual([...destinations].sort().map((d) => [d, "pending", 0]));
+  expect(deliveries.map((d) => [d.destination, d.status, d.attempts])).toEqual(
+    [...destinations].sort().map((d) => [d, "pending", 0]),
+  );
   expect(queue.messages.map((m) => m.body)).toContainEqual({
     v: 1,
     eventId: json.eventId,
@@ -75,9 +107,17 @@ export async function storedPayloads(
   eventId: string,
   protection?: PayloadProtection,
 ): Promise<{ body: Uint8Array | null; answer: Uint8Array | null; keyId: string | null; payloads: EventPayloads }> {
-  const row = await env.DB.prepare(`SELECT body, draft_answer, payload_key, payload_dek, payload_purged_at FROM events WHERE id = ?1`)
+  const row = await env.DB.prepare(
+    `SELECT body, draft_answer, payload_key, payload_dek, payload_purged_at FROM events WHERE id = ?1`,
+  )
     .bind(eventId)
-    .first<{ body: unknown; draft_answer: unknown; payload_key: string | null; payload_dek: string | null; payload_purged_at: number | null }>();
+    .first<{
+      body: unknown;
+      draft_answer: unknown;
+      payload_key: string | null;
+      payload_dek: string | null;
+      payload_purged_at: number | null;
+    }>();
   if (!row) throw new Error(`no event ${eventId}`);
   const payloads = await EventPayloads.open(protection ?? (await testProtection()), eventId, row.payload_dek);
   return {
@@ -107,11 +147,20 @@ export function fixturesOf(provider: string): [string, SignedFixture][] {
  * test/signature.test.ts checks this helper against them, so it is not the verifier checking itself.
  */
 export async function hmacSha256(secret: string, body: string): Promise<Uint8Array> {
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
   return new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body)));
 }
 
-export async function weedmapsSignature(body: string, secret: string = env.WEEDMAPS_CLIENT_SECRET as string): Promise<string> {
+export async function weedmapsSignature(
+  body: string,
+  secret: string = env.WEEDMAPS_CLIENT_SECRET as string,
+): Promise<string> {
   return btoa(String.fromCharCode(...(await hmacSha256(secret, body))));
 }
 
@@ -155,7 +204,10 @@ export function captureDeliveryQueue(): { messages: { body: DeliveryMessage; del
  * flag, so the generated types do not list them.
  */
 interface ExtraHandlers {
-  queue(queueName: string, messages: { id: string; timestamp: Date; attempts: number; body: unknown }[]): Promise<{
+  queue(
+    queueName: string,
+    messages: { id: string; timestamp: Date; attempts: number; body: unknown }[],
+  ): Promise<{
     outcome: string;
     ackAll: boolean;
     retryBatch: { retry: boolean; delaySeconds?: number };
@@ -190,7 +242,12 @@ export async function runDeliveryQueue(bodies: unknown[], attempts = 1, queue = 
  * MessageBatch and ExecutionContext. Its result drops retry delays (see ../shared/PLATFORM.md); tests that assert
  * delays use runDeliveryQueue.
  */
-export async function runQueueOn(worker: ReturnType<typeof createWorker>, bodies: unknown[], attempts = 1, queue = "webhook-deliveries") {
+export async function runQueueOn(
+  worker: ReturnType<typeof createWorker>,
+  bodies: unknown[],
+  attempts = 1,
+  queue = "webhook-deliveries",
+) {
   const messages = bodies.map((body) => ({ id: `msg-${++messageCounter}`, timestamp: new Date(), attempts, body }));
   const batch = createMessageBatch(queue, messages);
   const ctx = createExecutionContext();
@@ -288,7 +345,9 @@ export function stubSilentDestination(): Promise<Request> {
   const arrived = deferred<Request>();
   stubDestinations((request) => {
     arrived.resolve(request);
-    return new Promise<Response>((_, reject) => request.signal.addEventListener("abort", () => reject(request.signal.reason)));
+    return new Promise<Response>((_, reject) =>
+      request.signal.addEventListener("abort", () => reject(request.signal.reason)),
+    );
   });
   return arrived.promise;
 }
@@ -297,9 +356,24 @@ export function stubSilentDestination(): Promise<Request> {
  * An adapter's `identify` over a one-source config of the given provider (source name "s", a fixed body hash),
  * with the call's own overrides: the provider tests' shorthand.
  */
-export function identifierFor(adapter: ProviderAdapter, source: Record<string, unknown> = {}): (overrides: Partial<IdentifyInput>) => IdentifyResult {
-  const parsed = parseConfig({ sources: { s: { provider: adapter.name, verify: { type: "hmac", secrets: ["A"] }, ...source } }, destinations: {}, routes: [] });
+export function identifierFor(
+  adapter: ProviderAdapter,
+  source: Record<string, unknown> = {},
+): (overrides: Partial<IdentifyInput>) => IdentifyResult {
+  const parsed = parseConfig({
+    sources: { s: { provider: adapter.name, verify: { type: "hmac", secrets: ["A"] }, ...source } },
+    destinations: {},
+    routes: [],
+  });
   if (!parsed.ok) throw new Error(parsed.errors.join("; "));
   const config = parsed.config.sources.s!;
-  return (overrides) => adapter.identify({ sourceName: "s", source: config, pathEvent: undefined, payload: {}, bodySha256: "h".repeat(64), ...overrides });
+  return (overrides) =>
+    adapter.identify({
+      sourceName: "s",
+      source: config,
+      pathEvent: undefined,
+      payload: {},
+      bodySha256: "h".repeat(64),
+      ...overrides,
+    });
 }

@@ -1,14 +1,23 @@
 import { env } from "cloudflare:workers";
 import { afterEach, expect, it, vi } from "vitest";
 import { sweepOverdue, SWEEP_GRACE_MS } from "../src/delivery/sweeper.ts";
-import { captureDeliveryQueue, deliveriesOf, fixture, postWeedmaps, runDeliveryQueue, stubDestinations } from "./helpers.ts";
+import {
+  captureDeliveryQueue,
+  deliveriesOf,
+  fixture,
+  postWeedmaps,
+  runDeliveryQueue,
+  stubDestinations,
+} from "./helpers.ts";
 
 // Storage is isolated per test file, so breaking the schema here affects no other file.
 afterEach(() => vi.restoreAllMocks());
 
 const eventCount = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n"))!;
 const outboxCount = async (eventId: string) =>
-  (await env.DB.prepare("SELECT COUNT(*) AS n FROM outbox WHERE message ->> 'eventId' = ?1").bind(eventId).first<number>("n"))!;
+  (await env.DB.prepare("SELECT COUNT(*) AS n FROM outbox WHERE message ->> 'eventId' = ?1")
+    .bind(eventId)
+    .first<number>("n"))!;
 
 async function offline<T>(table: string, run: () => Promise<T>): Promise<T> {
   await env.DB.exec(`ALTER TABLE ${table} RENAME TO ${table}_offline`);
@@ -26,7 +35,9 @@ it("answers 503 when D1 fails at ingest; the message sent meanwhile delivers not
   const before = await eventCount();
   const res = await offline("events", () => postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body));
   expect(res.status).toBe(503);
-  expect(await res.json()).toEqual({ error: { code: "storage_unavailable", message: expect.any(String), requestId: expect.any(String) } });
+  expect(await res.json()).toEqual({
+    error: { code: "storage_unavailable", message: expect.any(String), requestId: expect.any(String) },
+  });
   expect(await eventCount()).toBe(before);
 
   // The queue send ran beside the failed insert. Its consumer waits for the insert to commit, then lets it go.
@@ -55,8 +66,14 @@ it("answers 200 when only the queue send fails, keeping the message in the outbo
     ["pos", "pending"],
   ]);
   expect(await outboxCount(json.eventId)).toBe(1);
-  const row = await env.DB.prepare("SELECT message FROM outbox WHERE message ->> 'eventId' = ?1").bind(json.eventId).first<{ message: string }>();
-  expect(JSON.parse(row!.message)).toMatchObject({ v: 1, eventId: json.eventId, deliveries: expect.arrayContaining([{ destination: "pos", generation: 1 }]) });
+  const row = await env.DB.prepare("SELECT message FROM outbox WHERE message ->> 'eventId' = ?1")
+    .bind(json.eventId)
+    .first<{ message: string }>();
+  expect(JSON.parse(row!.message)).toMatchObject({
+    v: 1,
+    eventId: json.eventId,
+    deliveries: expect.arrayContaining([{ destination: "pos", generation: 1 }]),
+  });
 });
 
 it("keeps and acknowledges the event when the queue and the outbox both fail; the sweeper's walk re-enqueues it", async () => {
@@ -73,5 +90,12 @@ it("keeps and acknowledges the event when the queue and the outbox both fail; th
   // The walk resumes from its saved cursor: this one starts from the first event, whatever ran before it.
   await env.DB.prepare("DELETE FROM sweeper_state").run();
   await sweepOverdue(env, Date.now() + SWEEP_GRACE_MS + 60_000);
-  expect(queue.messages.map((m) => m.body)).toContainEqual({ v: 1, eventId, deliveries: expect.arrayContaining([{ destination: "pos", generation: 1 }, { destination: "erp", generation: 1 }]) });
+  expect(queue.messages.map((m) => m.body)).toContainEqual({
+    v: 1,
+    eventId,
+    deliveries: expect.arrayContaining([
+      { destination: "pos", generation: 1 },
+      { destination: "erp", generation: 1 },
+    ]),
+  });
 });

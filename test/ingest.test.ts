@@ -1,7 +1,18 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { DeliveryMessage } from "../src/core/messages.ts";
-import { captureDeliveryQueue, deliveriesOf, fixture, hexSignature, post, postWeedmaps, ROUTER, runDeliveryQueue, storedPayloads, stubDestinations } from "./helpers.ts";
+import {
+  captureDeliveryQueue,
+  deliveriesOf,
+  fixture,
+  hexSignature,
+  post,
+  postWeedmaps,
+  ROUTER,
+  runDeliveryQueue,
+  storedPayloads,
+  stubDestinations,
+} from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -15,9 +26,19 @@ interface Accepted {
 }
 
 async function storedEvent(eventId: string) {
-  const row = await env.DB.prepare(`SELECT id, source, event_type, merchant_id, provider_id, routing, content_type FROM events WHERE id = ?1`)
+  const row = await env.DB.prepare(
+    `SELECT id, source, event_type, merchant_id, provider_id, routing, content_type FROM events WHERE id = ?1`,
+  )
     .bind(eventId)
-    .first<{ id: string; source: string; event_type: string; merchant_id: string | null; provider_id: string | null; routing: string; content_type: string }>();
+    .first<{
+      id: string;
+      source: string;
+      event_type: string;
+      merchant_id: string | null;
+      provider_id: string | null;
+      routing: string;
+      content_type: string;
+    }>();
   return row && { ...row, body: (await storedPayloads(row.id)).body! };
 }
 
@@ -29,11 +50,22 @@ function errorBodyShape(code: string) {
 
 describe("accepting webhooks (each provider's own URLs are tested in test/providers/)", () => {
   it("serves any other configured HMAC source at /webhooks/<name>, with its prefix and fields", async () => {
-    const body = JSON.stringify({ id: "acme-1", type: "order.created", store_id: "store-9", channel: "web", total_cents: 1200 });
+    const body = JSON.stringify({
+      id: "acme-1",
+      type: "order.created",
+      store_id: "store-9",
+      channel: "web",
+      total_cents: 1200,
+    });
     const signature = `sha256=${await hexSignature(body, env.ACME_SIGNING_SECRET as string)}`;
     const json = await (await post("/webhooks/acme", body, { "X-Acme-Signature": signature })).json<Accepted>();
     expect(json).toMatchObject({ routing: "routed", deliveries: 1 });
-    expect(await storedEvent(json.eventId)).toMatchObject({ source: "acme", event_type: "order.created", merchant_id: "store-9", provider_id: "acme-1" });
+    expect(await storedEvent(json.eventId)).toMatchObject({
+      source: "acme",
+      event_type: "order.created",
+      merchant_id: "store-9",
+      provider_id: "acme-1",
+    });
   });
 
   it("stores a Weedmaps status it has never seen as an event of its own, unrouted, and acknowledges it", async () => {
@@ -55,7 +87,9 @@ describe("accepting webhooks (each provider's own URLs are tested in test/provid
 
   it("stores and forwards a body that is not UTF-8 byte for byte, on a source that accepts non-JSON", async () => {
     const bytes = new Uint8Array([0x7b, 0xff, 0x00, 0xfe, 0x7d, 0x0a]);
-    const json = await (await post("/webhooks/lab/binary", bytes.buffer as ArrayBuffer, { "content-type": "application/octet-stream" })).json<Accepted>();
+    const json = await (
+      await post("/webhooks/lab/binary", bytes.buffer as ArrayBuffer, { "content-type": "application/octet-stream" })
+    ).json<Accepted>();
     const stored = await storedEvent(json.eventId);
     expect(stored!.body).not.toBeTypeOf("string");
     expect(bytesOf(stored)).toEqual(bytes);
@@ -65,13 +99,14 @@ describe("accepting webhooks (each provider's own URLs are tested in test/provid
     const withBom = `\uFEFF${JSON.stringify({ status: "PENDING", orderId: "bom-1", seller: { id: "4242" } })}`;
     const bom = await (await post("/webhooks/lab/text", withBom)).json<Accepted>();
     expect(bytesOf(await storedEvent(bom.eventId))).toEqual(new TextEncoder().encode(withBom));
-    const withNul = 'a raw NUL: \u0000 end'; // the escape makes a real U+0000 character
+    const withNul = "a raw NUL: \u0000 end"; // the escape makes a real U+0000 character
     const nul = await (await post("/webhooks/lab/text", withNul)).json<Accepted>();
     expect(bytesOf(await storedEvent(nul.eventId))).toEqual(new TextEncoder().encode(withNul));
   });
 
   it("stores the raw bytes verbatim, whitespace and all", async () => {
-    const body = '{ "status" : "PENDING",\n  "orderId": "raw-1", "seller": {"id":"4242"}, "note": "caf\u00e9 \u{1F33F}" }\n';
+    const body =
+      '{ "status" : "PENDING",\n  "orderId": "raw-1", "seller": {"id":"4242"}, "note": "caf\u00e9 \u{1F33F}" }\n';
     const json = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)).json<Accepted>();
     const stored = await storedEvent(json.eventId);
     expect(bytesOf(stored)).toEqual(new TextEncoder().encode(body));
@@ -105,29 +140,45 @@ describe("duplicates", () => {
     expect(again.status).toBe(200);
     expect(await again.json()).toEqual({ received: true, eventId: first.eventId, duplicate: true });
     expect(await deliveriesOf(first.eventId)).toHaveLength(2);
-    await expectDeliveredOnce(first.eventId, queue.messages.map((m) => m.body));
+    await expectDeliveredOnce(
+      first.eventId,
+      queue.messages.map((m) => m.body),
+    );
   });
 
   it("stores one event and fans out once for concurrent identical Weedmaps Create callbacks", async () => {
     const queue = captureDeliveryQueue();
     const body = fixture("weedmaps/create").body.replace("9763822", "concurrent-1");
-    const responses = await Promise.all(Array.from({ length: 8 }, () => postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)));
+    const responses = await Promise.all(
+      Array.from({ length: 8 }, () => postWeedmaps("/webhooks/weedmaps?merchant_id=4242", body)),
+    );
     expect(responses.map((r) => r.status)).toEqual(Array(8).fill(200));
     const results = await Promise.all(responses.map((r) => r.json<Accepted>()));
     expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
     expect(new Set(results.map((r) => r.eventId)).size).toBe(1);
     const eventId = results[0]!.eventId;
-    const { count } = (await env.DB.prepare(`SELECT COUNT(*) AS count FROM events WHERE provider_id = 'concurrent-1'`).first<{ count: number }>())!;
+    const { count } = (await env.DB.prepare(
+      `SELECT COUNT(*) AS count FROM events WHERE provider_id = 'concurrent-1'`,
+    ).first<{ count: number }>())!;
     expect(count).toBe(1);
     expect(await deliveriesOf(eventId)).toHaveLength(2);
-    await expectDeliveredOnce(eventId, queue.messages.map((m) => m.body));
+    await expectDeliveredOnce(
+      eventId,
+      queue.messages.map((m) => m.body),
+    );
   });
 
   it("treats a Leaf Trade status change of the same order as a new event", async () => {
     const f = fixture("leaftrade/order-v3");
-    const a = await (await post("/webhooks/leaftrade/order-v3", f.body, { "X-Signature": f.signature })).json<Accepted>();
+    const a = await (
+      await post("/webhooks/leaftrade/order-v3", f.body, { "X-Signature": f.signature })
+    ).json<Accepted>();
     const changed = f.body.replace('"revised"', '"approved"');
-    const b = await (await post("/webhooks/leaftrade/order-v3", changed, { "X-Signature": await hexSignature(changed, env.LEAFTRADE_WEBHOOK_SECRET as string) })).json<Accepted>();
+    const b = await (
+      await post("/webhooks/leaftrade/order-v3", changed, {
+        "X-Signature": await hexSignature(changed, env.LEAFTRADE_WEBHOOK_SECRET as string),
+      })
+    ).json<Accepted>();
     expect(b.duplicate).toBe(false);
     expect(b.eventId).not.toBe(a.eventId);
   });
@@ -161,7 +212,9 @@ describe("bad input gets one error shape with a stable code", () => {
     const unknown = await post("/webhooks/dutchie", "{}");
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toEqual(errorBodyShape("unknown_source"));
-    const untyped = await post("/webhooks/leaftrade", fixture("leaftrade/order-v3").body, { "X-Signature": fixture("leaftrade/order-v3").signature });
+    const untyped = await post("/webhooks/leaftrade", fixture("leaftrade/order-v3").body, {
+      "X-Signature": fixture("leaftrade/order-v3").signature,
+    });
     expect(untyped.status).toBe(404);
     expect(await untyped.json()).toEqual(errorBodyShape("not_found"));
     const elsewhere = await exports.default.fetch(`${ROUTER}/nothing-here`);
@@ -185,7 +238,12 @@ describe("bad input gets one error shape with a stable code", () => {
     expect(await declared.json()).toEqual(errorBodyShape("payload_too_large"));
     const stream = new Blob([big]).stream();
     const streamed = await exports.default.fetch(
-      new Request(`${ROUTER}/webhooks/weedmaps`, { method: "POST", body: stream, headers: { Signature: "irrelevant" }, duplex: "half" } as RequestInit),
+      new Request(`${ROUTER}/webhooks/weedmaps`, {
+        method: "POST",
+        body: stream,
+        headers: { Signature: "irrelevant" },
+        duplex: "half",
+      } as RequestInit),
     );
     expect(streamed.status).toBe(413);
   });
@@ -206,7 +264,9 @@ describe("bad input gets one error shape with a stable code", () => {
     expect(res.status).toBe(200);
     const json = await res.json<Accepted>();
     expect(json).toMatchObject({ duplicate: false, routing: "quarantined", deliveries: 0, enqueued: false });
-    const row = await env.DB.prepare("SELECT merchant_id, quarantine FROM events WHERE id = ?1").bind(json.eventId).first<{ merchant_id: string; quarantine: string }>();
+    const row = await env.DB.prepare("SELECT merchant_id, quarantine FROM events WHERE id = ?1")
+      .bind(json.eventId)
+      .first<{ merchant_id: string; quarantine: string }>();
     expect(row!.merchant_id).toBe("4242");
     expect(JSON.parse(row!.quarantine)).toEqual({
       reason: "merchant_mismatch",
@@ -232,7 +292,12 @@ describe("bad input gets one error shape with a stable code", () => {
   it("400 invalid_merchant for a merchant with CR/LF or control characters, before anything is stored", async () => {
     const queue = captureDeliveryQueue();
     const body = fixture("weedmaps/create").body.replace("9763822", "bad-merchant-1");
-    for (const query of ["merchant_id=42%0D%0AX-Injected:%201", "merchant_id=42%00", "merchant_id=4%1B2", "merchant_id=4242&merchant_id=42%0A"]) {
+    for (const query of [
+      "merchant_id=42%0D%0AX-Injected:%201",
+      "merchant_id=42%00",
+      "merchant_id=4%1B2",
+      "merchant_id=4242&merchant_id=42%0A",
+    ]) {
       const res = await postWeedmaps(`/webhooks/weedmaps?${query}`, body);
       expect(res.status, query).toBe(400);
       expect(await res.json()).toEqual(errorBodyShape("invalid_merchant"));
@@ -240,7 +305,9 @@ describe("bad input gets one error shape with a stable code", () => {
     // The same value twice is one merchant.
     expect((await postWeedmaps("/webhooks/weedmaps?merchant_id=4242&merchant_id=4242", body)).status).toBe(200);
     expect(queue.messages.map((m) => m.body.eventId)).toHaveLength(1);
-    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE provider_id = 'bad-merchant-1'").first("n")).toBe(1);
+    expect(
+      await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE provider_id = 'bad-merchant-1'").first("n"),
+    ).toBe(1);
   });
 
   it("503 when a source's secrets are not set, rather than accepting unsigned traffic", async () => {
@@ -266,7 +333,16 @@ describe("bad input gets one error shape with a stable code", () => {
       post("/webhooks/weedmaps?merchant_id=42%0A42", f.body, f.headers).then((r) => r.text()),
     ]);
     for (const text of texts) {
-      for (const leak of [env.WEEDMAPS_CLIENT_SECRET as string, "Jordan", "MR-2026-118822", "seller.id", "4242", "9763822", "PENDING"]) expect(text).not.toContain(leak);
+      for (const leak of [
+        env.WEEDMAPS_CLIENT_SECRET as string,
+        "Jordan",
+        "MR-2026-118822",
+        "seller.id",
+        "4242",
+        "9763822",
+        "PENDING",
+      ])
+        expect(text).not.toContain(leak);
     }
   });
 });

@@ -51,7 +51,10 @@ describe("inspectJson: duplicate keys", () => {
   });
 
   it("finds nothing in a body without repeats, whitespace and all", () => {
-    expect(inspect(' {\n "a" : [ 1 , true , null , { "b" : false } ] ,\t"c" : "d" } ')).toEqual({ duplicateKeys: [], inexactNumbers: [] });
+    expect(inspect(' {\n "a" : [ 1 , true , null , { "b" : false } ] ,\t"c" : "d" } ')).toEqual({
+      duplicateKeys: [],
+      inexactNumbers: [],
+    });
     expect(inspect('"just a string"')).toEqual({ duplicateKeys: [], inexactNumbers: [] });
   });
 });
@@ -67,7 +70,11 @@ describe("inspectJson: inexact numbers", () => {
   });
 
   it("reports integers beyond 2^53 however they are written", () => {
-    expect(rawOf('[9007199254740993,-9007199254740993,1e20,9007199254740993.0,1E+16,123456789012345678e-1]').map((f) => f.raw)).toEqual([
+    expect(
+      rawOf("[9007199254740993,-9007199254740993,1e20,9007199254740993.0,1E+16,123456789012345678e-1]").map(
+        (f) => f.raw,
+      ),
+    ).toEqual([
       "9007199254740993",
       "-9007199254740993",
       "1e20",
@@ -78,10 +85,14 @@ describe("inspectJson: inexact numbers", () => {
   });
 
   it("does not report 1.5, 42, fractions, safe integers or underflow", () => {
-    expect(rawOf('{"a":1.5,"b":42,"c":0.1,"d":-0,"e":9007199254740991,"f":-9007199254740991,"g":1e-400,"h":1.5e3,"i":0.12345678901234567890}')).toEqual([]);
+    expect(
+      rawOf(
+        '{"a":1.5,"b":42,"c":0.1,"d":-0,"e":9007199254740991,"f":-9007199254740991,"g":1e-400,"h":1.5e3,"i":0.12345678901234567890}',
+      ),
+    ).toEqual([]);
   });
 
-  it("reports a body that is only a number at path \"\"", () => {
+  it('reports a body that is only a number at path ""', () => {
     expect(inspect("1e400").inexactNumbers).toEqual([{ path: "", segments: [], raw: "1e400" }]);
   });
 
@@ -142,7 +153,14 @@ describe("inspectJson: against bodies whose repeats are known", () => {
     const ws = () => [" ", "", "\n", "\t", ""][rand(5)]!;
     const spell = (key: string) =>
       `"${[...key].map((c) => (rand(3) === 0 ? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}` : c === '"' || c === "\\" ? `\\${c}` : c)).join("")}"`;
-    const NUMBERS: [string, boolean][] = [["1", false], ["-2.5", false], ["1e400", true], ["99999999999999999", true], ["0.1", false], ["7e15", false]];
+    const NUMBERS: [string, boolean][] = [
+      ["1", false],
+      ["-2.5", false],
+      ["1e400", true],
+      ["99999999999999999", true],
+      ["0.1", false],
+      ["7e15", false],
+    ];
     const STRINGS = ['"{"', '"}\\""', '"a\\\\"', '"[:,]"', '""'];
     const KEYS = ["a", "b", "{", '"', "\\", "a.b"];
     function value(depth: number, path: string, dups: string[], inexact: { path: string; raw: string }[]): string {
@@ -156,7 +174,10 @@ describe("inspectJson: against bodies whose repeats are known", () => {
       if (kind === 2) return ["true", "false", "null"][rand(3)]!;
       const at = (seg: string) => (path === "" ? seg : `${path}.${seg}`);
       if (kind === 3) {
-        const items = Array.from({ length: rand(4) }, (_, k) => ws() + value(depth + 1, at(String(k)), dups, inexact) + ws());
+        const items = Array.from(
+          { length: rand(4) },
+          (_, k) => ws() + value(depth + 1, at(String(k)), dups, inexact) + ws(),
+        );
         return `[${items.join(",")}]`;
       }
       const seen = new Set<string>();
@@ -186,7 +207,10 @@ describe("inspectJson: against bodies whose repeats are known", () => {
       // Paths may repeat across generated entries, so the expected list is compared as a set.
       expect(new Set(found.duplicateKeys), text).toEqual(new Set(dups));
       expect(found.duplicateKeys.length, text).toBe(new Set(found.duplicateKeys).size);
-      expect(found.inexactNumbers.map(({ path, raw }) => ({ path, raw })), text).toEqual(inexact);
+      expect(
+        found.inexactNumbers.map(({ path, raw }) => ({ path, raw })),
+        text,
+      ).toEqual(inexact);
       if (dups.length > 0 && inexact.length > 0) withFindings++;
     }
     expect(withFindings).toBeGreaterThan(50);

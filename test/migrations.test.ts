@@ -11,7 +11,9 @@ const before = (prefix: string) => env.TEST_MIGRATIONS.filter((m) => m.name < pr
 
 it("0002 moves each event's delivery rows into its row, keeps replay history, and hands stranded sends to the outbox", async () => {
   await applyD1Migrations(db(), before("0002_"));
-  expect(await db().prepare("SELECT name FROM sqlite_schema WHERE name = 'deliveries'").first("name")).toBe("deliveries");
+  expect(await db().prepare("SELECT name FROM sqlite_schema WHERE name = 'deliveries'").first("name")).toBe(
+    "deliveries",
+  );
   const now = Date.now();
   const event = (id: string) =>
     db()
@@ -20,18 +22,39 @@ it("0002 moves each event's delivery rows into its row, keeps replay history, an
          VALUES (?1, 'k', 'i', 'lab', 'single', 'routed', 'application/json', '{}', 'h', ?2)`,
       )
       .bind(id, now - 3_600_000);
-  const delivery = (eventId: string, destination: string, generation: number, status: string, attempts: number, nextAttemptAt: number, log = "[]") =>
+  const delivery = (
+    eventId: string,
+    destination: string,
+    generation: number,
+    status: string,
+    attempts: number,
+    nextAttemptAt: number,
+    log = "[]",
+  ) =>
     db()
       .prepare(
         `INSERT INTO deliveries (event_id, destination, generation, route, status, attempts, created_at, next_attempt_at, last_error, completed_at, attempt_log)
          VALUES (?1, ?2, ?3, 'r', ?4, ?5, ?6, ?7, ?8, ?9, ?10)`,
       )
-      .bind(eventId, destination, generation, status, attempts, now - 3_600_000, nextAttemptAt, status === "dead" ? "http_410 (permanent)" : null, status === "pending" ? null : now - 3_000_000, log);
+      .bind(
+        eventId,
+        destination,
+        generation,
+        status,
+        attempts,
+        now - 3_600_000,
+        nextAttemptAt,
+        status === "dead" ? "http_410 (permanent)" : null,
+        status === "pending" ? null : now - 3_000_000,
+        log,
+      );
   const replayed = `evt_${"a".repeat(32)}`;
   const stranded = `evt_${"b".repeat(32)}`;
   const inFlight = `evt_${"c".repeat(32)}`;
   const unrouted = `evt_${"d".repeat(32)}`;
-  const attempt = JSON.stringify([{ attempt: 1, at: now - 3_000_000, statusCode: 410, latencyMs: 4, errorClass: "http_410", responseExcerpt: "gone" }]);
+  const attempt = JSON.stringify([
+    { attempt: 1, at: now - 3_000_000, statusCode: 410, latencyMs: 4, errorClass: "http_410", responseExcerpt: "gone" },
+  ]);
   await db().batch([
     event(replayed),
     delivery(replayed, "pos", 1, "dead", 1, now - 3_000_000, attempt),
@@ -54,29 +77,46 @@ it("0002 moves each event's delivery rows into its row, keeps replay history, an
   // What 0002 wrote must be the delivery JSON the code reads: the strict schema in src/core/delivery-state.ts owns
   // its keys, so renaming a field there without a migration fails here.
   const written = await db().prepare("SELECT deliveries FROM events").all<{ deliveries: string }>();
-  for (const { deliveries } of written.results) expect(DeliveryStatesSchema.safeParse(JSON.parse(deliveries)).error).toBeUndefined();
+  for (const { deliveries } of written.results)
+    expect(DeliveryStatesSchema.safeParse(JSON.parse(deliveries)).error).toBeUndefined();
 
   const work = await loadDeliveryWork(db(), legacy, replayed);
   expect(work!.snapshot.version).toBe(0);
-  expect(work!.snapshot.deliveries.map((d) => [d.destination, d.generation, d.status, d.superseded, d.log.length])).toEqual([
+  expect(
+    work!.snapshot.deliveries.map((d) => [d.destination, d.generation, d.status, d.superseded, d.log.length]),
+  ).toEqual([
     ["erp", 1, "delivered", false, 0],
     ["pos", 1, "dead", true, 1],
     ["pos", 2, "delivered", false, 0],
   ]);
   expect(work!.snapshot.deliveries[1]).toMatchObject({ lastError: "http_410 (permanent)", log: JSON.parse(attempt) });
   expect((await loadDeliveryWork(db(), legacy, unrouted))!.snapshot.deliveries).toEqual([]);
-  const due = await db().prepare("SELECT id, pending_due FROM events ORDER BY id").all<{ id: string; pending_due: number | null }>();
+  const due = await db()
+    .prepare("SELECT id, pending_due FROM events ORDER BY id")
+    .all<{ id: string; pending_due: number | null }>();
   expect(due.results.map((r) => [r.id, r.pending_due])).toEqual([
     [replayed, null],
     [stranded, now - 3_600_000],
     [inFlight, now - 60_000],
     [unrouted, null],
   ]);
-  expect((await loadDeliveryWork(db(), legacy, inFlight))!.snapshot.deliveries[0]).toMatchObject({ status: "pending", attempts: 2 });
+  expect((await loadDeliveryWork(db(), legacy, inFlight))!.snapshot.deliveries[0]).toMatchObject({
+    status: "pending",
+    attempts: 2,
+  });
 
-  const { results } = await db().prepare("SELECT message, due_at FROM outbox").all<{ message: string; due_at: number }>();
+  const { results } = await db()
+    .prepare("SELECT message, due_at FROM outbox")
+    .all<{ message: string; due_at: number }>();
   expect(results.map((r) => JSON.parse(r.message))).toEqual([
-    { v: 1, eventId: stranded, deliveries: expect.arrayContaining([{ destination: "pos", generation: 1 }, { destination: "erp", generation: 1 }]) },
+    {
+      v: 1,
+      eventId: stranded,
+      deliveries: expect.arrayContaining([
+        { destination: "pos", generation: 1 },
+        { destination: "erp", generation: 1 },
+      ]),
+    },
   ]);
   expect(await db().prepare("SELECT name FROM sqlite_schema WHERE name = 'deliveries'").first()).toBeNull();
 });
@@ -84,10 +124,23 @@ it("0002 moves each event's delivery rows into its row, keeps replay history, an
 it("0008 counts each event's current dead deliveries, so the dead-letter index holds exactly the events with one", async () => {
   // On the main database, which the setup file migrated: 0008's backfill runs again over rows written as before it
   // (their count left at its default). This file's tests share that database, so only these rows are checked.
-  const backfill = env.TEST_MIGRATIONS.find((m) => m.name.startsWith("0008_"))!.queries.filter((q) => /^\s*UPDATE events SET dead_deliveries/.test(q));
+  const backfill = env.TEST_MIGRATIONS.find((m) => m.name.startsWith("0008_"))!.queries.filter((q) =>
+    /^\s*UPDATE events SET dead_deliveries/.test(q),
+  );
   expect(backfill).toHaveLength(1);
   const state = (destination: string, status: string, superseded: boolean, generation = 1) => ({
-    destination, generation, route: "r", status, attempts: 1, createdAt: 1, nextAttemptAt: 1, lastStatusCode: null, lastError: null, completedAt: 1, superseded, log: [],
+    destination,
+    generation,
+    route: "r",
+    status,
+    attempts: 1,
+    createdAt: 1,
+    nextAttemptAt: 1,
+    lastStatusCode: null,
+    lastError: null,
+    completedAt: 1,
+    superseded,
+    log: [],
   });
   const rows: [string, unknown[]][] = [
     [`evt_${"1".repeat(32)}`, [state("pos", "dead", false), state("erp", "dead", false)]],
@@ -97,17 +150,21 @@ it("0008 counts each event's current dead deliveries, so the dead-letter index h
   ];
   await env.DB.batch(
     rows.map(([id, deliveries], i) =>
-      env.DB
-        .prepare(
-          `INSERT INTO events (id, idempotency_key, ingest_id, source, event_type, routing, content_type, body, body_sha256, received_at, deliveries)
+      env.DB.prepare(
+        `INSERT INTO events (id, idempotency_key, ingest_id, source, event_type, routing, content_type, body, body_sha256, received_at, deliveries)
            VALUES (?1, ?1, 'i', 'lab', 'single', 'routed', 'application/json', '{}', 'h', ?2, ?3)`,
-        )
-        .bind(id, 1_000 + i, JSON.stringify(deliveries)),
+      ).bind(id, 1_000 + i, JSON.stringify(deliveries)),
     ),
   );
   await env.DB.prepare(backfill[0]!).run();
-  const counted = await env.DB.prepare(`SELECT id, dead_deliveries FROM events WHERE id IN (${rows.map((r) => `'${r[0]}'`).join(",")}) ORDER BY id`).all<{ id: string; dead_deliveries: number }>();
+  const counted = await env.DB.prepare(
+    `SELECT id, dead_deliveries FROM events WHERE id IN (${rows.map((r) => `'${r[0]}'`).join(",")}) ORDER BY id`,
+  ).all<{ id: string; dead_deliveries: number }>();
   expect(counted.results.map((r) => r.dead_deliveries)).toEqual([2, 0, 0]);
-  const indexes = await env.DB.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' ORDER BY name").all<{ name: string }>();
-  expect(indexes.results.map((r) => r.name)).toEqual(expect.arrayContaining(["events_dead", "events_provider_id", "events_received_at"]));
+  const indexes = await env.DB.prepare(
+    "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' ORDER BY name",
+  ).all<{ name: string }>();
+  expect(indexes.results.map((r) => r.name)).toEqual(
+    expect.arrayContaining(["events_dead", "events_provider_id", "events_received_at"]),
+  );
 });

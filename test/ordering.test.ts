@@ -11,7 +11,13 @@ it("keeps, per object, the newest delivered time of each destination in one row,
   await recordDelivered(env.DB, "leaftrade", "ord_1", 2_000, ["erp", "pos-2"]);
   await recordDelivered(env.DB, "leaftrade", "ord_1", 1_000, ["erp"]);
   await recordDelivered(env.DB, "leaftrade", "ord_1", 3_000, ["pos-2", "crm"]);
-  expect(await latestDelivered(env.DB, "leaftrade", "ord_1")).toEqual(new Map([["erp", 2_000], ["pos-2", 3_000], ["crm", 3_000]]));
+  expect(await latestDelivered(env.DB, "leaftrade", "ord_1")).toEqual(
+    new Map([
+      ["erp", 2_000],
+      ["pos-2", 3_000],
+      ["crm", 3_000],
+    ]),
+  );
   expect(await latestDelivered(env.DB, "leaftrade", "ord_2")).toEqual(new Map());
   expect((await rowCount()) - before).toBe(1);
 });

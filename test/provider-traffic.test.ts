@@ -20,7 +20,10 @@ import {
 afterEach(() => vi.restoreAllMocks());
 
 const worker = createWorker();
-const testConfig = JSON.parse(env.ROUTER_CONFIG as string) as { limits: Record<string, number>; sources: Record<string, Record<string, unknown>> };
+const testConfig = JSON.parse(env.ROUTER_CONFIG as string) as {
+  limits: Record<string, number>;
+  sources: Record<string, Record<string, unknown>>;
+};
 
 /** The test config with larger bodies allowed and URL tokens on the Leaf Trade source, bound as a Worker would be. */
 const configured = {
@@ -57,11 +60,23 @@ async function call(request: Request): Promise<Response> {
 
 async function postLeafTrade(path: string, body: string): Promise<Response> {
   const signature = await hexSignature(body, env.LEAFTRADE_WEBHOOK_SECRET as string);
-  return call(new Request(`${ROUTER}${path}`, { method: "POST", body, headers: { "content-type": "application/json", "X-Signature": signature } }));
+  return call(
+    new Request(`${ROUTER}${path}`, {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/json", "X-Signature": signature },
+    }),
+  );
 }
 
 async function postWeedmaps(path: string, body: string): Promise<Response> {
-  return call(new Request(`${ROUTER}${path}`, { method: "POST", body, headers: { "content-type": "application/json", Signature: await weedmapsSignature(body) } }));
+  return call(
+    new Request(`${ROUTER}${path}`, {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/json", Signature: await weedmapsSignature(body) },
+    }),
+  );
 }
 
 interface Accepted {
@@ -72,18 +87,43 @@ interface Accepted {
 }
 
 async function storedRow(eventId: string) {
-  const row = await env.DB.prepare("SELECT event_type, merchant_id, provider_id, routing, quarantine, length(body) AS stored_chars FROM events WHERE id = ?1")
+  const row = await env.DB.prepare(
+    "SELECT event_type, merchant_id, provider_id, routing, quarantine, length(body) AS stored_chars FROM events WHERE id = ?1",
+  )
     .bind(eventId)
-    .first<{ event_type: string; merchant_id: string | null; provider_id: string | null; routing: string; quarantine: string | null; stored_chars: number }>();
+    .first<{
+      event_type: string;
+      merchant_id: string | null;
+      provider_id: string | null;
+      routing: string;
+      quarantine: string | null;
+      stored_chars: number;
+    }>();
   return { ...row!, quarantine: row!.quarantine ? (JSON.parse(row!.quarantine) as Record<string, unknown>) : null };
 }
 
 const alertsIn = (queue: ReturnType<typeof captureDeliveryQueue>) =>
-  queue.messages.flatMap((m) => ("kind" in m.body && (m.body as { kind: string }).kind === "alert" ? [(m.body as unknown as { alert: { kind: string; reason: string; eventIds: string[]; counts: Record<string, number> } }).alert] : []));
+  queue.messages.flatMap((m) =>
+    "kind" in m.body && (m.body as { kind: string }).kind === "alert"
+      ? [
+          (
+            m.body as unknown as {
+              alert: { kind: string; reason: string; eventIds: string[]; counts: Record<string, number> };
+            }
+          ).alert,
+        ]
+      : [],
+  );
 
-const createWith = (changes: Record<string, unknown>) => JSON.stringify({ ...(JSON.parse(fixture("weedmaps/create").body) as object), ...changes });
+const createWith = (changes: Record<string, unknown>) =>
+  JSON.stringify({ ...(JSON.parse(fixture("weedmaps/create").body) as object), ...changes });
 
-const order = (id: string, status = "new", extra: Record<string, unknown> = {}) => ({ id, status, updated_at: "2025-11-21T10:00:00Z", ...extra });
+const order = (id: string, status = "new", extra: Record<string, unknown> = {}) => ({
+  id,
+  status,
+  updated_at: "2025-11-21T10:00:00Z",
+  ...extra,
+});
 
 describe("Leaf Trade: the guide's own example, and nothing signed refused for its shape", () => {
   it("stores and routes the guide's Order V4 example as it came", async () => {
@@ -92,7 +132,12 @@ describe("Leaf Trade: the guide's own example, and nothing signed refused for it
     expect(res.status).toBe(200);
     const json = await res.json<Accepted>();
     expect(json).toMatchObject({ duplicate: false, routing: "routed", deliveries: 1 });
-    expect(await storedRow(json.eventId)).toMatchObject({ event_type: "order-v4", provider_id: "ord_abc123", routing: "routed", quarantine: null });
+    expect(await storedRow(json.eventId)).toMatchObject({
+      event_type: "order-v4",
+      provider_id: "ord_abc123",
+      routing: "routed",
+      quarantine: null,
+    });
     expect(new TextDecoder().decode((await storedPayloads(json.eventId)).body!)).toBe(f.body);
   });
 
@@ -105,20 +150,40 @@ describe("Leaf Trade: the guide's own example, and nothing signed refused for it
     expect(json).toMatchObject({ duplicate: false, routing: "quarantined", deliveries: 0 });
     expect(await storedRow(json.eventId)).toMatchObject({
       event_type: "order-v4",
-      quarantine: { reason: "unidentified", detail: "a single object on the Order V4 URL, not a results list", field: null },
+      quarantine: {
+        reason: "unidentified",
+        detail: "a single object on the Order V4 URL, not a results list",
+        field: null,
+      },
     });
     expect(alertsIn(queue)).toEqual([
-      expect.objectContaining({ kind: "event_held", reason: "leaftrade: unidentified: a single object on the Order V4 URL, not a results list", eventIds: [json.eventId], counts: { events: 1 } }),
+      expect.objectContaining({
+        kind: "event_held",
+        reason: "leaftrade: unidentified: a single object on the Order V4 URL, not a results list",
+        eventIds: [json.eventId],
+        counts: { events: 1 },
+      }),
     ]);
     // A retry of the same bytes is the same held event.
-    expect(await (await postLeafTrade("/webhooks/leaftrade/order-v4", body)).json()).toMatchObject({ eventId: json.eventId, duplicate: true });
+    expect(await (await postLeafTrade("/webhooks/leaftrade/order-v4", body)).json()).toMatchObject({
+      eventId: json.eventId,
+      duplicate: true,
+    });
 
-    const admin = (method: string, path: string) => call(new Request(`${ROUTER}/admin${path}`, { method, headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}` } }));
-    const listed = await (await admin("GET", "/events?status=quarantined&source=leaftrade")).json<{ events: { id: string; quarantine: { reason: string } }[] }>();
+    const admin = (method: string, path: string) =>
+      call(new Request(`${ROUTER}/admin${path}`, { method, headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}` } }));
+    const listed = await (await admin("GET", "/events?status=quarantined&source=leaftrade")).json<{
+      events: { id: string; quarantine: { reason: string } }[];
+    }>();
     expect(listed.events.find((e) => e.id === json.eventId)?.quarantine.reason).toBe("unidentified");
     const released = await admin("POST", `/events/${json.eventId}/release`);
     expect(released.status).toBe(202);
-    expect(await released.json()).toEqual({ eventId: json.eventId, merchantId: null, deliveries: [{ destination: "erp", route: "lt-orders" }], enqueued: true });
+    expect(await released.json()).toEqual({
+      eventId: json.eventId,
+      merchantId: null,
+      deliveries: [{ destination: "erp", route: "lt-orders" }],
+      enqueued: true,
+    });
     expect((await deliveriesOf(json.eventId)).map((d) => [d.destination, d.status])).toEqual([["erp", "pending"]]);
   });
 
@@ -129,7 +194,9 @@ describe("Leaf Trade: the guide's own example, and nothing signed refused for it
       expect(res.status).toBe(422);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("event_type_mismatch");
     }
-    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE provider_id = 'ord_cross_1'").first("n")).toBe(0);
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE provider_id = 'ord_cross_1'").first("n")).toBe(
+      0,
+    );
   });
 });
 
@@ -138,15 +205,37 @@ describe("Leaf Trade: a per-type token in the URL", () => {
 
   it("accepts each type only with its own token, and neither stores nor logs the token", async () => {
     const lines: string[] = [];
-    for (const level of ["log", "info", "warn", "error", "debug"] as const) vi.spyOn(console, level).mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
-    for (const [query, status] of [["", 401], ["?token=v3-url-token-21be04", 401], ["?token=v4-url-token-7f3a9", 401], ["?token=v4-url-token-7f3a9c&token=v4-url-token-7f3a9c", 401], ["?token=v4-url-token-7f3a9c", 200]] as const) {
+    for (const level of ["log", "info", "warn", "error", "debug"] as const)
+      vi.spyOn(console, level).mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
+    for (const [query, status] of [
+      ["", 401],
+      ["?token=v3-url-token-21be04", 401],
+      ["?token=v4-url-token-7f3a9", 401],
+      ["?token=v4-url-token-7f3a9c&token=v4-url-token-7f3a9c", 401],
+      ["?token=v4-url-token-7f3a9c", 200],
+    ] as const) {
       const res = await postLeafTrade(`/webhooks/leaftrade-tokens/order-v4${query}`, v4());
       expect(res.status, query).toBe(status);
-      if (status === 401) expect(((await res.json()) as { error: { code: string } }).error.code).toBe("url_token_invalid");
+      if (status === 401)
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe("url_token_invalid");
     }
     // A V3 body seen by a destination cannot be replayed to the product-issue URL, which has no token at all.
-    expect((await postLeafTrade("/webhooks/leaftrade-tokens/product-issue?token=v3-url-token-21be04", JSON.stringify(order("pi_tok_1")))).status).toBe(401);
-    expect((await postLeafTrade("/webhooks/leaftrade-tokens/order-v3?token=v3-url-token-21be04", JSON.stringify(order("ord_tok_v3")))).status).toBe(200);
+    expect(
+      (
+        await postLeafTrade(
+          "/webhooks/leaftrade-tokens/product-issue?token=v3-url-token-21be04",
+          JSON.stringify(order("pi_tok_1")),
+        )
+      ).status,
+    ).toBe(401);
+    expect(
+      (
+        await postLeafTrade(
+          "/webhooks/leaftrade-tokens/order-v3?token=v3-url-token-21be04",
+          JSON.stringify(order("ord_tok_v3")),
+        )
+      ).status,
+    ).toBe(200);
     const rows = await env.DB.prepare("SELECT * FROM events WHERE source = 'leaftrade-tokens'").all();
     expect(rows.results).toHaveLength(2);
     expect(JSON.stringify(rows.results)).not.toMatch(/url-token/);
@@ -157,7 +246,10 @@ describe("Leaf Trade: a per-type token in the URL", () => {
 describe("Weedmaps: merchant ids as Weedmaps documents them, and a broken callback URL held, not refused", () => {
   it("routes a 255-character Menu ID", async () => {
     const id = `m${"9".repeat(254)}`;
-    const body = createWith({ orderId: "long-merchant-1", seller: { ...(JSON.parse(fixture("weedmaps/create").body) as { seller: object }).seller, id } });
+    const body = createWith({
+      orderId: "long-merchant-1",
+      seller: { ...(JSON.parse(fixture("weedmaps/create").body) as { seller: object }).seller, id },
+    });
     const json = await (await postWeedmaps(`/webhooks/weedmaps?merchant_id=${id}`, body)).json<Accepted>();
     expect(json).toMatchObject({ routing: "routed", deliveries: 2 });
     expect((await storedRow(json.eventId)).merchant_id).toBe(id);
@@ -168,8 +260,16 @@ describe("Weedmaps: merchant ids as Weedmaps documents them, and a broken callba
     for (const [i, query, detail] of [
       [1, "merchant_id={{merchantId}}", "the callback URL's {{merchantId}} placeholder was never filled in"],
       [2, "merchant_id=%7B%7BmerchantId%7D%7D", "the callback URL's {{merchantId}} placeholder was never filled in"],
-      [3, `merchant_id=${"9".repeat(256)}`, "the callback URL's merchant cannot be a merchant id (up to 255 of A-Z a-z 0-9 . _ : -)"],
-      [4, "merchant_id=42%20or%201", "the callback URL's merchant cannot be a merchant id (up to 255 of A-Z a-z 0-9 . _ : -)"],
+      [
+        3,
+        `merchant_id=${"9".repeat(256)}`,
+        "the callback URL's merchant cannot be a merchant id (up to 255 of A-Z a-z 0-9 . _ : -)",
+      ],
+      [
+        4,
+        "merchant_id=42%20or%201",
+        "the callback URL's merchant cannot be a merchant id (up to 255 of A-Z a-z 0-9 . _ : -)",
+      ],
       [5, "merchant_id=4242&merchant_id=4243", "the callback URL names the merchant twice, with different values"],
     ] as const) {
       const res = await postWeedmaps(`/webhooks/weedmaps?${query}`, createWith({ orderId: `url-merchant-${i}` }));
@@ -177,29 +277,54 @@ describe("Weedmaps: merchant ids as Weedmaps documents them, and a broken callba
       const json = await res.json<Accepted>();
       expect(json, query).toMatchObject({ routing: "quarantined", deliveries: 0 });
       const row = await storedRow(json.eventId);
-      expect(row.quarantine, query).toMatchObject({ reason: "merchant_url", detail, field: null, signedMerchant: null });
+      expect(row.quarantine, query).toMatchObject({
+        reason: "merchant_url",
+        detail,
+        field: null,
+        signedMerchant: null,
+      });
       expect((row.quarantine!.queryMerchant as string).length, query).toBeLessThanOrEqual(255);
     }
     const alerts = alertsIn(queue);
-    expect(alerts.map((a) => a.reason)).toContain("weedmaps: merchant_url: the callback URL's {{merchantId}} placeholder was never filled in");
+    expect(alerts.map((a) => a.reason)).toContain(
+      "weedmaps: merchant_url: the callback URL's {{merchantId}} placeholder was never filled in",
+    );
     // An alert names the problem, never what the URL said.
     expect(JSON.stringify(alerts)).not.toMatch(/42 or 1|9{256}/);
   });
 
   it("holds a signed order with no status instead of answering 422", async () => {
-    const res = await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", JSON.stringify({ orderId: "no-status-1", lineItems: [] }));
+    const res = await postWeedmaps(
+      "/webhooks/weedmaps?merchant_id=4242",
+      JSON.stringify({ orderId: "no-status-1", lineItems: [] }),
+    );
     expect(res.status).toBe(200);
     const json = await res.json<Accepted>();
-    expect(await storedRow(json.eventId)).toMatchObject({ event_type: "unidentified", provider_id: "no-status-1", quarantine: { reason: "unidentified", detail: "the order has no status" } });
+    expect(await storedRow(json.eventId)).toMatchObject({
+      event_type: "unidentified",
+      provider_id: "no-status-1",
+      quarantine: { reason: "unidentified", detail: "the order has no status" },
+    });
   });
 });
 
 describe("bounded cost per request", () => {
   const envelope = (orders: number, extra: Record<string, unknown> = {}) =>
-    JSON.stringify({ count: orders, previous: null, ...extra, results: Array.from({ length: orders }, (_, i) => order(`ord_${crypto.randomUUID()}_${i}`, "approved", { dispensary_location: { id: 12, dispensary_id: 14 } })) });
+    JSON.stringify({
+      count: orders,
+      previous: null,
+      ...extra,
+      results: Array.from({ length: orders }, (_, i) =>
+        order(`ord_${crypto.randomUUID()}_${i}`, "approved", { dispensary_location: { id: 12, dispensary_id: 14 } }),
+      ),
+    });
 
   async function storedChars(eventIds: string[]): Promise<number> {
-    return (await env.DB.prepare("SELECT SUM(length(body)) AS n FROM events WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(eventIds)).first<number>("n"))!;
+    return (await env.DB.prepare(
+      "SELECT SUM(length(body)) AS n FROM events WHERE id IN (SELECT value FROM json_each(?1))",
+    )
+      .bind(JSON.stringify(eventIds))
+      .first<number>("n"))!;
   }
 
   it("stores a 200-order envelope as about its own size plus a small overhead per order, not 200 copies", async () => {
@@ -221,7 +346,13 @@ describe("bounded cost per request", () => {
     const row = await storedRow(json.eventId);
     expect(row.quarantine).toMatchObject({ reason: "large_envelope_fields" });
     expect(row.stored_chars).toBeLessThan(body.length * 1.4);
-    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE body_sha256 = (SELECT body_sha256 FROM events WHERE id = ?1)").bind(json.eventId).first("n")).toBe(1);
+    expect(
+      await env.DB.prepare(
+        "SELECT COUNT(*) AS n FROM events WHERE body_sha256 = (SELECT body_sha256 FROM events WHERE id = ?1)",
+      )
+        .bind(json.eventId)
+        .first("n"),
+    ).toBe(1);
     expect(alertsIn(queue).map((a) => a.kind)).toEqual(["event_held"]);
   });
 
@@ -230,7 +361,10 @@ describe("bounded cost per request", () => {
     const body = envelope(1_001);
     const json = await (await postLeafTrade("/webhooks/leaftrade/order-v4", body)).json<Accepted>();
     expect(json).toMatchObject({ routing: "quarantined", deliveries: 0 });
-    expect((await storedRow(json.eventId)).quarantine).toMatchObject({ reason: "too_many_records", detail: "1001 orders in one body, over the limit of 1000" });
+    expect((await storedRow(json.eventId)).quarantine).toMatchObject({
+      reason: "too_many_records",
+      detail: "1001 orders in one body, over the limit of 1000",
+    });
     expect(new TextDecoder().decode((await storedPayloads(json.eventId)).body!)).toBe(body);
     expect(alertsIn(queue)).toEqual([expect.objectContaining({ kind: "event_held", eventIds: [json.eventId] })]);
   });
@@ -243,25 +377,46 @@ describe("parser differentials", () => {
     expect(twice).not.toBe(base);
     const held = await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", twice)).json<Accepted>();
     expect(held).toMatchObject({ routing: "quarantined" });
-    expect((await storedRow(held.eventId)).quarantine).toMatchObject({ reason: "ambiguous_json", detail: "the signed body sends status more than once" });
+    expect((await storedRow(held.eventId)).quarantine).toMatchObject({
+      reason: "ambiguous_json",
+      detail: "the signed body sends status more than once",
+    });
     // An escaped key is the same key.
-    const escaped = createWith({ orderId: "dup-status-2" }).replace('"status":"PENDING"', '"st\\u0061tus":"DRAFT","status":"PENDING"');
-    expect((await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", escaped)).json<Accepted>()).routing).toBe("quarantined");
-    const note = createWith({ orderId: "dup-note-1" }).replace('"customerNote":', '"customerNote":"first","customerNote":');
-    expect((await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", note)).json<Accepted>()).routing).toBe("routed");
+    const escaped = createWith({ orderId: "dup-status-2" }).replace(
+      '"status":"PENDING"',
+      '"st\\u0061tus":"DRAFT","status":"PENDING"',
+    );
+    expect((await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", escaped)).json<Accepted>()).routing).toBe(
+      "quarantined",
+    );
+    const note = createWith({ orderId: "dup-note-1" }).replace(
+      '"customerNote":',
+      '"customerNote":"first","customerNote":',
+    );
+    expect((await (await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", note)).json<Accepted>()).routing).toBe(
+      "routed",
+    );
   });
 
   it("holds a V4 envelope whose one order repeats its status, whole", async () => {
     const body = `{"count":2,"previous":null,"results":[${JSON.stringify(order("ord_dup_a"))},{"id":"ord_dup_b","status":"new","status":"rejected","updated_at":"2025-11-21T10:00:00Z"}]}`;
     const json = await (await postLeafTrade("/webhooks/leaftrade/order-v4", body)).json<Accepted>();
     expect(json).toMatchObject({ routing: "quarantined" });
-    expect((await storedRow(json.eventId)).quarantine).toMatchObject({ reason: "ambiguous_json", detail: "the signed body sends results.1.status more than once" });
+    expect((await storedRow(json.eventId)).quarantine).toMatchObject({
+      reason: "ambiguous_json",
+      detail: "the signed body sends results.1.status more than once",
+    });
   });
 
   it("keys ids JSON.parse cannot hold by their text: 1e400 and 2e400 are two orders, never one 'Infinity'", async () => {
     const ids: string[] = [];
     for (const raw of ["1e400", "2e400", "12345678901234567890", "12345678901234567891"]) {
-      const json = await (await postLeafTrade("/webhooks/leaftrade/order-v3", `{"id":${raw},"status":"new","updated_at":"2025-11-21T10:00:00Z"}`)).json<Accepted>();
+      const json = await (
+        await postLeafTrade(
+          "/webhooks/leaftrade/order-v3",
+          `{"id":${raw},"status":"new","updated_at":"2025-11-21T10:00:00Z"}`,
+        )
+      ).json<Accepted>();
       expect(json.duplicate, raw).toBe(false);
       expect((await storedRow(json.eventId)).provider_id, raw).toBe(raw);
       ids.push(json.eventId);

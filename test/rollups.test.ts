@@ -1,6 +1,15 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { countEvents, HOUR_MS, hourOf, lastDayOfDeliveries, LATENCY_BOUNDS_MS, percentileOf, recordDeliveryOutcomes, totalsOf } from "../src/core/rollups.ts";
+import {
+  countEvents,
+  HOUR_MS,
+  hourOf,
+  lastDayOfDeliveries,
+  LATENCY_BOUNDS_MS,
+  percentileOf,
+  recordDeliveryOutcomes,
+  totalsOf,
+} from "../src/core/rollups.ts";
 import { ROLLUP_LAG_MS, runRollupWalk } from "../src/maintenance/rollup.ts";
 import { addEventCounts, readEventCounts, readRollupCursor } from "../src/storage/rollups.ts";
 
@@ -8,8 +17,23 @@ const T = Date.UTC(2026, 11, 2, 12, 30);
 
 describe("delivery counters (pure)", () => {
   it("counts delivered, failed and dead in the hour of each report, and forgets hours older than a day", () => {
-    let hours = recordDeliveryOutcomes([], [{ kind: "delivered", sinceReceivedMs: 80 }, { kind: "failed", sinceReceivedMs: null }, { kind: "none", sinceReceivedMs: null }], T);
-    hours = recordDeliveryOutcomes(hours, [{ kind: "delivered", sinceReceivedMs: 4_000 }, { kind: "dead", sinceReceivedMs: null }], T + 10 * 60_000);
+    let hours = recordDeliveryOutcomes(
+      [],
+      [
+        { kind: "delivered", sinceReceivedMs: 80 },
+        { kind: "failed", sinceReceivedMs: null },
+        { kind: "none", sinceReceivedMs: null },
+      ],
+      T,
+    );
+    hours = recordDeliveryOutcomes(
+      hours,
+      [
+        { kind: "delivered", sinceReceivedMs: 4_000 },
+        { kind: "dead", sinceReceivedMs: null },
+      ],
+      T + 10 * 60_000,
+    );
     hours = recordDeliveryOutcomes(hours, [{ kind: "delivered", sinceReceivedMs: 90_000 }], T + HOUR_MS);
     expect(hours.map((h) => [h.hour, h.delivered, h.failed, h.dead])).toEqual([
       [hourOf(T), 2, 1, 1],
@@ -44,7 +68,7 @@ describe("delivery counters (pure)", () => {
     ).toEqual([
       { hour: hourOf(T), source: "weedmaps", eventType: "create", events: 2 },
       { hour: hourOf(T) + HOUR_MS, source: "weedmaps", eventType: "create", events: 1 },
-      { hour: hourOf(T), source: "leaftrade", eventType: "order-v4" , events: 1 },
+      { hour: hourOf(T), source: "leaftrade", eventType: "order-v4", events: 1 },
     ]);
   });
 });
@@ -80,8 +104,24 @@ describe("the rollup walk (D1)", () => {
 
     // A run that read from a cursor another run has since moved writes nothing.
     const { raw } = await readRollupCursor(env.DB);
-    expect(await addEventCounts(env.DB, raw, [{ hour: hourOf(now), source: "lab", eventType: "single", events: 5 }], { receivedAt: later, id: id(9) }, 0)).toBe(true);
-    expect(await addEventCounts(env.DB, raw, [{ hour: hourOf(now), source: "lab", eventType: "single", events: 5 }], { receivedAt: later, id: id(9) }, 0)).toBe(false);
+    expect(
+      await addEventCounts(
+        env.DB,
+        raw,
+        [{ hour: hourOf(now), source: "lab", eventType: "single", events: 5 }],
+        { receivedAt: later, id: id(9) },
+        0,
+      ),
+    ).toBe(true);
+    expect(
+      await addEventCounts(
+        env.DB,
+        raw,
+        [{ hour: hourOf(now), source: "lab", eventType: "single", events: 5 }],
+        { receivedAt: later, id: id(9) },
+        0,
+      ),
+    ).toBe(false);
     const after = await readEventCounts(env.DB, hourOf(now));
     expect(after.find((c) => c.hour === hourOf(now))?.events).toBe(5);
   });

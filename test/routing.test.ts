@@ -35,12 +35,16 @@ describe("routeEvent", () => {
       { route: "store-4242", matched: false, reason: "merchant 9000 is not in [4242]" },
       { route: "drafts", matched: false, reason: "event type create is not in [draft]" },
     ]);
-    expect(routeEvent(cfg, { source: "wm", eventType: "create", merchantId: null, subject: order }).explanations[1]!.reason).toBe("no merchant given");
+    expect(
+      routeEvent(cfg, { source: "wm", eventType: "create", merchantId: null, subject: order }).explanations[1]!.reason,
+    ).toBe("no merchant given");
   });
 
   it("routes event types it has never seen when a route does not restrict them", () => {
     const cfg = config([{ name: "all", source: "wm", destinations: ["erp"] }]);
-    expect(routeEvent(cfg, { source: "wm", eventType: "order-refunded", merchantId: null, subject: {} }).deliveries).toHaveLength(1);
+    expect(
+      routeEvent(cfg, { source: "wm", eventType: "order-refunded", merchantId: null, subject: {} }).deliveries,
+    ).toHaveLength(1);
   });
 
   it("evaluates equals, in and exists conditions on the signed payload", () => {
@@ -48,15 +52,31 @@ describe("routeEvent", () => {
       {
         name: "deliveries-over-50",
         source: "wm",
-        match: [{ field: "fulfillmentType", equals: "DELIVERY" }, { field: "status", in: ["PENDING", "IN_PROGRESS"] }, { field: "customerNote", exists: false }],
+        match: [
+          { field: "fulfillmentType", equals: "DELIVERY" },
+          { field: "status", in: ["PENDING", "IN_PROGRESS"] },
+          { field: "customerNote", exists: false },
+        ],
         destinations: ["pos"],
       },
     ]);
-    expect(routeEvent(cfg, { source: "wm", eventType: "create", merchantId: null, subject: order }).deliveries).toHaveLength(1);
-    const pickup = routeEvent(cfg, { source: "wm", eventType: "create", merchantId: null, subject: { ...order, fulfillmentType: "PICKUP" } });
+    expect(
+      routeEvent(cfg, { source: "wm", eventType: "create", merchantId: null, subject: order }).deliveries,
+    ).toHaveLength(1);
+    const pickup = routeEvent(cfg, {
+      source: "wm",
+      eventType: "create",
+      merchantId: null,
+      subject: { ...order, fulfillmentType: "PICKUP" },
+    });
     expect(pickup.deliveries).toHaveLength(0);
     expect(pickup.explanations[0]!.reason).toBe('fulfillmentType is not "DELIVERY"');
-    const noted = routeEvent(cfg, { source: "wm", eventType: "create", merchantId: null, subject: { ...order, customerNote: "hi" } });
+    const noted = routeEvent(cfg, {
+      source: "wm",
+      eventType: "create",
+      merchantId: null,
+      subject: { ...order, customerNote: "hi" },
+    });
     expect(noted.explanations[0]!.reason).toBe("customerNote is present");
   });
 
@@ -73,9 +93,15 @@ describe("routeEvent", () => {
 
   it("flags a merchant that differs from the required signed field", () => {
     const cfg = config([{ name: "checked", source: "wm", requireMerchantField: "seller.id", destinations: ["pos"] }]);
-    expect(routeEvent(cfg, { source: "wm", eventType: "create", merchantId: "4242", subject: order }).merchantMismatch).toBeUndefined();
-    expect(routeEvent(cfg, { source: "wm", eventType: "create", merchantId: "1", subject: order }).merchantMismatch).toEqual({ route: "checked", field: "seller.id" });
-    expect(routeEvent(cfg, { source: "wm", eventType: "create", merchantId: null, subject: order }).merchantMismatch).toBeDefined();
+    expect(
+      routeEvent(cfg, { source: "wm", eventType: "create", merchantId: "4242", subject: order }).merchantMismatch,
+    ).toBeUndefined();
+    expect(
+      routeEvent(cfg, { source: "wm", eventType: "create", merchantId: "1", subject: order }).merchantMismatch,
+    ).toEqual({ route: "checked", field: "seller.id" });
+    expect(
+      routeEvent(cfg, { source: "wm", eventType: "create", merchantId: null, subject: order }).merchantMismatch,
+    ).toBeDefined();
   });
 
   it("skips disabled destinations and reports them", () => {
@@ -86,7 +112,9 @@ describe("routeEvent", () => {
   });
 
   it("picks the responder of the first matching draft route", () => {
-    const cfg = config([{ name: "drafts", source: "wm", events: ["draft"], responder: "pricing", destinations: ["erp"] }]);
+    const cfg = config([
+      { name: "drafts", source: "wm", events: ["draft"], responder: "pricing", destinations: ["erp"] },
+    ]);
     const decision = routeEvent(cfg, { source: "wm", eventType: "draft", merchantId: null, subject: {} });
     expect(decision.responder).toEqual({ destination: "pricing", route: "drafts" });
     expect(decision.deliveries).toEqual([{ destination: "erp", route: "drafts" }]);

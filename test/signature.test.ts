@@ -17,7 +17,9 @@ describe("HMAC verification against signatures made by Node's crypto.createHmac"
       const fixtures = fixturesOf(name);
       expect(fixtures.length).toBeGreaterThan(0);
       for (const [, { body, signature }] of fixtures) {
-        expect(await verifyHmacSignature(encode(body), signature, [fixtureSecret(name)], { encoding, prefix })).toEqual({ ok: true, secretIndex: 0 });
+        expect(await verifyHmacSignature(encode(body), signature, [fixtureSecret(name)], { encoding, prefix })).toEqual(
+          { ok: true, secretIndex: 0 },
+        );
       }
     });
   }
@@ -25,14 +27,21 @@ describe("HMAC verification against signatures made by Node's crypto.createHmac"
   it("agrees with the test helpers that sign run-time bodies", async () => {
     const { body, signature } = fixture("weedmaps/create");
     expect(await weedmapsSignature(body)).toBe(signature);
-    expect(await hexSignature(fixture("leaftrade/order-v3").body, env.LEAFTRADE_WEBHOOK_SECRET as string)).toBe(fixture("leaftrade/order-v3").signature);
+    expect(await hexSignature(fixture("leaftrade/order-v3").body, env.LEAFTRADE_WEBHOOK_SECRET as string)).toBe(
+      fixture("leaftrade/order-v3").signature,
+    );
   });
 
   it("rejects a body changed by one byte, or re-serialised", async () => {
     const { body, signature: base64 } = fixture("weedmaps/create");
     const secrets = [env.WEEDMAPS_CLIENT_SECRET as string];
-    expect(await verifyHmacSignature(encode(body.replace("67.50", "67.51")), base64, secrets, WEEDMAPS)).toEqual({ ok: false, reason: "signature_mismatch" });
-    expect(await verifyHmacSignature(encode(JSON.stringify(JSON.parse(body), null, 1)), base64, secrets, WEEDMAPS)).toEqual({
+    expect(await verifyHmacSignature(encode(body.replace("67.50", "67.51")), base64, secrets, WEEDMAPS)).toEqual({
+      ok: false,
+      reason: "signature_mismatch",
+    });
+    expect(
+      await verifyHmacSignature(encode(JSON.stringify(JSON.parse(body), null, 1)), base64, secrets, WEEDMAPS),
+    ).toEqual({
       ok: false,
       reason: "signature_mismatch",
     });
@@ -42,19 +51,42 @@ describe("HMAC verification against signatures made by Node's crypto.createHmac"
     const { body, signature: base64 } = fixture("weedmaps/create");
     const hex = await hexSignature(body, env.WEEDMAPS_CLIENT_SECRET as string);
     const bytes = encode(body);
-    expect(await verifyHmacSignature(bytes, base64, ["some-other-secret"], WEEDMAPS)).toEqual({ ok: false, reason: "signature_mismatch" });
-    expect(await verifyHmacSignature(bytes, undefined, ["x"], WEEDMAPS)).toEqual({ ok: false, reason: "missing_header" });
+    expect(await verifyHmacSignature(bytes, base64, ["some-other-secret"], WEEDMAPS)).toEqual({
+      ok: false,
+      reason: "signature_mismatch",
+    });
+    expect(await verifyHmacSignature(bytes, undefined, ["x"], WEEDMAPS)).toEqual({
+      ok: false,
+      reason: "missing_header",
+    });
     expect(await verifyHmacSignature(bytes, "", ["x"], WEEDMAPS)).toEqual({ ok: false, reason: "missing_header" });
-    expect(await verifyHmacSignature(bytes, "not base64 !!", ["x"], WEEDMAPS)).toEqual({ ok: false, reason: "malformed_signature" });
-    expect(await verifyHmacSignature(bytes, base64.slice(0, 20), ["x"], WEEDMAPS)).toEqual({ ok: false, reason: "malformed_signature" });
+    expect(await verifyHmacSignature(bytes, "not base64 !!", ["x"], WEEDMAPS)).toEqual({
+      ok: false,
+      reason: "malformed_signature",
+    });
+    expect(await verifyHmacSignature(bytes, base64.slice(0, 20), ["x"], WEEDMAPS)).toEqual({
+      ok: false,
+      reason: "malformed_signature",
+    });
     // A hex digest where base64 is configured decodes to the wrong length.
-    expect(await verifyHmacSignature(bytes, hex, ["x"], WEEDMAPS)).toEqual({ ok: false, reason: "malformed_signature" });
-    expect(await verifyHmacSignature(bytes, "zz".repeat(32), ["x"], LEAFTRADE)).toEqual({ ok: false, reason: "malformed_signature" });
+    expect(await verifyHmacSignature(bytes, hex, ["x"], WEEDMAPS)).toEqual({
+      ok: false,
+      reason: "malformed_signature",
+    });
+    expect(await verifyHmacSignature(bytes, "zz".repeat(32), ["x"], LEAFTRADE)).toEqual({
+      ok: false,
+      reason: "malformed_signature",
+    });
   });
 
   it("accepts any configured secret, so a secret rotates with no downtime", async () => {
     const { body, signature: base64 } = fixture("weedmaps/create");
-    const result = await verifyHmacSignature(encode(body), base64, ["the-new-secret", env.WEEDMAPS_CLIENT_SECRET as string], WEEDMAPS);
+    const result = await verifyHmacSignature(
+      encode(body),
+      base64,
+      ["the-new-secret", env.WEEDMAPS_CLIENT_SECRET as string],
+      WEEDMAPS,
+    );
     expect(result).toEqual({ ok: true, secretIndex: 1 });
   });
 
@@ -63,13 +95,18 @@ describe("HMAC verification against signatures made by Node's crypto.createHmac"
     const hex = await hexSignature(body, "k");
     const scheme = { encoding: "hex", prefix: "sha256=" } as const;
     expect(await verifyHmacSignature(encode(body), `sha256=${hex}`, ["k"], scheme)).toMatchObject({ ok: true });
-    expect(await verifyHmacSignature(encode(body), hex, ["k"], scheme)).toEqual({ ok: false, reason: "malformed_signature" });
+    expect(await verifyHmacSignature(encode(body), hex, ["k"], scheme)).toEqual({
+      ok: false,
+      reason: "malformed_signature",
+    });
   });
 
   it("accepts the URL-safe base64 alphabet", async () => {
     const { body, signature: base64 } = fixture("weedmaps/draft");
     const urlSafe = base64.replace(/\+/g, "-").replace(/\//g, "_");
-    expect(await verifyHmacSignature(encode(body), urlSafe, [env.WEEDMAPS_CLIENT_SECRET as string], WEEDMAPS)).toMatchObject({ ok: true });
+    expect(
+      await verifyHmacSignature(encode(body), urlSafe, [env.WEEDMAPS_CLIENT_SECRET as string], WEEDMAPS),
+    ).toMatchObject({ ok: true });
   });
 });
 
@@ -77,7 +114,10 @@ describe("custom header tokens", () => {
   it("compares prefix + secret exactly, whatever the length of the candidate", () => {
     expect(verifyHeaderToken("Bearer tok-1", ["tok-0", "tok-1"], "Bearer ")).toEqual({ ok: true, secretIndex: 1 });
     expect(verifyHeaderToken("Bearer tok-2", ["tok-1"], "Bearer ")).toEqual({ ok: false, reason: "token_mismatch" });
-    expect(verifyHeaderToken("Bearer tok-1-and-more", ["tok-1"], "Bearer ")).toEqual({ ok: false, reason: "token_mismatch" });
+    expect(verifyHeaderToken("Bearer tok-1-and-more", ["tok-1"], "Bearer ")).toEqual({
+      ok: false,
+      reason: "token_mismatch",
+    });
     expect(verifyHeaderToken("tok-1", ["tok-1"], "Bearer ")).toEqual({ ok: false, reason: "token_mismatch" });
     expect(verifyHeaderToken(undefined, ["tok-1"], "Bearer ")).toEqual({ ok: false, reason: "missing_header" });
   });

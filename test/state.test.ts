@@ -12,22 +12,43 @@ import {
   type DeliveryState,
 } from "../src/core/delivery-state.ts";
 
-const planned = () => plannedDeliveries([{ destination: "pos", route: "r" }, { destination: "erp", route: "r" }], 1000);
+const planned = () =>
+  plannedDeliveries(
+    [
+      { destination: "pos", route: "r" },
+      { destination: "erp", route: "r" },
+    ],
+    1000,
+  );
 
-function outcome(destination: string, previousAttempts: number, status: AttemptOutcome["status"], at = 2000): AttemptOutcome {
+function outcome(
+  destination: string,
+  previousAttempts: number,
+  status: AttemptOutcome["status"],
+  at = 2000,
+): AttemptOutcome {
   return {
     ref: { destination, generation: 1 },
     previousAttempts,
     status,
     nextAttemptAt: status === "pending" ? at + 30_000 : at,
     lastError: status === "delivered" ? null : "http_500",
-    record: { attempt: previousAttempts + 1, at, statusCode: status === "delivered" ? 200 : 500, latencyMs: 5, errorClass: null, responseExcerpt: null },
+    record: {
+      attempt: previousAttempts + 1,
+      at,
+      statusCode: status === "delivered" ? 200 : 500,
+      latencyMs: 5,
+      errorClass: null,
+      responseExcerpt: null,
+    },
   };
 }
 
 describe("delivery state rules", () => {
   it("plans one pending generation-1 delivery per destination", () => {
-    expect(planned().map((d) => [d.destination, d.generation, d.status, d.attempts, d.createdAt, d.superseded, d.log])).toEqual([
+    expect(
+      planned().map((d) => [d.destination, d.generation, d.status, d.attempts, d.createdAt, d.superseded, d.log]),
+    ).toEqual([
       ["pos", 1, "pending", 0, 1000, false, []],
       ["erp", 1, "pending", 0, 1000, false, []],
     ]);
@@ -54,7 +75,10 @@ describe("delivery state rules", () => {
 
   it("marks only pending deliveries dead, with the reason", () => {
     const delivered = applyOutcomes(planned(), [outcome("erp", 0, "delivered")]).deliveries;
-    const marks = ["pos", "erp"].map((destination) => ({ ref: { destination, generation: 1 }, reason: "queue_retries_exhausted" }));
+    const marks = ["pos", "erp"].map((destination) => ({
+      ref: { destination, generation: 1 },
+      reason: "queue_retries_exhausted",
+    }));
     const { deliveries, result } = markDead(delivered, marks, 3000);
     expect(result).toBe(1);
     expect(deliveries.map((d) => [d.destination, d.status, d.lastError])).toEqual([
@@ -69,7 +93,11 @@ describe("delivery state rules", () => {
     const targets = ["pos", "erp", "crm", "pos"].map((destination) => ({ destination, route: "replay" }));
     const { deliveries, result } = addGenerations(settled, targets, 5000);
     // A destination named twice gets one new generation.
-    expect(result).toEqual([{ destination: "pos", generation: 2 }, { destination: "erp", generation: 2 }, { destination: "crm", generation: 1 }]);
+    expect(result).toEqual([
+      { destination: "pos", generation: 2 },
+      { destination: "erp", generation: 2 },
+      { destination: "crm", generation: 1 },
+    ]);
     // pos#1 was still pending: closed as dead so it is neither sent nor counted as waiting; erp#1 keeps its outcome.
     expect(deliveries.map((d) => [d.destination, d.generation, d.superseded, d.status, d.lastError])).toEqual([
       ["pos", 1, true, "dead", "superseded_by_replay"],
@@ -79,7 +107,11 @@ describe("delivery state rules", () => {
       ["crm", 1, false, "pending", null],
     ]);
     expect(pendingDue(deliveries)).toBe(5000);
-    expect(deliveries.filter((d) => !d.superseded).map((d) => `${d.destination}#${d.generation}`)).toEqual(["pos#2", "erp#2", "crm#1"]);
+    expect(deliveries.filter((d) => !d.superseded).map((d) => `${d.destination}#${d.generation}`)).toEqual([
+      "pos#2",
+      "erp#2",
+      "crm#1",
+    ]);
     const twice = addGenerations(deliveries, [{ destination: "pos", route: "replay" }], 6000);
     expect(twice.result).toEqual([{ destination: "pos", generation: 3 }]);
     expect(twice.deliveries.filter((d) => !d.superseded && d.destination === "pos")).toHaveLength(1);
@@ -99,7 +131,10 @@ describe("pendingDue", () => {
 describe("claimNamed", () => {
   it("claims a named delivery once per sweep, and not one waiting out a retry delay", () => {
     const waiting = applyOutcomes(planned(), [outcome("erp", 0, "pending")]).deliveries; // erp due at 32,000
-    const refs = [{ destination: "pos", generation: 1 }, { destination: "erp", generation: 1 }];
+    const refs = [
+      { destination: "pos", generation: 1 },
+      { destination: "erp", generation: 1 },
+    ];
     const first = claimNamed(waiting, refs, 9000);
     expect(first.result).toEqual([{ destination: "pos", generation: 1 }]);
     // A second outbox row naming pos in the same sweep (same now) claims nothing.
@@ -128,10 +163,15 @@ describe("serializeDeliveries", () => {
       ...plannedDeliveries([{ destination, route: "r" }], 0)[0]!,
       superseded,
       attempts: 20,
-      log: Array.from({ length: 20 }, (_, i) => ({ ...outcome(destination, i, "pending").record, responseExcerpt: "x".repeat(256) })),
+      log: Array.from({ length: 20 }, (_, i) => ({
+        ...outcome(destination, i, "pending").record,
+        responseExcerpt: "x".repeat(256),
+      })),
     });
     const stillPending = { ...long("legacy", true) };
-    const deliveries = [long("old", true), long("pos"), long("erp"), stillPending].map((d, i) => (i === 0 ? { ...d, status: "dead" as const } : d));
+    const deliveries = [long("old", true), long("pos"), long("erp"), stillPending].map((d, i) =>
+      i === 0 ? { ...d, status: "dead" as const } : d,
+    );
     const full = JSON.stringify(deliveries);
     expect(serializeDeliveries(deliveries, full.length)).toBe(full);
 
@@ -143,7 +183,16 @@ describe("serializeDeliveries", () => {
     // Much too big: the excerpts go, then settled replay history (a superseded generation still pending stays, so
     // pending_due stays true), then every log but its last attempt. State and attempt counts are never touched.
     const smallest = JSON.parse(serializeDeliveries(deliveries, 1000)) as DeliveryState[];
-    expect(smallest.map((d) => [d.destination, d.status, d.attempts, d.log.map((a) => a.attempt), d.logOmitted, d.log[0]!.responseExcerpt])).toEqual([
+    expect(
+      smallest.map((d) => [
+        d.destination,
+        d.status,
+        d.attempts,
+        d.log.map((a) => a.attempt),
+        d.logOmitted,
+        d.log[0]!.responseExcerpt,
+      ]),
+    ).toEqual([
       ["pos", "pending", 20, [20], 19, null],
       ["erp", "pending", 20, [20], 19, null],
       ["legacy", "pending", 20, [20], 19, null],

@@ -56,12 +56,46 @@ it("counts each call to a destination's Durable Object (one billed request each)
   const log = vi.spyOn(console, "log");
   const { env: tracked, report } = withUsage({ ...env, USAGE_LOG: "true" } as Env, "fetch");
   const stub = tracked.DESTINATION_GATE.get(tracked.DESTINATION_GATE.idFromName("usage-gate"));
-  const settings = { circuit: { enabled: true, consecutiveFailures: 5, failureRate: 0.5, minAttempts: 20, windowSeconds: 60, coolDownSeconds: 30, maxCoolDownSeconds: 900 }, rate: { maxPerSecond: null, maxInFlight: null }, timeoutMs: 1000, alertThrottleMs: 900_000, backlogAlertMs: 1_800_000 };
+  const settings = {
+    circuit: {
+      enabled: true,
+      consecutiveFailures: 5,
+      failureRate: 0.5,
+      minAttempts: 20,
+      windowSeconds: 60,
+      coolDownSeconds: 30,
+      maxCoolDownSeconds: 900,
+    },
+    rate: { maxPerSecond: null, maxInFlight: null },
+    timeoutMs: 1000,
+    alertThrottleMs: 900_000,
+    backlogAlertMs: 1_800_000,
+  };
   const now = Date.now() + 86_400_000;
-  const decisions = await stub.admit("usage-gate", settings, now, [{ eventId: "evt_0123456789abcdef0123456789abcdef", generation: 1, receivedAt: now, released: false }]);
+  const decisions = await stub.admit("usage-gate", settings, now, [
+    { eventId: "evt_0123456789abcdef0123456789abcdef", generation: 1, receivedAt: now, released: false },
+  ]);
   expect(decisions).toEqual([{ kind: "send", lease: null, probe: false }]);
-  await stub.report("usage-gate", settings, now, [{ eventId: "evt_0123456789abcdef0123456789abcdef", generation: 1, ok: true, failure: false, gone: false, errorClass: null, dead: false }], []);
+  await stub.report(
+    "usage-gate",
+    settings,
+    now,
+    [
+      {
+        eventId: "evt_0123456789abcdef0123456789abcdef",
+        generation: 1,
+        ok: true,
+        failure: false,
+        gone: false,
+        errorClass: null,
+        dead: false,
+      },
+    ],
+    [],
+  );
   report();
-  const line = log.mock.calls.map(([l]) => JSON.parse(String(l))).find((l) => l.event === "usage" && l.handler === "fetch");
+  const line = log.mock.calls
+    .map(([l]) => JSON.parse(String(l)))
+    .find((l) => l.event === "usage" && l.handler === "fetch");
   expect(line).toMatchObject({ gateCalls: 2 });
 });

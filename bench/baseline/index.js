@@ -12,10 +12,15 @@ export default {
     const forward = request.headers.get("x-bench-forward");
     if (forward) {
       const answer = await fetch(forward, { method: "POST", headers: { "content-type": "application/json" }, body });
-      return new Response(answer.body, { status: answer.status, headers: { "content-type": answer.headers.get("content-type") ?? "application/json" } });
+      return new Response(answer.body, {
+        status: answer.status,
+        headers: { "content-type": answer.headers.get("content-type") ?? "application/json" },
+      });
     }
     if (request.headers.get("x-bench-floor")) {
-      table ??= env.DB.prepare("CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, received_at INTEGER NOT NULL, body TEXT NOT NULL)")
+      table ??= env.DB.prepare(
+        "CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, received_at INTEGER NOT NULL, body TEXT NOT NULL)",
+      )
         .run()
         .catch((err) => {
           table = undefined;
@@ -24,7 +29,9 @@ export default {
       await table;
       const id = crypto.randomUUID();
       await Promise.all([
-        env.DB.prepare("INSERT INTO events (id, received_at, body) VALUES (?1, ?2, ?3)").bind(id, Date.now(), new TextDecoder().decode(body)).run(),
+        env.DB.prepare("INSERT INTO events (id, received_at, body) VALUES (?1, ?2, ?3)")
+          .bind(id, Date.now(), new TextDecoder().decode(body))
+          .run(),
         env.QUEUE.send({ id }),
       ]);
       return Response.json({ received: true, eventId: id });

@@ -43,7 +43,8 @@ export function groupCpuMs(child) {
     const used = ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks();
     const [program, ...args] = cmdline.split("\0");
     let role = "other";
-    if (program.endsWith("workerd")) role = args.some((arg) => arg.startsWith("--inspector-addr")) ? "runtime" : "proxy";
+    if (program.endsWith("workerd"))
+      role = args.some((arg) => arg.startsWith("--inspector-addr")) ? "runtime" : "proxy";
     else if (program.endsWith("node")) role = "wrangler";
     ms[role] += used;
   }

@@ -33,7 +33,11 @@ const REPEATS = 3;
 // The router's own config (router.config.json): which events are routed where, as the seeded rows say.
 const ROUTES = {
   weedmaps: { draft: ["weedmaps-draft-pricing", ["erp"]], create: ["weedmaps-orders", ["pos", "erp"]] },
-  leaftrade: { "order-v4": ["leaftrade-orders", ["erp"]], "order-v3": ["leaftrade-orders", ["erp"]], "product-issue": ["leaftrade-product-issues", ["pos", "erp"]] },
+  leaftrade: {
+    "order-v4": ["leaftrade-orders", ["erp"]],
+    "order-v3": ["leaftrade-orders", ["erp"]],
+    "product-issue": ["leaftrade-product-issues", ["pos", "erp"]],
+  },
 };
 const MAX_ATTEMPTS = 10; // pos and erp in router.config.json
 const WEEDMAPS_MERCHANTS = Array.from({ length: 24 }, (_, i) => String(4200 + i * 7));
@@ -73,10 +77,25 @@ const isoSeconds = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
 export function schemaOf(persistTo) {
   const db = new DatabaseSync(localDatabase(persistTo), { readOnly: true });
   try {
-    const columns = db.prepare("PRAGMA table_info(events)").all().map((c) => c.name);
-    const indexes = db.prepare("PRAGMA index_list(events)").all().map((i) => i.name).filter((n) => !n.startsWith("sqlite_autoindex"));
-    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((t) => t.name);
-    return { columns, indexes, rollups: tables.includes("rollups"), deadDeliveriesColumn: columns.includes("dead_deliveries") };
+    const columns = db
+      .prepare("PRAGMA table_info(events)")
+      .all()
+      .map((c) => c.name);
+    const indexes = db
+      .prepare("PRAGMA index_list(events)")
+      .all()
+      .map((i) => i.name)
+      .filter((n) => !n.startsWith("sqlite_autoindex"));
+    const tables = db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+      .all()
+      .map((t) => t.name);
+    return {
+      columns,
+      indexes,
+      rollups: tables.includes("rollups"),
+      deadDeliveriesColumn: columns.includes("dead_deliveries"),
+    };
   } finally {
     db.close();
   }
@@ -99,12 +118,32 @@ export function eventCount(persistTo) {
 function delivery(rand, { destination, route, generation, createdAt, outcome, superseded, now }) {
   const log = [];
   const fail = FAILURES[Math.floor(rand() * FAILURES.length)];
-  const attempts = outcome === "new" ? 0 : outcome === "dead" ? MAX_ATTEMPTS : outcome === "failing" ? 1 + Math.floor(rand() * 4) : rand() < 0.06 ? 2 : 1;
+  const attempts =
+    outcome === "new"
+      ? 0
+      : outcome === "dead"
+        ? MAX_ATTEMPTS
+        : outcome === "failing"
+          ? 1 + Math.floor(rand() * 4)
+          : rand() < 0.06
+            ? 2
+            : 1;
   let at = createdAt + 150 + Math.floor(rand() * 1500);
   for (let n = 1; n <= attempts; n++) {
     const ok = outcome === "delivered" && n === attempts;
-    const latencyMs = ok ? 20 + Math.floor(rand() * 250) : fail[0] === "timeout" ? 10_000 : 5 + Math.floor(rand() * 400);
-    log.push({ attempt: n, at, statusCode: ok ? 200 : fail[1], latencyMs, errorClass: ok ? null : fail[0], responseExcerpt: ok ? null : fail[2] });
+    const latencyMs = ok
+      ? 20 + Math.floor(rand() * 250)
+      : fail[0] === "timeout"
+        ? 10_000
+        : 5 + Math.floor(rand() * 400);
+    log.push({
+      attempt: n,
+      at,
+      statusCode: ok ? 200 : fail[1],
+      latencyMs,
+      errorClass: ok ? null : fail[0],
+      responseExcerpt: ok ? null : fail[2],
+    });
     if (n < attempts) at += Math.min(43_200_000, 30_000 * 2 ** (n - 1)) + Math.floor(rand() * 2000);
   }
   if (outcome === "failing") at = Math.min(at, now - 60_000); // the last attempt is in the past
@@ -117,7 +156,8 @@ function delivery(rand, { destination, route, generation, createdAt, outcome, su
     status: done ? outcome : "pending",
     attempts,
     createdAt,
-    nextAttemptAt: outcome === "new" ? createdAt : outcome === "failing" ? at + Math.min(43_200_000, 30_000 * 2 ** attempts) : at,
+    nextAttemptAt:
+      outcome === "new" ? createdAt : outcome === "failing" ? at + Math.min(43_200_000, 30_000 * 2 ** attempts) : at,
     lastStatusCode: last ? last.statusCode : null,
     lastError: outcome === "dead" ? `${fail[0]} (after ${attempts} attempts)` : outcome === "failing" ? fail[0] : null,
     completedAt: done ? at + last.latencyMs : null,
@@ -153,9 +193,17 @@ function deliveriesOf(rand, { destinations, route, receivedAt, now }) {
       continue;
     }
     // Dead (or delivered, then sent again on request), redriven later: generation 1 is history, generation 2 delivered.
-    const first = delivery(rand, { ...base, generation: 1, outcome: rand() < 0.7 ? "dead" : "delivered", superseded: true });
+    const first = delivery(rand, {
+      ...base,
+      generation: 1,
+      outcome: rand() < 0.7 ? "dead" : "delivered",
+      superseded: true,
+    });
     const replayedAt = Math.min(now - 60_000, first.completedAt + HOUR + Math.floor(rand() * 6 * HOUR));
-    list.push(first, delivery(rand, { ...base, generation: 2, createdAt: replayedAt, outcome: "delivered", superseded: false }));
+    list.push(
+      first,
+      delivery(rand, { ...base, generation: 2, createdAt: replayedAt, outcome: "delivered", superseded: false }),
+    );
   }
   return list;
 }
@@ -168,19 +216,52 @@ function weedmapsBody(orderId, status, merchant, at, rand) {
     createdAt: isoSeconds(at - 60_000),
     lastModifiedAt: isoSeconds(at),
     currency: "USD",
-    customer: { id: `cus_${orderId}`, firstName: "Bench", lastName: "Seed", phone: "+15555550100", dob: "1990-01-01", hasMedicalRecommendation: false },
+    customer: {
+      id: `cus_${orderId}`,
+      firstName: "Bench",
+      lastName: "Seed",
+      phone: "+15555550100",
+      dob: "1990-01-01",
+      hasMedicalRecommendation: false,
+    },
     seller: { id: merchant, city: "Oakland", province: "CA", countryCode: "US" },
     customerNote: "seeded by bench/lib/dashboard.mjs",
-    lineItems: [{ id: "li_001", externalId: "SKU-001", name: "Blue Dream 3.5g", quantity: 1 + Math.floor(rand() * 3), originalPrice: "35.00", adjustedPrice: "35.00" }],
+    lineItems: [
+      {
+        id: "li_001",
+        externalId: "SKU-001",
+        name: "Blue Dream 3.5g",
+        quantity: 1 + Math.floor(rand() * 3),
+        originalPrice: "35.00",
+        adjustedPrice: "35.00",
+      },
+    ],
     totals: { subtotal: "35.00", total: "38.50" },
   });
 }
 
 function leaftradeBody(type, id, status, merchant, at) {
   if (type === "product-issue") {
-    return JSON.stringify({ id, product_variant: { id: 5501, sku: "ECB-BD-35" }, quantity: 2, reason: "damaged", notes: "seeded", date_created: isoSeconds(at), dispensary_location: { license_number: merchant } });
+    return JSON.stringify({
+      id,
+      product_variant: { id: 5501, sku: "ECB-BD-35" },
+      quantity: 2,
+      reason: "damaged",
+      notes: "seeded",
+      date_created: isoSeconds(at),
+      dispensary_location: { license_number: merchant },
+    });
   }
-  const order = { id, status, created_at: isoSeconds(at - HOUR), updated_at: isoSeconds(at), vendor_id: 3, dispensary_location: { id: 12, license_number: merchant, dispensary: { id: 14, name: "Green Valley Dispensary" } }, items: [{ id: 88001, product_variant: { id: 5501, sku: "ECB-BD-35" }, quantity: 48 }], buyer: { first_name: "Bench", last_name: "Seed" } };
+  const order = {
+    id,
+    status,
+    created_at: isoSeconds(at - HOUR),
+    updated_at: isoSeconds(at),
+    vendor_id: 3,
+    dispensary_location: { id: 12, license_number: merchant, dispensary: { id: 14, name: "Green Valley Dispensary" } },
+    items: [{ id: 88001, product_variant: { id: 5501, sku: "ECB-BD-35" }, quantity: 48 }],
+    buyer: { first_name: "Bench", last_name: "Seed" },
+  };
   return JSON.stringify(type === "order-v4" ? { count: 1, next: null, previous: null, results: [order] } : order);
 }
 
@@ -205,20 +286,33 @@ function generate({ count, from, to, now, seed, prefix, schema }) {
     if (weedmaps) {
       const life = ["draft", "create", "in_progress", "ready_for_attainment", "complete"];
       const end = rand() < 0.08 ? [rand() < 0.6 ? "canceled_customer" : "canceled_seller"] : [];
-      steps = [...life.slice(0, 1 + Math.floor(rand() * life.length)), ...end].map((type) => [type, type === "draft" ? "DRAFT" : type === "create" ? "PENDING" : type.toUpperCase()]);
+      steps = [...life.slice(0, 1 + Math.floor(rand() * life.length)), ...end].map((type) => [
+        type,
+        type === "draft" ? "DRAFT" : type === "create" ? "PENDING" : type.toUpperCase(),
+      ]);
     } else if (rand() < 0.1) {
       steps = [["product-issue", "reported"]];
     } else {
       const type = rand() < 0.8 ? "order-v4" : "order-v3";
-      steps = ["submitted", "approved", "shipped", "delivered"].slice(0, 1 + Math.floor(rand() * 4)).map((status) => [type, status]);
+      steps = ["submitted", "approved", "shipped", "delivered"]
+        .slice(0, 1 + Math.floor(rand() * 4))
+        .map((status) => [type, status]);
     }
     let at = start;
     for (const [type, status] of steps) {
       if (rows.length >= count || at >= to) break;
-      const body = weedmaps ? weedmapsBody(orderId, status, merchant, at, rand) : leaftradeBody(type, orderId, status, merchant, at);
+      const body = weedmaps
+        ? weedmapsBody(orderId, status, merchant, at, rand)
+        : leaftradeBody(type, orderId, status, merchant, at);
       const bodySha256 = sha256(body);
       const idempotencyKey = weedmaps
-        ? ["weedmaps", source, type, orderId, ...(type === "create" ? [] : type === "draft" ? [bodySha256] : [encodeURIComponent(isoSeconds(at))])].join(":")
+        ? [
+            "weedmaps",
+            source,
+            type,
+            orderId,
+            ...(type === "create" ? [] : type === "draft" ? [bodySha256] : [encodeURIComponent(isoSeconds(at))]),
+          ].join(":")
         : ["leaftrade", source, type, orderId, status, encodeURIComponent(isoSeconds(at))].join(":");
       const [route, destinations] = ROUTES[source][type] ?? [null, []];
       const deliveries = route ? deliveriesOf(rand, { destinations, route, receivedAt: at, now }) : [];
@@ -257,7 +351,8 @@ function generate({ count, from, to, now, seed, prefix, schema }) {
   }
   // The order the "by order id" view asks for: the first Weedmaps order with three or more events.
   const perOrder = new Map();
-  for (const row of rows) if (row.source === "weedmaps") perOrder.set(row.provider_id, (perOrder.get(row.provider_id) ?? 0) + 1);
+  for (const row of rows)
+    if (row.source === "weedmaps") perOrder.set(row.provider_id, (perOrder.get(row.provider_id) ?? 0) + 1);
   const best = [...perOrder].find(([, n]) => n >= 3) ?? [...perOrder].sort((a, b) => b[1] - a[1])[0];
   const sampleOrder = best ? { orderId: best[0], events: best[1] } : null;
   // Only the columns the schema has (dead_deliveries arrives with migration 0008).
@@ -269,7 +364,9 @@ function generate({ count, from, to, now, seed, prefix, schema }) {
 function insertRows(persistTo, { rows, columns }) {
   const db = new DatabaseSync(localDatabase(persistTo));
   try {
-    const insert = db.prepare(`INSERT INTO events (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`);
+    const insert = db.prepare(
+      `INSERT INTO events (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`,
+    );
     db.exec("BEGIN");
     for (const row of rows) insert.run(...columns.map((c) => row[c]));
     db.exec("COMMIT");
@@ -300,7 +397,8 @@ const usageLine = (line) => line.startsWith("{") && line.includes('"event":"usag
 
 function linesSince(router, from) {
   const out = [];
-  for (let i = from; i < router.child.lines.length; i++) if (usageLine(router.child.lines[i])) out.push({ at: i, ...JSON.parse(router.child.lines[i]) });
+  for (let i = from; i < router.child.lines.length; i++)
+    if (usageLine(router.child.lines[i])) out.push({ at: i, ...JSON.parse(router.child.lines[i]) });
   return out;
 }
 
@@ -308,10 +406,19 @@ function linesSince(router, from) {
 async function view(router, cookie, pathname) {
   const from = router.child.lines.length;
   const started = performance.now();
-  const response = await fetch(`${router.url}${pathname}`, { headers: { cookie }, redirect: "manual", signal: AbortSignal.timeout(60_000) });
+  const response = await fetch(`${router.url}${pathname}`, {
+    headers: { cookie },
+    redirect: "manual",
+    signal: AbortSignal.timeout(60_000),
+  });
   const html = await response.text();
   const ms = performance.now() - started;
-  const line = await waitFor(() => linesSince(router, from).find((l) => l.handler === "fetch"), `the usage line of GET ${pathname}`, 10_000, 20);
+  const line = await waitFor(
+    () => linesSince(router, from).find((l) => l.handler === "fetch"),
+    `the usage line of GET ${pathname}`,
+    10_000,
+    20,
+  );
   await sleep(30); // a Durable Object's own usage line may follow its caller's
   const gates = linesSince(router, from).filter((l) => l.handler === "gate");
   return {
@@ -321,7 +428,10 @@ async function view(router, cookie, pathname) {
     // Table rows on the page (each <tr> that starts with a data cell): what the view showed, to compare across sizes.
     rowsShown: (html.match(/<tr><td/g) ?? []).length,
     // Which events the page links to, in order: whether the two sizes showed the same rows.
-    shown: sha256([...html.matchAll(/\/dashboard\/events\/(evt_[0-9a-f]{32})/g)].map((m) => m[1]).join(",")).slice(0, 16),
+    shown: sha256([...html.matchAll(/\/dashboard\/events\/(evt_[0-9a-f]{32})/g)].map((m) => m[1]).join(",")).slice(
+      0,
+      16,
+    ),
     d1Queries: line.d1Queries,
     d1RowsRead: line.d1RowsRead,
     d1RowsWritten: line.d1RowsWritten,
@@ -337,8 +447,12 @@ async function signIn(router, token) {
     body: new URLSearchParams({ token }),
     redirect: "manual",
   });
-  const cookie = response.headers.getSetCookie().map((c) => c.split(";")[0]).find((c) => c.startsWith("router_session="));
-  if (response.status !== 303 || !cookie) throw new Error(`sign-in answered ${response.status} without a session cookie`);
+  const cookie = response.headers
+    .getSetCookie()
+    .map((c) => c.split(";")[0])
+    .find((c) => c.startsWith("router_session="));
+  if (response.status !== 303 || !cookie)
+    throw new Error(`sign-in answered ${response.status} without a session cookie`);
   return cookie;
 }
 
@@ -356,13 +470,27 @@ async function cronBeforeViews(router, { rollups }) {
     await fetch(`${router.url}/cdn-cgi/local/scheduled`, { signal: AbortSignal.timeout(60_000) });
     runs += 1;
     try {
-      await waitFor(() => jobs.every((h) => linesSince(router, from).some((l) => l.handler === h)), "the Cron's usage lines", 30_000);
+      await waitFor(
+        () => jobs.every((h) => linesSince(router, from).some((l) => l.handler === h)),
+        "the Cron's usage lines",
+        30_000,
+      );
     } catch {
       // reported as far as it got
     }
     await sleep(200);
     const lines = linesSince(router, from).filter((l) => l.handler !== "fetch" && l.handler !== "gate");
-    first ??= Object.fromEntries(lines.map((l) => [l.handler, { d1Queries: l.d1Queries, d1RowsRead: l.d1RowsRead, d1RowsWritten: l.d1RowsWritten, ...(l.handler === "rollup" ? { counted: l.counted, behind: l.behind } : {}) }]));
+    first ??= Object.fromEntries(
+      lines.map((l) => [
+        l.handler,
+        {
+          d1Queries: l.d1Queries,
+          d1RowsRead: l.d1RowsRead,
+          d1RowsWritten: l.d1RowsWritten,
+          ...(l.handler === "rollup" ? { counted: l.counted, behind: l.behind } : {}),
+        },
+      ]),
+    );
     if (!lines.some((l) => l.handler === "rollup" && l.behind === true)) break;
   }
   return { ...first, runs };
@@ -379,16 +507,41 @@ function viewList({ anchor, sampleOrder, merchant, eventId }) {
     ["overview", "overview", "Overview", "/dashboard/overview"],
     ["events", "events", "Events, no filter", "/dashboard/events"],
     ["eventsPage2", "events page 2", "Events, page 2 (page 1's “Older events” link)", null],
-    ["eventsByOrder", "by order id", "Events by order id", `/dashboard/events?orderId=${encodeURIComponent(sampleOrder.orderId)}`],
-    ["eventsByMerchant", "by merchant", "Events by merchant", `/dashboard/events?merchant=${encodeURIComponent(merchant)}`],
+    [
+      "eventsByOrder",
+      "by order id",
+      "Events by order id",
+      `/dashboard/events?orderId=${encodeURIComponent(sampleOrder.orderId)}`,
+    ],
+    [
+      "eventsByMerchant",
+      "by merchant",
+      "Events by merchant",
+      `/dashboard/events?merchant=${encodeURIComponent(merchant)}`,
+    ],
     // A merchant no event has: the search looks at one window of events and stops, however many are stored.
-    ["eventsByRareMerchant", "by unknown merchant", "Events by a merchant no event has (one window, then “Older events”)", "/dashboard/events?merchant=no-such-merchant"],
+    [
+      "eventsByRareMerchant",
+      "by unknown merchant",
+      "Events by a merchant no event has (one window, then “Older events”)",
+      "/dashboard/events?merchant=no-such-merchant",
+    ],
     ["eventsDead", "status=dead", "Events, status dead", "/dashboard/events?status=dead"],
-    ["eventsBySourceType", "by source+type", "Events by source and type (leaftrade, order-v4)", "/dashboard/events?source=leaftrade&type=order-v4"],
+    [
+      "eventsBySourceType",
+      "by source+type",
+      "Events by source and type (leaftrade, order-v4)",
+      "/dashboard/events?source=leaftrade&type=order-v4",
+    ],
     ["eventsWindow", "time window", "Events in a 12-hour window (30 to 18 h ago)", `/dashboard/events?${windowQuery}`],
     ["eventDetail", "event detail", "Event detail (a real ingested Create)", `/dashboard/events/${eventId}`],
     ["deadLetters", "dead letters", "Dead letters", "/dashboard/dead-letters"],
-    ["redriveCount", "bulk redrive count", "Bulk redrive count (any destination, last 48 h)", `/dashboard/dead-letters/redrive?${redrive}`],
+    [
+      "redriveCount",
+      "bulk redrive count",
+      "Bulk redrive count (any destination, last 48 h)",
+      `/dashboard/dead-letters/redrive?${redrive}`,
+    ],
     ["destinations", "destinations", "Destinations", "/dashboard/destinations"],
     ["routing", "routing", "Routing", "/dashboard/routing"],
   ].map(([key, short, label, path]) => ({ key, short, label, path }));
@@ -425,7 +578,8 @@ async function measureViews(router, cookie, context) {
       const state = status === 200 ? "ok" : status === 404 ? "missing" : status === null ? "not requested" : "error";
       const out = { label, short, path: measured.find((r) => r.path)?.path ?? null, status, state };
       if (state === "ok") {
-        for (const k of ["d1RowsRead", "d1RowsWritten", "d1Queries", "gateCalls", "gateRowsRead", "rowsShown"]) out[k] = max(measured, k);
+        for (const k of ["d1RowsRead", "d1RowsWritten", "d1Queries", "gateCalls", "gateRowsRead", "rowsShown"])
+          out[k] = max(measured, k);
         out.ms = Math.round(max(measured, "ms"));
         out.rowsReadRuns = measured.map((r) => r.d1RowsRead);
         out.shown = measured[0].shown;
@@ -444,12 +598,22 @@ async function ingestReal(router, secrets) {
   const config = routerConfig();
   const secretOf = (name) => secrets[name];
   const ids = [];
-  for (const [name, merchant] of [["weedmaps.create", WEEDMAPS_MERCHANTS[0]], ["weedmaps.create", WEEDMAPS_MERCHANTS[1]], ["leaftrade.order-v4", LEAFTRADE_MERCHANTS[0]], ["leaftrade.product-issue", LEAFTRADE_MERCHANTS[1]]]) {
+  for (const [name, merchant] of [
+    ["weedmaps.create", WEEDMAPS_MERCHANTS[0]],
+    ["weedmaps.create", WEEDMAPS_MERCHANTS[1]],
+    ["leaftrade.order-v4", LEAFTRADE_MERCHANTS[0]],
+    ["leaftrade.product-issue", LEAFTRADE_MERCHANTS[1]],
+  ]) {
     const builder = eventBuilder(name, config, { merchant });
     const body = builder.body();
-    const response = await fetch(`${router.url}${builder.path()}`, { method: "POST", headers: { "content-type": "application/json", ...builder.headers(body, secretOf) }, body });
+    const response = await fetch(`${router.url}${builder.path()}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...builder.headers(body, secretOf) },
+      body,
+    });
     const text = await response.text();
-    if (response.status !== 200) throw new Error(`ingest of ${name} answered ${response.status}: ${text.slice(0, 200)}`);
+    if (response.status !== 200)
+      throw new Error(`ingest of ${name} answered ${response.status}: ${text.slice(0, 200)}`);
     const json = JSON.parse(text);
     ids.push({ name, eventId: json.eventId ?? json.events?.[0]?.eventId });
   }
@@ -472,7 +636,11 @@ export function dashboardVerdicts(sizes) {
       const a = small.views[key];
       const b = large.views[key];
       if (a.state !== "ok" || b.state !== "ok") {
-        const state = [a.state, b.state].includes("error") ? "error" : [a.state, b.state].includes("missing") ? "missing" : "not measured";
+        const state = [a.state, b.state].includes("error")
+          ? "error"
+          : [a.state, b.state].includes("missing")
+            ? "missing"
+            : "not measured";
         return [key, { verdict: state }];
       }
       const grows = b.d1RowsRead - a.d1RowsRead;
@@ -508,12 +676,30 @@ export async function measureDashboard({ persistTo, sizes, start, secrets, log =
   let cookie = null;
 
   // The recent stretch, the small size.
-  seeding.push(seed(persistTo, { count: small - realEvents, from: anchor - RECENT_DAYS * DAY, to: anchor, now: anchor, seed: 1, prefix: "9", schema }));
+  seeding.push(
+    seed(persistTo, {
+      count: small - realEvents,
+      from: anchor - RECENT_DAYS * DAY,
+      to: anchor,
+      now: anchor,
+      seed: 1,
+      prefix: "9",
+      schema,
+    }),
+  );
   log(`dashboard: seeded ${seeding[0].events} events in ${seeding[0].seconds.toFixed(1)} s`);
   for (const [i, size] of sizes.entries()) {
     if (i === 1) {
       // Ten times the history at the same rate: older events before the recent stretch.
-      const older = seed(persistTo, { count: large - small, from: anchor - (RECENT_DAYS * large) / small * DAY, to: anchor - RECENT_DAYS * DAY, now: anchor, seed: 2, prefix: "8", schema });
+      const older = seed(persistTo, {
+        count: large - small,
+        from: anchor - ((RECENT_DAYS * large) / small) * DAY,
+        to: anchor - RECENT_DAYS * DAY,
+        now: anchor,
+        seed: 2,
+        prefix: "8",
+        schema,
+      });
       seeding.push(older);
       log(`dashboard: seeded ${older.events} older events in ${older.seconds.toFixed(1)} s`);
     }
@@ -521,7 +707,13 @@ export async function measureDashboard({ persistTo, sizes, start, secrets, log =
     try {
       if (i === 0) {
         const real = await ingestReal(router, secrets);
-        context = { anchor, sampleOrder: seeding[0].sampleOrder, merchant: WEEDMAPS_MERCHANTS[0], eventId: real[0].eventId, real };
+        context = {
+          anchor,
+          sampleOrder: seeding[0].sampleOrder,
+          merchant: WEEDMAPS_MERCHANTS[0],
+          eventId: real[0].eventId,
+          real,
+        };
       }
       // The Cron fills whatever the pages read from it (the overview's rollups, once they exist).
       const cron = await cronBeforeViews(router, schema);

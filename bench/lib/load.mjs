@@ -8,7 +8,8 @@ export function percentile(sorted, p) {
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
 }
 
-export const round = (value, digits = 2) => (value === null || value === undefined ? null : Number(value.toFixed(digits)));
+export const round = (value, digits = 2) =>
+  value === null || value === undefined ? null : Number(value.toFixed(digits));
 
 /**
  * Runs autocannon against `url` with a fresh request from `source.next()` for every request, so no body repeats.
@@ -62,8 +63,12 @@ export function summarize(runs) {
   let cpuMsPerRequest = null;
   if (ok > 0 && runs.every((run) => run.cpuMs)) {
     const roles = Object.keys(runs[0].cpuMs);
-    cpuMsPerRequest = Object.fromEntries(roles.map((role) => [role, round(runs.reduce((sum, run) => sum + run.cpuMs[role], 0) / ok)]));
-    cpuMsPerRequest.total = round(roles.reduce((sum, role) => sum + runs.reduce((s, run) => s + run.cpuMs[role], 0), 0) / ok);
+    cpuMsPerRequest = Object.fromEntries(
+      roles.map((role) => [role, round(runs.reduce((sum, run) => sum + run.cpuMs[role], 0) / ok)]),
+    );
+    cpuMsPerRequest.total = round(
+      roles.reduce((sum, role) => sum + runs.reduce((s, run) => s + run.cpuMs[role], 0), 0) / ok,
+    );
   }
   return {
     // Completed 2xx responses over the measured time: failed requests must not count as throughput.

@@ -15,7 +15,9 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 function age(persistTo, count, days) {
   const db = new DatabaseSync(localDatabase(persistTo));
   try {
-    db.prepare(`UPDATE events SET received_at = received_at - ?1 WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?2)`).run(days * DAY_MS, count);
+    db.prepare(
+      `UPDATE events SET received_at = received_at - ?1 WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?2)`,
+    ).run(days * DAY_MS, count);
   } finally {
     db.close();
   }
@@ -27,14 +29,21 @@ function rotatedEnvFile(root, workDir) {
   const current = /^PAYLOAD_KEYS=(.*)$/m.exec(text)?.[1];
   if (!current) throw new Error(".dev.vars.example has no PAYLOAD_KEYS");
   const file = path.join(workDir, "rotated.dev.vars");
-  writeFileSync(file, text.replace(/^PAYLOAD_KEYS=.*$/m, `PAYLOAD_KEYS=bench-b:${randomBytes(32).toString("base64")},${current}`));
+  writeFileSync(
+    file,
+    text.replace(/^PAYLOAD_KEYS=.*$/m, `PAYLOAD_KEYS=bench-b:${randomBytes(32).toString("base64")},${current}`),
+  );
   return file;
 }
 
 /** The usage line of one Cron job (handler "maintenance" or "rollup") printed since line `from`. */
 const usageLine = (router, from, handler) =>
   waitFor(
-    () => router.child.lines.slice(from).filter((l) => l.startsWith("{") && l.includes(`"handler":"${handler}"`)).map((l) => JSON.parse(l))[0],
+    () =>
+      router.child.lines
+        .slice(from)
+        .filter((l) => l.startsWith("{") && l.includes(`"handler":"${handler}"`))
+        .map((l) => JSON.parse(l))[0],
     `the ${handler} usage line`,
     30_000,
   );
@@ -46,7 +55,13 @@ async function walkOnce(router, rollups = null) {
   // The same invocation's rollup walk (src/maintenance/rollup.ts), for the overview's cost per event.
   if (rollups) {
     const line = await usageLine(router, from, "rollup");
-    rollups.push({ d1Queries: line.d1Queries, rowsRead: line.d1RowsRead, rowsWritten: line.d1RowsWritten, counted: line.counted, slices: line.slices });
+    rollups.push({
+      d1Queries: line.d1Queries,
+      rowsRead: line.d1RowsRead,
+      rowsWritten: line.d1RowsWritten,
+      counted: line.counted,
+      slices: line.slices,
+    });
   }
   return usageLine(router, from, "maintenance");
 }
@@ -68,7 +83,8 @@ const pick = (line) => ({
  */
 export async function measureMaintenance({ root, workDir, persistTo, start, sliceRows, payloadDays, eventDays }) {
   const events = eventCount(persistTo);
-  if (events > sliceRows) throw new Error(`${events} events stored, more than one slice (${sliceRows}): the runs below would mix laps`);
+  if (events > sliceRows)
+    throw new Error(`${events} events stored, more than one slice (${sliceRows}): the runs below would mix laps`);
   const rotated = rotatedEnvFile(root, workDir);
   const runs = {};
   const rollups = [];
@@ -90,13 +106,33 @@ export async function measureMaintenance({ root, workDir, persistTo, start, slic
   } finally {
     await stop(router.child);
   }
-  const perEvent = (run, count) => (count > 0 ? { rowsWritten: (run.rowsWritten - runs.idle.rowsWritten) / count, rowsRead: (run.rowsRead - runs.idle.rowsRead) / count, d1Queries: (run.d1Queries - runs.idle.d1Queries) / count } : null);
+  const perEvent = (run, count) =>
+    count > 0
+      ? {
+          rowsWritten: (run.rowsWritten - runs.idle.rowsWritten) / count,
+          rowsRead: (run.rowsRead - runs.idle.rowsRead) / count,
+          d1Queries: (run.d1Queries - runs.idle.d1Queries) / count,
+        }
+      : null;
   const [first, next] = rollups;
   return {
     events,
     // The rollup walk's first run counts the events scenario 6 left (all older than its two-minute lag by then);
     // the next has nothing new: what every run costs however quiet.
-    rollup: first && next ? { first, next, perEvent: first.counted > 0 ? { rowsRead: (first.rowsRead - next.rowsRead) / first.counted, rowsWritten: (first.rowsWritten - next.rowsWritten) / first.counted } : null } : null,
+    rollup:
+      first && next
+        ? {
+            first,
+            next,
+            perEvent:
+              first.counted > 0
+                ? {
+                    rowsRead: (first.rowsRead - next.rowsRead) / first.counted,
+                    rowsWritten: (first.rowsWritten - next.rowsWritten) / first.counted,
+                  }
+                : null,
+          }
+        : null,
     sliceRows,
     payloadDays,
     eventDays,

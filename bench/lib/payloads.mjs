@@ -14,7 +14,16 @@ const ID_WIDTH = 12;
 const ID_PLACEHOLDER = "#".repeat(ID_WIDTH);
 
 // Optional parts of an order, dropped in this order when even a one-item order is over the wanted size.
-const OPTIONAL = ["documents", "shippingAddress", "requestedSchedulingInfo", "discounts", "fees", "payments", "taxes", "customer"];
+const OPTIONAL = [
+  "documents",
+  "shippingAddress",
+  "requestedSchedulingInfo",
+  "discounts",
+  "fees",
+  "payments",
+  "taxes",
+  "customer",
+];
 
 function lineItem(i, template) {
   const n = String(i + 1).padStart(3, "0");
@@ -45,7 +54,8 @@ function orderTemplate(base, size, merchantId) {
   render(count);
   order.customerNote = "x".repeat(size - JSON.stringify(order).length);
   const text = JSON.stringify(order);
-  if (Buffer.byteLength(text) !== size) throw new Error(`order template is ${Buffer.byteLength(text)} bytes, wanted ${size}`);
+  if (Buffer.byteLength(text) !== size)
+    throw new Error(`order template is ${Buffer.byteLength(text)} bytes, wanted ${size}`);
   const at = text.indexOf(ID_PLACEHOLDER);
   return { before: text.slice(0, at), after: text.slice(at + ID_WIDTH) };
 }

@@ -1,9 +1,15 @@
 // The console table, the target verdicts and bench/REPORT.md, all from the results object alone, so a report can
 // be regenerated from a results.json.
 
-const fmt = (value, digits = 1) => (value === null || value === undefined || Number.isNaN(value) ? "-" : typeof value === "number" ? value.toFixed(digits) : String(value));
+const fmt = (value, digits = 1) =>
+  value === null || value === undefined || Number.isNaN(value)
+    ? "-"
+    : typeof value === "number"
+      ? value.toFixed(digits)
+      : String(value);
 const usd = (value) => (value === null || value === undefined ? "-" : `$${value.toFixed(2)}`);
-const pct = (value) => (value === null || value === undefined ? "-" : `${value >= 0 ? "+" : ""}${(value * 100).toFixed(0)}%`);
+const pct = (value) =>
+  value === null || value === undefined ? "-" : `${value >= 0 ? "+" : ""}${(value * 100).toFixed(0)}%`;
 
 // "Flat" for the fan-out target: the ack p50 at 10 destinations is at most this much above the p50 at 1.
 export const FLAT_TOLERANCE = 0.2;
@@ -31,7 +37,12 @@ export function evaluateTargets(results) {
     {
       id: "flatAck",
       target: `Ack latency flat from 1 to 10 destinations (p50 within +${FLAT_TOLERANCE * 100}% at c=${results.concurrency} and at c=1, scenario 3)`,
-      measured: flat.map((f, i) => `${i === 0 ? `c=${results.concurrency}` : "c=1"}: p50 ${fmt(f.one.p50)} → ${fmt(f.ten.p50)} ms (${pct(f.growth)})`).join("; "),
+      measured: flat
+        .map(
+          (f, i) =>
+            `${i === 0 ? `c=${results.concurrency}` : "c=1"}: p50 ${fmt(f.one.p50)} → ${fmt(f.ten.p50)} ms (${pct(f.growth)})`,
+        )
+        .join("; "),
       met: flat.every((f) => f.growth !== null && f.growth <= FLAT_TOLERANCE),
     },
     {
@@ -64,12 +75,20 @@ export function evaluateTargets(results) {
       target: `No dashboard page's rows read scales with events stored (${dash.keys.length} views at ${dash.sizes.map(count).join(" and ")} events; flat = at most ${dash.flatRows} rows more)`,
       measured: [
         `${dash.flat.length} flat`,
-        dash.scales.length ? `scale: ${dash.scales.map((k) => `${dash.views[k].short} ${count(dash.small[k].d1RowsRead)} → ${count(dash.large[k].d1RowsRead)}`).join(", ")}` : null,
-        dash.limitScans.length && !dash.noMatch ? `flat only while matches are as dense (a scan its LIMIT stops): ${dash.limitScans.map((k) => `${dash.views[k].short} ${count(dash.large[k].d1RowsRead)} rows for ${dash.large[k].rowsShown}`).join(", ")}` : null,
-        dash.limitScans.length && dash.noMatch ? `filters no index serves read one window of events at most (a merchant no event has: ${count(dash.noMatch.d1RowsRead)} rows at both sizes)` : null,
+        dash.scales.length
+          ? `scale: ${dash.scales.map((k) => `${dash.views[k].short} ${count(dash.small[k].d1RowsRead)} → ${count(dash.large[k].d1RowsRead)}`).join(", ")}`
+          : null,
+        dash.limitScans.length && !dash.noMatch
+          ? `flat only while matches are as dense (a scan its LIMIT stops): ${dash.limitScans.map((k) => `${dash.views[k].short} ${count(dash.large[k].d1RowsRead)} rows for ${dash.large[k].rowsShown}`).join(", ")}`
+          : null,
+        dash.limitScans.length && dash.noMatch
+          ? `filters no index serves read one window of events at most (a merchant no event has: ${count(dash.noMatch.d1RowsRead)} rows at both sizes)`
+          : null,
         dash.missing.length ? `not served yet (404): ${list(dash.missing)}` : null,
         dash.errors.length ? `failed: ${list(dash.errors)}` : null,
-      ].filter(Boolean).join("; "),
+      ]
+        .filter(Boolean)
+        .join("; "),
       met: dash.scales.length === 0 && dash.missing.length === 0 && dash.errors.length === 0,
     });
   }
@@ -101,7 +120,18 @@ function floorRows(results) {
     ];
   };
   return [
-    ["Router against the I/O floor", "req/s ours", "floor", "ratio", "p50 ms ours", "floor", "ratio", "runtime CPU ms ours", "floor", "ratio"],
+    [
+      "Router against the I/O floor",
+      "req/s ours",
+      "floor",
+      "ratio",
+      "p50 ms ours",
+      "floor",
+      "ratio",
+      "runtime CPU ms ours",
+      "floor",
+      "ratio",
+    ],
     row(`1. Create 5 KB, 3 dest, c=${results.concurrency}`, i.loaded, false),
     row("1. Create 5 KB, 3 dest, c=1", i.unloaded, true),
   ];
@@ -110,8 +140,17 @@ function floorRows(results) {
 /** Scenario 8: what holding a paused destination's deliveries costs, and what releasing them does. */
 function pausedRows(results) {
   const p = results.scenarios.paused;
-  if (!p) return [["8. Paused destination", "value"], ["not measured", "-"]];
-  const row = (label, key, digits = 2) => [label, fmt(p.held.perEvent[key], digits), fmt(p.resumed.perEvent[key], digits), fmt(results.scenarios.operations.happy.perEvent[key], digits)];
+  if (!p)
+    return [
+      ["8. Paused destination", "value"],
+      ["not measured", "-"],
+    ];
+  const row = (label, key, digits = 2) => [
+    label,
+    fmt(p.held.perEvent[key], digits),
+    fmt(p.resumed.perEvent[key], digits),
+    fmt(results.scenarios.operations.happy.perEvent[key], digits),
+  ];
   return [
     ["8. Per event, d03 of 3 destinations paused", "while held", "on resume", "(happy path, none paused)"],
     row("Worker invocations", "workerInvocations"),
@@ -120,7 +159,12 @@ function pausedRows(results) {
     row("Queue operations", "queueOperations"),
     row("Durable Object requests (incl. alarms)", "durableObjectRequests"),
     row("Durable Object rows written", "durableObjectRowsWritten"),
-    [`idle, nothing arriving, ${fmt(p.idle.seconds, 0)} s: invocations / D1 rows / queue messages / object alarms`, `${p.idle.invocations} / ${p.idle.d1RowsWritten + p.idle.d1RowsRead} / ${p.idle.queueMessagesSent} / ${p.idle.gateAlarms}`, "", ""],
+    [
+      `idle, nothing arriving, ${fmt(p.idle.seconds, 0)} s: invocations / D1 rows / queue messages / object alarms`,
+      `${p.idle.invocations} / ${p.idle.d1RowsWritten + p.idle.d1RowsRead} / ${p.idle.queueMessagesSent} / ${p.idle.gateAlarms}`,
+      "",
+      "",
+    ],
     [`resume to the last held delivery arriving (${p.events} held)`, `${fmt(p.drainMs / 1000, 1)} s`, "", ""],
   ];
 }
@@ -128,10 +172,26 @@ function pausedRows(results) {
 /** Scenario 7: the same router with payload encryption on and off. */
 function encryptionRows(results) {
   const e = results.scenarios.encryption;
-  if (!e) return [["7. Encryption", "value"], ["not measured", "-"]];
+  if (!e)
+    return [
+      ["7. Encryption", "value"],
+      ["not measured", "-"],
+    ];
   const cpu = (r) => r.cpuMsPerRequest?.runtime;
   return [
-    ["7. Encryption at rest", "req/s on", "off", "throughput cost", "p50 ms on", "off", "p99 ms on", "off", "runtime CPU ms on", "off", "errors on/off"],
+    [
+      "7. Encryption at rest",
+      "req/s on",
+      "off",
+      "throughput cost",
+      "p50 ms on",
+      "off",
+      "p99 ms on",
+      "off",
+      "runtime CPU ms on",
+      "off",
+      "errors on/off",
+    ],
     ...e.rows.map((r) => {
       const unloaded = r.concurrency === 1;
       return [
@@ -154,9 +214,27 @@ function encryptionRows(results) {
 /** The maintenance walk's runs on the full router's database, and what each action adds per event. */
 function maintenanceRows(results) {
   const m = results.scenarios.maintenance;
-  if (!m) return [["Maintenance walk (cron)", "value"], ["not measured", "-"]];
-  const run = (label, r, acted) => [label, fmt(r.walked, 0), fmt(acted, 0), fmt(r.d1Queries, 0), fmt(r.rowsRead, 0), fmt(r.rowsWritten, 0)];
-  const per = (label, p) => [label, "", "", p ? fmt(p.d1Queries, 2) : "-", p ? fmt(p.rowsRead, 2) : "-", p ? fmt(p.rowsWritten, 2) : "-"];
+  if (!m)
+    return [
+      ["Maintenance walk (cron)", "value"],
+      ["not measured", "-"],
+    ];
+  const run = (label, r, acted) => [
+    label,
+    fmt(r.walked, 0),
+    fmt(acted, 0),
+    fmt(r.d1Queries, 0),
+    fmt(r.rowsRead, 0),
+    fmt(r.rowsWritten, 0),
+  ];
+  const per = (label, p) => [
+    label,
+    "",
+    "",
+    p ? fmt(p.d1Queries, 2) : "-",
+    p ? fmt(p.rowsRead, 2) : "-",
+    p ? fmt(p.rowsWritten, 2) : "-",
+  ];
   return [
     ["Maintenance walk (cron), one run", "rows walked", "acted on", "D1 statements", "rows read", "rows written"],
     run("nothing to do", m.runs.idle, 0),
@@ -168,9 +246,26 @@ function maintenanceRows(results) {
     per("per deleted event, over nothing to do", m.perEvent.delete),
     ...(m.rollup
       ? [
-          [`rollup walk (overview), first run: ${fmt(m.rollup.first.counted, 0)} events counted`, "", "", fmt(m.rollup.first.d1Queries, 0), fmt(m.rollup.first.rowsRead, 0), fmt(m.rollup.first.rowsWritten, 0)],
-          ["rollup walk, next run (nothing new)", "", "", fmt(m.rollup.next.d1Queries, 0), fmt(m.rollup.next.rowsRead, 0), fmt(m.rollup.next.rowsWritten, 0)],
-          per("rollup walk per event counted, over nothing new", m.rollup.perEvent && { ...m.rollup.perEvent, d1Queries: null }),
+          [
+            `rollup walk (overview), first run: ${fmt(m.rollup.first.counted, 0)} events counted`,
+            "",
+            "",
+            fmt(m.rollup.first.d1Queries, 0),
+            fmt(m.rollup.first.rowsRead, 0),
+            fmt(m.rollup.first.rowsWritten, 0),
+          ],
+          [
+            "rollup walk, next run (nothing new)",
+            "",
+            "",
+            fmt(m.rollup.next.d1Queries, 0),
+            fmt(m.rollup.next.rowsRead, 0),
+            fmt(m.rollup.next.rowsWritten, 0),
+          ],
+          per(
+            "rollup walk per event counted, over nothing new",
+            m.rollup.perEvent && { ...m.rollup.perEvent, d1Queries: null },
+          ),
         ]
       : []),
   ];
@@ -200,29 +295,59 @@ function dashboardSummary(results) {
     // Only a search filters rows it does not show; the overview's rows are rollups (hours × pairs), not events.
     limitScans: keys.filter((k) => d.verdicts[k].scanStoppedByLimit && k.startsWith("events")),
     // A search no event matches reads one window and stops: what bounds the dense filters when matches are rare.
-    noMatch: d.verdicts.eventsByRareMerchant?.verdict === "flat" && largeSize.views.eventsByRareMerchant?.state === "ok" ? largeSize.views.eventsByRareMerchant : null,
+    noMatch:
+      d.verdicts.eventsByRareMerchant?.verdict === "flat" && largeSize.views.eventsByRareMerchant?.state === "ok"
+        ? largeSize.views.eventsByRareMerchant
+        : null,
   };
 }
 
 function dashboardRows(results) {
   const dash = dashboardSummary(results);
-  if (!dash) return [["Dashboard page views", "value"], ["not measured", "-"]];
+  if (!dash)
+    return [
+      ["Dashboard page views", "value"],
+      ["not measured", "-"],
+    ];
   const [a, b] = dash.sizes.map(count);
-  const cell = (v, k) => (v.state === "ok" ? count(v[k]) : v.state === "missing" ? "missing (404)" : v.state === "error" ? `error (${v.status})` : "-");
-  const pair = (key, k) => (dash.small[key].state === "ok" && dash.large[key].state === "ok" ? `${count(dash.small[key][k])} / ${count(dash.large[key][k])}` : "-");
+  const cell = (v, k) =>
+    v.state === "ok"
+      ? count(v[k])
+      : v.state === "missing"
+        ? "missing (404)"
+        : v.state === "error"
+          ? `error (${v.status})`
+          : "-";
+  const pair = (key, k) =>
+    dash.small[key].state === "ok" && dash.large[key].state === "ok"
+      ? `${count(dash.small[key][k])} / ${count(dash.large[key][k])}`
+      : "-";
   const verdict = (key) => {
     const v = dash.d.verdicts[key];
-    if (v.verdict === "scales") return `**scales** (+${count(v.extraRowsRead)}${v.ratio ? `, ×${v.ratio.toFixed(1)}` : ""}${v.sameRows === false ? "; other rows shown" : ""})`;
+    if (v.verdict === "scales")
+      return `**scales** (+${count(v.extraRowsRead)}${v.ratio ? `, ×${v.ratio.toFixed(1)}` : ""}${v.sameRows === false ? "; other rows shown" : ""})`;
     const notes = [
       v.extraRowsRead ? `${v.extraRowsRead > 0 ? "+" : ""}${count(v.extraRowsRead)}` : null,
-      v.scanStoppedByLimit && key.startsWith("events") ? `${dash.noMatch ? "a windowed search" : "a scan its LIMIT stops"}: ${count(Math.round(v.rowsReadPerRowShown))} rows read per row shown` : null,
+      v.scanStoppedByLimit && key.startsWith("events")
+        ? `${dash.noMatch ? "a windowed search" : "a scan its LIMIT stops"}: ${count(Math.round(v.rowsReadPerRowShown))} rows read per row shown`
+        : null,
       v.sameRows === false ? "other rows shown" : null,
     ].filter(Boolean);
     if (v.verdict === "flat") return notes.length ? `flat (${notes.join("; ")})` : "flat";
     return v.verdict;
   };
   return [
-    ["Dashboard view (one request, the largest of 3)", `rows read, ${a} events`, `rows read, ${b} events`, "rows written", "D1 statements", "DO calls", "table rows shown", "ms", "verdict"],
+    [
+      "Dashboard view (one request, the largest of 3)",
+      `rows read, ${a} events`,
+      `rows read, ${b} events`,
+      "rows written",
+      "D1 statements",
+      "DO calls",
+      "table rows shown",
+      "ms",
+      "verdict",
+    ],
     ...dash.keys.map((key) => [
       dash.views[key].label,
       cell(dash.small[key], "d1RowsRead"),
@@ -240,16 +365,32 @@ function dashboardRows(results) {
 /** What the Cron run before the views cost, by job, at each size: not a page view, but what the overview reads. */
 function dashboardCronRows(results) {
   const d = results.scenarios.dashboard;
-  if (!d) return [["Cron before the views", "value"], ["not measured", "-"]];
-  const jobs = [...new Set(d.sizes.flatMap((x) => Object.keys(x.cronBeforeViews ?? {})))].filter((job) => job !== "runs");
+  if (!d)
+    return [
+      ["Cron before the views", "value"],
+      ["not measured", "-"],
+    ];
+  const jobs = [...new Set(d.sizes.flatMap((x) => Object.keys(x.cronBeforeViews ?? {})))].filter(
+    (job) => job !== "runs",
+  );
   const fig = (x, job) => {
     const j = x.cronBeforeViews?.[job];
     return j ? `${count(j.d1Queries)} / ${count(j.d1RowsRead)} / ${count(j.d1RowsWritten)}` : "-";
   };
   return [
-    ["Cron run before the views (job: statements / rows read / rows written)", ...d.sizes.map((x) => `${count(x.eventsStored)} events`)],
+    [
+      "Cron run before the views (job: statements / rows read / rows written)",
+      ...d.sizes.map((x) => `${count(x.eventsStored)} events`),
+    ],
     ...jobs.map((job) => [job, ...d.sizes.map((x) => fig(x, job))]),
-    ...(d.sizes.some((x) => (x.cronBeforeViews?.runs ?? 1) > 1) ? [["Cron runs until the rollups were current (figures above: the first)", ...d.sizes.map((x) => count(x.cronBeforeViews.runs))]] : []),
+    ...(d.sizes.some((x) => (x.cronBeforeViews?.runs ?? 1) > 1)
+      ? [
+          [
+            "Cron runs until the rollups were current (figures above: the first)",
+            ...d.sizes.map((x) => count(x.cronBeforeViews.runs)),
+          ],
+        ]
+      : []),
   ];
 }
 
@@ -277,8 +418,8 @@ function dashboardText(results) {
       `show: it scales with the events stored.** Flat: at most ${dash.flatRows} rows more. A flat view that reads more than`,
       `${d.scanRowsPerRowShown ?? 20} rows for each table row it shows is marked: it would be flat here only because the share of`,
       "matching events is the same at both sizes, unless a search that matches nothing is flat too (then the page reads one",
-      "bounded window of events, however rare the match, and says so: a \"windowed search\"). \"Other rows",
-      "shown\": the page linked different events at the two sizes (it pages in key order, not newest first).",
+      'bounded window of events, however rare the match, and says so: a "windowed search"). "Other rows',
+      'shown": the page linked different events at the two sizes (it pages in key order, not newest first).',
     ].join(" "),
     "",
     [
@@ -299,14 +440,19 @@ function dashboardText(results) {
     [
       `Measured on ${d.date ?? "-"}${d.commit?.main ? ` against main at ${d.commit.main.split(" ")[0]} ("${d.commit.main.slice(d.commit.main.indexOf(" ") + 1)}")` : ""}${d.commit?.uncommittedSrc ? ", with uncommitted changes to src/" : ""}.`,
       `Schema then: ${schema.deadDeliveriesColumn ? "migration 0008 applied (`dead_deliveries`)" : "no `dead_deliveries` column (migration 0008 not applied)"}${schema.rollups ? ", `rollups` table" : ""}; indexes on events: ${idx}.`,
-      dash.missing.length ? `Not served yet (404), recorded as missing: ${dash.missing.map((k) => dash.views[k].short).join(", ")}.` : "",
-    ].filter(Boolean).join(" "),
+      dash.missing.length
+        ? `Not served yet (404), recorded as missing: ${dash.missing.map((k) => dash.views[k].short).join(", ")}.`
+        : "",
+    ]
+      .filter(Boolean)
+      .join(" "),
   ].join("\n");
 }
 
 function textTable(rows) {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => String(row[i]).length)));
-  const line = (row) => row.map((cell, i) => (i === 0 ? String(cell).padEnd(widths[i]) : String(cell).padStart(widths[i]))).join("  ");
+  const line = (row) =>
+    row.map((cell, i) => (i === 0 ? String(cell).padEnd(widths[i]) : String(cell).padStart(widths[i]))).join("  ");
   return [line(rows[0]), widths.map((w) => "-".repeat(w)).join("  "), ...rows.slice(1).map(line)].join("\n");
 }
 
@@ -327,14 +473,28 @@ function ingestCases(results) {
   return [
     [`1. Create 5 KB, 3 dest, ${c}`, s.ingest.loaded],
     ["1. Create 5 KB, 3 dest, c=1", s.ingest.unloaded],
-    ...s.bodySize.rows.filter((r) => !r.label.includes("scenario 1")).map((r) => [`2. body ${r.label}, 3 dest, ${c}`, r]),
+    ...s.bodySize.rows
+      .filter((r) => !r.label.includes("scenario 1"))
+      .map((r) => [`2. body ${r.label}, 3 dest, ${c}`, r]),
     ...s.fanout.rows.map((r) => [`3. ${destLabel(r.destinations)}, 5 KB, ${c}`, r]),
     ...s.fanout.unloaded.map((r) => [`3. ${destLabel(r.destinations)}, 5 KB, c=1`, r]),
   ];
 }
 
 function ingestRows(results) {
-  const header = ["Ingest case", "req/s ours", "base", "ratio", "p50 ms ours", "base", "ratio", "p99 ms ours", "base", "ratio", "errors ours/base"];
+  const header = [
+    "Ingest case",
+    "req/s ours",
+    "base",
+    "ratio",
+    "p50 ms ours",
+    "base",
+    "ratio",
+    "p99 ms ours",
+    "base",
+    "ratio",
+    "errors ours/base",
+  ];
   // At c=1 requests per second only mirror the latency (and a fixed request count), so they are left out.
   const unloaded = (label) => label.endsWith("c=1");
   return [
@@ -371,7 +531,11 @@ function cpuRows(results) {
   return [
     ["CPU ms per request", "ours runtime", "proxy", "wrangler", "total", "base runtime", "base total", "total ratio"],
     ...ingestCases(results).map(([label, r]) => row(label, r.ours, r.baseline)),
-    row("3. bad signature (401), c=1", results.scenarios.fanout.badSignatureUnloaded.ours, results.scenarios.fanout.badSignatureUnloaded.baseline),
+    row(
+      "3. bad signature (401), c=1",
+      results.scenarios.fanout.badSignatureUnloaded.ours,
+      results.scenarios.fanout.badSignatureUnloaded.baseline,
+    ),
     row("4. Draft: router vs bare proxy, c=1", d.router, d.bareProxy),
   ];
 }
@@ -385,7 +549,11 @@ function ladder(results) {
     ["bare Worker: read the body, answer 200", null, base],
     ["router, bad signature (401)", "Hono routing, body read, HMAC verify, a 401", f.badSignatureUnloaded.ours],
     ["router, unrouted", "JSON parse, two SHA-256, routing, a one-statement D1 batch", fanoutRow(f.unloaded, 0).ours],
-    ["router, 1 destination", "a queue send beside the insert, one delivery in the row's plan", fanoutRow(f.unloaded, 1).ours],
+    [
+      "router, 1 destination",
+      "a queue send beside the insert, one delivery in the row's plan",
+      fanoutRow(f.unloaded, 1).ours,
+    ],
     ["router, 3 destinations", "two more deliveries in the plan", fanoutRow(f.unloaded, 3).ours],
     ["router, 10 destinations", "seven more deliveries in the plan", fanoutRow(f.unloaded, 10).ours],
   ];
@@ -397,7 +565,10 @@ function ladder(results) {
       p50: r.p50,
       stepP50: prev ? r.p50 - prev.p50 : null,
       cpu: r.cpuMsPerRequest?.runtime ?? null,
-      stepCpu: prev && r.cpuMsPerRequest && prev.cpuMsPerRequest ? r.cpuMsPerRequest.runtime - prev.cpuMsPerRequest.runtime : null,
+      stepCpu:
+        prev && r.cpuMsPerRequest && prev.cpuMsPerRequest
+          ? r.cpuMsPerRequest.runtime - prev.cpuMsPerRequest.runtime
+          : null,
     };
   });
 }
@@ -420,12 +591,31 @@ function draftRows(results) {
     ["router's own share (router - bare proxy), answer checked", fmt(d.routerOwn.p50, 2), fmt(d.routerOwn.p99, 2), ""],
     ...(d.routerUnchecked
       ? [
-          ["through the router, answer unchecked", fmt(d.routerUnchecked.p50, 2), fmt(d.routerUnchecked.p99, 2), d.routerUnchecked.errors],
-          ["router's own share, answer unchecked", fmt(d.routerOwnUnchecked.p50, 2), fmt(d.routerOwnUnchecked.p99, 2), ""],
+          [
+            "through the router, answer unchecked",
+            fmt(d.routerUnchecked.p50, 2),
+            fmt(d.routerUnchecked.p99, 2),
+            d.routerUnchecked.errors,
+          ],
+          [
+            "router's own share, answer unchecked",
+            fmt(d.routerOwnUnchecked.p50, 2),
+            fmt(d.routerOwnUnchecked.p99, 2),
+            "",
+          ],
         ]
       : []),
     ["bare Worker, same body, no fetch", fmt(d.baseline.p50, 2), fmt(d.baseline.p99, 2), d.baseline.errors],
-    ...(d.answerCheckUs !== undefined ? [["the answer check alone (parse, schema, immutable fields, fee), in Node: µs", fmt(d.answerCheckUs, 1), "", ""]] : []),
+    ...(d.answerCheckUs !== undefined
+      ? [
+          [
+            "the answer check alone (parse, schema, immutable fields, fee), in Node: µs",
+            fmt(d.answerCheckUs, 1),
+            "",
+            "",
+          ],
+        ]
+      : []),
   ];
 }
 
@@ -434,7 +624,12 @@ function e2eRows(results) {
   return [
     ["5. Ack to arrival", "count", "p50 ms", "p99 ms"],
     ["each delivery", `${e.deliveries.count}/${e.deliveries.expected}`, fmt(e.deliveries.p50), fmt(e.deliveries.p99)],
-    ["event at all 3 destinations", `${e.eventsComplete.count}/${e.events}`, fmt(e.eventsComplete.p50), fmt(e.eventsComplete.p99)],
+    [
+      "event at all 3 destinations",
+      `${e.eventsComplete.count}/${e.events}`,
+      fmt(e.eventsComplete.p50),
+      fmt(e.eventsComplete.p99),
+    ],
   ];
 }
 
@@ -443,7 +638,10 @@ function operationsRows(results) {
   // Runs from before the ordering option have no third column.
   const runs = [happy, oneRetry, ...(ordered ? [ordered] : [])];
   const row = (label, key, digits = 2) => [label, ...runs.map((run) => fmt(run.perEvent[key], digits))];
-  const cost = (label, key, unbatched = false) => [label, ...runs.map((run) => usd((unbatched ? run.costPerMillionEventsUnbatched : run.costPerMillionEvents)[key]))];
+  const cost = (label, key, unbatched = false) => [
+    label,
+    ...runs.map((run) => usd((unbatched ? run.costPerMillionEventsUnbatched : run.costPerMillionEvents)[key])),
+  ];
   return [
     ["6. Per event, 3 destinations", "happy path", "one retry", ...(ordered ? ["ordering: latest"] : [])],
     row("Worker invocations (measured batching)", "workerInvocations"),
@@ -484,7 +682,11 @@ function sweeperCost(results) {
 
 function sweeperRows(results) {
   const sw = sweeperCost(results);
-  if (!sw) return [["Sweeper (cron)", "value"], ["not measured", "-"]];
+  if (!sw)
+    return [
+      ["Sweeper (cron)", "value"],
+      ["not measured", "-"],
+    ];
   return [
     ["Sweeper (cron), one run", "value"],
     ["events stored at the time", fmt(sw.eventsStored, 0)],
@@ -604,16 +806,32 @@ function designChanges(results) {
     "",
     mdTable([
       ["Before → after, same machine and harness", `before (${b.date})`, "after (this run)"],
-      ["D1 rows written per event, 3 destinations, happy path", fmt(b.rowsWritten, 0), fmt(happy.perEvent.d1RowsWritten, 2)],
+      [
+        "D1 rows written per event, 3 destinations, happy path",
+        fmt(b.rowsWritten, 0),
+        fmt(happy.perEvent.d1RowsWritten, 2),
+      ],
       ["  of which at ingest", fmt(b.ingestRowsWritten, 0), fmt(happy.perEvent.ingestRowsWritten, 2)],
       ["D1 rows written per event, one retry", fmt(b.rowsWrittenOneRetry, 0), fmt(retry.perEvent.d1RowsWritten, 2)],
       ["$ per million events, happy path", usd(b.costHappy), usd(happy.costPerMillionEvents.total)],
       ["$ per million events, one retry", usd(b.costOneRetry), usd(retry.costPerMillionEvents.total)],
       ["Create 5 KB c=32: throughput ratio to the baseline", fmt(b.rpsRatio, 2), fmt(loaded.ratio.rps, 2)],
       ["Create 5 KB c=32: p99 ratio to the baseline", fmt(b.p99Ratio, 2), fmt(loaded.ratio.p99, 2)],
-      ["Create 5 KB c=32: runtime CPU ms per request", fmt(b.cpuRuntimeLoaded, 2), fmt(loaded.ours.cpuMsPerRequest?.runtime, 2)],
-      ...[1, 3, 10].map((n) => [`c=1, ${n} destination(s): ack p50 ms / runtime CPU ms`, `${fmt(b.unloadedP50[n], 2)} / ${fmt(b.unloadedCpu[n], 2)}`, `${fmt(at(n), 2)} / ${fmt(at(n, "cpu"), 2)}`]),
-      ["Sweeper reads, $ per 30 days with a million events stored", usd(b.sweepRowsReadPerMillionEvents30Days), sw ? `${usd(sw.per30DaysAtMost)} (at most, any size)` : "-"],
+      [
+        "Create 5 KB c=32: runtime CPU ms per request",
+        fmt(b.cpuRuntimeLoaded, 2),
+        fmt(loaded.ours.cpuMsPerRequest?.runtime, 2),
+      ],
+      ...[1, 3, 10].map((n) => [
+        `c=1, ${n} destination(s): ack p50 ms / runtime CPU ms`,
+        `${fmt(b.unloadedP50[n], 2)} / ${fmt(b.unloadedCpu[n], 2)}`,
+        `${fmt(at(n), 2)} / ${fmt(at(n, "cpu"), 2)}`,
+      ]),
+      [
+        "Sweeper reads, $ per 30 days with a million events stored",
+        usd(b.sweepRowsReadPerMillionEvents30Days),
+        sw ? `${usd(sw.per30DaysAtMost)} (at most, any size)` : "-",
+      ],
     ]),
     "",
     [
@@ -725,8 +943,14 @@ function analysis(results) {
       "### Ack latency against fan-out (missed)",
       "",
       [
-        `Unloaded, the ack p50 goes ${rows.filter((r) => r.destinations > 0).map((r) => `${fmt(r.ours.p50, 1)} ms (${r.destinations})`).join(", ")};`,
-        `at c=${results.concurrency}, ${s.fanout.rows.filter((r) => r.destinations > 0).map((r) => `${fmt(r.ours.p50, 0)} ms (${r.destinations})`).join(", ")}.`,
+        `Unloaded, the ack p50 goes ${rows
+          .filter((r) => r.destinations > 0)
+          .map((r) => `${fmt(r.ours.p50, 1)} ms (${r.destinations})`)
+          .join(", ")};`,
+        `at c=${results.concurrency}, ${s.fanout.rows
+          .filter((r) => r.destinations > 0)
+          .map((r) => `${fmt(r.ours.p50, 0)} ms (${r.destinations})`)
+          .join(", ")}.`,
         `CPU per request in the runtime goes ${fmt(cpu("unloaded", 1), 1)} → ${fmt(cpu("unloaded", 10), 1)} ms unloaded and ${fmt(cpu("rows", 1), 1)} → ${fmt(cpu("rows", 10), 1)} ms under load.`,
         "Ingest is one statement and one queue message whatever the fan-out; what grows is the JSON plan in the row",
         "(about 200 bytes per destination) and the routing of the event against more routes. On a CPU-bound machine",
@@ -748,7 +972,9 @@ function analysis(results) {
         `which only forwards the body to the responder and returns the answer, already takes ${fmt(draft.bareProxy.p50, 2)} ms:`,
         `${fmt(floor, 2)} ms of the overhead is the local runtime's own cost for one inbound request and one outbound fetch`,
         "(wrangler dev's proxy workerd in front of the Worker's workerd, then the fetch out).",
-        floor >= 5 ? "**That alone is over 5 ms, so on this harness no Worker could meet the target as the issue defines it.**" : "",
+        floor >= 5
+          ? "**That alone is over 5 ms, so on this harness no Worker could meet the target as the issue defines it.**"
+          : "",
         `The router's own share, router minus bare proxy, is ${fmt(draft.routerOwn.p50, 2)} ms at p50 (${fmt(BEFORE_ONE_ROW.draftRouterOwnP50, 2)} ms in the run before`,
         "design change 2). Both figures are differences of two medians of about 10 ms on a shared machine and move by",
         "milliseconds between runs; compare them over several runs.",
@@ -818,7 +1044,7 @@ function analysis(results) {
         `where it stopped, so at ${fmt(sw.sweepsPer30Days, 0)} runs per 30 days the sweeper costs at most ${usd(sw.per30DaysAtMost)} per 30 days`,
         `however many events are kept (before design change 2: ${usd(BEFORE_ONE_ROW.sweepRowsReadPerMillionEvents30Days)} per 30 days for every million`,
         `events kept). The price of the bound is time: a lap over a million events takes ${fmt(1e6 / sw.scanCapRows, 0)} runs, about`,
-        `${fmt((1e6 / sw.scanCapRows) * sw.everyMinutes / 60, 1)} hours, so a lost message is found within that; the outbox covers the common case, a failed`,
+        `${fmt(((1e6 / sw.scanCapRows) * sw.everyMinutes) / 60, 1)} hours, so a lost message is found within that; the outbox covers the common case, a failed`,
         `send, within ${sw.everyMinutes} minutes.`,
       ].join(" "),
       "",

@@ -10,8 +10,13 @@ const WRANGLER = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js
 
 function wranglerSync(args, what) {
   // CI=true keeps wrangler from asking questions (migrations) or opening anything interactive.
-  const result = spawnSync(process.execPath, [WRANGLER, ...args], { cwd: ROOT, encoding: "utf8", env: { ...process.env, CI: "true" } });
-  if (result.status !== 0) throw new Error(`${what} failed (exit ${result.status}):\n${result.stdout}\n${result.stderr}`);
+  const result = spawnSync(process.execPath, [WRANGLER, ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    env: { ...process.env, CI: "true" },
+  });
+  if (result.status !== 0)
+    throw new Error(`${what} failed (exit ${result.status}):\n${result.stdout}\n${result.stderr}`);
   return result.stdout;
 }
 
@@ -34,24 +39,32 @@ export function migrate(persistTo) {
 async function startWrangler(label, args, healthPath) {
   const port = await freePort();
   const inspectorPort = await freePort();
-  const child = start(label, [
-    WRANGLER,
-    "dev",
-    ...args,
-    "--ip",
-    "127.0.0.1",
-    "--port",
-    String(port),
-    "--inspector-port",
-    String(inspectorPort),
-    "--show-interactive-dev-session=false",
-  ], { cwd: ROOT, env: { CI: "true" } });
+  const child = start(
+    label,
+    [
+      WRANGLER,
+      "dev",
+      ...args,
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--inspector-port",
+      String(inspectorPort),
+      "--show-interactive-dev-session=false",
+    ],
+    { cwd: ROOT, env: { CI: "true" } },
+  );
   const url = `http://127.0.0.1:${port}`;
   try {
-    await waitFor(async () => {
-      if (child.exitCode !== null) throw new Error(`${label} exited with ${child.exitCode}:\n${tail(child)}`);
-      return (await fetch(`${url}${healthPath}`, { signal: AbortSignal.timeout(2_000) })).status < 500;
-    }, `${label} on ${url}`, 90_000);
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`${label} exited with ${child.exitCode}:\n${tail(child)}`);
+        return (await fetch(`${url}${healthPath}`, { signal: AbortSignal.timeout(2_000) })).status < 500;
+      },
+      `${label} on ${url}`,
+      90_000,
+    );
   } catch (err) {
     await stop(child);
     throw new Error(`${err.message}\n--- ${label} output ---\n${tail(child)}`);
@@ -63,7 +76,14 @@ async function startWrangler(label, args, healthPath) {
 export function queueConsumers() {
   return tomlTables(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))
     .filter((table) => table.header === "[[queues.consumers]]")
-    .map((table) => Object.fromEntries(table.lines.map((line) => /^(\w+)\s*=\s*(.+?)\s*$/.exec(line)).filter(Boolean).map(([, k, v]) => [k, parseTomlValue(v)])));
+    .map((table) =>
+      Object.fromEntries(
+        table.lines
+          .map((line) => /^(\w+)\s*=\s*(.+?)\s*$/.exec(line))
+          .filter(Boolean)
+          .map(([, k, v]) => [k, parseTomlValue(v)]),
+      ),
+    );
 }
 
 function parseTomlValue(raw) {
@@ -107,21 +127,36 @@ export function ingestOnlyConfig(workDir) {
  * The router from the frozen bundle, with the repo's wrangler.toml (its D1 binding, queues and consumer settings),
  * the example secrets (or `envFile`), and `vars` on top (the benchmark's ROUTER_CONFIG, USAGE_LOG, a short retry backoff).
  */
-export function startRouter({ label = "router", bundle, persistTo, vars, config = path.join(ROOT, "wrangler.toml"), envFile = path.join(ROOT, ".dev.vars.example") }) {
-  return startWrangler(label, [
-    bundle,
-    "--no-bundle",
-    "--config",
-    config,
-    "--persist-to",
-    persistTo,
-    "--env-file",
-    envFile,
-    // --var keeps everything after the first ":" as the value, so a JSON config passes through intact.
-    ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
-  ], "/healthz");
+export function startRouter({
+  label = "router",
+  bundle,
+  persistTo,
+  vars,
+  config = path.join(ROOT, "wrangler.toml"),
+  envFile = path.join(ROOT, ".dev.vars.example"),
+}) {
+  return startWrangler(
+    label,
+    [
+      bundle,
+      "--no-bundle",
+      "--config",
+      config,
+      "--persist-to",
+      persistTo,
+      "--env-file",
+      envFile,
+      // --var keeps everything after the first ":" as the value, so a JSON config passes through intact.
+      ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+    ],
+    "/healthz",
+  );
 }
 
 export function startBaseline({ persistTo }) {
-  return startWrangler("baseline", ["--config", path.join(ROOT, "bench", "baseline", "wrangler.toml"), "--persist-to", persistTo], "/");
+  return startWrangler(
+    "baseline",
+    ["--config", path.join(ROOT, "bench", "baseline", "wrangler.toml"), "--persist-to", persistTo],
+    "/",
+  );
 }

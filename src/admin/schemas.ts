@@ -13,7 +13,9 @@ const IsoTime = z.iso.datetime({ offset: true }).openapi({ example: "2026-11-23T
 export const ErrorSchema = z
   .object({
     error: z.object({
-      code: z.enum(ERROR_CODE_NAMES).openapi({ example: "unauthorized", description: "src/core/errors.ts: each code has one status." }),
+      code: z
+        .enum(ERROR_CODE_NAMES)
+        .openapi({ example: "unauthorized", description: "src/core/errors.ts: each code has one status." }),
       message: z.string(),
       requestId: z.string(),
       details: z.array(z.string()).optional(),
@@ -36,8 +38,16 @@ export const QuarantineSchema = z
         "merchant_mismatch: the URL named another merchant than the signed body. merchant_url: the URL's merchant cannot be one ({{merchantId}} never filled in, two values, not an id). unidentified, ambiguous_json, too_many_records, large_envelope_fields: the signed body did not fit what the router assumes of its provider (README → What is held).",
     }),
     detail: z.string().optional().openapi({ description: "What was wrong: field names and counts, never a value." }),
-    field: z.string().nullable().openapi({ description: "The signed field that names the merchant, for a merchant hold." }),
-    route: z.string().nullable().openapi({ description: "The route whose requireMerchantField failed; null when the provider's own merchant field did." }),
+    field: z
+      .string()
+      .nullable()
+      .openapi({ description: "The signed field that names the merchant, for a merchant hold." }),
+    route: z
+      .string()
+      .nullable()
+      .openapi({
+        description: "The route whose requireMerchantField failed; null when the provider's own merchant field did.",
+      }),
     queryMerchant: z.string().nullable().openapi({ description: "What the URL said (unsigned)." }),
     signedMerchant: z.string().nullable(),
   })
@@ -54,14 +64,25 @@ export const EventSummarySchema = z
     providerOrderId: z.string().nullable(),
     routing: z.enum(["routed", "unrouted"]),
     receivedAt: IsoTime,
-    providerTimestamp: IsoTime.nullable().openapi({ description: "The provider's time of this state (Weedmaps lastModifiedAt, Leaf Trade updated_at)." }),
+    providerTimestamp: IsoTime.nullable().openapi({
+      description: "The provider's time of this state (Weedmaps lastModifiedAt, Leaf Trade updated_at).",
+    }),
     deliveries: DeliveryCountsSchema,
-    quarantine: HeldSchema.nullable().openapi({ description: "Set while (and after) the event was held: delivered nowhere until released." }),
-    divergentRetries: z.number().int().openapi({ description: "Later requests with this event's identity but other bytes, acknowledged as duplicates." }),
+    quarantine: HeldSchema.nullable().openapi({
+      description: "Set while (and after) the event was held: delivered nowhere until released.",
+    }),
+    divergentRetries: z
+      .number()
+      .int()
+      .openapi({
+        description: "Later requests with this event's identity but other bytes, acknowledged as duplicates.",
+      }),
   })
   .openapi("EventSummary");
 
-export const EventListSchema = z.object({ events: z.array(EventSummarySchema), nextCursor: z.string().nullable() }).openapi("EventList");
+export const EventListSchema = z
+  .object({ events: z.array(EventSummarySchema), nextCursor: z.string().nullable() })
+  .openapi("EventList");
 
 export const AttemptSchema = z
   .object({
@@ -79,7 +100,12 @@ const DeliveryStateSchema = z.object({
   destination: z.string(),
   generation: z.number().int().openapi({ description: "1 for the original delivery; each replay adds one." }),
   route: z.string(),
-  status: z.enum(["pending", "delivered", "dead", "stale"]).openapi({ description: "`stale`: not sent, because a newer state of the same object was already delivered (routes with ordering: latest)." }),
+  status: z
+    .enum(["pending", "delivered", "dead", "stale"])
+    .openapi({
+      description:
+        "`stale`: not sent, because a newer state of the same object was already delivered (routes with ordering: latest).",
+    }),
   attempts: z.number().int(),
   lastStatusCode: z.number().int().nullable(),
   lastError: z.string().nullable(),
@@ -88,7 +114,10 @@ const DeliveryStateSchema = z.object({
   heldReason: z
     .enum(["paused", "circuit_open", "disabled_by_410", "backlog"])
     .nullable()
-    .openapi({ description: "Pending but held by the destination's controls, not attempted until released (GET /destinations/health shows why)." }),
+    .openapi({
+      description:
+        "Pending but held by the destination's controls, not attempted until released (GET /destinations/health shows why).",
+    }),
 });
 
 export const DeliverySchema = DeliveryStateSchema.extend({
@@ -101,7 +130,8 @@ const PayloadSchema = z
     encoding: z.enum(["utf8", "base64"]),
     data: z.string(),
     redacted: z.array(z.string()).openapi({
-      description: "Where customer data was replaced by \"[redacted]\" (field paths). Empty when revealed, or when there was none; `data` is then the stored bytes exactly.",
+      description:
+        'Where customer data was replaced by "[redacted]" (field paths). Empty when revealed, or when there was none; `data` is then the stored bytes exactly.',
     }),
   })
   .openapi("Payload");
@@ -115,8 +145,16 @@ export const EventDetailSchema = z
       lastDivergentRetry: z.object({ at: IsoTime, bodySha256: z.string() }).nullable(),
       payload: PayloadSchema.nullable().openapi({ description: "Null once purged (retention or a deletion request)." }),
       payloadPurgedAt: IsoTime.nullable(),
-      payloadKey: z.string().nullable().openapi({ description: "The PAYLOAD_KEYS key id that wraps this event's data key; null when stored unencrypted or purged." }),
-      revealed: z.boolean().openapi({ description: "Whether customer data is shown (reveal=true with the reveal token; audited)." }),
+      payloadKey: z
+        .string()
+        .nullable()
+        .openapi({
+          description:
+            "The PAYLOAD_KEYS key id that wraps this event's data key; null when stored unencrypted or purged.",
+        }),
+      revealed: z
+        .boolean()
+        .openapi({ description: "Whether customer data is shown (reveal=true with the reveal token; audited)." }),
       responder: z
         .object({
           destination: z.string(),
@@ -125,7 +163,10 @@ export const EventDetailSchema = z
           error: z.string().nullable(),
           answered: z
             .object({ status: z.number().int().nullable(), payload: PayloadSchema.nullable() })
-            .openapi({ description: "What the provider was answered: the order it showed the customer (beside `payload`, what it asked), or the status that kept its estimate." }),
+            .openapi({
+              description:
+                "What the provider was answered: the order it showed the customer (beside `payload`, what it asked), or the status that kept its estimate.",
+            }),
           verdict: z
             .object({
               outcome: z.enum(["passed", "repaired", "rejected", "unchecked", "no_answer"]),
@@ -137,7 +178,9 @@ export const EventDetailSchema = z
             .nullable(),
         })
         .nullable()
-        .openapi({ description: "Synchronous events (Weedmaps Draft): the responder, and what was checked and answered." }),
+        .openapi({
+          description: "Synchronous events (Weedmaps Draft): the responder, and what was checked and answered.",
+        }),
     }),
     deliveries: z.array(DeliverySchema),
   })
@@ -147,11 +190,18 @@ export const EventDetailQuery = z.object({
   reveal: z
     .enum(["true", "false"])
     .optional()
-    .openapi({ description: "`true` shows customer data and response excerpts; needs `X-Reveal-Token` and is written to the audit log." }),
+    .openapi({
+      description:
+        "`true` shows customer data and response excerpts; needs `X-Reveal-Token` and is written to the audit log.",
+    }),
 });
 
 export const RevealHeaders = z.object({
-  "x-reveal-token": z.string().max(512).optional().openapi({ description: "The ADMIN_REVEAL_TOKEN secret; only with reveal=true." }),
+  "x-reveal-token": z
+    .string()
+    .max(512)
+    .optional()
+    .openapi({ description: "The ADMIN_REVEAL_TOKEN secret; only with reveal=true." }),
 });
 
 export const AuditEntrySchema = z
@@ -159,13 +209,22 @@ export const AuditEntrySchema = z
     id: z.string(),
     at: IsoTime,
     action: z.enum(AUDIT_ACTIONS),
-    tokenId: z.string().openapi({ description: 'A hash prefix of the token used: the same for every use of one token; never the token. "none" on a failed attempt.' }),
+    tokenId: z
+      .string()
+      .openapi({
+        description:
+          'A hash prefix of the token used: the same for every use of one token; never the token. "none" on a failed attempt.',
+      }),
     eventId: EventId.nullable(),
-    detail: z.record(z.string(), z.unknown()).openapi({ description: "Field names, counts and ids; never a payload value." }),
+    detail: z
+      .record(z.string(), z.unknown())
+      .openapi({ description: "Field names, counts and ids; never a payload value." }),
   })
   .openapi("AuditEntry");
 
-export const AuditListSchema = z.object({ entries: z.array(AuditEntrySchema), nextCursor: z.string().nullable() }).openapi("AuditList");
+export const AuditListSchema = z
+  .object({ entries: z.array(AuditEntrySchema), nextCursor: z.string().nullable() })
+  .openapi("AuditList");
 
 export const CustomerPurgeResult = z
   .object({
@@ -173,7 +232,9 @@ export const CustomerPurgeResult = z
     providerOrderId: z.string(),
     purged: z.array(EventId).openapi({ description: "Events whose payloads were purged now." }),
     alreadyPurged: z.number().int(),
-    retry: z.array(EventId).openapi({ description: "Events whose purge lost a race with a delivery write: run the request again." }),
+    retry: z
+      .array(EventId)
+      .openapi({ description: "Events whose purge lost a race with a delivery write: run the request again." }),
   })
   .openapi("CustomerPurgeResult");
 
@@ -192,21 +253,24 @@ export const KeysSchema = z
       z.object({
         keyId: z.string(),
         inRing: z.boolean(),
-        state: z
-          .enum(["primary", "draining", "retired", "missing", "unused"])
-          .openapi({
-            description:
-              "`primary` wraps new data keys; `draining` is in the ring and may still protect rows; `retired`: a full lap found nothing it protects, so the ring may drop it; `missing`: still protects rows but is not in the ring (ingest refuses this ring); `unused`: in the ring, never used.",
-          }),
+        state: z.enum(["primary", "draining", "retired", "missing", "unused"]).openapi({
+          description:
+            "`primary` wraps new data keys; `draining` is in the ring and may still protect rows; `retired`: a full lap found nothing it protects, so the ring may drop it; `missing`: still protects rows but is not in the ring (ingest refuses this ring); `unused`: in the ring, never used.",
+        }),
         firstUsedAt: IsoTime.nullable(),
         demotedAt: IsoTime.nullable(),
         retiredAt: IsoTime.nullable(),
-        lastLapRows: z.number().int().nullable().openapi({ description: "Rows it protected at the end of the last complete lap of the walk." }),
+        lastLapRows: z
+          .number()
+          .int()
+          .nullable()
+          .openapi({ description: "Rows it protected at the end of the last complete lap of the walk." }),
         removable: z.boolean(),
       }),
     ),
     walk: z.object({ lap: LapSchema.nullable(), lastLap: LapSchema.nullable() }).openapi({
-      description: "The Cron's maintenance walk: the lap in progress and the last complete one, with rows per key id (and (unencrypted), (purged)).",
+      description:
+        "The Cron's maintenance walk: the lap in progress and the last complete one, with rows per key id (and (unencrypted), (purged)).",
     }),
   })
   .openapi("Keys");
@@ -243,20 +307,24 @@ export const ReplayJobSchema = z
   })
   .openapi("ReplayJob");
 
-export const BulkReplayResult = ReplayJobSchema.extend({ matched: z.number().int().openapi({ description: "Deliveries the filter matched when the job started." }) }).openapi(
-  "BulkReplayResult",
-);
+export const BulkReplayResult = ReplayJobSchema.extend({
+  matched: z.number().int().openapi({ description: "Deliveries the filter matched when the job started." }),
+}).openapi("BulkReplayResult");
 
 export const CurrentDeliverySchema = DeliveryStateSchema.extend({ eventId: EventId }).openapi("CurrentDelivery");
 
-export const DeadLetterListSchema = z.object({ deliveries: z.array(CurrentDeliverySchema), nextCursor: z.string().nullable() }).openapi("DeadLetterList");
+export const DeadLetterListSchema = z
+  .object({ deliveries: z.array(CurrentDeliverySchema), nextCursor: z.string().nullable() })
+  .openapi("DeadLetterList");
 
 /** A destination's controls, from its Durable Object: pause, the 410 disable, the circuit and what it holds. */
 export const ControlsSchema = z
   .object({
     state: z.enum(["open", "paused", "disabled_by_410", "circuit_open", "circuit_half_open"]),
     paused: z.object({ reason: z.string(), by: z.string(), at: IsoTime }).nullable(),
-    disabled: z.object({ reason: z.literal("disabled_by_410"), at: IsoTime, eventId: z.string().nullable() }).nullable(),
+    disabled: z
+      .object({ reason: z.literal("disabled_by_410"), at: IsoTime, eventId: z.string().nullable() })
+      .nullable(),
     circuit: z.object({
       phase: z.enum(["closed", "open", "half_open"]),
       coolDownSeconds: z.number(),
@@ -300,7 +368,9 @@ export const HealthSchema = z
   })
   .openapi("DestinationHealth");
 
-export const ControlResult = z.object({ destination: z.string(), auditId: z.string(), controls: ControlsSchema }).openapi("DestinationControlResult");
+export const ControlResult = z
+  .object({ destination: z.string(), auditId: z.string(), controls: ControlsSchema })
+  .openapi("DestinationControlResult");
 
 const DryRunEvent = z.object({
   source: z.string(),
@@ -312,19 +382,30 @@ const DryRunEvent = z.object({
   responder: z.object({ destination: z.string(), route: z.string() }).nullable(),
   skippedDisabled: z.array(z.object({ destination: z.string(), route: z.string() })),
   merchantMismatch: z.object({ route: z.string(), field: z.string() }).nullable(),
-  quarantine: QuarantineSchema.nullable().openapi({ description: "Set when a real request would be held in quarantine, delivered nowhere." }),
+  quarantine: QuarantineSchema.nullable().openapi({
+    description: "Set when a real request would be held in quarantine, delivered nowhere.",
+  }),
 });
 
 export const DryRunResult = DryRunEvent.extend({
-  events: z.array(DryRunEvent).openapi({ description: "Every event the payload is (a Leaf Trade V4 envelope of several orders is several); the top level repeats the first." }),
+  events: z
+    .array(DryRunEvent)
+    .openapi({
+      description:
+        "Every event the payload is (a Leaf Trade V4 envelope of several orders is several); the top level repeats the first.",
+    }),
 }).openapi("DryRunResult");
 
 export const ConfigSchema = z
   .object({
     origin: z.enum(["ROUTER_CONFIG", "router.config.json"]),
     config: z.record(z.string(), z.unknown()),
-    secrets: z.array(z.object({ name: z.string(), set: z.boolean() })).openapi({ description: "Referenced secrets, by name only." }),
+    secrets: z
+      .array(z.object({ name: z.string(), set: z.boolean() }))
+      .openapi({ description: "Referenced secrets, by name only." }),
   })
   .openapi("ActiveConfig");
 
-export const ConfigValidation = z.object({ valid: z.boolean(), errors: z.array(z.string()) }).openapi("ConfigValidation");
+export const ConfigValidation = z
+  .object({ valid: z.boolean(), errors: z.array(z.string()) })
+  .openapi("ConfigValidation");

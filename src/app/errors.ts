@@ -10,7 +10,12 @@ function requestIdOf(c: Context): string {
 }
 
 /** How an error body reaches the caller: JSON, or the dashboard's page around the same body. */
-export type ErrorResponder = (c: Context, body: ErrorBody, status: ContentfulStatusCode, headers?: Record<string, string>) => Response | Promise<Response>;
+export type ErrorResponder = (
+  c: Context,
+  body: ErrorBody,
+  status: ContentfulStatusCode,
+  headers?: Record<string, string>,
+) => Response | Promise<Response>;
 
 const asJson: ErrorResponder = (c, body, status, headers) => c.json(body, status, headers);
 
@@ -28,7 +33,10 @@ export function responderFor(dashboard: ErrorResponder): (c: Context) => ErrorRe
 const BODY_CUT_OFF = "Network connection lost.";
 
 function isCutOffBody(err: Error, c: Context): boolean {
-  return err.message === BODY_CUT_OFF && (c.req.header("content-length") !== undefined || c.req.header("transfer-encoding") !== undefined);
+  return (
+    err.message === BODY_CUT_OFF &&
+    (c.req.header("content-length") !== undefined || c.req.header("transfer-encoding") !== undefined)
+  );
 }
 
 /** The one `app.onError`: a RouterError keeps its code, anything else becomes a generic 500 with no stack. */
@@ -48,14 +56,28 @@ export function handleError(err: Error, c: Context, respond: ErrorResponder = as
   // caller's mistake, not ours: each gets its code in the one shape instead of a 500.
   if (err instanceof HTTPException && err.status < 500) {
     // 403: the dashboard's CSRF check (hono/csrf) refused a form posted from another origin.
-    const code = err.status === 413 ? "payload_too_large" : err.status === 415 ? "unsupported_media_type" : err.status === 403 ? "cross_origin_request" : "invalid_request";
+    const code =
+      err.status === 413
+        ? "payload_too_large"
+        : err.status === 415
+          ? "unsupported_media_type"
+          : err.status === 403
+            ? "cross_origin_request"
+            : "invalid_request";
     return handleError(new RouterError(code, { detail: `${err.status}: ${err.message}` }), c, respond);
   }
   // The caller's connection dropped mid-body: its mistake (or its network's), a warning, never unhandled_error.
-  if (isCutOffBody(err, c)) return handleError(new RouterError("body_incomplete", { detail: `${err.name}: ${err.message}` }), c, respond);
+  if (isCutOffBody(err, c))
+    return handleError(new RouterError("body_incomplete", { detail: `${err.name}: ${err.message}` }), c, respond);
   // A ciphertext that does not open for this event (moved from another row, altered) or whose key left the ring.
   if (err instanceof PayloadKeyError) {
-    return handleError(new RouterError(err.reason === "key_not_in_ring" ? "payload_key_missing" : "payload_unreadable", { detail: err.message }), c, respond);
+    return handleError(
+      new RouterError(err.reason === "key_not_in_ring" ? "payload_key_missing" : "payload_unreadable", {
+        detail: err.message,
+      }),
+      c,
+      respond,
+    );
   }
   logEvent("error", "unhandled_error", {
     requestId,

@@ -68,7 +68,8 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
     async queue(batch, env) {
       configureLogging(env);
       const usage = withUsage(env, "queue");
-      if (queueRole(batch.queue) === "dead-letters") await handleDeadLetterBatch(batch, usage.env, deps.clock, deps.providers);
+      if (queueRole(batch.queue) === "dead-letters")
+        await handleDeadLetterBatch(batch, usage.env, deps.clock, deps.providers);
       else await handleDeliveryBatch(batch, usage.env, deps);
       usage.report({ queue: batch.queue, messages: batch.messages.length });
     },
@@ -96,8 +97,10 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
           },
         ),
       ]);
-      if (rolled.status === "rejected") logEvent("error", "rollup_failed", { errorMessage: errorMessage(rolled.reason) });
-      if (walked.status === "rejected") logEvent("error", "maintenance_failed", { errorMessage: errorMessage(walked.reason) });
+      if (rolled.status === "rejected")
+        logEvent("error", "rollup_failed", { errorMessage: errorMessage(rolled.reason) });
+      if (walked.status === "rejected")
+        logEvent("error", "maintenance_failed", { errorMessage: errorMessage(walked.reason) });
       if (swept.status === "rejected") throw swept.reason;
     },
   } satisfies ExportedHandler<Env>;

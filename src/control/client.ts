@@ -16,14 +16,25 @@ export type { AdmitItem, ControlView, Decision } from "./gate.ts";
 export const ROUTER_GATE = "~router";
 
 const ROUTER_SETTINGS_BASE = {
-  circuit: { enabled: false, consecutiveFailures: 1, failureRate: 1, minAttempts: 1, windowSeconds: 1, coolDownSeconds: 1, maxCoolDownSeconds: 1 },
+  circuit: {
+    enabled: false,
+    consecutiveFailures: 1,
+    failureRate: 1,
+    minAttempts: 1,
+    windowSeconds: 1,
+    coolDownSeconds: 1,
+    maxCoolDownSeconds: 1,
+  },
   rate: { maxPerSecond: null, maxInFlight: null },
   timeoutMs: 10_000,
 };
 
 export function gateSettings(config: RouterConfig, destination: string): GateSettings {
   const d = config.destinations[destination];
-  const alerts = { alertThrottleMs: config.alerts.throttleMinutes * 60_000, backlogAlertMs: config.alerts.backlogMinutes * 60_000 };
+  const alerts = {
+    alertThrottleMs: config.alerts.throttleMinutes * 60_000,
+    backlogAlertMs: config.alerts.backlogMinutes * 60_000,
+  };
   if (!d) return { ...ROUTER_SETTINGS_BASE, ...alerts };
   return { circuit: d.circuit, rate: d.rateLimit, timeoutMs: d.timeoutMs, ...alerts };
 }
@@ -33,13 +44,26 @@ function gate(env: Env, name: string) {
 }
 
 /** Decisions for each destination's items, in the order given; one call per destination. */
-export async function admitAll(env: Env, config: RouterConfig, now: number, byDestination: Map<string, AdmitItem[]>): Promise<Map<string, Decision[]>> {
+export async function admitAll(
+  env: Env,
+  config: RouterConfig,
+  now: number,
+  byDestination: Map<string, AdmitItem[]>,
+): Promise<Map<string, Decision[]>> {
   const entries = await Promise.all(
     [...byDestination].map(async ([destination, items]): Promise<[string, Decision[]]> => {
       try {
-        return [destination, await gate(env, destination).admit(destination, gateSettings(config, destination), now, items)];
+        return [
+          destination,
+          await gate(env, destination).admit(destination, gateSettings(config, destination), now, items),
+        ];
       } catch (err) {
-        logEvent("error", "gate_unavailable", { destination, step: "admit", errorMessage: errorMessage(err), note: "delivering without the controls" });
+        logEvent("error", "gate_unavailable", {
+          destination,
+          step: "admit",
+          errorMessage: errorMessage(err),
+          note: "delivering without the controls",
+        });
         return [destination, items.map(() => ({ kind: "send", lease: null, probe: false }))];
       }
     }),
@@ -47,19 +71,37 @@ export async function admitAll(env: Env, config: RouterConfig, now: number, byDe
   return new Map(entries);
 }
 
-export async function reportAll(env: Env, config: RouterConfig, now: number, byDestination: Map<string, { outcomes: GateOutcome[]; leases: string[] }>): Promise<void> {
+export async function reportAll(
+  env: Env,
+  config: RouterConfig,
+  now: number,
+  byDestination: Map<string, { outcomes: GateOutcome[]; leases: string[] }>,
+): Promise<void> {
   await Promise.all(
     [...byDestination].map(async ([destination, { outcomes, leases }]) => {
       try {
         await gate(env, destination).report(destination, gateSettings(config, destination), now, outcomes, leases);
       } catch (err) {
-        logEvent("error", "gate_unavailable", { destination, step: "report", outcomes: outcomes.length, errorMessage: errorMessage(err) });
+        logEvent("error", "gate_unavailable", {
+          destination,
+          step: "report",
+          outcomes: outcomes.length,
+          errorMessage: errorMessage(err),
+        });
       }
     }),
   );
 }
 
-export function controlDestination(env: Env, config: RouterConfig, destination: string, now: number, action: "pause" | "resume" | "enable", by: string, reason: string | null): Promise<ControlView> {
+export function controlDestination(
+  env: Env,
+  config: RouterConfig,
+  destination: string,
+  now: number,
+  action: "pause" | "resume" | "enable",
+  by: string,
+  reason: string | null,
+): Promise<ControlView> {
   return gate(env, destination).control(destination, gateSettings(config, destination), now, action, by, reason);
 }
 
@@ -68,12 +110,22 @@ export function destinationControls(env: Env, destination: string, now: number):
 }
 
 /** The controls and the last 24 hours of delivery counters, in one call. */
-export function destinationOverview(env: Env, destination: string, now: number): Promise<{ controls: ControlView; hours: DeliveryHour[] }> {
+export function destinationOverview(
+  env: Env,
+  destination: string,
+  now: number,
+): Promise<{ controls: ControlView; hours: DeliveryHour[] }> {
   return gate(env, destination).overview(destination, now);
 }
 
 /** A router-wide alert; a failure is logged, never thrown: an alert must not stop what raised it. */
-export async function raiseRouterAlert(env: Env, config: RouterConfig, now: number, kind: AlertKind, details: AlertDetails): Promise<void> {
+export async function raiseRouterAlert(
+  env: Env,
+  config: RouterConfig,
+  now: number,
+  kind: AlertKind,
+  details: AlertDetails,
+): Promise<void> {
   try {
     await gate(env, ROUTER_GATE).raiseAlert(gateSettings(config, ROUTER_GATE), now, kind, details);
   } catch (err) {

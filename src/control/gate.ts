@@ -24,7 +24,22 @@ import {
 } from "../core/controls.ts";
 import { alertMessage, messageFor } from "../core/messages.ts";
 import { lastDayOfDeliveries, recordDeliveryOutcomes, type DeliveryHour } from "../core/rollups.ts";
-import { countHeld, ensureGateSchema, readRollup, writeRollup, forgetReleased, heldSummary, holdDeliveries, oldestHeld, oldestHeldAt, oldestReleasedAt, readGateState, releasedBefore, releaseHeld, writeGateState } from "../storage/gate-store.ts";
+import {
+  countHeld,
+  ensureGateSchema,
+  readRollup,
+  writeRollup,
+  forgetReleased,
+  heldSummary,
+  holdDeliveries,
+  oldestHeld,
+  oldestHeldAt,
+  oldestReleasedAt,
+  readGateState,
+  releasedBefore,
+  releaseHeld,
+  writeGateState,
+} from "../storage/gate-store.ts";
 import { enqueueDeliveries } from "../storage/queue.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { gateUsage } from "../telemetry/usage.ts";
@@ -140,7 +155,13 @@ export class DestinationGate extends DurableObject<Env> {
     this.releasedCount = Math.max(0, this.releasedCount - released);
     this.heldCount += holdDeliveries(
       this.sql,
-      items.map((i) => ({ eventId: i.eventId, generation: i.generation, receivedAt: i.receivedAt, heldAt: now, reason })),
+      items.map((i) => ({
+        eventId: i.eventId,
+        generation: i.generation,
+        receivedAt: i.receivedAt,
+        heldAt: now,
+        reason,
+      })),
     );
   }
 
@@ -184,7 +205,10 @@ export class DestinationGate extends DurableObject<Env> {
       }
     }
     // The rate limit, over what may go: the first ones in the order given, the rest wait.
-    const slots = settings.rate.maxInFlight === null ? candidates.length : Math.max(0, settings.rate.maxInFlight - this.inFlight(now));
+    const slots =
+      settings.rate.maxInFlight === null
+        ? candidates.length
+        : Math.max(0, settings.rate.maxInFlight - this.inFlight(now));
     const taken = takeTokens(this.bucket, Math.min(candidates.length, slots), settings.rate.maxPerSecond, now);
     this.bucket = taken.bucket;
     const leaseMs = settings.timeoutMs + 5_000;
@@ -196,12 +220,17 @@ export class DestinationGate extends DurableObject<Env> {
       } else {
         // Waiting for a token, or for a slot (a send reports within its timeout).
         const perToken = settings.rate.maxPerSecond ? 1000 / settings.rate.maxPerSecond : 0;
-        const delayMs = n >= slots ? Math.max(1000, perToken) : Math.max(taken.waitMs + (n - taken.granted) * perToken, 1000);
+        const delayMs =
+          n >= slots ? Math.max(1000, perToken) : Math.max(taken.waitMs + (n - taken.granted) * perToken, 1000);
         decisions[index] = { kind: "wait", delayMs: Math.ceil(delayMs) };
       }
     });
     for (const reason of new Set(toHold.map((h) => h.reason))) {
-      this.hold(toHold.filter((h) => h.reason === reason).map((h) => h.item), reason, now);
+      this.hold(
+        toHold.filter((h) => h.reason === reason).map((h) => h.item),
+        reason,
+        now,
+      );
     }
     if (stored.gate !== startState || !this.stored) this.save(stored);
     if (toHold.length > 0) await this.scheduleAlarm(now);
@@ -210,19 +239,39 @@ export class DestinationGate extends DurableObject<Env> {
   }
 
   /** What the sends admitted earlier did: frees their slots, moves the circuit, raises alerts. */
-  async report(destination: string, settings: GateSettings, now: number, outcomes: GateOutcome[], leases: string[]): Promise<void> {
+  async report(
+    destination: string,
+    settings: GateSettings,
+    now: number,
+    outcomes: GateOutcome[],
+    leases: string[],
+  ): Promise<void> {
     for (const lease of leases) this.leases.delete(lease);
-    if (this.releasedCount > 0) this.releasedCount = Math.max(0, this.releasedCount - forgetReleased(this.sql, outcomes));
+    if (this.releasedCount > 0)
+      this.releasedCount = Math.max(0, this.releasedCount - forgetReleased(this.sql, outcomes));
     const stored = this.load(destination, settings, now);
-    const { state, transitions } = recordOutcomes(stored.gate, outcomes.filter((o) => !o.dead || o.ok || o.failure || o.gone), settings, now);
+    const { state, transitions } = recordOutcomes(
+      stored.gate,
+      outcomes.filter((o) => !o.dead || o.ok || o.failure || o.gone),
+      settings,
+      now,
+    );
     let next: Stored = { ...stored, gate: state };
     for (const t of transitions) {
       const kind = alertKindFor(t.kind);
-      if (kind) next = await this.raise(next, kind, now, { reason: t.detail, eventIds: t.kind === "disabled" && state.disabled?.eventId ? [state.disabled.eventId] : [] });
+      if (kind)
+        next = await this.raise(next, kind, now, {
+          reason: t.detail,
+          eventIds: t.kind === "disabled" && state.disabled?.eventId ? [state.disabled.eventId] : [],
+        });
     }
     const dead = outcomes.filter((o) => o.dead);
     if (dead.length > 0) {
-      next = await this.raise(next, "delivery_dead", now, { counts: { dead: dead.length }, eventIds: dead.map((o) => o.eventId).slice(0, 20), reason: dead[0]!.errorClass });
+      next = await this.raise(next, "delivery_dead", now, {
+        counts: { dead: dead.length },
+        eventIds: dead.map((o) => o.eventId).slice(0, 20),
+        reason: dead[0]!.errorClass,
+      });
     }
     // Written when something an eviction must not forget changed: a transition, an alert's throttle, a failure
     // count. A report of successes only updates memory (an evicted object then counts the failure rate over fewer
@@ -242,9 +291,21 @@ export class DestinationGate extends DurableObject<Env> {
   }
 
   /** Pause, resume, or re-enable after a 410. Resume and enable release what was held, in order. */
-  async control(destination: string, settings: GateSettings, now: number, action: "pause" | "resume" | "enable", by: string, reason: string | null): Promise<ControlView> {
+  async control(
+    destination: string,
+    settings: GateSettings,
+    now: number,
+    action: "pause" | "resume" | "enable",
+    by: string,
+    reason: string | null,
+  ): Promise<ControlView> {
     const stored = this.load(destination, settings, now);
-    const gate = action === "pause" ? pause(stored.gate, reason ?? "", by, now) : action === "resume" ? resume(stored.gate, by, now) : enable(stored.gate, by, now);
+    const gate =
+      action === "pause"
+        ? pause(stored.gate, reason ?? "", by, now)
+        : action === "resume"
+          ? resume(stored.gate, by, now)
+          : enable(stored.gate, by, now);
     this.save({ ...stored, gate });
     await this.scheduleAlarm(now);
     this.logUsage(action);
@@ -280,7 +341,16 @@ export class DestinationGate extends DurableObject<Env> {
 
   private emptyView(destination: string, now: number): ControlView {
     const gate = initialGate(now);
-    return { destination, paused: null, disabled: null, circuit: gate.circuit, consecutiveFailures: 0, history: [], held: { count: 0, oldestHeldAt: null, oldestReceivedAt: null }, inFlight: 0 };
+    return {
+      destination,
+      paused: null,
+      disabled: null,
+      circuit: gate.circuit,
+      consecutiveFailures: 0,
+      history: [],
+      held: { count: 0, oldestHeldAt: null, oldestReceivedAt: null },
+      inFlight: 0,
+    };
   }
 
   private view(now: number): ControlView {
@@ -317,12 +387,23 @@ export class DestinationGate extends DurableObject<Env> {
   }
 
   private async send(alert: Alert): Promise<void> {
-    logEvent("warn", "alert_raised", { alertId: alert.id, kind: alert.kind, destination: alert.destination, reason: alert.reason, counts: alert.counts, suppressed: alert.suppressed });
+    logEvent("warn", "alert_raised", {
+      alertId: alert.id,
+      kind: alert.kind,
+      destination: alert.destination,
+      reason: alert.reason,
+      counts: alert.counts,
+      suppressed: alert.suppressed,
+    });
     try {
       await enqueueDeliveries(this.env.DELIVERY_QUEUE, [{ body: alertMessage(alert) }]);
       this.sent += 1;
     } catch (err) {
-      logEvent("error", "alert_enqueue_failed", { alertId: alert.id, kind: alert.kind, errorMessage: errorMessage(err) });
+      logEvent("error", "alert_enqueue_failed", {
+        alertId: alert.id,
+        kind: alert.kind,
+        errorMessage: errorMessage(err),
+      });
     }
   }
 
@@ -356,7 +437,13 @@ export class DestinationGate extends DurableObject<Env> {
       if (stored.gate.backlogAlertedAt === null && heldSince !== null && now - heldSince >= settings.backlogAlertMs) {
         stored = { ...stored, gate: { ...stored.gate, backlogAlertedAt: now } };
         stored = await this.raise(stored, "backlog_old", now, {
-          reason: stored.gate.paused ? "paused" : stored.gate.disabled ? "disabled_by_410" : stored.gate.circuit.phase !== "closed" ? "circuit_open" : "backlog",
+          reason: stored.gate.paused
+            ? "paused"
+            : stored.gate.disabled
+              ? "disabled_by_410"
+              : stored.gate.circuit.phase !== "closed"
+                ? "circuit_open"
+                : "backlog",
           counts: { held: this.heldCount, oldestMinutes: Math.floor((now - heldSince) / 60_000) },
         });
       }
@@ -368,11 +455,15 @@ export class DestinationGate extends DurableObject<Env> {
           await this.release([first], now);
         }
       } else if (gate.kind === "open") {
-        const perTick = settings.rate.maxPerSecond === null ? RELEASE_PER_TICK_UNLIMITED : Math.max(1, Math.floor(settings.rate.maxPerSecond));
+        const perTick =
+          settings.rate.maxPerSecond === null
+            ? RELEASE_PER_TICK_UNLIMITED
+            : Math.max(1, Math.floor(settings.rate.maxPerSecond));
         await this.release(oldestHeld(this.sql, perTick), now);
       }
     }
-    if (this.heldCount === 0 && stored.gate.backlogAlertedAt !== null) stored = { ...stored, gate: { ...stored.gate, backlogAlertedAt: null } };
+    if (this.heldCount === 0 && stored.gate.backlogAlertedAt !== null)
+      stored = { ...stored, gate: { ...stored.gate, backlogAlertedAt: null } };
     this.save(stored);
     await this.scheduleAlarm(now);
     this.logUsage("alarm", { stillHeld: this.heldCount });
@@ -382,7 +473,10 @@ export class DestinationGate extends DurableObject<Env> {
   private async release(items: { eventId: string; generation: number }[], now: number, again = false): Promise<void> {
     if (items.length === 0) return;
     const destination = this.stored!.destination;
-    await enqueueDeliveries(this.env.DELIVERY_QUEUE, items.map((i) => ({ body: messageFor(i.eventId, [{ destination, generation: i.generation }], undefined, true) })));
+    await enqueueDeliveries(
+      this.env.DELIVERY_QUEUE,
+      items.map((i) => ({ body: messageFor(i.eventId, [{ destination, generation: i.generation }], undefined, true) })),
+    );
     this.sent += items.length;
     releaseHeld(this.sql, items, now);
     if (!again) {
@@ -412,7 +506,12 @@ export class DestinationGate extends DurableObject<Env> {
       const state = admission(gate, settings, now, "alarm");
       // Open: the next release a tick from now (a drain at the rate limit); a probe that is due: now.
       if (state.kind === "open" || state.kind === "probe") due.push(state.kind === "open" ? now + TICK_MS : now);
-      else if (state.reason === "circuit_open") due.push(gate.circuit.phase === "open" ? gate.circuit.probeAt ?? now : (gate.circuit.probe?.startedAt ?? now) + probeExpiry(settings));
+      else if (state.reason === "circuit_open")
+        due.push(
+          gate.circuit.phase === "open"
+            ? (gate.circuit.probeAt ?? now)
+            : (gate.circuit.probe?.startedAt ?? now) + probeExpiry(settings),
+        );
       // Paused or disabled: nothing until an operator acts (or the backlog alert above).
     }
     if (due.length === 0) {

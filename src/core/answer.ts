@@ -57,7 +57,8 @@ export function checkAnswer(input: AnswerInput): AnswerCheck {
   // The provider documents one answer: 200 with the Order object. A 201 or a 204 is not it.
   if (input.status !== 200) return { ok: false, rule: "draft_answer_status", path: "(status)" };
   if (input.overLimit) return { ok: false, rule: "draft_answer_too_large", path: "(body)" };
-  if (!JSON_TYPE.test(input.contentType ?? "")) return { ok: false, rule: "draft_answer_not_json", path: "(content-type)" };
+  if (!JSON_TYPE.test(input.contentType ?? ""))
+    return { ok: false, rule: "draft_answer_not_json", path: "(content-type)" };
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(input.body);
@@ -73,7 +74,9 @@ export function checkAnswer(input: AnswerInput): AnswerCheck {
   } catch {
     return { ok: false, rule: "draft_answer_not_json", path: "(body)" };
   }
-  return input.checkAnswer ? input.checkAnswer(input.request, answer, input.mode) : { ok: true, repaired: [], warnings: [] };
+  return input.checkAnswer
+    ? input.checkAnswer(input.request, answer, input.mode)
+    : { ok: true, repaired: [], warnings: [] };
 }
 
 /** Deep equality of parsed JSON values, key order aside. */
@@ -81,8 +84,14 @@ export function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (a === null || b === null || typeof a !== "object" || typeof b !== "object") return false;
   if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((v, i) => sameJson(v, (b as unknown[])[i]));
+  if (Array.isArray(a))
+    return a.length === (b as unknown[]).length && a.every((v, i) => sameJson(v, (b as unknown[])[i]));
   const ka = Object.keys(a);
   const kb = Object.keys(b);
-  return ka.length === kb.length && ka.every((k) => Object.hasOwn(b, k) && sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+  return (
+    ka.length === kb.length &&
+    ka.every(
+      (k) => Object.hasOwn(b, k) && sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
+    )
+  );
 }

@@ -39,15 +39,7 @@ export interface GateSettings {
 
 export type CircuitPhase = "closed" | "open" | "half_open";
 
-export type GateTransition =
-  | "opened"
-  | "probe"
-  | "closed"
-  | "reopened"
-  | "paused"
-  | "resumed"
-  | "disabled"
-  | "enabled";
+export type GateTransition = "opened" | "probe" | "closed" | "reopened" | "paused" | "resumed" | "disabled" | "enabled";
 
 export interface GateHistoryEntry {
   at: number;
@@ -67,7 +59,13 @@ export interface ProbeRef {
 export interface GateState {
   paused: { reason: string; by: string; at: number } | null;
   disabled: { at: number; eventId: string | null } | null;
-  circuit: { phase: CircuitPhase; coolDownMs: number; probeAt: number | null; probe: ProbeRef | null; lastError: string | null };
+  circuit: {
+    phase: CircuitPhase;
+    coolDownMs: number;
+    probeAt: number | null;
+    probe: ProbeRef | null;
+    lastError: string | null;
+  };
   consecutiveFailures: number;
   window: { startedAt: number; attempts: number; failures: number };
   history: GateHistoryEntry[];
@@ -115,19 +113,32 @@ export const liveProbeAfter = (settings: GateSettings) => settings.timeoutMs + 5
  * Whether a delivery may be attempted now, before the rate limit is consulted. `by` is who asks: a delivery that
  * the consumer has in hand (`live`) may probe again sooner than the alarm sends a held one through the queue.
  */
-export function admission(state: GateState, settings: GateSettings, now: number, by: "live" | "alarm" = "live"): Admission {
+export function admission(
+  state: GateState,
+  settings: GateSettings,
+  now: number,
+  by: "live" | "alarm" = "live",
+): Admission {
   if (state.paused) return { kind: "hold", reason: "paused" };
   if (state.disabled) return { kind: "hold", reason: "disabled_by_410" };
   const { circuit } = state;
   if (circuit.phase === "closed") return { kind: "open" };
-  if (circuit.phase === "open") return circuit.probeAt !== null && now >= circuit.probeAt ? { kind: "probe" } : { kind: "hold", reason: "circuit_open" };
+  if (circuit.phase === "open")
+    return circuit.probeAt !== null && now >= circuit.probeAt
+      ? { kind: "probe" }
+      : { kind: "hold", reason: "circuit_open" };
   // Half open: one probe is out; a lost or delayed one is replaced.
   const after = by === "live" ? liveProbeAfter(settings) : probeExpiry(settings);
-  return circuit.probe && now - circuit.probe.startedAt > after ? { kind: "probe" } : { kind: "hold", reason: "circuit_open" };
+  return circuit.probe && now - circuit.probe.startedAt > after
+    ? { kind: "probe" }
+    : { kind: "hold", reason: "circuit_open" };
 }
 
 export function startProbe(state: GateState, ref: { eventId: string; generation: number }, now: number): GateState {
-  return withHistory({ ...state, circuit: { ...state.circuit, phase: "half_open", probe: { ...ref, startedAt: now } } }, { at: now, kind: "probe", detail: `${ref.eventId}#${ref.generation}` });
+  return withHistory(
+    { ...state, circuit: { ...state.circuit, phase: "half_open", probe: { ...ref, startedAt: now } } },
+    { at: now, kind: "probe", detail: `${ref.eventId}#${ref.generation}` },
+  );
 }
 
 export interface GateOutcome {
@@ -151,17 +162,36 @@ export interface Recorded {
   transitions: GateHistoryEntry[];
 }
 
-function open(state: GateState, settings: GateSettings, now: number, error: string | null, kind: "opened" | "reopened"): GateState {
+function open(
+  state: GateState,
+  settings: GateSettings,
+  now: number,
+  error: string | null,
+  kind: "opened" | "reopened",
+): GateState {
   const base = settings.circuit.coolDownSeconds * 1000;
-  const coolDownMs = kind === "opened" ? base : Math.min(Math.max(state.circuit.coolDownMs, base) * 2, settings.circuit.maxCoolDownSeconds * 1000);
+  const coolDownMs =
+    kind === "opened"
+      ? base
+      : Math.min(Math.max(state.circuit.coolDownMs, base) * 2, settings.circuit.maxCoolDownSeconds * 1000);
   return withHistory(
-    { ...state, consecutiveFailures: 0, window: { startedAt: now, attempts: 0, failures: 0 }, circuit: { phase: "open", coolDownMs, probeAt: now + coolDownMs, probe: null, lastError: error } },
+    {
+      ...state,
+      consecutiveFailures: 0,
+      window: { startedAt: now, attempts: 0, failures: 0 },
+      circuit: { phase: "open", coolDownMs, probeAt: now + coolDownMs, probe: null, lastError: error },
+    },
     { at: now, kind, detail: error },
   );
 }
 
 /** Applies what the consumer saw; returns the new state and the transitions it caused, in order. */
-export function recordOutcomes(initial: GateState, outcomes: readonly GateOutcome[], settings: GateSettings, now: number): Recorded {
+export function recordOutcomes(
+  initial: GateState,
+  outcomes: readonly GateOutcome[],
+  settings: GateSettings,
+  now: number,
+): Recorded {
   let state = initial;
   const transitions: GateHistoryEntry[] = [];
   const moved = (next: GateState) => {
@@ -171,22 +201,48 @@ export function recordOutcomes(initial: GateState, outcomes: readonly GateOutcom
   const windowMs = settings.circuit.windowSeconds * 1000;
   for (const o of outcomes) {
     if (o.gone) {
-      if (!state.disabled) moved(withHistory({ ...state, disabled: { at: now, eventId: o.eventId } }, { at: now, kind: "disabled", detail: "http_410" }));
+      if (!state.disabled)
+        moved(
+          withHistory(
+            { ...state, disabled: { at: now, eventId: o.eventId } },
+            { at: now, kind: "disabled", detail: "http_410" },
+          ),
+        );
       continue;
     }
     const probe = state.circuit.probe;
     // Only an answer decides a probe: one settled without an attempt (stale, superseded) leaves it out.
-    if (state.circuit.phase === "half_open" && probe && probe.eventId === o.eventId && probe.generation === o.generation && (o.ok || o.failure)) {
+    if (
+      state.circuit.phase === "half_open" &&
+      probe &&
+      probe.eventId === o.eventId &&
+      probe.generation === o.generation &&
+      (o.ok || o.failure)
+    ) {
       moved(
         o.failure
           ? open(state, settings, now, o.errorClass, "reopened")
-          : withHistory({ ...state, consecutiveFailures: 0, circuit: { phase: "closed", coolDownMs: 0, probeAt: null, probe: null, lastError: state.circuit.lastError } }, { at: now, kind: "closed", detail: null }),
+          : withHistory(
+              {
+                ...state,
+                consecutiveFailures: 0,
+                circuit: {
+                  phase: "closed",
+                  coolDownMs: 0,
+                  probeAt: null,
+                  probe: null,
+                  lastError: state.circuit.lastError,
+                },
+              },
+              { at: now, kind: "closed", detail: null },
+            ),
       );
       continue;
     }
     // Sends that started before the circuit opened report while it is open: they neither open nor close it.
     if (state.circuit.phase !== "closed" || (!o.ok && !o.failure)) continue;
-    const window = now - state.window.startedAt > windowMs ? { startedAt: now, attempts: 0, failures: 0 } : { ...state.window };
+    const window =
+      now - state.window.startedAt > windowMs ? { startedAt: now, attempts: 0, failures: 0 } : { ...state.window };
     window.attempts += 1;
     if (o.failure) window.failures += 1;
     state = { ...state, window, consecutiveFailures: o.failure ? state.consecutiveFailures + 1 : 0 };
@@ -211,7 +267,12 @@ export function resume(state: GateState, by: string, now: number): GateState {
 export function enable(state: GateState, by: string, now: number): GateState {
   if (!state.disabled) return state;
   return withHistory(
-    { ...state, disabled: null, consecutiveFailures: 0, circuit: { phase: "closed", coolDownMs: 0, probeAt: null, probe: null, lastError: state.circuit.lastError } },
+    {
+      ...state,
+      disabled: null,
+      consecutiveFailures: 0,
+      circuit: { phase: "closed", coolDownMs: 0, probeAt: null, probe: null, lastError: state.circuit.lastError },
+    },
     { at: now, kind: "enabled", detail: null, by },
   );
 }
@@ -222,7 +283,12 @@ export interface Bucket {
   at: number;
 }
 
-export function takeTokens(bucket: Bucket | null, want: number, maxPerSecond: number | null, now: number): { bucket: Bucket | null; granted: number; waitMs: number } {
+export function takeTokens(
+  bucket: Bucket | null,
+  want: number,
+  maxPerSecond: number | null,
+  now: number,
+): { bucket: Bucket | null; granted: number; waitMs: number } {
   if (maxPerSecond === null) return { bucket: null, granted: want, waitMs: 0 };
   const capacity = Math.max(1, maxPerSecond);
   const start = bucket ?? { tokens: capacity, at: now };
@@ -230,7 +296,10 @@ export function takeTokens(bucket: Bucket | null, want: number, maxPerSecond: nu
   const granted = Math.min(want, Math.floor(tokens));
   const left = tokens - granted;
   // Time until the first of the ones not granted could go.
-  const waitMs = granted < want ? Math.ceil(((1 - (left % 1)) / maxPerSecond) * 1000 + ((want - granted - 1) / maxPerSecond) * 1000) : 0;
+  const waitMs =
+    granted < want
+      ? Math.ceil(((1 - (left % 1)) / maxPerSecond) * 1000 + ((want - granted - 1) / maxPerSecond) * 1000)
+      : 0;
   return { bucket: { tokens: left, at: now }, granted, waitMs };
 }
 
@@ -238,26 +307,51 @@ export function takeTokens(bucket: Bucket | null, want: number, maxPerSecond: nu
  * At most one alert of a kind per throttle window. A held-back one is counted; the next alert carries the count,
  * and `flushDue` tells when a count still waiting should go out on its own.
  */
-export function throttleAlert(state: GateState, kind: string, throttleMs: number, now: number): { state: GateState; send: boolean; suppressed: number } {
+export function throttleAlert(
+  state: GateState,
+  kind: string,
+  throttleMs: number,
+  now: number,
+): { state: GateState; send: boolean; suppressed: number } {
   const entry = state.alerts[kind];
   if (entry && now - entry.sentAt < throttleMs) {
-    return { state: { ...state, alerts: { ...state.alerts, [kind]: { ...entry, suppressed: entry.suppressed + 1 } } }, send: false, suppressed: 0 };
+    return {
+      state: { ...state, alerts: { ...state.alerts, [kind]: { ...entry, suppressed: entry.suppressed + 1 } } },
+      send: false,
+      suppressed: 0,
+    };
   }
-  return { state: { ...state, alerts: { ...state.alerts, [kind]: { sentAt: now, suppressed: 0 } } }, send: true, suppressed: entry?.suppressed ?? 0 };
+  return {
+    state: { ...state, alerts: { ...state.alerts, [kind]: { sentAt: now, suppressed: 0 } } },
+    send: true,
+    suppressed: entry?.suppressed ?? 0,
+  };
 }
 
 /** The kinds whose held-back count should be sent now (their window has passed with no new alert to carry it). */
 export function alertsToFlush(state: GateState, throttleMs: number, now: number): string[] {
-  return Object.entries(state.alerts).filter(([, a]) => a.suppressed > 0 && now - a.sentAt >= throttleMs).map(([kind]) => kind);
+  return Object.entries(state.alerts)
+    .filter(([, a]) => a.suppressed > 0 && now - a.sentAt >= throttleMs)
+    .map(([kind]) => kind);
 }
 
 export function nextFlushAt(state: GateState, throttleMs: number): number | null {
-  const due = Object.values(state.alerts).filter((a) => a.suppressed > 0).map((a) => a.sentAt + throttleMs);
+  const due = Object.values(state.alerts)
+    .filter((a) => a.suppressed > 0)
+    .map((a) => a.sentAt + throttleMs);
   return due.length > 0 ? Math.min(...due) : null;
 }
 
 /** `event_held`: a verified event was stored held (quarantine) and waits for an operator's release. */
-export const ALERT_KINDS = ["delivery_dead", "circuit_opened", "circuit_closed", "destination_disabled", "dead_letter", "backlog_old", "event_held"] as const;
+export const ALERT_KINDS = [
+  "delivery_dead",
+  "circuit_opened",
+  "circuit_closed",
+  "destination_disabled",
+  "dead_letter",
+  "backlog_old",
+  "event_held",
+] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 
 /** What raising an alert gives besides its kind. */
@@ -286,14 +380,27 @@ export interface Alert {
 }
 
 export function alertKindFor(transition: GateTransition): AlertKind | null {
-  return transition === "opened" || transition === "reopened" ? "circuit_opened" : transition === "closed" ? "circuit_closed" : transition === "disabled" ? "destination_disabled" : null;
+  return transition === "opened" || transition === "reopened"
+    ? "circuit_opened"
+    : transition === "closed"
+      ? "circuit_closed"
+      : transition === "disabled"
+        ? "destination_disabled"
+        : null;
 }
 
 /** One line for a chat channel (Slack's `{"text": …}`). */
 export function alertText(alert: Alert): string {
   const where = alert.destination ? ` for destination ${alert.destination}` : "";
-  const counts = Object.entries(alert.counts).map(([k, v]) => `${k}: ${v}`).join(", ");
-  const extra = [alert.reason ? `reason: ${alert.reason}` : "", counts, alert.suppressed > 0 ? `${alert.suppressed} similar alert(s) suppressed` : "", alert.eventIds.length > 0 ? `events: ${alert.eventIds.join(", ")}` : ""]
+  const counts = Object.entries(alert.counts)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(", ");
+  const extra = [
+    alert.reason ? `reason: ${alert.reason}` : "",
+    counts,
+    alert.suppressed > 0 ? `${alert.suppressed} similar alert(s) suppressed` : "",
+    alert.eventIds.length > 0 ? `events: ${alert.eventIds.join(", ")}` : "",
+  ]
     .filter(Boolean)
     .join("; ");
   return `[webhook router] ${alert.kind.replace(/_/g, " ")}${where}${extra ? ` (${extra})` : ""}`;

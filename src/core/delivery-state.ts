@@ -93,7 +93,10 @@ export interface Change<R> {
 
 const sameRef = (a: DeliveryRef, b: DeliveryRef) => a.destination === b.destination && a.generation === b.generation;
 
-export function plannedDeliveries(plan: readonly { destination: string; route: string }[], at: number): DeliveryState[] {
+export function plannedDeliveries(
+  plan: readonly { destination: string; route: string }[],
+  at: number,
+): DeliveryState[] {
   return plan.map(({ destination, route }) => ({
     destination,
     generation: 1,
@@ -132,7 +135,10 @@ export function pendingDue(deliveries: readonly DeliveryState[]): number | null 
  * Records attempts. An outcome applies only to a delivery still pending with the attempt count it was read with:
  * a concurrent copy of the same message that recorded first owns that attempt, and so its retry.
  */
-export function applyOutcomes(deliveries: readonly DeliveryState[], outcomes: readonly AttemptOutcome[]): Change<boolean[]> {
+export function applyOutcomes(
+  deliveries: readonly DeliveryState[],
+  outcomes: readonly AttemptOutcome[],
+): Change<boolean[]> {
   const applied = outcomes.map(() => false);
   const next = deliveries.map((delivery) => {
     const i = outcomes.findIndex((o) => sameRef(o.ref, delivery));
@@ -161,11 +167,19 @@ export function applyOutcomes(deliveries: readonly DeliveryState[], outcomes: re
 export const HELD_DUE = 8_640_000_000_000_000;
 
 /** Holds pending deliveries for their destination's controls; returns how many it marked. */
-export function markHeld(deliveries: readonly DeliveryState[], refs: readonly { ref: DeliveryRef; reason: HoldReason }[]): Change<number> {
+export function markHeld(
+  deliveries: readonly DeliveryState[],
+  refs: readonly { ref: DeliveryRef; reason: HoldReason }[],
+): Change<number> {
   let marked = 0;
   const next = deliveries.map((delivery) => {
     const hold = refs.find((h) => sameRef(h.ref, delivery));
-    if (!hold || delivery.status !== "pending" || (delivery.heldReason === hold.reason && delivery.nextAttemptAt === HELD_DUE)) return delivery;
+    if (
+      !hold ||
+      delivery.status !== "pending" ||
+      (delivery.heldReason === hold.reason && delivery.nextAttemptAt === HELD_DUE)
+    )
+      return delivery;
     marked++;
     return { ...delivery, heldReason: hold.reason, nextAttemptAt: HELD_DUE };
   });
@@ -173,7 +187,12 @@ export function markHeld(deliveries: readonly DeliveryState[], refs: readonly { 
 }
 
 /** Settles still-pending deliveries without an attempt, with the reason as their last error. */
-function settleWithoutAttempt(deliveries: readonly DeliveryState[], marks: readonly DeadMark[], at: number, status: "dead" | "stale"): Change<number> {
+function settleWithoutAttempt(
+  deliveries: readonly DeliveryState[],
+  marks: readonly DeadMark[],
+  at: number,
+  status: "dead" | "stale",
+): Change<number> {
   let marked = 0;
   const next = deliveries.map((delivery) => {
     const mark = marks.find((m) => sameRef(m.ref, delivery));
@@ -185,13 +204,19 @@ function settleWithoutAttempt(deliveries: readonly DeliveryState[], marks: reado
 }
 
 /** Marks still-pending deliveries dead without an attempt (destination removed or disabled, queue gave up). */
-export const markDead = (deliveries: readonly DeliveryState[], marks: readonly DeadMark[], at: number) => settleWithoutAttempt(deliveries, marks, at, "dead");
+export const markDead = (deliveries: readonly DeliveryState[], marks: readonly DeadMark[], at: number) =>
+  settleWithoutAttempt(deliveries, marks, at, "dead");
 
 export const SUPERSEDED_STALE = "superseded_stale";
 
 /** Settles deliveries a newer delivered state of the same object made stale: not sent, not dead. */
 export const markStale = (deliveries: readonly DeliveryState[], refs: readonly DeliveryRef[], at: number) =>
-  settleWithoutAttempt(deliveries, refs.map((ref) => ({ ref, reason: SUPERSEDED_STALE })), at, "stale");
+  settleWithoutAttempt(
+    deliveries,
+    refs.map((ref) => ({ ref, reason: SUPERSEDED_STALE })),
+    at,
+    "stale",
+  );
 
 /**
  * A replay: each named destination gets its next generation, pending with a fresh attempt count, and its current
@@ -235,7 +260,11 @@ export function withoutExcerpts(deliveries: readonly DeliveryState[]): DeliveryS
  * The sweeper's claim on deliveries it is about to re-send: each still pending and matching `which` gets
  * `nextAttemptAt = now`, so an overlapping sweep (which re-reads it) no longer sees it as overdue.
  */
-export function claimPending(deliveries: readonly DeliveryState[], which: (d: DeliveryState) => boolean, now: number): Change<DeliveryRef[]> {
+export function claimPending(
+  deliveries: readonly DeliveryState[],
+  which: (d: DeliveryState) => boolean,
+  now: number,
+): Change<DeliveryRef[]> {
   const claimed: DeliveryRef[] = [];
   const next = deliveries.map((d) => {
     if (d.status !== "pending" || !which(d)) return d;
@@ -263,7 +292,8 @@ export const claimNamed = (deliveries: readonly DeliveryState[], refs: readonly 
 export const MAX_DELIVERIES_JSON_BYTES = 512 * 1024;
 
 // A UTF-8 character takes at most three bytes per UTF-16 unit, so most strings are known to fit without encoding.
-const fits = (text: string, maxBytes: number) => text.length * 3 <= maxBytes || new TextEncoder().encode(text).byteLength <= maxBytes;
+const fits = (text: string, maxBytes: number) =>
+  text.length * 3 <= maxBytes || new TextEncoder().encode(text).byteLength <= maxBytes;
 
 /**
  * Serializes the deliveries for their row, compacting them in steps only if they would not fit (hundreds of
@@ -272,14 +302,24 @@ const fits = (text: string, maxBytes: number) => text.length * 3 <= maxBytes || 
  * last attempt. The current generations, their states and attempt counts are always kept; if even that is too
  * big, the write fails in D1 and the message is retried, with the error logged.
  */
-export function serializeDeliveries(deliveries: readonly DeliveryState[], maxBytes = MAX_DELIVERIES_JSON_BYTES): string {
+export function serializeDeliveries(
+  deliveries: readonly DeliveryState[],
+  maxBytes = MAX_DELIVERIES_JSON_BYTES,
+): string {
   const steps: ((d: DeliveryState[]) => DeliveryState[])[] = [
     (ds) =>
-      ds.map((d) => (d.log.length <= 4 ? d : { ...d, log: [d.log[0]!, ...d.log.slice(-3)], logOmitted: (d.logOmitted ?? 0) + d.log.length - 4 })),
+      ds.map((d) =>
+        d.log.length <= 4
+          ? d
+          : { ...d, log: [d.log[0]!, ...d.log.slice(-3)], logOmitted: (d.logOmitted ?? 0) + d.log.length - 4 },
+      ),
     withoutExcerpts,
     // Settled history only: a superseded generation still pending (left by migrations/0002) stays until it is closed.
     (ds) => ds.filter((d) => !d.superseded || d.status === "pending"),
-    (ds) => ds.map((d) => (d.log.length <= 1 ? d : { ...d, log: d.log.slice(-1), logOmitted: (d.logOmitted ?? 0) + d.log.length - 1 })),
+    (ds) =>
+      ds.map((d) =>
+        d.log.length <= 1 ? d : { ...d, log: d.log.slice(-1), logOmitted: (d.logOmitted ?? 0) + d.log.length - 1 },
+      ),
   ];
   let current = deliveries as DeliveryState[];
   let json = JSON.stringify(current);

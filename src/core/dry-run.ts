@@ -34,16 +34,23 @@ export interface DryRunEvent {
  * as ingest, so a dry run says what a real request would get. Writes nothing. One element per event the payload is
  * (a Leaf Trade V4 envelope of several orders is several).
  */
-export async function dryRun(config: RouterConfig, providers: ProviderRegistry, request: DryRunRequest): Promise<DryRunEvent[]> {
+export async function dryRun(
+  config: RouterConfig,
+  providers: ProviderRegistry,
+  request: DryRunRequest,
+): Promise<DryRunEvent[]> {
   const source = config.sources[request.source];
   if (!source) throw new RouterError("unknown_source");
   const adapter = providers[source.provider]!;
   const query = queryMerchantOf(request.merchantId === undefined ? undefined : [request.merchantId]);
   if (!query.ok) throw new RouterError("invalid_merchant", { detail: query.detail });
   const accepted = source.events ?? adapter.eventTypes;
-  if (request.eventType !== undefined && accepted && !accepted.includes(request.eventType)) throw new RouterError("unknown_event_type");
+  if (request.eventType !== undefined && accepted && !accepted.includes(request.eventType))
+    throw new RouterError("unknown_event_type");
   if (adapter.pathEvent === "required" && request.eventType === undefined) {
-    throw new RouterError("invalid_request", { details: [`eventType: ${request.source} needs the webhook type, one of ${JSON.stringify(accepted)}`] });
+    throw new RouterError("invalid_request", {
+      details: [`eventType: ${request.source} needs the webhook type, one of ${JSON.stringify(accepted)}`],
+    });
   }
   const identified = adapter.identify({
     sourceName: request.source,
@@ -55,7 +62,14 @@ export async function dryRun(config: RouterConfig, providers: ProviderRegistry, 
   });
   if (!identified.ok) throw new RouterError(identified.code, { detail: identified.detail });
   return identified.events.map((identity) => {
-    const { merchantId, decision, quarantine } = intake(identity, { config, sourceName: request.source, source, adapter, queryMerchant: query.value, merchantProblem: query.problem });
+    const { merchantId, decision, quarantine } = intake(identity, {
+      config,
+      sourceName: request.source,
+      source,
+      adapter,
+      queryMerchant: query.value,
+      merchantProblem: query.problem,
+    });
     return {
       source: request.source,
       eventType: identity.eventType,

@@ -36,7 +36,11 @@ export class PayloadKeyError extends Error {
   readonly keyId?: string;
 
   constructor(reason: PayloadKeyError["reason"], keyId?: string) {
-    super(reason === "key_not_in_ring" ? `payload key "${keyId}" is not in PAYLOAD_KEYS` : `stored payload is ${reason === "malformed" ? "malformed" : "not authentic for this event"}`);
+    super(
+      reason === "key_not_in_ring"
+        ? `payload key "${keyId}" is not in PAYLOAD_KEYS`
+        : `stored payload is ${reason === "malformed" ? "malformed" : "not authentic for this event"}`,
+    );
     this.name = "PayloadKeyError";
     this.reason = reason;
     this.keyId = keyId;
@@ -56,10 +60,15 @@ export async function parseKeyRing(secret: string): Promise<KeyRingResult> {
   for (const [i, entry] of entries.entries()) {
     const colon = entry.indexOf(":");
     const id = colon > 0 ? entry.slice(0, colon) : "";
-    if (!KEY_ID_PATTERN.test(id)) return { ok: false, reason: `PAYLOAD_KEYS entry ${i + 1}: expected <key id>:<base64 key>, with an id of ${KEY_ID_PATTERN.source}` };
+    if (!KEY_ID_PATTERN.test(id))
+      return {
+        ok: false,
+        reason: `PAYLOAD_KEYS entry ${i + 1}: expected <key id>:<base64 key>, with an id of ${KEY_ID_PATTERN.source}`,
+      };
     if (keys.has(id)) return { ok: false, reason: `PAYLOAD_KEYS: key id "${id}" appears twice` };
     const raw = decodeBase64(entry.slice(colon + 1));
-    if (!raw || raw.length !== KEY_BYTES) return { ok: false, reason: `PAYLOAD_KEYS: key "${id}" is not ${KEY_BYTES} bytes of base64` };
+    if (!raw || raw.length !== KEY_BYTES)
+      return { ok: false, reason: `PAYLOAD_KEYS: key "${id}" is not ${KEY_BYTES} bytes of base64` };
     keys.set(id, await crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]));
   }
   const ids = [...keys.keys()];
@@ -91,14 +100,19 @@ async function encrypt(key: CryptoKey, plaintext: Uint8Array, aad: Uint8Array): 
 async function decrypt(key: CryptoKey, sealed: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
   if (sealed.length < IV_BYTES + 16) throw new PayloadKeyError("malformed");
   try {
-    const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: sealed.subarray(0, IV_BYTES), additionalData: aad }, key, sealed.subarray(IV_BYTES));
+    const plain = await crypto.subtle.decrypt(
+      { name: "AES-GCM", iv: sealed.subarray(0, IV_BYTES), additionalData: aad },
+      key,
+      sealed.subarray(IV_BYTES),
+    );
     return new Uint8Array(plain);
   } catch {
     throw new PayloadKeyError("not_authentic");
   }
 }
 
-const importDataKey = (raw: Uint8Array) => crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]);
+const importDataKey = (raw: Uint8Array) =>
+  crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]);
 
 async function wrap(ring: KeyRing, keyId: string, eventId: string, raw: Uint8Array): Promise<string> {
   return `${WRAPPED_PREFIX}${keyId}:${encodeBase64(await encrypt(ring.keys.get(keyId)!, raw, wrapAad(keyId, eventId)))}`;
@@ -134,7 +148,11 @@ export async function openDataKey(ring: KeyRing, eventId: string, wrapped: strin
 }
 
 /** Rotation: the same data key, wrapped by the ring's primary key instead. */
-export async function rewrapDataKey(ring: KeyRing, eventId: string, wrapped: string): Promise<{ keyId: string; wrapped: string }> {
+export async function rewrapDataKey(
+  ring: KeyRing,
+  eventId: string,
+  wrapped: string,
+): Promise<{ keyId: string; wrapped: string }> {
   const raw = await unwrapRaw(ring, eventId, wrapped);
   return { keyId: ring.primary, wrapped: await wrap(ring, ring.primary, eventId, raw) };
 }
@@ -143,11 +161,21 @@ export function isSealed(stored: string): boolean {
   return stored.startsWith(SEALED_PREFIX);
 }
 
-export async function sealField(dataKey: DataKey, eventId: string, field: PayloadField, plaintext: Uint8Array): Promise<string> {
+export async function sealField(
+  dataKey: DataKey,
+  eventId: string,
+  field: PayloadField,
+  plaintext: Uint8Array,
+): Promise<string> {
   return `${SEALED_PREFIX}${encodeBase64(await encrypt(dataKey.key, plaintext, fieldAad(field, eventId)))}`;
 }
 
-export async function openField(dataKey: DataKey, eventId: string, field: PayloadField, sealed: string): Promise<Uint8Array> {
+export async function openField(
+  dataKey: DataKey,
+  eventId: string,
+  field: PayloadField,
+  sealed: string,
+): Promise<Uint8Array> {
   if (!isSealed(sealed)) throw new PayloadKeyError("malformed");
   const bytes = decodeBase64(sealed.slice(SEALED_PREFIX.length));
   if (!bytes) throw new PayloadKeyError("malformed");

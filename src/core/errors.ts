@@ -16,7 +16,10 @@ export const ERROR_CODES = {
   event_quarantined: [409, "The event is held in quarantine; release it to route it."],
   not_releasable: [409, "The signed payload names no merchant to release the event with."],
   not_found: [404, "Not found."],
-  payload_purged: [410, "The event's payload has been purged (retention or a deletion request); it cannot be sent again."],
+  payload_purged: [
+    410,
+    "The event's payload has been purged (retention or a deletion request); it cannot be sent again.",
+  ],
   reveal_token_required: [401, "Revealing customer data needs the reveal token (X-Reveal-Token)."],
   cross_origin_request: [403, "The form was not posted from this site."],
   reveal_forbidden: [403, "The reveal token is wrong, or revealing is disabled (ADMIN_REVEAL_TOKEN unset)."],

@@ -32,7 +32,18 @@ export interface NewEvent {
 
 /** An event as the delivery side reads it back: its identity, and its bytes. */
 export interface StoredEvent
-  extends Pick<NewEvent, "id" | "ingestId" | "source" | "eventType" | "merchantId" | "providerId" | "contentType" | "receivedAt" | "providerTimestamp"> {
+  extends Pick<
+    NewEvent,
+    | "id"
+    | "ingestId"
+    | "source"
+    | "eventType"
+    | "merchantId"
+    | "providerId"
+    | "contentType"
+    | "receivedAt"
+    | "providerTimestamp"
+  > {
   body: Uint8Array;
 }
 
@@ -41,7 +52,14 @@ export interface StoredEvent
  * its URL's merchant cannot be one (a `{{merchantId}}` never filled in, two values, not an id). The others are
  * bodies that do not fit what the router assumes of the provider (BodyHold in src/core/providers/contract.ts).
  */
-export const QUARANTINE_REASONS = ["merchant_mismatch", "merchant_url", "unidentified", "ambiguous_json", "too_many_records", "large_envelope_fields"] as const;
+export const QUARANTINE_REASONS = [
+  "merchant_mismatch",
+  "merchant_url",
+  "unidentified",
+  "ambiguous_json",
+  "too_many_records",
+  "large_envelope_fields",
+] as const;
 export type QuarantineReason = (typeof QUARANTINE_REASONS)[number];
 
 /** Why an event is held, and what its URL and its signed body each said. */

@@ -30,10 +30,17 @@ export interface Intake {
  * merchant and the URL is only a fallback; a URL that names another one holds the event in quarantine instead of
  * refusing it (a refusal would lose an authentic order after the provider's retries).
  */
-export function intake(identity: EventIdentity, { config, sourceName, source, adapter, queryMerchant, merchantProblem }: IntakeOptions): Intake {
+export function intake(
+  identity: EventIdentity,
+  { config, sourceName, source, adapter, queryMerchant, merchantProblem }: IntakeOptions,
+): Intake {
   const merchantField = source.merchant.field ?? adapter.merchantField;
-  const merchant = decideMerchant(merchantField ? { field: merchantField, value: readScalar(identity.subject, merchantField) } : undefined, queryMerchant);
-  const route = (merchantId: string | null) => routeEvent(config, { source: sourceName, eventType: identity.eventType, merchantId, subject: identity.subject });
+  const merchant = decideMerchant(
+    merchantField ? { field: merchantField, value: readScalar(identity.subject, merchantField) } : undefined,
+    queryMerchant,
+  );
+  const route = (merchantId: string | null) =>
+    routeEvent(config, { source: sourceName, eventType: identity.eventType, merchantId, subject: identity.subject });
   let merchantId = merchant.merchantId;
   // The URL names no merchant and the body has no merchant field of its own: where a route of this source pins the
   // merchant to a signed field, that field is the merchant (so routes that select merchants can match).
@@ -45,30 +52,70 @@ export function intake(identity: EventIdentity, { config, sourceName, source, ad
   let quarantine: Intake["quarantine"] = null;
   if (identity.hold) {
     const { reason, detail } = identity.hold;
-    quarantine = { reason, detail, field: null, route: null, queryMerchant: queryMerchant ?? null, signedMerchant: null };
+    quarantine = {
+      reason,
+      detail,
+      field: null,
+      route: null,
+      queryMerchant: queryMerchant ?? null,
+      signedMerchant: null,
+    };
   } else if (merchantProblem) {
-    const signedMerchant = merchantField ? readScalar(identity.subject, merchantField) ?? null : null;
-    quarantine = { reason: "merchant_url", detail: merchantProblem.detail, field: merchantField ?? null, route: null, queryMerchant: merchantProblem.given, signedMerchant };
+    const signedMerchant = merchantField ? (readScalar(identity.subject, merchantField) ?? null) : null;
+    quarantine = {
+      reason: "merchant_url",
+      detail: merchantProblem.detail,
+      field: merchantField ?? null,
+      route: null,
+      queryMerchant: merchantProblem.given,
+      signedMerchant,
+    };
   } else if (merchant.conflict) {
     const { field, queryMerchant: given, signedMerchant } = merchant.conflict;
-    quarantine = { reason: "merchant_mismatch", detail: `the URL names another merchant than the signed ${field}`, field, route: null, queryMerchant: given, signedMerchant };
+    quarantine = {
+      reason: "merchant_mismatch",
+      detail: `the URL names another merchant than the signed ${field}`,
+      field,
+      route: null,
+      queryMerchant: given,
+      signedMerchant,
+    };
   } else if (decision.merchantMismatch) {
     const { route: routeName, field } = decision.merchantMismatch;
     const detail = `the URL names another merchant than the signed ${field} (route ${routeName})`;
-    quarantine = { reason: "merchant_mismatch", detail, field, route: routeName, queryMerchant: queryMerchant ?? null, signedMerchant: readScalar(identity.subject, field) ?? null };
+    quarantine = {
+      reason: "merchant_mismatch",
+      detail,
+      field,
+      route: routeName,
+      queryMerchant: queryMerchant ?? null,
+      signedMerchant: readScalar(identity.subject, field) ?? null,
+    };
   }
   if (!quarantine) return { merchantId, decision, quarantine };
   // Held: the merchant shown is the signed one (a body hold keeps what the URL or body said); the URL's is in the
   // quarantine record.
-  const shown = quarantine.reason === "merchant_mismatch" || quarantine.reason === "merchant_url" ? quarantine.signedMerchant : merchantId;
-  return { merchantId: shown, decision: { ...decision, deliveries: [], responder: undefined, skippedDisabled: [] }, quarantine };
+  const shown =
+    quarantine.reason === "merchant_mismatch" || quarantine.reason === "merchant_url"
+      ? quarantine.signedMerchant
+      : merchantId;
+  return {
+    merchantId: shown,
+    decision: { ...decision, deliveries: [], responder: undefined, skippedDisabled: [] },
+    quarantine,
+  };
 }
 
 /**
  * The fields of a source's records that decide an event: what it is, its object, its state, its merchant, and what
  * its routes match on. Relative to a record, as the adapter's `records` gives them.
  */
-export function identityFieldsOf(config: RouterConfig, sourceName: string, source: SourceConfig, adapter: ProviderAdapter): string[] {
+export function identityFieldsOf(
+  config: RouterConfig,
+  sourceName: string,
+  source: SourceConfig,
+  adapter: ProviderAdapter,
+): string[] {
   const routes = config.routes.filter((r) => r.source === sourceName);
   const fields = [
     ...adapter.identityPaths,
@@ -87,9 +134,17 @@ export function identityFieldsOf(config: RouterConfig, sourceName: string, sourc
  * on an object that holds one: there JSON.parse's last-one-wins and a destination's parser may disagree about what
  * the event is. Pure.
  */
-export function ambiguousIdentity(duplicateKeys: readonly string[], fields: readonly string[], recordsPath?: string): string[] {
+export function ambiguousIdentity(
+  duplicateKeys: readonly string[],
+  fields: readonly string[],
+  recordsPath?: string,
+): string[] {
   const paths = recordsPath ? [recordsPath, ...fields, ...fields.map((f) => `${recordsPath}.*.${f}`)] : [...fields];
-  const general = (path: string) => path.split(".").map((segment) => (/^\d+$/.test(segment) ? "*" : segment)).join(".");
+  const general = (path: string) =>
+    path
+      .split(".")
+      .map((segment) => (/^\d+$/.test(segment) ? "*" : segment))
+      .join(".");
   return duplicateKeys.filter((duplicate) => {
     const at = general(duplicate);
     return paths.some((path) => path === at || path.startsWith(`${at}.`));

@@ -34,7 +34,8 @@ export function queryMerchantOf(values: readonly string[] | undefined): QueryMer
   const held = (detail: string) => ({ ok: true as const, value: undefined, problem: { detail, given: kept } });
   if (given.length > 1) return held("the callback URL names the merchant twice, with different values");
   if (given[0]!.includes("{{")) return held("the callback URL's {{merchantId}} placeholder was never filled in");
-  if (!MERCHANT_ID_PATTERN.test(given[0]!)) return held("the callback URL's merchant cannot be a merchant id (up to 255 of A-Z a-z 0-9 . _ : -)");
+  if (!MERCHANT_ID_PATTERN.test(given[0]!))
+    return held("the callback URL's merchant cannot be a merchant id (up to 255 of A-Z a-z 0-9 . _ : -)");
   return { ok: true, value: given[0] };
 }
 
@@ -45,7 +46,10 @@ export interface MerchantDecision {
   conflict?: { field: string; signedMerchant: string; queryMerchant: string };
 }
 
-export function decideMerchant(signed: { field: string; value: string | undefined } | undefined, query: string | undefined): MerchantDecision {
+export function decideMerchant(
+  signed: { field: string; value: string | undefined } | undefined,
+  query: string | undefined,
+): MerchantDecision {
   const signedMerchant = signed?.value;
   if (signed && signedMerchant !== undefined && query !== undefined && signedMerchant !== query) {
     return { merchantId: signedMerchant, conflict: { field: signed.field, signedMerchant, queryMerchant: query } };

@@ -91,7 +91,9 @@ export const MAX_QUEUE_DELAY_SECONDS = 43_200;
 export const SEND_BATCH_MAX = 100;
 
 /** Groups delivery keys into one message per event. */
-export function messagesFor(keys: readonly { eventId: string; destination: string; generation: number }[]): { body: DeliveryMessage }[] {
+export function messagesFor(
+  keys: readonly { eventId: string; destination: string; generation: number }[],
+): { body: DeliveryMessage }[] {
   const byEvent = new Map<string, { destination: string; generation: number }[]>();
   for (const key of keys) byEvent.set(key.eventId, [...(byEvent.get(key.eventId) ?? []), key]);
   return [...byEvent].map(([eventId, deliveries]) => ({ body: messageFor(eventId, deliveries) }));

@@ -16,7 +16,11 @@ export interface PayloadView {
 /** Stored bytes as the API shows them: text when they are UTF-8, base64 otherwise. */
 export function payloadOf(bytes: Uint8Array): PayloadView {
   try {
-    return { encoding: "utf8", data: new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes), redacted: [] };
+    return {
+      encoding: "utf8",
+      data: new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes),
+      redacted: [],
+    };
   } catch {
     return { encoding: "base64", data: encodeBase64(bytes), redacted: [] };
   }
@@ -47,4 +51,3 @@ export function piiPathsOf(config: RouterConfig, providers: ProviderRegistry, so
   if (!source || !adapter) return ["*"];
   return [...adapter.piiPaths, ...source.piiPaths];
 }
-

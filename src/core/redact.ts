@@ -31,7 +31,9 @@ export function redactPaths(value: unknown, paths: readonly string[]): Redaction
     }
     if (Array.isArray(node)) return node.map((item, i) => walk(item, [...at, String(i)]));
     if (node !== null && typeof node === "object") {
-      return Object.fromEntries(Object.entries(node as Record<string, unknown>).map(([k, v]) => [k, walk(v, [...at, k])]));
+      return Object.fromEntries(
+        Object.entries(node as Record<string, unknown>).map(([k, v]) => [k, walk(v, [...at, k])]),
+      );
     }
     return node;
   };
@@ -51,8 +53,8 @@ export function valuesAt(value: unknown, paths: readonly string[]): unknown[] {
     if (at.length > 0 && patterns.some((p) => matches(p, at))) return leaves(node);
     if (Array.isArray(node)) {
       for (const [i, item] of node.entries()) walk(item, [...at, String(i)]);
-    }
-    else if (node !== null && typeof node === "object") for (const [k, v] of Object.entries(node)) walk(v, [...at, k]);
+    } else if (node !== null && typeof node === "object")
+      for (const [k, v] of Object.entries(node)) walk(v, [...at, k]);
   };
   walk(value, []);
   return found;

@@ -34,7 +34,8 @@ export type UpkeepAction = "delete" | "purge" | "rewrap" | "encrypt" | "keep";
  */
 export function planUpkeep(row: UpkeepRow, policy: UpkeepPolicy): UpkeepAction {
   const { now, ring } = policy;
-  const rewrap = ring !== null && row.payloadKey !== null && row.payloadKey !== ring.primary && ring.ids.includes(row.payloadKey);
+  const rewrap =
+    ring !== null && row.payloadKey !== null && row.payloadKey !== ring.primary && ring.ids.includes(row.payloadKey);
   if (row.pendingDue !== null) return rewrap ? "rewrap" : "keep";
   if (row.receivedAt < now - policy.eventDays * DAY_MS) return "delete";
   if (row.purgedAt !== null) return "keep";
@@ -82,10 +83,20 @@ export const DEMOTION_GRACE_MS = 10 * 60 * 1000;
  * Keys a ring may drop: each was demoted before the last complete lap started (with the grace), and that lap found
  * no row it protects. A key that wraps anything, or that a lap has not yet fully covered, stays.
  */
-export function retirableKeys(registry: readonly { keyId: string; demotedAt: number | null; retiredAt: number | null }[], lastLap: Lap | null, primary: string | null): string[] {
+export function retirableKeys(
+  registry: readonly { keyId: string; demotedAt: number | null; retiredAt: number | null }[],
+  lastLap: Lap | null,
+  primary: string | null,
+): string[] {
   if (!lastLap?.completedAt) return [];
   return registry
-    .filter((k) => k.retiredAt === null && k.keyId !== primary && k.demotedAt !== null && lastLap.startedAt >= k.demotedAt + DEMOTION_GRACE_MS)
+    .filter(
+      (k) =>
+        k.retiredAt === null &&
+        k.keyId !== primary &&
+        k.demotedAt !== null &&
+        lastLap.startedAt >= k.demotedAt + DEMOTION_GRACE_MS,
+    )
     .filter((k) => (lastLap.byKey[k.keyId] ?? 0) === 0)
     .map((k) => k.keyId);
 }
@@ -107,7 +118,15 @@ export function keyStates(
     const known = registry.find((k) => k.keyId === keyId);
     const inRing = ringIds.includes(keyId);
     const state: KeyState =
-      keyId === primary ? "primary" : known?.retiredAt != null ? "retired" : known && !inRing ? "missing" : known ? "draining" : "unused";
+      keyId === primary
+        ? "primary"
+        : known?.retiredAt != null
+          ? "retired"
+          : known && !inRing
+            ? "missing"
+            : known
+              ? "draining"
+              : "unused";
     return {
       keyId,
       inRing,

@@ -12,7 +12,9 @@ export const hourOf = (ms: number) => Math.floor(ms / HOUR_MS) * HOUR_MS;
  * Upper bounds of the time-to-delivery buckets, in ms; one more bucket holds everything slower. A percentile is
  * read as the bound of the bucket it falls in, so p50 "≤ 2.5 s" means half were delivered within 2.5 s.
  */
-export const LATENCY_BOUNDS_MS = [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000, 3_600_000, 21_600_000] as const;
+export const LATENCY_BOUNDS_MS = [
+  100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000, 3_600_000, 21_600_000,
+] as const;
 
 export interface DeliveryHour {
   hour: number;
@@ -31,7 +33,13 @@ export interface RollupOutcome {
   sinceReceivedMs: number | null;
 }
 
-const emptyHour = (hour: number): DeliveryHour => ({ hour, delivered: 0, failed: 0, dead: 0, latency: Array(LATENCY_BOUNDS_MS.length + 1).fill(0) });
+const emptyHour = (hour: number): DeliveryHour => ({
+  hour,
+  delivered: 0,
+  failed: 0,
+  dead: 0,
+  latency: Array(LATENCY_BOUNDS_MS.length + 1).fill(0),
+});
 
 export function latencyBucket(ms: number): number {
   const i = LATENCY_BOUNDS_MS.findIndex((bound) => ms <= bound);
@@ -39,7 +47,11 @@ export function latencyBucket(ms: number): number {
 }
 
 /** Adds outcomes to the hour of `now`, and forgets hours older than a day and one. */
-export function recordDeliveryOutcomes(hours: readonly DeliveryHour[], outcomes: readonly RollupOutcome[], now: number): DeliveryHour[] {
+export function recordDeliveryOutcomes(
+  hours: readonly DeliveryHour[],
+  outcomes: readonly RollupOutcome[],
+  now: number,
+): DeliveryHour[] {
   const counted = outcomes.filter((o) => o.kind !== "none");
   const oldest = hourOf(now) - DAY_HOURS * HOUR_MS;
   const kept = hours.filter((h) => h.hour >= oldest);

@@ -49,9 +49,12 @@ function conditionFails(route: RouteConfig, subject: unknown): string | undefine
 
 function explainMiss(route: RouteConfig, input: RoutingInput): string | undefined {
   if (route.source !== input.source) return `source is not ${route.source}`;
-  if (route.events && !route.events.includes(input.eventType)) return `event type ${input.eventType} is not in [${route.events.join(", ")}]`;
+  if (route.events && !route.events.includes(input.eventType))
+    return `event type ${input.eventType} is not in [${route.events.join(", ")}]`;
   if (route.merchants && (input.merchantId === null || !route.merchants.includes(input.merchantId))) {
-    return input.merchantId === null ? "no merchant given" : `merchant ${input.merchantId} is not in [${route.merchants.join(", ")}]`;
+    return input.merchantId === null
+      ? "no merchant given"
+      : `merchant ${input.merchantId} is not in [${route.merchants.join(", ")}]`;
   }
   return conditionFails(route, input.subject);
 }
@@ -66,7 +69,11 @@ export function routeEvent(config: RouterConfig, input: RoutingInput): RoutingDe
       decision.explanations.push({ route: route.name, matched: false, reason: miss });
       continue;
     }
-    decision.explanations.push({ route: route.name, matched: true, reason: "source, event type, merchant and conditions match" });
+    decision.explanations.push({
+      route: route.name,
+      matched: true,
+      reason: "source, event type, merchant and conditions match",
+    });
     if (route.requireMerchantField && !decision.merchantMismatch) {
       const signed = readScalar(input.subject, route.requireMerchantField);
       if (input.merchantId === null || signed !== input.merchantId) {

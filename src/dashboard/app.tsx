@@ -64,8 +64,15 @@ export function createDashboard(deps: RouterDeps) {
     }),
   );
 
-  app.get(STYLE_PATH, (c) => c.body(STYLE, 200, { "Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=86400, immutable" }));
-  app.get("/sign-in", (c) => c.html(<SignIn failed={c.req.query("failed") === "1"} everywhere={c.req.query("everywhere") === "1"} />));
+  app.get(STYLE_PATH, (c) =>
+    c.body(STYLE, 200, {
+      "Content-Type": "text/css; charset=utf-8",
+      "Cache-Control": "public, max-age=86400, immutable",
+    }),
+  );
+  app.get("/sign-in", (c) =>
+    c.html(<SignIn failed={c.req.query("failed") === "1"} everywhere={c.req.query("everywhere") === "1"} />),
+  );
   app.post("/sign-in", async (c) => {
     const form = await c.req.parseBody();
     const session = await signIn(contextFor(c, deps), originFor(c), typeof form.token === "string" ? form.token : "");
@@ -94,15 +101,28 @@ export function createDashboard(deps: RouterDeps) {
 }
 
 /** The app's one error handler answers dashboard paths with this page: the same code and message as the API. */
-export function errorPage(c: Context, body: ErrorBody, status: ContentfulStatusCode, headers?: Record<string, string>): Response | Promise<Response> {
+export function errorPage(
+  c: Context,
+  body: ErrorBody,
+  status: ContentfulStatusCode,
+  headers?: Record<string, string>,
+): Response | Promise<Response> {
   return c.html(
     <Page title="Something went wrong" signedIn={false}>
       <p class="bad" role="alert">
         {body.error.code}: {body.error.message}
       </p>
-      {body.error.details && <ul>{body.error.details.map((d) => <li>{d}</li>)}</ul>}
+      {body.error.details && (
+        <ul>
+          {body.error.details.map((d) => (
+            <li>{d}</li>
+          ))}
+        </ul>
+      )}
       <p class="muted">Request {body.error.requestId}</p>
-      <p><a href="/dashboard/overview">Back to the dashboard</a></p>
+      <p>
+        <a href="/dashboard/overview">Back to the dashboard</a>
+      </p>
     </Page>,
     status,
     headers,
@@ -112,14 +132,24 @@ export function errorPage(c: Context, body: ErrorBody, status: ContentfulStatusC
 function SignIn(props: { failed: boolean; everywhere: boolean }) {
   return (
     <Page title="Sign in" signedIn={false}>
-      {props.failed && <p class="bad" role="alert">That token is not the admin token.</p>}
-      {props.everywhere && <p class="notice" role="status">Every dashboard session has been signed out.</p>}
+      {props.failed && (
+        <p class="bad" role="alert">
+          That token is not the admin token.
+        </p>
+      )}
+      {props.everywhere && (
+        <p class="notice" role="status">
+          Every dashboard session has been signed out.
+        </p>
+      )}
       <form method="post" action="/dashboard/sign-in">
         <label>
           Admin token
           <input name="token" type="password" autocomplete="current-password" required />
         </label>
-        <p><button type="submit">Sign in</button></p>
+        <p>
+          <button type="submit">Sign in</button>
+        </p>
       </form>
     </Page>
   );

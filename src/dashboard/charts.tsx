@@ -17,14 +17,23 @@ export function BarChart(props: { label: string; bars: { label: string; value: n
         {props.bars.map((b, i) => {
           const h = b.value === 0 ? 0 : Math.max(2, (b.value / max) * height);
           return (
-            <rect x={(i * step + 1).toFixed(1)} y={(height - h).toFixed(1)} width={Math.max(1, step - 2).toFixed(1)} height={h.toFixed(1)}>
+            <rect
+              x={(i * step + 1).toFixed(1)}
+              y={(height - h).toFixed(1)}
+              width={Math.max(1, step - 2).toFixed(1)}
+              height={h.toFixed(1)}
+            >
               <title>{`${b.label}: ${b.value} ${props.unit}`}</title>
             </rect>
           );
         })}
         <line x1="0" y1={height} x2={width} y2={height} class="axis" />
-        <text x="0" y={height + 12} class="tick">{props.bars[0]?.label ?? ""}</text>
-        <text x={width} y={height + 12} class="tick" text-anchor="end">{props.bars.at(-1)?.label ?? ""}</text>
+        <text x="0" y={height + 12} class="tick">
+          {props.bars[0]?.label ?? ""}
+        </text>
+        <text x={width} y={height + 12} class="tick" text-anchor="end">
+          {props.bars.at(-1)?.label ?? ""}
+        </text>
       </svg>
       <figcaption>{props.label}</figcaption>
     </figure>

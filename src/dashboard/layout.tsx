@@ -65,8 +65,9 @@ export function Page(props: { title: string; signedIn: boolean; children?: Child
           {props.signedIn && (
             <>
               <nav aria-label="Dashboard">
-                <a href="/dashboard/overview">Overview</a> · <a href="/dashboard/events">Events</a> · <a href="/dashboard/dead-letters">Dead letters</a> ·{" "}
-                <a href="/dashboard/destinations">Destinations</a> · <a href="/dashboard/routing">Routing</a>
+                <a href="/dashboard/overview">Overview</a> · <a href="/dashboard/events">Events</a> ·{" "}
+                <a href="/dashboard/dead-letters">Dead letters</a> · <a href="/dashboard/destinations">Destinations</a>{" "}
+                · <a href="/dashboard/routing">Routing</a>
               </nav>
               <form class="inline" method="post" action="/dashboard/sign-out">
                 <button type="submit">Sign out</button>

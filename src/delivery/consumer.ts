@@ -5,9 +5,28 @@ import type { RouterConfig } from "../core/config/schema.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import type { ProviderRegistry } from "../core/providers/contract.ts";
 import type { GateOutcome } from "../core/controls.ts";
-import { applyOutcomes, findDelivery, HELD_DUE, markDead, markHeld, markStale, PAYLOAD_PURGED, SUPERSEDED, type AttemptOutcome, type DeadMark, type DeliveryRef, type DeliveryState } from "../core/delivery-state.ts";
+import {
+  applyOutcomes,
+  findDelivery,
+  HELD_DUE,
+  markDead,
+  markHeld,
+  markStale,
+  PAYLOAD_PURGED,
+  SUPERSEDED,
+  type AttemptOutcome,
+  type DeadMark,
+  type DeliveryRef,
+  type DeliveryState,
+} from "../core/delivery-state.ts";
 import type { StoredEvent } from "../core/event.ts";
-import { alertMessage, messageFor, QueueMessageSchema, type AlertMessage, type DeliveryMessage } from "../core/messages.ts";
+import {
+  alertMessage,
+  messageFor,
+  QueueMessageSchema,
+  type AlertMessage,
+  type DeliveryMessage,
+} from "../core/messages.ts";
 import { admitAll, reportAll, type AdmitItem, type Decision } from "../control/client.ts";
 import { sendAlert } from "../outbound/alerts.ts";
 import { BACKOFF_BASE_SECONDS, backoffDelaySeconds, classifyAttempt, errorClassOf } from "../core/retry-policy.ts";
@@ -48,7 +67,9 @@ function orderingOf(config: RouterConfig, route: string): "none" | "latest" {
 
 /** A delivery on a route with `"ordering": "latest"`, of an event that says which object and state it is. */
 function isOrdered(config: RouterConfig, event: StoredEvent, delivery: DeliveryState): boolean {
-  return orderingOf(config, delivery.route) === "latest" && event.providerTimestamp !== null && event.providerId !== null;
+  return (
+    orderingOf(config, delivery.route) === "latest" && event.providerTimestamp !== null && event.providerId !== null
+  );
 }
 
 const DISABLED_BY_410 = "disabled_by_410" as const;
@@ -82,7 +103,15 @@ interface Planned {
 }
 
 /** What one message asks for, before the destinations' controls are asked: what to send, what dies, what is stale. */
-async function planDeliveries(env: Env, config: RouterConfig, { providers }: RouterDeps, message: DeliveryMessage, event: StoredEvent, snapshot: DeliverySnapshot, payloads: EventPayloads): Promise<Planned> {
+async function planDeliveries(
+  env: Env,
+  config: RouterConfig,
+  { providers }: RouterDeps,
+  message: DeliveryMessage,
+  event: StoredEvent,
+  snapshot: DeliverySnapshot,
+  payloads: EventPayloads,
+): Promise<Planned> {
   const toSend: DeliveryState[] = [];
   const deadWithoutAttempt: DeadMark[] = [];
   for (const ref of message.deliveries) {
@@ -103,7 +132,12 @@ async function planDeliveries(env: Env, config: RouterConfig, { providers }: Rou
     else toSend.push(delivery);
   }
   for (const { ref, reason } of deadWithoutAttempt) {
-    logEvent("warn", "delivery_dead", { eventId: event.id, destination: ref.destination, generation: ref.generation, reason });
+    logEvent("warn", "delivery_dead", {
+      eventId: event.id,
+      destination: ref.destination,
+      generation: ref.generation,
+      reason,
+    });
   }
 
   // Routes with `"ordering": "latest"`: a newer state of this object already delivered makes this one stale.
@@ -112,8 +146,17 @@ async function planDeliveries(env: Env, config: RouterConfig, { providers }: Rou
     ? await latestDelivered(env.DB, event.source, orderingKey(providers, config, event))
     : new Map<string, number>();
   const stale = toSend.filter((d) => ordered(d) && (latest.get(d.destination) ?? -Infinity) > event.providerTimestamp!);
-  for (const d of stale) logEvent("info", "delivery_stale", { eventId: event.id, destination: d.destination, generation: d.generation });
-  return { message, event, snapshot, payloads, deadWithoutAttempt, stale, fresh: toSend.filter((d) => !stale.includes(d)) };
+  for (const d of stale)
+    logEvent("info", "delivery_stale", { eventId: event.id, destination: d.destination, generation: d.generation });
+  return {
+    message,
+    event,
+    snapshot,
+    payloads,
+    deadWithoutAttempt,
+    stale,
+    fresh: toSend.filter((d) => !stale.includes(d)),
+  };
 }
 
 /** What the destinations' controls said of each fresh delivery, keyed by destination and generation. */
@@ -121,7 +164,15 @@ type Decisions = Map<string, Decision>;
 const decisionKey = (eventId: string, ref: DeliveryRef) => `${eventId} ${ref.destination} ${ref.generation}`;
 
 /** An outcome that moves no circuit: only tells a destination's object that a delivery it released is settled. */
-const neutral = (eventId: string, generation: number): GateOutcome => ({ eventId, generation, ok: false, failure: false, gone: false, errorClass: null, dead: false });
+const neutral = (eventId: string, generation: number): GateOutcome => ({
+  eventId,
+  generation,
+  ok: false,
+  failure: false,
+  gone: false,
+  errorClass: null,
+  dead: false,
+});
 
 /** What an executed message tells the destinations' objects, and what it leaves to send later. */
 interface Executed {
@@ -139,15 +190,33 @@ async function attemptDeliveries(
 ): Promise<Executed> {
   const { message, event, snapshot, payloads, deadWithoutAttempt, stale } = plan;
   const now = clock.now();
-  const decided = plan.fresh.map((delivery) => ({ delivery, decision: decisions.get(decisionKey(event.id, delivery)) ?? ({ kind: "send", lease: null, probe: false } as const) }));
-  const held = decided.flatMap(({ delivery, decision }) => (decision.kind === "hold" ? [{ ref: { destination: delivery.destination, generation: delivery.generation }, reason: decision.reason }] : []));
+  const decided = plan.fresh.map((delivery) => ({
+    delivery,
+    decision: decisions.get(decisionKey(event.id, delivery)) ?? ({ kind: "send", lease: null, probe: false } as const),
+  }));
+  const held = decided.flatMap(({ delivery, decision }) =>
+    decision.kind === "hold"
+      ? [{ ref: { destination: delivery.destination, generation: delivery.generation }, reason: decision.reason }]
+      : [],
+  );
   for (const h of held) logEvent("info", "delivery_held", { eventId: event.id, ...h.ref, reason: h.reason });
   // Waiting for the rate limit: sent again after the delay, without using an attempt.
   const waits: RetryPlan[] = decided.flatMap(({ delivery, decision }) =>
-    decision.kind === "wait" ? [{ ref: { destination: delivery.destination, generation: delivery.generation }, delaySeconds: Math.max(1, Math.ceil(decision.delayMs / 1000)), released: message.released === true, wait: true }] : [],
+    decision.kind === "wait"
+      ? [
+          {
+            ref: { destination: delivery.destination, generation: delivery.generation },
+            delaySeconds: Math.max(1, Math.ceil(decision.delayMs / 1000)),
+            released: message.released === true,
+            wait: true,
+          },
+        ]
+      : [],
   );
   const fresh = decided.filter((d) => d.decision.kind === "send");
-  const leaseOf = new Map(fresh.map(({ delivery, decision }) => [delivery, decision.kind === "send" ? decision.lease : null]));
+  const leaseOf = new Map(
+    fresh.map(({ delivery, decision }) => [delivery, decision.kind === "send" ? decision.lease : null]),
+  );
 
   const attempts = await Promise.all(
     fresh.map(({ delivery }) =>
@@ -182,21 +251,43 @@ async function attemptDeliveries(
     // is held with the rest until an operator re-enables it.
     const gone = result.statusCode === 410 && destination.disableOnGone;
     const exhausted = verdict === "retry" && attempt >= destination.maxAttempts;
-    const delaySeconds = verdict === "retry" && !exhausted ? backoffDelaySeconds(attempt, result.retryAfterSeconds, Math.random, backoffBaseSeconds(env)) : 0;
-    const status = gone ? "pending" : verdict === "delivered" ? "delivered" : verdict === "permanent" || exhausted ? "dead" : "pending";
+    const delaySeconds =
+      verdict === "retry" && !exhausted
+        ? backoffDelaySeconds(attempt, result.retryAfterSeconds, Math.random, backoffBaseSeconds(env))
+        : 0;
+    const status = gone
+      ? "pending"
+      : verdict === "delivered"
+        ? "delivered"
+        : verdict === "permanent" || exhausted
+          ? "dead"
+          : "pending";
     const lastError =
-      errorClass === null ? null : gone ? `${errorClass} (destination disabled)` : verdict === "permanent" ? `${errorClass} (permanent)` : exhausted ? `${errorClass} (after ${attempt} attempts)` : errorClass;
-    logEvent(status === "dead" ? "warn" : status === "pending" ? "info" : "debug", gone ? "delivery_held" : `delivery_${status === "pending" ? "retry_scheduled" : status}`, {
-      eventId: event.id,
-      ...ref,
-      attempt,
-      statusCode: result.statusCode,
-      errorClass,
-      latencyMs: result.latencyMs,
-      delaySeconds: delaySeconds || undefined,
-      reason: gone ? DISABLED_BY_410 : undefined,
-    });
-    if (status === "pending" && !gone) retries.push({ ref, delaySeconds, released: message.released === true, wait: false });
+      errorClass === null
+        ? null
+        : gone
+          ? `${errorClass} (destination disabled)`
+          : verdict === "permanent"
+            ? `${errorClass} (permanent)`
+            : exhausted
+              ? `${errorClass} (after ${attempt} attempts)`
+              : errorClass;
+    logEvent(
+      status === "dead" ? "warn" : status === "pending" ? "info" : "debug",
+      gone ? "delivery_held" : `delivery_${status === "pending" ? "retry_scheduled" : status}`,
+      {
+        eventId: event.id,
+        ...ref,
+        attempt,
+        statusCode: result.statusCode,
+        errorClass,
+        latencyMs: result.latencyMs,
+        delaySeconds: delaySeconds || undefined,
+        reason: gone ? DISABLED_BY_410 : undefined,
+      },
+    );
+    if (status === "pending" && !gone)
+      retries.push({ ref, delaySeconds, released: message.released === true, wait: false });
     return {
       ref,
       previousAttempts: delivery.attempts,
@@ -218,15 +309,28 @@ async function attemptDeliveries(
   const applied = await updateDeliveries(
     env.DB,
     event.id,
-    (deliveries) => applyOutcomes(markHeld(markStale(markDead(deliveries, deadWithoutAttempt, now).deliveries, stale, now).deliveries, held).deliveries, outcomes),
+    (deliveries) =>
+      applyOutcomes(
+        markHeld(markStale(markDead(deliveries, deadWithoutAttempt, now).deliveries, stale, now).deliveries, held)
+          .deliveries,
+        outcomes,
+      ),
     snapshot,
   );
   const ordered = (delivery: DeliveryState) => isOrdered(config, event, delivery);
-  const deliveredInOrder = outcomes.filter((o, i) => o.status === "delivered" && applied?.[i] === true && ordered(findDelivery(snapshot.deliveries, o.ref)!));
+  const deliveredInOrder = outcomes.filter(
+    (o, i) => o.status === "delivered" && applied?.[i] === true && ordered(findDelivery(snapshot.deliveries, o.ref)!),
+  );
   if (deliveredInOrder.length > 0) {
     // After the delivery is recorded: if this write fails, the next older state is sent (and the receiver, which
     // has the provider timestamp in a header, can still tell); nothing is lost.
-    await recordDelivered(env.DB, event.source, orderingKey(providers, config, event), event.providerTimestamp!, deliveredInOrder.map((o) => o.ref.destination)).catch((err: unknown) =>
+    await recordDelivered(
+      env.DB,
+      event.source,
+      orderingKey(providers, config, event),
+      event.providerTimestamp!,
+      deliveredInOrder.map((o) => o.ref.destination),
+    ).catch((err: unknown) =>
       logEvent("error", "ordering_record_failed", { eventId: event.id, errorMessage: errorMessage(err) }),
     );
   }
@@ -245,36 +349,78 @@ async function attemptDeliveries(
         dead: o.status === "dead" && applied?.[i] === true,
         // Counted once: by the copy whose write recorded the attempt.
         rollup: {
-          kind: applied?.[i] !== true ? "none" : o.status === "delivered" ? "delivered" : o.status === "dead" ? "dead" : "failed",
+          kind:
+            applied?.[i] !== true
+              ? "none"
+              : o.status === "delivered"
+                ? "delivered"
+                : o.status === "dead"
+                  ? "dead"
+                  : "failed",
           sinceReceivedMs: o.status === "delivered" ? o.record.at + o.record.latencyMs - event.receivedAt : null,
         },
       },
     };
   });
   for (const { ref, reason } of deadWithoutAttempt) {
-    gate.push({ destination: ref.destination, lease: null, outcome: { eventId: event.id, generation: ref.generation, ok: false, failure: false, gone: false, errorClass: reason, dead: true, rollup: { kind: "dead", sinceReceivedMs: null } } });
+    gate.push({
+      destination: ref.destination,
+      lease: null,
+      outcome: {
+        eventId: event.id,
+        generation: ref.generation,
+        ok: false,
+        failure: false,
+        gone: false,
+        errorClass: reason,
+        dead: true,
+        rollup: { kind: "dead", sinceReceivedMs: null },
+      },
+    });
   }
   if (message.released) {
     // Released, but settled meanwhile (delivered by another copy, stale, superseded): the object can forget it.
-    const acted = new Set([...decided.map(({ delivery }) => delivery.destination), ...deadWithoutAttempt.map((d) => d.ref.destination)]);
-    for (const ref of message.deliveries) if (!acted.has(ref.destination)) gate.push({ destination: ref.destination, lease: null, outcome: neutral(event.id, ref.generation) });
+    const acted = new Set([
+      ...decided.map(({ delivery }) => delivery.destination),
+      ...deadWithoutAttempt.map((d) => d.ref.destination),
+    ]);
+    for (const ref of message.deliveries)
+      if (!acted.has(ref.destination))
+        gate.push({ destination: ref.destination, lease: null, outcome: neutral(event.id, ref.generation) });
   }
   // A concurrent copy of this message recorded the attempt first; that copy owns the retry.
-  return { retries: [...retries.filter((r) => applied?.[outcomes.findIndex((o) => o.ref === r.ref)] === true), ...waits], gate };
+  return {
+    retries: [...retries.filter((r) => applied?.[outcomes.findIndex((o) => o.ref === r.ref)] === true), ...waits],
+    gate,
+  };
 }
 
 async function settlePurged(env: Env, message: DeliveryMessage, now: number): Promise<void> {
   const marks = message.deliveries.map((ref) => ({ ref, reason: PAYLOAD_PURGED }));
   await updateDeliveries(env.DB, message.eventId, (deliveries) => markDead(deliveries, marks, now));
-  logEvent("warn", "delivery_dead", { eventId: message.eventId, destinations: message.deliveries.map((d) => d.destination), reason: PAYLOAD_PURGED });
+  logEvent("warn", "delivery_dead", {
+    eventId: message.eventId,
+    destinations: message.deliveries.map((d) => d.destination),
+    reason: PAYLOAD_PURGED,
+  });
 }
 
 /** The first step of a delivery message: its event, or the verdict when there is nothing to attempt. */
-async function prepareMessage(env: Env, config: RouterConfig, deps: RouterDeps, message: DeliveryMessage, messageAttempts: number): Promise<MessageVerdict | Planned> {
+async function prepareMessage(
+  env: Env,
+  config: RouterConfig,
+  deps: RouterDeps,
+  message: DeliveryMessage,
+  messageAttempts: number,
+): Promise<MessageVerdict | Planned> {
   const work = await loadDeliveryWork(env.DB, await loadPayloadProtection(env, config), message.eventId);
   if (!work) {
-    if (message.ingestId && messageAttempts < UNCOMMITTED_EVENT_ATTEMPTS) return { kind: "retry", delaySeconds: 2 ** messageAttempts };
-    logEvent(message.ingestId ? "warn" : "error", "delivery_event_missing", { eventId: message.eventId, ingestId: message.ingestId });
+    if (message.ingestId && messageAttempts < UNCOMMITTED_EVENT_ATTEMPTS)
+      return { kind: "retry", delaySeconds: 2 ** messageAttempts };
+    logEvent(message.ingestId ? "warn" : "error", "delivery_event_missing", {
+      eventId: message.eventId,
+      ingestId: message.ingestId,
+    });
     return { kind: "ack" };
   }
   if (message.ingestId && message.ingestId !== work.ingestId) {
@@ -293,27 +439,47 @@ async function prepareMessage(env: Env, config: RouterConfig, deps: RouterDeps, 
 async function finishMessage(env: Env, message: DeliveryMessage, retries: RetryPlan[]): Promise<MessageVerdict> {
   if (retries.length === 0) return { kind: "ack" };
   // One delivery failing alone: the message itself is retried, which Queues bills as one more read, not a new message.
-  if (message.deliveries.length === 1 && retries.length === 1 && !retries[0]!.wait) return { kind: "retry", delaySeconds: retries[0]!.delaySeconds };
+  if (message.deliveries.length === 1 && retries.length === 1 && !retries[0]!.wait)
+    return { kind: "retry", delaySeconds: retries[0]!.delaySeconds };
   // Each delivery still to send gets a message of its own with its own delay, so healthy destinations are never
   // repeated or held back, and a wait for the rate limit never counts towards the queue's own retry limit. The send
   // must succeed before this message is acked.
   await enqueueDeliveries(
     env.DELIVERY_QUEUE,
-    retries.map((r) => ({ body: messageFor(message.eventId, [r.ref], undefined, r.released), delaySeconds: r.delaySeconds })),
+    retries.map((r) => ({
+      body: messageFor(message.eventId, [r.ref], undefined, r.released),
+      delaySeconds: r.delaySeconds,
+    })),
   );
   return { kind: "ack" };
 }
 
-const errorFields = (err: unknown) => ({ errorName: err instanceof Error ? err.name : "unknown", errorMessage: errorMessage(err) });
+const errorFields = (err: unknown) => ({
+  errorName: err instanceof Error ? err.name : "unknown",
+  errorMessage: errorMessage(err),
+});
 
 /** An alert: fanned out into one message per channel, then each sent and retried on its own. */
-async function handleAlert(env: Env, config: RouterConfig, clock: RouterDeps["clock"], body: AlertMessage, message: Message<unknown>): Promise<void> {
+async function handleAlert(
+  env: Env,
+  config: RouterConfig,
+  clock: RouterDeps["clock"],
+  body: AlertMessage,
+  message: Message<unknown>,
+): Promise<void> {
   const channels = Object.keys(config.alerts.channels);
   if (body.channel === undefined) {
     if (channels.length === 0) {
-      logEvent("warn", "alert_no_channel", { alertId: body.alert.id, kind: body.alert.kind, destination: body.alert.destination });
+      logEvent("warn", "alert_no_channel", {
+        alertId: body.alert.id,
+        kind: body.alert.kind,
+        destination: body.alert.destination,
+      });
     } else {
-      await enqueueDeliveries(env.DELIVERY_QUEUE, channels.map((channel) => ({ body: alertMessage(body.alert, channel) })));
+      await enqueueDeliveries(
+        env.DELIVERY_QUEUE,
+        channels.map((channel) => ({ body: alertMessage(body.alert, channel) })),
+      );
     }
     message.ack();
     return;
@@ -323,11 +489,25 @@ async function handleAlert(env: Env, config: RouterConfig, clock: RouterDeps["cl
     logEvent("info", "alert_sent", { alertId: body.alert.id, kind: body.alert.kind, channel: body.channel });
     message.ack();
   } else if (result.permanent || message.attempts >= ALERT_ATTEMPTS) {
-    logEvent("error", "alert_undelivered", { alertId: body.alert.id, kind: body.alert.kind, channel: body.channel, error: result.error, attempts: message.attempts });
+    logEvent("error", "alert_undelivered", {
+      alertId: body.alert.id,
+      kind: body.alert.kind,
+      channel: body.channel,
+      error: result.error,
+      attempts: message.attempts,
+    });
     message.ack();
   } else {
-    logEvent("warn", "alert_retry_scheduled", { alertId: body.alert.id, kind: body.alert.kind, channel: body.channel, error: result.error, attempts: message.attempts });
-    message.retry({ delaySeconds: backoffDelaySeconds(message.attempts, undefined, Math.random, backoffBaseSeconds(env)) });
+    logEvent("warn", "alert_retry_scheduled", {
+      alertId: body.alert.id,
+      kind: body.alert.kind,
+      channel: body.channel,
+      error: result.error,
+      attempts: message.attempts,
+    });
+    message.retry({
+      delaySeconds: backoffDelaySeconds(message.attempts, undefined, Math.random, backoffBaseSeconds(env)),
+    });
   }
 }
 
@@ -348,7 +528,10 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
           issues: parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`),
         });
         try {
-          await env.DEAD_LETTER_QUEUE.send({ malformed: true, messageId: message.id, body: message.body }, { contentType: "json" });
+          await env.DEAD_LETTER_QUEUE.send(
+            { malformed: true, messageId: message.id, body: message.body },
+            { contentType: "json" },
+          );
           message.ack();
         } catch {
           message.retry();
@@ -372,7 +555,9 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
           ...(body.kind === "alert" ? { alertId: body.alert.id } : { replayId: body.replayId }),
           ...errorFields(err),
         });
-        message.retry({ delaySeconds: backoffDelaySeconds(message.attempts, undefined, Math.random, backoffBaseSeconds(env)) });
+        message.retry({
+          delaySeconds: backoffDelaySeconds(message.attempts, undefined, Math.random, backoffBaseSeconds(env)),
+        });
       }
     }),
   );
@@ -380,7 +565,9 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
 
   const failed = (message: Message<unknown>, body: DeliveryMessage, err: unknown) => {
     logEvent("error", "delivery_message_failed", { messageId: message.id, eventId: body.eventId, ...errorFields(err) });
-    message.retry({ delaySeconds: backoffDelaySeconds(message.attempts, undefined, Math.random, backoffBaseSeconds(env)) });
+    message.retry({
+      delaySeconds: backoffDelaySeconds(message.attempts, undefined, Math.random, backoffBaseSeconds(env)),
+    });
   };
   const reports = new Map<string, { outcomes: GateOutcome[]; leases: string[] }>();
   const toReport = (destination: string, outcome: GateOutcome, lease: string | null) => {
@@ -394,7 +581,8 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
       try {
         const result = await prepareMessage(env, config, deps, body, message.attempts);
         if ("kind" in result) {
-          if (result.kind === "ack" && body.released) for (const ref of body.deliveries) toReport(ref.destination, neutral(body.eventId, ref.generation), null);
+          if (result.kind === "ack" && body.released)
+            for (const ref of body.deliveries) toReport(ref.destination, neutral(body.eventId, ref.generation), null);
           if (result.kind === "ack") message.ack();
           else message.retry({ delaySeconds: result.delaySeconds });
           return null;
@@ -414,12 +602,18 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
   for (const { plan } of plans) {
     for (const d of plan.fresh) {
       const items = byDestination.get(d.destination) ?? [];
-      items.push({ eventId: plan.event.id, generation: d.generation, receivedAt: plan.event.receivedAt, released: plan.message.released === true });
+      items.push({
+        eventId: plan.event.id,
+        generation: d.generation,
+        receivedAt: plan.event.receivedAt,
+        released: plan.message.released === true,
+      });
       byDestination.set(d.destination, items);
       order.push({ key: decisionKey(plan.event.id, d), destination: d.destination });
     }
   }
-  const admitted = byDestination.size > 0 ? await admitAll(env, config, clock.now(), byDestination) : new Map<string, Decision[]>();
+  const admitted =
+    byDestination.size > 0 ? await admitAll(env, config, clock.now(), byDestination) : new Map<string, Decision[]>();
   const decisions: Decisions = new Map();
   const position = new Map<string, number>();
   for (const { key, destination } of order) {

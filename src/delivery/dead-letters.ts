@@ -14,14 +14,24 @@ import { errorMessage } from "../core/errors.ts";
  * Messages land here when Queues gave up on them (the consumer kept failing) or when the consumer forwarded a
  * malformed one. D1 stays the record replay reads from: a DLQ without a consumer deletes after 4 days.
  */
-export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: Env, clock: Clock, providers: ProviderRegistry): Promise<void> {
+export async function handleDeadLetterBatch(
+  batch: MessageBatch<unknown>,
+  env: Env,
+  clock: Clock,
+  providers: ProviderRegistry,
+): Promise<void> {
   const received: string[] = [];
   let messages = 0;
   for (const message of batch.messages) {
     const alert = AlertMessageSchema.safeParse(message.body);
     if (alert.success) {
       // An alert the consumer kept failing on: logged here, and never alerted on, or alerts would feed themselves.
-      logEvent("error", "alert_undelivered", { alertId: alert.data.alert.id, kind: alert.data.alert.kind, channel: alert.data.channel, reason: "queue_retries_exhausted" });
+      logEvent("error", "alert_undelivered", {
+        alertId: alert.data.alert.id,
+        kind: alert.data.alert.kind,
+        channel: alert.data.channel,
+        reason: "queue_retries_exhausted",
+      });
       message.ack();
       continue;
     }
@@ -32,10 +42,18 @@ export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: E
       // progress it made, never dropped silently, and not re-driven into the same failure forever.
       try {
         const failed = await failBulkReplay(env, page.data.replayId, "queue_retries_exhausted", clock);
-        logEvent("warn", "dead_letter_replay_page", { messageId: message.id, replayId: page.data.replayId, jobFailed: failed });
+        logEvent("warn", "dead_letter_replay_page", {
+          messageId: message.id,
+          replayId: page.data.replayId,
+          jobFailed: failed,
+        });
         message.ack();
       } catch (err) {
-        logEvent("error", "dead_letter_failed", { messageId: message.id, replayId: page.data.replayId, errorMessage: errorMessage(err) });
+        logEvent("error", "dead_letter_failed", {
+          messageId: message.id,
+          replayId: page.data.replayId,
+          errorMessage: errorMessage(err),
+        });
         message.retry();
       }
       continue;
@@ -53,7 +71,17 @@ export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: E
       // A message from a duplicate ingest names deliveries that belong to the request that stored the event.
       const marked =
         work && (!ingestId || ingestId === work.ingestId)
-          ? await updateDeliveries(env.DB, eventId, (d) => markDead(d, deliveries.map((ref) => ({ ref, reason: "queue_retries_exhausted" })), clock.now()), work.snapshot)
+          ? await updateDeliveries(
+              env.DB,
+              eventId,
+              (d) =>
+                markDead(
+                  d,
+                  deliveries.map((ref) => ({ ref, reason: "queue_retries_exhausted" })),
+                  clock.now(),
+                ),
+              work.snapshot,
+            )
           : 0;
       logEvent("warn", "dead_letter_received", { messageId: message.id, eventId, markedDead: marked });
       received.push(eventId);
@@ -64,6 +92,10 @@ export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: E
     }
   }
   if (messages > 0) {
-    await raiseRouterAlert(env, loadConfig(env, providers), clock.now(), "dead_letter", { reason: "queue_retries_exhausted", counts: { messages }, eventIds: received.slice(0, 20) });
+    await raiseRouterAlert(env, loadConfig(env, providers), clock.now(), "dead_letter", {
+      reason: "queue_retries_exhausted",
+      counts: { messages },
+      eventIds: received.slice(0, 20),
+    });
   }
 }

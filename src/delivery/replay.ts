@@ -22,7 +22,12 @@ export async function replayDeliveries(
   const added = await updateDeliveriesOfEvents(
     env.DB,
     targets.map((t) => t.eventId),
-    (eventId, deliveries) => addGenerations(deliveries, targets.filter((t) => t.eventId === eventId), now),
+    (eventId, deliveries) =>
+      addGenerations(
+        deliveries,
+        targets.filter((t) => t.eventId === eventId),
+        now,
+      ),
   );
   const keys = [...added].flatMap(([eventId, refs]) => refs.map((ref) => ({ eventId, ...ref })));
   // If the outbox fails too, the request fails; the new generations are pending, and the sweeper's walk or a
@@ -36,7 +41,12 @@ export async function replayDeliveries(
  * deliveries in them the job takes (up to its bound), then the progress, and the next page before this one is
  * acknowledged. A cancelled or finished job stops at its next page.
  */
-export async function runReplayPage(env: Env, config: RouterConfig, page: ReplayPageMessage, clock: Clock): Promise<void> {
+export async function runReplayPage(
+  env: Env,
+  config: RouterConfig,
+  page: ReplayPageMessage,
+  clock: Clock,
+): Promise<void> {
   const job = await getReplayJob(env.DB, page.replayId);
   if (job?.state !== "running") {
     logEvent("info", "replay_page_skipped", { replayId: page.replayId, state: job?.state ?? "missing" });
@@ -59,9 +69,19 @@ export async function runReplayPage(env: Env, config: RouterConfig, page: Replay
   const { keys } = await replayDeliveries(env, targets, clock);
   const more = events.length === REPLAY_PAGE_SIZE && job.replayed + keys.length < job.maxCount;
   const cursor = events.at(-1)?.id ?? page.after;
-  const recorded = await recordReplayPage(env.DB, job.id, { cursor, scanned: events.length, replayed: keys.length, skipped, state: more ? "running" : "done" }, clock.now());
+  const recorded = await recordReplayPage(
+    env.DB,
+    job.id,
+    { cursor, scanned: events.length, replayed: keys.length, skipped, state: more ? "running" : "done" },
+    clock.now(),
+  );
   if (recorded && more) await enqueueDeliveries(env.DELIVERY_QUEUE, [{ body: replayPageMessage(job.id, cursor) }]);
-  logEvent("info", "replay_page", { replayId: job.id, replayed: keys.length, skippedDisabled: skipped, more: recorded && more });
+  logEvent("info", "replay_page", {
+    replayId: job.id,
+    replayed: keys.length,
+    skippedDisabled: skipped,
+    more: recorded && more,
+  });
 }
 
 /** A page Queues gave up on: the job is recorded as failed with the reason, so it is neither lost nor silent. */

@@ -50,7 +50,8 @@ export async function sweepOutbox(env: Env, now: number): Promise<{ sent: number
       return [];
     });
     const refsByEvent = new Map<string, DeliveryRef[]>();
-    for (const { message } of rows) refsByEvent.set(message.eventId, [...(refsByEvent.get(message.eventId) ?? []), ...message.deliveries]);
+    for (const { message } of rows)
+      refsByEvent.set(message.eventId, [...(refsByEvent.get(message.eventId) ?? []), ...message.deliveries]);
     const unclaimed = new Set<string>();
     const stillPending = await updateDeliveriesOfEvents(
       env.DB,
@@ -73,7 +74,10 @@ export async function sweepOutbox(env: Env, now: number): Promise<{ sent: number
     // deliveries that are no longer pending. A row whose deliveries could not be claimed stays, and comes due again
     // when its own claim runs out, instead of being left to the slow walk.
     const keep = new Set(rows.filter(({ message }) => unclaimed.has(message.eventId)).map(({ id }) => id));
-    await deleteOutbox(env.DB, claimed.filter((row) => !keep.has(row.id)).map((row) => row.id));
+    await deleteOutbox(
+      env.DB,
+      claimed.filter((row) => !keep.has(row.id)).map((row) => row.id),
+    );
     sent += messages.length;
     if (claimed.length < OUTBOX_BATCH) break;
   }
@@ -102,13 +106,19 @@ export async function sweepOverdue(
       const slice = await scanForOverdueDeliveries(env.DB, cursor, scan.pageRows, overdueBefore);
       scanned += slice.scanned;
       try {
-        const claimed = await updateDeliveriesOfEvents(env.DB, slice.overdueEventIds, (_, deliveries) => claimOverdue(deliveries, overdueBefore, now));
+        const claimed = await updateDeliveriesOfEvents(env.DB, slice.overdueEventIds, (_, deliveries) =>
+          claimOverdue(deliveries, overdueBefore, now),
+        );
         const keys = [...claimed].flatMap(([eventId, refs]) => refs.map((ref) => ({ eventId, ...ref })));
         await enqueueOrKeep(env, messagesFor(keys), now);
         reenqueued += keys.length;
       } catch (err) {
         failedPages++;
-        logEvent("error", "sweep_page_failed", { after: cursor, events: slice.overdueEventIds.length, errorMessage: errorMessage(err) });
+        logEvent("error", "sweep_page_failed", {
+          after: cursor,
+          events: slice.overdueEventIds.length,
+          errorMessage: errorMessage(err),
+        });
       }
       // The end of the table: the next run starts the next lap from the first key.
       if (slice.scanned < scan.pageRows || slice.lastId === null) {
@@ -140,7 +150,10 @@ export async function sweep(env: Env, now: number, graceMs = SWEEP_GRACE_MS) {
   });
   if (walk.failedPages > 0) failures.push(`walk: ${walk.failedPages} page(s) failed`);
   const summary = { sentFromOutbox: outbox.sent, ...walk };
-  logEvent(failures.length > 0 ? "error" : outbox.sent + walk.reenqueued > 0 ? "warn" : "info", "sweep_finished", { ...summary, failures });
+  logEvent(failures.length > 0 ? "error" : outbox.sent + walk.reenqueued > 0 ? "warn" : "info", "sweep_finished", {
+    ...summary,
+    failures,
+  });
   if (failures.length > 0) throw new Error(`sweep failed: ${failures.join("; ")}`);
   return summary;
 }

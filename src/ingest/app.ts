@@ -31,7 +31,8 @@ function parsePayload(body: ArrayBuffer, required: boolean, maxDepth: number): P
   try {
     const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body);
     // Too deep to be a webhook: refused even where JSON is optional, since it would be parsed on every read.
-    if (nestsDeeperThan(text, maxDepth)) throw new RouterError("invalid_json", { detail: `JSON nested deeper than ${maxDepth}` });
+    if (nestsDeeperThan(text, maxDepth))
+      throw new RouterError("invalid_json", { detail: `JSON nested deeper than ${maxDepth}` });
     const parsed: unknown = JSON.parse(text);
     if (parsed !== null && typeof parsed === "object") {
       // JSON.parse reads 1e400 and 2e400 both as Infinity, and a duplicated key as its last value: identities are
@@ -48,17 +49,29 @@ function parsePayload(body: ArrayBuffer, required: boolean, maxDepth: number): P
 }
 
 /** A source with URL tokens: the one for this type's URL, compared in constant time, before the body is read. */
-function checkUrlToken(env: Env, sourceName: string, source: SourceConfig, pathEvent: string | undefined, given: readonly string[] | undefined): void {
+function checkUrlToken(
+  env: Env,
+  sourceName: string,
+  source: SourceConfig,
+  pathEvent: string | undefined,
+  given: readonly string[] | undefined,
+): void {
   const urlToken = source.urlToken;
   if (!urlToken) return;
   const type = pathEvent ?? "default";
   const secretName = urlToken.secrets[type];
-  if (secretName === undefined) throw new RouterError("url_token_invalid", { detail: `${sourceName}: no URL token is configured for ${type}` });
+  if (secretName === undefined)
+    throw new RouterError("url_token_invalid", { detail: `${sourceName}: no URL token is configured for ${type}` });
   const secret = readVar(env, secretName);
-  if (secret === undefined) throw new RouterError("source_misconfigured", { detail: `${sourceName}: the URL token secret ${secretName} is not set` });
+  if (secret === undefined)
+    throw new RouterError("source_misconfigured", {
+      detail: `${sourceName}: the URL token secret ${secretName} is not set`,
+    });
   // Never logged: the detail says only whether one came.
   if (given?.length !== 1 || !verifyHeaderToken(given[0], [secret], "").ok) {
-    throw new RouterError("url_token_invalid", { detail: `${sourceName}: ${given?.length ? "a wrong" : "no"} URL token for ${type}` });
+    throw new RouterError("url_token_invalid", {
+      detail: `${sourceName}: ${given?.length ? "a wrong" : "no"} URL token for ${type}`,
+    });
   }
 }
 
@@ -66,14 +79,29 @@ function checkUrlToken(env: Env, sourceName: string, source: SourceConfig, pathE
  * A body with a duplicated identity field is one held event, whatever the adapter made of it: which of the values
  * is meant is not ours to guess, and splitting it (a V4 envelope) would guess per order.
  */
-function holdAmbiguous(identities: EventIdentity[], duplicateKeys: readonly string[], fields: readonly string[], adapter: ProviderAdapter, input: IdentifyInput): EventIdentity[] {
+function holdAmbiguous(
+  identities: EventIdentity[],
+  duplicateKeys: readonly string[],
+  fields: readonly string[],
+  adapter: ProviderAdapter,
+  input: IdentifyInput,
+): EventIdentity[] {
   if (duplicateKeys.length === 0 || identities.some((e) => e.hold)) return identities;
   const ambiguous = ambiguousIdentity(duplicateKeys, fields, adapter.recordsPath);
   if (ambiguous.length === 0) return identities;
   const [first] = identities;
   const detail = `the signed body sends ${ambiguous.slice(0, 5).join(", ")} more than once`;
   const only = identities.length === 1 ? first : undefined;
-  return [heldBody(adapter.name, input, first?.eventType ?? input.pathEvent ?? "unidentified", { reason: "ambiguous_json", detail }, input.payload, only?.providerId ?? null)];
+  return [
+    heldBody(
+      adapter.name,
+      input,
+      first?.eventType ?? input.pathEvent ?? "unidentified",
+      { reason: "ambiguous_json", detail },
+      input.payload,
+      only?.providerId ?? null,
+    ),
+  ];
 }
 
 /** `/webhooks/<source>[/<event>]`: verify, identify, route, then store and enqueue (or, for a synchronous event, answer). */
@@ -101,7 +129,8 @@ export function createWebhooks({ providers, clock }: RouterDeps) {
   webhooks.use("/:source/:event?", async (c, next) => {
     const config = loadConfig(c.env, providers);
     const sourceName = c.req.param("source");
-    if (!Object.hasOwn(config.sources, sourceName)) throw new RouterError("unknown_source", { detail: `source "${sourceName}"` });
+    if (!Object.hasOwn(config.sources, sourceName))
+      throw new RouterError("unknown_source", { detail: `source "${sourceName}"` });
     if (c.req.method !== "POST") throw new RouterError("method_not_allowed", { headers: { Allow: "POST" } });
     await next();
   });
@@ -112,7 +141,8 @@ export function createWebhooks({ providers, clock }: RouterDeps) {
     const source = config.sources[sourceName]!;
     const adapter = providers[source.provider]!;
     const pathEvent = c.req.param("event");
-    if (pathEvent !== undefined && !EVENT_TYPE_PATTERN.test(pathEvent)) throw new RouterError("not_found", { detail: "bad event segment" });
+    if (pathEvent !== undefined && !EVENT_TYPE_PATTERN.test(pathEvent))
+      throw new RouterError("not_found", { detail: "bad event segment" });
     if (adapter.pathEvent === "required" && pathEvent === undefined) {
       throw new RouterError("not_found", { detail: `${sourceName} needs the webhook type in the path` });
     }
@@ -130,13 +160,28 @@ export function createWebhooks({ providers, clock }: RouterDeps) {
     const { payload, text, duplicateKeys } = parsePayload(body, source.requireJson, config.limits.maxJsonDepth);
 
     const bodySha256 = await sha256Hex(body);
-    const input = { sourceName, source, pathEvent, payload, bodySha256, text, maxRecords: config.limits.maxRecordsPerBody };
+    const input = {
+      sourceName,
+      source,
+      pathEvent,
+      payload,
+      bodySha256,
+      text,
+      maxRecords: config.limits.maxRecordsPerBody,
+    };
     const identified = adapter.identify(input);
     if (!identified.ok) throw new RouterError(identified.code, { detail: `${sourceName}: ${identified.detail}` });
-    const identities = holdAmbiguous(identified.events, duplicateKeys, identityFieldsOf(config, sourceName, source, adapter), adapter, input);
+    const identities = holdAmbiguous(
+      identified.events,
+      duplicateKeys,
+      identityFieldsOf(config, sourceName, source, adapter),
+      adapter,
+      input,
+    );
     // The accepted types bind what the body says too, not only the path. A held body keeps the path's type.
     const refused = accepted ? identities.find((e) => !e.hold && !accepted.includes(e.eventType)) : undefined;
-    if (refused) throw new RouterError("unknown_event_type", { detail: `${sourceName} does not accept ${refused.eventType}` });
+    if (refused)
+      throw new RouterError("unknown_event_type", { detail: `${sourceName} does not accept ${refused.eventType}` });
 
     const prepared = await prepareEvents(identities, {
       config,

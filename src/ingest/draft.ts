@@ -37,12 +37,31 @@ interface Answered {
 const encoder = new TextEncoder();
 const NO_CHANGES = { repaired: [], warnings: [] };
 
-function refusal(code: ErrorCode, status: 502 | 504, requestId: string, errorClass: string, verdict: DraftVerdict, responderStatus: number | null = null): Answered {
-  const response = new Response(JSON.stringify(errorBody(code, requestId)), { status, headers: { "content-type": "application/json" } });
+function refusal(
+  code: ErrorCode,
+  status: 502 | 504,
+  requestId: string,
+  errorClass: string,
+  verdict: DraftVerdict,
+  responderStatus: number | null = null,
+): Answered {
+  const response = new Response(JSON.stringify(errorBody(code, requestId)), {
+    status,
+    headers: { "content-type": "application/json" },
+  });
   return { response, responderStatus, errorClass, verdict, body: null };
 }
 
-async function callResponder({ env, config, clock, adapter, decision, event, payload, requestId }: DraftOptions): Promise<Answered> {
+async function callResponder({
+  env,
+  config,
+  clock,
+  adapter,
+  decision,
+  event,
+  payload,
+  requestId,
+}: DraftOptions): Promise<Answered> {
   const responder = decision.responder;
   const destination = responder ? config.destinations[responder.destination] : undefined;
   if (event.quarantine || !responder || !destination || !destination.enabled) {
@@ -50,15 +69,24 @@ async function callResponder({ env, config, clock, adapter, decision, event, pay
     const errorClass = event.quarantine ? "quarantined" : responder ? "responder_disabled" : "responder_missing";
     return refusal("responder_unavailable", 502, requestId, errorClass, { outcome: "no_answer", ...NO_CHANGES });
   }
-  const result = await sendToDestination(env, destination, { ...event, body: new Uint8Array(event.body) }, {
-    attempt: 1,
-    timeoutMs: config.limits.draftDeadlineMs,
-    keepBody: { maxBytes: config.limits.draftAnswerMaxBytes },
-    clock,
-  });
-  if (result.transportError === "timeout") return refusal("responder_timeout", 504, requestId, "timeout", { outcome: "no_answer", ...NO_CHANGES });
+  const result = await sendToDestination(
+    env,
+    destination,
+    { ...event, body: new Uint8Array(event.body) },
+    {
+      attempt: 1,
+      timeoutMs: config.limits.draftDeadlineMs,
+      keepBody: { maxBytes: config.limits.draftAnswerMaxBytes },
+      clock,
+    },
+  );
+  if (result.transportError === "timeout")
+    return refusal("responder_timeout", 504, requestId, "timeout", { outcome: "no_answer", ...NO_CHANGES });
   if (result.transportError || result.statusCode === null) {
-    return refusal("responder_unavailable", 502, requestId, result.transportError ?? "no_status", { outcome: "no_answer", ...NO_CHANGES });
+    return refusal("responder_unavailable", 502, requestId, result.transportError ?? "no_status", {
+      outcome: "no_answer",
+      ...NO_CHANGES,
+    });
   }
   if (result.statusCode < 200 || result.statusCode >= 300) {
     // The responder failed rather than answered: its body (a stack trace, say) is never passed on.
@@ -81,17 +109,46 @@ async function callResponder({ env, config, clock, adapter, decision, event, pay
   const responderStatus = result.statusCode;
   if (!checked.ok) {
     // The field path is a name in the Order object, never a value: safe to log.
-    logEvent("warn", "draft_answer_rejected", { eventId: event.id, responder: responder.destination, responderStatus, rule: checked.rule, path: checked.path });
-    return refusal(checked.rule, 502, requestId, checked.rule, { outcome: "rejected", rule: checked.rule, path: checked.path, ...NO_CHANGES }, responderStatus);
+    logEvent("warn", "draft_answer_rejected", {
+      eventId: event.id,
+      responder: responder.destination,
+      responderStatus,
+      rule: checked.rule,
+      path: checked.path,
+    });
+    return refusal(
+      checked.rule,
+      502,
+      requestId,
+      checked.rule,
+      { outcome: "rejected", rule: checked.rule, path: checked.path, ...NO_CHANGES },
+      responderStatus,
+    );
   }
   const outcome = mode === "unchecked" ? "unchecked" : checked.repairedAnswer !== undefined ? "repaired" : "passed";
   if (checked.warnings.length > 0 || checked.repaired.length > 0) {
-    logEvent("info", "draft_answer_noted", { eventId: event.id, repaired: checked.repaired, warnings: checked.warnings });
+    logEvent("info", "draft_answer_noted", {
+      eventId: event.id,
+      repaired: checked.repaired,
+      warnings: checked.warnings,
+    });
   }
   // A valid answer passes byte for byte; a repaired one is the mended order.
-  const body = checked.repairedAnswer !== undefined ? (encoder.encode(JSON.stringify(checked.repairedAnswer)).buffer as ArrayBuffer) : (result.responseBody!.slice().buffer as ArrayBuffer);
-  const response = new Response(body, { status: 200, headers: { "content-type": result.responseContentType ?? "application/json" } });
-  return { response, responderStatus, errorClass: null, verdict: { outcome, repaired: checked.repaired, warnings: checked.warnings }, body };
+  const body =
+    checked.repairedAnswer !== undefined
+      ? (encoder.encode(JSON.stringify(checked.repairedAnswer)).buffer as ArrayBuffer)
+      : (result.responseBody!.slice().buffer as ArrayBuffer);
+  const response = new Response(body, {
+    status: 200,
+    headers: { "content-type": result.responseContentType ?? "application/json" },
+  });
+  return {
+    response,
+    responderStatus,
+    errorClass: null,
+    verdict: { outcome, repaired: checked.repaired, warnings: checked.warnings },
+    body,
+  };
 }
 
 /**
@@ -108,8 +165,15 @@ export async function answerDraft(options: DraftOptions): Promise<Response> {
   try {
     answered = await callResponder(options);
   } catch (err) {
-    logEvent("error", "draft_failed", { eventId: event.id, errorName: err instanceof Error ? err.name : "unknown", errorMessage: errorMessage(err) });
-    answered = refusal("responder_unavailable", 502, requestId, "internal_error", { outcome: "no_answer", ...NO_CHANGES });
+    logEvent("error", "draft_failed", {
+      eventId: event.id,
+      errorName: err instanceof Error ? err.name : "unknown",
+      errorMessage: errorMessage(err),
+    });
+    answered = refusal("responder_unavailable", 502, requestId, "internal_error", {
+      outcome: "no_answer",
+      ...NO_CHANGES,
+    });
   }
   const latencyMs = clock.now() - started;
   const stored: NewEvent = {
@@ -126,7 +190,14 @@ export async function answerDraft(options: DraftOptions): Promise<Response> {
   try {
     ctx.waitUntil(
       storeAndEnqueue(env, protection, [{ event: stored, decision }], clock).then(
-        ([outcome]) => logEvent("debug", "draft_answered", { eventId: event.id, status: answered.response.status, latencyMs, errorClass: answered.errorClass, duplicate: outcome!.duplicate }),
+        ([outcome]) =>
+          logEvent("debug", "draft_answered", {
+            eventId: event.id,
+            status: answered.response.status,
+            latencyMs,
+            errorClass: answered.errorClass,
+            duplicate: outcome!.duplicate,
+          }),
         (err: unknown) =>
           // Weedmaps does not retry a draft and the answer has gone; the loss is logged for the operator.
           logEvent("error", "draft_store_failed", { eventId: event.id, errorMessage: errorMessage(err) }),

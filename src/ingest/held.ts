@@ -8,7 +8,13 @@ import type { StoreResult } from "./store.ts";
  * ids, never a payload value or what the URL said. It runs after the answer (an alert never delays or fails an
  * ingest) and is throttled like every alert, per hold reason; the held list (status `quarantined`) is the full record.
  */
-export function alertHeld(env: Env, ctx: Pick<ExecutionContext, "waitUntil">, config: RouterConfig, now: number, stored: readonly StoreResult[]): void {
+export function alertHeld(
+  env: Env,
+  ctx: Pick<ExecutionContext, "waitUntil">,
+  config: RouterConfig,
+  now: number,
+  stored: readonly StoreResult[],
+): void {
   const byReason = new Map<string, { detail: string; eventIds: string[] }>();
   for (const { event, duplicate } of stored) {
     if (duplicate || !event.quarantine) continue;
@@ -18,6 +24,13 @@ export function alertHeld(env: Env, ctx: Pick<ExecutionContext, "waitUntil">, co
   }
   for (const [reason, { detail, eventIds }] of byReason) {
     const source = stored[0]!.event.source;
-    ctx.waitUntil(raiseRouterAlert(env, config, now, "event_held", { reason: `${source}: ${reason}${detail ? `: ${detail}` : ""}`, counts: { events: eventIds.length }, eventIds: eventIds.slice(0, 20), throttleKey: `event_held:${reason}` }));
+    ctx.waitUntil(
+      raiseRouterAlert(env, config, now, "event_held", {
+        reason: `${source}: ${reason}${detail ? `: ${detail}` : ""}`,
+        counts: { events: eventIds.length },
+        eventIds: eventIds.slice(0, 20),
+        throttleKey: `event_held:${reason}`,
+      }),
+    );
   }
 }

@@ -25,13 +25,24 @@ export async function protectionForIngest(env: Env, config: RouterConfig, clock:
   if (!checked || checked.ring !== ring || now - checked.at >= RECHECK_MS) {
     try {
       const inUse = await registerPrimaryKey(env.DB, ring.primary, now);
-      checked = { ring, at: now, missing: missingKeys(ring, inUse.map((k) => k.keyId)) };
+      checked = {
+        ring,
+        at: now,
+        missing: missingKeys(
+          ring,
+          inUse.map((k) => k.keyId),
+        ),
+      };
     } catch (err) {
-      if (checked?.ring !== ring) throw new RouterError("storage_unavailable", { detail: `payload key registry: ${errorMessage(err)}` });
+      if (checked?.ring !== ring)
+        throw new RouterError("storage_unavailable", { detail: `payload key registry: ${errorMessage(err)}` });
     }
   }
   if (checked!.missing.length > 0) {
-    logEvent("error", "payload_keys_invalid", { reason: "PAYLOAD_KEYS lacks keys that still protect stored rows; put them back", missing: checked!.missing });
+    logEvent("error", "payload_keys_invalid", {
+      reason: "PAYLOAD_KEYS lacks keys that still protect stored rows; put them back",
+      missing: checked!.missing,
+    });
     throw new RouterError("source_misconfigured", { detail: `PAYLOAD_KEYS lacks ${checked!.missing.join(", ")}` });
   }
   return protection;

@@ -21,7 +21,10 @@ export interface PrepareOptions extends IntakeOptions {
 const encoder = new TextEncoder();
 
 /** The events to store from what the adapter read in the signed body: ids, bytes, merchant, routing, any hold. */
-export async function prepareEvents(identities: readonly EventIdentity[], options: PrepareOptions): Promise<PreparedEvent[]> {
+export async function prepareEvents(
+  identities: readonly EventIdentity[],
+  options: PrepareOptions,
+): Promise<PreparedEvent[]> {
   const receivedAt = options.clock.now();
   return Promise.all(
     identities.map(async (identity) => {

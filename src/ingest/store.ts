@@ -14,7 +14,6 @@ export interface StoreResult extends PreparedEvent {
   enqueued: boolean;
 }
 
-
 /**
  * The ingest hot path after verification: one D1 batch (one row per event, whatever the fan-out) and one queue
  * send. D1 and Queues cannot commit together, so both start at once and the ack waits for the slower round trip,
@@ -26,27 +25,51 @@ export interface StoreResult extends PreparedEvent {
  * when it reaches them (within one lap); so the events are acknowledged either way, as they must be (a Draft is
  * never sent again).
  */
-export async function storeAndEnqueue(env: Env, protection: PayloadProtection, prepared: readonly PreparedEvent[], clock: Clock): Promise<StoreResult[]> {
-  const rows = prepared.map(({ event, decision }) => ({ event, deliveries: plannedDeliveries(decision.deliveries, event.receivedAt) }));
-  const messages = rows.flatMap(({ event, deliveries }) => (deliveries.length > 0 ? [{ body: messageFor(event.id, deliveries, event.ingestId) }] : []));
+export async function storeAndEnqueue(
+  env: Env,
+  protection: PayloadProtection,
+  prepared: readonly PreparedEvent[],
+  clock: Clock,
+): Promise<StoreResult[]> {
+  const rows = prepared.map(({ event, decision }) => ({
+    event,
+    deliveries: plannedDeliveries(decision.deliveries, event.receivedAt),
+  }));
+  const messages = rows.flatMap(({ event, deliveries }) =>
+    deliveries.length > 0 ? [{ body: messageFor(event.id, deliveries, event.ingestId) }] : [],
+  );
   const [stored, sent] = await Promise.allSettled([
     insertEvents(env.DB, protection, rows),
     messages.length > 0 ? enqueueDeliveries(env.DELIVERY_QUEUE, messages) : Promise.resolve(),
   ]);
-  if (stored.status === "rejected") throw new RouterError("storage_unavailable", { detail: errorMessage(stored.reason) });
+  if (stored.status === "rejected")
+    throw new RouterError("storage_unavailable", { detail: errorMessage(stored.reason) });
   const outcomes = stored.value;
   const duplicateOf = (i: number) => outcomes[i] !== "inserted";
   for (const [i, outcome] of outcomes.entries()) {
-    if (outcome === "divergent_duplicate") logEvent("warn", "divergent_retry", { eventId: rows[i]!.event.id, note: "same identity, other bytes; acknowledged as a duplicate" });
+    if (outcome === "divergent_duplicate")
+      logEvent("warn", "divergent_retry", {
+        eventId: rows[i]!.event.id,
+        note: "same identity, other bytes; acknowledged as a duplicate",
+      });
   }
   const results = prepared.map((p, i) => ({ ...p, duplicate: duplicateOf(i), enqueued: false }));
   const ours = messages.filter((m) => !duplicateOf(rows.findIndex((r) => r.event.id === m.body.eventId)));
   if (ours.length === 0) return results;
-  if (sent.status === "fulfilled") return results.map((r) => ({ ...r, enqueued: !r.duplicate && r.decision.deliveries.length > 0 }));
+  if (sent.status === "fulfilled")
+    return results.map((r) => ({ ...r, enqueued: !r.duplicate && r.decision.deliveries.length > 0 }));
 
   try {
-    await insertOutbox(env.DB, ours.map((m) => m.body), clock.now());
-    logEvent("warn", "enqueue_failed", { eventIds: ours.map((m) => m.body.eventId), errorMessage: errorMessage(sent.reason), note: "messages kept in the outbox for the sweeper" });
+    await insertOutbox(
+      env.DB,
+      ours.map((m) => m.body),
+      clock.now(),
+    );
+    logEvent("warn", "enqueue_failed", {
+      eventIds: ours.map((m) => m.body.eventId),
+      errorMessage: errorMessage(sent.reason),
+      note: "messages kept in the outbox for the sweeper",
+    });
   } catch (outboxError) {
     logEvent("error", "enqueue_failed", {
       eventIds: ours.map((m) => m.body.eventId),

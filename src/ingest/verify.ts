@@ -18,9 +18,13 @@ export async function verifySource(
 ): Promise<void> {
   const verify = source.verify;
   if (verify.type === "none") return;
-  const secrets = verify.secrets.map((name) => readVar(env, name)).filter((value): value is string => value !== undefined);
+  const secrets = verify.secrets
+    .map((name) => readVar(env, name))
+    .filter((value): value is string => value !== undefined);
   if (secrets.length === 0) {
-    throw new RouterError("source_misconfigured", { detail: `${sourceName}: none of the secrets ${verify.secrets.join(", ")} is set` });
+    throw new RouterError("source_misconfigured", {
+      detail: `${sourceName}: none of the secrets ${verify.secrets.join(", ")} is set`,
+    });
   }
   // The config check guarantees a header and an encoding for an adapter without defaults.
   const result =

@@ -39,7 +39,9 @@ export async function runRollupWalk(db: D1Database, now: number, lagMs = ROLLUP_
     full = rows.length === ROLLUP_SLICE;
     const last = rows.at(-1);
     // Nothing new: the cursor still moves up to the lag line, so the overview can say how current it is.
-    const next = last ? { receivedAt: last.receivedAt, id: last.id } : { receivedAt: Math.max(position.receivedAt, before - 1), id: position.id };
+    const next = last
+      ? { receivedAt: last.receivedAt, id: last.id }
+      : { receivedAt: Math.max(position.receivedAt, before - 1), id: position.id };
     if (!last && cursor && next.receivedAt === position.receivedAt) break;
     if (!(await addEventCounts(db, raw, countEvents(rows), next, hourOf(now) - ROLLUP_KEEP_HOURS * HOUR_MS))) {
       logEvent("info", "rollup_walk_overlapped", { note: "another run moved the cursor first; this one stops" });

@@ -3,7 +3,16 @@ import type { RouterConfig } from "../core/config/schema.ts";
 import type { PayloadProtection } from "../core/envelope.ts";
 import { keptAs, planUpkeep, purgeDeliveries, retirableKeys, type Lap, type UpkeepAction } from "../core/retention.ts";
 import { demoteKeys, listKeys, registerPrimaryKey, retireKeys } from "../storage/payload-keys.ts";
-import { deleteEvents, encryptEvents, purgePayloads, readWalkState, rewrapEvents, walkSlice, writeWalkState, type WalkState } from "../storage/retention.ts";
+import {
+  deleteEvents,
+  encryptEvents,
+  purgePayloads,
+  readWalkState,
+  rewrapEvents,
+  walkSlice,
+  writeWalkState,
+  type WalkState,
+} from "../storage/retention.ts";
 import { logEvent } from "../telemetry/log.ts";
 
 /** Encrypting a row read before encryption reads its payload; fewer of those per run than rows walked. */
@@ -42,9 +51,17 @@ export async function runMaintenanceWalk(env: Env, config: RouterConfig, now: nu
   const primary = ring?.primary ?? null;
   if (ring) {
     const registry = await registerPrimaryKey(db, ring.primary, now);
-    await demoteKeys(db, registry.filter((k) => k.keyId !== ring.primary && k.demotedAt === null).map((k) => k.keyId), now);
+    await demoteKeys(
+      db,
+      registry.filter((k) => k.keyId !== ring.primary && k.demotedAt === null).map((k) => k.keyId),
+      now,
+    );
   }
-  const state: WalkState = (await readWalkState(db)) ?? { after: "", lap: { startedAt: now, primary, walked: 0, byKey: {} }, lastLap: null };
+  const state: WalkState = (await readWalkState(db)) ?? {
+    after: "",
+    lap: { startedAt: now, primary, walked: 0, byKey: {} },
+    lastLap: null,
+  };
   const { sliceRows, payloadDays, eventDays } = config.retention;
   const rows = await walkSlice(db, state.after, sliceRows);
 
@@ -56,15 +73,28 @@ export async function runMaintenanceWalk(env: Env, config: RouterConfig, now: nu
   const purged = await purgePayloads(db, ids("purge"), now, (deliveries) => purgeDeliveries(deliveries, now));
   const unreadable: string[] = [];
   const rewrapped = new Set(ring ? await rewrapEvents(db, ring, ids("rewrap"), unreadable) : []);
-  const encrypted = new Set(protection?.mode === "encrypted" ? await encryptEvents(db, protection, toEncrypt, unreadable) : []);
+  const encrypted = new Set(
+    protection?.mode === "encrypted" ? await encryptEvents(db, protection, toEncrypt, unreadable) : [],
+  );
   // Kept as they are, and counted under the key they name: an operator sees them in GET /admin/keys.
-  if (unreadable.length > 0) logEvent("error", "maintenance_rows_unreadable", { eventIds: unreadable, note: "their stored data key does not open for the event" });
+  if (unreadable.length > 0)
+    logEvent("error", "maintenance_rows_unreadable", {
+      eventIds: unreadable,
+      note: "their stored data key does not open for the event",
+    });
 
   // Counted as the row is now; a write that lost its race counts as it was, and the next lap sees it again.
   const lap: Lap = { ...state.lap, walked: state.lap.walked + rows.length, byKey: { ...state.lap.byKey } };
   const purgedIds = new Set(purged);
   for (const { row, action } of planned) {
-    const done = action === "purge" ? purgedIds.has(row.id) : action === "rewrap" ? rewrapped.has(row.id) : action === "encrypt" ? encrypted.has(row.id) : true;
+    const done =
+      action === "purge"
+        ? purgedIds.has(row.id)
+        : action === "rewrap"
+          ? rewrapped.has(row.id)
+          : action === "encrypt"
+            ? encrypted.has(row.id)
+            : true;
     const label = keptAs(row, done ? action : "keep", primary);
     if (label !== null) lap.byKey[label] = (lap.byKey[label] ?? 0) + 1;
   }
@@ -82,7 +112,15 @@ export async function runMaintenanceWalk(env: Env, config: RouterConfig, now: nu
   }
   await writeWalkState(db, next);
 
-  const report = { walked: rows.length, deleted, purged: purged.length, rewrapped: rewrapped.size, encrypted: encrypted.size, lapCompleted, retired };
+  const report = {
+    walked: rows.length,
+    deleted,
+    purged: purged.length,
+    rewrapped: rewrapped.size,
+    encrypted: encrypted.size,
+    lapCompleted,
+    retired,
+  };
   logEvent("info", "maintenance_progress", { ...report, lapWalked: lap.walked, byKey: lap.byKey });
   return report;
 }

@@ -19,17 +19,41 @@ export function alertBody(alert: Alert): Record<string, unknown> {
   return { type: "router.alert", ...alert, at: new Date(alert.at).toISOString() };
 }
 
-async function post(url: string, headers: Record<string, string>, body: Uint8Array, clock: Clock): Promise<AlertSendResult> {
+async function post(
+  url: string,
+  headers: Record<string, string>,
+  body: Uint8Array,
+  clock: Clock,
+): Promise<AlertSendResult> {
   try {
-    const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body, redirect: "manual", signal: clock.timeout(ALERT_TIMEOUT_MS) });
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body,
+      redirect: "manual",
+      signal: clock.timeout(ALERT_TIMEOUT_MS),
+    });
     await response.body?.cancel();
     return response.ok ? { ok: true } : { ok: false, error: `http_${response.status}`, permanent: false };
   } catch (err) {
-    return { ok: false, error: err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError") ? "timeout" : "network_error", permanent: false };
+    return {
+      ok: false,
+      error:
+        err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")
+          ? "timeout"
+          : "network_error",
+      permanent: false,
+    };
   }
 }
 
-export async function sendAlert(env: Env, config: RouterConfig, channelName: string, alert: Alert, clock: Clock): Promise<AlertSendResult> {
+export async function sendAlert(
+  env: Env,
+  config: RouterConfig,
+  channelName: string,
+  alert: Alert,
+  clock: Clock,
+): Promise<AlertSendResult> {
   const channel = config.alerts.channels[channelName];
   if (!channel) return { ok: false, error: "channel_removed", permanent: true };
   if (channel.type === "slack") {
@@ -54,9 +78,20 @@ export async function sendAlert(env: Env, config: RouterConfig, channelName: str
   const result = await sendToDestination(
     env,
     destination,
-    { id: alert.id, source: "router", eventType: "router.alert", merchantId: null, contentType: "application/json", body },
+    {
+      id: alert.id,
+      source: "router",
+      eventType: "router.alert",
+      merchantId: null,
+      contentType: "application/json",
+      body,
+    },
     { attempt: 1, timeoutMs: Math.min(destination.timeoutMs, ALERT_TIMEOUT_MS), clock },
   );
   if (result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300) return { ok: true };
-  return { ok: false, error: result.transportError ?? `http_${result.statusCode}`, permanent: result.transportError === "invalid_header" };
+  return {
+    ok: false,
+    error: result.transportError ?? `http_${result.statusCode}`,
+    permanent: result.transportError === "invalid_header",
+  };
 }

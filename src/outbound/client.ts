@@ -82,9 +82,16 @@ export async function buildOutboundHeaders(
   const invalid =
     set("content-type", event.contentType) ??
     // A signed merchant is whatever the provider wrote; one outside the merchant id pattern is sent percent-encoded.
-    (event.merchantId !== null ? set("x-router-merchant-id", MERCHANT_ID_PATTERN.test(event.merchantId) ? event.merchantId : encodeURIComponent(event.merchantId)) : undefined) ??
+    (event.merchantId !== null
+      ? set(
+          "x-router-merchant-id",
+          MERCHANT_ID_PATTERN.test(event.merchantId) ? event.merchantId : encodeURIComponent(event.merchantId),
+        )
+      : undefined) ??
     // So a receiver can order updates of one object itself, whatever order they arrive in.
-    (event.providerTimestamp !== undefined && event.providerTimestamp !== null ? set("webhook-provider-timestamp", new Date(event.providerTimestamp).toISOString()) : undefined);
+    (event.providerTimestamp !== undefined && event.providerTimestamp !== null
+      ? set("webhook-provider-timestamp", new Date(event.providerTimestamp).toISOString())
+      : undefined);
   if (invalid) return invalid;
   for (const [name, header] of Object.entries(destination.headers)) {
     const value = readVar(env, header.secret);
@@ -152,11 +159,22 @@ export async function sendToDestination(
   const started = clock.now();
   const headers = await buildOutboundHeaders(env, destination, event, options.attempt, started);
   if (!(headers instanceof Headers)) {
-    return { statusCode: null, transportError: headers.permanent ? "invalid_header" : "config_error", latencyMs: 0, responseExcerpt: headers.configError };
+    return {
+      statusCode: null,
+      transportError: headers.permanent ? "invalid_header" : "config_error",
+      latencyMs: 0,
+      responseExcerpt: headers.configError,
+    };
   }
   const signal = clock.timeout(options.timeoutMs);
   try {
-    const response = await fetch(destination.url, { method: "POST", headers, body: event.body, redirect: "manual", signal });
+    const response = await fetch(destination.url, {
+      method: "POST",
+      headers,
+      body: event.body,
+      redirect: "manual",
+      signal,
+    });
     const result: OutboundResult = {
       statusCode: response.status,
       transportError: null,
@@ -175,7 +193,8 @@ export async function sendToDestination(
     result.latencyMs = clock.now() - started;
     return result;
   } catch (err) {
-    const timedOut = signal.aborted || (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError"));
+    const timedOut =
+      signal.aborted || (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError"));
     return {
       statusCode: null,
       transportError: timedOut ? "timeout" : "network_error",

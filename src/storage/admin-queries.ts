@@ -3,7 +3,14 @@
  * order; every index adds a billed row write to each ingest); the rest scan. They are operator queries, bounded by
  * LIMIT and by the time range given.
  */
-import { DeliveryStateSchema, HELD_DUE, SUPERSEDED, type AttemptRecord, type DeliveryState, type DeliveryStatus } from "../core/delivery-state.ts";
+import {
+  DeliveryStateSchema,
+  HELD_DUE,
+  SUPERSEDED,
+  type AttemptRecord,
+  type DeliveryState,
+  type DeliveryStatus,
+} from "../core/delivery-state.ts";
 import type { PayloadProtection } from "../core/envelope.ts";
 import type { DeliveryKey, DraftVerdict, Quarantine } from "../core/event.ts";
 import { EventPayloads } from "./payloads.ts";
@@ -132,7 +139,13 @@ function toEventSummary(row: EventSummaryRow): EventSummary {
     ...toEventIdentity(row),
     routing: row.routing,
     providerTimestamp: row.provider_ts,
-    deliveries: { pending: row.pending, delivered: row.delivered, dead: row.dead, failing: row.failing, stale: row.stale },
+    deliveries: {
+      pending: row.pending,
+      delivered: row.delivered,
+      dead: row.dead,
+      failing: row.failing,
+      stale: row.stale,
+    },
     quarantine: parseQuarantine(row.quarantine),
     divergentRetries: row.divergent_retries,
   };
@@ -148,7 +161,12 @@ const STATUS_HAVING: Record<EventStatusFilter, string> = {
 };
 
 /** Newest first, keyset-paginated on (received_at, id): events arriving meanwhile land before page one. */
-export async function listEvents(db: D1Database, filter: EventFilter, cursor: EventCursor | null, limit: number): Promise<EventSummary[]> {
+export async function listEvents(
+  db: D1Database,
+  filter: EventFilter,
+  cursor: EventCursor | null,
+  limit: number,
+): Promise<EventSummary[]> {
   const conditions = sqlConditions();
   if (filter.source !== undefined) conditions.add("e.source = ?", filter.source);
   if (filter.eventType !== undefined) conditions.add("e.event_type = ?", filter.eventType);
@@ -156,7 +174,13 @@ export async function listEvents(db: D1Database, filter: EventFilter, cursor: Ev
   if (filter.providerId !== undefined) conditions.add("e.provider_id = ?", filter.providerId);
   if (filter.since !== undefined) conditions.add("e.received_at >= ?", filter.since);
   if (filter.until !== undefined) conditions.add("e.received_at < ?", filter.until);
-  if (cursor) conditions.add("(e.received_at < ? OR (e.received_at = ? AND e.id < ?))", cursor.receivedAt, cursor.receivedAt, cursor.id);
+  if (cursor)
+    conditions.add(
+      "(e.received_at < ? OR (e.received_at = ? AND e.id < ?))",
+      cursor.receivedAt,
+      cursor.receivedAt,
+      cursor.id,
+    );
   const sql = `SELECT ${EVENT_SUMMARY_COLUMNS}
     FROM events e LEFT JOIN json_each(e.deliveries) l ON ${CURRENT_ELEMENT}
     ${conditions.where()}
@@ -164,11 +188,18 @@ export async function listEvents(db: D1Database, filter: EventFilter, cursor: Ev
     ${filter.status ? `HAVING ${STATUS_HAVING[filter.status]}` : ""}
     ORDER BY e.received_at DESC, e.id DESC
     LIMIT ${conditions.bind(limit)}`;
-  const { results } = await db.prepare(sql).bind(...conditions.params).all<EventSummaryRow>();
+  const { results } = await db
+    .prepare(sql)
+    .bind(...conditions.params)
+    .all<EventSummaryRow>();
   return results.map(toEventSummary);
 }
 
-export async function getEventDetail(db: D1Database, protection: PayloadProtection, eventId: string): Promise<{ event: EventDetail; deliveries: DeliveryDetail[] } | null> {
+export async function getEventDetail(
+  db: D1Database,
+  protection: PayloadProtection,
+  eventId: string,
+): Promise<{ event: EventDetail; deliveries: DeliveryDetail[] } | null> {
   type Row = EventSummaryRow & {
     idempotency_key: string;
     content_type: string;
@@ -206,7 +237,9 @@ export async function getEventDetail(db: D1Database, protection: PayloadProtecti
     ...toEventSummary(row),
     idempotencyKey: row.idempotency_key,
     lastDivergentRetry:
-      row.divergent_last_at !== null && row.divergent_last_sha256 !== null ? { at: row.divergent_last_at, bodySha256: row.divergent_last_sha256 } : null,
+      row.divergent_last_at !== null && row.divergent_last_sha256 !== null
+        ? { at: row.divergent_last_at, bodySha256: row.divergent_last_sha256 }
+        : null,
     contentType: row.content_type,
     body: purged ? null : await payloads.open("body", row.body),
     bodySha256: row.body_sha256,
@@ -219,14 +252,19 @@ export async function getEventDetail(db: D1Database, protection: PayloadProtecti
           status: row.responder_status,
           latencyMs: row.responder_latency_ms,
           error: row.responder_error,
-          answered: { status: row.draft_answer_status, body: row.draft_answer === null ? null : await payloads.open("answer", row.draft_answer) },
+          answered: {
+            status: row.draft_answer_status,
+            body: row.draft_answer === null ? null : await payloads.open("answer", row.draft_answer),
+          },
           verdict: row.draft_verdict === null ? null : (JSON.parse(row.draft_verdict) as DraftVerdict),
         }
       : null,
   };
   const deliveries = parseDeliveries(row.all_deliveries)
     .map((state) => toDeliveryDetail(eventId, state))
-    .sort((x, y) => (x.destination === y.destination ? x.generation - y.generation : x.destination < y.destination ? -1 : 1));
+    .sort((x, y) =>
+      x.destination === y.destination ? x.generation - y.generation : x.destination < y.destination ? -1 : 1,
+    );
   return { event, deliveries };
 }
 
@@ -253,7 +291,13 @@ function deliveryConditions(filter: DeliveryFilter, cursor: DeliveryPageCursor |
   if (filter.destination !== undefined) conditions.add("l.destination = ?", filter.destination);
   if (filter.since !== undefined) conditions.add("l.created_at >= ?", filter.since);
   if (filter.until !== undefined) conditions.add("l.created_at < ?", filter.until);
-  if (cursor) conditions.add("(l.event_id > ? OR (l.event_id = ? AND l.destination > ?))", cursor.eventId, cursor.eventId, cursor.destination);
+  if (cursor)
+    conditions.add(
+      "(l.event_id > ? OR (l.event_id = ? AND l.destination > ?))",
+      cursor.eventId,
+      cursor.eventId,
+      cursor.destination,
+    );
   return conditions;
 }
 
@@ -273,7 +317,10 @@ export async function listCurrentDeliveries(
     .bind(...conditions.params)
     .all<{ event_id: string; state: string }>();
   return results.map((row) => {
-    const { attemptLog: _log, ...delivery } = toDeliveryDetail(row.event_id, DeliveryStateSchema.parse(JSON.parse(row.state)));
+    const { attemptLog: _log, ...delivery } = toDeliveryDetail(
+      row.event_id,
+      DeliveryStateSchema.parse(JSON.parse(row.state)),
+    );
     return delivery;
   });
 }
@@ -322,7 +369,16 @@ export async function destinationHealth(db: D1Database, since: number): Promise<
        GROUP BY d.destination ORDER BY d.destination`,
     )
     .bind(since, SUPERSEDED, HELD_DUE)
-    .all<{ destination: string; delivered: number; failing: number; dead: number; pending: number; last_success_at: number | null; last_error: string | null; last_error_at: number | null }>();
+    .all<{
+      destination: string;
+      delivered: number;
+      failing: number;
+      dead: number;
+      pending: number;
+      last_success_at: number | null;
+      last_error: string | null;
+      last_error_at: number | null;
+    }>();
   return results.map((r) => ({
     destination: r.destination,
     delivered: r.delivered,
@@ -354,7 +410,13 @@ export interface EventSearch {
  * index, `dead` through the dead-letter index, a time range through the received_at index; any other filter is
  * applied to a window of at most SEARCH_WINDOW events, newest first from the cursor.
  */
-export async function searchEvents(db: D1Database, filter: EventFilter, cursor: EventCursor | null, limit: number, windowSize = SEARCH_WINDOW): Promise<EventSearch> {
+export async function searchEvents(
+  db: D1Database,
+  filter: EventFilter,
+  cursor: EventCursor | null,
+  limit: number,
+  windowSize = SEARCH_WINDOW,
+): Promise<EventSearch> {
   const base = sqlConditions();
   if (filter.providerId !== undefined) base.add("provider_id = ?", filter.providerId);
   // Spelled as the partial index's own condition, so SQLite can use it.
@@ -363,7 +425,11 @@ export async function searchEvents(db: D1Database, filter: EventFilter, cursor: 
   if (filter.until !== undefined) base.add("received_at < ?", filter.until);
   if (cursor) base.add("(received_at, id) < (?, ?)", cursor.receivedAt, cursor.id);
   const rest = sqlConditions();
-  const narrowed = filter.source !== undefined || filter.eventType !== undefined || filter.merchantId !== undefined || (filter.status !== undefined && filter.status !== "dead");
+  const narrowed =
+    filter.source !== undefined ||
+    filter.eventType !== undefined ||
+    filter.merchantId !== undefined ||
+    (filter.status !== undefined && filter.status !== "dead");
   // A row-value keyset, so SQLite seeks the index to the cursor instead of walking every newer entry.
   const window = narrowed ? Math.max(windowSize, limit) : limit;
   const windowSql = `SELECT id, received_at FROM events ${base.where()} ORDER BY received_at DESC, id DESC LIMIT ${window}`;
@@ -386,11 +452,14 @@ export async function searchEvents(db: D1Database, filter: EventFilter, cursor: 
     .all<EventSummaryRow>();
   const events = results.map(toEventSummary);
   const last = events.at(-1);
-  if (events.length === limit && last) return { events, next: { receivedAt: last.receivedAt, id: last.id }, scanned: null };
+  if (events.length === limit && last)
+    return { events, next: { receivedAt: last.receivedAt, id: last.id }, scanned: null };
   if (window === limit) return { events, next: null, scanned: null };
   // A short page of a windowed search: go on from the oldest event the window held, if it was full.
   const edge = await db
-    .prepare(`SELECT COUNT(*) OVER () AS scanned, received_at, id FROM (${windowSql}) ORDER BY received_at ASC, id ASC LIMIT 1`)
+    .prepare(
+      `SELECT COUNT(*) OVER () AS scanned, received_at, id FROM (${windowSql}) ORDER BY received_at ASC, id ASC LIMIT 1`,
+    )
     .bind(...base.params)
     .first<{ scanned: number; received_at: number; id: string }>();
   if (!edge || edge.scanned < window) return { events, next: null, scanned: edge?.scanned ?? 0 };
@@ -426,8 +495,19 @@ export async function listDeadLetters(
     .all<{ id: string; source: string; event_type: string; received_at: number; deliveries: string }>();
   const deadLetters = results.flatMap((row) =>
     parseDeliveries(row.deliveries)
-      .filter((d) => !d.superseded && d.status === "dead" && (filter.destination === undefined || d.destination === filter.destination))
-      .map(({ log: _log, superseded: _s, ...d }) => ({ eventId: row.id, receivedAt: row.received_at, source: row.source, eventType: row.event_type, ...d })),
+      .filter(
+        (d) =>
+          !d.superseded &&
+          d.status === "dead" &&
+          (filter.destination === undefined || d.destination === filter.destination),
+      )
+      .map(({ log: _log, superseded: _s, ...d }) => ({
+        eventId: row.id,
+        receivedAt: row.received_at,
+        source: row.source,
+        eventType: row.event_type,
+        ...d,
+      })),
   );
   const last = results.at(-1);
   return { deadLetters, next: results.length === limit && last ? { receivedAt: last.received_at, id: last.id } : null };
@@ -438,7 +518,10 @@ export async function listDeadLetters(
  * the dead-letter index: the cost follows the dead letters in the window, not the events. Purged events are left
  * out, as the redrive's walk leaves them.
  */
-export async function countDeadLetters(db: D1Database, filter: { destination?: string; since?: number; until?: number }): Promise<number> {
+export async function countDeadLetters(
+  db: D1Database,
+  filter: { destination?: string; since?: number; until?: number },
+): Promise<number> {
   const conditions = sqlConditions();
   conditions.add("e.dead_deliveries > 0");
   conditions.add("e.payload_purged_at IS NULL");

@@ -27,9 +27,16 @@ export interface AttemptStanding {
 }
 
 /** Pure: the standing a stored window gives at `now`. An expired window counts as none. */
-export function standingOf(row: { window_start: number; failures: number } | null, now: number, policy: AttemptPolicy = ATTEMPT_POLICY): AttemptStanding {
+export function standingOf(
+  row: { window_start: number; failures: number } | null,
+  now: number,
+  policy: AttemptPolicy = ATTEMPT_POLICY,
+): AttemptStanding {
   if (!row || row.window_start + policy.windowMs <= now) return { failures: 0, lockedForMs: 0 };
-  return { failures: row.failures, lockedForMs: row.failures >= policy.maxFailures ? row.window_start + policy.windowMs - now : 0 };
+  return {
+    failures: row.failures,
+    lockedForMs: row.failures >= policy.maxFailures ? row.window_start + policy.windowMs - now : 0,
+  };
 }
 
 /** Whole seconds for Retry-After, never 0 while locked. */
@@ -49,11 +56,23 @@ export function clientOf(connectingIp: string | undefined): string {
   const [head = "", tail] = ip.toLowerCase().split("::");
   const front = head ? head.split(":") : [];
   const back = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? front : [...front, ...Array<string>(Math.max(0, 8 - front.length - back.length)).fill("0"), ...back];
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+  const groups =
+    tail === undefined
+      ? front
+      : [...front, ...Array<string>(Math.max(0, 8 - front.length - back.length)).fill("0"), ...back];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
 }
 
-export async function attemptStanding(db: D1Database, scope: AttemptScope, client: string, now: number, policy: AttemptPolicy = ATTEMPT_POLICY): Promise<AttemptStanding> {
+export async function attemptStanding(
+  db: D1Database,
+  scope: AttemptScope,
+  client: string,
+  now: number,
+  policy: AttemptPolicy = ATTEMPT_POLICY,
+): Promise<AttemptStanding> {
   const row = await db
     .prepare(`SELECT window_start, failures FROM attempt_throttle WHERE scope = ?1 AND client = ?2`)
     .bind(scope, client)
@@ -91,7 +110,11 @@ export async function recordFailedAttempt(
 }
 
 /** Windows that are over (the next sign-in runs this). */
-export function pruneExpiredAttempts(db: D1Database, now: number, policy: AttemptPolicy = ATTEMPT_POLICY): D1PreparedStatement {
+export function pruneExpiredAttempts(
+  db: D1Database,
+  now: number,
+  policy: AttemptPolicy = ATTEMPT_POLICY,
+): D1PreparedStatement {
   return db.prepare(`DELETE FROM attempt_throttle WHERE window_start <= ?1`).bind(now - policy.windowMs);
 }
 
@@ -124,7 +147,10 @@ export async function guardAttempt(attempt: Attempt): Promise<AttemptStanding> {
 }
 
 /** A wrong or missing token: counted, and audited without the token; the failure that locks the client out says so. */
-export async function failAttempt(attempt: Attempt, reason: "token_mismatch" | "token_missing"): Promise<AttemptStanding> {
+export async function failAttempt(
+  attempt: Attempt,
+  reason: "token_mismatch" | "token_missing",
+): Promise<AttemptStanding> {
   const { db, scope, client, now, via, requestId } = attempt;
   const eventId = attempt.eventId ?? null;
   return recordFailedAttempt(db, scope, client, now, (standing) => {
@@ -141,7 +167,14 @@ export async function failAttempt(attempt: Attempt, reason: "token_mismatch" | "
     // Written once per lockout, when it starts: the refusals during it are logged (request_rejected), not audited,
     // so a client hammering a locked door adds no rows.
     if (standing.lockedForMs > 0 && standing.failures === ATTEMPT_POLICY.maxFailures) {
-      entries.push({ id: auditId(now), at: now, action: "attempts_throttled", tokenId: NO_TOKEN, eventId, detail: { client, via, scope, retryAfterSeconds: Number(retryAfterSeconds(standing.lockedForMs)), requestId } });
+      entries.push({
+        id: auditId(now),
+        at: now,
+        action: "attempts_throttled",
+        tokenId: NO_TOKEN,
+        eventId,
+        detail: { client, via, scope, retryAfterSeconds: Number(retryAfterSeconds(standing.lockedForMs)), requestId },
+      });
     }
     return entries;
   });

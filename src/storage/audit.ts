@@ -55,10 +55,24 @@ export async function insertAudit(db: D1Database, entry: AuditEntry): Promise<vo
   await auditStatement(db, entry).run();
 }
 
-export async function listAudit(db: D1Database, before: string | null, limit: number, eventId?: string): Promise<AuditEntry[]> {
+export async function listAudit(
+  db: D1Database,
+  before: string | null,
+  limit: number,
+  eventId?: string,
+): Promise<AuditEntry[]> {
   const { results } = await db
-    .prepare(`SELECT id, at, action, token_id, event_id, detail FROM audit_log WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR event_id = ?2) ORDER BY id DESC LIMIT ?3`)
+    .prepare(
+      `SELECT id, at, action, token_id, event_id, detail FROM audit_log WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR event_id = ?2) ORDER BY id DESC LIMIT ?3`,
+    )
     .bind(before, eventId ?? null, limit)
     .all<{ id: string; at: number; action: AuditAction; token_id: string; event_id: string | null; detail: string }>();
-  return results.map((r) => ({ id: r.id, at: r.at, action: r.action, tokenId: r.token_id, eventId: r.event_id, detail: JSON.parse(r.detail) as Record<string, unknown> }));
+  return results.map((r) => ({
+    id: r.id,
+    at: r.at,
+    action: r.action,
+    tokenId: r.token_id,
+    eventId: r.event_id,
+    detail: JSON.parse(r.detail) as Record<string, unknown>,
+  }));
 }

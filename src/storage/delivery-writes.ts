@@ -3,7 +3,13 @@
  * (src/core/delivery-state.ts); this reads the state, hands it to a rule, and writes the result back only if nobody
  * wrote it meanwhile (the `version` column), re-reading and re-applying otherwise.
  */
-import { deadDeliveries, pendingDue, serializeDeliveries, type Change, type DeliveryState } from "../core/delivery-state.ts";
+import {
+  deadDeliveries,
+  pendingDue,
+  serializeDeliveries,
+  type Change,
+  type DeliveryState,
+} from "../core/delivery-state.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { toSnapshot, type DeliverySnapshot, type EventRow } from "./rows.ts";
 import { errorMessage, RouterError } from "../core/errors.ts";
@@ -17,7 +23,9 @@ const MAX_WRITE_ATTEMPTS = 20;
 
 function writeDeliveries(db: D1Database, eventId: string, version: number, deliveries: readonly DeliveryState[]) {
   return db
-    .prepare(`UPDATE events SET deliveries = ?3, pending_due = ?4, dead_deliveries = ?5, version = version + 1 WHERE id = ?1 AND version = ?2`)
+    .prepare(
+      `UPDATE events SET deliveries = ?3, pending_due = ?4, dead_deliveries = ?5, version = version + 1 WHERE id = ?1 AND version = ?2`,
+    )
     .bind(eventId, version, serializeDeliveries(deliveries), pendingDue(deliveries), deadDeliveries(deliveries));
 }
 
@@ -34,7 +42,10 @@ export async function updateDeliveries<R>(
   let current: DeliverySnapshot | null = snapshot ?? null;
   for (let attempt = 1; ; attempt++) {
     if (!current) {
-      const row = await db.prepare(`SELECT deliveries, version FROM events WHERE id = ?1`).bind(eventId).first<EventRow>();
+      const row = await db
+        .prepare(`SELECT deliveries, version FROM events WHERE id = ?1`)
+        .bind(eventId)
+        .first<EventRow>();
       if (!row) return null;
       current = toSnapshot(row);
     }
@@ -44,7 +55,9 @@ export async function updateDeliveries<R>(
     if ((written.meta.changes ?? 0) === 1) return change.result;
     // Another writer (a split-off retry, a replay, a redelivered message) got there first: re-read and re-apply.
     if (attempt >= MAX_WRITE_ATTEMPTS) {
-      throw new RouterError("write_contended", { detail: `delivery state of ${eventId} kept changing under ${MAX_WRITE_ATTEMPTS} writes` });
+      throw new RouterError("write_contended", {
+        detail: `delivery state of ${eventId} kept changing under ${MAX_WRITE_ATTEMPTS} writes`,
+      });
     }
     current = null;
   }
@@ -94,4 +107,3 @@ export async function updateDeliveriesOfEvents<R>(
   }
   return results;
 }
-

@@ -88,12 +88,20 @@ export async function insertEvents(
 ): Promise<InsertOutcome[]> {
   const sealed = await Promise.all(events.map(({ event }) => sealEvent(protection, event)));
   const statements = events.map(({ event, deliveries }, i) => insertStatement(db, event, sealed[i]!, deliveries));
-  const results = statements.length === 1 ? [await statements[0]!.all<{ ingest_id: string }>()] : await db.batch<{ ingest_id: string }>(statements);
+  const results =
+    statements.length === 1
+      ? [await statements[0]!.all<{ ingest_id: string }>()]
+      : await db.batch<{ ingest_id: string }>(statements);
   return events.map(({ event }, i) => outcomeOf(event, results[i]!));
 }
 
 /** One event (the tests' and tools' shorthand for insertEvents). */
-export async function insertEvent(db: D1Database, protection: PayloadProtection, event: NewEvent, deliveries: readonly DeliveryState[]): Promise<{ duplicate: boolean }> {
+export async function insertEvent(
+  db: D1Database,
+  protection: PayloadProtection,
+  event: NewEvent,
+  deliveries: readonly DeliveryState[],
+): Promise<{ duplicate: boolean }> {
   const [outcome] = await insertEvents(db, protection, [{ event, deliveries }]);
   return { duplicate: outcome !== "inserted" };
 }
@@ -108,7 +116,11 @@ export interface DeliveryWork {
 }
 
 /** The event with its delivery state, in one statement. */
-export async function loadDeliveryWork(db: D1Database, protection: PayloadProtection, eventId: string): Promise<DeliveryWork | null> {
+export async function loadDeliveryWork(
+  db: D1Database,
+  protection: PayloadProtection,
+  eventId: string,
+): Promise<DeliveryWork | null> {
   const row = await db
     .prepare(
       `SELECT id, ingest_id, source, event_type, merchant_id, provider_id, content_type, body, received_at, deliveries, version,
@@ -137,8 +149,14 @@ export async function loadDeliveryWork(db: D1Database, protection: PayloadProtec
 }
 
 /** Which ingest stored an event, with its delivery state: what the dead-letter consumer needs, without the payload. */
-export async function loadDeliveryOwner(db: D1Database, eventId: string): Promise<{ ingestId: string; snapshot: DeliverySnapshot } | null> {
-  const row = await db.prepare(`SELECT ingest_id, deliveries, version FROM events WHERE id = ?1`).bind(eventId).first<Pick<EventRow, "ingest_id" | "deliveries" | "version">>();
+export async function loadDeliveryOwner(
+  db: D1Database,
+  eventId: string,
+): Promise<{ ingestId: string; snapshot: DeliverySnapshot } | null> {
+  const row = await db
+    .prepare(`SELECT ingest_id, deliveries, version FROM events WHERE id = ?1`)
+    .bind(eventId)
+    .first<Pick<EventRow, "ingest_id" | "deliveries" | "version">>();
   return row ? { ingestId: row.ingest_id, snapshot: toSnapshot(row) } : null;
 }
 
@@ -160,7 +178,16 @@ export async function releaseQuarantined(
          quarantine = json_set(quarantine, '$.releasedAt', ?7)
        WHERE id = ?1 AND version = ?2 AND quarantine IS NOT NULL AND quarantine ->> 'releasedAt' IS NULL`,
     )
-    .bind(eventId, version, merchantId, deliveries.length > 0 ? "routed" : "unrouted", serializeDeliveries(deliveries), pendingDue(deliveries), releasedAt, deadDeliveries(deliveries))
+    .bind(
+      eventId,
+      version,
+      merchantId,
+      deliveries.length > 0 ? "routed" : "unrouted",
+      serializeDeliveries(deliveries),
+      pendingDue(deliveries),
+      releasedAt,
+      deadDeliveries(deliveries),
+    )
     .run();
   return (result.meta.changes ?? 0) === 1;
 }

@@ -30,7 +30,10 @@ export function readGateState<T>(sql: SqlStorage): T | null {
 }
 
 export function writeGateState(sql: SqlStorage, state: unknown): void {
-  sql.exec(`INSERT INTO gate_state (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state`, JSON.stringify(state));
+  sql.exec(
+    `INSERT INTO gate_state (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state`,
+    JSON.stringify(state),
+  );
 }
 
 /** The destination's hourly counters (src/core/rollups.ts), one row, rewritten whole. */
@@ -40,7 +43,10 @@ export function readRollup<T>(sql: SqlStorage): T | null {
 }
 
 export function writeRollup(sql: SqlStorage, hours: unknown): void {
-  sql.exec(`INSERT INTO rollup (id, hours) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET hours = excluded.hours`, JSON.stringify(hours));
+  sql.exec(
+    `INSERT INTO rollup (id, hours) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET hours = excluded.hours`,
+    JSON.stringify(hours),
+  );
 }
 
 /**
@@ -66,32 +72,55 @@ export function holdDeliveries(sql: SqlStorage, items: readonly HeldDelivery[]):
 }
 
 export function countHeld(sql: SqlStorage): { held: number; released: number } {
-  const row = sql.exec<{ held: number; released: number }>(`SELECT count(*) - count(released_at) AS held, count(released_at) AS released FROM held`).one();
+  const row = sql
+    .exec<{ held: number; released: number }>(
+      `SELECT count(*) - count(released_at) AS held, count(released_at) AS released FROM held`,
+    )
+    .one();
   return { held: row.held, released: row.released };
 }
 
 /** When the delivery at the head of the held queue (the oldest received) was held, by the order index. */
 export function oldestHeldAt(sql: SqlStorage): number | null {
-  return sql.exec<{ held_at: number }>(`SELECT held_at FROM held WHERE released_at IS NULL ORDER BY received_at, event_id, generation LIMIT 1`).toArray()[0]?.held_at ?? null;
+  return (
+    sql
+      .exec<{ held_at: number }>(
+        `SELECT held_at FROM held WHERE released_at IS NULL ORDER BY received_at, event_id, generation LIMIT 1`,
+      )
+      .toArray()[0]?.held_at ?? null
+  );
 }
 
 /** Released deliveries whose send was never reported by `before`: their message may be lost, so they go again. */
-export function releasedBefore(sql: SqlStorage, before: number, limit: number): { eventId: string; generation: number }[] {
+export function releasedBefore(
+  sql: SqlStorage,
+  before: number,
+  limit: number,
+): { eventId: string; generation: number }[] {
   return sql
-    .exec<{ event_id: string; generation: number }>(`SELECT event_id, generation FROM held WHERE released_at IS NOT NULL AND released_at < ? ORDER BY received_at LIMIT ?`, before, limit)
+    .exec<{ event_id: string; generation: number }>(
+      `SELECT event_id, generation FROM held WHERE released_at IS NOT NULL AND released_at < ? ORDER BY received_at LIMIT ?`,
+      before,
+      limit,
+    )
     .toArray()
     .map((r) => ({ eventId: r.event_id, generation: r.generation }));
 }
 
 export function oldestReleasedAt(sql: SqlStorage): number | null {
-  return sql.exec<{ at: number | null }>(`SELECT min(released_at) AS at FROM held WHERE released_at IS NOT NULL`).one().at;
+  return sql.exec<{ at: number | null }>(`SELECT min(released_at) AS at FROM held WHERE released_at IS NOT NULL`).one()
+    .at;
 }
 
 /** A released delivery was attempted (its outcome reported): the object is done with it. Returns how many it had. */
 export function forgetReleased(sql: SqlStorage, items: readonly { eventId: string; generation: number }[]): number {
   let forgotten = 0;
   for (const h of items) {
-    const cursor = sql.exec(`DELETE FROM held WHERE event_id = ? AND generation = ? AND released_at IS NOT NULL`, h.eventId, h.generation);
+    const cursor = sql.exec(
+      `DELETE FROM held WHERE event_id = ? AND generation = ? AND released_at IS NOT NULL`,
+      h.eventId,
+      h.generation,
+    );
     cursor.toArray();
     forgotten += cursor.rowsWritten > 0 ? 1 : 0;
   }
@@ -105,16 +134,35 @@ export function oldestHeld(sql: SqlStorage, limit: number): HeldDelivery[] {
       limit,
     )
     .toArray()
-    .map((r) => ({ eventId: r.event_id, generation: r.generation, receivedAt: r.received_at, heldAt: r.held_at, reason: r.reason as HoldReason }));
+    .map((r) => ({
+      eventId: r.event_id,
+      generation: r.generation,
+      receivedAt: r.received_at,
+      heldAt: r.held_at,
+      reason: r.reason as HoldReason,
+    }));
 }
 
 /** Reads every held row (count and minimums): for the admin view and the object's start, not per delivery. */
-export function heldSummary(sql: SqlStorage): { count: number; oldestHeldAt: number | null; oldestReceivedAt: number | null } {
-  const row = sql.exec<{ n: number; held: number | null; received: number | null }>(`SELECT count(*) AS n, min(held_at) AS held, min(received_at) AS received FROM held WHERE released_at IS NULL`).toArray()[0]!;
+export function heldSummary(sql: SqlStorage): {
+  count: number;
+  oldestHeldAt: number | null;
+  oldestReceivedAt: number | null;
+} {
+  const row = sql
+    .exec<{ n: number; held: number | null; received: number | null }>(
+      `SELECT count(*) AS n, min(held_at) AS held, min(received_at) AS received FROM held WHERE released_at IS NULL`,
+    )
+    .toArray()[0]!;
   return { count: row.n, oldestHeldAt: row.held, oldestReceivedAt: row.received };
 }
 
 /** Marks deliveries released: kept until their outcome is reported, so a lost release message is sent again. */
-export function releaseHeld(sql: SqlStorage, items: readonly { eventId: string; generation: number }[], now: number): void {
-  for (const h of items) sql.exec(`UPDATE held SET released_at = ? WHERE event_id = ? AND generation = ?`, now, h.eventId, h.generation);
+export function releaseHeld(
+  sql: SqlStorage,
+  items: readonly { eventId: string; generation: number }[],
+  now: number,
+): void {
+  for (const h of items)
+    sql.exec(`UPDATE held SET released_at = ? WHERE event_id = ? AND generation = ?`, now, h.eventId, h.generation);
 }

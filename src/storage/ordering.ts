@@ -11,7 +11,11 @@ const DESTINATIONS_PER_STATEMENT = 15;
 
 const pathOf = (destination: string) => `$."${destination}"`;
 
-export async function latestDelivered(db: D1Database, source: string, providerId: string): Promise<Map<string, number>> {
+export async function latestDelivered(
+  db: D1Database,
+  source: string,
+  providerId: string,
+): Promise<Map<string, number>> {
   const delivered = await db
     .prepare(`SELECT delivered FROM latest_deliveries WHERE source = ?1 AND provider_id = ?2`)
     .bind(source, providerId)
@@ -20,13 +24,21 @@ export async function latestDelivered(db: D1Database, source: string, providerId
   return new Map(Object.entries(JSON.parse(delivered) as Record<string, number>));
 }
 
-export async function recordDelivered(db: D1Database, source: string, providerId: string, providerTimestamp: number, destinations: readonly string[]): Promise<void> {
+export async function recordDelivered(
+  db: D1Database,
+  source: string,
+  providerId: string,
+  providerTimestamp: number,
+  destinations: readonly string[],
+): Promise<void> {
   const statements: D1PreparedStatement[] = [];
   for (let i = 0; i < destinations.length; i += DESTINATIONS_PER_STATEMENT) {
     const chunk = destinations.slice(i, i + DESTINATIONS_PER_STATEMENT);
     const paths = chunk.map((_, j) => `?${j + 4}`);
     const initial = `json_set('{}', ${paths.map((p) => `${p}, ?3`).join(", ")})`;
-    const moved = paths.map((p) => `${p}, max(coalesce(json_extract(latest_deliveries.delivered, ${p}), 0), ?3)`).join(", ");
+    const moved = paths
+      .map((p) => `${p}, max(coalesce(json_extract(latest_deliveries.delivered, ${p}), 0), ?3)`)
+      .join(", ");
     statements.push(
       db
         .prepare(

@@ -17,7 +17,12 @@ interface KeyRow {
   retired_at: number | null;
 }
 
-const toKey = (row: KeyRow): RegisteredKey => ({ keyId: row.key_id, firstUsedAt: row.first_used_at, demotedAt: row.demoted_at, retiredAt: row.retired_at });
+const toKey = (row: KeyRow): RegisteredKey => ({
+  keyId: row.key_id,
+  firstUsedAt: row.first_used_at,
+  demotedAt: row.demoted_at,
+  retiredAt: row.retired_at,
+});
 
 /**
  * Records that `keyId` wraps new data keys (a key put first again is no longer demoted or retired), and returns
@@ -32,13 +37,17 @@ export async function registerPrimaryKey(db: D1Database, keyId: string, now: num
          WHERE payload_keys.demoted_at IS NOT NULL OR payload_keys.retired_at IS NOT NULL`,
       )
       .bind(keyId, now),
-    db.prepare(`SELECT key_id, first_used_at, demoted_at, retired_at FROM payload_keys WHERE retired_at IS NULL ORDER BY first_used_at`),
+    db.prepare(
+      `SELECT key_id, first_used_at, demoted_at, retired_at FROM payload_keys WHERE retired_at IS NULL ORDER BY first_used_at`,
+    ),
   ]);
   return listed!.results.map(toKey);
 }
 
 export async function listKeys(db: D1Database): Promise<RegisteredKey[]> {
-  const { results } = await db.prepare(`SELECT key_id, first_used_at, demoted_at, retired_at FROM payload_keys ORDER BY first_used_at`).all<KeyRow>();
+  const { results } = await db
+    .prepare(`SELECT key_id, first_used_at, demoted_at, retired_at FROM payload_keys ORDER BY first_used_at`)
+    .all<KeyRow>();
   return results.map(toKey);
 }
 
@@ -46,7 +55,9 @@ export async function listKeys(db: D1Database): Promise<RegisteredKey[]> {
 export async function demoteKeys(db: D1Database, keyIds: readonly string[], now: number): Promise<void> {
   if (keyIds.length === 0) return;
   await db
-    .prepare(`UPDATE payload_keys SET demoted_at = ?2 WHERE key_id IN (SELECT value FROM json_each(?1)) AND demoted_at IS NULL AND retired_at IS NULL`)
+    .prepare(
+      `UPDATE payload_keys SET demoted_at = ?2 WHERE key_id IN (SELECT value FROM json_each(?1)) AND demoted_at IS NULL AND retired_at IS NULL`,
+    )
     .bind(JSON.stringify(keyIds), now)
     .run();
 }
@@ -55,7 +66,9 @@ export async function demoteKeys(db: D1Database, keyIds: readonly string[], now:
 export async function retireKeys(db: D1Database, keyIds: readonly string[], now: number): Promise<void> {
   if (keyIds.length === 0) return;
   await db
-    .prepare(`UPDATE payload_keys SET retired_at = ?2 WHERE key_id IN (SELECT value FROM json_each(?1)) AND retired_at IS NULL AND demoted_at IS NOT NULL`)
+    .prepare(
+      `UPDATE payload_keys SET retired_at = ?2 WHERE key_id IN (SELECT value FROM json_each(?1)) AND retired_at IS NULL AND demoted_at IS NOT NULL`,
+    )
     .bind(JSON.stringify(keyIds), now)
     .run();
 }

@@ -12,7 +12,16 @@
  * would cut short, stays a BLOB. The column has BLOB affinity, so SQLite keeps either as given.
  */
 import { RouterError } from "../core/errors.ts";
-import { isSealed, newDataKey, openDataKey, openField, sealField, type DataKey, type PayloadField, type PayloadProtection } from "../core/envelope.ts";
+import {
+  isSealed,
+  newDataKey,
+  openDataKey,
+  openField,
+  sealField,
+  type DataKey,
+  type PayloadField,
+  type PayloadProtection,
+} from "../core/envelope.ts";
 
 const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const ENCODER = new TextEncoder();
@@ -51,14 +60,19 @@ export class EventPayloads {
 
   /** For a new event: a fresh data key under the ring's primary key, unless payloads are kept unencrypted. */
   static async create(protection: PayloadProtection, eventId: string): Promise<EventPayloads> {
-    return new EventPayloads(eventId, protection.mode === "encrypted" ? await newDataKey(protection.ring, eventId) : null);
+    return new EventPayloads(
+      eventId,
+      protection.mode === "encrypted" ? await newDataKey(protection.ring, eventId) : null,
+    );
   }
 
   /** For a stored event, from its `payload_dek`; a row without one was stored unencrypted (or has been purged). */
   static async open(protection: PayloadProtection, eventId: string, wrapped: string | null): Promise<EventPayloads> {
     if (wrapped === null) return new EventPayloads(eventId, null);
     if (protection.mode !== "encrypted") {
-      throw new RouterError("payload_key_missing", { detail: `${eventId}: an encrypted event cannot be read without PAYLOAD_KEYS` });
+      throw new RouterError("payload_key_missing", {
+        detail: `${eventId}: an encrypted event cannot be read without PAYLOAD_KEYS`,
+      });
     }
     return new EventPayloads(eventId, await openDataKey(protection.ring, eventId, wrapped));
   }
@@ -77,7 +91,9 @@ export class EventPayloads {
   async open(field: PayloadField, stored: unknown): Promise<Uint8Array> {
     if (!this.dataKey) return fromPlainStored(stored);
     if (typeof stored !== "string") {
-      throw new RouterError("payload_unreadable", { detail: `${this.eventId}: an encrypted row holds a ${field} that is not sealed` });
+      throw new RouterError("payload_unreadable", {
+        detail: `${this.eventId}: an encrypted row holds a ${field} that is not sealed`,
+      });
     }
     return openField(this.dataKey, this.eventId, field, stored);
   }

@@ -23,14 +23,26 @@ export async function enqueueDeliveries(
  * Sends, or keeps the messages in the D1 outbox for the sweeper when the queue refuses them. Returns whether they
  * were sent. Throws only if neither took them.
  */
-export async function enqueueOrKeep(env: Env, messages: readonly { body: DeliveryMessage }[], now: number): Promise<boolean> {
+export async function enqueueOrKeep(
+  env: Env,
+  messages: readonly { body: DeliveryMessage }[],
+  now: number,
+): Promise<boolean> {
   if (messages.length === 0) return true;
   try {
     await enqueueDeliveries(env.DELIVERY_QUEUE, messages);
     return true;
   } catch (err) {
-    logEvent("warn", "enqueue_failed", { messages: messages.length, errorMessage: errorMessage(err), note: "kept in the outbox" });
-    await insertOutbox(env.DB, messages.map((m) => m.body), now);
+    logEvent("warn", "enqueue_failed", {
+      messages: messages.length,
+      errorMessage: errorMessage(err),
+      note: "kept in the outbox",
+    });
+    await insertOutbox(
+      env.DB,
+      messages.map((m) => m.body),
+      now,
+    );
     return false;
   }
 }

@@ -49,9 +49,14 @@ function toReplayJob(row: ReplayJobRow): ReplayJob {
   };
 }
 
-export async function insertReplayJob(db: D1Database, job: Pick<ReplayJob, "id" | "filter" | "maxCount" | "startedAt">): Promise<void> {
+export async function insertReplayJob(
+  db: D1Database,
+  job: Pick<ReplayJob, "id" | "filter" | "maxCount" | "startedAt">,
+): Promise<void> {
   await db
-    .prepare(`INSERT INTO replay_jobs (id, filter, max_count, state, started_at, updated_at) VALUES (?1, ?2, ?3, 'running', ?4, ?4)`)
+    .prepare(
+      `INSERT INTO replay_jobs (id, filter, max_count, state, started_at, updated_at) VALUES (?1, ?2, ?3, 'running', ?4, ?4)`,
+    )
     .bind(job.id, JSON.stringify(job.filter), job.maxCount, job.startedAt)
     .run();
 }
@@ -79,7 +84,13 @@ export async function recordReplayPage(
 }
 
 /** Stops a running job (cancelled by an operator, or failed with a reason). Returns whether it was running. */
-export async function endReplayJob(db: D1Database, id: string, state: "cancelled" | "failed", now: number, error: string | null = null): Promise<boolean> {
+export async function endReplayJob(
+  db: D1Database,
+  id: string,
+  state: "cancelled" | "failed",
+  now: number,
+  error: string | null = null,
+): Promise<boolean> {
   const result = await db
     .prepare(`UPDATE replay_jobs SET state = ?2, updated_at = ?3, error = ?4 WHERE id = ?1 AND state = 'running'`)
     .bind(id, state, now, error)

@@ -15,16 +15,33 @@ import { EventPayloads } from "./payloads.ts";
  * the same one row read each; only the bytes read grow with the body. */
 export async function walkSlice(db: D1Database, afterId: string, limit: number): Promise<UpkeepRow[]> {
   const { results } = await db
-    .prepare(`SELECT id, received_at, pending_due, payload_key, payload_purged_at FROM events WHERE id > ?1 ORDER BY id LIMIT ?2`)
+    .prepare(
+      `SELECT id, received_at, pending_due, payload_key, payload_purged_at FROM events WHERE id > ?1 ORDER BY id LIMIT ?2`,
+    )
     .bind(afterId, limit)
-    .all<{ id: string; received_at: number; pending_due: number | null; payload_key: string | null; payload_purged_at: number | null }>();
-  return results.map((r) => ({ id: r.id, receivedAt: r.received_at, pendingDue: r.pending_due, payloadKey: r.payload_key, purgedAt: r.payload_purged_at }));
+    .all<{
+      id: string;
+      received_at: number;
+      pending_due: number | null;
+      payload_key: string | null;
+      payload_purged_at: number | null;
+    }>();
+  return results.map((r) => ({
+    id: r.id,
+    receivedAt: r.received_at,
+    pendingDue: r.pending_due,
+    payloadKey: r.payload_key,
+    purgedAt: r.payload_purged_at,
+  }));
 }
 
 /** Rows past the event horizon, unless a delivery became pending meanwhile (a replay). Returns how many went. */
 export async function deleteEvents(db: D1Database, ids: readonly string[]): Promise<number> {
   if (ids.length === 0) return 0;
-  const result = await db.prepare(`DELETE FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND pending_due IS NULL`).bind(JSON.stringify(ids)).run();
+  const result = await db
+    .prepare(`DELETE FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND pending_due IS NULL`)
+    .bind(JSON.stringify(ids))
+    .run();
   return result.meta.changes ?? 0;
 }
 
@@ -43,7 +60,9 @@ export async function purgePayloads(
   let remaining = [...new Set(ids)];
   for (let round = 0; round < 3 && remaining.length > 0; round++) {
     const { results } = await db
-      .prepare(`SELECT id, deliveries, version FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND payload_purged_at IS NULL`)
+      .prepare(
+        `SELECT id, deliveries, version FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND payload_purged_at IS NULL`,
+      )
       .bind(JSON.stringify(remaining))
       .all<{ id: string; deliveries: string; version: number }>();
     if (results.length === 0) break;
@@ -55,7 +74,14 @@ export async function purgePayloads(
              deliveries = ?4, pending_due = ?5, dead_deliveries = ?6, version = version + 1
            WHERE id = ?1 AND version = ?2`,
         )
-        .bind(row.id, row.version, now, serializeDeliveries(deliveries), pendingDue(deliveries), deadDeliveries(deliveries));
+        .bind(
+          row.id,
+          row.version,
+          now,
+          serializeDeliveries(deliveries),
+          pendingDue(deliveries),
+          deadDeliveries(deliveries),
+        );
     });
     const written = await db.batch(writes);
     const lost = new Set<string>();
@@ -69,9 +95,15 @@ export async function purgePayloads(
 }
 
 /** The events of one order (a customer's deletion request), by the provider id index. */
-export async function eventsOfOrder(db: D1Database, providerId: string, source: string | undefined): Promise<{ id: string; purged: boolean }[]> {
+export async function eventsOfOrder(
+  db: D1Database,
+  providerId: string,
+  source: string | undefined,
+): Promise<{ id: string; purged: boolean }[]> {
   const { results } = await db
-    .prepare(`SELECT id, payload_purged_at IS NOT NULL AS purged FROM events WHERE provider_id = ?1 AND (?2 IS NULL OR source = ?2) ORDER BY id LIMIT 1000`)
+    .prepare(
+      `SELECT id, payload_purged_at IS NOT NULL AS purged FROM events WHERE provider_id = ?1 AND (?2 IS NULL OR source = ?2) ORDER BY id LIMIT 1000`,
+    )
     .bind(providerId, source ?? null)
     .all<{ id: string; purged: number }>();
   return results.map((r) => ({ id: r.id, purged: r.purged === 1 }));
@@ -81,11 +113,18 @@ export async function eventsOfOrder(db: D1Database, providerId: string, source: 
  * Prepares a write per row; a row whose stored key does not open (altered, or moved from another row) is left as it
  * is and named in `unreadable`, so one bad row never stops the walk.
  */
-async function eachReadable<R extends { id: string }>(rows: readonly R[], prepare: (row: R) => Promise<D1PreparedStatement>) {
+async function eachReadable<R extends { id: string }>(
+  rows: readonly R[],
+  prepare: (row: R) => Promise<D1PreparedStatement>,
+) {
   return Promise.all(rows.map(async (row) => ({ id: row.id, statement: await prepare(row).catch(() => null) })));
 }
 
-async function writeEach(db: D1Database, prepared: { id: string; statement: D1PreparedStatement | null }[], unreadable: string[]): Promise<string[]> {
+async function writeEach(
+  db: D1Database,
+  prepared: { id: string; statement: D1PreparedStatement | null }[],
+  unreadable: string[],
+): Promise<string[]> {
   const ready = prepared.filter((p): p is { id: string; statement: D1PreparedStatement } => p.statement !== null);
   unreadable.push(...prepared.filter((p) => p.statement === null).map((p) => p.id));
   if (ready.length === 0) return [];
@@ -94,16 +133,25 @@ async function writeEach(db: D1Database, prepared: { id: string; statement: D1Pr
 }
 
 /** Rotation: each data key wrapped by the ring's primary instead, if nobody changed it meanwhile. Returns the ids. */
-export async function rewrapEvents(db: D1Database, ring: KeyRing, ids: readonly string[], unreadable: string[] = []): Promise<string[]> {
+export async function rewrapEvents(
+  db: D1Database,
+  ring: KeyRing,
+  ids: readonly string[],
+  unreadable: string[] = [],
+): Promise<string[]> {
   if (ids.length === 0) return [];
   const { results } = await db
-    .prepare(`SELECT id, payload_dek FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND payload_dek IS NOT NULL`)
+    .prepare(
+      `SELECT id, payload_dek FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND payload_dek IS NOT NULL`,
+    )
     .bind(JSON.stringify(ids))
     .all<{ id: string; payload_dek: string }>();
   if (results.length === 0) return [];
   const prepared = await eachReadable(results, async (row) => {
     const next = await rewrapDataKey(ring, row.id, row.payload_dek);
-    return db.prepare(`UPDATE events SET payload_dek = ?3, payload_key = ?4 WHERE id = ?1 AND payload_dek = ?2`).bind(row.id, row.payload_dek, next.wrapped, next.keyId);
+    return db
+      .prepare(`UPDATE events SET payload_dek = ?3, payload_key = ?4 WHERE id = ?1 AND payload_dek = ?2`)
+      .bind(row.id, row.payload_dek, next.wrapped, next.keyId);
   });
   return writeEach(db, prepared, unreadable);
 }
@@ -112,7 +160,12 @@ export async function rewrapEvents(db: D1Database, ring: KeyRing, ids: readonly 
  * Rows stored before encryption (or while it was off): body, Draft answer and the destinations' excerpts sealed
  * with a new data key. Reads the payloads, so the walk does few per run. Returns the ids.
  */
-export async function encryptEvents(db: D1Database, protection: PayloadProtection & { mode: "encrypted" }, ids: readonly string[], unreadable: string[] = []): Promise<string[]> {
+export async function encryptEvents(
+  db: D1Database,
+  protection: PayloadProtection & { mode: "encrypted" },
+  ids: readonly string[],
+  unreadable: string[] = [],
+): Promise<string[]> {
   if (ids.length === 0) return [];
   const { results } = await db
     .prepare(
@@ -123,31 +176,37 @@ export async function encryptEvents(db: D1Database, protection: PayloadProtectio
     .all<{ id: string; body: unknown; draft_answer: unknown; deliveries: string; version: number }>();
   if (results.length === 0) return [];
   const prepared = await eachReadable(results, async (row) => {
-      const plain = await EventPayloads.open(protection, row.id, null);
-      const sealed = await EventPayloads.create(protection, row.id);
-      const deliveries = await Promise.all(
-        parseDeliveries(row.deliveries).map(async (d) => ({
-          ...d,
-          log: await Promise.all(
-            d.log.map(async (a) => ({ ...a, responseExcerpt: a.responseExcerpt !== null && a.statusCode !== null ? await sealed.sealText("excerpt", a.responseExcerpt) : a.responseExcerpt })),
-          ),
-        })),
-      );
-      const { keyId, wrapped } = sealed.keyColumns;
-      return db
-        .prepare(
-          `UPDATE events SET body = ?3, draft_answer = ?4, deliveries = ?5, payload_key = ?6, payload_dek = ?7, version = version + 1
+    const plain = await EventPayloads.open(protection, row.id, null);
+    const sealed = await EventPayloads.create(protection, row.id);
+    const deliveries = await Promise.all(
+      parseDeliveries(row.deliveries).map(async (d) => ({
+        ...d,
+        log: await Promise.all(
+          d.log.map(async (a) => ({
+            ...a,
+            responseExcerpt:
+              a.responseExcerpt !== null && a.statusCode !== null
+                ? await sealed.sealText("excerpt", a.responseExcerpt)
+                : a.responseExcerpt,
+          })),
+        ),
+      })),
+    );
+    const { keyId, wrapped } = sealed.keyColumns;
+    return db
+      .prepare(
+        `UPDATE events SET body = ?3, draft_answer = ?4, deliveries = ?5, payload_key = ?6, payload_dek = ?7, version = version + 1
            WHERE id = ?1 AND version = ?2 AND payload_dek IS NULL`,
-        )
-        .bind(
-          row.id,
-          row.version,
-          await sealed.seal("body", await plain.open("body", row.body)),
-          row.draft_answer === null ? null : await sealed.seal("answer", await plain.open("answer", row.draft_answer)),
-          serializeDeliveries(deliveries),
-          keyId,
-          wrapped,
-        );
+      )
+      .bind(
+        row.id,
+        row.version,
+        await sealed.seal("body", await plain.open("body", row.body)),
+        row.draft_answer === null ? null : await sealed.seal("answer", await plain.open("answer", row.draft_answer)),
+        serializeDeliveries(deliveries),
+        keyId,
+        wrapped,
+      );
   });
   return writeEach(db, prepared, unreadable);
 }

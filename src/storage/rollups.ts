@@ -36,7 +36,13 @@ export async function eventsAfter(db: D1Database, after: RollupCursor, before: n
  * Adds a slice's counts and moves the cursor, atomically, and only if the cursor is still the one the slice was
  * read from: a second run that overlapped this one counts nothing twice.
  */
-export async function addEventCounts(db: D1Database, readFrom: string | null, counts: readonly EventCount[], next: RollupCursor, forgetBefore: number): Promise<boolean> {
+export async function addEventCounts(
+  db: D1Database,
+  readFrom: string | null,
+  counts: readonly EventCount[],
+  next: RollupCursor,
+  forgetBefore: number,
+): Promise<boolean> {
   const unchanged = `COALESCE((SELECT value FROM sweeper_state WHERE name = '${CURSOR}'), '') = ?1`;
   const from = readFrom ?? "";
   const written = await db.batch([
@@ -50,7 +56,9 @@ export async function addEventCounts(db: D1Database, readFrom: string | null, co
     ),
     db.prepare(`DELETE FROM rollups WHERE hour < ?2 AND ${unchanged}`).bind(from, forgetBefore),
     db
-      .prepare(`INSERT INTO sweeper_state (name, value) SELECT '${CURSOR}', ?2 WHERE ${unchanged} ON CONFLICT (name) DO UPDATE SET value = excluded.value`)
+      .prepare(
+        `INSERT INTO sweeper_state (name, value) SELECT '${CURSOR}', ?2 WHERE ${unchanged} ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+      )
       .bind(from, JSON.stringify(next)),
   ]);
   return (written.at(-1)?.meta.changes ?? 0) === 1;
@@ -68,7 +76,9 @@ export async function readEventCounts(db: D1Database, since: number): Promise<Ev
 /** The router's dead deliveries, through the dead-letter index; `capped` when more events hold them than `cap`. */
 export async function deadLetterTotal(db: D1Database, cap: number): Promise<{ dead: number; capped: boolean }> {
   const row = await db
-    .prepare(`SELECT COUNT(*) AS events, COALESCE(SUM(n), 0) AS dead FROM (SELECT dead_deliveries AS n FROM events WHERE dead_deliveries > 0 LIMIT ?1)`)
+    .prepare(
+      `SELECT COUNT(*) AS events, COALESCE(SUM(n), 0) AS dead FROM (SELECT dead_deliveries AS n FROM events WHERE dead_deliveries > 0 LIMIT ?1)`,
+    )
     .bind(cap + 1)
     .first<{ events: number; dead: number }>();
   return { dead: row?.dead ?? 0, capped: (row?.events ?? 0) > cap };

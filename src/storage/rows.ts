@@ -29,7 +29,10 @@ export interface EventRow {
   payload_purged_at: number | null;
 }
 
-export type EventIdentityRow = Pick<EventRow, "id" | "source" | "event_type" | "merchant_id" | "provider_id" | "received_at">;
+export type EventIdentityRow = Pick<
+  EventRow,
+  "id" | "source" | "event_type" | "merchant_id" | "provider_id" | "received_at"
+>;
 
 export function toEventIdentity(row: EventIdentityRow) {
   return {
@@ -55,4 +58,3 @@ export function parseDeliveries(json: string): DeliveryState[] {
 export function toSnapshot(row: Pick<EventRow, "deliveries" | "version">): DeliverySnapshot {
   return { deliveries: parseDeliveries(row.deliveries), version: row.version };
 }
-

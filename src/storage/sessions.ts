@@ -15,11 +15,19 @@ export function newSessionId(): string {
  * Stores the session and its audit entry together, and drops expired sessions and throttle windows that are over,
  * so both tables stay small without a job of their own.
  */
-export async function createSession(db: D1Database, id: string, now: number, expiresAt: number, audit: AuditEntry): Promise<void> {
+export async function createSession(
+  db: D1Database,
+  id: string,
+  now: number,
+  expiresAt: number,
+  audit: AuditEntry,
+): Promise<void> {
   await db.batch([
     db.prepare(`DELETE FROM dashboard_sessions WHERE expires_at <= ?1`).bind(now),
     pruneExpiredAttempts(db, now),
-    db.prepare(`INSERT INTO dashboard_sessions (id, created_at, expires_at, revoked_at) VALUES (?1, ?2, ?3, NULL)`).bind(id, now, expiresAt),
+    db
+      .prepare(`INSERT INTO dashboard_sessions (id, created_at, expires_at, revoked_at) VALUES (?1, ?2, ?3, NULL)`)
+      .bind(id, now, expiresAt),
     auditStatement(db, audit),
   ]);
 }
@@ -35,12 +43,22 @@ export async function sessionIsLive(db: D1Database, id: string, now: number): Pr
 
 /** Sign-out: this session ends now, wherever its cookie was copied to. */
 export async function revokeSession(db: D1Database, id: string, now: number, audit: AuditEntry): Promise<void> {
-  await db.batch([db.prepare(`UPDATE dashboard_sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL`).bind(id, now), auditStatement(db, audit)]);
+  await db.batch([
+    db.prepare(`UPDATE dashboard_sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL`).bind(id, now),
+    auditStatement(db, audit),
+  ]);
 }
 
 /** "Sign out everywhere": every live session ends now. Returns how many there were. */
-export async function revokeAllSessions(db: D1Database, now: number, audit: (revoked: number) => AuditEntry): Promise<number> {
-  const revoked = await db.prepare(`UPDATE dashboard_sessions SET revoked_at = ?1 WHERE revoked_at IS NULL AND expires_at > ?1`).bind(now).run();
+export async function revokeAllSessions(
+  db: D1Database,
+  now: number,
+  audit: (revoked: number) => AuditEntry,
+): Promise<number> {
+  const revoked = await db
+    .prepare(`UPDATE dashboard_sessions SET revoked_at = ?1 WHERE revoked_at IS NULL AND expires_at > ?1`)
+    .bind(now)
+    .run();
   await auditStatement(db, audit(revoked.meta.changes)).run();
   return revoked.meta.changes;
 }

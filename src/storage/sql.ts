@@ -22,7 +22,6 @@ export function sqlConditions() {
   };
 }
 
-
 /** A field of the delivery JSON element `alias.value`, by a key the compiler checks against DeliveryState. */
 export function deliveryField(alias: string, key: Parameters<typeof k>[0]): string {
   return `${alias}.value ->> '${k(key)}'`;

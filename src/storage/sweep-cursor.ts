@@ -11,12 +11,14 @@ export async function scanForOverdueDeliveries(
   overdueBefore: number,
 ): Promise<{ scanned: number; lastId: string | null; overdueEventIds: string[] }> {
   const { results } = await db
-    .prepare(
-      `SELECT id, COALESCE(pending_due < ?3, 0) AS overdue FROM events WHERE id > ?1 ORDER BY id LIMIT ?2`,
-    )
+    .prepare(`SELECT id, COALESCE(pending_due < ?3, 0) AS overdue FROM events WHERE id > ?1 ORDER BY id LIMIT ?2`)
     .bind(afterId, limit, overdueBefore)
     .all<{ id: string; overdue: number }>();
-  return { scanned: results.length, lastId: results.at(-1)?.id ?? null, overdueEventIds: results.filter((r) => r.overdue === 1).map((r) => r.id) };
+  return {
+    scanned: results.length,
+    lastId: results.at(-1)?.id ?? null,
+    overdueEventIds: results.filter((r) => r.overdue === 1).map((r) => r.id),
+  };
 }
 
 export async function getSweeperState(db: D1Database, name: string): Promise<string | null> {
@@ -25,8 +27,9 @@ export async function getSweeperState(db: D1Database, name: string): Promise<str
 
 export async function setSweeperState(db: D1Database, name: string, value: string): Promise<void> {
   await db
-    .prepare(`INSERT INTO sweeper_state (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`)
+    .prepare(
+      `INSERT INTO sweeper_state (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+    )
     .bind(name, value)
     .run();
 }
-

@@ -108,7 +108,8 @@ function trackGates<T extends object>(namespace: T, usage: Usage): T {
   return new Proxy(namespace, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver);
-      if (property === "get" || property === "getByName") return (...args: unknown[]) => stub((value as (...a: unknown[]) => object).apply(target, args));
+      if (property === "get" || property === "getByName")
+        return (...args: unknown[]) => stub((value as (...a: unknown[]) => object).apply(target, args));
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
@@ -118,7 +119,10 @@ function trackGates<T extends object>(namespace: T, usage: Usage): T {
  * What one Durable Object call read and wrote in the object's SQLite storage (billed like D1 rows), from the cursors
  * of the statements it ran. `track` wraps the object's `sql`; `report` logs and resets, when USAGE_LOG is on.
  */
-export function gateUsage(env: Env): { track: (sql: SqlStorage) => SqlStorage; report: (method: string, extra?: Record<string, unknown>) => void } {
+export function gateUsage(env: Env): {
+  track: (sql: SqlStorage) => SqlStorage;
+  report: (method: string, extra?: Record<string, unknown>) => void;
+} {
   const on = (env as unknown as Record<string, unknown>).USAGE_LOG === "true";
   let cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
   return {
@@ -138,9 +142,18 @@ export function gateUsage(env: Env): { track: (sql: SqlStorage) => SqlStorage; r
         : sql,
     report: (method, extra = {}) => {
       if (!on) return;
-      const rows = cursors.reduce((sum, c) => ({ read: sum.read + c.rowsRead, written: sum.written + c.rowsWritten }), { read: 0, written: 0 });
+      const rows = cursors.reduce((sum, c) => ({ read: sum.read + c.rowsRead, written: sum.written + c.rowsWritten }), {
+        read: 0,
+        written: 0,
+      });
       cursors = [];
-      logEvent("info", "usage", { handler: "gate", method, gateRowsRead: rows.read, gateRowsWritten: rows.written, ...extra });
+      logEvent("info", "usage", {
+        handler: "gate",
+        method,
+        gateRowsRead: rows.read,
+        gateRowsWritten: rows.written,
+        ...extra,
+      });
     },
   };
 }

@@ -45,7 +45,9 @@ export function findChromium() {
       }
     }
   }
-  throw new Error("no Chromium found: install Debian's (apt-get install -y chromium), or set CHROMIUM_PATH to a Chromium or Chrome binary");
+  throw new Error(
+    "no Chromium found: install Debian's (apt-get install -y chromium), or set CHROMIUM_PATH to a Chromium or Chrome binary",
+  );
 }
 
 /**
@@ -58,13 +60,26 @@ export function launchBrowser() {
     executablePath: findChromium(),
     headless: true,
     chromiumSandbox: false,
-    args: ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+    args: [
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--disable-dev-shm-usage",
+    ],
   });
 }
 
 /** A new browser context (its own cookie jar) with one page, on the router's origin. */
 export async function newPage(browser, router, { width = 1280, height = 900 } = {}) {
-  const context = await browser.newContext({ baseURL: router, viewport: { width, height }, timezoneId: "UTC", locale: "en-US" });
+  const context = await browser.newContext({
+    baseURL: router,
+    viewport: { width, height },
+    timezoneId: "UTC",
+    locale: "en-US",
+  });
   // A missing element fails in seconds with the page's text, not after Playwright's default 30 s.
   context.setDefaultTimeout(5_000);
   context.setDefaultNavigationTimeout(15_000);
@@ -92,7 +107,11 @@ export async function startStack({ port, receiverFlags = [] }) {
   const receiverLog = path.join(work, "receiver.jsonl");
   let receiver;
   const startReceiver = async (flags) => {
-    receiver = start("receiver", ["scripts/receiver.mjs", "--port", String(RECEIVER_PORT), "--log", receiverLog, "--quiet", ...flags], { cwd: ROOT });
+    receiver = start(
+      "receiver",
+      ["scripts/receiver.mjs", "--port", String(RECEIVER_PORT), "--log", receiverLog, "--quiet", ...flags],
+      { cwd: ROOT },
+    );
     await waitFor(async () => (await fetch(`${RECEIVER}/healthz`)).ok, "the receiver", 15_000).catch((err) => {
       throw new Error(`${err.message}\n${tail(receiver)}`);
     });
@@ -102,7 +121,11 @@ export async function startStack({ port, receiverFlags = [] }) {
     work,
     received() {
       try {
-        return readFileSync(receiverLog, "utf8").trim().split("\n").filter(Boolean).map((line) => JSON.parse(line));
+        return readFileSync(receiverLog, "utf8")
+          .trim()
+          .split("\n")
+          .filter(Boolean)
+          .map((line) => JSON.parse(line));
       } catch {
         return [];
       }
@@ -121,10 +144,24 @@ export async function startStack({ port, receiverFlags = [] }) {
     await startReceiver(receiverFlags);
     // The rollup walk stays a second behind instead of two minutes (a local-only var), so the overview can count
     // what the test just sent.
-    const dev = start("dev", ["scripts/dev.mjs", "--port", String(port), "--persist-to", path.join(work, "state"), "--var", "ROLLUP_LAG_SECONDS:1"], { cwd: ROOT });
-    await waitFor(async () => (await fetch(`${router}/healthz`)).ok, `the router on ${router}`, 120_000).catch((err) => {
-      throw new Error(`${err.message}\n${tail(dev)}`);
-    });
+    const dev = start(
+      "dev",
+      [
+        "scripts/dev.mjs",
+        "--port",
+        String(port),
+        "--persist-to",
+        path.join(work, "state"),
+        "--var",
+        "ROLLUP_LAG_SECONDS:1",
+      ],
+      { cwd: ROOT },
+    );
+    await waitFor(async () => (await fetch(`${router}/healthz`)).ok, `the router on ${router}`, 120_000).catch(
+      (err) => {
+        throw new Error(`${err.message}\n${tail(dev)}`);
+      },
+    );
   } catch (err) {
     await stack.stop();
     throw err;
@@ -138,7 +175,10 @@ export async function startStack({ port, receiverFlags = [] }) {
  */
 export function sendEvent(router, event, ...args) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["scripts/send.mjs", event, "--url", router, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["scripts/send.mjs", event, "--url", router, ...args], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     child.stdout.setEncoding("utf8").on("data", (chunk) => (out += chunk));
     child.stderr.setEncoding("utf8").on("data", (chunk) => (out += chunk));
@@ -186,7 +226,11 @@ export async function onPage(page, fn) {
     const shown = await describePage(page);
     // The same error (an AssertionError keeps its actual/expected diff), its message extended.
     err.message = `${err.message}\n\n--- what the browser showed ---\n${shown}\n---`;
-    if (typeof err.stack === "string") err.stack = `${err.message}\n${err.stack.split("\n").filter((line) => line.trimStart().startsWith("at ")).join("\n")}`;
+    if (typeof err.stack === "string")
+      err.stack = `${err.message}\n${err.stack
+        .split("\n")
+        .filter((line) => line.trimStart().startsWith("at "))
+        .join("\n")}`;
     throw err;
   }
 }
@@ -210,7 +254,8 @@ export async function untilShown(page, check, what, timeoutMs = 20_000, everyMs 
   for (;;) {
     const value = await check().catch(() => undefined);
     if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms reloading the page, waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms reloading the page, waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, everyMs));
     await page.reload();
   }
@@ -218,7 +263,9 @@ export async function untilShown(page, check, what, timeoutMs = 20_000, everyMs 
 
 /** The table after the `h2` or `h3` with this text (wherever the page nests it). */
 export function tableAfter(page, heading) {
-  return page.locator(`xpath=//*[self::h2 or self::h3][normalize-space()=${JSON.stringify(heading)}]/following::table[1]`);
+  return page.locator(
+    `xpath=//*[self::h2 or self::h3][normalize-space()=${JSON.stringify(heading)}]/following::table[1]`,
+  );
 }
 
 /** A table as { columns, rows }: header texts and each body row's cell texts, trimmed. */

@@ -18,13 +18,21 @@ const ROUTER = `http://127.0.0.1:${PORT}`;
 const work = mkdtempSync(path.join(tmpdir(), "router-e2e-"));
 const receiverLog = path.join(work, "receiver.jsonl");
 function send(...args) {
-  const result = spawnSync(process.execPath, ["scripts/send.mjs", "--url", ROUTER, ...args], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+  const result = spawnSync(process.execPath, ["scripts/send.mjs", "--url", ROUTER, ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 30_000,
+  });
   return { code: result.status, out: result.stdout + result.stderr };
 }
 
 function received() {
   try {
-    return readFileSync(receiverLog, "utf8").trim().split("\n").filter(Boolean).map((line) => JSON.parse(line));
+    return readFileSync(receiverLog, "utf8")
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
   } catch {
     return [];
   }
@@ -58,10 +66,14 @@ const eventIdOf = (out) => /accepted as (evt_[0-9a-f]{32})/.exec(out)?.[1];
 describe("local loop: npm run dev + npm run receiver + npm run send", { timeout: 240_000 }, () => {
   before(async () => {
     startReceiver("--fail-first", "2", "--fail-path", "/pos");
-    const dev = start("dev", ["scripts/dev.mjs", "--persist-to", path.join(work, "state"), "--port", PORT], { cwd: ROOT });
-    await waitFor(async () => (await fetch(`${ROUTER}/healthz`)).ok, `the router on ${ROUTER}`, 120_000).catch((err) => {
-      throw new Error(`${err.message}\n${tail(dev)}`);
+    const dev = start("dev", ["scripts/dev.mjs", "--persist-to", path.join(work, "state"), "--port", PORT], {
+      cwd: ROOT,
     });
+    await waitFor(async () => (await fetch(`${ROUTER}/healthz`)).ok, `the router on ${ROUTER}`, 120_000).catch(
+      (err) => {
+        throw new Error(`${err.message}\n${tail(dev)}`);
+      },
+    );
   });
 
   after(async () => {
@@ -75,11 +87,25 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
     const eventId = eventIdOf(out);
     assert.ok(eventId, out);
     const forEvent = () => received().filter((r) => r.headers["webhook-id"] === eventId);
-    await waitFor(() => forEvent().some((r) => r.path === "/pos/orders" && r.status === 200), "the POS delivery to succeed", 90_000);
+    await waitFor(
+      () => forEvent().some((r) => r.path === "/pos/orders" && r.status === 200),
+      "the POS delivery to succeed",
+      90_000,
+    );
     const pos = forEvent().filter((r) => r.path === "/pos/orders");
     const erp = forEvent().filter((r) => r.path === "/erp/webhooks");
-    assert.deepEqual(pos.map((r) => [r.headers["x-router-attempt"], r.status]), [["1", 500], ["2", 500], ["3", 200]]);
-    assert.deepEqual(erp.map((r) => r.status), [200]);
+    assert.deepEqual(
+      pos.map((r) => [r.headers["x-router-attempt"], r.status]),
+      [
+        ["1", 500],
+        ["2", 500],
+        ["3", 200],
+      ],
+    );
+    assert.deepEqual(
+      erp.map((r) => r.status),
+      [200],
+    );
     for (const r of [...pos, ...erp]) {
       assert.match(r.signature, /^verified with (POS|ERP)_SIGNING_SECRET$/);
       assert.equal(r.headers["x-router-merchant-id"], "4242");
@@ -96,10 +122,13 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
       const { code, out } = send(event);
       assert.equal(code, 0, out);
       const eventId = eventIdOf(out);
-      const arrived = await waitFor(() => {
-        const hits = received().filter((r) => r.headers["webhook-id"] === eventId && r.status === 200);
-        return hits.length === paths.length && hits;
-      }, `${event} at ${paths.join(", ")}`);
+      const arrived = await waitFor(
+        () => {
+          const hits = received().filter((r) => r.headers["webhook-id"] === eventId && r.status === 200);
+          return hits.length === paths.length && hits;
+        },
+        `${event} at ${paths.join(", ")}`,
+      );
       assert.deepEqual(arrived.map((r) => r.path).sort(), [...paths].sort());
       for (const r of arrived) assert.match(r.signature, /^verified with/);
     });
@@ -109,7 +138,9 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
     const { code, out } = send("weedmaps.draft");
     assert.equal(code, 0, out);
     assert.match(out, /✔ draft confirmed: grandTotal \d+\.\d\d/);
-    assert.ok(received().some((r) => r.path === "/pricing/draft" && r.signature === "verified with PRICING_SIGNING_SECRET"));
+    assert.ok(
+      received().some((r) => r.path === "/pricing/draft" && r.signature === "verified with PRICING_SIGNING_SECRET"),
+    );
   });
 
   it("rejects --bad-signature with 401", () => {
@@ -128,10 +159,16 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
     // it) has been handled too, and it must have delivered nothing.
     const later = send("leaftrade.order-v3");
     const laterId = eventIdOf(later.out);
-    await waitFor(() => received().some((r) => r.headers["webhook-id"] === laterId), "the event sent after the duplicate");
+    await waitFor(
+      () => received().some((r) => r.headers["webhook-id"] === laterId),
+      "the event sent after the duplicate",
+    );
     assert.equal(received().filter((r) => r.headers["webhook-id"] === eventId).length, 1);
     const { json } = await admin("GET", `/events/${eventId}`);
-    assert.deepEqual(json.deliveries.map((d) => [d.destination, d.status, d.attempts]), [["erp", "delivered", 1]]);
+    assert.deepEqual(
+      json.deliveries.map((d) => [d.destination, d.status, d.attempts]),
+      [["erp", "delivered", 1]],
+    );
   });
 
   it("admin API: find a dead delivery, see its attempts, replay it once the receiver is fixed, and watch it reach delivered", async () => {
@@ -148,7 +185,10 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
     assert.equal(dead.lastStatusCode, 422);
 
     const { json: detail } = await admin("GET", `/events/${eventId}`);
-    assert.deepEqual(detail.deliveries.map((d) => [d.generation, d.status, d.attemptLog.map((a) => a.statusCode)]), [[1, "dead", [422]]]);
+    assert.deepEqual(
+      detail.deliveries.map((d) => [d.generation, d.status, d.attemptLog.map((a) => a.statusCode)]),
+      [[1, "dead", [422]]],
+    );
 
     await restartReceiver();
     const replay = await admin("POST", `/events/${eventId}/replay`, {});
@@ -160,16 +200,26 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
     }, "the replay to be delivered");
     assert.equal(delivered.attempts, 1);
     const hits = received().filter((r) => r.headers["webhook-id"] === eventId);
-    assert.deepEqual(hits.map((r) => r.status), [422, 200]);
+    assert.deepEqual(
+      hits.map((r) => r.status),
+      [422, 200],
+    );
   });
 
   it("customer data: after `npm run send` of every fixture, no column of any table in the local D1 holds a customer value", async () => {
     const events = /events: (.*)/.exec(send("--help").out)[1].split(", ");
     assert.ok(events.length >= 14, events.join());
-    for (const event of events) assert.equal(send(event, ...(event.startsWith("weedmaps.") ? ["--merchant", "4242"] : [])).code, 0, event);
+    for (const event of events)
+      assert.equal(send(event, ...(event.startsWith("weedmaps.") ? ["--merchant", "4242"] : [])).code, 0, event);
     const fixtures = {};
     for (const provider of ["weedmaps", "leaftrade"]) {
-      for (const file of readdirSync(path.join(ROOT, "test/fixtures/providers", provider)).filter((f) => f.endsWith(".json"))) fixtures[`${provider}/${file.replace(/\.json$/, "")}`] = readFileSync(path.join(ROOT, "test/fixtures/providers", provider, file), "utf8");
+      for (const file of readdirSync(path.join(ROOT, "test/fixtures/providers", provider)).filter((f) =>
+        f.endsWith(".json"),
+      ))
+        fixtures[`${provider}/${file.replace(/\.json$/, "")}`] = readFileSync(
+          path.join(ROOT, "test/fixtures/providers", provider, file),
+          "utf8",
+        );
     }
     const pii = piiValues(fixtures);
     assert.ok(pii.includes("1990-04-12") && pii.includes("MR-2026-118822"), pii.join());
@@ -189,7 +239,10 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
             // The fixtures' values are made up, so the message may name the one found and where.
             for (const secret of pii) {
               const at = text.indexOf(secret);
-              assert.ok(at === -1, `${name}.${column} holds the fixture value ${JSON.stringify(secret)}: …${text.slice(Math.max(0, at - 40), at + secret.length + 40)}…`);
+              assert.ok(
+                at === -1,
+                `${name}.${column} holds the fixture value ${JSON.stringify(secret)}: …${text.slice(Math.max(0, at - 40), at + secret.length + 40)}…`,
+              );
             }
           }
         }
@@ -217,16 +270,26 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
     assert.equal(code, 0, out);
     const ids = [...out.matchAll(/accepted as (evt_[0-9a-f]{32})/g)].map((m) => m[1]);
     assert.equal(ids.length, 8, out);
-    const pos = async () => (await admin("GET", "/destinations/health")).json.destinations.find((d) => d.name === "pos").controls;
+    const pos = async () =>
+      (await admin("GET", "/destinations/health")).json.destinations.find((d) => d.name === "pos").controls;
     await waitFor(async () => (await pos()).state === "circuit_open", "the POS circuit to open", 60_000);
-    const alerts = () => received().filter((r) => r.alert).map((r) => JSON.parse(r.body));
-    const opened = await waitFor(() => alerts().find((a) => a.kind === "circuit_opened" && a.destination === "pos"), "the circuit_opened alert at the local alert receiver", 60_000);
+    const alerts = () =>
+      received()
+        .filter((r) => r.alert)
+        .map((r) => JSON.parse(r.body));
+    const opened = await waitFor(
+      () => alerts().find((a) => a.kind === "circuit_opened" && a.destination === "pos"),
+      "the circuit_opened alert at the local alert receiver",
+      60_000,
+    );
     assert.match(opened.reason, /^http_503$/);
-    for (const value of ["Jordan", "Rivera", "1990-04-12", "MR-2026-118822", "+15555550123"]) assert.ok(!JSON.stringify(alerts()).includes(value), "an alert carries no customer data");
+    for (const value of ["Jordan", "Rivera", "1990-04-12", "MR-2026-118822", "+15555550123"])
+      assert.ok(!JSON.stringify(alerts()).includes(value), "an alert carries no customer data");
     const held = await pos();
     assert.ok(held.held.count > 0, JSON.stringify(held));
 
-    const firstOk = (id) => received().find((r) => r.path === "/pos/orders" && r.status === 200 && r.headers["webhook-id"] === id);
+    const firstOk = (id) =>
+      received().find((r) => r.path === "/pos/orders" && r.status === 200 && r.headers["webhook-id"] === id);
     await waitFor(() => ids.every(firstOk), "every order to reach the POS after the outage", 120_000);
     const okAt = ids.map((id) => firstOk(id).at);
     assert.ok(Math.min(...okAt) >= outageStarted + 10_000, "nothing reached the POS during the outage");
@@ -236,9 +299,19 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
     assert.ok(Math.max(...perSecond.values()) <= 10, JSON.stringify([...perSecond]));
     const after = await pos();
     assert.equal(after.state, "open");
-    assert.deepEqual(after.history.map((h) => h.kind).filter((k) => k === "opened" || k === "closed").slice(0, 1), ["opened"]);
+    assert.deepEqual(
+      after.history
+        .map((h) => h.kind)
+        .filter((k) => k === "opened" || k === "closed")
+        .slice(0, 1),
+      ["opened"],
+    );
     assert.equal(after.history.at(-1).kind, "closed");
-    await waitFor(() => alerts().some((a) => a.kind === "circuit_closed" && a.destination === "pos"), "the circuit_closed alert", 30_000);
+    await waitFor(
+      () => alerts().some((a) => a.kind === "circuit_closed" && a.destination === "pos"),
+      "the circuit_closed alert",
+      30_000,
+    );
     // Held deliveries used no attempts: each order took its failed first attempt(s) before the circuit opened, then one.
     for (const id of ids) {
       const { json } = await admin("GET", `/events/${id}`);

@@ -13,7 +13,14 @@ function source(raw: unknown): SourceConfig {
 const ACME_DEFAULT = source({ provider: "generic", verify: { type: "none", unsigned: true } });
 
 function input(overrides: Partial<IdentifyInput>): IdentifyInput {
-  return { sourceName: "s", source: ACME_DEFAULT, pathEvent: undefined, payload: {}, bodySha256: "h".repeat(64), ...overrides };
+  return {
+    sourceName: "s",
+    source: ACME_DEFAULT,
+    pathEvent: undefined,
+    payload: {},
+    bodySha256: "h".repeat(64),
+    ...overrides,
+  };
 }
 
 function identity(result: IdentifyResult): EventIdentity {
@@ -31,8 +38,14 @@ describe("generic adapter", () => {
   });
 
   it("reads the event type and identity from the configured fields", () => {
-    const result = identity(generic.identify(input({ source: ACME, payload: { id: "a-1", type: "Order.Created", store_id: "store-9" } })));
-    expect(result).toMatchObject({ eventType: "order.created", providerId: "a-1", idempotencyKey: "generic:s:order.created:a-1" });
+    const result = identity(
+      generic.identify(input({ source: ACME, payload: { id: "a-1", type: "Order.Created", store_id: "store-9" } })),
+    );
+    expect(result).toMatchObject({
+      eventType: "order.created",
+      providerId: "a-1",
+      idempotencyKey: "generic:s:order.created:a-1",
+    });
   });
 
   it("falls back to the body hash when an identity field is missing", () => {
@@ -41,7 +54,11 @@ describe("generic adapter", () => {
   });
 
   it("refuses a path that names another type than the configured field, and keys a path-typed event without the path", () => {
-    expect(generic.identify(input({ source: ACME, pathEvent: "order.deleted", payload: { id: "a-1", type: "order.created" } }))).toMatchObject({ ok: false, code: "event_type_mismatch" });
+    expect(
+      generic.identify(
+        input({ source: ACME, pathEvent: "order.deleted", payload: { id: "a-1", type: "order.created" } }),
+      ),
+    ).toMatchObject({ ok: false, code: "event_type_mismatch" });
     const a = identity(generic.identify(input({ pathEvent: "single", payload: { id: 1 } })));
     const b = identity(generic.identify(input({ pathEvent: "pair", payload: { id: 1 } })));
     expect([a.eventType, b.eventType]).toEqual(["single", "pair"]);

@@ -1,5 +1,11 @@
 import { readScalar } from "../../src/core/fields.ts";
-import { heldBody, keyPart, timestampOf, UNIDENTIFIED_TYPE, type ProviderAdapter } from "../../src/core/providers/contract.ts";
+import {
+  heldBody,
+  keyPart,
+  timestampOf,
+  UNIDENTIFIED_TYPE,
+  type ProviderAdapter,
+} from "../../src/core/providers/contract.ts";
 
 /**
  * A test-only provider, to show what a new provider takes: this adapter, its fixture folder
@@ -23,9 +29,21 @@ const greenline: ProviderAdapter = {
     const eventType = readScalar(payload, "event")?.toLowerCase();
     // Signed but not what we expect: held whole, never refused.
     if (eventId === undefined || eventType === undefined) {
-      return { ok: true, events: [heldBody("greenline", input, pathEvent ?? UNIDENTIFIED_TYPE, { reason: "unidentified", detail: "no event_id or event" }, payload)] };
+      return {
+        ok: true,
+        events: [
+          heldBody(
+            "greenline",
+            input,
+            pathEvent ?? UNIDENTIFIED_TYPE,
+            { reason: "unidentified", detail: "no event_id or event" },
+            payload,
+          ),
+        ],
+      };
     }
-    if (pathEvent !== undefined && pathEvent !== eventType) return { ok: false, code: "event_type_mismatch", detail: `path ${pathEvent}, body ${eventType}` };
+    if (pathEvent !== undefined && pathEvent !== eventType)
+      return { ok: false, code: "event_type_mismatch", detail: `path ${pathEvent}, body ${eventType}` };
     return {
       ok: true,
       events: [

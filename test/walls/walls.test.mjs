@@ -13,14 +13,25 @@ const DEPCRUISE = path.join(ROOT, "node_modules", "dependency-cruiser", "bin", "
 const copies = [];
 
 function cruise(cwd) {
-  const result = spawnSync(process.execPath, [DEPCRUISE, "src", "--config", ".dependency-cruiser.cjs", "--output-type", "err"], { cwd, encoding: "utf8" });
+  const result = spawnSync(
+    process.execPath,
+    [DEPCRUISE, "src", "--config", ".dependency-cruiser.cjs", "--output-type", "err"],
+    { cwd, encoding: "utf8" },
+  );
   return { code: result.status, out: result.stdout + result.stderr };
 }
 
 function copyOfTheProject() {
   const dir = mkdtempSync(path.join(tmpdir(), "walls-"));
   copies.push(dir);
-  for (const entry of ["src", ".dependency-cruiser.cjs", "tsconfig.json", "router.config.json", "worker-configuration.d.ts", "package.json"]) {
+  for (const entry of [
+    "src",
+    ".dependency-cruiser.cjs",
+    "tsconfig.json",
+    "router.config.json",
+    "worker-configuration.d.ts",
+    "package.json",
+  ]) {
     cpSync(path.join(ROOT, entry), path.join(dir, entry), { recursive: true });
   }
   // npm packages resolve through the project's own node_modules.
@@ -43,8 +54,16 @@ describe("the walls between the folders of src/", () => {
   });
 
   const crossings = [
-    { file: "src/ingest/app.ts", line: 'import "../delivery/consumer.ts";', rule: "ingest-imports-only-core-config-storage-outbound-control-telemetry" },
-    { file: "src/delivery/consumer.ts", line: 'import "../ingest/store.ts";', rule: "delivery-imports-only-core-config-storage-outbound-control-telemetry" },
+    {
+      file: "src/ingest/app.ts",
+      line: 'import "../delivery/consumer.ts";',
+      rule: "ingest-imports-only-core-config-storage-outbound-control-telemetry",
+    },
+    {
+      file: "src/delivery/consumer.ts",
+      line: 'import "../ingest/store.ts";',
+      rule: "delivery-imports-only-core-config-storage-outbound-control-telemetry",
+    },
     { file: "src/admin/app.ts", line: 'import "../delivery/sweeper.ts";', rule: ADMIN_RULE },
     // The transports reach rows, deliveries and controls only through an operation (issue #23).
     { file: "src/admin/events.ts", line: 'import "../storage/audit.ts";', rule: ADMIN_RULE },
@@ -58,18 +77,38 @@ describe("the walls between the folders of src/", () => {
     { file: "src/operations/replays.ts", line: 'import "../dashboard/app.tsx";', rule: OPERATIONS_RULE },
     { file: "src/operations/replays.ts", line: 'import "../delivery/consumer.ts";', rule: OPERATIONS_RULE },
     { file: "src/operations/destinations.ts", line: 'import "../outbound/client.ts";', rule: OPERATIONS_RULE },
-    { file: "src/storage/events.ts", line: 'import "../delivery/replay.ts";', rule: "storage-imports-only-core-telemetry" },
-    { file: "src/outbound/client.ts", line: 'import "../storage/queue.ts";', rule: "outbound-imports-only-core-config-telemetry" },
+    {
+      file: "src/storage/events.ts",
+      line: 'import "../delivery/replay.ts";',
+      rule: "storage-imports-only-core-telemetry",
+    },
+    {
+      file: "src/outbound/client.ts",
+      line: 'import "../storage/queue.ts";',
+      rule: "outbound-imports-only-core-config-telemetry",
+    },
     { file: "src/core/retry-policy.ts", line: 'import "../storage/queue.ts";', rule: "core-imports-only-itself" },
     { file: "src/core/routing.ts", line: 'import "../telemetry/log.ts";', rule: "core-imports-only-itself" },
-    { file: "src/core/fields.ts", line: 'import { env } from "cloudflare:workers"; export const bound = env;', rule: "core-is-pure" },
+    {
+      file: "src/core/fields.ts",
+      line: 'import { env } from "cloudflare:workers"; export const bound = env;',
+      rule: "core-is-pure",
+    },
     { file: "src/core/fields.ts", line: 'import "p-limit";', rule: "core-no-runtime-packages" },
     { file: "src/core/messages.ts", line: 'import "./retry-policy.ts";', rule: "no-circular" },
-    { file: "src/maintenance/walk.ts", line: 'import "../outbound/client.ts";', rule: "maintenance-imports-only-core-config-storage-telemetry" },
+    {
+      file: "src/maintenance/walk.ts",
+      line: 'import "../outbound/client.ts";',
+      rule: "maintenance-imports-only-core-config-storage-telemetry",
+    },
     // The dashboard uses the operations the admin API uses, never the admin app.
     { file: "src/dashboard/app.tsx", line: 'import "../admin/app.ts";', rule: DASHBOARD_RULE },
     // The destinations' objects keep state and holds: they never send a delivery themselves.
-    { file: "src/control/gate.ts", line: 'import "../outbound/client.ts";', rule: "control-imports-only-core-storage-telemetry" },
+    {
+      file: "src/control/gate.ts",
+      line: 'import "../outbound/client.ts";',
+      rule: "control-imports-only-core-storage-telemetry",
+    },
   ];
 
   for (const { file, line, rule } of crossings) {
@@ -88,10 +127,15 @@ describe("the walls between the folders of src/", () => {
     const outdir = mkdtempSync(path.join(tmpdir(), "bundle-"));
     copies.push(outdir);
     const wrangler = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
-    const built = spawnSync(process.execPath, [wrangler, "deploy", "--dry-run", "--outdir", outdir], { cwd: ROOT, encoding: "utf8", env: { ...process.env, CI: "true" } });
+    const built = spawnSync(process.execPath, [wrangler, "deploy", "--dry-run", "--outdir", outdir], {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, CI: "true" },
+    });
     assert.equal(built.status, 0, built.stdout + built.stderr);
     const bundle = readFileSync(path.join(outdir, "index.js"), "utf8");
-    for (const trace of ["SOAK_", "soak fault", "soak/worker"]) assert.equal(bundle.includes(trace), false, `the bundle mentions ${trace}`);
+    for (const trace of ["SOAK_", "soak fault", "soak/worker"])
+      assert.equal(bundle.includes(trace), false, `the bundle mentions ${trace}`);
   });
 
   it("let operations call delivery's replay write, and nothing else of delivery", () => {

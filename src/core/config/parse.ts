@@ -12,7 +12,10 @@ export interface ParseConfigOptions {
 export type ParseConfigResult = { ok: true; config: RouterConfig } | { ok: false; errors: string[] };
 
 function formatPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((out, key) => (typeof key === "number" ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), "");
+  return path.reduce<string>(
+    (out, key) => (typeof key === "number" ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)),
+    "",
+  );
 }
 
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
@@ -36,7 +39,10 @@ function schemaFor(providers: ProviderRegistry) {
 export function parseConfig(raw: unknown, options: ParseConfigOptions = {}): ParseConfigResult {
   const parsed = schemaFor(options.providers ?? BUILTIN_PROVIDERS).safeParse(raw);
   if (!parsed.success) {
-    return { ok: false, errors: parsed.error.issues.map((issue) => `${formatPath(issue.path) || "(root)"}: ${issue.message}`) };
+    return {
+      ok: false,
+      errors: parsed.error.issues.map((issue) => `${formatPath(issue.path) || "(root)"}: ${issue.message}`),
+    };
   }
   const errors: string[] = [];
   // Destinations and alert channels are held to the same rules: the config is shown by the admin API and kept in
@@ -45,14 +51,21 @@ export function parseConfig(raw: unknown, options: ParseConfigOptions = {}): Par
     const url = new URL(raw);
     if (url.username || url.password) errors.push(`${at}: must not carry credentials; ${credentialsAdvice}`);
     if (url.protocol === "http:" && !isLoopback(url.hostname) && !options.allowInsecureDestinations) {
-      errors.push(`${at}: must be https (plain http is allowed only on loopback or with ALLOW_INSECURE_DESTINATIONS=true)`);
+      errors.push(
+        `${at}: must be https (plain http is allowed only on loopback or with ALLOW_INSECURE_DESTINATIONS=true)`,
+      );
     }
   };
   for (const [name, destination] of Object.entries(parsed.data.destinations)) {
     checkUrl(`destinations.${name}.url`, destination.url, "use headers with a secret instead");
   }
   for (const [name, channel] of Object.entries(parsed.data.alerts.channels)) {
-    if (channel.type === "webhook") checkUrl(`alerts.channels.${name}.url`, channel.url, "use a slack channel's urlSecret or a destination channel instead");
+    if (channel.type === "webhook")
+      checkUrl(
+        `alerts.channels.${name}.url`,
+        channel.url,
+        "use a slack channel's urlSecret or a destination channel instead",
+      );
   }
   return errors.length ? { ok: false, errors } : { ok: true, config: parsed.data };
 }

@@ -20,7 +20,10 @@ export const FieldPath = z
 const PiiPath = z
   .string()
   .max(200)
-  .regex(/^([A-Za-z0-9_$-]+|\*|\*\*)(\.([A-Za-z0-9_$-]+|\*|\*\*))*$/, "must be a dotted path such as customer or **.email");
+  .regex(
+    /^([A-Za-z0-9_$-]+|\*|\*\*)(\.([A-Za-z0-9_$-]+|\*|\*\*))*$/,
+    "must be a dotted path such as customer or **.email",
+  );
 
 const HeaderName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, "must be an HTTP header name");
 
@@ -45,7 +48,7 @@ const HeaderVerification = z.strictObject({
 const NoVerification = z.strictObject({
   type: z.literal("none"),
   unsigned: z.literal(true, {
-    error: "a source without verification must say `\"unsigned\": true` to show it is deliberate",
+    error: 'a source without verification must say `"unsigned": true` to show it is deliberate',
   }),
 });
 
@@ -86,7 +89,9 @@ const sourceSchema = (providers: readonly [string, ...string[]]) =>
         feeTypes: z.array(z.string().trim().min(1).max(100)).max(20).default([]),
         names: z.array(z.string().trim().min(1).max(200)).max(20).default([]),
       })
-      .refine((fee) => fee.feeTypes.length + fee.names.length > 0, { message: "name at least one fee type or fee name: an empty setting would unlock the Service Fee" })
+      .refine((fee) => fee.feeTypes.length + fee.names.length > 0, {
+        message: "name at least one fee type or fee name: an empty setting would unlock the Service Fee",
+      })
       .optional(),
     /**
      * A secret token each webhook type's URL must carry (`?token=…`), by the path's type (`default`: a URL with no
@@ -96,8 +101,13 @@ const sourceSchema = (providers: readonly [string, ...string[]]) =>
      */
     urlToken: z
       .strictObject({
-        query: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, "must be a query parameter name").default("token"),
-        secrets: z.record(z.union([EventType, z.literal("default")]), SecretName).refine((secrets) => Object.keys(secrets).length > 0, "name at least one type's secret"),
+        query: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{1,32}$/, "must be a query parameter name")
+          .default("token"),
+        secrets: z
+          .record(z.union([EventType, z.literal("default")]), SecretName)
+          .refine((secrets) => Object.keys(secrets).length > 0, "name at least one type's secret"),
       })
       .optional(),
   });
@@ -151,14 +161,29 @@ const DestinationSchema = z.strictObject({
       coolDownSeconds: z.number().int().min(1).max(3_600).default(30),
       maxCoolDownSeconds: z.number().int().min(1).max(43_200).default(900),
     })
-    .refine((c) => c.maxCoolDownSeconds >= c.coolDownSeconds, { message: "maxCoolDownSeconds must be at least coolDownSeconds", path: ["maxCoolDownSeconds"] })
-    .default({ enabled: true, consecutiveFailures: 5, failureRate: 0.5, minAttempts: 20, windowSeconds: 60, coolDownSeconds: 30, maxCoolDownSeconds: 900 }),
+    .refine((c) => c.maxCoolDownSeconds >= c.coolDownSeconds, {
+      message: "maxCoolDownSeconds must be at least coolDownSeconds",
+      path: ["maxCoolDownSeconds"],
+    })
+    .default({
+      enabled: true,
+      consecutiveFailures: 5,
+      failureRate: 0.5,
+      minAttempts: 20,
+      windowSeconds: 60,
+      coolDownSeconds: 30,
+      maxCoolDownSeconds: 900,
+    }),
 });
 
 /** Where alerts go. URLs that carry a token (Slack's do) come from Worker secrets, never from the config. */
 const AlertChannelSchema = z.discriminatedUnion("type", [
   /** A JSON POST of the alert, signed with Standard Webhooks when `signingSecret` names a secret. */
-  z.strictObject({ type: z.literal("webhook"), url: z.url({ protocol: /^https?$/, error: "must be an absolute http(s) URL" }), signingSecret: SecretName.optional() }),
+  z.strictObject({
+    type: z.literal("webhook"),
+    url: z.url({ protocol: /^https?$/, error: "must be an absolute http(s) URL" }),
+    signingSecret: SecretName.optional(),
+  }),
   /** A Slack-compatible incoming webhook: `{"text": …}`. */
   z.strictObject({ type: z.literal("slack"), urlSecret: SecretName }),
   /** One of the configured destinations, with its URL, headers and signature. */
@@ -238,7 +263,13 @@ export function buildConfigSchema(registry: ProviderRegistry) {
            */
           maxRecordsPerBody: z.number().int().min(1).max(10_000).default(1_000),
         })
-        .default({ maxBodyBytes: 262_144, draftDeadlineMs: 4_000, draftAnswerMaxBytes: 262_144, maxJsonDepth: 64, maxRecordsPerBody: 1_000 }),
+        .default({
+          maxBodyBytes: 262_144,
+          draftDeadlineMs: 4_000,
+          draftAnswerMaxBytes: 262_144,
+          maxJsonDepth: 64,
+          maxRecordsPerBody: 1_000,
+        }),
       /**
        * Bodies, Draft answers and response excerpts are encrypted in D1 with the PAYLOAD_KEYS ring. `unsafe-disabled`
        * stores them as plain text: for measuring the cost only, never in production.
@@ -258,7 +289,10 @@ export function buildConfigSchema(registry: ProviderRegistry) {
            */
           sliceRows: z.number().int().min(10).max(20_000).default(2_000),
         })
-        .refine((r) => r.eventDays >= r.payloadDays, { message: "eventDays must be at least payloadDays", path: ["eventDays"] })
+        .refine((r) => r.eventDays >= r.payloadDays, {
+          message: "eventDays must be at least payloadDays",
+          path: ["eventDays"],
+        })
         .default({ payloadDays: 30, eventDays: 400, sliceRows: 2_000 }),
       /**
        * Alerts on a dead delivery, a circuit that opens or closes, a 410 disable, a message in the dead-letter queue
@@ -279,7 +313,11 @@ export function buildConfigSchema(registry: ProviderRegistry) {
     .superRefine((config, ctx) => {
       for (const [name, channel] of Object.entries(config.alerts.channels)) {
         if (channel.type === "destination" && !config.destinations[channel.destination]) {
-          ctx.addIssue({ code: "custom", path: ["alerts", "channels", name, "destination"], message: `unknown destination "${channel.destination}"` });
+          ctx.addIssue({
+            code: "custom",
+            path: ["alerts", "channels", name, "destination"],
+            message: `unknown destination "${channel.destination}"`,
+          });
         }
       }
       for (const [name, source] of Object.entries(config.sources)) {
@@ -293,16 +331,24 @@ export function buildConfigSchema(registry: ProviderRegistry) {
           });
         }
         if (adapter.eventTypes && source.events) {
-        source.events.forEach((event, i) => {
-          if (!adapter.eventTypes!.includes(event)) {
-            ctx.addIssue({ code: "custom", path: ["sources", name, "events", i], message: `${source.provider} sends only ${JSON.stringify(adapter.eventTypes)}` });
-          }
-        });
-      }
-      if (source.serviceFee && !adapter.checkAnswer) {
-        ctx.addIssue({ code: "custom", path: ["sources", name, "serviceFee"], message: `the ${source.provider} adapter checks no answer; serviceFee applies to Weedmaps sources` });
-      }
-      if (!adapter.configurableIdentity && (source.eventTypeField || source.idempotencyFields)) {
+          source.events.forEach((event, i) => {
+            if (!adapter.eventTypes!.includes(event)) {
+              ctx.addIssue({
+                code: "custom",
+                path: ["sources", name, "events", i],
+                message: `${source.provider} sends only ${JSON.stringify(adapter.eventTypes)}`,
+              });
+            }
+          });
+        }
+        if (source.serviceFee && !adapter.checkAnswer) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["sources", name, "serviceFee"],
+            message: `the ${source.provider} adapter checks no answer; serviceFee applies to Weedmaps sources`,
+          });
+        }
+        if (!adapter.configurableIdentity && (source.eventTypeField || source.idempotencyFields)) {
           ctx.addIssue({
             code: "custom",
             path: ["sources", name, source.eventTypeField ? "eventTypeField" : "idempotencyFields"],
@@ -317,15 +363,27 @@ export function buildConfigSchema(registry: ProviderRegistry) {
         }
         route.destinations.forEach((dest, j) => {
           if (!config.destinations[dest]) {
-            ctx.addIssue({ code: "custom", path: ["routes", i, "destinations", j], message: `unknown destination "${dest}"` });
+            ctx.addIssue({
+              code: "custom",
+              path: ["routes", i, "destinations", j],
+              message: `unknown destination "${dest}"`,
+            });
           }
         });
         if (route.responder !== undefined) {
           if (!config.destinations[route.responder]) {
-            ctx.addIssue({ code: "custom", path: ["routes", i, "responder"], message: `unknown destination "${route.responder}"` });
+            ctx.addIssue({
+              code: "custom",
+              path: ["routes", i, "responder"],
+              message: `unknown destination "${route.responder}"`,
+            });
           }
           const synchronous = source ? registry[source.provider]!.synchronousEvents : [];
-          if (synchronous.length === 0 || !route.events || !route.events.every((event) => synchronous.includes(event))) {
+          if (
+            synchronous.length === 0 ||
+            !route.events ||
+            !route.events.every((event) => synchronous.includes(event))
+          ) {
             ctx.addIssue({
               code: "custom",
               path: ["routes", i, "responder"],
@@ -337,27 +395,43 @@ export function buildConfigSchema(registry: ProviderRegistry) {
           }
         }
         // The URL's merchant is not signed: a responder chosen by merchant would let a replayed Draft be priced by
-      // another merchant's responder, unless the route pins the merchant to a signed field.
-      if (route.responder !== undefined && route.merchants && !route.requireMerchantField) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["routes", i, "requireMerchantField"],
-          message: "a responder route that selects merchants must pin the merchant to a signed field (e.g. seller.id)",
-        });
-      }
-      if (route.destinations.length === 0 && route.responder === undefined) {
-          ctx.addIssue({ code: "custom", path: ["routes", i, "destinations"], message: "a route names at least one destination" });
+        // another merchant's responder, unless the route pins the merchant to a signed field.
+        if (route.responder !== undefined && route.merchants && !route.requireMerchantField) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["routes", i, "requireMerchantField"],
+            message:
+              "a responder route that selects merchants must pin the merchant to a signed field (e.g. seller.id)",
+          });
+        }
+        if (route.destinations.length === 0 && route.responder === undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["routes", i, "destinations"],
+            message: "a route names at least one destination",
+          });
         }
         route.match.forEach((cond, j) => {
-          const kinds = [cond.equals !== undefined, cond.in !== undefined, cond.exists !== undefined].filter(Boolean).length;
+          const kinds = [cond.equals !== undefined, cond.in !== undefined, cond.exists !== undefined].filter(
+            Boolean,
+          ).length;
           if (kinds !== 1) {
-            ctx.addIssue({ code: "custom", path: ["routes", i, "match", j], message: "set exactly one of equals, in, exists" });
+            ctx.addIssue({
+              code: "custom",
+              path: ["routes", i, "match", j],
+              message: "set exactly one of equals, in, exists",
+            });
           }
         });
       });
       const names = new Set<string>();
       config.routes.forEach((route, i) => {
-        if (names.has(route.name)) ctx.addIssue({ code: "custom", path: ["routes", i, "name"], message: `duplicate route name "${route.name}"` });
+        if (names.has(route.name))
+          ctx.addIssue({
+            code: "custom",
+            path: ["routes", i, "name"],
+            message: `duplicate route name "${route.name}"`,
+          });
         names.add(route.name);
       });
     });

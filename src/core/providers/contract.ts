@@ -128,7 +128,14 @@ export interface EventIdentity {
 }
 
 /** The whole signed body as one held event, keyed by its hash: stored once, delivered nowhere until released. */
-export function heldBody(provider: string, input: Pick<IdentifyInput, "sourceName" | "bodySha256">, eventType: string, hold: BodyHold, subject: unknown, providerId: string | null = null): EventIdentity {
+export function heldBody(
+  provider: string,
+  input: Pick<IdentifyInput, "sourceName" | "bodySha256">,
+  eventType: string,
+  hold: BodyHold,
+  subject: unknown,
+  providerId: string | null = null,
+): EventIdentity {
   const idempotencyKey = [provider, input.sourceName, eventType, "held", `sha256:${input.bodySha256}`].join(":");
   return { eventType, providerId, providerTimestamp: null, idempotencyKey, subject, hold };
 }

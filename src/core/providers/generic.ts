@@ -22,18 +22,37 @@ export const generic: ProviderAdapter = {
     const { sourceName, source, pathEvent, payload, bodySha256 } = input;
     const signedType = source.eventTypeField ? readScalar(payload, source.eventTypeField)?.toLowerCase() : undefined;
     if (signedType !== undefined && !EVENT_TYPE_PATTERN.test(signedType)) {
-      return { ok: true, events: [heldBody("generic", input, pathEvent ?? UNIDENTIFIED_TYPE, { reason: "unidentified", detail: `${source.eventTypeField} is not an event name` }, payload)] };
+      return {
+        ok: true,
+        events: [
+          heldBody(
+            "generic",
+            input,
+            pathEvent ?? UNIDENTIFIED_TYPE,
+            { reason: "unidentified", detail: `${source.eventTypeField} is not an event name` },
+            payload,
+          ),
+        ],
+      };
     }
     if (signedType !== undefined && pathEvent !== undefined && pathEvent !== signedType) {
-      return { ok: false, code: "event_type_mismatch", detail: `the path says ${pathEvent}, ${source.eventTypeField} says ${signedType}` };
+      return {
+        ok: false,
+        code: "event_type_mismatch",
+        detail: `the path says ${pathEvent}, ${source.eventTypeField} says ${signedType}`,
+      };
     }
     const eventType = signedType ?? pathEvent ?? "event";
     const identity = source.idempotencyFields?.map((field) => readScalar(payload, field));
     const typePart = signedType === undefined ? [] : [signedType];
-    const idempotencyKey =
-      identity?.every((part) => part !== undefined)
-        ? ["generic", sourceName, ...typePart, ...identity.map(keyPart)].join(":")
-        : ["generic", sourceName, ...typePart, "sha256", bodySha256].join(":");
-    return { ok: true, events: [{ eventType, providerId: identity?.[0] ?? null, providerTimestamp: null, idempotencyKey, subject: payload }] };
+    const idempotencyKey = identity?.every((part) => part !== undefined)
+      ? ["generic", sourceName, ...typePart, ...identity.map(keyPart)].join(":")
+      : ["generic", sourceName, ...typePart, "sha256", bodySha256].join(":");
+    return {
+      ok: true,
+      events: [
+        { eventType, providerId: identity?.[0] ?? null, providerTimestamp: null, idempotencyKey, subject: payload },
+      ],
+    };
   },
 };

@@ -30,7 +30,8 @@ export const weedmaps: ProviderAdapter = {
   // The Order object's customer (name, phone, date of birth, medical recommendation), the photos of their ID, where
   // it is delivered, how they pay, and their note to the store.
   piiPaths: ["customer", "documents", "shippingAddress", "payments", "customerNote"],
-  checkAnswer: (request, answer, mode, source) => checkWeedmapsAnswer(request, answer, mode, { serviceFee: source.serviceFee }),
+  checkAnswer: (request, answer, mode, source) =>
+    checkWeedmapsAnswer(request, answer, mode, { serviceFee: source.serviceFee }),
   records: (payload) => [payload],
   identityFields: { id: "orderId", updatedAt: "lastModifiedAt" },
   identityPaths: ["orderId", "status", "lastModifiedAt", "seller.id"],
@@ -42,21 +43,52 @@ export const weedmaps: ProviderAdapter = {
     // Create twice, then the order is gone).
     if (eventType === undefined || !EVENT_TYPE_PATTERN.test(eventType)) {
       const detail = status === undefined ? "the order has no status" : "the order status is not an event name";
-      return { ok: true, events: [heldBody("weedmaps", input, pathEvent ?? UNIDENTIFIED_TYPE, { reason: "unidentified", detail }, payload, readScalar(payload, "orderId") ?? null)] };
+      return {
+        ok: true,
+        events: [
+          heldBody(
+            "weedmaps",
+            input,
+            pathEvent ?? UNIDENTIFIED_TYPE,
+            { reason: "unidentified", detail },
+            payload,
+            readScalar(payload, "orderId") ?? null,
+          ),
+        ],
+      };
     }
     if (pathEvent !== undefined && pathEvent !== eventType) {
-      return { ok: false, code: "event_type_mismatch", detail: `the path says ${pathEvent}, the order's status says ${eventType}` };
+      return {
+        ok: false,
+        code: "event_type_mismatch",
+        detail: `the path says ${pathEvent}, the order's status says ${eventType}`,
+      };
     }
     const orderId = readScalar(payload, "orderId") ?? null;
     const lastModifiedAt = readScalar(payload, "lastModifiedAt");
     // Weedmaps has no event id. A Create is the order itself: its retries, however serialised, are one event. A
     // Draft is one pricing request, so a changed cart is a new one. A later status is one state of the order.
     const version =
-      eventType === "create" ? [] : eventType === "draft" ? [bodySha256] : [lastModifiedAt !== undefined ? keyPart(lastModifiedAt) : `sha256:${bodySha256}`];
-    const idempotencyKey = orderId === null ? ["weedmaps", sourceName, eventType, "sha256", bodySha256].join(":") : ["weedmaps", sourceName, eventType, keyPart(orderId), ...version].join(":");
+      eventType === "create"
+        ? []
+        : eventType === "draft"
+          ? [bodySha256]
+          : [lastModifiedAt !== undefined ? keyPart(lastModifiedAt) : `sha256:${bodySha256}`];
+    const idempotencyKey =
+      orderId === null
+        ? ["weedmaps", sourceName, eventType, "sha256", bodySha256].join(":")
+        : ["weedmaps", sourceName, eventType, keyPart(orderId), ...version].join(":");
     return {
       ok: true,
-      events: [{ eventType, providerId: orderId, providerTimestamp: timestampOf(lastModifiedAt), idempotencyKey, subject: payload }],
+      events: [
+        {
+          eventType,
+          providerId: orderId,
+          providerTimestamp: timestampOf(lastModifiedAt),
+          idempotencyKey,
+          subject: payload,
+        },
+      ],
     };
   },
 };
@@ -111,7 +143,18 @@ export const WeedmapsOrderSchema = z.looseObject({
   documents: AsTheDraftSentIt,
   /** Required: removing a line item from a Draft answer was retired in 2022 for quantity 0 ("Updating an Order"). */
   lineItems: z.array(LineItem),
-  discounts: z.array(z.looseObject({ appliesTo: Text, discountType: Text, value: Decimal.nullish(), amount: Decimal.optional(), description: Text, discountCode: Text })).optional(),
+  discounts: z
+    .array(
+      z.looseObject({
+        appliesTo: Text,
+        discountType: Text,
+        value: Decimal.nullish(),
+        amount: Decimal.optional(),
+        description: Text,
+        discountCode: Text,
+      }),
+    )
+    .optional(),
   taxes: z.array(z.looseObject({ name: Text, taxType: Text, amount: Decimal.optional() })).optional(),
   // Not shown in the public reference: read like taxes (a name, a type, an amount).
   fees: z.array(z.looseObject({ name: Text, feeType: Text, amount: Decimal.optional() })).optional(),
@@ -131,7 +174,16 @@ export type WeedmapsOrder = z.infer<typeof WeedmapsOrderSchema>;
  * What the POS may not change ("Updating an Order"): customer/patient and seller information, source, orderId,
  * documents, customerNote, requestedSchedulingInfo and payments. The Weedmaps Service Fee is checked on its own.
  */
-export const DRAFT_IMMUTABLE_FIELDS = ["orderId", "customer", "seller", "source", "documents", "customerNote", "requestedSchedulingInfo", "payments"] as const;
+export const DRAFT_IMMUTABLE_FIELDS = [
+  "orderId",
+  "customer",
+  "seller",
+  "source",
+  "documents",
+  "customerNote",
+  "requestedSchedulingInfo",
+  "payments",
+] as const;
 
 /** Which entries of a Draft's `fees` are the Weedmaps Service Fee: a `feeType` (or `type`) or a `name`, each exact. */
 export interface ServiceFeeOptions {
@@ -144,16 +196,22 @@ export interface ServiceFeeOptions {
  * is marked. By default a fee typed SERVICE_FEE, or named "Weedmaps Service Fee" or "Weedmaps Fee", is it. A source
  * sets its own (`sources.<name>.serviceFee`) once a real Draft shows the marking (docs/configuration.md, the Weedmaps Draft).
  */
-export const DEFAULT_SERVICE_FEE: ServiceFeeOptions = { feeTypes: ["SERVICE_FEE"], names: ["Weedmaps Service Fee", "Weedmaps Fee"] };
+export const DEFAULT_SERVICE_FEE: ServiceFeeOptions = {
+  feeTypes: ["SERVICE_FEE"],
+  names: ["Weedmaps Service Fee", "Weedmaps Fee"],
+};
 
 // Exact, so a "Delivery service fee" the POS may reprice is not taken for Weedmaps' own; case and surrounding space
 // aside, which a serialiser may change without meaning another fee.
-const sameLabel = (value: unknown, labels: readonly string[]) => typeof value === "string" && labels.some((label) => label.trim().toLowerCase() === value.trim().toLowerCase());
+const sameLabel = (value: unknown, labels: readonly string[]) =>
+  typeof value === "string" && labels.some((label) => label.trim().toLowerCase() === value.trim().toLowerCase());
 
 export function isServiceFee(fee: unknown, recognise: ServiceFeeOptions = DEFAULT_SERVICE_FEE): boolean {
   if (!fee || typeof fee !== "object") return false;
   const { feeType, type, name } = fee as Record<string, unknown>;
-  return sameLabel(feeType, recognise.feeTypes) || sameLabel(type, recognise.feeTypes) || sameLabel(name, recognise.names);
+  return (
+    sameLabel(feeType, recognise.feeTypes) || sameLabel(type, recognise.feeTypes) || sameLabel(name, recognise.names)
+  );
 }
 
 export interface WeedmapsAnswerOptions {
@@ -167,22 +225,29 @@ const sum = (values: readonly (string | null | undefined)[]) => values.reduce((t
 /** Totals that disagree with their parts by more than a cent: recorded, never refused (Weedmaps' rounding is not documented). */
 function totalWarnings(order: WeedmapsOrder): string[] {
   const warnings: string[] = [];
-  const subtotal = order.lineItems.reduce((total, item) => total + cents(item.adjustedPrice ?? item.originalPrice) * item.quantity, 0);
+  const subtotal = order.lineItems.reduce(
+    (total, item) => total + cents(item.adjustedPrice ?? item.originalPrice) * item.quantity,
+    0,
+  );
   const parts: [string, string | undefined, number][] = [
     ["subtotal", order.subtotal, subtotal],
     ["discountTotal", order.discountTotal, sum((order.discounts ?? []).map((d) => d.amount))],
     ["taxTotal", order.taxTotal, sum((order.taxes ?? []).map((t) => t.amount))],
     ["feeTotal", order.feeTotal, sum((order.fees ?? []).map((f) => f.amount))],
   ];
-  for (const [field, stated, computed] of parts) if (stated !== undefined && Math.abs(cents(stated) - computed) > 1) warnings.push(`totals: ${field}`);
+  for (const [field, stated, computed] of parts)
+    if (stated !== undefined && Math.abs(cents(stated) - computed) > 1) warnings.push(`totals: ${field}`);
   if (order.grandTotal !== undefined) {
-    const [sub, discount, tax, fee] = parts.map(([, stated, computed]) => (stated !== undefined ? cents(stated) : computed));
+    const [sub, discount, tax, fee] = parts.map(([, stated, computed]) =>
+      stated !== undefined ? cents(stated) : computed,
+    );
     if (Math.abs(cents(order.grandTotal) - (sub! - discount! + tax! + fee!)) > 1) warnings.push("totals: grandTotal");
   }
   return warnings;
 }
 
-const fieldOf = (value: unknown, key: string) => (value && typeof value === "object" ? (value as Record<string, unknown>)[key] : undefined);
+const fieldOf = (value: unknown, key: string) =>
+  value && typeof value === "object" ? (value as Record<string, unknown>)[key] : undefined;
 const issuePath = (error: z.ZodError) => error.issues[0]!.path.map(String).join(".") || "(root)";
 
 /**
@@ -197,12 +262,20 @@ const isChargeableTotal = (value: unknown) => Decimal.safeParse(value).success &
  * Draft instead of refusing; another order's answer and an unchargeable total are refused in either mode, since they
  * are the POS's pricing, which the Draft cannot supply.
  */
-export function checkWeedmapsAnswer(request: unknown, answer: unknown, mode: "strict" | "repair", options: WeedmapsAnswerOptions = {}): AnswerCheck {
-  if (!answer || typeof answer !== "object" || Array.isArray(answer)) return { ok: false, rule: "draft_answer_invalid_order", path: "(root)" };
+export function checkWeedmapsAnswer(
+  request: unknown,
+  answer: unknown,
+  mode: "strict" | "repair",
+  options: WeedmapsAnswerOptions = {},
+): AnswerCheck {
+  if (!answer || typeof answer !== "object" || Array.isArray(answer))
+    return { ok: false, rule: "draft_answer_invalid_order", path: "(root)" };
   const answeredId = fieldOf(answer, "orderId");
-  if (!Id.safeParse(answeredId).success || !sameJson(fieldOf(request, "orderId"), answeredId)) return { ok: false, rule: "draft_answer_order_id", path: "orderId" };
+  if (!Id.safeParse(answeredId).success || !sameJson(fieldOf(request, "orderId"), answeredId))
+    return { ok: false, rule: "draft_answer_order_id", path: "orderId" };
   const grandTotal = fieldOf(answer, "grandTotal");
-  if (grandTotal !== undefined && !isChargeableTotal(grandTotal)) return { ok: false, rule: "draft_answer_total", path: "grandTotal" };
+  if (grandTotal !== undefined && !isChargeableTotal(grandTotal))
+    return { ok: false, rule: "draft_answer_total", path: "grandTotal" };
   const parsed = WeedmapsOrderSchema.safeParse(answer);
   if (!parsed.success) return { ok: false, rule: "draft_answer_invalid_order", path: issuePath(parsed.error) };
   const recognise = options.serviceFee ?? DEFAULT_SERVICE_FEE;
@@ -215,7 +288,8 @@ export function checkWeedmapsAnswer(request: unknown, answer: unknown, mode: "st
     mended[field] = asked;
     repaired.push(field);
   }
-  const askedFees = (fieldOf(request, "fees") as unknown[] | undefined)?.filter((fee) => isServiceFee(fee, recognise)) ?? [];
+  const askedFees =
+    (fieldOf(request, "fees") as unknown[] | undefined)?.filter((fee) => isServiceFee(fee, recognise)) ?? [];
   const answeredFees = (mended.fees as unknown[] | undefined) ?? [];
   const kept = askedFees.every((fee) => answeredFees.some((f) => sameJson(f, fee)));
   if (!kept) {
@@ -225,5 +299,10 @@ export function checkWeedmapsAnswer(request: unknown, answer: unknown, mode: "st
   }
   const final = repaired.length > 0 ? WeedmapsOrderSchema.safeParse(mended) : parsed;
   if (!final.success) return { ok: false, rule: "draft_answer_invalid_order", path: issuePath(final.error) };
-  return { ok: true, repaired, warnings: totalWarnings(final.data), ...(repaired.length > 0 ? { repairedAnswer: mended } : {}) };
+  return {
+    ok: true,
+    repaired,
+    warnings: totalWarnings(final.data),
+    ...(repaired.length > 0 ? { repairedAnswer: mended } : {}),
+  };
 }

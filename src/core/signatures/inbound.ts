@@ -55,7 +55,11 @@ export async function verifyHmacSignature(
 }
 
 /** Leaf Trade's custom-header option, e.g. `Authorization: Bearer <token>`, compared in constant time. */
-export function verifyHeaderToken(headerValue: string | undefined, secrets: readonly string[], prefix: string): VerifyResult {
+export function verifyHeaderToken(
+  headerValue: string | undefined,
+  secrets: readonly string[],
+  prefix: string,
+): VerifyResult {
   if (!headerValue) return { ok: false, reason: "missing_header" };
   const received = encoder.encode(headerValue);
   for (const [secretIndex, secret] of secrets.entries()) {

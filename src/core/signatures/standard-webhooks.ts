@@ -24,7 +24,12 @@ function signingKey(secret: string): Promise<CryptoKey> {
 }
 
 /** `v1,` + base64(HMAC-SHA256(`${id}.${timestamp}.${body}`)), per the Standard Webhooks specification. */
-export async function signStandardWebhook(secret: string, id: string, timestampSeconds: number, body: Uint8Array): Promise<string> {
+export async function signStandardWebhook(
+  secret: string,
+  id: string,
+  timestampSeconds: number,
+  body: Uint8Array,
+): Promise<string> {
   const prefix = encoder.encode(`${id}.${timestampSeconds}.`);
   const content = new Uint8Array(prefix.byteLength + body.byteLength);
   content.set(prefix, 0);

@@ -4,7 +4,17 @@ import { configOf } from "../../operations/context.ts";
 import { DeadLettersQuery, parseInput, RedriveBody, RedriveWindow } from "../../operations/inputs.ts";
 import { redriveDeadLetters } from "../../operations/replays.ts";
 import { Page } from "../layout.tsx";
-import { actorFor, contextFor, field, iso, localInput, numberField, PAGE_SIZE, timeField, type Pages } from "../shared.ts";
+import {
+  actorFor,
+  contextFor,
+  field,
+  iso,
+  localInput,
+  numberField,
+  PAGE_SIZE,
+  timeField,
+  type Pages,
+} from "../shared.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -20,37 +30,74 @@ export const deadLetterPages: Pages = (app, deps) => {
   app.get("/dead-letters", async (c) => {
     const q = c.req.query();
     const ctx = contextFor(c, deps);
-    const list = parseInput(DeadLettersQuery, { destination: field(q.destination), cursor: field(q.cursor), limit: PAGE_SIZE });
+    const list = parseInput(DeadLettersQuery, {
+      destination: field(q.destination),
+      cursor: field(q.cursor),
+      limit: PAGE_SIZE,
+    });
     const destination = list.destination;
     const { deadLetters, nextCursor: next } = await browseDeadLetters(ctx, list);
     // Only what a redrive's own redirect can say: a job id and a count.
-    const started = q.started && /^rpl_[0-9a-f]{32}$/.test(q.started) && /^[0-9]{1,6}$/.test(q.count ?? "") ? q.started : null;
+    const started =
+      q.started && /^rpl_[0-9a-f]{32}$/.test(q.started) && /^[0-9]{1,6}$/.test(q.count ?? "") ? q.started : null;
     const now = ctx.clock.now();
     const config = configOf(ctx);
     return c.html(
       <Page title="Dead letters" signedIn>
-        {started && <p class="notice" role="status">Redrive started for {q.count} deliveries (job {started}).</p>}
+        {started && (
+          <p class="notice" role="status">
+            Redrive started for {q.count} deliveries (job {started}).
+          </p>
+        )}
         <table>
-          <caption class="notice">{deadLetters.length === 0 ? "No dead deliveries." : `${deadLetters.length} dead deliver${deadLetters.length === 1 ? "y" : "ies"}, newest event first`}</caption>
-          <thead><tr><th scope="col">Event</th><th scope="col">Destination</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Redrive</th></tr></thead>
+          <caption class="notice">
+            {deadLetters.length === 0
+              ? "No dead deliveries."
+              : `${deadLetters.length} dead deliver${deadLetters.length === 1 ? "y" : "ies"}, newest event first`}
+          </caption>
+          <thead>
+            <tr>
+              <th scope="col">Event</th>
+              <th scope="col">Destination</th>
+              <th scope="col">Attempts</th>
+              <th scope="col">Last error</th>
+              <th scope="col">Redrive</th>
+            </tr>
+          </thead>
           <tbody>
             {deadLetters.map((d) => (
               <tr>
-                <td><a href={`/dashboard/events/${d.eventId}`}>{d.eventId}</a><br /><span class="muted">{d.source} / {d.eventType}, {iso(d.receivedAt)}</span></td>
+                <td>
+                  <a href={`/dashboard/events/${d.eventId}`}>{d.eventId}</a>
+                  <br />
+                  <span class="muted">
+                    {d.source} / {d.eventType}, {iso(d.receivedAt)}
+                  </span>
+                </td>
                 <td>{d.destination}</td>
                 <td>{d.attempts}</td>
                 <td>{d.lastError ?? "—"}</td>
                 <td>
                   <form class="inline" method="post" action={`/dashboard/events/${d.eventId}/replay`}>
                     <input type="hidden" name="destination" value={d.destination} />
-                    <button type="submit" aria-label={`Redrive ${d.eventId} to ${d.destination}`}>Redrive</button>
+                    <button type="submit" aria-label={`Redrive ${d.eventId} to ${d.destination}`}>
+                      Redrive
+                    </button>
                   </form>
                 </td>
               </tr>
             ))}
           </tbody>
         </table>
-        {next && <p><a href={`/dashboard/dead-letters?${destination ? `destination=${encodeURIComponent(destination)}&` : ""}cursor=${next}`}>More</a></p>}
+        {next && (
+          <p>
+            <a
+              href={`/dashboard/dead-letters?${destination ? `destination=${encodeURIComponent(destination)}&` : ""}cursor=${next}`}
+            >
+              More
+            </a>
+          </p>
+        )}
         <form method="get" action="/dashboard/dead-letters/redrive">
           <fieldset>
             <legend>Redrive in bulk</legend>
@@ -58,13 +105,21 @@ export const deadLetterPages: Pages = (app, deps) => {
               Destination
               <select name="destination">
                 <option value="">any</option>
-                {Object.keys(config.destinations).sort().map((name) => (
-                  <option value={name}>{name}</option>
-                ))}
+                {Object.keys(config.destinations)
+                  .sort()
+                  .map((name) => (
+                    <option value={name}>{name}</option>
+                  ))}
               </select>
             </label>
-            <label>Since (UTC, received)<input name="since" type="datetime-local" value={localInput(now - DAY_MS)} aria-label="Since" /></label>
-            <label>Until (UTC, received)<input name="until" type="datetime-local" value={localInput(now + 60_000)} aria-label="Until" /></label>
+            <label>
+              Since (UTC, received)
+              <input name="since" type="datetime-local" value={localInput(now - DAY_MS)} aria-label="Since" />
+            </label>
+            <label>
+              Until (UTC, received)
+              <input name="until" type="datetime-local" value={localInput(now + 60_000)} aria-label="Until" />
+            </label>
             <button type="submit">Count</button>
           </fieldset>
         </form>
@@ -77,10 +132,12 @@ export const deadLetterPages: Pages = (app, deps) => {
     const { count, ...w } = await countRedrive(contextFor(c, deps), parseInput(RedriveWindow, windowOf(c.req.query())));
     return c.html(
       <Page title="Redrive dead letters" signedIn>
-        <p class="notice" role="status">{count} dead deliver{count === 1 ? "y matches" : "ies match"}.</p>
+        <p class="notice" role="status">
+          {count} dead deliver{count === 1 ? "y matches" : "ies match"}.
+        </p>
         <p>
-          Events received from {iso(w.since)} to {iso(w.until)}, to {w.destination ?? "any destination"}. A redrive sends each again as a new
-          generation, with the same webhook-id; its receiver dedupes on it.
+          Events received from {iso(w.since)} to {iso(w.until)}, to {w.destination ?? "any destination"}. A redrive
+          sends each again as a new generation, with the same webhook-id; its receiver dedupes on it.
         </p>
         {count > 0 && (
           <form method="post" action="/dashboard/dead-letters/redrive">
@@ -91,7 +148,9 @@ export const deadLetterPages: Pages = (app, deps) => {
             <button type="submit">Redrive {count} deliveries</button>
           </form>
         )}
-        <p><a href="/dashboard/dead-letters">Back to dead letters</a></p>
+        <p>
+          <a href="/dashboard/dead-letters">Back to dead letters</a>
+        </p>
       </Page>,
     );
   });

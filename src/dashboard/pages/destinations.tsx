@@ -13,7 +13,17 @@ export const destinationPages: Pages = (app, deps) => {
       <Page title="Destinations" signedIn>
         <table>
           <caption class="notice">Last 24 hours</caption>
-          <thead><tr><th scope="col">Destination</th><th scope="col">Delivered</th><th scope="col">Failed attempts</th><th scope="col">Dead</th><th scope="col">State</th><th scope="col">Held</th><th scope="col">Control</th></tr></thead>
+          <thead>
+            <tr>
+              <th scope="col">Destination</th>
+              <th scope="col">Delivered</th>
+              <th scope="col">Failed attempts</th>
+              <th scope="col">Dead</th>
+              <th scope="col">State</th>
+              <th scope="col">Held</th>
+              <th scope="col">Control</th>
+            </tr>
+          </thead>
           <tbody>
             {views.map(({ name, controls: ctl, hours }) => {
               const totals = totalsOf(hours);
@@ -23,7 +33,11 @@ export const destinationPages: Pages = (app, deps) => {
                   <td>{totals.delivered}</td>
                   <td>{totals.failed}</td>
                   <td class={totals.dead ? "bad" : ""}>{totals.dead}</td>
-                  <td>{stateOf(ctl)}{ctl?.paused ? ` (${ctl.paused.reason})` : ""}{ctl?.circuit.lastError ? ` (last error ${ctl.circuit.lastError})` : ""}</td>
+                  <td>
+                    {stateOf(ctl)}
+                    {ctl?.paused ? ` (${ctl.paused.reason})` : ""}
+                    {ctl?.circuit.lastError ? ` (last error ${ctl.circuit.lastError})` : ""}
+                  </td>
                   <td>{ctl?.held.count ?? 0}</td>
                   <td>
                     {ctl?.paused ? (
@@ -32,7 +46,10 @@ export const destinationPages: Pages = (app, deps) => {
                       </form>
                     ) : (
                       <form class="inline" method="post" action={`/dashboard/destinations/${name}/pause`}>
-                        <label>Reason to pause {name}<input name="reason" required maxlength={200} /></label>
+                        <label>
+                          Reason to pause {name}
+                          <input name="reason" required maxlength={200} />
+                        </label>
                         <button type="submit">Pause {name}</button>
                       </form>
                     )}

@@ -1,6 +1,12 @@
 /** @jsxImportSource hono/jsx */
 import { RouterError } from "../../core/errors.ts";
-import { activeConfig, routingDryRun, validateConfig, type DryRunEvent, type RouterConfig } from "../../operations/config.ts";
+import {
+  activeConfig,
+  routingDryRun,
+  validateConfig,
+  type DryRunEvent,
+  type RouterConfig,
+} from "../../operations/config.ts";
 import { DryRunBody, parseInput, ProposedConfig } from "../../operations/inputs.ts";
 import { Page } from "../layout.tsx";
 import { contextFor, field, type DashboardContext, type Pages } from "../shared.ts";
@@ -16,36 +22,70 @@ interface Typed {
 
 type ConfigCheck = { valid: true } | { valid: false; errors: string[] } | null;
 
-function RoutingPage(props: { config: RouterConfig; running: string; typed: Typed; results?: DryRunEvent[]; error?: RouterError; check: ConfigCheck }) {
+function RoutingPage(props: {
+  config: RouterConfig;
+  running: string;
+  typed: Typed;
+  results?: DryRunEvent[];
+  error?: RouterError;
+  check: ConfigCheck;
+}) {
   const { config, typed, results, error, check } = props;
   return (
     <Page title="Routing" signedIn>
       <h2>Dry run</h2>
-      <p class="muted">Which routes an event would match and which destinations would get it, with the checks ingest makes. Nothing is stored or sent.</p>
+      <p class="muted">
+        Which routes an event would match and which destinations would get it, with the checks ingest makes. Nothing is
+        stored or sent.
+      </p>
       <form method="post" action="/dashboard/routing/dry-run">
         <fieldset>
           <legend>Event</legend>
           <label>
             Source
             <select name="source">
-              {Object.keys(config.sources).sort().map((name) => (
-                <option value={name} selected={name === typed.source}>{name}</option>
-              ))}
+              {Object.keys(config.sources)
+                .sort()
+                .map((name) => (
+                  <option value={name} selected={name === typed.source}>
+                    {name}
+                  </option>
+                ))}
             </select>
           </label>
-          <label>Event type<input name="eventType" value={typed.eventType ?? ""} placeholder="as the path gives it: create, order-v4" /></label>
-          <label>Merchant<input name="merchant" value={typed.merchant ?? ""} placeholder="the query's merchant, if any" /></label>
+          <label>
+            Event type
+            <input
+              name="eventType"
+              value={typed.eventType ?? ""}
+              placeholder="as the path gives it: create, order-v4"
+            />
+          </label>
+          <label>
+            Merchant
+            <input name="merchant" value={typed.merchant ?? ""} placeholder="the query's merchant, if any" />
+          </label>
         </fieldset>
         <label>
           Payload
-          <textarea name="payload" rows={12} required>{typed.payload ?? ""}</textarea>
+          <textarea name="payload" rows={12} required>
+            {typed.payload ?? ""}
+          </textarea>
         </label>
-        <p><button type="submit">Dry run</button></p>
+        <p>
+          <button type="submit">Dry run</button>
+        </p>
       </form>
       {error && (
         <div class="bad" role="alert">
           {error.code}: {error.message}
-          {error.details && <ul>{error.details.map((d) => <li>{d}</li>)}</ul>}
+          {error.details && (
+            <ul>
+              {error.details.map((d) => (
+                <li>{d}</li>
+              ))}
+            </ul>
+          )}
         </div>
       )}
       {results && (
@@ -58,10 +98,20 @@ function RoutingPage(props: { config: RouterConfig; running: string; typed: Type
                 {r.quarantine ? ` It would be held in quarantine (${r.quarantine.reason}), delivered nowhere.` : ""}
               </p>
               <table>
-                <thead><tr><th scope="col">Route</th><th scope="col">Matched</th><th scope="col">Why</th></tr></thead>
+                <thead>
+                  <tr>
+                    <th scope="col">Route</th>
+                    <th scope="col">Matched</th>
+                    <th scope="col">Why</th>
+                  </tr>
+                </thead>
                 <tbody>
                   {r.routes.map((route) => (
-                    <tr><td>{route.route}</td><td>{route.matched ? "yes" : "no"}</td><td>{route.reason}</td></tr>
+                    <tr>
+                      <td>{route.route}</td>
+                      <td>{route.matched ? "yes" : "no"}</td>
+                      <td>{route.reason}</td>
+                    </tr>
                   ))}
                 </tbody>
               </table>
@@ -70,12 +120,20 @@ function RoutingPage(props: { config: RouterConfig; running: string; typed: Type
                 <p>No destination would get it.</p>
               ) : (
                 <ul>
-                  {r.responder && <li>{r.responder.destination} (route {r.responder.route}, answers the Draft)</li>}
+                  {r.responder && (
+                    <li>
+                      {r.responder.destination} (route {r.responder.route}, answers the Draft)
+                    </li>
+                  )}
                   {r.deliveries.map((d) => (
-                    <li>{d.destination} (route {d.route})</li>
+                    <li>
+                      {d.destination} (route {d.route})
+                    </li>
                   ))}
                   {r.skippedDisabled.map((d) => (
-                    <li>{d.destination} (route {d.route}): skipped, disabled</li>
+                    <li>
+                      {d.destination} (route {d.route}): skipped, disabled
+                    </li>
                   ))}
                 </ul>
               )}
@@ -84,19 +142,34 @@ function RoutingPage(props: { config: RouterConfig; running: string; typed: Type
         </section>
       )}
       <h2>Config</h2>
-      <p>The running config is valid. It comes from {props.running}; a change is applied by deploying it, never from here.</p>
+      <p>
+        The running config is valid. It comes from {props.running}; a change is applied by deploying it, never from
+        here.
+      </p>
       <form method="post" action="/dashboard/routing/validate">
         <label>
           Config JSON
-          <textarea name="config" rows={14} required>{typed.config ?? JSON.stringify(config, null, 2)}</textarea>
+          <textarea name="config" rows={14} required>
+            {typed.config ?? JSON.stringify(config, null, 2)}
+          </textarea>
         </label>
-        <p><button type="submit">Validate</button></p>
+        <p>
+          <button type="submit">Validate</button>
+        </p>
       </form>
-      {check?.valid === true && <p class="notice" role="status">Valid.</p>}
+      {check?.valid === true && (
+        <p class="notice" role="status">
+          Valid.
+        </p>
+      )}
       {check?.valid === false && (
         <div class="bad" role="alert">
           Not valid:
-          <ul>{check.errors.map((e) => <li>{e}</li>)}</ul>
+          <ul>
+            {check.errors.map((e) => (
+              <li>{e}</li>
+            ))}
+          </ul>
         </div>
       )}
     </Page>
@@ -106,7 +179,13 @@ function RoutingPage(props: { config: RouterConfig; running: string; typed: Type
 /** What was typed, kept as it was typed so the page shows it again. */
 function typedOf(form: Record<string, unknown>): Typed {
   const typed = (value: unknown) => (typeof value === "string" ? value : undefined);
-  return { source: typed(form.source), eventType: typed(form.eventType), merchant: typed(form.merchant), payload: typed(form.payload), config: typed(form.config) };
+  return {
+    source: typed(form.source),
+    eventType: typed(form.eventType),
+    merchant: typed(form.merchant),
+    payload: typed(form.payload),
+    config: typed(form.config),
+  };
 }
 
 /** A JSON text field, parsed, or refused naming the field: a form cannot send JSON as the API's body does. */
@@ -121,7 +200,10 @@ function jsonField(name: string, value: string | undefined): unknown {
 
 /** Routing: the dry run over the running config, and validation of a proposed one. */
 export const routingPages: Pages = (app, deps) => {
-  const page = (c: DashboardContext, props: { typed: Typed; results?: DryRunEvent[]; error?: RouterError; check: ConfigCheck }) => {
+  const page = (
+    c: DashboardContext,
+    props: { typed: Typed; results?: DryRunEvent[]; error?: RouterError; check: ConfigCheck },
+  ) => {
     const { origin, config } = activeConfig(contextFor(c, deps));
     const running = origin === "ROUTER_CONFIG" ? "the ROUTER_CONFIG variable" : "router.config.json";
     return c.html(<RoutingPage config={config} running={running} {...props} />, props.error?.status ?? 200);
