@@ -588,14 +588,12 @@ describe("nothing in logs", () => {
     stubDestinations((request) =>
       new URL(request.url).pathname.includes("draft")
         ? // A responder that changes the customer: a Draft violation.
-          request
-            .json()
-            .then((order) =>
-              Response.json({
-                ...(order as object),
-                customer: { firstName: "Someone", phone: "+15555550123", dob: "1990-04-12" },
-              }),
-            )
+          request.json().then((order) =>
+            Response.json({
+              ...(order as object),
+              customer: { firstName: "Someone", phone: "+15555550123", dob: "1990-04-12" },
+            }),
+          )
         : new Response(`{"error":"customer Jordan Rivera +15555550123 1990-04-12 exists"}`, { status: 500 }),
     );
     const ids: string[] = [];

@@ -42,12 +42,9 @@ export const QuarantineSchema = z
       .string()
       .nullable()
       .openapi({ description: "The signed field that names the merchant, for a merchant hold." }),
-    route: z
-      .string()
-      .nullable()
-      .openapi({
-        description: "The route whose requireMerchantField failed; null when the provider's own merchant field did.",
-      }),
+    route: z.string().nullable().openapi({
+      description: "The route whose requireMerchantField failed; null when the provider's own merchant field did.",
+    }),
     queryMerchant: z.string().nullable().openapi({ description: "What the URL said (unsigned)." }),
     signedMerchant: z.string().nullable(),
   })
@@ -71,12 +68,9 @@ export const EventSummarySchema = z
     quarantine: HeldSchema.nullable().openapi({
       description: "Set while (and after) the event was held: delivered nowhere until released.",
     }),
-    divergentRetries: z
-      .number()
-      .int()
-      .openapi({
-        description: "Later requests with this event's identity but other bytes, acknowledged as duplicates.",
-      }),
+    divergentRetries: z.number().int().openapi({
+      description: "Later requests with this event's identity but other bytes, acknowledged as duplicates.",
+    }),
   })
   .openapi("EventSummary");
 
@@ -100,24 +94,19 @@ const DeliveryStateSchema = z.object({
   destination: z.string(),
   generation: z.number().int().openapi({ description: "1 for the original delivery; each replay adds one." }),
   route: z.string(),
-  status: z
-    .enum(["pending", "delivered", "dead", "stale"])
-    .openapi({
-      description:
-        "`stale`: not sent, because a newer state of the same object was already delivered (routes with ordering: latest).",
-    }),
+  status: z.enum(["pending", "delivered", "dead", "stale"]).openapi({
+    description:
+      "`stale`: not sent, because a newer state of the same object was already delivered (routes with ordering: latest).",
+  }),
   attempts: z.number().int(),
   lastStatusCode: z.number().int().nullable(),
   lastError: z.string().nullable(),
   createdAt: IsoTime,
   completedAt: IsoTime.nullable(),
-  heldReason: z
-    .enum(["paused", "circuit_open", "disabled_by_410", "backlog"])
-    .nullable()
-    .openapi({
-      description:
-        "Pending but held by the destination's controls, not attempted until released (GET /destinations/health shows why).",
-    }),
+  heldReason: z.enum(["paused", "circuit_open", "disabled_by_410", "backlog"]).nullable().openapi({
+    description:
+      "Pending but held by the destination's controls, not attempted until released (GET /destinations/health shows why).",
+  }),
 });
 
 export const DeliverySchema = DeliveryStateSchema.extend({
@@ -145,13 +134,10 @@ export const EventDetailSchema = z
       lastDivergentRetry: z.object({ at: IsoTime, bodySha256: z.string() }).nullable(),
       payload: PayloadSchema.nullable().openapi({ description: "Null once purged (retention or a deletion request)." }),
       payloadPurgedAt: IsoTime.nullable(),
-      payloadKey: z
-        .string()
-        .nullable()
-        .openapi({
-          description:
-            "The PAYLOAD_KEYS key id that wraps this event's data key; null when stored unencrypted or purged.",
-        }),
+      payloadKey: z.string().nullable().openapi({
+        description:
+          "The PAYLOAD_KEYS key id that wraps this event's data key; null when stored unencrypted or purged.",
+      }),
       revealed: z
         .boolean()
         .openapi({ description: "Whether customer data is shown (reveal=true with the reveal token; audited)." }),
@@ -161,12 +147,10 @@ export const EventDetailSchema = z
           status: z.number().int().nullable().openapi({ description: "What the responder answered." }),
           latencyMs: z.number().int().nullable(),
           error: z.string().nullable(),
-          answered: z
-            .object({ status: z.number().int().nullable(), payload: PayloadSchema.nullable() })
-            .openapi({
-              description:
-                "What the provider was answered: the order it showed the customer (beside `payload`, what it asked), or the status that kept its estimate.",
-            }),
+          answered: z.object({ status: z.number().int().nullable(), payload: PayloadSchema.nullable() }).openapi({
+            description:
+              "What the provider was answered: the order it showed the customer (beside `payload`, what it asked), or the status that kept its estimate.",
+          }),
           verdict: z
             .object({
               outcome: z.enum(["passed", "repaired", "rejected", "unchecked", "no_answer"]),
@@ -187,13 +171,10 @@ export const EventDetailSchema = z
   .openapi("EventDetail");
 
 export const EventDetailQuery = z.object({
-  reveal: z
-    .enum(["true", "false"])
-    .optional()
-    .openapi({
-      description:
-        "`true` shows customer data and response excerpts; needs `X-Reveal-Token` and is written to the audit log.",
-    }),
+  reveal: z.enum(["true", "false"]).optional().openapi({
+    description:
+      "`true` shows customer data and response excerpts; needs `X-Reveal-Token` and is written to the audit log.",
+  }),
 });
 
 export const RevealHeaders = z.object({
@@ -209,12 +190,10 @@ export const AuditEntrySchema = z
     id: z.string(),
     at: IsoTime,
     action: z.enum(AUDIT_ACTIONS),
-    tokenId: z
-      .string()
-      .openapi({
-        description:
-          'A hash prefix of the token used: the same for every use of one token; never the token. "none" on a failed attempt.',
-      }),
+    tokenId: z.string().openapi({
+      description:
+        'A hash prefix of the token used: the same for every use of one token; never the token. "none" on a failed attempt.',
+    }),
     eventId: EventId.nullable(),
     detail: z
       .record(z.string(), z.unknown())
@@ -388,12 +367,10 @@ const DryRunEvent = z.object({
 });
 
 export const DryRunResult = DryRunEvent.extend({
-  events: z
-    .array(DryRunEvent)
-    .openapi({
-      description:
-        "Every event the payload is (a Leaf Trade V4 envelope of several orders is several); the top level repeats the first.",
-    }),
+  events: z.array(DryRunEvent).openapi({
+    description:
+      "Every event the payload is (a Leaf Trade V4 envelope of several orders is several); the top level repeats the first.",
+  }),
 }).openapi("DryRunResult");
 
 export const ConfigSchema = z
