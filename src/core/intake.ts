@@ -2,7 +2,13 @@ import type { RouterConfig, SourceConfig } from "./config/schema.ts";
 import type { Quarantine } from "./event.ts";
 import { readScalar } from "./fields.ts";
 import { decideMerchant } from "./merchant.ts";
-import type { EventIdentity, ProviderAdapter } from "./providers/contract.ts";
+import {
+  heldBody,
+  UNIDENTIFIED_TYPE,
+  type EventIdentity,
+  type IdentifyInput,
+  type ProviderAdapter,
+} from "./providers/contract.ts";
 import { routeEvent, type RoutingDecision } from "./routing.ts";
 
 export interface IntakeOptions {
@@ -149,4 +155,26 @@ export function ambiguousIdentity(
     const at = general(duplicate);
     return paths.some((path) => path === at || path.startsWith(`${at}.`));
   });
+}
+
+/**
+ * A body with a duplicated identity field is one held event, whatever the adapter made of it: which of the values
+ * is meant is not ours to guess, and splitting it (a V4 envelope) would guess per order.
+ */
+export function holdAmbiguous(
+  identities: EventIdentity[],
+  duplicateKeys: readonly string[],
+  config: RouterConfig,
+  adapter: ProviderAdapter,
+  input: IdentifyInput,
+): EventIdentity[] {
+  if (duplicateKeys.length === 0 || identities.some((e) => e.hold)) return identities;
+  const fields = identityFieldsOf(config, input.sourceName, input.source, adapter);
+  const ambiguous = ambiguousIdentity(duplicateKeys, fields, adapter.recordsPath);
+  if (ambiguous.length === 0) return identities;
+  const [first] = identities;
+  const detail = `the signed body sends ${ambiguous.slice(0, 5).join(", ")} more than once`;
+  const providerId = identities.length === 1 ? (first?.providerId ?? null) : null;
+  const eventType = first?.eventType ?? input.pathEvent ?? UNIDENTIFIED_TYPE;
+  return [heldBody(adapter.name, input, eventType, { reason: "ambiguous_json", detail }, input.payload, providerId)];
 }

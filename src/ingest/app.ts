@@ -5,10 +5,9 @@ import { EVENT_TYPE_PATTERN, type SourceConfig } from "../core/config/schema.ts"
 import { nestsDeeperThan } from "../core/fields.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import { RouterError } from "../core/errors.ts";
-import { ambiguousIdentity, identityFieldsOf } from "../core/intake.ts";
+import { holdAmbiguous } from "../core/intake.ts";
 import { applyRawNumbers, inspectJson } from "../core/json-inspect.ts";
 import { queryMerchantOf } from "../core/merchant.ts";
-import { heldBody, type EventIdentity, type IdentifyInput, type ProviderAdapter } from "../core/providers/contract.ts";
 import { sha256Hex, verifyHeaderToken } from "../core/signatures/inbound.ts";
 import { answerDraft } from "./draft.ts";
 import { protectionForIngest } from "./keys.ts";
@@ -73,35 +72,6 @@ function checkUrlToken(
       detail: `${sourceName}: ${given?.length ? "a wrong" : "no"} URL token for ${type}`,
     });
   }
-}
-
-/**
- * A body with a duplicated identity field is one held event, whatever the adapter made of it: which of the values
- * is meant is not ours to guess, and splitting it (a V4 envelope) would guess per order.
- */
-function holdAmbiguous(
-  identities: EventIdentity[],
-  duplicateKeys: readonly string[],
-  fields: readonly string[],
-  adapter: ProviderAdapter,
-  input: IdentifyInput,
-): EventIdentity[] {
-  if (duplicateKeys.length === 0 || identities.some((e) => e.hold)) return identities;
-  const ambiguous = ambiguousIdentity(duplicateKeys, fields, adapter.recordsPath);
-  if (ambiguous.length === 0) return identities;
-  const [first] = identities;
-  const detail = `the signed body sends ${ambiguous.slice(0, 5).join(", ")} more than once`;
-  const only = identities.length === 1 ? first : undefined;
-  return [
-    heldBody(
-      adapter.name,
-      input,
-      first?.eventType ?? input.pathEvent ?? "unidentified",
-      { reason: "ambiguous_json", detail },
-      input.payload,
-      only?.providerId ?? null,
-    ),
-  ];
 }
 
 /** `/webhooks/<source>[/<event>]`: verify, identify, route, then store and enqueue (or, for a synchronous event, answer). */
@@ -171,13 +141,7 @@ export function createWebhooks({ providers, clock }: RouterDeps) {
     };
     const identified = adapter.identify(input);
     if (!identified.ok) throw new RouterError(identified.code, { detail: `${sourceName}: ${identified.detail}` });
-    const identities = holdAmbiguous(
-      identified.events,
-      duplicateKeys,
-      identityFieldsOf(config, sourceName, source, adapter),
-      adapter,
-      input,
-    );
+    const identities = holdAmbiguous(identified.events, duplicateKeys, config, adapter, input);
     // The accepted types bind what the body says too, not only the path. A held body keeps the path's type.
     const refused = accepted ? identities.find((e) => !e.hold && !accepted.includes(e.eventType)) : undefined;
     if (refused)
