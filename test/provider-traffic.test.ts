@@ -293,6 +293,20 @@ describe("Weedmaps: merchant ids as Weedmaps documents them, and a broken callba
     expect(JSON.stringify(alerts)).not.toMatch(/42 or 1|9{256}/);
   });
 
+  it("stores a Draft whose callback URL kept {{merchantId}} held and alerted; nobody prices it (502)", async () => {
+    const queue = captureDeliveryQueue();
+    const body = JSON.stringify({ ...(JSON.parse(fixture("weedmaps/draft").body) as object), orderId: "held-draft-1" });
+    const res = await postWeedmaps("/webhooks/weedmaps/draft?merchant_id={{merchantId}}", body);
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("responder_unavailable");
+    const row = await env.DB.prepare("SELECT id, quarantine FROM events WHERE provider_id = 'held-draft-1'").first<{
+      id: string;
+      quarantine: string;
+    }>();
+    expect(JSON.parse(row!.quarantine)).toMatchObject({ reason: "merchant_url" });
+    expect(alertsIn(queue)).toEqual([expect.objectContaining({ kind: "event_held", eventIds: [row!.id] })]);
+  });
+
   it("holds a signed order with no status instead of answering 422", async () => {
     const res = await postWeedmaps(
       "/webhooks/weedmaps?merchant_id=4242",

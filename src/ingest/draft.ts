@@ -8,6 +8,7 @@ import type { ProviderAdapter } from "../core/providers/contract.ts";
 import type { RoutingDecision } from "../core/routing.ts";
 import { sendToDestination } from "../outbound/client.ts";
 import { logEvent } from "../telemetry/log.ts";
+import { alertHeld } from "./held.ts";
 import { storeAndEnqueue } from "./store.ts";
 
 export interface DraftOptions {
@@ -159,7 +160,7 @@ async function callResponder({
  * the response, so that never holds up the customer.
  */
 export async function answerDraft(options: DraftOptions): Promise<Response> {
-  const { env, ctx, clock, decision, event, requestId, protection } = options;
+  const { env, ctx, config, clock, decision, event, requestId, protection } = options;
   const started = clock.now();
   let answered: Answered;
   try {
@@ -190,14 +191,17 @@ export async function answerDraft(options: DraftOptions): Promise<Response> {
   try {
     ctx.waitUntil(
       storeAndEnqueue(env, protection, [{ event: stored, decision }], clock).then(
-        ([outcome]) =>
+        (results) => {
           logEvent("debug", "draft_answered", {
             eventId: event.id,
             status: answered.response.status,
             latencyMs,
             errorClass: answered.errorClass,
-            duplicate: outcome!.duplicate,
-          }),
+            duplicate: results[0]!.duplicate,
+          });
+          // A held Draft (its URL's merchant, an ambiguous body) is alerted like any held event.
+          alertHeld(env, ctx, config, clock.now(), results);
+        },
         (err: unknown) =>
           // Weedmaps does not retry a draft and the answer has gone; the loss is logged for the operator.
           logEvent("error", "draft_store_failed", { eventId: event.id, errorMessage: errorMessage(err) }),
