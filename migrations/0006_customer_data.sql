@@ -1,4 +1,4 @@
--- Customer data: encrypted at rest, kept only as long as configured, shown only on purpose (README → Customer data).
+-- Customer data: encrypted at rest, kept only as long as configured, shown only on purpose (docs/customer-data.md).
 
 -- The event's data key, wrapped by a key of the PAYLOAD_KEYS ring (src/core/envelope.ts), and that key's id. Both
 -- NULL for a row stored unencrypted (before this migration, or under "payloadEncryption": "unsafe-disabled") and

@@ -6,7 +6,7 @@ import { DeadLettersQuery, RedriveBody } from "../operations/inputs.ts";
 import { redriveDeadLetters } from "../operations/replays.ts";
 import { actorFor, contextFor, errors, json, resourceApp, security, valid } from "./openapi.ts";
 import * as S from "./schemas.ts";
-import { currentDeliveryView, jobView } from "./views.ts";
+import { deadLetterView, jobView } from "./views.ts";
 
 export function deadLetterRoutes(deps: RouterDeps) {
   const app = resourceApp();
@@ -15,17 +15,17 @@ export function deadLetterRoutes(deps: RouterDeps) {
     createRoute({
       method: "get",
       path: "/dead-letters",
-      summary: "List dead deliveries (the current generation of each)",
+      summary: "List dead deliveries (the current generation of each), newest event first",
+      description:
+        "Read through the dead-letter index: a page costs the same however many events are stored. The " +
+        "destination and the window (`since`, `until`: when the event was received) are part of the query.",
       security,
       request: { query: DeadLettersQuery },
       responses: { 200: json(S.DeadLetterListSchema, "A page of dead deliveries"), ...errors },
     }),
     async (c) => {
-      const { deliveries, nextCursor } = await listDeadLetters(contextFor(c, deps), c.req.valid("query"));
-      return c.json(
-        valid(S.DeadLetterListSchema, { deliveries: deliveries.map(currentDeliveryView), nextCursor }),
-        200,
-      );
+      const { deadLetters, nextCursor } = await listDeadLetters(contextFor(c, deps), c.req.valid("query"));
+      return c.json(valid(S.DeadLetterListSchema, { deliveries: deadLetters.map(deadLetterView), nextCursor }), 200);
     },
   );
 

@@ -1,7 +1,7 @@
 /** `/events`: find events, read one (redacted, or revealed with the reveal token), release a held one. */
 import { createRoute } from "@hono/zod-openapi";
 import type { RouterDeps } from "../core/deps.ts";
-import { listEvents, revealEvent, viewEvent } from "../operations/events.ts";
+import { revealEvent, SEARCH_WINDOW, searchEvents, viewEvent } from "../operations/events.ts";
 import { EventIdParams, ListEventsQuery } from "../operations/inputs.ts";
 import { releaseQuarantinedEvent } from "../operations/replays.ts";
 import { actorFor, contextFor, errors, json, resourceApp, security, valid } from "./openapi.ts";
@@ -15,14 +15,18 @@ export function eventRoutes(deps: RouterDeps) {
     createRoute({
       method: "get",
       path: "/events",
-      summary: "List and search events, newest first",
+      summary: "Search events, newest first",
+      description:
+        "Every page reads a bounded number of rows: an order id, `status=dead` and a time range go through an " +
+        `index; source, event type, merchant and other statuses are applied to a window of at most ${SEARCH_WINDOW} ` +
+        "events per page. So a page may be short or empty and still carry `nextCursor`: follow it until it is null.",
       security,
       request: { query: ListEventsQuery },
       responses: { 200: json(S.EventListSchema, "A page of events"), ...errors },
     }),
     async (c) => {
-      const { events, nextCursor } = await listEvents(contextFor(c, deps), c.req.valid("query"));
-      return c.json(valid(S.EventListSchema, { events: events.map(eventSummaryView), nextCursor }), 200);
+      const { events, nextCursor, scanned } = await searchEvents(contextFor(c, deps), c.req.valid("query"));
+      return c.json(valid(S.EventListSchema, { events: events.map(eventSummaryView), nextCursor, scanned }), 200);
     },
   );
 

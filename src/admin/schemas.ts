@@ -75,7 +75,26 @@ export const EventSummarySchema = z
   .openapi("EventSummary");
 
 export const EventListSchema = z
-  .object({ events: z.array(EventSummarySchema), nextCursor: z.string().nullable() })
+  .object({
+    events: z.array(EventSummarySchema),
+    nextCursor: z
+      .string()
+      .nullable()
+      .openapi({
+        description:
+          "Where the next page starts; null when the search is over. A page may hold fewer than `limit` events, or " +
+          "none, and still carry a cursor: follow it until it is null.",
+      }),
+    scanned: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({
+        description:
+          "How many events a short page looked at, when its filters (source, event type, merchant, a status other " +
+          "than dead) are applied to a bounded window of events rather than read through an index; else null.",
+      }),
+  })
   .openapi("EventList");
 
 export const AttemptSchema = z
@@ -290,10 +309,20 @@ export const BulkReplayResult = ReplayJobSchema.extend({
   matched: z.number().int().openapi({ description: "Deliveries the filter matched when the job started." }),
 }).openapi("BulkReplayResult");
 
-export const CurrentDeliverySchema = DeliveryStateSchema.extend({ eventId: EventId }).openapi("CurrentDelivery");
+export const DeadLetterSchema = DeliveryStateSchema.extend({
+  eventId: EventId,
+  source: z.string(),
+  eventType: z.string(),
+  receivedAt: IsoTime,
+}).openapi("DeadLetter");
 
 export const DeadLetterListSchema = z
-  .object({ deliveries: z.array(CurrentDeliverySchema), nextCursor: z.string().nullable() })
+  .object({
+    deliveries: z.array(DeadLetterSchema),
+    nextCursor: z.string().nullable().openapi({
+      description: "Where the next page starts; null at the end. A page holds `limit` events' dead deliveries.",
+    }),
+  })
   .openapi("DeadLetterList");
 
 /** A destination's controls, from its Durable Object: pause, the 410 disable, the circuit and what it holds. */

@@ -2,7 +2,7 @@
 import type { z } from "@hono/zod-openapi";
 import { HELD_DUE } from "../core/delivery-state.ts";
 import type { Quarantine } from "../core/event.ts";
-import type { CurrentDelivery } from "../operations/dead-letters.ts";
+import type { DeadLetter } from "../operations/dead-letters.ts";
 import type { ControlView, DestinationConfig } from "../operations/destinations.ts";
 import type { EventSummary, EventView } from "../operations/events.ts";
 import type { ReplayJob } from "../operations/replays.ts";
@@ -60,8 +60,14 @@ export function eventSummaryView(e: EventSummary) {
   };
 }
 
-export function currentDeliveryView({ nextAttemptAt: _due, ...d }: CurrentDelivery) {
-  return { ...d, heldReason: d.heldReason ?? null, createdAt: iso(d.createdAt)!, completedAt: iso(d.completedAt) };
+export function deadLetterView({ nextAttemptAt: _due, ...d }: DeadLetter) {
+  return {
+    ...d,
+    heldReason: d.heldReason ?? null,
+    createdAt: iso(d.createdAt)!,
+    completedAt: iso(d.completedAt),
+    receivedAt: iso(d.receivedAt)!,
+  };
 }
 
 export function eventDetailView({ event, payload, answered, deliveries, revealed }: EventView) {

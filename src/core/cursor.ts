@@ -16,8 +16,6 @@ export function nextCursor<T>(rows: readonly T[], limit: number, keyOf: (row: T)
 export const EventCursorSchema = z.tuple([z.number().int().nonnegative(), z.string().regex(/^evt_[0-9a-f]{32}$/)]);
 /** The key of an audit page: the last entry's id. */
 export const AuditCursorSchema = z.tuple([z.string().regex(/^aud_[0-9]{15}_[0-9a-f]{12}$/)]);
-/** The key of a delivery page: event id and destination. */
-export const DeliveryCursorSchema = z.tuple([z.string().regex(/^evt_[0-9a-f]{32}$/), z.string().min(1).max(63)]);
 
 /**
  * A cursor is parsed against the shape of the key it stands for: `NaN`, `Infinity` (which JSON turns into null),

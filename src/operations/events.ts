@@ -1,5 +1,5 @@
 /**
- * Finding and reading events: the API's exhaustive keyset list, the dashboard's bounded search, one event redacted,
+ * Finding and reading events: one bounded search for the admin API and the dashboard, one event redacted,
  * and the reveal, which takes the reveal token, is throttled per client and is audited before anything is shown.
  */
 import type { z } from "@hono/zod-openapi";
@@ -13,12 +13,10 @@ import { verifyHeaderToken } from "../core/signatures/inbound.ts";
 import { tokenId } from "../core/signatures/token-id.ts";
 import {
   getEventDetail,
-  listEvents as listStoredEvents,
   searchEvents as searchStoredEvents,
   type DeliveryDetail,
   type EventDetail,
   type EventFilter,
-  type EventSummary,
 } from "../storage/admin-queries.ts";
 import { failAttempt, guardAttempt, passAttempt, type Attempt } from "../storage/attempts.ts";
 import { isSealedText } from "../storage/payloads.ts";
@@ -49,19 +47,11 @@ function cursorOf(q: EventQuery) {
   return cursor ? { receivedAt: cursor[0], id: cursor[1] } : null;
 }
 
-/** The admin API's list: every event the filter matches, `limit` a page, newest first. */
-export async function listEvents(
-  ctx: OperationContext,
-  q: EventQuery,
-): Promise<{ events: EventSummary[]; nextCursor: string | null }> {
-  const events = await listStoredEvents(ctx.env.DB, filterOf(q), cursorOf(q), q.limit);
-  return { events, nextCursor: nextCursor(events, q.limit, (e) => [e.receivedAt, e.id]) };
-}
-
 /**
- * The dashboard's search: the same filter, but every page reads a bounded number of rows (src/storage/admin-queries.ts
- * `searchEvents`), so a page view costs the same with a million events as with ten. `scanned` says how far a short
- * page looked.
+ * Events matching a filter, newest first, for the admin API and the dashboard alike. Every page reads a bounded
+ * number of rows (src/storage/admin-queries.ts `searchEvents`), so a page costs the same with a million events as
+ * with ten. A filter no index serves looks at SEARCH_WINDOW events per page: such a page may be short, even empty,
+ * and still carry a cursor; `scanned` says how far it looked. The search is over when `nextCursor` is null.
  */
 export async function searchEvents(ctx: OperationContext, q: EventQuery) {
   const found = await searchStoredEvents(ctx.env.DB, filterOf(q), cursorOf(q), q.limit);

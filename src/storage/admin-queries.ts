@@ -1,10 +1,10 @@
 /**
- * Admin queries. Events carry one secondary index, on the provider id (a customer's deletion request names an
- * order; every index adds a billed row write to each ingest); the rest scan. They are operator queries, bounded by
- * LIMIT and by the time range given.
+ * Operator queries. Events carry three secondary indexes, each a billed row write per ingest, so no more: the
+ * provider id (an order's timeline and its purge), received_at (time ranges and keyset pages) and a partial index of
+ * the events holding dead deliveries. Every page reads a bounded number of rows through one of them; a filter none
+ * serves is applied to a bounded window (`searchEvents`).
  */
 import {
-  DeliveryStateSchema,
   HELD_DUE,
   SUPERSEDED,
   type AttemptRecord,
@@ -160,41 +160,6 @@ const STATUS_HAVING: Record<EventStatusFilter, string> = {
   quarantined: "e.quarantine IS NOT NULL AND e.quarantine ->> 'releasedAt' IS NULL",
 };
 
-/** Newest first, keyset-paginated on (received_at, id): events arriving meanwhile land before page one. */
-export async function listEvents(
-  db: D1Database,
-  filter: EventFilter,
-  cursor: EventCursor | null,
-  limit: number,
-): Promise<EventSummary[]> {
-  const conditions = sqlConditions();
-  if (filter.source !== undefined) conditions.add("e.source = ?", filter.source);
-  if (filter.eventType !== undefined) conditions.add("e.event_type = ?", filter.eventType);
-  if (filter.merchantId !== undefined) conditions.add("e.merchant_id = ?", filter.merchantId);
-  if (filter.providerId !== undefined) conditions.add("e.provider_id = ?", filter.providerId);
-  if (filter.since !== undefined) conditions.add("e.received_at >= ?", filter.since);
-  if (filter.until !== undefined) conditions.add("e.received_at < ?", filter.until);
-  if (cursor)
-    conditions.add(
-      "(e.received_at < ? OR (e.received_at = ? AND e.id < ?))",
-      cursor.receivedAt,
-      cursor.receivedAt,
-      cursor.id,
-    );
-  const sql = `SELECT ${EVENT_SUMMARY_COLUMNS}
-    FROM events e LEFT JOIN json_each(e.deliveries) l ON ${CURRENT_ELEMENT}
-    ${conditions.where()}
-    GROUP BY e.id
-    ${filter.status ? `HAVING ${STATUS_HAVING[filter.status]}` : ""}
-    ORDER BY e.received_at DESC, e.id DESC
-    LIMIT ${conditions.bind(limit)}`;
-  const { results } = await db
-    .prepare(sql)
-    .bind(...conditions.params)
-    .all<EventSummaryRow>();
-  return results.map(toEventSummary);
-}
-
 export async function getEventDetail(
   db: D1Database,
   protection: PayloadProtection,
@@ -275,58 +240,18 @@ export interface DeliveryFilter {
   until?: number;
 }
 
-export interface DeliveryPageCursor {
-  eventId: string;
-  destination: string;
-}
-
-export interface CurrentDelivery extends Delivery {
-  createdAt: number;
-}
-
-function deliveryConditions(filter: DeliveryFilter, cursor: DeliveryPageCursor | null) {
+function deliveryConditions(filter: DeliveryFilter) {
   const conditions = sqlConditions();
   if (filter.status === "failing") conditions.add("l.status = 'pending' AND l.attempts > 0");
   else conditions.add("l.status = ?", filter.status);
   if (filter.destination !== undefined) conditions.add("l.destination = ?", filter.destination);
   if (filter.since !== undefined) conditions.add("l.created_at >= ?", filter.since);
   if (filter.until !== undefined) conditions.add("l.created_at < ?", filter.until);
-  if (cursor)
-    conditions.add(
-      "(l.event_id > ? OR (l.event_id = ? AND l.destination > ?))",
-      cursor.eventId,
-      cursor.eventId,
-      cursor.destination,
-    );
   return conditions;
 }
 
-/** The current (latest-generation) deliveries matching a filter, in key order for stable paging. */
-export async function listCurrentDeliveries(
-  db: D1Database,
-  filter: DeliveryFilter,
-  cursor: DeliveryPageCursor | null,
-  limit: number,
-): Promise<CurrentDelivery[]> {
-  const conditions = deliveryConditions(filter, cursor);
-  const { results } = await db
-    .prepare(
-      `SELECT l.event_id, l.state
-       FROM (${CURRENT_DELIVERIES}) l ${conditions.where()} ORDER BY l.event_id, l.destination LIMIT ${conditions.bind(limit)}`,
-    )
-    .bind(...conditions.params)
-    .all<{ event_id: string; state: string }>();
-  return results.map((row) => {
-    const { attemptLog: _log, ...delivery } = toDeliveryDetail(
-      row.event_id,
-      DeliveryStateSchema.parse(JSON.parse(row.state)),
-    );
-    return delivery;
-  });
-}
-
 export async function countCurrentDeliveries(db: D1Database, filter: DeliveryFilter): Promise<number> {
-  const conditions = deliveryConditions(filter, null);
+  const conditions = deliveryConditions(filter);
   const count = await db
     .prepare(`SELECT COUNT(*) AS n FROM (${CURRENT_DELIVERIES}) l ${conditions.where()}`)
     .bind(...conditions.params)
@@ -474,21 +399,32 @@ export interface DeadLetter extends Delivery {
 }
 
 /**
- * The dead letters, newest event first: one page reads `limit` events through the dead-letter index, so it costs
- * the same with a million events stored as with ten.
+ * The dead letters, newest event first: one page reads at most `limit` events holding dead deliveries, through the
+ * dead-letter index, so it costs the same with a million events stored as with ten. The destination and the window
+ * are conditions of the query, not filters of its page, so a page is short only at the end.
  */
 export async function listDeadLetters(
   db: D1Database,
-  filter: { destination?: string },
+  filter: { destination?: string; since?: number; until?: number },
   cursor: EventCursor | null,
   limit: number,
 ): Promise<{ deadLetters: DeadLetter[]; next: EventCursor | null }> {
   const conditions = sqlConditions();
+  // Spelled as the partial index's own condition, so SQLite can use it.
   conditions.add("dead_deliveries > 0");
+  if (filter.since !== undefined) conditions.add("received_at >= ?", filter.since);
+  if (filter.until !== undefined) conditions.add("received_at < ?", filter.until);
+  // A row-value keyset, so SQLite seeks the index to the cursor instead of walking every newer entry.
   if (cursor) conditions.add("(received_at, id) < (?, ?)", cursor.receivedAt, cursor.id);
+  if (filter.destination !== undefined)
+    conditions.add(
+      `EXISTS (SELECT 1 FROM json_each(e.deliveries) j
+               WHERE ${f("j", "status")} = 'dead' AND ${f("j", "superseded")} = 0 AND ${f("j", "destination")} = ?)`,
+      filter.destination,
+    );
   const { results } = await db
     .prepare(
-      `SELECT id, source, event_type, received_at, deliveries FROM events ${conditions.where()}
+      `SELECT id, source, event_type, received_at, deliveries FROM events e ${conditions.where()}
        ORDER BY received_at DESC, id DESC LIMIT ${conditions.bind(limit)}`,
     )
     .bind(...conditions.params)

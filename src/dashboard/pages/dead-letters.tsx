@@ -1,5 +1,5 @@
 /** @jsxImportSource hono/jsx */
-import { browseDeadLetters, countRedrive } from "../../operations/dead-letters.ts";
+import { countRedrive, listDeadLetters } from "../../operations/dead-letters.ts";
 import { configOf } from "../../operations/context.ts";
 import { DeadLettersQuery, parseInput, RedriveBody, RedriveWindow } from "../../operations/inputs.ts";
 import { redriveDeadLetters } from "../../operations/replays.ts";
@@ -36,7 +36,7 @@ export const deadLetterPages: Pages = (app, deps) => {
       limit: PAGE_SIZE,
     });
     const destination = list.destination;
-    const { deadLetters, nextCursor: next } = await browseDeadLetters(ctx, list);
+    const { deadLetters, nextCursor: next } = await listDeadLetters(ctx, list);
     // Only what a redrive's own redirect can say: a job id and a count.
     const started =
       q.started && /^rpl_[0-9a-f]{32}$/.test(q.started) && /^[0-9]{1,6}$/.test(q.count ?? "") ? q.started : null;
