@@ -41,6 +41,7 @@ describe("every admin route is protected", () => {
         "GET /openapi.json",
         "GET /reference",
         "POST /config/validate",
+        "GET /capacity",
       ]),
     );
     expect(ROUTES.length).toBeGreaterThanOrEqual(12);

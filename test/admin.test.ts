@@ -751,6 +751,7 @@ describe("OpenAPI", () => {
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
         "/audit",
+        "/capacity",
         "/config",
         "/config/validate",
         "/customer-data/purge",

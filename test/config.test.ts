@@ -24,6 +24,7 @@ describe("configuration", () => {
       draftAnswerMaxBytes: 262_144,
       maxJsonDepth: 64,
       maxRecordsPerBody: 1_000,
+      capacity: { limitBytes: 10_000_000_000, warnPercent: 70, criticalPercent: 85, readOnlyPercent: 90 },
     });
     expect(minimal.config.destinations.pos).toMatchObject({
       enabled: true,
@@ -156,5 +157,20 @@ describe("configuration", () => {
       "routes[0].requireMerchantField: a responder route that selects merchants must pin the merchant to a signed field (e.g. seller.id)",
     ]);
     expect(errorsOf({ ...config, routes: [{ ...route, requireMerchantField: "seller.id" }] })).toEqual([]);
+  });
+
+  it("takes the capacity lines in rising order, and no limit above D1's 10 GB", () => {
+    const withCapacity = (capacity: Record<string, number>) => ({ ...base, limits: { capacity } });
+    const parsed = parseConfig(withCapacity({ warnPercent: 60 }));
+    expect(parsed.ok && parsed.config.limits.capacity).toEqual({
+      limitBytes: 10_000_000_000,
+      warnPercent: 60,
+      criticalPercent: 85,
+      readOnlyPercent: 90,
+    });
+    expect(errorsOf(withCapacity({ warnPercent: 80, criticalPercent: 75 }))).toEqual([
+      "limits.capacity.criticalPercent: must rise: warnPercent < criticalPercent < readOnlyPercent",
+    ]);
+    expect(errorsOf(withCapacity({ limitBytes: 20_000_000_000 }))[0]).toMatch(/^limits\.capacity\.limitBytes: /);
   });
 });

@@ -8,8 +8,11 @@ import {
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { createWorker as CreateWorker } from "../src/app/worker.ts";
+import { MAX_OPENED_BYTES, openDataKey, openField, type PayloadField } from "../src/core/envelope.ts";
 import { DAY_MS } from "../src/core/retention.ts";
+import { encodeBase64 } from "../src/core/signatures/encoding.ts";
 import { EventPayloads } from "../src/storage/payloads.ts";
+import SEALED_BEFORE_COMPRESSION from "./fixtures/sealed-pe1.json";
 import {
   fixture,
   fixturesOf,
@@ -152,7 +155,7 @@ describe("encrypted at rest", () => {
     expect(stub.requests.length).toBeGreaterThan(0);
 
     const raw = await everyStoredValue();
-    expect(raw).toContain("pe1:"); // sealed payloads are there…
+    expect(raw).toContain("pe2:"); // sealed payloads are there (compressed; short excerpts as given, pe1:)…
     for (const value of [...PII, "+15555550123"]) expect(raw, value).not.toContain(value); // …and nothing else of the customer
     for (const [id, name] of ids.filter(([, n]) => !n.includes("--three-orders"))) {
       expect(new TextDecoder().decode((await storedPayloads(id)).body!), name).toBe(ALL_FIXTURES[name]);
@@ -240,6 +243,268 @@ describe("encrypted at rest", () => {
     expect(row).toEqual({ body: fixture("weedmaps/canceled-customer").body, payload_key: null });
     // The sample config keeps it on.
     expect(JSON.parse(env.ROUTER_CONFIG as string).payloadEncryption ?? "required").toBe("required");
+  });
+});
+
+// Issue #24: payloads are compressed before they are encrypted (src/core/envelope.ts), so a row takes less of D1.
+describe("compressed before it is encrypted", () => {
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  const NEW_ID = "evt_00000000000000000000000000000024";
+
+  /** What the same bytes took sealed before compression: `pe1:` and the base64 of IV, ciphertext and tag. */
+  const pe1Length = (bytes: number) => "pe1:".length + Math.ceil((12 + bytes + 16) / 3) * 4;
+
+  /**
+   * A Weedmaps Create of 4,464 bytes from the fixtures, near the 4.3 KB of issue #24: the create fixture with eight
+   * line items, the fixtures' three in turn, each with ids of its own, as an order of several items has.
+   */
+  function largerCreate(): string {
+    const order = JSON.parse(fixture("weedmaps/create").body);
+    const items = new Map<string, Record<string, unknown>>();
+    for (const [, f] of fixturesOf("weedmaps"))
+      for (const item of JSON.parse(f.body).lineItems) items.set(item.id, item);
+    const distinct = [...items.values()];
+    order.orderId = "9763824";
+    order.lineItems = Array.from({ length: 8 }, (_, i) => ({
+      ...distinct[i % distinct.length],
+      id: `li_${90001 + i}`,
+      externalId: `${distinct[i % distinct.length]!.externalId}-${i}`,
+    }));
+    return JSON.stringify(order);
+  }
+
+  /** The test ring's data key for an event, as only a holder of PAYLOAD_KEYS has it. */
+  async function dataKeyOf(payloads: EventPayloads) {
+    const protection = await testProtection();
+    if (protection.mode !== "encrypted") throw new Error("the test ring encrypts");
+    return openDataKey(protection.ring, payloads.eventId, payloads.keyColumns.wrapped!);
+  }
+
+  /** Any bytes sealed with the event's data key under either prefix: what an attacker holding the ring could store. */
+  async function sealAs(payloads: EventPayloads, prefix: "pe1:" | "pe2:", field: PayloadField, plain: Uint8Array) {
+    const { key } = await dataKeyOf(payloads);
+    const iv = crypto.getRandomValues(new Uint8Array(12));
+    const additionalData = encoder.encode(`${prefix}${field}:${payloads.eventId}`);
+    const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData }, key, plain));
+    const out = new Uint8Array(iv.length + sealed.length);
+    out.set(iv);
+    out.set(sealed, iv.length);
+    return `${prefix}${encodeBase64(out)}`;
+  }
+
+  /** What `pe2:` encrypts: the length the data says it opens to, then raw DEFLATE data. */
+  function withLength(length: number, deflated: Uint8Array): Uint8Array {
+    const out = new Uint8Array(4 + deflated.length);
+    new DataView(out.buffer).setUint32(0, length);
+    out.set(deflated, 4);
+    return out;
+  }
+
+  /**
+   * Raw DEFLATE data that opens to `runs` × 258 zero bytes (plus one) from 13 bits a run: one fixed-Huffman block of a
+   * literal 0, then the longest match (length 258, distance 1) repeated. 400,000 runs: 650 KB that open to 103 MB.
+   */
+  function deflateBomb(runs: number): Uint8Array {
+    const out: number[] = [];
+    let bits = 0;
+    let count = 0;
+    const put = (value: number, length: number) => {
+      bits |= value << count;
+      count += length;
+      for (; count >= 8; count -= 8, bits >>>= 8) out.push(bits & 0xff);
+    };
+    // Huffman codes go most significant bit first, into a stream that is read least significant bit first.
+    const code = (value: number, length: number) => {
+      for (let i = length - 1; i >= 0; i--) put((value >> i) & 1, 1);
+    };
+    put(1, 1); // the last block
+    put(1, 2); // fixed Huffman codes
+    code(0b00110000, 8); // literal 0
+    for (let i = 0; i < runs; i++) {
+      code(0b11000101, 8); // length 258
+      code(0, 5); // distance 1
+    }
+    code(0, 7); // end of block
+    if (count > 0) out.push(bits & 0xff);
+    return Uint8Array.from(out);
+  }
+
+  it("bodies, Draft answers and excerpts read back exactly: compressed (pe2:) where that is smaller, else as given (pe1:)", async () => {
+    const payloads = await EventPayloads.create(await testProtection(), NEW_ID);
+    const body = encoder.encode(largerCreate());
+    const answer = encoder.encode(fixture("weedmaps/draft").body);
+    const page = `<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>`;
+    // Bytes that are not text, and bytes that do not compress (random): both come back as they went in.
+    const binary = Uint8Array.from({ length: 3000 }, (_, i) => (i * 7) % 256);
+    const random = crypto.getRandomValues(new Uint8Array(4096));
+
+    const sealedBody = String(await payloads.seal("body", body));
+    const sealedAnswer = String(await payloads.seal("answer", answer));
+    const sealedPage = await payloads.sealText("excerpt", page);
+    const sealedOk = await payloads.sealText("excerpt", "ok");
+    const sealedBinary = String(await payloads.seal("body", binary));
+    const sealedRandom = String(await payloads.seal("body", random));
+    expect(
+      [sealedBody, sealedAnswer, sealedPage, sealedOk, sealedBinary, sealedRandom].map((v) => v.slice(0, 4)),
+    ).toEqual(["pe2:", "pe2:", "pe2:", "pe1:", "pe2:", "pe1:"]);
+    expect(sealedBody.length).toBeLessThan(pe1Length(body.length) / 2);
+    expect(sealedRandom.length).toBe(pe1Length(random.length));
+
+    expect(decoder.decode(await payloads.open("body", sealedBody))).toBe(decoder.decode(body));
+    expect(decoder.decode(await payloads.open("answer", sealedAnswer))).toBe(fixture("weedmaps/draft").body);
+    expect(await payloads.openText("excerpt", sealedPage)).toBe(page);
+    expect(await payloads.openText("excerpt", sealedOk)).toBe("ok");
+    expect(await payloads.open("body", sealedBinary)).toEqual(binary);
+    expect(await payloads.open("body", sealedRandom)).toEqual(random);
+  });
+
+  it("a row the code before compression wrote (pe1: body, answer and excerpt) still reads, in storage and through the admin API", async () => {
+    const old = SEALED_BEFORE_COMPRESSION;
+    const worker = createWorker();
+    stubDestinations(() => new Response("busy", { status: 503 }));
+    const { eventId } = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create"))).json<{
+      eventId: string;
+    }>();
+    await deliver(worker, eventId, ["pos"]);
+    vi.restoreAllMocks();
+    // The row becomes the old one: its id, data key, body, answer and the one excerpt of its attempt log.
+    const stored = await env.DB.prepare(`SELECT deliveries FROM events WHERE id = ?1`)
+      .bind(eventId)
+      .first<{ deliveries: string }>();
+    const deliveries = JSON.parse(stored!.deliveries) as { log: { responseExcerpt: string | null }[] }[];
+    deliveries[0]!.log[0]!.responseExcerpt = old.excerpt;
+    await env.DB.prepare(
+      `UPDATE events SET id = ?2, payload_key = ?3, payload_dek = ?4, body = ?5, draft_answer = ?6, deliveries = ?7 WHERE id = ?1`,
+    )
+      .bind(eventId, old.eventId, old.payloadKey, old.payloadDek, old.body, old.answer, JSON.stringify(deliveries))
+      .run();
+
+    const sha256 = async (bytes: Uint8Array) =>
+      Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)), (b) =>
+        b.toString(16).padStart(2, "0"),
+      ).join("");
+    const { body, answer, payloads } = await storedPayloads(old.eventId);
+    expect(await sha256(body!)).toBe(old.bodySha256);
+    expect(await sha256(answer!)).toBe(old.answerSha256);
+    expect(await payloads.openText("excerpt", old.excerpt)).toBe(old.excerptText);
+
+    const res = await call(
+      worker,
+      admin("GET", `/events/${old.eventId}?reveal=true`, {
+        headers: { "x-reveal-token": env.ADMIN_REVEAL_TOKEN as string },
+      }),
+    );
+    expect(res.status).toBe(200);
+    const shown = await res.json<{
+      event: { payload: { data: string } };
+      deliveries: { attemptLog: { responseExcerpt: string }[] }[];
+    }>();
+    expect(shown.event.payload.data).toBe(decoder.decode(body!));
+    expect(shown.deliveries.flatMap((d) => d.attemptLog.map((a) => a.responseExcerpt))).toEqual([old.excerptText]);
+  });
+
+  it("a compressed value that is altered, relabelled pe1:, opened as another field or for another event does not open", async () => {
+    const protection = await testProtection();
+    const payloads = await EventPayloads.create(protection, NEW_ID);
+    const sealed = String(await payloads.seal("body", encoder.encode(largerCreate())));
+    expect(sealed.startsWith("pe2:")).toBe(true);
+    const at = Math.floor(sealed.length / 2);
+    const altered = `${sealed.slice(0, at)}${sealed[at] === "A" ? "B" : "A"}${sealed.slice(at + 1)}`;
+    const notAuthentic = { name: "PayloadKeyError", reason: "not_authentic" };
+    await expect(payloads.open("body", altered)).rejects.toMatchObject(notAuthentic);
+    // The prefix is bound: a pe2: value passed off as pe1: (as the bytes as given), or a pe1: one as pe2:, fails.
+    await expect(payloads.open("body", `pe1:${sealed.slice(4)}`)).rejects.toMatchObject(notAuthentic);
+    const old = await EventPayloads.open(
+      protection,
+      SEALED_BEFORE_COMPRESSION.eventId,
+      SEALED_BEFORE_COMPRESSION.payloadDek,
+    );
+    await expect(old.open("body", `pe2:${SEALED_BEFORE_COMPRESSION.body.slice(4)}`)).rejects.toMatchObject(
+      notAuthentic,
+    );
+    await expect(payloads.open("answer", sealed)).rejects.toMatchObject(notAuthentic);
+    // For another event: with the same data key (the event id is bound), or with that event's own.
+    const key = await dataKeyOf(payloads);
+    await expect(openField(key, "evt_00000000000000000000000000000025", "body", sealed)).rejects.toMatchObject(
+      notAuthentic,
+    );
+    const other = await EventPayloads.create(protection, "evt_00000000000000000000000000000025");
+    await expect(other.open("body", sealed)).rejects.toMatchObject(notAuthentic);
+  });
+
+  it("refuses, as payload_unreadable, a value that opens to more than the largest body, without inflating all of it", async () => {
+    const payloads = await EventPayloads.create(await testProtection(), NEW_ID);
+    const tooLarge = { name: "PayloadKeyError", reason: "too_large" };
+    expect(MAX_OPENED_BYTES).toBe(700_000); // the config schema's ceiling of limits.maxBodyBytes
+    const bomb = deflateBomb(400_000); // opens to 103 MB
+    // Saying so: refused before inflating anything.
+    await expect(
+      payloads.open("body", await sealAs(payloads, "pe2:", "body", withLength(MAX_OPENED_BYTES + 1, bomb))),
+    ).rejects.toMatchObject(tooLarge);
+    // Saying less: refused at the first slice past what it said, or past the bound, having fed in a few KB of 650.
+    const written = vi.spyOn(WritableStreamDefaultWriter.prototype, "write");
+    for (const said of [4096, MAX_OPENED_BYTES]) {
+      const sealed = await sealAs(payloads, "pe2:", "body", withLength(said, bomb));
+      written.mockClear();
+      await expect(payloads.open("body", sealed)).rejects.toMatchObject(tooLarge);
+      const fed = written.mock.calls.reduce((sum, [chunk]) => sum + (chunk as Uint8Array).byteLength, 0);
+      expect(fed).toBeGreaterThan(0);
+      expect(fed).toBeLessThanOrEqual(8 * 1024);
+    }
+    written.mockRestore();
+    // The bomb's first bytes open as it says, so the refusals above are the bound's and not a decoding error.
+    const small = await payloads.open(
+      "body",
+      await sealAs(payloads, "pe2:", "body", withLength(1 + 258 * 10, deflateBomb(10))),
+    );
+    expect(small).toEqual(new Uint8Array(1 + 258 * 10));
+    // Cut short, opening to less than it says, not DEFLATE data, or too short to say anything: malformed.
+    const malformed = { name: "PayloadKeyError", reason: "malformed" };
+    for (const plain of [
+      withLength(1 + 258 * 10, deflateBomb(10).subarray(0, 5)),
+      withLength(1 + 258 * 11, deflateBomb(10)),
+      withLength(100, encoder.encode("not deflate data, but authentic all the same")),
+      new Uint8Array(3),
+    ]) {
+      await expect(payloads.open("body", await sealAs(payloads, "pe2:", "body", plain))).rejects.toMatchObject(
+        malformed,
+      );
+    }
+
+    // Through the Worker: the stored bomb answers 500 payload_unreadable.
+    const worker = createWorker();
+    const { eventId } = await (await call(worker, signedPost(WEEDMAPS_CREATE, "weedmaps/create"))).json<{
+      eventId: string;
+    }>();
+    const own = (await storedPayloads(eventId)).payloads;
+    await env.DB.prepare(`UPDATE events SET body = ?2 WHERE id = ?1`)
+      .bind(eventId, await sealAs(own, "pe2:", "body", withLength(4096, bomb)))
+      .run();
+    const res = await call(worker, admin("GET", `/events/${eventId}`));
+    expect(res.status).toBe(500);
+    expect(await res.json()).toMatchObject({ error: { code: "payload_unreadable" } });
+  });
+
+  it("through the Worker, a Weedmaps Create's stored body takes less than half of what it took sealed as given", async () => {
+    const worker = createWorker();
+    for (const body of [fixture("weedmaps/create").body, largerCreate()]) {
+      const request = new Request(`${ROUTER}${WEEDMAPS_CREATE}`, {
+        method: "POST",
+        body,
+        headers: { "content-type": "application/json", Signature: await weedmapsSignature(body) },
+      });
+      const res = await call(worker, request);
+      expect(res.status).toBe(200);
+      const { eventId } = await res.json<{ eventId: string }>();
+      const row = await env.DB.prepare(`SELECT body, length(body) AS size FROM events WHERE id = ?1`)
+        .bind(eventId)
+        .first<{ body: string; size: number }>();
+      const bytes = encoder.encode(body).length;
+      expect(row!.body.startsWith("pe2:"), `${bytes} bytes`).toBe(true);
+      expect(row!.size, `${bytes} bytes`).toBeLessThan(pe1Length(bytes) / 2);
+      expect(decoder.decode((await storedPayloads(eventId)).body!)).toBe(body);
+    }
   });
 });
 
@@ -377,7 +642,7 @@ describe("retention", () => {
       payload_purged_at: clock.now(),
       body_sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
-    expect(String(row!.deliveries)).not.toContain("pe1:");
+    expect(String(row!.deliveries)).not.toMatch(/pe[12]:/);
     expect(JSON.parse(String(row!.deliveries)).map((d: { status: string }) => d.status)).toEqual([
       "delivered",
       "delivered",

@@ -121,7 +121,14 @@ describe("sign-in", () => {
       "/destinations",
       "/dead-letters",
       "/dead-letters/redrive",
+      "/replays",
+      "/replays/new",
+      `/replays/rpl_${"0".repeat(32)}`,
       "/routing",
+      "/customer-data",
+      "/customer-data/purge",
+      "/keys",
+      "/audit",
     ]) {
       const res = await request("GET", path);
       expect(res.status, path).toBe(303);
@@ -193,6 +200,23 @@ describe("sign-in", () => {
     });
     expect(noOrigin.status).toBe(403);
     expect(visible(await page("/destinations", cookie))).not.toMatch(/pos \d+ \d+ \d+ paused/);
+    // The other state-changing forms: a purge, a bulk replay's start and its cancel.
+    const since = new Date(Date.now() - 60_000).toISOString();
+    const until = new Date(Date.now() + 60_000).toISOString();
+    const audited = () => env.DB.prepare("SELECT COUNT(*) AS n FROM audit_log").first<number>("n");
+    const before = await audited();
+    for (const [path, form] of [
+      ["/customer-data/purge", { providerOrderId: "9763822" }],
+      ["/replays", { status: "pending", since, until, maxCount: "1" }],
+      [`/replays/rpl_${"0".repeat(32)}/cancel`, {}],
+    ] as const) {
+      for (const origin of ["https://evil.example", null]) {
+        const res = await request("POST", path, { cookie, form, origin });
+        expect(res.status, `${path} from ${origin}`).toBe(403);
+        expect(visible(await res.text())).toContain("cross_origin_request:");
+      }
+    }
+    expect(await audited()).toBe(before);
     const out = await request("POST", "/sign-out", { cookie, form: {} });
     expect(out.status).toBe(303);
     expect(out.headers.get("set-cookie")).toMatch(/^router_session=; Max-Age=0; Path=\/dashboard/);
@@ -234,8 +258,24 @@ describe("security headers and caching", () => {
         "cross-origin refusal",
         await request("POST", "/sign-out", { cookie, form: {}, origin: "https://evil.example" }),
       ],
+      ["replays", await request("GET", "/replays", { cookie })],
+      [
+        "replay confirmation",
+        await request(
+          "GET",
+          `/replays/new?${new URLSearchParams({ status: "dead", since: "2026-01-01T00:00", until: "2026-01-02T00:00", maxCount: "5" })}`,
+          { cookie },
+        ),
+      ],
+      ["unknown replay job", await request("GET", `/replays/rpl_${"0".repeat(32)}`, { cookie })],
+      ["customer data", await request("GET", "/customer-data", { cookie })],
+      ["purge confirmation", await request("GET", "/customer-data/purge?providerOrderId=headers-order", { cookie })],
+      ["keys", await request("GET", "/keys", { cookie })],
+      ["audit log", await request("GET", "/audit", { cookie })],
     ];
-    expect(answers.map(([, res]) => res.status)).toEqual([200, 303, 200, 200, 200, 404, 403]);
+    expect(answers.map(([, res]) => res.status)).toEqual([
+      200, 303, 200, 200, 200, 404, 403, 200, 200, 404, 200, 200, 200, 200,
+    ]);
     for (const [what, res] of answers) {
       expect(res.headers.get("cache-control"), what).toBe("no-store");
       expect(res.headers.get("x-frame-options"), what).toBe("DENY");
@@ -252,6 +292,9 @@ describe("security headers and caching", () => {
       expect(res.headers.get("content-security-policy"), what).not.toMatch(/unsafe-|script-src/);
     }
     // Nothing the CSP would block: no script, no inline style, the one stylesheet from this origin.
+    for (const [what, res] of answers.slice(7)) {
+      expect(await res.text(), what).not.toMatch(/<script|<style|\sstyle=|\son[a-z]+=/i);
+    }
     const html = await answers[4]![1].text();
     expect(html).not.toMatch(/<script|<style|\sstyle=|\son[a-z]+=/i);
     const href = html.match(/<link rel="stylesheet" href="([^"]+)"/)?.[1];
@@ -579,13 +622,146 @@ describe("dead letters", () => {
     expect(started.status).toBe(303);
     const location = started.headers.get("location")!;
     expect(location).toMatch(/^\/dashboard\/dead-letters\?started=rpl_[0-9a-f]{32}&count=1$/);
-    expect(visible(await page(location.replace("/dashboard", ""), cookie))).toMatch(
-      /Redrive started for 1 deliveries \(job rpl_[0-9a-f]{32}\)\./,
-    );
+    const notice = await page(location.replace("/dashboard", ""), cookie);
+    expect(visible(notice)).toMatch(/Redrive started for 1 deliveries \(job rpl_[0-9a-f]{32} \)\./);
+    // The job's id links to its page, where its progress is.
+    const job = location.match(/rpl_[0-9a-f]{32}/)![0];
+    expect(notice).toContain(`<a href="/dashboard/replays/${job}">${job}</a>`);
     // The job's page, then the delivery it enqueued.
     await deliver(queue, sent);
     expect(visible(await page(`/events/${eventId}`, cookie))).toContain("erp · generation 2 · delivered");
     expect(visible(await page("/dead-letters?destination=erp", cookie))).not.toContain(eventId);
+  });
+});
+
+describe("replays", () => {
+  it("starts a bulk replay after a confirmation that counts it, then shows the job's progress to done", async () => {
+    const queue = captureDeliveryQueue();
+    let erpFails = true;
+    stubDestinations((req) =>
+      new URL(req.url).hostname === "erp.example.test" && erpFails
+        ? new Response("bad request", { status: 400 })
+        : new Response("ok"),
+    );
+    // From now: other tests of this file leave dead erp deliveries too, and the count is this one's.
+    const since = new Date().toISOString();
+    const eventId = await labEvent("pair");
+    await deliver(queue);
+    const until = new Date(Date.now() + 1_000).toISOString();
+    const { cookie } = await signIn();
+
+    const form = await page("/replays", cookie);
+    expect(form).toContain('<form method="get" action="/dashboard/replays/new">');
+    expect(form).toContain('<select name="status"><option value="dead">dead</option>');
+    const window = new URLSearchParams({ destination: "erp", since, until, maxCount: "10" });
+    const review = await page(`/replays/new?status=dead&${window}`, cookie);
+    expect(visible(review)).toContain("1 dead delivery matches: dead deliveries to erp, of events received from");
+    expect(visible(review)).toContain("At most 10 will be replayed. Replay 1 deliveries");
+    expect(review).toContain('<input type="hidden" name="maxCount" value="10"/>');
+    // Other states have no index to count them by: the job counts them when it starts.
+    expect(visible(await page(`/replays/new?status=pending&${window}`, cookie))).toContain(
+      "The job counts the deliveries that match when it starts; its page shows how many. Replay up to 10 deliveries",
+    );
+    // Nothing is sent by looking.
+    expect(visible(await page(`/events/${eventId}`, cookie))).not.toContain("erp · generation 2");
+
+    erpFails = false;
+    catchUp();
+    const sent = queue.messages.length;
+    const started = await request("POST", "/replays", {
+      cookie,
+      form: { status: "dead", destination: "erp", since, until, maxCount: "10" },
+    });
+    expect(started.status).toBe(303);
+    const location = started.headers.get("location")!;
+    expect(location).toMatch(/^\/dashboard\/replays\/rpl_[0-9a-f]{32}\?matched=1$/);
+    const job = location.match(/rpl_[0-9a-f]{32}/)![0];
+    const running = visible(await page(location.replace("/dashboard", ""), cookie));
+    expect(running).toContain("Started: 1 delivery matched, at most 10 will be replayed.");
+    expect(running).toMatch(/ State running .* Cancel this replay /);
+    // The job-id form opens the same page.
+    const opened = await request("GET", `/replays/job?replayId=${job}`, { cookie });
+    expect(opened.status).toBe(303);
+    expect(opened.headers.get("location")).toBe(`/dashboard/replays/${job}`);
+
+    await deliver(queue, sent);
+    const finished = visible(await page(`/replays/${job}`, cookie));
+    expect(finished).toContain(" State done ");
+    expect(finished).toContain(" Deliveries replayed 1 ");
+    expect(finished).not.toContain("Cancel this replay");
+    expect(visible(await page(`/events/${eventId}`, cookie))).toContain("erp · generation 2 · delivered");
+    const audit = visible(await page("/audit", cookie));
+    expect(audit).toMatch(new RegExp(`bulk_replay_start tok_[0-9a-f]{16} dashboard — replayId: ${job} `));
+  });
+});
+
+describe("customer data, keys and the audit log", () => {
+  it("purges an order only from its confirmation's POST, and says what it purged", async () => {
+    stubDestinations(() => new Response("ok"));
+    const orderId = `purge-${crypto.randomUUID()}`;
+    const body = fixture("weedmaps/create").body.replace("9763822", orderId);
+    const res = await post("/webhooks/weedmaps?merchant_id=4242", body, { Signature: await weedmapsSignature(body) });
+    const { eventId } = await res.json<{ eventId: string }>();
+    const { cookie } = await signIn();
+
+    const form = await page("/customer-data", cookie);
+    expect(form).toContain('<form method="get" action="/dashboard/customer-data/purge">');
+    expect(form).toContain('<option value="weedmaps">weedmaps</option>');
+    const query = new URLSearchParams({ providerOrderId: orderId, source: "weedmaps", reason: "ticket 9" });
+    const review = await page(`/customer-data/purge?${query}`, cookie);
+    const reviewText = visible(review);
+    expect(reviewText).toContain(`1 event of order ${orderId} from weedmaps will have their payloads purged.`);
+    expect(reviewText).toContain("Reason recorded: ticket 9.");
+    expect(review).toContain(`href="/dashboard/events/${eventId}"`);
+    expect(review).toContain('<form method="post" action="/dashboard/customer-data/purge">');
+    expect(reviewText).toContain(`Purge order ${orderId}`);
+    // The confirmation purges nothing.
+    expect(visible(await page(`/events/${eventId}`, cookie))).toContain("Customer data redacted:");
+
+    const purged = await request("POST", "/customer-data/purge", {
+      cookie,
+      form: { providerOrderId: orderId, source: "weedmaps", reason: "ticket 9" },
+    });
+    expect(purged.status).toBe(200);
+    const purgedText = visible(await purged.text());
+    expect(purgedText).toMatch(
+      new RegExp(
+        `Order ${orderId}: 1 event purged now, 0 already purged\\. Recorded in the audit log \\((aud_\\w+)\\)`,
+      ),
+    );
+    expect(visible(await page(`/events/${eventId}`, cookie))).toContain("Purged on");
+    const again = await request("POST", "/customer-data/purge", { cookie, form: { providerOrderId: orderId } });
+    expect(visible(await again.text())).toContain(`Order ${orderId}: 0 events purged now, 1 already purged.`);
+
+    const audit = visible(await page("/audit", cookie));
+    expect(audit).toContain(`customer_purge`);
+    expect(audit).toMatch(
+      new RegExp(
+        `customer_purge tok_[0-9a-f]{16} dashboard — providerOrderId: ${orderId} source: weedmaps reason: ticket 9 purged: \\["${eventId}"\\] alreadyPurged: 0 `,
+      ),
+    );
+  });
+
+  it("shows the key ring by id, and the audit log newest first with links to events", async () => {
+    const { cookie } = await signIn();
+    const keys = visible(await page("/keys", cookie));
+    expect(keys).toMatch(/ Encryption required Primary key test-a /);
+    expect(keys).toMatch(/ test-a primary wraps new data keys yes /);
+    expect(keys).not.toContain((env.PAYLOAD_KEYS as string).split(":")[1]);
+
+    stubDestinations(() => new Response("ok"));
+    const eventId = await labEvent("single");
+    expect((await request("POST", `/events/${eventId}/replay`, { cookie, form: { destination: "pos" } })).status).toBe(
+      303,
+    );
+    const audit = await page(`/audit?eventId=${eventId}`, cookie);
+    expect(visible(audit)).toMatch(
+      new RegExp(`1 entry, newest first, for ${eventId}\\. .* replay tok_[0-9a-f]{16} dashboard ${eventId} `),
+    );
+    expect(audit).toContain(`<a href="/dashboard/events/${eventId}">${eventId}</a>`);
+    const newest = visible(await page("/audit", cookie)).match(/ (aud_\d{15}_[0-9a-f]{12}) /g) ?? [];
+    expect(newest.length).toBeGreaterThan(1);
+    expect([...newest].sort().reverse()).toEqual(newest);
   });
 });
 
@@ -745,8 +921,18 @@ describe("cost", () => {
       "/dead-letters",
       "/dead-letters?destination=erp",
       `/dead-letters/redrive?destination=erp&since=${since}&until=${until}`,
+      `/replays/new?status=dead&destination=erp&since=${since}&until=${until}&maxCount=10`,
+      "/customer-data/purge?providerOrderId=9763822",
+      "/customer-data/purge?providerOrderId=9763822&source=weedmaps",
       "/destinations",
       "/routing",
+      // Pages that read no events at all; their reads are checked the same way.
+      "/replays",
+      `/replays/new?status=pending&since=${since}&until=${until}&maxCount=10`,
+      "/customer-data",
+      "/keys",
+      "/audit",
+      `/audit?eventId=${eventId}`,
     ].map((view) => `/dashboard${view}`);
     // The admin API lists through the same operations, so the same reads.
     const apiViews = [
@@ -799,7 +985,8 @@ describe("cost", () => {
         expect(scans, `${view}: ${sql}\n${details.join("\n")}`).toEqual([]);
       }
     }
-    expect(eventReads).toBeGreaterThanOrEqual(views.length + apiViews.length - 3);
+    // Every view reads events but the overview, destinations, routing and the six pages listed last.
+    expect(eventReads).toBeGreaterThanOrEqual(views.length + apiViews.length - 9);
   });
 
   it("seeks a deep page's cursor in the index: each read of events is a SEARCH from it, never a SCAN", async () => {

@@ -165,6 +165,6 @@ it("0008 counts each event's current dead deliveries, so the dead-letter index h
     "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' ORDER BY name",
   ).all<{ name: string }>();
   expect(indexes.results.map((r) => r.name)).toEqual(
-    expect.arrayContaining(["events_dead", "events_provider_id", "events_received_at"]),
+    expect.arrayContaining(["events_dead", "events_provider_id_earlier", "events_received_at"]),
   );
 });

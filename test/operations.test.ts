@@ -11,6 +11,7 @@ import {
   stubDestinations,
   weedmapsSignature,
 } from "./helpers.ts";
+import { piiValues } from "./pii.ts";
 
 /**
  * Issue #23: each operator action is one operation behind two transports. The same bad input is refused with the
@@ -79,6 +80,9 @@ const unescapeHtml = (html: string) =>
     .replace(/&gt;/g, ">")
     .replace(/&amp;/g, "&");
 
+/** A page's text as a reader sees it: tags gone, entities read, whitespace folded. */
+const textOf = (html: string) => unescapeHtml(html.replace(/<[^>]+>/g, " ")).replace(/\s+/g, " ");
+
 /** A refusal as a caller sees it: the status, the code, and the field messages. */
 interface Refusal {
   status: number;
@@ -127,7 +131,21 @@ async function quarantined(orderId: string): Promise<string> {
   return held.eventId;
 }
 
+/** A Weedmaps order (the published fixture, customer data and all) under its own order id, routed to pos and erp. */
+async function weedmapsOrder(orderId: string): Promise<{ eventId: string; orderId: string; body: string }> {
+  const body = fixture("weedmaps/create").body.replace("9763822", orderId);
+  const res = await post(
+    "/webhooks/weedmaps?merchant_id=4242",
+    body,
+    { Signature: await weedmapsSignature(body) },
+    fetchWorker,
+  );
+  expect(res.status).toBe(200);
+  return { eventId: (await res.json<{ eventId: string }>()).eventId, orderId, body };
+}
+
 const NO_EVENT = `evt_${"0".repeat(32)}`;
+const NO_REPLAY = `rpl_${"0".repeat(32)}`;
 
 describe("the same bad input is refused the same way through the admin API and a dashboard form", () => {
   it("every action's bad inputs: the same status, code and field messages", async () => {
@@ -137,6 +155,17 @@ describe("the same bad input is refused the same way through the admin API and a
     const since = new Date(Date.now() - 60_000).toISOString();
     const until = new Date(Date.now() + 60_000).toISOString();
     const q = (params: Record<string, string>) => new URLSearchParams(params).toString();
+    // A job that matched nothing is done as soon as it starts: there is nothing left to cancel.
+    const later = (days: number) => new Date(Date.now() + days * 86_400_000).toISOString();
+    const finished = await api("POST", "/replays", {
+      status: "pending",
+      since: later(1),
+      until: later(2),
+      maxCount: 1,
+    });
+    expect(finished.status).toBe(202);
+    const done = await finished.json<{ replayId: string; state: string }>();
+    expect(done.state).toBe("done");
 
     /** [what, the API's request, the dashboard's request] */
     const cases: [string, () => Promise<Response>, () => Promise<Response>][] = [
@@ -255,6 +284,149 @@ describe("the same bad input is refused the same way through the admin API and a
         () => api("POST", "/dead-letters/redrive", { since: until, until: since, maxCount: 1 }),
         () => dashboard("GET", `/dead-letters/redrive?${q({ since: until, until: since })}`),
       ],
+      // Bulk replay jobs: start (and its confirmation), progress, cancel
+      [
+        "bulk replay: an unknown status",
+        () => api("POST", "/replays", { status: "lost", since, until, maxCount: 1 }),
+        () => dashboard("POST", "/replays", { status: "lost", since, until, maxCount: "1" }),
+      ],
+      [
+        "bulk replay: no window",
+        () => api("POST", "/replays", { status: "pending", maxCount: 1 }),
+        () => dashboard("POST", "/replays", { status: "pending", maxCount: "1" }),
+      ],
+      [
+        "bulk replay: no count",
+        () => api("POST", "/replays", { since, until }),
+        () => dashboard("POST", "/replays", { since, until }),
+      ],
+      [
+        "bulk replay: a count of none",
+        () => api("POST", "/replays", { status: "failing", since, until, maxCount: 0 }),
+        () => dashboard("POST", "/replays", { status: "failing", since, until, maxCount: "0" }),
+      ],
+      [
+        "bulk replay: a count over the bound",
+        () => api("POST", "/replays", { since, until, maxCount: 100_001 }),
+        () => dashboard("POST", "/replays", { since, until, maxCount: "100001" }),
+      ],
+      [
+        "bulk replay: a count that is not a number",
+        () => api("POST", "/replays", { since, until, maxCount: "many" }),
+        () => dashboard("POST", "/replays", { since, until, maxCount: "many" }),
+      ],
+      [
+        "bulk replay: a time that is not one",
+        () => api("POST", "/replays", { since: "yesterday", until, maxCount: 1 }),
+        () => dashboard("POST", "/replays", { since: "yesterday", until, maxCount: "1" }),
+      ],
+      [
+        "bulk replay: until before since",
+        () => api("POST", "/replays", { status: "delivered", since: until, until: since, maxCount: 1 }),
+        () => dashboard("POST", "/replays", { status: "delivered", since: until, until: since, maxCount: "1" }),
+      ],
+      [
+        "bulk replay: a destination that cannot be one",
+        () => api("POST", "/replays", { destination: "NO", since, until, maxCount: 1 }),
+        () => dashboard("POST", "/replays", { destination: "NO", since, until, maxCount: "1" }),
+      ],
+      [
+        "bulk replay: an unknown destination",
+        () => api("POST", "/replays", { status: "pending", destination: "nowhere", since, until, maxCount: 1 }),
+        () => dashboard("POST", "/replays", { status: "pending", destination: "nowhere", since, until, maxCount: "1" }),
+      ],
+      [
+        "bulk replay: a disabled destination",
+        () => api("POST", "/replays", { status: "pending", destination: "paused", since, until, maxCount: 1 }),
+        () => dashboard("POST", "/replays", { status: "pending", destination: "paused", since, until, maxCount: "1" }),
+      ],
+      [
+        "bulk replay confirmation: an unknown status",
+        () => api("POST", "/replays", { status: "lost", since, until, maxCount: 1 }),
+        () => dashboard("GET", `/replays/new?${q({ status: "lost", since, until, maxCount: "1" })}`),
+      ],
+      [
+        "bulk replay confirmation: until before since",
+        () => api("POST", "/replays", { since: until, until: since, maxCount: 1 }),
+        () => dashboard("GET", `/replays/new?${q({ since: until, until: since, maxCount: "1" })}`),
+      ],
+      [
+        "bulk replay confirmation: no count",
+        () => api("POST", "/replays", { status: "dead", since, until }),
+        () => dashboard("GET", `/replays/new?${q({ status: "dead", since, until })}`),
+      ],
+      [
+        "replay job: a malformed id",
+        () => api("GET", "/replays/rpl_nope"),
+        () => dashboard("GET", "/replays/rpl_nope"),
+      ],
+      [
+        "replay job: a malformed id typed into the form",
+        () => api("GET", "/replays/rpl_nope"),
+        () => dashboard("GET", "/replays/job?replayId=rpl_nope"),
+      ],
+      [
+        "replay job: an unknown job",
+        () => api("GET", `/replays/${NO_REPLAY}`),
+        () => dashboard("GET", `/replays/${NO_REPLAY}`),
+      ],
+      [
+        "replay cancel: a malformed id",
+        () => api("POST", "/replays/rpl_nope/cancel"),
+        () => dashboard("POST", "/replays/rpl_nope/cancel", {}),
+      ],
+      [
+        "replay cancel: an unknown job",
+        () => api("POST", `/replays/${NO_REPLAY}/cancel`),
+        () => dashboard("POST", `/replays/${NO_REPLAY}/cancel`, {}),
+      ],
+      [
+        "replay cancel: a job that is not running",
+        () => api("POST", `/replays/${done.replayId}/cancel`),
+        () => dashboard("POST", `/replays/${done.replayId}/cancel`, {}),
+      ],
+      // A customer's deletion request (and its confirmation)
+      [
+        "purge: no order id",
+        () => api("POST", "/customer-data/purge", {}),
+        () => dashboard("POST", "/customer-data/purge", {}),
+      ],
+      [
+        "purge: an order id too long",
+        () => api("POST", "/customer-data/purge", { providerOrderId: "9".repeat(256) }),
+        () => dashboard("POST", "/customer-data/purge", { providerOrderId: "9".repeat(256) }),
+      ],
+      [
+        "purge: a source that cannot be one",
+        () => api("POST", "/customer-data/purge", { providerOrderId: "9763822", source: "Not A Source" }),
+        () => dashboard("POST", "/customer-data/purge", { providerOrderId: "9763822", source: "Not A Source" }),
+      ],
+      [
+        "purge: a reason too long",
+        () => api("POST", "/customer-data/purge", { providerOrderId: "9763822", reason: "r".repeat(201) }),
+        () => dashboard("POST", "/customer-data/purge", { providerOrderId: "9763822", reason: "r".repeat(201) }),
+      ],
+      [
+        "purge confirmation: no order id",
+        () => api("POST", "/customer-data/purge", {}),
+        () => dashboard("GET", "/customer-data/purge"),
+      ],
+      [
+        "purge confirmation: a source that cannot be one",
+        () => api("POST", "/customer-data/purge", { providerOrderId: "9763822", source: "Not A Source" }),
+        () => dashboard("GET", `/customer-data/purge?${q({ providerOrderId: "9763822", source: "Not A Source" })}`),
+      ],
+      // The audit log
+      [
+        "audit log: a malformed event id",
+        () => api("GET", "/audit?eventId=evt_nope"),
+        () => dashboard("GET", "/audit?eventId=evt_nope"),
+      ],
+      [
+        "audit log: a cursor this router did not issue",
+        () => api("GET", "/audit?cursor=bm90LWEtY3Vyc29y"),
+        () => dashboard("GET", "/audit?cursor=bm90LWEtY3Vyc29y"),
+      ],
       // Destination controls
       [
         "pause: a blank reason",
@@ -345,7 +517,7 @@ describe("the same bad input is refused the same way through the admin API and a
 });
 
 describe("one list behind both transports", () => {
-  const idsIn = (text: string) => [...new Set(text.match(/evt_[0-9a-f]{32}/g) ?? [])];
+  const idsIn = (text: string) => [...new Set(text.match(/evt_(?:\d{1,3}_)?[0-9a-f]{32}/g) ?? [])];
 
   async function deadLettersVia(destination: "pos" | "erp") {
     const fromApi = await api("GET", `/dead-letters?destination=${destination}`);
@@ -407,6 +579,116 @@ describe("one list behind both transports", () => {
     const html = await page.text();
     expect(idsIn(html.slice(html.indexOf("<tbody>")))).toEqual(listed.events.map((e) => e.id));
     expect(listed.events.map((e) => e.id)).toEqual(expect.arrayContaining(marker));
+  });
+
+  const auditIdsIn = (html: string) => [
+    ...new Set(html.slice(html.indexOf("<tbody>")).match(/aud_[0-9]{15}_[0-9a-f]{12}/g) ?? []),
+  ];
+  type AuditList = {
+    entries: { id: string; tokenId: string; eventId: string | null }[];
+    nextCursor: string | null;
+  };
+
+  it("audit log: the page lists the API's entries in its order, and Older entries goes on from the same cursor", async () => {
+    // Signed in first: that writes an entry of its own.
+    await dashboard("GET", "/overview");
+    // More entries than a page: failed sign-ins, each from a client of its own so that none is throttled.
+    for (let i = 0; i < 51; i++) {
+      const res = await fetchWorker(
+        new Request(`${ROUTER}/dashboard/sign-in`, {
+          method: "POST",
+          headers: {
+            "content-type": "application/x-www-form-urlencoded",
+            origin: ROUTER,
+            "cf-connecting-ip": `198.51.100.${i + 1}`,
+          },
+          body: new URLSearchParams({ token: `not-the-token-${i}` }).toString(),
+          redirect: "manual",
+        }),
+      );
+      expect(res.status).toBe(303);
+    }
+    const first = await (await api("GET", "/audit?limit=50")).json<AuditList>();
+    const firstPage = await dashboard("GET", "/audit");
+    expect(firstPage.status).toBe(200);
+    const firstHtml = await firstPage.text();
+    expect(auditIdsIn(firstHtml)).toEqual(first.entries.map((e) => e.id));
+    expect(first.nextCursor).not.toBeNull();
+    const older = unescapeHtml(firstHtml.match(/<a href="([^"]+)">Older entries<\/a>/)?.[1] ?? "");
+    expect(older).toBe(`/dashboard/audit?cursor=${first.nextCursor}`);
+
+    const second = await (await api("GET", `/audit?limit=50&cursor=${first.nextCursor}`)).json<AuditList>();
+    const secondHtml = await (await dashboard("GET", older.replace("/dashboard", ""))).text();
+    expect(auditIdsIn(secondHtml)).toEqual(second.entries.map((e) => e.id));
+    expect(second.entries.length).toBeGreaterThan(0);
+    // Failed attempts show the token id "none": a wrong token is never stored, so never shown.
+    expect(textOf(firstHtml)).toContain("sign_in_failed none dashboard");
+    expect(firstHtml).not.toContain("not-the-token");
+  });
+
+  it("audit log: one event's entries, the same through both; token ids only and no customer data", async () => {
+    const order = await weedmapsOrder(`ops-audit-${crypto.randomUUID()}`);
+    const pii = piiValues({ "weedmaps/create": order.body });
+    expect(pii.length).toBeGreaterThan(0);
+    const revealToken = env.ADMIN_REVEAL_TOKEN as string;
+    expect(
+      (await api("GET", `/events/${order.eventId}?reveal=true`, undefined, { "x-reveal-token": revealToken })).status,
+    ).toBe(200);
+    expect((await dashboard("POST", `/events/${order.eventId}/reveal`, { reveal_token: revealToken })).status).toBe(
+      200,
+    );
+    expect((await dashboard("POST", `/events/${order.eventId}/replay`, { destination: "pos" })).status).toBe(303);
+
+    const fromApi = await (await api("GET", `/audit?eventId=${order.eventId}`)).json<AuditList>();
+    expect(fromApi.entries).toHaveLength(3);
+    const html = await (await dashboard("GET", `/audit?eventId=${order.eventId}`)).text();
+    expect(auditIdsIn(html)).toEqual(fromApi.entries.map((e) => e.id));
+    const text = textOf(html);
+    for (const entry of fromApi.entries) expect(text).toContain(entry.tokenId);
+    for (const secret of [env.ADMIN_TOKEN as string, revealToken]) expect(html).not.toContain(secret);
+    for (const value of pii) expect(html).not.toContain(value);
+    // The whole first page too, with every other test's entries on it.
+    const all = await (await dashboard("GET", "/audit")).text();
+    for (const value of [env.ADMIN_TOKEN as string, revealToken, ...pii]) expect(all).not.toContain(value);
+  });
+
+  it("key status: the page shows the API's ring, key ids only and never key material", async () => {
+    const fromApi = await api("GET", "/keys");
+    expect(fromApi.status).toBe(200);
+    const keys = await fromApi.json<{
+      encryption: string;
+      primary: string | null;
+      keys: { keyId: string; state: string; inRing: boolean; removable: boolean }[];
+    }>();
+    expect(keys.keys.length).toBeGreaterThan(0);
+    const page = await dashboard("GET", "/keys");
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    const text = textOf(html);
+    expect(text).toContain(`Encryption ${keys.encryption} Primary key ${keys.primary ?? "none"} `);
+    for (const k of keys.keys) expect(text).toContain(` ${k.keyId} ${k.state} `);
+    const material = (env.PAYLOAD_KEYS as string).split(",").map((entry) => entry.slice(entry.indexOf(":") + 1));
+    for (const secret of material) expect(html).not.toContain(secret);
+  });
+
+  it("purge confirmation: lists the events of the order the API's search finds, and purges nothing", async () => {
+    const orderId = `ops-review-${crypto.randomUUID()}`;
+    const order = await weedmapsOrder(orderId);
+    const listed = await (await api("GET", `/events?orderId=${orderId}`)).json<{ events: { id: string }[] }>();
+    expect(listed.events.map((e) => e.id)).toEqual([order.eventId]);
+    const review = await dashboard("GET", `/customer-data/purge?providerOrderId=${orderId}&reason=ticket+7`);
+    expect(review.status).toBe(200);
+    const html = await review.text();
+    expect(idsIn(html.slice(html.indexOf("<tbody>")))).toEqual(listed.events.map((e) => e.id));
+    expect(textOf(html)).toContain(`1 event of order ${orderId} will have their payloads purged.`);
+    expect(html).toContain('<form method="post" action="/dashboard/customer-data/purge">');
+    const event = await (await api("GET", `/events/${order.eventId}`)).json<{
+      event: { payloadPurgedAt: string | null };
+    }>();
+    expect(event.event.payloadPurgedAt).toBeNull();
+    const none = textOf(await (await dashboard("GET", "/customer-data/purge?providerOrderId=no-such-order")).text());
+    expect(none).toContain("No stored event has this order id.");
+    expect(none).not.toContain("Purge order");
   });
 });
 
@@ -537,29 +819,114 @@ describe("the same action writes the same audit row through either transport", (
     expect(fromDashboard).toEqual(fromApi);
   });
 
-  it("bulk replay start and cancel (the admin API's own)", async () => {
-    const since = new Date(Date.now() - 60_000).toISOString();
-    const until = new Date(Date.now() + 60_000).toISOString();
-    await labEvent("single");
-    let replayId = "";
-    const started = await audited(async () => {
-      const res = await api("POST", "/replays", { status: "pending", destination: "pos", since, until, maxCount: 10 });
-      expect(res.status).toBe(202);
-      replayId = (await res.json<{ replayId: string }>()).replayId;
-    });
-    expect(comparable(started, "admin")).toEqual([
-      expect.objectContaining({
-        action: "bulk_replay_start",
-        detail: expect.objectContaining({ replayId, maxCount: 10 }),
-      }),
-    ]);
-    const cancelled = await audited(async () =>
-      expect((await api("POST", `/replays/${replayId}/cancel`)).status).toBe(200),
+  it("a customer's deletion request", async () => {
+    const [first, second] = [
+      await weedmapsOrder(`ops-purge-${crypto.randomUUID()}`),
+      await weedmapsOrder(`ops-purge-${crypto.randomUUID()}`),
+    ];
+    const [firstOrder, secondOrder] = [first.orderId, second.orderId];
+    let page = "";
+    const { fromApi, fromDashboard } = await same(
+      () => api("POST", "/customer-data/purge", { providerOrderId: firstOrder, reason: "ticket 42" }),
+      async () => {
+        const res = await dashboard("POST", "/customer-data/purge", {
+          providerOrderId: secondOrder,
+          source: "",
+          reason: "ticket 42",
+        });
+        page = await res.clone().text();
+        return res;
+      },
+      { action: "customer_purge", event_id: null },
     );
-    expect(comparable(cancelled, "admin")).toEqual([
-      expect.objectContaining({ action: "bulk_replay_cancel", detail: { replayId, replayed: 0 } }),
+    expect(fromApi[0]!.detail).toEqual({
+      providerOrderId: firstOrder,
+      source: null,
+      reason: "ticket 42",
+      purged: [first.eventId],
+      alreadyPurged: 0,
+    });
+    expect(fromDashboard).toEqual([
+      { ...fromApi[0]!, detail: { ...fromApi[0]!.detail, providerOrderId: secondOrder, purged: [second.eventId] } },
     ]);
-    // A refusal writes nothing.
-    expect(await audited(() => api("POST", `/replays/${replayId}/cancel`))).toEqual([]);
+    // The answer names what it purged and the audit entry.
+    expect(textOf(page)).toMatch(
+      new RegExp(`Order ${secondOrder}: 1 event purged now, 0 already purged\\. Recorded in the audit log \\(aud_`),
+    );
+    expect(page).toContain(`href="/dashboard/events/${second.eventId}"`);
+    for (const { eventId } of [first, second]) {
+      const view = await (await api("GET", `/events/${eventId}`)).json<{ event: { payloadPurgedAt: string | null } }>();
+      expect(view.event.payloadPurgedAt, eventId).not.toBeNull();
+    }
+  });
+
+  it("bulk replay start and cancel", async () => {
+    // The window starts after every event another test of this file received: the router's clock stamps them.
+    catchUp();
+    clock.advance(1);
+    const since = new Date(clock.now()).toISOString();
+    await labEvent("single");
+    const until = new Date(Date.now() + 60_000).toISOString();
+    const filter = { status: "pending", destination: "pos", since, until };
+    let apiJob = "";
+    let dashboardJob = "";
+    let apiMatched = -1;
+    const started = await same(
+      async () => {
+        const res = await api("POST", "/replays", { ...filter, maxCount: 10 });
+        ({ replayId: apiJob, matched: apiMatched } = await res.clone().json<{ replayId: string; matched: number }>());
+        return res;
+      },
+      async () => {
+        const res = await dashboard("POST", "/replays", { ...filter, maxCount: "10" });
+        const location = res.headers.get("location") ?? "";
+        expect(location).toMatch(/^\/dashboard\/replays\/rpl_[0-9a-f]{32}\?matched=\d+$/);
+        dashboardJob = location.match(/rpl_[0-9a-f]{32}/)![0];
+        return res;
+      },
+      { action: "bulk_replay_start", event_id: null },
+    );
+    expect(apiMatched).toBe(1);
+    const withoutId = (detail: Record<string, unknown>) => {
+      const { replayId: _replayId, ...rest } = detail;
+      return rest;
+    };
+    expect(started.fromApi[0]!.detail.replayId).toBe(apiJob);
+    expect(started.fromDashboard[0]!.detail.replayId).toBe(dashboardJob);
+    expect(withoutId(started.fromApi[0]!.detail)).toEqual({
+      filter: { status: "pending", destination: "pos", since: Date.parse(since), until: Date.parse(until) },
+      maxCount: 10,
+      matched: 1,
+    });
+    expect(withoutId(started.fromDashboard[0]!.detail)).toEqual(withoutId(started.fromApi[0]!.detail));
+
+    // The job's page shows what the API says of it: its state and progress, and a way to cancel it.
+    const job = await (await api("GET", `/replays/${dashboardJob}`)).json<{
+      state: string;
+      scanned: number;
+      replayed: number;
+    }>();
+    expect(job.state).toBe("running");
+    const jobPage = await (await dashboard("GET", `/replays/${dashboardJob}?matched=1`)).text();
+    const jobText = textOf(jobPage);
+    expect(jobText).toContain("Started: 1 delivery matched, at most 10 will be replayed.");
+    expect(jobText).toContain(`State ${job.state} `);
+    expect(jobText).toContain(`Events read ${job.scanned} Deliveries replayed ${job.replayed} `);
+    expect(jobPage).toContain(`<form method="post" action="/dashboard/replays/${dashboardJob}/cancel">`);
+
+    const cancelled = await same(
+      () => api("POST", `/replays/${apiJob}/cancel`),
+      () => dashboard("POST", `/replays/${dashboardJob}/cancel`, {}),
+      { action: "bulk_replay_cancel", event_id: null, detail: { replayId: apiJob, replayed: 0 } },
+    );
+    expect(cancelled.fromDashboard).toEqual([
+      { ...cancelled.fromApi[0]!, detail: { replayId: dashboardJob, replayed: 0 } },
+    ]);
+    const after = textOf(await (await dashboard("GET", `/replays/${dashboardJob}?cancelled=1`)).text());
+    expect(after).toContain("State cancelled ");
+    expect(after).not.toContain("Cancel this replay");
+    // A refusal writes nothing, through either.
+    expect(await audited(() => api("POST", `/replays/${apiJob}/cancel`))).toEqual([]);
+    expect(await audited(() => dashboard("POST", `/replays/${dashboardJob}/cancel`, {}))).toEqual([]);
   });
 });

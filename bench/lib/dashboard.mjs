@@ -320,7 +320,8 @@ function generate({ count, from, to, now, seed, prefix, schema }) {
       const pending = deliveries.filter((d) => d.status === "pending").map((d) => d.nextAttemptAt);
       const draft = type === "draft";
       const row = {
-        id: `evt_${sha256(idempotencyKey).slice(0, 32)}`,
+        // src/core/event-id.ts: shard 0, the order's digest, then the identity's.
+        id: `evt_0_${sha256(`${source}\u0000${orderId}`).slice(0, 8)}${sha256(idempotencyKey).slice(0, 24)}`,
         idempotency_key: idempotencyKey,
         ingest_id: randomUUID(),
         source,
@@ -428,10 +429,9 @@ async function view(router, cookie, pathname) {
     // Table rows on the page (each <tr> that starts with a data cell): what the view showed, to compare across sizes.
     rowsShown: (html.match(/<tr><td/g) ?? []).length,
     // Which events the page links to, in order: whether the two sizes showed the same rows.
-    shown: sha256([...html.matchAll(/\/dashboard\/events\/(evt_[0-9a-f]{32})/g)].map((m) => m[1]).join(",")).slice(
-      0,
-      16,
-    ),
+    shown: sha256(
+      [...html.matchAll(/\/dashboard\/events\/(evt_(?:\d{1,3}_)?[0-9a-f]{32})/g)].map((m) => m[1]).join(","),
+    ).slice(0, 16),
     d1Queries: line.d1Queries,
     d1RowsRead: line.d1RowsRead,
     d1RowsWritten: line.d1RowsWritten,

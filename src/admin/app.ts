@@ -10,6 +10,7 @@ import type { RouterDeps } from "../core/deps.ts";
 import { RouterError } from "../core/errors.ts";
 import { auditRoutes } from "./audit.ts";
 import { requireAdminToken } from "./auth.ts";
+import { capacityRoutes } from "./capacity.ts";
 import { configRoutes } from "./config.ts";
 import { customerDataRoutes } from "./customer-data.ts";
 import { deadLetterRoutes } from "./dead-letters.ts";
@@ -88,6 +89,7 @@ export function createAdmin(deps: RouterDeps) {
     configRoutes,
     auditRoutes,
     keyRoutes,
+    capacityRoutes,
   ]) {
     admin.route("/", resource(deps));
   }

@@ -3,6 +3,7 @@
  * What a route accepts is the operation's own input schema (src/operations/inputs.ts).
  */
 import { z } from "@hono/zod-openapi";
+import { CAPACITY_LEVELS, CAPACITY_SHARD_STATES } from "../core/capacity.ts";
 import { ERROR_CODE_NAMES } from "../core/errors.ts";
 import { QUARANTINE_REASONS } from "../core/event.ts";
 import { AUDIT_ACTIONS } from "../operations/audit.ts";
@@ -415,3 +416,47 @@ export const ConfigSchema = z
 export const ConfigValidation = z
   .object({ valid: z.boolean(), errors: z.array(z.string()) })
   .openapi("ConfigValidation");
+
+export const CapacitySchema = z
+  .object({
+    at: IsoTime,
+    thresholds: z.object({
+      limitBytes: z
+        .number()
+        .int()
+        .openapi({ description: "D1's limit per database (10 GB), or a lower configured one." }),
+      warnPercent: z.number(),
+      criticalPercent: z.number(),
+      readOnlyPercent: z.number().openapi({
+        description:
+          "Past it a shard takes no new events: it goes read-only when another shard has room, and when none has, ingest answers 503 storage_full.",
+      }),
+    }),
+    allFull: z.boolean().openapi({
+      description: "No writable shard has room by the recorded sizes: ingest answers 503 storage_full.",
+    }),
+    shards: z.array(
+      z.object({
+        id: z.number().int(),
+        binding: z.string().openapi({ example: "DB" }),
+        state: z.enum(CAPACITY_SHARD_STATES),
+        level: z.enum(CAPACITY_LEVELS).nullable(),
+        sizeBytes: z
+          .number()
+          .int()
+          .nullable()
+          .openapi({ description: "D1's own figure (meta.size_after), as last recorded; null before the first." }),
+        limitBytes: z.number().int(),
+        share: z.number().nullable().openapi({ description: "sizeBytes / limitBytes, 0–1." }),
+        measuredAt: IsoTime.nullable(),
+        eventsPerDay: z.number().nullable(),
+        rowsWrittenPerEvent: z.number().nullable(),
+        bytesPerEvent: z.number().int().nullable(),
+        bytesPerDay: z.number().int().nullable(),
+        daysUntilFull: z.number().nullable().openapi({
+          description: "Until the read-only line at the current rate; 0 once past it; null while not growing.",
+        }),
+      }),
+    ),
+  })
+  .openapi("Capacity");

@@ -9,6 +9,8 @@ import { handleDeliveryBatch } from "../delivery/consumer.ts";
 import { handleDeadLetterBatch } from "../delivery/dead-letters.ts";
 import { sweep, SWEEP_GRACE_MS } from "../delivery/sweeper.ts";
 import { loadConfig, readVar } from "../config/load.ts";
+import { shardsOf } from "../config/shards.ts";
+import { CapacityWatch } from "../control/capacity.ts";
 import { createWebhooks } from "../ingest/app.ts";
 import { ROLLUP_LAG_MS, runRollupWalk } from "../maintenance/rollup.ts";
 import { runMaintenanceWalk } from "../maintenance/walk.ts";
@@ -45,17 +47,30 @@ function queueRole(queue: string): "deliveries" | "dead-letters" {
  */
 export function createWorker(options: Partial<RouterDeps> = {}) {
   const deps: RouterDeps = { providers: options.providers ?? BUILTIN_PROVIDERS, clock: options.clock ?? SYSTEM_CLOCK };
+  // The shards' sizes as this isolate saw them, from ingest's writes and the consumer's.
+  const capacity = new CapacityWatch(deps.clock);
   const app = new Hono<{ Bindings: Env }>();
   // A caller's X-Request-Id is echoed into logs and error bodies, so only a short token of safe characters is kept
   // (Hono's own check: word characters, `-` and `=`); anything else gets a fresh UUID.
   app.use(requestId({ limitLength: 64 }));
   app.get("/healthz", (c) => c.json({ ok: true }));
-  app.route("/webhooks", createWebhooks(deps));
+  app.route("/webhooks", createWebhooks(deps, capacity));
   app.route("/admin", createAdmin(deps));
   app.route("/dashboard", createDashboard(deps));
   app.notFound(handleNotFound);
   const respond = responderFor(errorPage);
   app.onError((err, c) => handleError(err, c, respond(c)));
+
+  /** The consumer's writes grow the shards too; with a config that does not load, its batch runs unwatched. */
+  function watchShards(env: Env, ctx: ExecutionContext | undefined) {
+    let config: ReturnType<typeof loadConfig>;
+    try {
+      config = loadConfig(env, deps.providers);
+    } catch {
+      return { env, settle: () => undefined };
+    }
+    return capacity.watch(env, shardsOf(env, config), ctx, config);
+  }
 
   return {
     async fetch(request, env, ctx) {
@@ -65,12 +80,17 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
       usage.report({ status: response.status });
       return response;
     },
-    async queue(batch, env) {
+    async queue(batch, env, ctx?: ExecutionContext) {
       configureLogging(env);
       const usage = withUsage(env, "queue");
-      if (queueRole(batch.queue) === "dead-letters")
-        await handleDeadLetterBatch(batch, usage.env, deps.clock, deps.providers);
-      else await handleDeliveryBatch(batch, usage.env, deps);
+      const watched = watchShards(usage.env, ctx);
+      try {
+        if (queueRole(batch.queue) === "dead-letters")
+          await handleDeadLetterBatch(batch, watched.env, deps.clock, deps.providers);
+        else await handleDeliveryBatch(batch, watched.env, deps);
+      } finally {
+        watched.settle();
+      }
       usage.report({ queue: batch.queue, messages: batch.messages.length });
     },
     async scheduled(_controller, env) {

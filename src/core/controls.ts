@@ -342,7 +342,12 @@ export function nextFlushAt(state: GateState, throttleMs: number): number | null
   return due.length > 0 ? Math.min(...due) : null;
 }
 
-/** `event_held`: a verified event was stored held (quarantine) and waits for an operator's release. */
+/**
+ * `event_held`: a verified event was stored held (quarantine) and waits for an operator's release.
+ * `capacity_warning`, `capacity_critical`: a shard's size rose past `limits.capacity.warnPercent` /
+ * `criticalPercent` (src/core/capacity.ts). `storage_full`: no shard has room below its read-only line, so ingest
+ * answers 503 until an operator acts. Each carries the shard id, its size and percentage, never customer data.
+ */
 export const ALERT_KINDS = [
   "delivery_dead",
   "circuit_opened",
@@ -351,6 +356,9 @@ export const ALERT_KINDS = [
   "dead_letter",
   "backlog_old",
   "event_held",
+  "capacity_warning",
+  "capacity_critical",
+  "storage_full",
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 

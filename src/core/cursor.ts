@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { RouterError } from "./errors.ts";
+import { EVENT_ID_PATTERN } from "./event-id.ts";
 
 /** Keyset cursors: the last row's key, as URL-safe base64 of a JSON array. Opaque to the caller. */
 export function encodeCursor(parts: unknown[]): string {
@@ -13,7 +14,7 @@ export function nextCursor<T>(rows: readonly T[], limit: number, keyOf: (row: T)
 }
 
 /** The key of an event page: received time and event id. */
-export const EventCursorSchema = z.tuple([z.number().int().nonnegative(), z.string().regex(/^evt_[0-9a-f]{32}$/)]);
+export const EventCursorSchema = z.tuple([z.number().int().nonnegative(), z.string().regex(EVENT_ID_PATTERN)]);
 /** The key of an audit page: the last entry's id. */
 export const AuditCursorSchema = z.tuple([z.string().regex(/^aud_[0-9]{15}_[0-9a-f]{12}$/)]);
 

@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   draft_answer_total: [502, "The draft responder's answer has a grand total that is negative or not a number."],
   responder_timeout: [504, "The draft responder did not answer before the deadline."],
   storage_unavailable: [503, "The event could not be stored. Retry later."],
+  storage_full: [503, "Storage is full; the event was not accepted. Retry later."],
   controls_unavailable: [503, "The destination's controls could not be reached. Retry later."],
   source_misconfigured: [503, "This webhook source is not fully configured."],
   config_invalid: [503, "The router configuration is invalid."],

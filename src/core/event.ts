@@ -3,6 +3,11 @@ import type { DeliveryRef } from "./delivery-state.ts";
 /** An accepted webhook as ingest hands it to storage: identity, routing facts and the exact bytes received. */
 export interface NewEvent {
   id: string;
+  /**
+   * The id this event had under the id scheme before the current one (src/core/event-id.ts): a provider's retry
+   * within the retry window after the change may find it stored under that id.
+   */
+  earlierId?: string;
   idempotencyKey: string;
   /** Random per request: tells the request that inserted the row from a concurrent duplicate. */
   ingestId: string;

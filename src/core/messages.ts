@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ALERT_KINDS, type Alert } from "./controls.ts";
+import { EVENT_ID_PATTERN } from "./event-id.ts";
 
 /**
  * The queue messages, their schemas and their constructors: the one place a message is built. Queue messages carry
@@ -10,7 +11,7 @@ import { ALERT_KINDS, type Alert } from "./controls.ts";
  */
 export const DeliveryMessageSchema = z.strictObject({
   v: z.literal(1),
-  eventId: z.string().regex(/^evt_[0-9a-f]{32}$/),
+  eventId: z.string().regex(EVENT_ID_PATTERN),
   /**
    * Set on the message an ingest sends. Ingest sends it while the event is being stored, so the consumer may find
    * the event not yet committed, never committed, or committed by a concurrent duplicate; it acts only on the

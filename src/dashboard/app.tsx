@@ -8,10 +8,15 @@ import type { RouterDeps } from "../core/deps.ts";
 import { RouterError, type ErrorBody } from "../core/errors.ts";
 import { signIn } from "../operations/sessions.ts";
 import { Page, STYLE, STYLE_PATH } from "./layout.tsx";
+import { auditPages } from "./pages/audit.tsx";
+import { capacityPages } from "./pages/capacity.tsx";
+import { customerDataPages } from "./pages/customer-data.tsx";
 import { deadLetterPages } from "./pages/dead-letters.tsx";
 import { destinationPages } from "./pages/destinations.tsx";
 import { eventPages } from "./pages/events.tsx";
+import { keyPages } from "./pages/keys.tsx";
 import { overviewPages } from "./pages/overview.tsx";
+import { replayPages } from "./pages/replays.tsx";
 import { routingPages } from "./pages/routing.tsx";
 import { endAllSessions, endSession, hasSession, setSessionCookie } from "./session.ts";
 import { actorFor, contextFor, originFor, type DashboardEnv } from "./shared.ts";
@@ -41,7 +46,8 @@ const SECURITY_HEADERS = secureHeaders({
 /**
  * The dashboard at /dashboard: sign-in with the admin token, then the overview (rollups only), events (bounded
  * searches), one event with its payload (redacted unless revealed, audited) and every attempt, dead letters with a
- * counted bulk redrive, destinations with their controls, and the routing dry run. Server-rendered, no script.
+ * counted bulk redrive, bulk replay jobs (start, progress, cancel), destinations with their controls, the routing dry
+ * run, a customer's deletion request, the payload key ring and the audit log. Server-rendered, no script.
  */
 export function createDashboard(deps: RouterDeps) {
   const app = new Hono<DashboardEnv>();
@@ -96,7 +102,19 @@ export function createDashboard(deps: RouterDeps) {
     return c.redirect("/dashboard/sign-in?everywhere=1", 303);
   });
   app.get("/", (c) => c.redirect("/dashboard/overview", 303));
-  for (const pages of [overviewPages, eventPages, deadLetterPages, destinationPages, routingPages]) pages(app, deps);
+  for (const pages of [
+    overviewPages,
+    eventPages,
+    deadLetterPages,
+    replayPages,
+    destinationPages,
+    routingPages,
+    customerDataPages,
+    keyPages,
+    auditPages,
+    capacityPages,
+  ])
+    pages(app, deps);
   return app;
 }
 

@@ -66,8 +66,10 @@ export function Page(props: { title: string; signedIn: boolean; children?: Child
             <>
               <nav aria-label="Dashboard">
                 <a href="/dashboard/overview">Overview</a> · <a href="/dashboard/events">Events</a> ·{" "}
-                <a href="/dashboard/dead-letters">Dead letters</a> · <a href="/dashboard/destinations">Destinations</a>{" "}
-                · <a href="/dashboard/routing">Routing</a>
+                <a href="/dashboard/dead-letters">Dead letters</a> · <a href="/dashboard/replays">Replays</a> ·{" "}
+                <a href="/dashboard/destinations">Destinations</a> · <a href="/dashboard/routing">Routing</a> ·{" "}
+                <a href="/dashboard/customer-data">Customer data</a> · <a href="/dashboard/keys">Keys</a> ·{" "}
+                <a href="/dashboard/capacity">Capacity</a> · <a href="/dashboard/audit">Audit log</a>
               </nav>
               <form class="inline" method="post" action="/dashboard/sign-out">
                 <button type="submit">Sign out</button>

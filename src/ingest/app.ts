@@ -1,6 +1,9 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { loadConfig, readVar } from "../config/load.ts";
+import { shardsOf } from "../config/shards.ts";
+import { STORAGE_FULL_RETRY_AFTER_SECONDS } from "../core/capacity.ts";
+import { CapacityWatch } from "../control/capacity.ts";
 import { EVENT_TYPE_PATTERN, type SourceConfig } from "../core/config/schema.ts";
 import { nestsDeeperThan } from "../core/fields.ts";
 import type { RouterDeps } from "../core/deps.ts";
@@ -74,8 +77,12 @@ function checkUrlToken(
   }
 }
 
-/** `/webhooks/<source>[/<event>]`: verify, identify, route, then store and enqueue (or, for a synchronous event, answer). */
-export function createWebhooks({ providers, clock }: RouterDeps) {
+/**
+ * `/webhooks/<source>[/<event>]`: verify, identify, route, then store and enqueue (or, for a synchronous event,
+ * answer). The shards' bindings are watched for their size (`capacity`, one per Worker): when no shard has room the
+ * request is refused with `503 storage_full` before anything is accepted, so the provider retries.
+ */
+export function createWebhooks({ providers, clock }: RouterDeps, capacity = new CapacityWatch(clock)) {
   const bodyLimits = new Map<number, MiddlewareHandler>();
 
   /** Hono's bodyLimit stops reading at the limit, before any verification work; one instance per configured size. */
@@ -129,6 +136,9 @@ export function createWebhooks({ providers, clock }: RouterDeps) {
     await verifySource(c.env, (name) => c.req.header(name), sourceName, source, adapter, body);
     const { payload, text, duplicateKeys } = parsePayload(body, source.requireJson, config.limits.maxJsonDepth);
 
+    const shards = shardsOf(c.env, config);
+    const watched = capacity.watch(c.env, shards, c.executionCtx, config);
+    const env = watched.env;
     const bodySha256 = await sha256Hex(body);
     const input = {
       sourceName,
@@ -161,11 +171,20 @@ export function createWebhooks({ providers, clock }: RouterDeps) {
     });
 
     // Before anything is answered: an event that cannot be stored encrypted is refused, so the provider retries.
-    const protection = await protectionForIngest(c.env, config, clock);
+    const protection = await protectionForIngest(env, config, clock);
+    // So is one that has nowhere to go: no shard has room under its read-only line (by the sizes D1 last reported).
+    if (await capacity.allFull(shards, config.limits.capacity)) {
+      capacity.refused(c.env, c.executionCtx, config, shards, "every shard past its read-only line");
+      watched.settle();
+      throw new RouterError("storage_full", {
+        detail: "every shard is past its read-only line",
+        headers: { "Retry-After": String(STORAGE_FULL_RETRY_AFTER_SECONDS) },
+      });
+    }
     const [only] = prepared;
     if (prepared.length === 1 && adapter.synchronousEvents.includes(only!.event.eventType)) {
-      return answerDraft({
-        env: c.env,
+      const answered = await answerDraft({
+        env,
         ctx: c.executionCtx,
         config,
         protection,
@@ -176,9 +195,24 @@ export function createWebhooks({ providers, clock }: RouterDeps) {
         payload,
         requestId: c.get("requestId") ?? "unknown",
       });
+      // Stored after the answer, on the first shard (today's only one); Weedmaps never sends a Draft twice.
+      watched.stored(shards[0]!.id, 1);
+      watched.settle();
+      return answered;
     }
 
-    const stored = await storeAndEnqueue(c.env, protection, prepared, clock);
+    let stored: Awaited<ReturnType<typeof storeAndEnqueue>>;
+    try {
+      stored = await storeAndEnqueue(env, protection, prepared, clock);
+    } catch (err) {
+      if (err instanceof RouterError && err.code === "storage_full")
+        capacity.refused(c.env, c.executionCtx, config, shards, "D1 refused the write: the database is full");
+      watched.settle();
+      throw err;
+    }
+    // Stored on the first shard, today's only one (sharding names the shard each event went to).
+    watched.stored(shards[0]!.id, stored.filter((s) => !s.duplicate).length);
+    watched.settle();
     alertHeld(c.env, c.executionCtx, config, clock.now(), stored);
     const summaries = stored.map(({ event, decision, duplicate, enqueued }) => ({
       eventId: event.id,

@@ -1,5 +1,6 @@
 import type { Clock } from "../core/clock.ts";
 import type { NewEvent } from "../core/event.ts";
+import { earlierEventId, eventDigests, eventIdOf } from "../core/event-id.ts";
 import { intake, type IntakeOptions } from "../core/intake.ts";
 import type { EventIdentity } from "../core/providers/contract.ts";
 import type { RoutingDecision } from "../core/routing.ts";
@@ -31,8 +32,15 @@ export async function prepareEvents(
       const body = identity.body === undefined ? options.body : (encoder.encode(identity.body).buffer as ArrayBuffer);
       const bodySha256 = identity.body === undefined ? options.bodySha256 : await sha256Hex(body);
       const { merchantId, decision, quarantine } = intake(identity, options);
+      const digests = await eventDigests({
+        source: options.sourceName,
+        providerId: identity.providerId,
+        idempotencyKey: identity.idempotencyKey,
+      });
       const event: NewEvent = {
-        id: `evt_${(await sha256Hex(identity.idempotencyKey)).slice(0, 32)}`,
+        // One database for now: shard 0.
+        id: eventIdOf(0, digests),
+        earlierId: earlierEventId(digests),
         idempotencyKey: identity.idempotencyKey,
         ingestId: crypto.randomUUID(),
         source: options.sourceName,

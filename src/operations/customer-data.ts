@@ -11,6 +11,7 @@ import { eventsOfOrder, purgePayloads, readWalkState } from "../storage/retentio
 import { logEvent } from "../telemetry/log.ts";
 import { configOf, recordAction, type Actor, type OperationContext } from "./context.ts";
 import type { CustomerPurgeBody } from "./inputs.ts";
+import { objectEvents } from "./objects.ts";
 
 /**
  * Purges body, Draft answer, response excerpts and data key of each event with this provider order id, now,
@@ -23,7 +24,7 @@ export async function purgeCustomerOrder(
   body: z.output<typeof CustomerPurgeBody>,
 ) {
   const now = ctx.clock.now();
-  const events = await eventsOfOrder(ctx.env.DB, body.providerOrderId, body.source);
+  const events = await eventsOfOrder(ctx.env.DB, await objectEvents(ctx, body.providerOrderId, body.source));
   const toPurge = events.filter((e) => !e.purged).map((e) => e.id);
   const purged = await purgePayloads(ctx.env.DB, toPurge, now, (deliveries) => purgeDeliveries(deliveries, now));
   const outcome = {

@@ -22,6 +22,7 @@ import { failAttempt, guardAttempt, passAttempt, type Attempt } from "../storage
 import { isSealedText } from "../storage/payloads.ts";
 import { configOf, recordAction, type Actor, type OperationContext, type Origin } from "./context.ts";
 import type { ListEventsQuery } from "./inputs.ts";
+import { objectEvents } from "./objects.ts";
 
 export type { DeliveryDetail, EventDetail, EventSummary } from "../storage/admin-queries.ts";
 export { SEARCH_WINDOW } from "../storage/admin-queries.ts";
@@ -30,12 +31,12 @@ type EventQuery = z.output<typeof ListEventsQuery>;
 
 const msOf = (value: string | undefined) => (value === undefined ? undefined : Date.parse(value));
 
-function filterOf(q: EventQuery): EventFilter {
+async function filterOf(ctx: OperationContext, q: EventQuery): Promise<EventFilter> {
   return {
     source: q.source,
     eventType: q.eventType,
     merchantId: q.merchantId,
-    providerId: q.orderId,
+    object: q.orderId === undefined ? undefined : await objectEvents(ctx, q.orderId, q.source),
     status: q.status,
     since: msOf(q.since),
     until: msOf(q.until),
@@ -54,7 +55,7 @@ function cursorOf(q: EventQuery) {
  * and still carry a cursor; `scanned` says how far it looked. The search is over when `nextCursor` is null.
  */
 export async function searchEvents(ctx: OperationContext, q: EventQuery) {
-  const found = await searchStoredEvents(ctx.env.DB, filterOf(q), cursorOf(q), q.limit);
+  const found = await searchStoredEvents(ctx.env.DB, await filterOf(ctx, q), cursorOf(q), q.limit);
   const next = found.next && nextCursor([found.next], 1, (e) => [e.receivedAt, e.id]);
   return { events: found.events, nextCursor: next, scanned: found.scanned };
 }

@@ -7,12 +7,13 @@
  */
 import { z } from "@hono/zod-openapi";
 import { RouterError } from "../core/errors.ts";
+import { EVENT_ID_PATTERN } from "../core/event-id.ts";
 
 const IsoTime = z.iso.datetime({ offset: true }).openapi({ example: "2026-11-23T10:00:00Z" });
 export const EventId = z
   .string()
-  .regex(/^evt_[0-9a-f]{32}$/)
-  .openapi({ example: "evt_4f9344edaaa2eff83d69addb27097728" });
+  .regex(EVENT_ID_PATTERN)
+  .openapi({ example: "evt_0_4f9344edaaa2eff83d69addb27097728" });
 export const Name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/);
 const Limit = z.coerce.number().int().min(1).max(200).default(50);
 

@@ -16,6 +16,7 @@ import type { DeliveryKey, DraftVerdict, Quarantine } from "../core/event.ts";
 import { EventPayloads } from "./payloads.ts";
 import { parseDeliveries, parseQuarantine, toEventIdentity } from "./rows.ts";
 import type { HoldReason } from "../core/controls.ts";
+import { objectEventIds, type ObjectEvents } from "./object-events.ts";
 import { deliveryField as f, sqlConditions } from "./sql.ts";
 
 export interface Delivery extends DeliveryKey {
@@ -36,7 +37,8 @@ export interface EventFilter {
   source?: string;
   eventType?: string;
   merchantId?: string;
-  providerId?: string;
+  /** The events of one object (an order id search). */
+  object?: ObjectEvents;
   status?: EventStatusFilter;
   since?: number;
   until?: number;
@@ -343,7 +345,9 @@ export async function searchEvents(
   windowSize = SEARCH_WINDOW,
 ): Promise<EventSearch> {
   const base = sqlConditions();
-  if (filter.providerId !== undefined) base.add("provider_id = ?", filter.providerId);
+  // An object's events through their id ranges: a few rows, however many events are stored.
+  if (filter.object !== undefined)
+    base.add("id IN (SELECT value FROM json_each(?))", JSON.stringify(await objectEventIds(db, filter.object)));
   // Spelled as the partial index's own condition, so SQLite can use it.
   if (filter.status === "dead") base.add("dead_deliveries > 0");
   if (filter.since !== undefined) base.add("received_at >= ?", filter.since);

@@ -27,49 +27,86 @@ async function sealEvent(protection: PayloadProtection, event: NewEvent): Promis
   };
 }
 
-function insertStatement(db: D1Database, event: NewEvent, sealed: SealedEvent, deliveries: readonly DeliveryState[]) {
+const EVENT_COLUMNS = `id, idempotency_key, ingest_id, source, event_type, merchant_id, provider_id, routing,
+  content_type, body, body_sha256, received_at, responder, responder_status, responder_latency_ms, responder_error, deliveries,
+  pending_due, provider_ts, quarantine, draft_answer, draft_answer_status, draft_verdict, payload_key, payload_dek, dead_deliveries`;
+const EVENT_VALUES = Array.from({ length: 26 }, (_, i) => `?${i + 1}`).join(", ");
+
+function insertStatement(
+  db: D1Database,
+  event: NewEvent,
+  sealed: SealedEvent,
+  deliveries: readonly DeliveryState[],
+  earlierId: string | null,
+) {
   // A duplicate (same id, so same business identity) inserts nothing, atomically, by the primary key. If its bytes
   // differ, the stored event counts it as a divergent retry (one row write; none for an identical retry). RETURNING
-  // tells the three apart: our own ingest id, another's, or no row.
+  // tells the three apart: our own ingest id, another's, or no row. Within the retry window of an id change, the
+  // id the event had before is checked in the same statement: stored under it, the event is not stored again.
+  const source = earlierId
+    ? `SELECT ${EVENT_VALUES} WHERE NOT EXISTS (SELECT 1 FROM events WHERE id = ?27)`
+    : `VALUES (${EVENT_VALUES})`;
+  const params: unknown[] = [
+    event.id,
+    event.idempotencyKey,
+    event.ingestId,
+    event.source,
+    event.eventType,
+    event.merchantId,
+    event.providerId,
+    deliveries.length > 0 ? "routed" : "unrouted",
+    event.contentType,
+    sealed.body,
+    event.bodySha256,
+    event.receivedAt,
+    event.responder?.destination ?? null,
+    event.responder?.status ?? null,
+    event.responder?.latencyMs ?? null,
+    event.responder?.error ?? null,
+    serializeDeliveries(deliveries),
+    pendingDue(deliveries),
+    event.providerTimestamp,
+    event.quarantine ? JSON.stringify(event.quarantine) : null,
+    sealed.answer,
+    event.responder?.answered.status ?? null,
+    event.responder ? JSON.stringify(event.responder.verdict) : null,
+    sealed.keyId,
+    sealed.wrapped,
+    deadDeliveries(deliveries),
+  ];
+  if (earlierId) params.push(earlierId);
   return db
     .prepare(
-      `INSERT INTO events (id, idempotency_key, ingest_id, source, event_type, merchant_id, provider_id, routing,
-         content_type, body, body_sha256, received_at, responder, responder_status, responder_latency_ms, responder_error, deliveries,
-         pending_due, provider_ts, quarantine, draft_answer, draft_answer_status, draft_verdict, payload_key, payload_dek, dead_deliveries)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
+      `INSERT INTO events (${EVENT_COLUMNS})
+       ${source}
        ON CONFLICT (id) DO UPDATE SET divergent_retries = divergent_retries + 1, divergent_last_at = excluded.received_at,
          divergent_last_sha256 = excluded.body_sha256
        WHERE events.body_sha256 <> excluded.body_sha256
        RETURNING ingest_id`,
     )
-    .bind(
-      event.id,
-      event.idempotencyKey,
-      event.ingestId,
-      event.source,
-      event.eventType,
-      event.merchantId,
-      event.providerId,
-      deliveries.length > 0 ? "routed" : "unrouted",
-      event.contentType,
-      sealed.body,
-      event.bodySha256,
-      event.receivedAt,
-      event.responder?.destination ?? null,
-      event.responder?.status ?? null,
-      event.responder?.latencyMs ?? null,
-      event.responder?.error ?? null,
-      serializeDeliveries(deliveries),
-      pendingDue(deliveries),
-      event.providerTimestamp,
-      event.quarantine ? JSON.stringify(event.quarantine) : null,
-      sealed.answer,
-      event.responder?.answered.status ?? null,
-      event.responder ? JSON.stringify(event.responder.verdict) : null,
-      sealed.keyId,
-      sealed.wrapped,
-      deadDeliveries(deliveries),
-    );
+    .bind(...params);
+}
+
+/**
+ * A retry of an event stored under its earlier id: counted there as a divergent retry when its bytes differ, as the
+ * insert counts one under the current id. Returns the stored row's ingest id, and whether the bytes differed.
+ */
+function earlierRetryStatement(db: D1Database, event: NewEvent, earlierId: string) {
+  return db
+    .prepare(
+      `UPDATE events SET divergent_retries = divergent_retries + (body_sha256 <> ?2),
+         divergent_last_at = CASE WHEN body_sha256 <> ?2 THEN ?3 ELSE divergent_last_at END,
+         divergent_last_sha256 = CASE WHEN body_sha256 <> ?2 THEN ?2 ELSE divergent_last_sha256 END
+       WHERE id = ?1
+       RETURNING ingest_id, body_sha256 <> ?2 AS diverged`,
+    )
+    .bind(earlierId, event.bodySha256, event.receivedAt);
+}
+
+export interface InsertResult {
+  outcome: InsertOutcome;
+  /** The id the event is stored under: its own, or, for a retry across an id change, the one it was stored with. */
+  storedId: string;
 }
 
 function outcomeOf(event: NewEvent, result: D1Result<{ ingest_id: string }>): InsertOutcome {
@@ -79,20 +116,40 @@ function outcomeOf(event: NewEvent, result: D1Result<{ ingest_id: string }>): In
 
 /**
  * Stores the events of one request with their planned deliveries: one row each, in one batch (one transaction),
- * so a V4 envelope of several orders is stored whole or not at all.
+ * so a V4 envelope of several orders is stored whole or not at all. `checkEarlier` (the retry window after an id
+ * change, src/storage/shard-maps.ts) also matches each event's earlier id, in the same transaction.
  */
 export async function insertEvents(
   db: D1Database,
   protection: PayloadProtection,
   events: readonly { event: NewEvent; deliveries: readonly DeliveryState[] }[],
-): Promise<InsertOutcome[]> {
+  checkEarlier = false,
+): Promise<InsertResult[]> {
   const sealed = await Promise.all(events.map(({ event }) => sealEvent(protection, event)));
-  const statements = events.map(({ event, deliveries }, i) => insertStatement(db, event, sealed[i]!, deliveries));
+  const earlierOf = (event: NewEvent) =>
+    checkEarlier && event.earlierId !== undefined && event.earlierId !== event.id ? event.earlierId : null;
+  const statements = events.flatMap(({ event, deliveries }, i) => {
+    const earlierId = earlierOf(event);
+    const insert = insertStatement(db, event, sealed[i]!, deliveries, earlierId);
+    return earlierId ? [earlierRetryStatement(db, event, earlierId), insert] : [insert];
+  });
   const results =
     statements.length === 1
       ? [await statements[0]!.all<{ ingest_id: string }>()]
-      : await db.batch<{ ingest_id: string }>(statements);
-  return events.map(({ event }, i) => outcomeOf(event, results[i]!));
+      : await db.batch<{ ingest_id: string; diverged?: number }>(statements);
+  let next = 0;
+  return events.map(({ event }) => {
+    const earlierId = earlierOf(event);
+    if (earlierId) {
+      const earlier = (results[next++] as D1Result<{ ingest_id: string; diverged: number }>).results[0];
+      const inserted = results[next++]!;
+      if (earlier) {
+        return { outcome: earlier.diverged ? "divergent_duplicate" : "duplicate", storedId: earlierId };
+      }
+      return { outcome: outcomeOf(event, inserted), storedId: event.id };
+    }
+    return { outcome: outcomeOf(event, results[next++]!), storedId: event.id };
+  });
 }
 
 /** One event (the tests' and tools' shorthand for insertEvents). */
@@ -102,8 +159,8 @@ export async function insertEvent(
   event: NewEvent,
   deliveries: readonly DeliveryState[],
 ): Promise<{ duplicate: boolean }> {
-  const [outcome] = await insertEvents(db, protection, [{ event, deliveries }]);
-  return { duplicate: outcome !== "inserted" };
+  const [result] = await insertEvents(db, protection, [{ event, deliveries }]);
+  return { duplicate: result!.outcome !== "inserted" };
 }
 
 export interface DeliveryWork {

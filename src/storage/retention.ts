@@ -9,6 +9,7 @@ import { getSweeperState, setSweeperState } from "./sweep-cursor.ts";
 import { deadDeliveries, pendingDue, serializeDeliveries, type DeliveryState } from "../core/delivery-state.ts";
 import { rewrapDataKey, type KeyRing, type PayloadProtection } from "../core/envelope.ts";
 import type { UpkeepRow } from "../core/retention.ts";
+import { objectEventIds, type ObjectEvents } from "./object-events.ts";
 import { EventPayloads } from "./payloads.ts";
 
 /** One slice of the walk. `payload_key` and `payload_purged_at` come after the body (migrations/0006), so D1 bills
@@ -94,17 +95,16 @@ export async function purgePayloads(
   return purged;
 }
 
-/** The events of one order (a customer's deletion request), by the provider id index. */
-export async function eventsOfOrder(
-  db: D1Database,
-  providerId: string,
-  source: string | undefined,
-): Promise<{ id: string; purged: boolean }[]> {
+/** The events of one order (a customer's deletion request), through its id ranges (src/storage/object-events.ts). */
+export async function eventsOfOrder(db: D1Database, order: ObjectEvents): Promise<{ id: string; purged: boolean }[]> {
+  const ids = await objectEventIds(db, order);
+  if (ids.length === 0) return [];
   const { results } = await db
     .prepare(
-      `SELECT id, payload_purged_at IS NOT NULL AS purged FROM events WHERE provider_id = ?1 AND (?2 IS NULL OR source = ?2) ORDER BY id LIMIT 1000`,
+      `SELECT id, payload_purged_at IS NOT NULL AS purged FROM events
+       WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id LIMIT 1000`,
     )
-    .bind(providerId, source ?? null)
+    .bind(JSON.stringify(ids))
     .all<{ id: string; purged: number }>();
   return results.map((r) => ({ id: r.id, purged: r.purged === 1 }));
 }

@@ -186,7 +186,9 @@ export function sendEvent(router, event, ...args) {
     child.on("error", reject);
     child.on("close", (code) => {
       clearTimeout(timer);
-      const eventIds = [...out.matchAll(/(?:accepted|stored once) as (evt_[0-9a-f]{32})/g)].map((m) => m[1]);
+      const eventIds = [...out.matchAll(/(?:accepted|stored once) as (evt_(?:\d{1,3}_)?[0-9a-f]{32})/g)].map(
+        (m) => m[1],
+      );
       resolve({ code, out, eventId: eventIds[0], eventIds });
     });
   });

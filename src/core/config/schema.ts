@@ -1,5 +1,12 @@
 import { z } from "zod";
+import { D1_DATABASE_LIMIT_BYTES, DEFAULT_CAPACITY_THRESHOLDS } from "../capacity.ts";
 import type { ProviderRegistry } from "../providers/contract.ts";
+
+/**
+ * The most `limits.maxBodyBytes` may be, and so the largest payload the router ever stores (a Draft answer is at most
+ * 262,144 bytes, an excerpt 512). src/core/envelope.ts opens no compressed value to more than this.
+ */
+export const MAX_BODY_BYTES_CEILING = 700_000;
 
 /** Worker secrets are referenced by name; a value that looks like anything else is refused so none gets inlined. */
 const SecretName = z
@@ -232,6 +239,23 @@ const RouteSchema = z.strictObject({
 });
 
 /**
+ * `limits.capacity`: when a shard's size (D1's own figure) alerts, and where it stops taking new events
+ * (src/core/capacity.ts). The limit is D1's; a lower one is for rehearsing the alerts and the `503 storage_full`.
+ */
+const CapacitySchema = z
+  .strictObject({
+    limitBytes: z.number().int().min(1).max(D1_DATABASE_LIMIT_BYTES).default(D1_DATABASE_LIMIT_BYTES),
+    warnPercent: z.number().min(1).max(100).default(DEFAULT_CAPACITY_THRESHOLDS.warnPercent),
+    criticalPercent: z.number().min(1).max(100).default(DEFAULT_CAPACITY_THRESHOLDS.criticalPercent),
+    readOnlyPercent: z.number().min(1).max(100).default(DEFAULT_CAPACITY_THRESHOLDS.readOnlyPercent),
+  })
+  .refine((t) => t.warnPercent < t.criticalPercent && t.criticalPercent < t.readOnlyPercent, {
+    message: "must rise: warnPercent < criticalPercent < readOnlyPercent",
+    path: ["criticalPercent"],
+  })
+  .default({ ...DEFAULT_CAPACITY_THRESHOLDS });
+
+/**
  * The schema of router.config.json for a set of providers: the `provider` enum and the per-provider checks come
  * from what each adapter declares, so adding a provider adds nothing here.
  */
@@ -245,9 +269,10 @@ export function buildConfigSchema(registry: ProviderRegistry) {
         .strictObject({
           /**
            * Well under D1's 2 MB row limit, which local D1 does not enforce: stored encrypted as base64 text, a body
-           * takes 4/3 of its size, next to the Draft answer (same) and the deliveries (≤ 512 KB).
+           * takes at most 4/3 of its size (less when it compresses), next to the Draft answer (same) and the
+           * deliveries (≤ 512 KB).
            */
-          maxBodyBytes: z.number().int().min(1024).max(700_000).default(262_144),
+          maxBodyBytes: z.number().int().min(1024).max(MAX_BODY_BYTES_CEILING).default(262_144),
           /** How long a Weedmaps Draft waits for its responder before answering 504. */
           draftDeadlineMs: z.number().int().min(100).max(25_000).default(4_000),
           /**
@@ -262,6 +287,7 @@ export function buildConfigSchema(registry: ProviderRegistry) {
            * request's cost stays bounded. A body over it is stored once, whole, held and alerted.
            */
           maxRecordsPerBody: z.number().int().min(1).max(10_000).default(1_000),
+          capacity: CapacitySchema,
         })
         .default({
           maxBodyBytes: 262_144,
@@ -269,6 +295,7 @@ export function buildConfigSchema(registry: ProviderRegistry) {
           draftAnswerMaxBytes: 262_144,
           maxJsonDepth: 64,
           maxRecordsPerBody: 1_000,
+          capacity: { ...DEFAULT_CAPACITY_THRESHOLDS },
         }),
       /**
        * Bodies, Draft answers and response excerpts are encrypted in D1 with the PAYLOAD_KEYS ring. `unsafe-disabled`

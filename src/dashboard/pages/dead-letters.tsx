@@ -46,7 +46,7 @@ export const deadLetterPages: Pages = (app, deps) => {
       <Page title="Dead letters" signedIn>
         {started && (
           <p class="notice" role="status">
-            Redrive started for {q.count} deliveries (job {started}).
+            Redrive started for {q.count} deliveries (job <a href={`/dashboard/replays/${started}`}>{started}</a>).
           </p>
         )}
         <table>

@@ -1,0 +1,126 @@
+/**
+ * Event shards: where an event is stored, from what its signed body says. Pure: placement, the shard map's
+ * versions and the merge of keyset pages read from several shards.
+ *
+ * An event's shard is chosen from the object it is about (its source and the provider's order or issue id; an
+ * event with no object id uses its own identity), so every event of one order lands in one shard: its ordering
+ * state, its purge and its timeline stay in one database. The choice is a jump consistent hash (Lamping and Veach,
+ * "A Fast, Minimal Memory, Consistent Hash Algorithm", 2014) over the shards that take new events in the current
+ * version of the map: adding a shard at the end moves only the keys it takes, about 1/n of them.
+ */
+import { earlierEventId, type EventDigests, eventIdOf } from "./event-id.ts";
+
+/** A version of the shard map: which shards take new events, and since when. */
+export interface ShardMapVersion {
+  version: number;
+  /** Shard ids that take new events, ascending. Never empty. */
+  writable: readonly number[];
+  createdAt: number;
+}
+
+const MASK_64 = (1n << 64n) - 1n;
+const JUMP_MULTIPLIER = 2862933555777941757n;
+
+/** Jump consistent hash: the bucket in [0, buckets) of a 64-bit key. */
+export function jumpHash(key: bigint, buckets: number): number {
+  if (!Number.isInteger(buckets) || buckets < 1) throw new RangeError("jumpHash needs at least one bucket");
+  let k = key & MASK_64;
+  let b = -1;
+  let j = 0;
+  while (j < buckets) {
+    b = j;
+    k = (k * JUMP_MULTIPLIER + 1n) & MASK_64;
+    // In the paper's order of operations, so every implementation agrees on every key.
+    j = Math.floor((b + 1) * (2 ** 31 / Number((k >> 33n) + 1n)));
+  }
+  return b;
+}
+
+/** The 64-bit key of an object digest (hex): its first 16 digits. */
+export const placementKey = (objectDigest: string) => BigInt(`0x${objectDigest.slice(0, 16)}`);
+
+/** The shard an object's events go to under one map version. */
+export function shardFor(objectDigest: string, map: Pick<ShardMapVersion, "writable">): number {
+  return map.writable[jumpHash(placementKey(objectDigest), map.writable.length)]!;
+}
+
+/** Where an event is stored now, and where the map before might have stored a retry of it. */
+export interface Placement {
+  shard: number;
+  id: string;
+  /**
+   * Within the retry window after the newest map version: where the previous version placed the same event, when
+   * that differs from `id`. Version 1 is the switch to ids of the current form; its previous is the earlier form.
+   */
+  earlier: { shard: number; id: string } | null;
+}
+
+export function placeEvent(
+  digests: EventDigests,
+  current: ShardMapVersion,
+  previous: ShardMapVersion | null,
+  now: number,
+  retryWindowMs: number,
+): Placement {
+  const shard = shardFor(digests.object, current);
+  const id = eventIdOf(shard, digests);
+  if (now - current.createdAt >= retryWindowMs) return { shard, id, earlier: null };
+  if (previous === null) {
+    // Before version 1, the one database held ids of the earlier form.
+    return { shard, id, earlier: current.version === 1 ? { shard: 0, id: earlierEventId(digests) } : null };
+  }
+  const before = shardFor(digests.object, previous);
+  return { shard, id, earlier: before === shard ? null : { shard: before, id: eventIdOf(before, digests) } };
+}
+
+/** The writable shards a map should name: the configured ones, less those made read-only. */
+export function writableShards(
+  configured: readonly { id: number; readOnly: boolean }[],
+  readOnly: ReadonlySet<number>,
+) {
+  return configured
+    .filter((s) => !s.readOnly && !readOnly.has(s.id))
+    .map((s) => s.id)
+    .sort((a, b) => a - b);
+}
+
+/** A keyset position: newest first by (receivedAt, id). */
+export interface PagePosition {
+  receivedAt: number;
+  id: string;
+}
+
+/** One shard's page: its rows, newest first, and how far it looked (null when it read to the end). */
+export interface ShardPage<T extends PagePosition> {
+  rows: readonly T[];
+  /** The oldest position the shard examined: rows older than it were not looked at. Null when it reached its end. */
+  frontier: PagePosition | null;
+}
+
+const newer = (a: PagePosition, b: PagePosition) =>
+  a.receivedAt > b.receivedAt || (a.receivedAt === b.receivedAt && a.id > b.id);
+
+/**
+ * Merges the pages read from each shard with one cursor into one exact page: newest first, at most `limit` rows,
+ * and a cursor that skips nothing. The cursor is the newest of the shards' frontiers (below it, some shard has not
+ * looked yet), so rows older than it are left for the next page; if more than `limit` rows are newer, it is the
+ * last one kept. Null when every shard reached its end and every row fit.
+ */
+export function mergePages<T extends PagePosition>(
+  pages: readonly ShardPage<T>[],
+  limit: number,
+): { rows: T[]; next: PagePosition | null } {
+  let frontier: PagePosition | null = null;
+  for (const page of pages)
+    if (page.frontier && (!frontier || newer(page.frontier, frontier))) frontier = page.frontier;
+  const rows = pages
+    .flatMap((p) => p.rows)
+    .filter((r) => !frontier || !newer(frontier, r))
+    .sort((a, b) => (newer(a, b) ? -1 : newer(b, a) ? 1 : 0));
+  if (rows.length > limit) {
+    const kept = rows.slice(0, limit);
+    const last = kept.at(-1)!;
+    return { rows: kept, next: { receivedAt: last.receivedAt, id: last.id } };
+  }
+  return { rows, next: frontier };
+}

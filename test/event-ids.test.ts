@@ -1,0 +1,182 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { createWorker } from "../src/app/worker.ts";
+import { objectDigest, RETRY_WINDOW_MS, shardOfEventId } from "../src/core/event-id.ts";
+import { sha256Hex } from "../src/core/signatures/inbound.ts";
+import { adminFetch, fixture, ManualClock, post, postWeedmaps, weedmapsSignature } from "./helpers.ts";
+
+/**
+ * Issue #24: event ids begin with their shard and a digest of their order (src/core/event-id.ts), so an order's
+ * events are one primary-key range and no index on the provider id is written per event. Ids stored before
+ * (`evt_<32 hex>`) stay readable, deduplicated within the retry window, found by order and purged.
+ */
+const ORDER_FIELD = "9763822";
+let orders = 0;
+const newOrder = () => `ids-${++orders}-${crypto.randomUUID().slice(0, 8)}`;
+const bodyOf = (name: string, orderId: string) => fixture(name).body.replaceAll(ORDER_FIELD, orderId);
+
+async function ingest(name: string, orderId: string, post_ = postWeedmaps) {
+  const res = await post_("/webhooks/weedmaps?merchant_id=4242", bodyOf(name, orderId));
+  expect(res.status).toBe(200);
+  return res.json<{ eventId: string; duplicate: boolean }>();
+}
+
+/** Rewrites a stored event's id into the form it would have had before migration 0012. */
+async function asStoredBefore(eventId: string): Promise<string> {
+  const key = await env.DB.prepare("SELECT idempotency_key FROM events WHERE id = ?1")
+    .bind(eventId)
+    .first<string>("idempotency_key");
+  const earlier = `evt_${(await sha256Hex(key!)).slice(0, 32)}`;
+  await env.DB.prepare("UPDATE events SET id = ?2 WHERE id = ?1").bind(eventId, earlier).run();
+  return earlier;
+}
+
+const rowsOf = async (orderId: string) =>
+  (
+    await env.DB.prepare("SELECT id, divergent_retries FROM events WHERE provider_id = ?1 ORDER BY id")
+      .bind(orderId)
+      .all<{ id: string; divergent_retries: number }>()
+  ).results;
+
+describe("ids from signed bytes", () => {
+  it("every event of one order shares one id range in shard 0, and no provider-id index entry is written", async () => {
+    const orderId = newOrder();
+    const ids = [];
+    for (const name of ["weedmaps/create", "weedmaps/in-progress", "weedmaps/complete"])
+      ids.push((await ingest(name, orderId)).eventId);
+    const prefix = `evt_0_${(await objectDigest("weedmaps", orderId)).slice(0, 8)}`;
+    expect(new Set(ids).size).toBe(3);
+    for (const id of ids) {
+      expect(id.startsWith(prefix)).toBe(true);
+      expect(shardOfEventId(id)).toBe(0);
+    }
+    // The URL's merchant does not enter the id: the same body under another URL merchant is the same event.
+    const other = await post(`/webhooks/weedmaps?merchant_id=9999`, bodyOf("weedmaps/create", orderId), {
+      Signature: await weedmapsSignature(bodyOf("weedmaps/create", orderId)),
+    });
+    expect((await other.json<{ eventId: string }>()).eventId).toBe(ids[0]);
+    // The partial index holds only ids of the earlier form: none of these.
+    const indexed = await env.DB.prepare(
+      "SELECT COUNT(*) AS n FROM events INDEXED BY events_provider_id_earlier WHERE length(id) = 36 AND provider_id = ?1",
+    )
+      .bind(orderId)
+      .first<number>("n");
+    expect(indexed).toBe(0);
+  });
+});
+
+describe("an event stored under its earlier id (before migration 0012)", () => {
+  it("a retry within the retry window is a duplicate of it, answered with that id; other bytes count as divergent", async () => {
+    const orderId = newOrder();
+    const earlier = await asStoredBefore((await ingest("weedmaps/create", orderId)).eventId);
+    expect(shardOfEventId(earlier)).toBe(0);
+
+    const retry = await ingest("weedmaps/create", orderId);
+    expect(retry).toMatchObject({ duplicate: true, eventId: earlier });
+    expect(await rowsOf(orderId)).toEqual([{ id: earlier, divergent_retries: 0 }]);
+
+    // Same identity (a Create is its order), other bytes: acknowledged as a duplicate, counted on the stored row.
+    const changed = bodyOf("weedmaps/create", orderId).replace("Please text when ready.", "Call instead.");
+    const res = await post("/webhooks/weedmaps?merchant_id=4242", changed, {
+      Signature: await weedmapsSignature(changed),
+    });
+    expect(await res.json()).toMatchObject({ duplicate: true, eventId: earlier });
+    expect(await rowsOf(orderId)).toEqual([{ id: earlier, divergent_retries: 1 }]);
+  });
+
+  it("after the retry window, the earlier id is no longer matched", async () => {
+    const orderId = newOrder();
+    const earlier = await asStoredBefore((await ingest("weedmaps/create", orderId)).eventId);
+    const createdAt = await env.DB.prepare("SELECT MAX(created_at) AS at FROM shard_maps").first<number>("at");
+    const worker = createWorker({ clock: new ManualClock(createdAt! + RETRY_WINDOW_MS + 60_000) });
+    const ctx = { waitUntil: () => undefined, passThroughOnException: () => undefined, props: {} };
+    const late = await ingest("weedmaps/create", orderId, (path, body) =>
+      post(path, body, {}, async (request) => {
+        request.headers.set("Signature", await weedmapsSignature(body));
+        return worker.fetch(request as Parameters<typeof worker.fetch>[0], env, ctx as unknown as ExecutionContext);
+      }),
+    );
+    expect(late.duplicate).toBe(false);
+    expect(late.eventId).not.toBe(earlier);
+    expect((await rowsOf(orderId)).map((r) => r.id).sort()).toEqual([earlier, late.eventId].sort());
+  });
+
+  it("is found by its order and purged with the order's newer events", async () => {
+    const orderId = newOrder();
+    const earlier = await asStoredBefore((await ingest("weedmaps/create", orderId)).eventId);
+    const { eventId: newer } = await ingest("weedmaps/in-progress", orderId);
+
+    const listed = await (await adminFetch("GET", `/events?orderId=${orderId}`)).json<{ events: { id: string }[] }>();
+    expect(listed.events.map((e) => e.id).sort()).toEqual([earlier, newer].sort());
+    const bySource = await (await adminFetch("GET", `/events?orderId=${orderId}&source=weedmaps`)).json<{
+      events: { id: string }[];
+    }>();
+    expect(bySource.events.map((e) => e.id).sort()).toEqual([earlier, newer].sort());
+
+    const purge = await adminFetch("POST", "/customer-data/purge", { providerOrderId: orderId, reason: "ticket 7" });
+    expect(purge.status).toBe(200);
+    expect((await purge.json<{ purged: string[] }>()).purged.sort()).toEqual([earlier, newer].sort());
+    const left = await env.DB.prepare(
+      "SELECT COUNT(*) AS n FROM events WHERE provider_id = ?1 AND payload_purged_at IS NULL",
+    )
+      .bind(orderId)
+      .first<number>("n");
+    expect(left).toBe(0);
+  });
+});
+
+describe("cost", () => {
+  it("an order's search and its purge read through keys and the partial index: no statement scans events", async () => {
+    const orderId = newOrder();
+    await asStoredBefore((await ingest("weedmaps/create", orderId)).eventId);
+    await ingest("weedmaps/in-progress", orderId);
+    const seen: { sql: string; params: unknown[] }[] = [];
+    const DB = new Proxy(env.DB, {
+      get(target, property) {
+        if (property === "prepare")
+          return (sql: string) => {
+            const statement = target.prepare(sql);
+            return new Proxy(statement, {
+              get(s, p) {
+                if (p === "bind")
+                  return (...params: unknown[]) => {
+                    seen.push({ sql, params });
+                    return s.bind(...params);
+                  };
+                const value = Reflect.get(s, p);
+                return typeof value === "function" ? value.bind(s) : value;
+              },
+            });
+          };
+        const value = Reflect.get(target, property);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const worker = createWorker({ clock: new ManualClock(Date.now()) });
+    const ctx = { waitUntil: () => undefined, passThroughOnException: () => undefined, props: {} };
+    const call = (method: string, path: string, body?: unknown) =>
+      worker.fetch(
+        new Request(`https://router.example.test/admin${path}`, {
+          method,
+          headers: { authorization: `Bearer ${env.ADMIN_TOKEN}`, "content-type": "application/json" },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        }) as Parameters<typeof worker.fetch>[0],
+        { ...env, DB } as Env,
+        ctx as unknown as ExecutionContext,
+      );
+    expect((await call("GET", `/events?orderId=${orderId}`)).status).toBe(200);
+    expect((await call("POST", "/customer-data/purge", { providerOrderId: orderId })).status).toBe(200);
+    const reads = seen.filter(({ sql }) => /\bFROM events\b/.test(sql));
+    expect(reads.length).toBeGreaterThanOrEqual(4);
+    for (const { sql, params } of reads) {
+      const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+        .bind(...params)
+        .all<{ detail: string }>();
+      const details = plan.results.map((r) => r.detail);
+      expect(
+        details.filter((d) => /^SCAN (e|events)\b/.test(d)),
+        `${sql}\n${details.join("\n")}`,
+      ).toEqual([]);
+    }
+  });
+});
