@@ -239,7 +239,7 @@ describe("the admin API's reveal is throttled per client and every failure audit
     expect(failures.map((r) => JSON.parse(r.detail) as Record<string, unknown>)).toEqual(
       Array.from({ length: ATTEMPT_POLICY.maxFailures }, (_, i) => ({
         client: ip,
-        via: "admin",
+        via: "api",
         reason: i === 0 ? "token_missing" : "token_mismatch",
         failures: i + 1,
         requestId: expect.any(String),

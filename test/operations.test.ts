@@ -713,7 +713,7 @@ describe("the same action writes the same audit row through either transport", (
   }
 
   /** The row without what tells the transports apart: `via` and the request id. */
-  function comparable(rows: Row[], via: "admin" | "dashboard") {
+  function comparable(rows: Row[], via: "api" | "dashboard") {
     return rows.map(({ detail: { via: shownVia, requestId, ...detail }, ...row }) => {
       expect(shownVia).toBe(via);
       expect(requestId).toEqual(expect.any(String));
@@ -726,7 +726,7 @@ describe("the same action writes the same audit row through either transport", (
     let dashboardStatus = 0;
     // Signed in before either is audited: the first dashboard call of the file signs in, and writes its own row.
     await dashboard("GET", "/overview");
-    const fromApi = comparable(await audited(async () => (apiStatus = (await viaApi()).status)), "admin");
+    const fromApi = comparable(await audited(async () => (apiStatus = (await viaApi()).status)), "api");
     const fromDashboard = comparable(
       await audited(async () => (dashboardStatus = (await viaDashboard()).status)),
       "dashboard",

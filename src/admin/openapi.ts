@@ -46,5 +46,5 @@ export const contextFor = (c: Context<AdminEnv>, deps: RouterDeps): OperationCon
 
 /** The actor of a request that passed the bearer token check. */
 export function actorFor(c: Context<AdminEnv>): Promise<Actor> {
-  return operatorOf(c.env, originOf("admin", c.get("requestId"), c.req.header("cf-connecting-ip")));
+  return operatorOf(c.env, originOf("api", c.get("requestId"), c.req.header("cf-connecting-ip")));
 }

@@ -20,11 +20,11 @@ export interface OperationContext {
 
 /**
  * Who did it: the id of the token that authenticated the request (never the token), the transport, and what ties
- * the audit entry to the request's log lines. `via` says "admin" for the admin API, as audit rows always have.
+ * the audit entry to the request's log lines. `via` is "api" for the admin API (rows written before 2026-12 say "admin").
  */
 export interface Actor {
   tokenId: string;
-  via: "admin" | "dashboard";
+  via: "api" | "dashboard";
   requestId: string | null;
   /** The client the request came from (CF-Connecting-IP, an IPv6 address by its /64), for throttled attempts. */
   client: string;

@@ -129,7 +129,7 @@ export interface Attempt {
   scope: AttemptScope;
   client: string;
   now: number;
-  via: "dashboard" | "admin";
+  via: "api" | "dashboard";
   requestId: string | null;
   eventId?: string | null;
 }
