@@ -71,9 +71,14 @@ export default defineConfig(async () => {
               },
             },
           ],
-          // A second database, left empty by the setup file, on which test/migrations.test.ts replays the schema's
-          // history. Listing DB again keeps the binding wrangler.toml declares.
-          d1Databases: { DB: "00000000-0000-0000-0000-000000000000", MIGRATION_DB: "migration-history" },
+          // Databases left empty by the setup file, on which test/migrations.test.ts replays the schema's history
+          // (MIGRATION_DB) and upgrades a single-database deployment in place (UPGRADE_DB). Listing DB again keeps
+          // the binding wrangler.toml declares.
+          d1Databases: {
+            DB: "00000000-0000-0000-0000-000000000000",
+            MIGRATION_DB: "migration-history",
+            UPGRADE_DB: "upgrade-in-place",
+          },
           bindings: {
             ...TEST_SECRETS,
             ROUTER_CONFIG: readFileSync(path.join(root, "test/fixtures/router.test-config.json"), "utf8"),

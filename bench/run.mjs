@@ -31,6 +31,7 @@ import { parseKeyRing } from "../src/core/envelope.ts";
 import { buildConfigSchema } from "../src/core/config/schema.ts";
 import { BUILTIN_PROVIDERS } from "../src/core/providers/registry.ts";
 import { EventPayloads } from "../src/storage/payloads.ts";
+import { measureStorage } from "./lib/storage.mjs";
 
 const SMOKE = process.argv.includes("--smoke");
 // `--dashboard-only`: only the dashboard scenario, merged into the results file of the last run (results.json, or
@@ -1083,6 +1084,12 @@ async function main() {
     await stop(router.child);
     await stop(baseline.child);
     await stop(receiver.child);
+
+    // --- what the events take in the database, before the maintenance walk purges and deletes any ------------
+    results.scenarios.storage = measureStorage(fullState);
+    log(
+      `storage: ${results.scenarios.storage.bytesPerEvent?.toFixed(0)} B of database per event over ${results.scenarios.storage.events} events in ${results.scenarios.storage.databases} database(s)`,
+    );
 
     // --- the maintenance walk's cost, on the database the full router left -------------------------------------
     log("maintenance walk: re-wrap, nothing to do, purge, delete");

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// `npm run dev`: apply D1 migrations to the local database, then start `wrangler dev` on 127.0.0.1 with local
-// D1, local Queues (consumer included), the Cron Trigger testable at /__scheduled, and local secrets.
+// `npm run dev`: apply D1 migrations to every local database, DB and each event shard (scripts/migrate.mjs), then
+// start `wrangler dev` on 127.0.0.1 with local D1, local Queues (consumer included), the Cron Trigger testable at
+// /__scheduled, and local secrets.
 // Any wrangler flag after `--` goes through: `npm run dev -- --port 9000 --ip 0.0.0.0` replaces the defaults
 // (127.0.0.1:8787, or the PORT variable), and `--persist-to DIR` reaches the migrations too.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { migrateAll } from "./migrate.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
 const wrangler = path.join(root, "node_modules", "wrangler", "bin", "wrangler.js");
@@ -48,14 +50,12 @@ console.log(
     : "[dev] secrets: using .dev.vars",
 );
 
-const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "apply", "DB", "--local", ...persistArgs], {
-  cwd: root,
-  stdio: "inherit",
-  env: { ...process.env, CI: "true" },
-});
-if (migrate.status !== 0) {
-  console.error("[dev] applying local D1 migrations failed; see the output above");
-  process.exit(migrate.status ?? 1);
+// Every D1 database wrangler.toml binds: DB (shard 0, the control database) and each event shard.
+try {
+  migrateAll(["--local", ...persistArgs]);
+} catch (err) {
+  console.error(`[dev] ${err.message}`);
+  process.exit(1);
 }
 
 const args = [wrangler, "dev", "--ip", ip, "--port", port, "--test-scheduled", "--show-interactive-dev-session=false"];

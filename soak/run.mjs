@@ -6,12 +6,13 @@
 // it held must come back through the outbox and the sweeper's walk (driven here through /__scheduled). At the end
 // every accepted event's every planned delivery must be terminal and accounted for, in D1 and in the receivers' own
 // logs. Writes soak/results.json (soak/results.smoke.json with --smoke) and stops everything it started.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { eventBuilder } from "../scripts/events.mjs";
 import { localSecrets, parseArgs, ROOT } from "../scripts/local-env.mjs";
+import { migrateAll } from "../scripts/migrate.mjs";
 import { freePort, sleep, start, stopAll, tail, waitFor } from "../scripts/procs.mjs";
 
 const options = parseArgs(process.argv.slice(2), {
@@ -80,7 +81,35 @@ function soakConfig(receiverPort) {
 }
 
 /** wrangler.toml with the soak's Worker as main and the soak's settings as vars; everything else as the repo has it. */
-function soakWranglerConfig(workDir, vars) {
+/** Soak-only D1 bindings beyond the repo's: the soak runs on more shards than `npm run dev` does. */
+const EXTRA_SHARDS = SMOKE ? [] : ["SHARD_2", "SHARD_3"];
+
+/**
+ * The shard maps the soak moves through (storage.shards): the full run starts on 3 shards, adds a 4th at 50 % of the
+ * sends and makes shard 1 read-only at 70 %; the smoke run starts on one and adds the second at 50 %. Each change
+ * is a config change and a restart, as a deploy is, on top of the kill.
+ */
+const SHARD_PHASES = SMOKE
+  ? [
+      { at: 0, shards: [{ id: 0, binding: "DB" }] },
+      {
+        at: 0.5,
+        shards: [
+          { id: 0, binding: "DB" },
+          { id: 1, binding: "SHARD_1" },
+        ],
+      },
+    ]
+  : [
+      { at: 0, shards: [0, 1, 2].map((id) => ({ id, binding: id === 0 ? "DB" : `SHARD_${id}` })) },
+      { at: 0.5, shards: [0, 1, 2, 3].map((id) => ({ id, binding: id === 0 ? "DB" : `SHARD_${id}` })) },
+      {
+        at: 0.7,
+        shards: [0, 1, 2, 3].map((id) => ({ id, binding: id === 0 ? "DB" : `SHARD_${id}`, readOnly: id === 1 })),
+      },
+    ];
+
+function soakWranglerConfig(workDir, vars, name = "wrangler.soak.toml") {
   const tables = [];
   for (const line of readFileSync(path.join(ROOT, "wrangler.toml"), "utf8").split("\n")) {
     if (/^\s*\[/.test(line) || tables.length === 0) tables.push({ header: line.trim(), lines: [] });
@@ -91,14 +120,19 @@ function soakWranglerConfig(workDir, vars) {
     .flatMap((t) => t.lines)
     .join("\n")
     .replace(/^main\s*=.*$/m, `main = ${JSON.stringify(path.join(ROOT, "soak/worker.ts"))}`)
-    .replace(/^migrations_dir\s*=.*$/m, `migrations_dir = ${JSON.stringify(path.join(ROOT, "migrations"))}`)
+    // Every D1 binding's (each shard has one), or a shard's migrations would be looked for under the temp dir.
+    .replace(/^migrations_dir\s*=.*$/gm, `migrations_dir = ${JSON.stringify(path.join(ROOT, "migrations"))}`)
     // Larger consumer batches than production's 10, so 10,000 events drain on two local cores in minutes; the
     // consumer's code and every other setting are the repo's.
     .replace(/^max_batch_size = 10$/m, "max_batch_size = 50");
-  const file = path.join(workDir, "wrangler.soak.toml");
+  const shards = EXTRA_SHARDS.map(
+    (binding, i) =>
+      `\n[[d1_databases]]\nbinding = "${binding}"\ndatabase_name = "soak-${binding.toLowerCase()}"\ndatabase_id = "00000000-0000-0000-0000-00000000000${i + 2}"\nmigrations_dir = ${JSON.stringify(path.join(ROOT, "migrations"))}\n`,
+  );
+  const file = path.join(workDir, name);
   writeFileSync(
     file,
-    `${text}\n[vars]\n${Object.entries(vars)
+    `${text}\n${shards.join("")}\n[vars]\n${Object.entries(vars)
       .map(([k, v]) => `${k} = ${JSON.stringify(String(v))}`)
       .join("\n")}\n`,
   );
@@ -157,6 +191,30 @@ const percentile = (values, p) => {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 };
 
+const describePhase = (p) => p.shards.map((s) => `${s.id}${s.readOnly ? " (read-only)" : ""}`).join(", ");
+
+/** Events stored in each shard's local database file, read after the run (node:sqlite). */
+function eventsPerShard(persistTo) {
+  const dir = path.join(persistTo, "v3", "d1", "miniflare-D1DatabaseObject");
+  const counts = [];
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite")) {
+    const db = new DatabaseSync(path.join(dir, file));
+    try {
+      const has = db.prepare("SELECT COUNT(*) AS n FROM sqlite_schema WHERE name = 'events'").get().n === 1;
+      if (!has) continue;
+      const byShard = db
+        .prepare(
+          "SELECT CASE WHEN length(id) = 36 THEN 0 ELSE CAST(substr(id, 5, instr(substr(id, 5), '_') - 1) AS INTEGER) END AS shard, COUNT(*) AS n FROM events GROUP BY shard",
+        )
+        .all();
+      for (const r of byShard) counts.push({ shard: r.shard, events: r.n });
+    } finally {
+      db.close();
+    }
+  }
+  return counts.sort((a, b) => a.shard - b.shard);
+}
+
 async function main() {
   const work = mkdtempSync(path.join(tmpdir(), "soak-"));
   const persistTo = path.join(work, "state");
@@ -167,8 +225,7 @@ async function main() {
   const config = soakConfig(receiverPort);
   const { values: secrets } = localSecrets();
   const adminHeaders = { Authorization: `Bearer ${secrets.ADMIN_TOKEN}` };
-  const toml = soakWranglerConfig(work, {
-    ROUTER_CONFIG: JSON.stringify(config),
+  const vars = {
     ALLOW_INSECURE_DESTINATIONS: "true",
     LOG_LEVEL: "warn",
     SWEEP_GRACE_SECONDS: 15,
@@ -176,17 +233,21 @@ async function main() {
     SOAK_INGEST_D1_FAIL_RATE: 0.03,
     SOAK_CONSUMER_D1_FAIL_RATE: 0.02,
     SOAK_QUEUE_FAIL_RATE: 0.03,
-  });
+  };
+  const phaseTomls = SHARD_PHASES.map((phase, i) =>
+    soakWranglerConfig(
+      work,
+      { ...vars, ROUTER_CONFIG: JSON.stringify({ ...config, storage: { shards: phase.shards } }) },
+      `wrangler.soak.${i}.toml`,
+    ),
+  );
+  let toml = phaseTomls[0];
   const envFile = soakEnvFile(work);
   let routerChild;
   let cron;
   try {
     log(`${EVENTS} events, seed ${SEED}, ${SMOKE ? "smoke" : "full"} run`);
-    execFileSync(
-      process.execPath,
-      [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo, "--config", toml],
-      { cwd: ROOT, env: { ...process.env, CI: "true" }, stdio: "ignore" },
-    );
+    migrateAll(["--local", "--persist-to", persistTo, "--config", toml], { stdio: "ignore" });
     start(
       "receiver",
       [
@@ -225,6 +286,7 @@ async function main() {
     let retries = 0;
     let killed = false;
     const killAt = Math.floor(EVENTS * KILL_AT);
+    let phase = 0;
     async function sendOne() {
       const roll = random();
       let acc = 0;
@@ -276,6 +338,16 @@ async function main() {
     const workers = Array.from({ length: CONCURRENCY }, async () => {
       while (sent < EVENTS) {
         sent++;
+        const due = SHARD_PHASES.findLastIndex((p) => sent >= Math.floor(EVENTS * p.at));
+        if (due > phase) {
+          phase = due;
+          toml = phaseTomls[phase];
+          log(`shard map change after ${sent} sends: ${describePhase(SHARD_PHASES[phase])}; restarting the router`);
+          process.kill(-routerChild.pid, "SIGTERM");
+          await routerChild.exited;
+          routerChild = await startRouter(toml, envFile, persistTo, routerPort);
+          log("router back on the new shard map");
+        }
         if (!killed && sent >= killAt) {
           killed = true;
           log(`SIGKILL to the router's process group after ${sent} sends; restarting on the same state`);
@@ -403,6 +475,8 @@ async function main() {
       accepted: accepted.size,
       sendsRepeated: retries,
       killedAndRestarted: killed,
+      shardPhases: SHARD_PHASES.map((p) => ({ atShareOfSends: p.at, shards: describePhase(p) })),
+      eventsPerShard: eventsPerShard(persistTo),
       plannedDeliveries,
       perDestination,
       // What each destination's circuit did over the run (its last 50 transitions), from the admin API.
@@ -427,11 +501,13 @@ async function main() {
       `${JSON.stringify(results, null, 2)}\n`,
     );
     console.log(JSON.stringify(results, null, 2));
-    const ok = lost === 0 && adminAgrees && killed;
+    // The map changes took: events were placed in more than one shard.
+    const spread = results.eventsPerShard.filter((s) => s.events > 0).length >= 2;
+    const ok = lost === 0 && adminAgrees && killed && spread;
     log(
       ok
         ? `lost = 0 across ${accepted.size} events and ${plannedDeliveries} deliveries`
-        : `FAILED: lost = ${lost}, admin totals agree: ${adminAgrees}`,
+        : `FAILED: lost = ${lost}, admin totals agree: ${adminAgrees}, events in more than one shard: ${spread}`,
     );
     process.exitCode = ok ? 0 : 1;
   } finally {

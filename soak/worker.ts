@@ -73,10 +73,19 @@ function faultyQueue(queue: Queue, env: Env, failRate: number): Queue {
   });
 }
 
+/** Every D1 binding of the Worker (the control database and each event shard) gets the same faults. */
+function faultyDatabases(env: Env, dbRate: number): Record<string, D1Database> {
+  return Object.fromEntries(
+    Object.entries(env as unknown as Record<string, unknown>)
+      .filter(([, value]) => typeof (value as D1Database | null)?.prepare === "function")
+      .map(([name, value]) => [name, faultyDatabase(value as D1Database, env, dbRate)]),
+  );
+}
+
 function faulty(env: Env, dbRate: number): Env {
   return {
     ...env,
-    DB: faultyDatabase(env.DB, env, dbRate),
+    ...faultyDatabases(env, dbRate),
     DELIVERY_QUEUE: faultyQueue(env.DELIVERY_QUEUE, env, rate(env, "SOAK_QUEUE_FAIL_RATE")),
   } as Env;
 }

@@ -1,10 +1,12 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ERROR_CODES } from "../src/core/errors.ts";
+import { shardOfEventId } from "../src/core/event-id.ts";
 import type { DeliveryMessage, ReplayPageMessage } from "../src/core/messages.ts";
 import {
   adminFetch,
   captureDeliveryQueue,
+  dbOfEvent,
   deliveriesOf,
   fixture,
   post,
@@ -234,7 +236,9 @@ describe("POST /admin/events/{eventId}/replay", () => {
       deliveries: [{ destination: "pos", generation: 2 }],
       enqueued: false,
     });
-    const row = await env.DB.prepare("SELECT message FROM outbox WHERE message ->> 'eventId' = ?1")
+    // Kept in the event's own shard, where that shard's sweeper finds it.
+    const row = await dbOfEvent(eventId)
+      .prepare("SELECT message FROM outbox WHERE message ->> 'eventId' = ?1")
       .bind(eventId)
       .first<{ message: string }>();
     expect(JSON.parse(row!.message)).toEqual({ v: 1, eventId, deliveries: [{ destination: "pos", generation: 2 }] });
@@ -379,15 +383,32 @@ describe("POST /admin/events/{eventId}/release", () => {
 describe("bulk replay and dead letters", () => {
   const window = (since: string) => ({ since, until: new Date(Date.now() + 60_000).toISOString() });
 
-  /** `count` events whose one delivery (to conflicty, which answers 422 here) is dead; returns when they began. */
-  async function deadConflicts(count: number): Promise<string> {
+  /**
+   * `count` events whose one delivery (to conflicty, which answers 422 here) is dead, or more until each shard holds
+   * `perShard` of them; returns when they began, and the events.
+   */
+  async function deadConflicts(count: number, perShard = 0): Promise<{ since: string; events: string[] }> {
     stubDestinations(() => new Response("gone", { status: 422 }));
     const since = new Date().toISOString();
     const messages: DeliveryMessage[] = [];
-    for (let i = 0; i < count; i++) messages.push((await ingestLab("conflict")).message);
+    const events: string[] = [];
+    const inShard = (shard: number) => events.filter((id) => shardOfEventId(id) === shard).length;
+    while (events.length < count || (events.length < 60 && [0, 1].some((shard) => inShard(shard) < perShard))) {
+      const { eventId, message } = await ingestLab("conflict");
+      events.push(eventId);
+      messages.push(message);
+    }
     await runDeliveryQueue(messages);
-    return since;
+    return { since, events };
   }
+
+  /** The generations of each event's conflicty delivery: [1, 2] once replayed once. */
+  const conflictyGenerations = async (events: string[]) =>
+    Promise.all(
+      events.map(async (id) =>
+        (await deliveriesOf(id)).filter((d) => d.destination === "conflicty").map((d) => d.generation),
+      ),
+    );
 
   it("replays a few hundred dead deliveries as a job, in pages through the queue, until all are delivered", async () => {
     let healthy = false;
@@ -422,7 +443,7 @@ describe("bulk replay and dead letters", () => {
     );
     expect(started).toMatchObject({ matched: 240, state: "running", replayed: 0, maxCount: 1000 });
     expect(queue.messages.map((m) => m.body as unknown as ReplayPageMessage)).toEqual([
-      { v: 1, kind: "replay-page", replayId: started.replayId, after: null },
+      { v: 1, kind: "replay-page", replayId: started.replayId, shard: 0, after: null },
     ]);
     await drainQueue();
 
@@ -451,7 +472,7 @@ describe("bulk replay and dead letters", () => {
   }, 60_000);
 
   it("requires a window and a maxCount, and stops at maxCount", async () => {
-    const since = await deadConflicts(5);
+    const { since } = await deadConflicts(5);
     for (const body of [
       { status: "dead" },
       { status: "dead", since },
@@ -475,7 +496,7 @@ describe("bulk replay and dead letters", () => {
   });
 
   it("replays nothing twice when a page runs again, and stops a cancelled job at its next page", async () => {
-    const since = await deadConflicts(4);
+    const { since, events } = await deadConflicts(4);
     queue.messages.length = 0;
     const first = await adminJson<{ replayId: string }>(
       "POST",
@@ -483,12 +504,23 @@ describe("bulk replay and dead letters", () => {
       { status: "dead", destination: "conflicty", ...window(since), maxCount: 100 },
       202,
     );
-    const [page] = queue.messages.splice(0).map((m) => m.body);
+    const [page] = queue.messages.map((m) => m.body);
+    // The first page, twice before the job moves on (Queues delivers at least once): the second copy is not where
+    // the job stands, so it replays nothing.
     await runDeliveryQueue([page]);
+    await runDeliveryQueue([page]);
+    // The job's further pages (the next shard), leaving the replayed deliveries pending.
+    for (let round = 0; round < 10; round++) {
+      const pages = queue.messages.filter((m) => "kind" in m.body && m.body.kind === "replay-page").map((m) => m.body);
+      queue.messages.length = 0;
+      if (pages.length === 0) break;
+      await runDeliveryQueue(pages);
+    }
     expect(await adminJson("GET", `/replays/${first.replayId}`)).toMatchObject({ state: "done", replayed: 4 });
-    // The same page again (Queues delivers at least once): the job is done, and its deliveries are newer than it.
+    // The same page again once the job is done: nothing either.
     await runDeliveryQueue([page]);
     expect(await adminJson("GET", `/replays/${first.replayId}`)).toMatchObject({ replayed: 4 });
+    expect(await conflictyGenerations(events)).toEqual(events.map(() => [1, 2]));
 
     queue.messages.length = 0;
     const second = await adminJson<{ replayId: string }>(
@@ -510,6 +542,51 @@ describe("bulk replay and dead letters", () => {
     });
   });
 
+  it("walks every shard: replays each match once, counts them all, and bounds the whole job by maxCount", async () => {
+    const { since, events } = await deadConflicts(0, 2);
+    const inShard = (shard: number) => events.filter((id) => shardOfEventId(id) === shard);
+    expect(inShard(0).length).toBeGreaterThanOrEqual(2);
+    expect(inShard(1).length).toBeGreaterThanOrEqual(2);
+    queue.messages.length = 0;
+    const all = await adminJson<{ matched: number; replayId: string }>(
+      "POST",
+      "/replays",
+      { status: "dead", destination: "conflicty", ...window(since), maxCount: 1000 },
+      202,
+    );
+    // Counted in both shards.
+    expect(all.matched).toBe(events.length);
+    // The first page starts at the first shard; each shard read to its end hands over to the next.
+    await drainQueue();
+    expect(await adminJson("GET", `/replays/${all.replayId}`)).toMatchObject({
+      state: "done",
+      replayed: events.length,
+      scanned: events.length,
+      error: null,
+    });
+    expect(await conflictyGenerations(events)).toEqual(events.map(() => [1, 2]));
+
+    // Dead again (conflicty still answers 422). A bound one past shard 0's matches: all of those, and one of shard 1.
+    queue.messages.length = 0;
+    const bounded = await adminJson<{ matched: number; replayId: string }>(
+      "POST",
+      "/replays",
+      { status: "dead", destination: "conflicty", ...window(since), maxCount: inShard(0).length + 1 },
+      202,
+    );
+    expect(bounded.matched).toBe(events.length);
+    await drainQueue();
+    expect(await adminJson("GET", `/replays/${bounded.replayId}`)).toMatchObject({
+      state: "done",
+      replayed: inShard(0).length + 1,
+    });
+    const generations = await conflictyGenerations(events);
+    const thrice = (ids: string[]) => ids.filter((id) => generations[events.indexOf(id)]!.join(",") === "1,2,3").length;
+    expect(thrice(inShard(0))).toBe(inShard(0).length);
+    expect(thrice(inShard(1))).toBe(1);
+    expect(generations.every((g) => ["1,2", "1,2,3"].includes(g.join(",")))).toBe(true);
+  });
+
   it("redrives dead letters from the page the endpoint enqueued, and refuses a disabled destination", async () => {
     stubDestinations(() => new Response("gone", { status: 422 }));
     const since = new Date().toISOString();
@@ -525,7 +602,7 @@ describe("bulk replay and dead letters", () => {
     expect(result.matched).toBeGreaterThanOrEqual(1);
     // The page the endpoint enqueued, run by the consumer as Queues would.
     expect(queue.messages.map((m) => m.body)).toEqual([
-      { v: 1, kind: "replay-page", replayId: result.replayId, after: null },
+      { v: 1, kind: "replay-page", replayId: result.replayId, shard: 0, after: null },
     ]);
     vi.mocked(globalThis.fetch).mockRestore();
     stubDestinations(() => new Response("ok"));
@@ -629,11 +706,19 @@ describe("GET /admin/destinations/health", () => {
 
 describe("POST /admin/routing/dry-run", () => {
   it("says which routes match and why, and writes nothing", async () => {
-    // Rows in either table, plus every write to an event's delivery state.
-    const count = async () =>
-      (await env.DB.prepare(
-        "SELECT (SELECT COUNT(*) + COALESCE(SUM(version), 0) FROM events) + (SELECT COUNT(*) FROM outbox) AS n",
-      ).first<number>("n"))!;
+    // Rows in either table, plus every write to an event's delivery state, in every shard.
+    const count = async () => {
+      const counts = await Promise.all(
+        [env.DB, env.SHARD_1].map((db) =>
+          db
+            .prepare(
+              "SELECT (SELECT COUNT(*) + COALESCE(SUM(version), 0) FROM events) + (SELECT COUNT(*) FROM outbox) AS n",
+            )
+            .first<number>("n"),
+        ),
+      );
+      return counts.reduce<number>((sum, n) => sum + n!, 0);
+    };
     const before = await count();
     const result = await adminJson("POST", "/routing/dry-run", {
       source: "weedmaps",

@@ -16,6 +16,7 @@ import type { AlertMessage, DeliveryMessage } from "../src/core/messages.ts";
 import {
   adminFetch,
   captureDeliveryQueue,
+  dbOfEvent,
   deliveriesOf,
   ManualClock,
   post,
@@ -127,7 +128,10 @@ describe("pause and resume", () => {
       const [d] = await deliveriesOf(eventId);
       expect(d).toMatchObject({ status: "pending", attempts: 0 });
       expect(
-        await env.DB.prepare("SELECT pending_due FROM events WHERE id = ?1").bind(eventId).first<number>("pending_due"),
+        await dbOfEvent(eventId)
+          .prepare("SELECT pending_due FROM events WHERE id = ?1")
+          .bind(eventId)
+          .first<number>("pending_due"),
       ).toBe(8_640_000_000_000_000);
     }
     expect((await controls("ctl1")).held.count).toBe(5);

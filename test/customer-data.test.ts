@@ -14,6 +14,7 @@ import { encodeBase64 } from "../src/core/signatures/encoding.ts";
 import { EventPayloads } from "../src/storage/payloads.ts";
 import SEALED_BEFORE_COMPRESSION from "./fixtures/sealed-pe1.json";
 import {
+  dbOfEvent,
   fixture,
   fixturesOf,
   ManualClock,
@@ -89,14 +90,24 @@ const WEEDMAPS_CREATE = "/webhooks/weedmaps/create?merchant_id=4242";
 /** Any Weedmaps status: the type comes from the signed body. */
 const WEEDMAPS_ANY = "/webhooks/weedmaps?merchant_id=4242";
 
-/** Every value of every column of every table, as text: what a raw SELECT on the database would show. */
+/**
+ * Every value of every column of every table of every shard, as text: what a raw SELECT on the databases would show.
+ */
 async function everyStoredValue(): Promise<string> {
-  const tables = await env.DB.prepare(
-    `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' AND name NOT LIKE 'd1_%'`,
-  ).all<{ name: string }>();
+  const out: string[] = [];
+  for (const db of [env.DB, env.SHARD_1]) out.push(await everyValueIn(db));
+  return out.join("\n");
+}
+
+async function everyValueIn(db: D1Database): Promise<string> {
+  const tables = await db
+    .prepare(
+      `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' AND name NOT LIKE 'd1_%'`,
+    )
+    .all<{ name: string }>();
   const out: string[] = [];
   for (const { name } of tables.results) {
-    const { results } = await env.DB.prepare(`SELECT * FROM "${name}"`).all<Record<string, unknown>>();
+    const { results } = await db.prepare(`SELECT * FROM "${name}"`).all<Record<string, unknown>>();
     for (const row of results) {
       for (const value of Object.values(row)) {
         out.push(
@@ -121,6 +132,8 @@ beforeEach(async () => {
   await env.DB.batch(
     ["events", "sweeper_state", "payload_keys", "audit_log"].map((table) => env.DB.prepare(`DELETE FROM ${table}`)),
   );
+  // Shard 1 holds events and its own walk's state too.
+  await env.SHARD_1.batch(["events", "sweeper_state"].map((table) => env.SHARD_1.prepare(`DELETE FROM ${table}`)));
   vi.resetModules();
   ({ createWorker } = await import("../src/app/worker.ts"));
 });
@@ -171,7 +184,8 @@ describe("encrypted at rest", () => {
       eventId: string;
     }>();
     const row = (id: string) =>
-      env.DB.prepare(`SELECT body, payload_dek FROM events WHERE id = ?1`)
+      dbOfEvent(id)
+        .prepare(`SELECT body, payload_dek FROM events WHERE id = ?1`)
         .bind(id)
         .first<{ body: string; payload_dek: string }>();
     const a = (await row(first.eventId))!;
@@ -191,7 +205,8 @@ describe("encrypted at rest", () => {
     expect(new TextDecoder().decode(await mine.open("body", a.body))).toBe(fixture("weedmaps/create").body);
 
     // Through the API: the moved ciphertext answers 500 payload_unreadable, with nothing of the payload.
-    await env.DB.prepare(`UPDATE events SET body = ?2, payload_dek = ?3 WHERE id = ?1`)
+    await dbOfEvent(second.eventId)
+      .prepare(`UPDATE events SET body = ?2, payload_dek = ?3 WHERE id = ?1`)
       .bind(second.eventId, a.body, a.payload_dek)
       .run();
     const res = await call(worker, admin("GET", `/events/${second.eventId}`));
@@ -212,7 +227,8 @@ describe("encrypted at rest", () => {
       expect(res.status, String(ring)).toBe(503);
       expect(await res.json()).toMatchObject({ error: { code: "source_misconfigured" } });
     }
-    expect(await env.DB.prepare(`SELECT COUNT(*) AS n FROM events WHERE provider_id = '9763900'`).first("n")).toBe(0);
+    for (const db of [env.DB, env.SHARD_1])
+      expect(await db.prepare(`SELECT COUNT(*) AS n FROM events WHERE provider_id = '9763900'`).first("n")).toBe(0);
     const reasons = logs.mock.calls
       .map(([line]) => JSON.parse(String(line)))
       .filter((l) => l.event === "payload_keys_invalid");
@@ -237,7 +253,8 @@ describe("encrypted at rest", () => {
     const { eventId } = await (
       await call(worker, signedPost(WEEDMAPS_ANY, "weedmaps/canceled-customer"), bindings)
     ).json<{ eventId: string }>();
-    const row = await env.DB.prepare(`SELECT body, payload_key FROM events WHERE id = ?1`)
+    const row = await dbOfEvent(eventId)
+      .prepare(`SELECT body, payload_key FROM events WHERE id = ?1`)
       .bind(eventId)
       .first<{ body: string; payload_key: string | null }>();
     expect(row).toEqual({ body: fixture("weedmaps/canceled-customer").body, payload_key: null });
@@ -368,7 +385,9 @@ describe("compressed before it is encrypted", () => {
     }>();
     await deliver(worker, eventId, ["pos"]);
     vi.restoreAllMocks();
-    // The row becomes the old one: its id, data key, body, answer and the one excerpt of its attempt log.
+    // The row becomes the old one: its id, data key, body, answer and the one excerpt of its attempt log. Ids of the
+    // old form live in shard 0 only, where this order's events are placed.
+    expect(dbOfEvent(eventId)).toBe(env.DB);
     const stored = await env.DB.prepare(`SELECT deliveries FROM events WHERE id = ?1`)
       .bind(eventId)
       .first<{ deliveries: string }>();
@@ -478,7 +497,8 @@ describe("compressed before it is encrypted", () => {
       eventId: string;
     }>();
     const own = (await storedPayloads(eventId)).payloads;
-    await env.DB.prepare(`UPDATE events SET body = ?2 WHERE id = ?1`)
+    await dbOfEvent(eventId)
+      .prepare(`UPDATE events SET body = ?2 WHERE id = ?1`)
       .bind(eventId, await sealAs(own, "pe2:", "body", withLength(4096, bomb)))
       .run();
     const res = await call(worker, admin("GET", `/events/${eventId}`));
@@ -497,7 +517,8 @@ describe("compressed before it is encrypted", () => {
       const res = await call(worker, request);
       expect(res.status).toBe(200);
       const { eventId } = await res.json<{ eventId: string }>();
-      const row = await env.DB.prepare(`SELECT body, length(body) AS size FROM events WHERE id = ?1`)
+      const row = await dbOfEvent(eventId)
+        .prepare(`SELECT body, length(body) AS size FROM events WHERE id = ?1`)
         .bind(eventId)
         .first<{ body: string; size: number }>();
       const bytes = encoder.encode(body).length;
@@ -567,7 +588,12 @@ describe("key rotation", () => {
     expect(await refused.json()).toMatchObject({ error: { code: "source_misconfigured" } });
 
     // The walk re-wraps every row in slices of 10, lap after lap; A retires once a lap started past its grace finds none.
-    const total = (await env.DB.prepare(`SELECT COUNT(*) AS n FROM events`).first<number>("n"))!;
+    // In both shards: every shard's walk runs each Cron, with its own cursor.
+    const inShards = async (sql: string) => {
+      const counts = await Promise.all([env.DB, env.SHARD_1].map((db) => db.prepare(sql).first<number>("n")));
+      return counts.reduce<number>((sum, n) => sum + (n ?? 0), 0);
+    };
+    const total = await inShards(`SELECT COUNT(*) AS n FROM events`);
     const retired = () =>
       env.DB.prepare(`SELECT retired_at FROM payload_keys WHERE key_id = 'test-a'`).first<number | null>("retired_at");
     let runs = 0;
@@ -578,7 +604,7 @@ describe("key rotation", () => {
     // Bounded slices: more than one run per lap, and A retired only after the grace (10 minutes, two runs here).
     expect(total).toBeGreaterThan(10);
     expect(runs).toBeGreaterThan(3);
-    expect(await env.DB.prepare(`SELECT COUNT(*) AS n FROM events WHERE payload_key = 'test-a'`).first("n")).toBe(0);
+    expect(await inShards(`SELECT COUNT(*) AS n FROM events WHERE payload_key = 'test-a'`)).toBe(0);
     const keys = await (await call(worker, admin("GET", "/keys"), small(withBA))).json<{
       primary: string;
       keys: { keyId: string; state: string; removable: boolean; lastLapRows: number }[];
@@ -612,6 +638,93 @@ describe("key rotation", () => {
       expect((await res.json<{ event: { payload: { data: string } } }>()).event.payload.data).toBe(fixture(name).body);
     }
   });
+  it("walks every shard each run, a bounded slice from each shard's own cursor, and retires a key only when no shard's last lap found it", async () => {
+    const clock = new ManualClock(Date.now());
+    const worker = createWorker({ clock });
+    const config = JSON.stringify({
+      ...JSON.parse(env.ROUTER_CONFIG as string),
+      retention: { payloadDays: 30, eventDays: 400, sliceRows: 10 },
+    });
+    const withA = { ...env, PAYLOAD_KEYS: RING_A, ROUTER_CONFIG: config } as Bindings;
+    const withBA = { ...env, PAYLOAD_KEYS: RING_BA, ROUTER_CONFIG: config } as Bindings;
+    for (let i = 0; i < 32; i++) {
+      const body = fixture("weedmaps/create").body.replace("9763822", `walk-${i}`);
+      const res = await call(
+        worker,
+        new Request(`${ROUTER}${WEEDMAPS_CREATE}`, {
+          method: "POST",
+          body,
+          headers: { "content-type": "application/json", Signature: await weedmapsSignature(body) },
+        }),
+        withA,
+      );
+      expect(res.status).toBe(200);
+    }
+    const shards = [env.DB, env.SHARD_1];
+    const idsIn = async (db: D1Database) =>
+      (await db.prepare(`SELECT id FROM events ORDER BY id`).all<{ id: string }>()).results.map((r) => r.id);
+    const before = await Promise.all(shards.map(idsIn));
+    // The orders spread over both shards, each with more rows than one slice.
+    for (const ids of before) expect(ids.length).toBeGreaterThan(10);
+    const walkState = async (db: D1Database) =>
+      JSON.parse(
+        (await db.prepare(`SELECT value FROM sweeper_state WHERE name = 'maintenance_walk'`).first<string>("value"))!,
+      ) as { after: string; lap: { walked: number }; lastLap: { byKey: Record<string, number> } | null };
+
+    // One run: ten rows of each shard, from each shard's own cursor, kept in that shard's own database.
+    await cron(worker, withBA);
+    for (const [i, db] of shards.entries()) {
+      const state = await walkState(db);
+      expect(state.after).toBe(before[i]![9]);
+      expect(state.lap.walked).toBe(10);
+    }
+    expect(await env.DB.prepare(`SELECT COUNT(*) AS n FROM events WHERE payload_key = 'test-b'`).first("n")).toBe(10);
+    expect(await env.SHARD_1.prepare(`SELECT COUNT(*) AS n FROM events WHERE payload_key = 'test-b'`).first("n")).toBe(
+      10,
+    );
+
+    // A row of shard 1 whose data key does not open for it (moved from another row): the walk cannot re-wrap it,
+    // so every lap of shard 1 finds it under A, and A must stay in the ring however often shard 0 finds none.
+    const stuck = `evt_1_ffffffff${"0".repeat(24)}`;
+    await env.SHARD_1.prepare(
+      `INSERT INTO events (id, idempotency_key, ingest_id, source, event_type, routing, content_type, body, body_sha256,
+         received_at, payload_key, payload_dek)
+       SELECT ?1, ?1, ingest_id, source, event_type, routing, content_type, body, body_sha256, received_at, payload_key,
+         payload_dek FROM events WHERE id = ?2`,
+    )
+      .bind(stuck, before[1]!.at(-1))
+      .run();
+    const retired = () =>
+      env.DB.prepare(`SELECT retired_at FROM payload_keys WHERE key_id = 'test-a'`).first<number | null>("retired_at");
+    for (let run = 0; run < 12; run++) {
+      clock.advance(5 * 60_000);
+      await cron(worker, withBA);
+    }
+    expect(await retired()).toBeNull();
+    expect((await walkState(env.DB)).lastLap!.byKey["test-a"] ?? 0).toBe(0);
+    expect((await walkState(env.SHARD_1)).lastLap!.byKey["test-a"]).toBe(1);
+    const keys = await (await call(worker, admin("GET", "/keys"), withBA)).json<{
+      keys: { keyId: string; state: string; removable: boolean; lastLapRows: number }[];
+      walk: { lastLap: { walked: number } };
+    }>();
+    expect(keys.keys.find((k) => k.keyId === "test-a")).toMatchObject({
+      state: "draining",
+      removable: false,
+      lastLapRows: 1,
+    });
+    // The last complete lap is every shard's: each shard's rows, the stuck one included.
+    expect(keys.walk.lastLap.walked).toBe(before[0]!.length + before[1]!.length + 1);
+
+    // Once no shard holds a row under A, the next complete laps retire it.
+    await env.SHARD_1.prepare(`DELETE FROM events WHERE id = ?1`).bind(stuck).run();
+    let runs = 0;
+    for (; runs < 12 && (await retired()) === null; runs++) {
+      clock.advance(5 * 60_000);
+      await cron(worker, withBA);
+    }
+    expect(await retired()).not.toBeNull();
+    expect((await walkState(env.SHARD_1)).lastLap!.byKey["test-a"] ?? 0).toBe(0);
+  });
 });
 
 describe("retention", () => {
@@ -630,9 +743,10 @@ describe("retention", () => {
 
     clock.advance(2 * DAY_MS);
     await cron(worker);
-    const row = await env.DB.prepare(
-      `SELECT body, draft_answer, payload_dek, payload_purged_at, body_sha256, idempotency_key, deliveries FROM events WHERE id = ?1`,
-    )
+    const row = await dbOfEvent(first.eventId)
+      .prepare(
+        `SELECT body, draft_answer, payload_dek, payload_purged_at, body_sha256, idempotency_key, deliveries FROM events WHERE id = ?1`,
+      )
       .bind(first.eventId)
       .first<Record<string, unknown>>();
     expect(row).toMatchObject({
@@ -662,9 +776,12 @@ describe("retention", () => {
 
     clock.advance(400 * DAY_MS);
     await cron(worker);
-    expect(await env.DB.prepare(`SELECT COUNT(*) AS n FROM events WHERE id = ?1`).bind(first.eventId).first("n")).toBe(
-      0,
-    );
+    expect(
+      await dbOfEvent(first.eventId)
+        .prepare(`SELECT COUNT(*) AS n FROM events WHERE id = ?1`)
+        .bind(first.eventId)
+        .first("n"),
+    ).toBe(0);
   });
 
   it("never purges an event whose delivery is still pending", async () => {
@@ -701,7 +818,8 @@ describe("retention", () => {
     expect(result.purged.sort()).toEqual([created.eventId, canceled.eventId].sort());
     for (const id of result.purged) expect((await storedPayloads(id)).body).toBeNull();
     expect((await storedPayloads(other.eventId)).body).not.toBeNull();
-    const states = await env.DB.prepare(`SELECT deliveries FROM events WHERE id = ?1`)
+    const states = await dbOfEvent(created.eventId)
+      .prepare(`SELECT deliveries FROM events WHERE id = ?1`)
       .bind(created.eventId)
       .first<string>("deliveries");
     expect(JSON.parse(states!).map((d: { status: string; lastError: string }) => [d.status, d.lastError])).toEqual([

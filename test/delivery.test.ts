@@ -5,10 +5,20 @@ import { createWorker } from "../src/app/worker.ts";
 import { MAX_CONCURRENT_REQUESTS } from "../src/delivery/consumer.ts";
 import type { DeliveryMessage } from "../src/core/messages.ts";
 import { plannedDeliveries } from "../src/core/delivery-state.ts";
-import { OUTBOX_CLAIM_MS, sweep, sweepOutbox, sweepOverdue, SWEEP_GRACE_MS } from "../src/delivery/sweeper.ts";
+import {
+  OUTBOX_CLAIM_MS,
+  SWEEP_CURSOR,
+  sweep as sweepAll,
+  sweepOutbox as sweepOutboxes,
+  sweepOverdue as sweepOverdueAll,
+  SWEEP_GRACE_MS,
+} from "../src/delivery/sweeper.ts";
+import { loadConfig } from "../src/config/load.ts";
+import { shardOfEventId } from "../src/core/event-id.ts";
 import { insertOutbox } from "../src/storage/outbox.ts";
 import {
   captureDeliveryQueue,
+  dbOfEvent,
   deferred,
   deliveriesOf,
   fixture,
@@ -24,12 +34,20 @@ import {
   type FetchHandler,
 } from "./helpers.ts";
 
+/** Both shards of the test config (shard 0 is DB, also the control database). */
+const shards = [env.DB, env.SHARD_1];
+const config = () => loadConfig(env);
+const sweep = (e: Env, now: number, graceMs?: number) => sweepAll(e, config(), now, graceMs);
+const sweepOutbox = (e: Env, now: number) => sweepOutboxes(e, config(), now);
+const sweepOverdue = (e: Env, now: number, scan?: { pageRows: number; pages: number }) =>
+  sweepOverdueAll(e, config(), now, scan);
+
 let queue: ReturnType<typeof captureDeliveryQueue>;
 beforeEach(async () => {
   queue = captureDeliveryQueue();
-  // The tests of this file share its database. Each test's walk starts from the first event, and its outbox sweep
-  // finds only the rows it put there, whatever an earlier test left.
-  await env.DB.batch([env.DB.prepare("DELETE FROM sweeper_state"), env.DB.prepare("DELETE FROM outbox")]);
+  // The tests of this file share its databases. Each test's walk starts from the first event of each shard, and its
+  // outbox sweep finds only the rows it put there, whatever an earlier test left.
+  for (const db of shards) await db.batch([db.prepare("DELETE FROM sweeper_state"), db.prepare("DELETE FROM outbox")]);
 });
 afterEach(() => vi.restoreAllMocks());
 
@@ -284,7 +302,8 @@ describe("delivery", () => {
     expect(deliveries.map((d) => [d.status, d.attempts, JSON.parse(d.attempt_log).length])).toEqual(
       Array(10).fill(["delivered", 1, 1]),
     );
-    const version = await env.DB.prepare("SELECT version FROM events WHERE id = ?1")
+    const version = await dbOfEvent(eventId)
+      .prepare("SELECT version FROM events WHERE id = ?1")
       .bind(eventId)
       .first<number>("version");
     expect(version).toBe(10);
@@ -292,14 +311,15 @@ describe("delivery", () => {
 
   it("retries a message whose processing fails, and never acks it", async () => {
     stubDestinations(ok);
-    const { message } = await ingestLab("single");
-    await env.DB.exec("ALTER TABLE events RENAME TO events_offline");
+    const { eventId, message } = await ingestLab("single");
+    const db = dbOfEvent(eventId);
+    await db.exec("ALTER TABLE events RENAME TO events_offline");
     try {
       const { result, ids } = await runDeliveryQueue([message]);
       expect(result.explicitAcks).toEqual([]);
       expect(result.retryMessages).toEqual([{ msgId: ids[0], delaySeconds: expect.any(Number) }]);
     } finally {
-      await env.DB.exec("ALTER TABLE events_offline RENAME TO events");
+      await db.exec("ALTER TABLE events_offline RENAME TO events");
     }
   });
 
@@ -373,9 +393,10 @@ describe("delivery", () => {
       ["paused", "ghost"].map((destination) => ({ destination, route: "lab-paused" })),
       0,
     ).map((d) => JSON.stringify(d));
-    await env.DB.prepare(
-      `UPDATE events SET deliveries = json_insert(deliveries, '$[#]', json(?2), '$[#]', json(?3)) WHERE id = ?1`,
-    )
+    await dbOfEvent(eventId)
+      .prepare(
+        `UPDATE events SET deliveries = json_insert(deliveries, '$[#]', json(?2), '$[#]', json(?3)) WHERE id = ?1`,
+      )
       .bind(eventId, paused, ghost)
       .run();
     const { result, ids } = await runDeliveryQueue([
@@ -430,7 +451,11 @@ describe("dead-letter queue consumer", () => {
 });
 
 describe("outbox sweeper", () => {
-  const outboxRows = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM outbox").first<number>("n"))!;
+  const outboxRows = async () => {
+    let n = 0;
+    for (const db of shards) n += (await db.prepare("SELECT COUNT(*) AS n FROM outbox").first<number>("n"))!;
+    return n;
+  };
 
   /** A Create whose queue send fails at ingest: its message goes to the outbox. */
   async function ingestWithQueueDown(orderId: string) {
@@ -484,7 +509,8 @@ describe("outbox sweeper", () => {
   it("keeps a row whose deliveries it could not claim, and sends it once its claim has run out", async () => {
     const eventId = await ingestWithQueueDown("swept-unclaimed-1");
     // Every write of this event's delivery state silently changes nothing: to the claim it is a race lost every time.
-    await env.DB.exec(
+    const db = dbOfEvent(eventId);
+    await db.exec(
       `CREATE TRIGGER hold_${eventId} BEFORE UPDATE ON events WHEN OLD.id = '${eventId}' BEGIN SELECT RAISE(IGNORE); END`,
     );
     const now = Date.now();
@@ -492,7 +518,7 @@ describe("outbox sweeper", () => {
       expect(await sweepOutbox(env, now)).toEqual({ sent: 0 });
       expect(await outboxRows()).toBe(1);
     } finally {
-      await env.DB.exec(`DROP TRIGGER hold_${eventId}`);
+      await db.exec(`DROP TRIGGER hold_${eventId}`);
     }
     expect(await sweepOutbox(env, now + OUTBOX_CLAIM_MS + 1)).toEqual({ sent: 1 });
     expect(queue.messages.filter((m) => m.body.eventId === eventId)).toHaveLength(1);
@@ -521,9 +547,25 @@ describe("outbox and walk together", () => {
 
   it("sends a delivery named by two outbox rows once", async () => {
     const { eventId, message } = await ingestLab("single");
-    await insertOutbox(env.DB, [message, { v: 1, eventId, deliveries: message.deliveries }], Date.now() - 1);
+    await insertOutbox(
+      dbOfEvent(eventId),
+      [message, { v: 1, eventId, deliveries: message.deliveries }],
+      Date.now() - 1,
+    );
     await sweepOutbox(env, Date.now());
     expect(queue.messages.filter((m) => m.body.eventId === eventId)).toHaveLength(1);
+  });
+
+  it("sends a row kept in another shard's outbox once, claiming its deliveries in the event's own shard", async () => {
+    const { eventId, message } = await ingestLab("single");
+    const other = shards[1 - shardOfEventId(eventId)!]!;
+    await insertOutbox(other, [message], Date.now() - 1);
+    const now = Date.now();
+    expect(await sweepOutbox(env, now)).toEqual({ sent: 1 });
+    expect(await sweepOutbox(env, now)).toEqual({ sent: 0 });
+    expect(queue.messages.filter((m) => m.body.eventId === eventId)).toHaveLength(1);
+    expect((await deliveriesOf(eventId))[0]).toMatchObject({ status: "pending", next_attempt_at: now });
+    expect(await other.prepare("SELECT COUNT(*) AS n FROM outbox").first("n")).toBe(0);
   });
 
   it("does not send an outbox message whose deliveries were settled meanwhile, and deletes it", async () => {
@@ -546,7 +588,8 @@ describe("outbox and walk together", () => {
     await sweepOutbox(env, Date.now());
     expect(queue.messages.filter((m) => m.body.eventId === eventId)).toEqual([]);
     expect(
-      await env.DB.prepare("SELECT COUNT(*) AS n FROM outbox WHERE message ->> 'eventId' = ?1")
+      await dbOfEvent(eventId)
+        .prepare("SELECT COUNT(*) AS n FROM outbox WHERE message ->> 'eventId' = ?1")
         .bind(eventId)
         .first("n"),
     ).toBe(0);
@@ -554,11 +597,14 @@ describe("outbox and walk together", () => {
 
   it("runs the walk even when the outbox pass fails, and reports the run as failed", async () => {
     const { eventId } = await ingestLab("single");
-    await env.DB.exec("ALTER TABLE outbox RENAME TO outbox_offline");
+    const db = dbOfEvent(eventId);
+    await db.exec("ALTER TABLE outbox RENAME TO outbox_offline");
     try {
-      await expect(sweep(env, Date.now() + SWEEP_GRACE_MS + 60_000)).rejects.toThrow(/sweep failed: outbox/);
+      await expect(sweep(env, Date.now() + SWEEP_GRACE_MS + 60_000)).rejects.toThrow(
+        new RegExp(`sweep failed: outbox shard ${shardOfEventId(eventId)}`),
+      );
     } finally {
-      await env.DB.exec("ALTER TABLE outbox_offline RENAME TO outbox");
+      await db.exec("ALTER TABLE outbox_offline RENAME TO outbox");
     }
     expect(queue.messages.map((m) => m.body)).toContainEqual({
       v: 1,
@@ -572,7 +618,8 @@ describe("outbox and walk together", () => {
     const later = Date.now() + SWEEP_GRACE_MS + 60_000;
     vi.mocked(env.DELIVERY_QUEUE.sendBatch).mockRejectedValue(new Error("queue unavailable"));
     await sweepOverdue(env, later, { pageRows: 1000, pages: 10 });
-    const row = await env.DB.prepare("SELECT message FROM outbox WHERE message ->> 'eventId' = ?1")
+    const row = await dbOfEvent(eventId)
+      .prepare("SELECT message FROM outbox WHERE message ->> 'eventId' = ?1")
       .bind(eventId)
       .first<{ message: string }>();
     expect(JSON.parse(row!.message)).toEqual({ v: 1, eventId, deliveries: [{ destination: "pos", generation: 1 }] });
@@ -606,20 +653,77 @@ describe("overdue sweeper", () => {
     expect(swept()).toHaveLength(1);
   });
 
-  it("reads a bounded slice per run and resumes where the last run stopped, so every event is reached", async () => {
+  it("reads a bounded slice per run in each shard and resumes where the last run stopped, so every event is reached", async () => {
     const events = [await ingestLab("single"), await ingestLab("single"), await ingestLab("single")];
-    const total = (await env.DB.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n"))!;
+    const totals = await Promise.all(
+      shards.map(async (db) => (await db.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n"))!),
+    );
     const later = Date.now() + SWEEP_GRACE_MS + 60_000;
     const slice = { pageRows: 2, pages: 1 };
-    let scanned = 0;
-    // One lap: ceil(total / 2) runs of at most 2 rows each, and every stored event's lost delivery comes back.
-    for (let run = 0; run < Math.ceil(total / 2); run++) {
+    const scanned = totals.map(() => 0);
+    // One lap of each shard: ceil(its events / 2) runs of at most 2 of its rows each, and every stored event's lost
+    // delivery comes back.
+    for (let run = 0; run < Math.max(...totals.map((n) => Math.ceil(n / 2))); run++) {
       const result = await sweepOverdue(env, later, slice);
-      expect(result.scanned).toBeLessThanOrEqual(2);
-      scanned += result.scanned;
+      for (const s of result.shards) {
+        expect(s.scanned).toBeLessThanOrEqual(2);
+        if (run < Math.ceil(totals[s.shard]! / 2)) scanned[s.shard]! += s.scanned;
+      }
     }
-    expect(scanned).toBe(total);
+    expect(scanned).toEqual(totals);
     for (const { eventId } of events) expect(queue.messages.map((m) => m.body.eventId)).toContain(eventId);
+  });
+
+  it("walks and drains every shard in one run, each shard from its own cursor in its own database", async () => {
+    // Events until each shard holds two of them (placement is by the order's digest, so deterministic).
+    const byShard = new Map<number, string[]>();
+    const short = () => [0, 1].some((shard) => (byShard.get(shard)?.length ?? 0) < 2);
+    for (let i = 0; i < 40 && short(); i++) {
+      const { eventId } = await ingestLab("single");
+      const shard = shardOfEventId(eventId)!;
+      byShard.set(shard, [...(byShard.get(shard) ?? []), eventId]);
+    }
+    const lost = [byShard.get(0)![0]!, byShard.get(1)![0]!];
+    const kept = [byShard.get(0)![1]!, byShard.get(1)![1]!];
+    // One message of each shard waits in its shard's outbox, as a queue failure at ingest leaves it; the other
+    // events' messages were lost.
+    for (const eventId of kept)
+      await insertOutbox(
+        dbOfEvent(eventId),
+        [{ v: 1, eventId, deliveries: [{ destination: "pos", generation: 1 }] }],
+        0,
+      );
+    const later = Date.now() + SWEEP_GRACE_MS + 60_000;
+    const summary = await sweep(env, later);
+    expect(summary.shards.map((s) => s.shard)).toEqual([0, 1]);
+    expect(summary.shards.every((s) => s.scanned > 0 && s.sentFromOutbox === 1)).toBe(true);
+    expect(summary.sentFromOutbox).toBe(2);
+    const sent = queue.messages.map((m) => m.body.eventId);
+    for (const eventId of [...lost, ...kept])
+      expect(
+        sent.filter((id) => id === eventId),
+        eventId,
+      ).toHaveLength(1);
+    for (const db of shards) expect(await db.prepare("SELECT COUNT(*) AS n FROM outbox").first("n")).toBe(0);
+
+    // Each shard's walk keeps its cursor in its own sweeper_state: one row per slice, the last key read there.
+    for (const db of shards) await db.prepare("DELETE FROM sweeper_state").run();
+    const slice = await sweepOverdue(env, later, { pageRows: 1, pages: 1 });
+    expect(slice.shards.map((s) => [s.shard, s.scanned])).toEqual([
+      [0, 1],
+      [1, 1],
+    ]);
+    for (const [shard, db] of shards.entries()) {
+      const cursor = await db
+        .prepare("SELECT value FROM sweeper_state WHERE name = ?1")
+        .bind(SWEEP_CURSOR)
+        .first("value");
+      expect(cursor).toBe(slice.shards[shard]!.cursor);
+      expect(shardOfEventId(cursor as string)).toBe(shard);
+    }
+    // The next run of each shard starts after its own cursor.
+    const next = await sweepOverdue(env, later, { pageRows: 1, pages: 1 });
+    for (const s of next.shards) expect(s.cursor > slice.shards[s.shard]!.cursor).toBe(true);
   });
 });
 

@@ -8,6 +8,7 @@ import { checkWeedmapsAnswer } from "../src/core/providers/weedmaps.ts";
 import {
   adminFetch,
   captureDeliveryQueue,
+  dbOfEvent,
   deliveriesOf,
   fixture,
   ManualClock,
@@ -19,6 +20,21 @@ import {
 } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
+
+/** Every shard: an order's events are in the one its digest places them in. */
+const SHARDS = [env.DB, env.SHARD_1];
+
+/** The first row of a query over every shard, in shard order. */
+async function firstInShards<T>(sql: string, ...params: unknown[]): Promise<T | null> {
+  for (const db of SHARDS) {
+    const row = await db
+      .prepare(sql)
+      .bind(...params)
+      .first<T>();
+    if (row) return row;
+  }
+  return null;
+}
 
 type Order = Record<string, unknown> & {
   lineItems: { quantity: number; originalPrice: string; adjustedPrice?: string | null; id: string }[];
@@ -81,18 +97,17 @@ async function postDraft(
 }
 
 async function storedDraft(orderId: string) {
-  return env.DB.prepare(
+  return firstInShards<{
+    id: string;
+    event_type: string;
+    responder: string;
+    responder_status: number | null;
+    responder_latency_ms: number;
+    responder_error: string | null;
+  }>(
     `SELECT id, event_type, responder, responder_status, responder_latency_ms, responder_error FROM events WHERE provider_id = ?1`,
-  )
-    .bind(orderId)
-    .first<{
-      id: string;
-      event_type: string;
-      responder: string;
-      responder_status: number | null;
-      responder_latency_ms: number;
-      responder_error: string | null;
-    }>();
+    orderId,
+  );
 }
 
 describe("Weedmaps Draft is answered synchronously by the responder", () => {
@@ -130,7 +145,8 @@ describe("Weedmaps Draft is answered synchronously by the responder", () => {
       responder_status: 200,
       responder_error: null,
     });
-    const audit = await env.DB.prepare("SELECT draft_answer_status, draft_verdict FROM events WHERE id = ?1")
+    const audit = await dbOfEvent(stored.id)
+      .prepare("SELECT draft_answer_status, draft_verdict FROM events WHERE id = ?1")
       .bind(stored.id)
       .first<{ draft_answer_status: number; draft_verdict: string }>();
     expect(audit).toEqual({
@@ -202,9 +218,9 @@ describe("Weedmaps Draft is answered synchronously by the responder", () => {
     const second = await postDraft("/webhooks/weedmaps?merchant_id=4242", body);
     expect([first.status, second.status]).toEqual([200, 200]);
     expect(await second.json()).toEqual(confirm(body));
-    const { n } = (await env.DB.prepare(`SELECT COUNT(*) AS n FROM events WHERE provider_id = 'reload-1'`).first<{
-      n: number;
-    }>())!;
+    let n = 0;
+    for (const db of SHARDS)
+      n += (await db.prepare(`SELECT COUNT(*) AS n FROM events WHERE provider_id = 'reload-1'`).first<number>("n"))!;
     expect(n).toBe(1);
   });
 
@@ -221,11 +237,12 @@ describe("Weedmaps Draft is answered synchronously by the responder", () => {
 });
 
 async function verdictOf(orderId: string) {
-  const row = await env.DB.prepare(
-    "SELECT id, draft_answer_status, draft_verdict, responder_error FROM events WHERE provider_id = ?1",
-  )
-    .bind(orderId)
-    .first<{ id: string; draft_answer_status: number; draft_verdict: string; responder_error: string | null }>();
+  const row = await firstInShards<{
+    id: string;
+    draft_answer_status: number;
+    draft_verdict: string;
+    responder_error: string | null;
+  }>("SELECT id, draft_answer_status, draft_verdict, responder_error FROM events WHERE provider_id = ?1", orderId);
   const { answer } = await storedPayloads(row!.id);
   const { id: _id, ...rest } = row!;
   return {
@@ -442,12 +459,13 @@ describe("only a valid answer reaches checkout: each misbehaving responder gets 
     expect((await verdictOf("throws-2")).responder_error).toBe("internal_error");
 
     const errors = vi.spyOn(console, "error");
-    await env.DB.exec("ALTER TABLE events RENAME TO events_offline");
+    // Every shard's table, wherever the order is placed.
+    for (const db of SHARDS) await db.exec("ALTER TABLE events RENAME TO events_offline");
     try {
       const res = await postDraft("/webhooks/weedmaps?merchant_id=4242", draftBody("store-fails-1"));
       expect(res.status).toBe(200);
     } finally {
-      await env.DB.exec("ALTER TABLE events_offline RENAME TO events");
+      for (const db of SHARDS) await db.exec("ALTER TABLE events_offline RENAME TO events");
     }
     expect(errors.mock.calls.map((c) => JSON.parse(String(c[0])).event)).toContain("draft_store_failed");
   });

@@ -10,6 +10,7 @@ declare global {
     interface Env extends TestSecretBindings {
       TEST_MIGRATIONS: D1Migration[];
       MIGRATION_DB: D1Database;
+      UPGRADE_DB: D1Database;
       TEST_SIGNED_FIXTURES: Record<string, SignedFixture>;
       ROUTER_CONFIG: string;
     }

@@ -1,9 +1,10 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
-import { objectDigest, RETRY_WINDOW_MS, shardOfEventId } from "../src/core/event-id.ts";
+import { objectDigest, shardOfEventId } from "../src/core/event-id.ts";
+import { shardFor } from "../src/core/shards.ts";
 import { sha256Hex } from "../src/core/signatures/inbound.ts";
-import { adminFetch, fixture, ManualClock, post, postWeedmaps, weedmapsSignature } from "./helpers.ts";
+import { adminFetch, dbOfEvent, fixture, ManualClock, post, postWeedmaps, weedmapsSignature } from "./helpers.ts";
 
 /**
  * Issue #24: event ids begin with their shard and a digest of their order (src/core/event-id.ts), so an order's
@@ -13,6 +14,15 @@ import { adminFetch, fixture, ManualClock, post, postWeedmaps, weedmapsSignature
 const ORDER_FIELD = "9763822";
 let orders = 0;
 const newOrder = () => `ids-${++orders}-${crypto.randomUUID().slice(0, 8)}`;
+/** Both shards of the test config take new events (map version 1: writable [0, 1]). */
+const SHARDS = [env.DB, env.SHARD_1];
+/** A new order whose events the current map places in `shard`: found by trying ids, as placement is a hash. */
+async function orderIn(shard: number): Promise<string> {
+  for (;;) {
+    const orderId = newOrder();
+    if (shardFor(await objectDigest("weedmaps", orderId), { writable: [0, 1] }) === shard) return orderId;
+  }
+}
 const bodyOf = (name: string, orderId: string) => fixture(name).body.replaceAll(ORDER_FIELD, orderId);
 
 async function ingest(name: string, orderId: string, post_ = postWeedmaps) {
@@ -21,47 +31,87 @@ async function ingest(name: string, orderId: string, post_ = postWeedmaps) {
   return res.json<{ eventId: string; duplicate: boolean }>();
 }
 
-/** Rewrites a stored event's id into the form it would have had before migration 0012. */
+/**
+ * Rewrites a stored event's id into the form it would have had before migration 0012. Ids of that form all live in
+ * shard 0 (the one database there was), so an event placed in another shard is moved there.
+ */
 async function asStoredBefore(eventId: string): Promise<string> {
-  const key = await env.DB.prepare("SELECT idempotency_key FROM events WHERE id = ?1")
-    .bind(eventId)
-    .first<string>("idempotency_key");
-  const earlier = `evt_${(await sha256Hex(key!)).slice(0, 32)}`;
-  await env.DB.prepare("UPDATE events SET id = ?2 WHERE id = ?1").bind(eventId, earlier).run();
+  const from = dbOfEvent(eventId);
+  const row = await from.prepare("SELECT * FROM events WHERE id = ?1").bind(eventId).first<Record<string, unknown>>();
+  const earlier = `evt_${(await sha256Hex(String(row!.idempotency_key))).slice(0, 32)}`;
+  if (from === env.DB) {
+    await env.DB.prepare("UPDATE events SET id = ?2 WHERE id = ?1").bind(eventId, earlier).run();
+    return earlier;
+  }
+  const columns = Object.keys(row!);
+  const values = columns.map((c) => {
+    const value = c === "id" ? earlier : row![c];
+    return Array.isArray(value) ? Uint8Array.from(value as number[]) : value;
+  });
+  await env.DB.prepare(
+    `INSERT INTO events (${columns.join(", ")}) VALUES (${columns.map((_, i) => `?${i + 1}`).join(", ")})`,
+  )
+    .bind(...values)
+    .run();
+  await from.prepare("DELETE FROM events WHERE id = ?1").bind(eventId).run();
   return earlier;
 }
 
+/** The order's rows in every shard, by id. */
 const rowsOf = async (orderId: string) =>
   (
-    await env.DB.prepare("SELECT id, divergent_retries FROM events WHERE provider_id = ?1 ORDER BY id")
-      .bind(orderId)
-      .all<{ id: string; divergent_retries: number }>()
-  ).results;
+    await Promise.all(
+      SHARDS.map(
+        async (db) =>
+          (
+            await db
+              .prepare("SELECT id, divergent_retries FROM events WHERE provider_id = ?1 ORDER BY id")
+              .bind(orderId)
+              .all<{ id: string; divergent_retries: number }>()
+          ).results,
+      ),
+    )
+  )
+    .flat()
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
 describe("ids from signed bytes", () => {
-  it("every event of one order shares one id range in shard 0, and no provider-id index entry is written", async () => {
-    const orderId = newOrder();
-    const ids = [];
-    for (const name of ["weedmaps/create", "weedmaps/in-progress", "weedmaps/complete"])
-      ids.push((await ingest(name, orderId)).eventId);
-    const prefix = `evt_0_${(await objectDigest("weedmaps", orderId)).slice(0, 8)}`;
-    expect(new Set(ids).size).toBe(3);
-    for (const id of ids) {
-      expect(id.startsWith(prefix)).toBe(true);
-      expect(shardOfEventId(id)).toBe(0);
+  it("every event of one order shares one id range in one shard, and no provider-id index entry is written", async () => {
+    const orderIds: string[] = [];
+    for (const shard of [0, 1]) {
+      const orderId = await orderIn(shard);
+      orderIds.push(orderId);
+      const ids = [];
+      for (const name of ["weedmaps/create", "weedmaps/in-progress", "weedmaps/complete"])
+        ids.push((await ingest(name, orderId)).eventId);
+      const prefix = `evt_${shard}_${(await objectDigest("weedmaps", orderId)).slice(0, 8)}`;
+      expect(new Set(ids).size).toBe(3);
+      for (const id of ids) {
+        expect(id.startsWith(prefix)).toBe(true);
+        expect(shardOfEventId(id)).toBe(shard);
+        expect(await dbOfEvent(id).prepare("SELECT COUNT(*) AS n FROM events WHERE id = ?1").bind(id).first("n")).toBe(
+          1,
+        );
+      }
     }
+    const orderId = newOrder();
+    const ids = [(await ingest("weedmaps/create", orderId)).eventId];
     // The URL's merchant does not enter the id: the same body under another URL merchant is the same event.
     const other = await post(`/webhooks/weedmaps?merchant_id=9999`, bodyOf("weedmaps/create", orderId), {
       Signature: await weedmapsSignature(bodyOf("weedmaps/create", orderId)),
     });
     expect((await other.json<{ eventId: string }>()).eventId).toBe(ids[0]);
-    // The partial index holds only ids of the earlier form: none of these.
-    const indexed = await env.DB.prepare(
-      "SELECT COUNT(*) AS n FROM events INDEXED BY events_provider_id_earlier WHERE length(id) = 36 AND provider_id = ?1",
-    )
-      .bind(orderId)
-      .first<number>("n");
-    expect(indexed).toBe(0);
+    // The partial index holds only ids of the earlier form: none of these, in any shard.
+    for (const db of SHARDS)
+      for (const id of [...orderIds, orderId]) {
+        const indexed = await db
+          .prepare(
+            "SELECT COUNT(*) AS n FROM events INDEXED BY events_provider_id_earlier WHERE length(id) = 36 AND provider_id = ?1",
+          )
+          .bind(id)
+          .first<number>("n");
+        expect(indexed).toBe(0);
+      }
   });
 });
 
@@ -88,7 +138,7 @@ describe("an event stored under its earlier id (before migration 0012)", () => {
     const orderId = newOrder();
     const earlier = await asStoredBefore((await ingest("weedmaps/create", orderId)).eventId);
     const createdAt = await env.DB.prepare("SELECT MAX(created_at) AS at FROM shard_maps").first<number>("at");
-    const worker = createWorker({ clock: new ManualClock(createdAt! + RETRY_WINDOW_MS + 60_000) });
+    const worker = createWorker({ clock: new ManualClock(createdAt! + 48 * 3_600_000 + 60_000) });
     const ctx = { waitUntil: () => undefined, passThroughOnException: () => undefined, props: {} };
     const late = await ingest("weedmaps/create", orderId, (path, body) =>
       post(path, body, {}, async (request) => {
@@ -101,10 +151,12 @@ describe("an event stored under its earlier id (before migration 0012)", () => {
     expect((await rowsOf(orderId)).map((r) => r.id).sort()).toEqual([earlier, late.eventId].sort());
   });
 
-  it("is found by its order and purged with the order's newer events", async () => {
-    const orderId = newOrder();
+  it("is found by its order and purged with the order's newer events, in another shard", async () => {
+    // The earlier id is in shard 0, the newer events of the order in shard 1: one order across two shards.
+    const orderId = await orderIn(1);
     const earlier = await asStoredBefore((await ingest("weedmaps/create", orderId)).eventId);
     const { eventId: newer } = await ingest("weedmaps/in-progress", orderId);
+    expect([shardOfEventId(earlier), shardOfEventId(newer)]).toEqual([0, 1]);
 
     const listed = await (await adminFetch("GET", `/events?orderId=${orderId}`)).json<{ events: { id: string }[] }>();
     expect(listed.events.map((e) => e.id).sort()).toEqual([earlier, newer].sort());
@@ -115,43 +167,52 @@ describe("an event stored under its earlier id (before migration 0012)", () => {
 
     const purge = await adminFetch("POST", "/customer-data/purge", { providerOrderId: orderId, reason: "ticket 7" });
     expect(purge.status).toBe(200);
-    expect((await purge.json<{ purged: string[] }>()).purged.sort()).toEqual([earlier, newer].sort());
-    const left = await env.DB.prepare(
-      "SELECT COUNT(*) AS n FROM events WHERE provider_id = ?1 AND payload_purged_at IS NULL",
-    )
-      .bind(orderId)
-      .first<number>("n");
-    expect(left).toBe(0);
+    const result = await purge.json<{ purged: string[]; auditId: string }>();
+    expect(result.purged.sort()).toEqual([earlier, newer].sort());
+    for (const db of SHARDS) {
+      const left = await db
+        .prepare("SELECT COUNT(*) AS n FROM events WHERE provider_id = ?1 AND payload_purged_at IS NULL")
+        .bind(orderId)
+        .first<number>("n");
+      expect(left).toBe(0);
+    }
+    // The audit entry names every purged id, of both shards.
+    const detail = await env.DB.prepare("SELECT detail FROM audit_log WHERE id = ?1")
+      .bind(result.auditId)
+      .first<string>("detail");
+    expect((JSON.parse(detail!).purged as string[]).sort()).toEqual([earlier, newer].sort());
   });
 });
 
 describe("cost", () => {
-  it("an order's search and its purge read through keys and the partial index: no statement scans events", async () => {
-    const orderId = newOrder();
+  it("an order's search and its purge read through keys and the partial index, in every shard: no statement scans events", async () => {
+    // An order across both shards: its earlier id in shard 0, its newer event in shard 1.
+    const orderId = await orderIn(1);
     await asStoredBefore((await ingest("weedmaps/create", orderId)).eventId);
     await ingest("weedmaps/in-progress", orderId);
-    const seen: { sql: string; params: unknown[] }[] = [];
-    const DB = new Proxy(env.DB, {
-      get(target, property) {
-        if (property === "prepare")
-          return (sql: string) => {
-            const statement = target.prepare(sql);
-            return new Proxy(statement, {
-              get(s, p) {
-                if (p === "bind")
-                  return (...params: unknown[]) => {
-                    seen.push({ sql, params });
-                    return s.bind(...params);
-                  };
-                const value = Reflect.get(s, p);
-                return typeof value === "function" ? value.bind(s) : value;
-              },
-            });
-          };
-        const value = Reflect.get(target, property);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const seen: { db: D1Database; sql: string; params: unknown[] }[] = [];
+    const capture = (db: D1Database) =>
+      new Proxy(db, {
+        get(target, property) {
+          if (property === "prepare")
+            return (sql: string) => {
+              const statement = target.prepare(sql);
+              return new Proxy(statement, {
+                get(s, p) {
+                  if (p === "bind")
+                    return (...params: unknown[]) => {
+                      seen.push({ db, sql, params });
+                      return s.bind(...params);
+                    };
+                  const value = Reflect.get(s, p);
+                  return typeof value === "function" ? value.bind(s) : value;
+                },
+              });
+            };
+          const value = Reflect.get(target, property);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
     const worker = createWorker({ clock: new ManualClock(Date.now()) });
     const ctx = { waitUntil: () => undefined, passThroughOnException: () => undefined, props: {} };
     const call = (method: string, path: string, body?: unknown) =>
@@ -161,15 +222,19 @@ describe("cost", () => {
           headers: { authorization: `Bearer ${env.ADMIN_TOKEN}`, "content-type": "application/json" },
           body: body === undefined ? undefined : JSON.stringify(body),
         }) as Parameters<typeof worker.fetch>[0],
-        { ...env, DB } as Env,
+        { ...env, DB: capture(env.DB), SHARD_1: capture(env.SHARD_1) } as Env,
         ctx as unknown as ExecutionContext,
       );
     expect((await call("GET", `/events?orderId=${orderId}`)).status).toBe(200);
-    expect((await call("POST", "/customer-data/purge", { providerOrderId: orderId })).status).toBe(200);
+    const purge = await call("POST", "/customer-data/purge", { providerOrderId: orderId });
+    expect(purge.status).toBe(200);
+    expect((await purge.json<{ purged: string[] }>()).purged).toHaveLength(2);
     const reads = seen.filter(({ sql }) => /\bFROM events\b/.test(sql));
-    expect(reads.length).toBeGreaterThanOrEqual(4);
-    for (const { sql, params } of reads) {
-      const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+    // Both shards are read, each through its own ranges.
+    for (const db of SHARDS) expect(reads.filter((r) => r.db === db).length).toBeGreaterThanOrEqual(2);
+    for (const { db, sql, params } of reads) {
+      const plan = await db
+        .prepare(`EXPLAIN QUERY PLAN ${sql}`)
         .bind(...params)
         .all<{ detail: string }>();
       const details = plan.results.map((r) => r.detail);

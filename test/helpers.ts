@@ -9,8 +9,17 @@ import type { DeliveryMessage } from "../src/core/messages.ts";
 import { parseKeyRing, type PayloadProtection } from "../src/core/envelope.ts";
 import { EventPayloads } from "../src/storage/payloads.ts";
 import type { SignedFixture } from "../vitest.config.ts";
+import { shardOfEventId } from "../src/core/event-id.ts";
 
 export const ROUTER = "https://router.example.test";
+
+/** The database an event is stored in: its id names the shard (shard 0 is DB, shard 1 SHARD_1). */
+export function dbOfEvent(eventId: string): D1Database {
+  const shard = shardOfEventId(eventId);
+  if (shard === 0) return env.DB;
+  if (shard === 1) return env.SHARD_1;
+  throw new Error(`${eventId}: no test database for shard ${shard}`);
+}
 
 export type Fetcher = (request: Request) => Promise<Response>;
 
@@ -77,7 +86,8 @@ export async function expectIngested({
     deliveries: destinations.length,
     enqueued: true,
   });
-  const stored = await env.DB.prepare(`SELECT event_type, routing, content_type FROM events WHERE id = ?1`)
+  const stored = await dbOfEvent(json.eventId)
+    .prepare(`SELECT event_type, routing, content_type FROM events WHERE id = ?1`)
     .bind(json.eventId)
     .first();
   expect(stored).toMatchObject({ event_type: eventType, routing: "routed", content_type: "application/json" });
@@ -107,9 +117,8 @@ export async function storedPayloads(
   eventId: string,
   protection?: PayloadProtection,
 ): Promise<{ body: Uint8Array | null; answer: Uint8Array | null; keyId: string | null; payloads: EventPayloads }> {
-  const row = await env.DB.prepare(
-    `SELECT body, draft_answer, payload_key, payload_dek, payload_purged_at FROM events WHERE id = ?1`,
-  )
+  const row = await dbOfEvent(eventId)
+    .prepare(`SELECT body, draft_answer, payload_key, payload_dek, payload_purged_at FROM events WHERE id = ?1`)
     .bind(eventId)
     .first<{
       body: unknown;
@@ -268,12 +277,13 @@ export interface DeliveryRowView {
 
 /** An event's deliveries, every generation, read straight from the JSON in its row (not through src/storage). */
 export async function deliveriesOf(eventId: string): Promise<DeliveryRowView[]> {
-  const { results } = await env.DB.prepare(
-    `SELECT j.value ->> 'destination' AS destination, j.value ->> 'generation' AS generation, j.value ->> 'status' AS status,
+  const { results } = await dbOfEvent(eventId)
+    .prepare(
+      `SELECT j.value ->> 'destination' AS destination, j.value ->> 'generation' AS generation, j.value ->> 'status' AS status,
             j.value ->> 'attempts' AS attempts, j.value ->> 'lastStatusCode' AS last_status_code, j.value ->> 'lastError' AS last_error,
             j.value ->> 'nextAttemptAt' AS next_attempt_at, j.value -> 'log' AS attempt_log
      FROM events e, json_each(e.deliveries) j WHERE e.id = ?1 ORDER BY destination, generation`,
-  )
+    )
     .bind(eventId)
     .all<DeliveryRowView>();
   return results;

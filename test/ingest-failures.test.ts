@@ -1,8 +1,10 @@
 import { env } from "cloudflare:workers";
 import { afterEach, expect, it, vi } from "vitest";
+import { loadConfig } from "../src/config/load.ts";
 import { sweepOverdue, SWEEP_GRACE_MS } from "../src/delivery/sweeper.ts";
 import {
   captureDeliveryQueue,
+  dbOfEvent,
   deliveriesOf,
   fixture,
   postWeedmaps,
@@ -13,18 +15,27 @@ import {
 // Storage is isolated per test file, so breaking the schema here affects no other file.
 afterEach(() => vi.restoreAllMocks());
 
-const eventCount = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n"))!;
+/** Both shards of the test config: an event goes to one of them by its order. */
+const shards = [env.DB, env.SHARD_1];
+
+const eventCount = async () => {
+  let n = 0;
+  for (const db of shards) n += (await db.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n"))!;
+  return n;
+};
 const outboxCount = async (eventId: string) =>
-  (await env.DB.prepare("SELECT COUNT(*) AS n FROM outbox WHERE message ->> 'eventId' = ?1")
+  (await dbOfEvent(eventId)
+    .prepare("SELECT COUNT(*) AS n FROM outbox WHERE message ->> 'eventId' = ?1")
     .bind(eventId)
     .first<number>("n"))!;
 
+/** Takes a table offline in every shard while `run` runs. */
 async function offline<T>(table: string, run: () => Promise<T>): Promise<T> {
-  await env.DB.exec(`ALTER TABLE ${table} RENAME TO ${table}_offline`);
+  for (const db of shards) await db.exec(`ALTER TABLE ${table} RENAME TO ${table}_offline`);
   try {
     return await run();
   } finally {
-    await env.DB.exec(`ALTER TABLE ${table}_offline RENAME TO ${table}`);
+    for (const db of shards) await db.exec(`ALTER TABLE ${table}_offline RENAME TO ${table}`);
   }
 }
 
@@ -66,7 +77,8 @@ it("answers 200 when only the queue send fails, keeping the message in the outbo
     ["pos", "pending"],
   ]);
   expect(await outboxCount(json.eventId)).toBe(1);
-  const row = await env.DB.prepare("SELECT message FROM outbox WHERE message ->> 'eventId' = ?1")
+  const row = await dbOfEvent(json.eventId)
+    .prepare("SELECT message FROM outbox WHERE message ->> 'eventId' = ?1")
     .bind(json.eventId)
     .first<{ message: string }>();
   expect(JSON.parse(row!.message)).toMatchObject({
@@ -87,9 +99,9 @@ it("keeps and acknowledges the event when the queue and the outbox both fail; th
   expect(await outboxCount(eventId)).toBe(0);
   expect((await deliveriesOf(eventId)).map((d) => d.status)).toEqual(["pending", "pending"]);
 
-  // The walk resumes from its saved cursor: this one starts from the first event, whatever ran before it.
-  await env.DB.prepare("DELETE FROM sweeper_state").run();
-  await sweepOverdue(env, Date.now() + SWEEP_GRACE_MS + 60_000);
+  // The walk resumes from each shard's saved cursor: this one starts from the first event, whatever ran before it.
+  for (const db of shards) await db.prepare("DELETE FROM sweeper_state").run();
+  await sweepOverdue(env, loadConfig(env), Date.now() + SWEEP_GRACE_MS + 60_000);
   expect(queue.messages.map((m) => m.body)).toContainEqual({
     v: 1,
     eventId,

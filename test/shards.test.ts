@@ -50,10 +50,10 @@ describe("placement", () => {
     const current = map(3, [0, 1, 2], 0);
     const shards = new Set<number>();
     for (const status of ["PENDING", "IN_PROGRESS", "COMPLETE"]) {
-      const p = placeEvent(await digestsOf("weedmaps", "9763822", `wm:${status}`), current, null, WINDOW + 1, WINDOW);
+      const p = placeEvent(await digestsOf("weedmaps", "9763822", `wm:${status}`), [current], WINDOW + 1, WINDOW);
       shards.add(p.shard);
       expect(shardOfEventId(p.id)).toBe(p.shard);
-      expect(p.earlier).toBeNull();
+      expect(p.earlier).toEqual([]);
     }
     expect(shards.size).toBe(1);
   });
@@ -81,16 +81,16 @@ describe("placement", () => {
     let moved = 0;
     for (let i = 0; i < 300; i++) {
       const d = await digestsOf("weedmaps", `o-${i}`, `k-${i}`);
-      const p = placeEvent(d, current, previous, 2_000, WINDOW);
+      const p = placeEvent(d, [current, previous], 2_000, WINDOW);
       const before = shardFor(d.object, previous);
-      if (before === p.shard) expect(p.earlier).toBeNull();
+      if (before === p.shard) expect(p.earlier).toEqual([]);
       else {
         moved++;
         expect(p.shard).toBe(2);
-        expect(p.earlier).toEqual({ shard: before, id: p.id.replace(/^evt_2_/, `evt_${before}_`) });
+        expect(p.earlier).toEqual([{ shard: before, id: p.id.replace(/^evt_2_/, `evt_${before}_`) }]);
       }
       // After the window: no second look.
-      expect(placeEvent(d, current, previous, 1_000 + WINDOW, WINDOW).earlier).toBeNull();
+      expect(placeEvent(d, [current, previous], 1_000 + WINDOW, WINDOW).earlier).toEqual([]);
     }
     expect(moved).toBeGreaterThan(50);
     expect(moved).toBeLessThan(150);
@@ -98,11 +98,30 @@ describe("placement", () => {
 
   it("version 1's previous is the earlier id form in shard 0", async () => {
     const d = await digestsOf("weedmaps", "9763822", "k");
-    expect(placeEvent(d, map(1, [0], 0), null, 10, WINDOW)).toEqual({
+    expect(placeEvent(d, [map(1, [0], 0)], 10, WINDOW)).toEqual({
       shard: 0,
       id: expect.stringMatching(/^evt_0_[0-9a-f]{32}$/),
-      earlier: { shard: 0, id: earlierEventId(d) },
+      earlier: [{ shard: 0, id: earlierEventId(d) }],
     });
+  });
+
+  it("a shard added within the window of the switch to these ids: both the previous map's id and the earlier form", async () => {
+    // Version 1 (one shard, ids of the current form) at 0; version 2 adds shard 1 an hour later.
+    const versions = [map(2, [0, 1], 3_600_000), map(1, [0], 0)];
+    let both = 0;
+    for (let i = 0; i < 50; i++) {
+      const d = await digestsOf("weedmaps", `o-${i}`, `k-${i}`);
+      const p = placeEvent(d, versions, 7_200_000, WINDOW);
+      const expected = [
+        ...(p.shard === 0 ? [] : [{ shard: 0, id: p.id.replace(/^evt_1_/, "evt_0_") }]),
+        { shard: 0, id: earlierEventId(d) },
+      ];
+      expect(p.earlier).toEqual(expected);
+      if (p.shard === 1) both++;
+      // Once version 1 is out of the window (version 2 still in it), only the previous map's id remains.
+      expect(placeEvent(d, versions, WINDOW + 1_000, WINDOW).earlier).toEqual(expected.slice(0, -1));
+    }
+    expect(both).toBeGreaterThan(5);
   });
 
   it("an event with no object id is placed by its own identity", async () => {

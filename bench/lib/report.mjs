@@ -211,6 +211,78 @@ function encryptionRows(results) {
   ];
 }
 
+/**
+ * The capacity model: from the measured bytes and rows per event and D1's published limits (10 GB a database; a
+ * few hundred write statements a second, ../shared/PLATFORM.md), what one shard holds and how many an operator needs.
+ * Payload-bearing rows are kept `payloadDays` (30); a purged row keeps its ids and delivery state until `eventDays`.
+ */
+export function capacityModel(results) {
+  const st = results.scenarios.storage;
+  const ops = results.scenarios.operations?.happy?.perEvent;
+  if (!st?.bytesPerEvent || !ops) return null;
+  const LIMIT = 10e9 * 0.9; // the read-only line: 90 % of 10 GB
+  const full = st.bytesPerEvent;
+  // A purged row keeps everything but the sealed body (an estimate from the body column: its pages are freed).
+  const purged = Math.max(full - (st.columnsPerEvent.body ?? 0), 0);
+  const WRITES_PER_SECOND = 300; // PLATFORM.md: "a few hundred write statements a second" per database
+  const statementsPerEvent = ops.d1Queries; // every statement of an event's life, reads included (one at a time)
+  const perDay = (payloadDays, eventDays) => LIMIT / (full * payloadDays + purged * (eventDays - payloadDays));
+  const held30 = perDay(30, 30);
+  const held400 = perDay(30, 400);
+  const shards = (eventsPerDay, capacity) => Math.max(1, Math.ceil(eventsPerDay / capacity));
+  return {
+    bytesPerEvent: full,
+    purgedBytesPerEvent: purged,
+    rowsWrittenPerEvent: ops.d1RowsWritten,
+    eventsPerDayPerShard: { rowsKept30Days: held30, rowsKept400Days: held400 },
+    eventsPerSecondPerShard: WRITES_PER_SECOND / statementsPerEvent,
+    shardsNeeded: [10_000, 100_000, 1_000_000].map((eventsPerDay) => ({
+      eventsPerDay,
+      rowsKept30Days: shards(eventsPerDay, held30),
+      rowsKept400Days: shards(eventsPerDay, held400),
+    })),
+  };
+}
+
+function capacityText(results) {
+  const m = capacityModel(results);
+  if (!m) return "Not measured in this run.";
+  const n = (v) => Math.round(v).toLocaleString("en-US");
+  return [
+    `Measured: ${n(m.bytesPerEvent)} bytes of database per event with its payload, about ${n(m.purgedBytesPerEvent)} once`,
+    `its payload is purged (the body column's share subtracted), and ${fmt(m.rowsWrittenPerEvent, 1)} rows written per event`,
+    "end to end. D1 caps a database at 10 GB and the router stops placing events in a shard at 90 %. Write statements",
+    "take several milliseconds, so a database carries a few hundred a second (PLATFORM.md; 300 assumed here).",
+    "",
+    mdTable([
+      ["", "Payload kept 30 days, row deleted with it (`eventDays` 30)", "Payload 30 days, row kept 400 days (default)"],
+      ["Events a day one shard holds", n(m.eventsPerDayPerShard.rowsKept30Days), n(m.eventsPerDayPerShard.rowsKept400Days)],
+      ...m.shardsNeeded.map((s) => [`Shards for ${n(s.eventsPerDay)} events a day`, String(s.rowsKept30Days), String(s.rowsKept400Days)]),
+    ]),
+    "",
+    `One shard takes about ${n(m.eventsPerSecondPerShard)} events a second at its statements per event; shards add up, as`,
+    "each is its own database (on two local cores they do not: the emulated databases share the machine).",
+    "Where D1 shards stop being enough: the row kept for `eventDays` dominates at the default; a row without its",
+    "delivery history (kept in R2 or deleted at `payloadDays`) is the next saving. Past about 5,000 bindings a Worker",
+    "cannot name more databases, and a single hot merchant stays on one shard: a Durable Object's SQLite per merchant,",
+    "or bodies in R2 with only ids in D1, are the next steps.",
+  ].join("\n");
+}
+
+/** Database bytes per event by table and index (absent from results written before it was measured). */
+function storageRows(results) {
+  const st = results.scenarios.storage;
+  if (!st) return [["(not measured in this run)", "-"]];
+  return [
+    ["Table or index", "Bytes per event"],
+    ...st.tables.map((t) => [t.name, fmt(t.bytesPerEvent, 0)]),
+    ["**Total (per-event tables and indexes)**", `**${fmt(st.bytesPerEvent, 0)}**`],
+    ["Database files, all pages", fmt(st.fileBytesPerEvent, 0)],
+    ["of which the sealed body column (characters)", fmt(st.columnsPerEvent.body, 0)],
+    ["of which the delivery state JSON (characters)", fmt(st.columnsPerEvent.deliveries, 0)],
+  ];
+}
+
 /** The maintenance walk's runs on the full router's database, and what each action adds per event. */
 function maintenanceRows(results) {
   const m = results.scenarios.maintenance;
@@ -1229,6 +1301,16 @@ ${mdTable(encryptionRows(results))}
 ${pausedText(results)}
 
 ${mdTable(pausedRows(results))}
+
+### Database bytes per event
+
+${results.scenarios.storage ? `${results.scenarios.storage.events} events in ${results.scenarios.storage.databases} database(s), read with SQLite's \`dbstat\` after the full router stopped (every event of scenarios 5, 6 and 8).` : ""}
+
+${mdTable(storageRows(results))}
+
+### Capacity model
+
+${capacityText(results)}
 
 ### The maintenance walk (cron)
 

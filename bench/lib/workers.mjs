@@ -3,6 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { migrateAll } from "../../scripts/migrate.mjs";
 import { freePort, start, stop, tail, waitFor } from "../../scripts/procs.mjs";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -31,9 +32,9 @@ export function bundleRouter(workDir) {
   return path.join(outdir, "index.js");
 }
 
-/** The D1 schema, applied to the benchmark's own database under `persistTo`. */
+/** The D1 schema, applied to the benchmark's own databases (every D1 binding, each shard) under `persistTo`. */
 export function migrate(persistTo) {
-  wranglerSync(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo], "applying the D1 migrations");
+  migrateAll(["--local", "--persist-to", persistTo], { stdio: "pipe" });
 }
 
 async function startWrangler(label, args, healthPath) {

@@ -17,7 +17,9 @@ export function capacityRoutes(deps: RouterDeps) {
         "Sizes are D1's own (`meta.size_after` on every write), recorded by each isolate at most once a minute. " +
         "Events per day come from the rollups of the last 24 hours; rows written per event and bytes per event from " +
         "the shard's growth window (a day). A shard alerts at `warnPercent` and `criticalPercent`; past " +
-        "`readOnlyPercent` it takes no new events, and when no shard has room ingest answers `503 storage_full`.",
+        "`readOnlyPercent` it takes no new events: the router makes it read-only (audited, alerted) when another " +
+        "shard has room, and when none has, ingest answers `503 storage_full`. Every configured shard is listed, " +
+        "with its state in the current shard map.",
       security,
       responses: { 200: json(S.CapacitySchema, "Every shard's figures"), ...errors },
     }),
@@ -28,7 +30,11 @@ export function capacityRoutes(deps: RouterDeps) {
           at: iso(now)!,
           thresholds,
           allFull,
-          shards: shards.map((s) => ({ ...s, measuredAt: iso(s.measuredAt) })),
+          shards: shards.map(({ readOnly, ...s }) => ({
+            ...s,
+            readOnlySince: iso(readOnly?.since),
+            measuredAt: iso(s.measuredAt),
+          })),
         }),
         200,
       );

@@ -439,7 +439,13 @@ export const CapacitySchema = z
       z.object({
         id: z.number().int(),
         binding: z.string().openapi({ example: "DB" }),
-        state: z.enum(CAPACITY_SHARD_STATES),
+        state: z.enum(CAPACITY_SHARD_STATES).openapi({
+          description:
+            "From the current shard map: read_only when the config says so or the router made it read-only (readOnlySince).",
+        }),
+        readOnlySince: IsoTime.nullable().openapi({
+          description: "When the capacity watch made the shard read-only; null if it did not (or the config did).",
+        }),
         level: z.enum(CAPACITY_LEVELS).nullable(),
         sizeBytes: z
           .number()

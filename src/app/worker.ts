@@ -101,7 +101,11 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
       const rollupUsage = withUsage(env, "rollup");
       // Each on its own: a failing walk never holds up the recovery of lost messages, nor the reverse.
       const [swept, walked, rolled] = await Promise.allSettled([
-        sweep(sweepUsage.env, deps.clock.now(), sweepGraceMs(env)).finally(() => sweepUsage.report()),
+        // Every shard's outbox and walk (src/delivery/sweeper.ts).
+        (async () =>
+          sweep(sweepUsage.env, loadConfig(env, deps.providers), deps.clock.now(), sweepGraceMs(env)))().finally(() =>
+          sweepUsage.report(),
+        ),
         (async () => runMaintenanceWalk(walkUsage.env, loadConfig(env, deps.providers), deps.clock.now()))().then(
           (report) => walkUsage.report({ ...report }),
           (err: unknown) => {
@@ -109,7 +113,13 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
             throw err;
           },
         ),
-        runRollupWalk(rollupUsage.env.DB, deps.clock.now(), rollupLagMs(env)).then(
+        (async () =>
+          runRollupWalk(
+            rollupUsage.env.DB,
+            shardsOf(rollupUsage.env, loadConfig(env, deps.providers)),
+            deps.clock.now(),
+            rollupLagMs(env),
+          ))().then(
           (report) => rollupUsage.report({ ...report }),
           (err: unknown) => {
             rollupUsage.report();

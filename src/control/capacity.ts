@@ -2,10 +2,15 @@
  * The capacity watch. Every D1 result through a watched binding carries the database's size (`meta.size_after`)
  * and the rows it wrote; the isolate keeps the last size per shard in memory, and after the answer records it in
  * the control database at most once a minute per shard (`shard_capacity`), with the rows and events it counted
- * since. A rise past the warning or critical line alerts through the router's gate (throttled like every alert);
- * past the read-only line, the decision is src/core/capacity.ts's. Ingest asks `allFull` before it accepts
- * anything. Nothing here ever slows or fails the invocation it watches: the record runs in `waitUntil`, and a
- * failure is logged with the shard id and an error code.
+ * since. A rise past the warning or critical line alerts through the router's gate (throttled like every alert).
+ * Past the read-only line the decision over every shard is src/core/capacity.ts's, and the watch carries it out:
+ * when another writable shard has room, the shard is made read-only (`read_only_shards`, so the next ingest writes
+ * a shard map without it), audited as the router's own action and alerted (`shard_read_only`); when none has, the
+ * alert is `storage_full`. Ingest asks `allFull` before it accepts anything. Nothing here ever slows or fails the
+ * invocation it watches: the record runs in `waitUntil`, and a failure is logged with the shard id and an error code.
+ *
+ * The audit entry is written through storage (`insertAudit`, token id and `via` "router"): the control layer may
+ * not import src/operations/, whose `recordAction` is for an operator's actions.
  */
 import {
   CAPACITY_RECORD_INTERVAL_MS,
@@ -27,6 +32,8 @@ import {
   readSize,
   writeShardCapacity,
 } from "../storage/capacity.ts";
+import { auditId, insertAudit, ROUTER_ACTOR } from "../storage/audit.ts";
+import { markShardReadOnly, readOnlyShards } from "../storage/shard-maps.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { raiseRouterAlert } from "./client.ts";
 
@@ -64,6 +71,17 @@ function errorCodeOf(err: unknown): string {
     /\bD1_[A-Z_]+\b/.exec(message)?.[0] ??
     (err instanceof Error ? err.name : "unknown")
   );
+}
+
+/**
+ * Each shard's state as the current shard map has it: read-only when the config says so or when it is not among the
+ * map's writable shards (the capacity watch made it read-only).
+ */
+export function withMapStates<S extends ShardBinding>(shards: readonly S[], writable: readonly number[]): S[] {
+  return shards.map((s) => ({
+    ...s,
+    state: s.state === "read_only" || !writable.includes(s.id) ? "read_only" : "writable",
+  }));
 }
 
 /** One per Worker (per isolate): the sizes it has seen, and when it last recorded each shard and alerted a refusal. */
@@ -199,12 +217,20 @@ export class CapacityWatch {
   async #record(env: Env, shards: readonly ShardBinding[], config: RouterConfig, sample: CapacitySample) {
     try {
       for (let attempt = 0; attempt < 2; attempt++) {
-        const records = await readShardCapacity(env.DB);
+        const [records, readOnly] = await Promise.all([readShardCapacity(env.DB), readOnlyShards(env.DB)]);
         const previous = records.find((r) => r.shardId === sample.shardId) ?? null;
         const { record, alert } = nextCapacityRecord(previous, sample, config.limits.capacity);
         if (!(await writeShardCapacity(env.DB, record, previous?.version ?? null))) continue;
         const recorded = [...records.filter((r) => r !== previous), record];
-        if (alert) await this.#alert(env, config, shards, recorded, record, alert);
+        const states = shards.map((s) => ({
+          ...s,
+          state: s.state === "read_only" || readOnly.some((r) => r.shard === s.id) ? "read_only" : "writable",
+        })) satisfies ShardBinding[];
+        // Past the read-only line, the decision is taken at every record, not only when the level rose: a shard
+        // that stayed full while no other had room goes read-only once another has some.
+        const configured = shards.filter((s) => s.state === "writable").map((s) => s.id);
+        if (alert || record.level === "full")
+          await this.#decide(env, config, states, configured, recorded, record, alert);
         return;
       }
       logEvent("warn", "capacity_record_skipped", {
@@ -216,14 +242,18 @@ export class CapacityWatch {
     }
   }
 
-  /** A shard rose past a line: its alert, and past the read-only line the decision over every shard. */
-  async #alert(
+  /**
+   * A shard's record rose past a line, or is past the read-only line: its alert, and past the read-only line the
+   * decision over every shard, carried out.
+   */
+  async #decide(
     env: Env,
     config: RouterConfig,
     shards: readonly ShardBinding[],
+    configured: readonly number[],
     records: readonly CapacityRecord[],
     shard: CapacityRecord,
-    level: CapacityLevel,
+    risen: CapacityLevel | null,
   ): Promise<void> {
     const t = config.limits.capacity;
     const sizes = shards.map((s) => ({
@@ -232,24 +262,70 @@ export class CapacityWatch {
       sizeBytes: records.find((r) => r.shardId === s.id)?.sizeBytes ?? null,
     }));
     const action = decideCapacity(sizes, t).shards.find((s) => s.id === shard.shardId)?.action ?? "none";
+    const now = this.#clock.now();
+    const percent = percentOf(shard.sizeBytes, t);
+    const where = `shard ${shard.shardId} (${shard.binding}) at ${percent}% of ${t.limitBytes} bytes`;
+    const counts = { shard: shard.shardId, sizeBytes: shard.sizeBytes, percent };
+    if (action === "make_read_only") {
+      await this.#makeReadOnly(env, config, shard, configured, now, where, counts);
+      return;
+    }
+    if (!risen) return;
     const [kind, note]: [AlertKind, string] =
-      level === "warning"
+      risen === "warning"
         ? ["capacity_warning", `warning at ${t.warnPercent}%`]
-        : level === "critical"
+        : risen === "critical"
           ? ["capacity_critical", `critical at ${t.criticalPercent}%`]
           : action === "all_full"
             ? ["storage_full", `no shard has room under ${t.readOnlyPercent}%: ingest answers 503`]
-            : action === "make_read_only"
-              ? ["capacity_critical", `past ${t.readOnlyPercent}%: read-only switch decided, not actuated`]
-              : ["capacity_critical", `past ${t.readOnlyPercent}%, read-only`];
-    // Decided, not actuated: making a shard read-only is a new shard map, which only sharding can write (and with
-    // one shard there is no other to take the events).
-    if (action === "make_read_only") logEvent("warn", "capacity_read_only_decided", { shardId: shard.shardId });
-    const percent = percentOf(shard.sizeBytes, t);
-    await raiseRouterAlert(env, config, this.#clock.now(), kind, {
-      reason: `shard ${shard.shardId} (${shard.binding}) at ${percent}% of ${t.limitBytes} bytes; ${note}`,
-      counts: { shard: shard.shardId, sizeBytes: shard.sizeBytes, percent },
+            : ["capacity_critical", `past ${t.readOnlyPercent}%, read-only`];
+    await raiseRouterAlert(env, config, now, kind, {
+      reason: `${where}; ${note}`,
+      counts,
       throttleKey: kind === "storage_full" ? "storage_full" : `${kind}:shard-${shard.shardId}`,
+    });
+  }
+
+  /**
+   * Past the read-only line with room elsewhere: the shard takes no new events from the next shard map on (each
+   * isolate's ingest reads the map at most a minute old; the rest of the shard up to D1's limit is kept for what
+   * accepted events still write). Audited and alerted once, by the isolate whose insert made it read-only.
+   */
+  async #makeReadOnly(
+    env: Env,
+    config: RouterConfig,
+    shard: CapacityRecord,
+    configured: readonly number[],
+    now: number,
+    where: string,
+    counts: Record<string, number>,
+  ): Promise<void> {
+    const t = config.limits.capacity;
+    if (!(await markShardReadOnly(env.DB, shard.shardId, now, "capacity", configured))) return;
+    logEvent("warn", "shard_made_read_only", { shardId: shard.shardId, percent: counts.percent });
+    await insertAudit(env.DB, {
+      id: auditId(now),
+      at: now,
+      action: "shard_read_only",
+      tokenId: ROUTER_ACTOR,
+      eventId: null,
+      detail: {
+        shard: shard.shardId,
+        binding: shard.binding,
+        sizeBytes: shard.sizeBytes,
+        limitBytes: t.limitBytes,
+        readOnlyPercent: t.readOnlyPercent,
+        reason: "capacity",
+        via: ROUTER_ACTOR,
+        requestId: null,
+      },
+    }).catch((err: unknown) =>
+      logEvent("error", "audit_failed", { shardId: shard.shardId, errorCode: errorCodeOf(err) }),
+    );
+    await raiseRouterAlert(env, config, now, "shard_read_only", {
+      reason: `${where}; past ${t.readOnlyPercent}%: made read-only, new events go to the other shards`,
+      counts,
+      throttleKey: `shard_read_only:shard-${shard.shardId}`,
     });
   }
 }

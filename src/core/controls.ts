@@ -345,8 +345,10 @@ export function nextFlushAt(state: GateState, throttleMs: number): number | null
 /**
  * `event_held`: a verified event was stored held (quarantine) and waits for an operator's release.
  * `capacity_warning`, `capacity_critical`: a shard's size rose past `limits.capacity.warnPercent` /
- * `criticalPercent` (src/core/capacity.ts). `storage_full`: no shard has room below its read-only line, so ingest
- * answers 503 until an operator acts. Each carries the shard id, its size and percentage, never customer data.
+ * `criticalPercent` (src/core/capacity.ts). `shard_read_only`: a shard passed `readOnlyPercent` while another had
+ * room, so the router made it read-only (new events go to the others from the next shard map). `storage_full`: no
+ * shard has room below its read-only line, so ingest answers 503 until an operator acts. Each carries the shard id,
+ * its size and percentage, never customer data.
  */
 export const ALERT_KINDS = [
   "delivery_dead",
@@ -358,6 +360,7 @@ export const ALERT_KINDS = [
   "event_held",
   "capacity_warning",
   "capacity_critical",
+  "shard_read_only",
   "storage_full",
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];

@@ -21,13 +21,6 @@ export const EVENT_ID_PATTERN = /^evt_(?:(\d{1,3})_)?([0-9a-f]{32})$/;
 /** The same, as a string for schemas that take a pattern. */
 export const EVENT_ID_REGEX = "^evt_(?:\\d{1,3}_)?[0-9a-f]{32}$";
 
-/**
- * How long after a change of ids or of the shard map an insert also matches the id the previous version gave the
- * same event: the providers' retry window. Weedmaps retries within minutes; Leaf Trade publishes no schedule, so
- * two days, with room.
- */
-export const RETRY_WINDOW_MS = 48 * 60 * 60 * 1000;
-
 const OBJECT_HEX = 8;
 const IDENTITY_HEX = 32 - OBJECT_HEX;
 

@@ -4,10 +4,10 @@ import type { DeliveryRef } from "./delivery-state.ts";
 export interface NewEvent {
   id: string;
   /**
-   * The id this event had under the id scheme before the current one (src/core/event-id.ts): a provider's retry
-   * within the retry window after the change may find it stored under that id.
+   * Within the retry window after the shard map changed: the ids and shards earlier map versions gave this event
+   * (src/core/shards.ts), where a provider's earlier delivery of it may be stored.
    */
-  earlierId?: string;
+  earlier?: readonly { shard: number; id: string }[];
   idempotencyKey: string;
   /** Random per request: tells the request that inserted the row from a concurrent duplicate. */
   ingestId: string;

@@ -47,6 +47,8 @@ export const ReplayPageMessageSchema = z.strictObject({
   v: z.literal(1),
   kind: z.literal("replay-page"),
   replayId: z.string().min(1).max(64),
+  /** The shard the page reads (src/core/shards.ts); absent in pages sent before shards, which read shard 0. */
+  shard: z.number().int().min(0).max(999).optional(),
   after: z.string().max(64).nullable(),
 });
 
@@ -115,7 +117,10 @@ export function messageFor(
   };
 }
 
-/** A page of a bulk replay: the first (`after` null) when a replay starts, then each next one from the last event read. */
-export function replayPageMessage(replayId: string, after: string | null): ReplayPageMessage {
-  return { v: 1, kind: "replay-page", replayId, after };
+/**
+ * A page of a bulk replay: the first (the first shard, `after` null) when a replay starts, then each next one from
+ * the last event read, or from the start of the next shard once one is read to its end.
+ */
+export function replayPageMessage(replayId: string, shard: number, after: string | null): ReplayPageMessage {
+  return { v: 1, kind: "replay-page", replayId, shard, after };
 }

@@ -139,3 +139,25 @@ export function keyStates(
     };
   });
 }
+
+/**
+ * Every shard's lap as one (each shard is walked on its own, with its own cursor and laps): rows and keys summed,
+ * started when the earliest began. A complete lap over every shard exists only once each shard has one, so a key
+ * counts as protecting nothing only when no shard's last lap found it. Null for no shards, or (for the last laps)
+ * while a shard has none.
+ */
+export function combineLaps(laps: readonly (Lap | null)[]): Lap | null {
+  if (laps.length === 0 || laps.some((lap) => lap === null)) return null;
+  const all = laps as readonly Lap[];
+  const byKey: Record<string, number> = {};
+  for (const lap of all) for (const [key, n] of Object.entries(lap.byKey)) byKey[key] = (byKey[key] ?? 0) + n;
+  const primaries = new Set(all.map((lap) => lap.primary));
+  const completed = all.map((lap) => lap.completedAt);
+  return {
+    startedAt: Math.min(...all.map((lap) => lap.startedAt)),
+    primary: primaries.size === 1 ? all[0]!.primary : null,
+    walked: all.reduce((sum, lap) => sum + lap.walked, 0),
+    byKey,
+    ...(completed.every((at) => at !== undefined) ? { completedAt: Math.max(...(completed as number[])) } : {}),
+  };
+}

@@ -44,33 +44,39 @@ export function shardFor(objectDigest: string, map: Pick<ShardMapVersion, "writa
   return map.writable[jumpHash(placementKey(objectDigest), map.writable.length)]!;
 }
 
-/** Where an event is stored now, and where the map before might have stored a retry of it. */
+/** Where an event is stored now, and where an earlier map might have stored a provider's retry of it. */
 export interface Placement {
   shard: number;
   id: string;
   /**
-   * Within the retry window after the newest map version: where the previous version placed the same event, when
-   * that differs from `id`. Version 1 is the switch to ids of the current form; its previous is the earlier form.
+   * Within the retry window: the ids (and shards) every map version current at some moment of the window gave the
+   * same event, when they differ from `id`. Version 1 is the switch to ids of the current form: while it is within
+   * the window, the earlier form (`evt_<32 hex>` in shard 0) is one of them.
    */
-  earlier: { shard: number; id: string } | null;
+  earlier: readonly { shard: number; id: string }[];
 }
 
+/** `versions`: the map's versions, newest first (at least the current one). */
 export function placeEvent(
   digests: EventDigests,
-  current: ShardMapVersion,
-  previous: ShardMapVersion | null,
+  versions: readonly ShardMapVersion[],
   now: number,
   retryWindowMs: number,
 ): Placement {
+  const current = versions[0]!;
   const shard = shardFor(digests.object, current);
   const id = eventIdOf(shard, digests);
-  if (now - current.createdAt >= retryWindowMs) return { shard, id, earlier: null };
-  if (previous === null) {
-    // Before version 1, the one database held ids of the earlier form.
-    return { shard, id, earlier: current.version === 1 ? { shard: 0, id: earlierEventId(digests) } : null };
+  const earlier = new Map<string, number>();
+  for (let i = 1; i < versions.length; i++) {
+    // Version i was current until version i - 1 came: a candidate while that change is within the window.
+    if (now - versions[i - 1]!.createdAt >= retryWindowMs) break;
+    const before = shardFor(digests.object, versions[i]!);
+    earlier.set(eventIdOf(before, digests), before);
   }
-  const before = shardFor(digests.object, previous);
-  return { shard, id, earlier: before === shard ? null : { shard: before, id: eventIdOf(before, digests) } };
+  const first = versions.find((v) => v.version === 1);
+  if (first && now - first.createdAt < retryWindowMs) earlier.set(earlierEventId(digests), 0);
+  earlier.delete(id);
+  return { shard, id, earlier: [...earlier].map(([earlierId, s]) => ({ shard: s, id: earlierId })) };
 }
 
 /** The writable shards a map should name: the configured ones, less those made read-only. */

@@ -34,12 +34,16 @@ import { sendToDestination } from "../outbound/client.ts";
 import { updateDeliveries } from "../storage/delivery-writes.ts";
 import { loadDeliveryWork } from "../storage/events.ts";
 import type { EventPayloads } from "../storage/payloads.ts";
-import { latestDelivered, recordDelivered } from "../storage/ordering.ts";
+import { latestDeliveredIn, recordDelivered } from "../storage/ordering.ts";
 import { enqueueDeliveries } from "../storage/queue.ts";
 import type { DeliverySnapshot } from "../storage/rows.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { runReplayPage } from "./replay.ts";
 import { errorMessage } from "../core/errors.ts";
+import { objectDigest, shardOfEventId } from "../core/event-id.ts";
+import { shardFor, writableShards } from "../core/shards.ts";
+import { shardMaps } from "../storage/shard-maps.ts";
+import { configuredShardDb, eventDbOrNull } from "./shards.ts";
 
 /** `RETRY_BACKOFF_BASE_SECONDS` shortens the schedule for local walkthroughs; production keeps 30 s. */
 export function backoffBaseSeconds(env: Env): number {
@@ -94,6 +98,8 @@ const UNCOMMITTED_EVENT_ATTEMPTS = 5;
 
 interface Planned {
   message: DeliveryMessage;
+  /** The event's shard: every read and write of the event and of its order's ordering state goes there. */
+  db: D1Database;
   event: StoredEvent;
   snapshot: DeliverySnapshot;
   payloads: EventPayloads;
@@ -102,12 +108,37 @@ interface Planned {
   fresh: DeliveryState[];
 }
 
+/**
+ * The other shards an object's ordering state may be in, besides its event's own. Every event of one order is
+ * stored in one shard, but a change of the shard map moves where the order's next events go: within the retry window
+ * after it, the state is also read where the map before placed the order (its earlier states were delivered from
+ * there) and where the map now places it (for an event stored before the change and delivered after). One extra
+ * read, only in the window, only when the placement moved; none otherwise.
+ */
+async function otherOrderingShards(
+  env: Env,
+  config: RouterConfig,
+  now: number,
+  event: StoredEvent,
+): Promise<D1Database[]> {
+  const maps = await shardMaps(env.DB, (readOnly) => writableShards(config.storage.shards, readOnly), now);
+  if (now - maps.current.createdAt >= config.storage.retryWindowHours * 3_600_000) return [];
+  const digest = await objectDigest(event.source, event.providerId!);
+  // Version 1 is the switch to ids that name their shard: before it, every event was in shard 0.
+  const previous = maps.previous ? shardFor(digest, maps.previous) : maps.current.version === 1 ? 0 : null;
+  const own = shardOfEventId(event.id);
+  const others = new Set([shardFor(digest, maps.current), ...(previous === null ? [] : [previous])]);
+  others.delete(own ?? -1);
+  return [...others].flatMap((shard) => configuredShardDb(env, config, shard) ?? []);
+}
+
 /** What one message asks for, before the destinations' controls are asked: what to send, what dies, what is stale. */
 async function planDeliveries(
   env: Env,
   config: RouterConfig,
-  { providers }: RouterDeps,
+  { providers, clock }: RouterDeps,
   message: DeliveryMessage,
+  db: D1Database,
   event: StoredEvent,
   snapshot: DeliverySnapshot,
   payloads: EventPayloads,
@@ -143,13 +174,18 @@ async function planDeliveries(
   // Routes with `"ordering": "latest"`: a newer state of this object already delivered makes this one stale.
   const ordered = (delivery: DeliveryState) => isOrdered(config, event, delivery);
   const latest = toSend.some(ordered)
-    ? await latestDelivered(env.DB, event.source, orderingKey(providers, config, event))
+    ? await latestDeliveredIn(
+        [db, ...(await otherOrderingShards(env, config, clock.now(), event))],
+        event.source,
+        orderingKey(providers, config, event),
+      )
     : new Map<string, number>();
   const stale = toSend.filter((d) => ordered(d) && (latest.get(d.destination) ?? -Infinity) > event.providerTimestamp!);
   for (const d of stale)
     logEvent("info", "delivery_stale", { eventId: event.id, destination: d.destination, generation: d.generation });
   return {
     message,
+    db,
     event,
     snapshot,
     payloads,
@@ -307,7 +343,7 @@ async function attemptDeliveries(
   });
   // Every outcome of this message, the holds and the deliveries that died without an attempt, in one row write.
   const applied = await updateDeliveries(
-    env.DB,
+    plan.db,
     event.id,
     (deliveries) =>
       applyOutcomes(
@@ -325,7 +361,7 @@ async function attemptDeliveries(
     // After the delivery is recorded: if this write fails, the next older state is sent (and the receiver, which
     // has the provider timestamp in a header, can still tell); nothing is lost.
     await recordDelivered(
-      env.DB,
+      plan.db,
       event.source,
       orderingKey(providers, config, event),
       event.providerTimestamp!,
@@ -395,9 +431,9 @@ async function attemptDeliveries(
   };
 }
 
-async function settlePurged(env: Env, message: DeliveryMessage, now: number): Promise<void> {
+async function settlePurged(db: D1Database, message: DeliveryMessage, now: number): Promise<void> {
   const marks = message.deliveries.map((ref) => ({ ref, reason: PAYLOAD_PURGED }));
-  await updateDeliveries(env.DB, message.eventId, (deliveries) => markDead(deliveries, marks, now));
+  await updateDeliveries(db, message.eventId, (deliveries) => markDead(deliveries, marks, now));
   logEvent("warn", "delivery_dead", {
     eventId: message.eventId,
     destinations: message.deliveries.map((d) => d.destination),
@@ -413,7 +449,13 @@ async function prepareMessage(
   message: DeliveryMessage,
   messageAttempts: number,
 ): Promise<MessageVerdict | Planned> {
-  const work = await loadDeliveryWork(env.DB, await loadPayloadProtection(env, config), message.eventId);
+  const db = eventDbOrNull(env, config, message.eventId);
+  if (!db) {
+    // The id names a shard the config does not list (removed, or never this deployment's): nothing can deliver it.
+    logEvent("error", "delivery_event_missing", { eventId: message.eventId, reason: "shard_not_configured" });
+    return { kind: "ack" };
+  }
+  const work = await loadDeliveryWork(db, await loadPayloadProtection(env, config), message.eventId);
   if (!work) {
     if (message.ingestId && messageAttempts < UNCOMMITTED_EVENT_ATTEMPTS)
       return { kind: "retry", delaySeconds: 2 ** messageAttempts };
@@ -430,10 +472,10 @@ async function prepareMessage(
   }
   if (!work.event) {
     // Purged (a customer's deletion request) while a delivery was still pending: nothing is left to send.
-    await settlePurged(env, message, deps.clock.now());
+    await settlePurged(db, message, deps.clock.now());
     return { kind: "ack" };
   }
-  return planDeliveries(env, config, deps, message, work.event, work.snapshot, work.payloads);
+  return planDeliveries(env, config, deps, message, db, work.event, work.snapshot, work.payloads);
 }
 
 async function finishMessage(env: Env, message: DeliveryMessage, retries: RetryPlan[]): Promise<MessageVerdict> {

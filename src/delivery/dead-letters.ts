@@ -9,6 +9,7 @@ import { loadDeliveryOwner } from "../storage/events.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { failBulkReplay } from "./replay.ts";
 import { errorMessage } from "../core/errors.ts";
+import { eventDbOrNull } from "./shards.ts";
 
 /**
  * Messages land here when Queues gave up on them (the consumer kept failing) or when the consumer forwarded a
@@ -67,12 +68,14 @@ export async function handleDeadLetterBatch(
     }
     const { eventId, ingestId, deliveries } = parsed.data;
     try {
-      const work = await loadDeliveryOwner(env.DB, eventId);
+      // The event's own shard (its id names it); an id naming no configured shard has nothing to mark.
+      const db = eventDbOrNull(env, loadConfig(env, providers), eventId);
+      const work = db ? await loadDeliveryOwner(db, eventId) : null;
       // A message from a duplicate ingest names deliveries that belong to the request that stored the event.
       const marked =
-        work && (!ingestId || ingestId === work.ingestId)
+        db && work && (!ingestId || ingestId === work.ingestId)
           ? await updateDeliveries(
-              env.DB,
+              db,
               eventId,
               (d) =>
                 markDead(

@@ -3,7 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { loadConfig, readVar } from "../config/load.ts";
 import { shardsOf } from "../config/shards.ts";
 import { STORAGE_FULL_RETRY_AFTER_SECONDS } from "../core/capacity.ts";
-import { CapacityWatch } from "../control/capacity.ts";
+import { CapacityWatch, withMapStates } from "../control/capacity.ts";
 import { EVENT_TYPE_PATTERN, type SourceConfig } from "../core/config/schema.ts";
 import { nestsDeeperThan } from "../core/fields.ts";
 import type { RouterDeps } from "../core/deps.ts";
@@ -18,6 +18,9 @@ import { prepareEvents } from "./prepare.ts";
 import { alertHeld } from "./held.ts";
 import { storeAndEnqueue } from "./store.ts";
 import { verifySource } from "./verify.ts";
+import { shardOfEventId } from "../core/event-id.ts";
+import { placeEvent, writableShards } from "../core/shards.ts";
+import { shardMaps } from "../storage/shard-maps.ts";
 
 type IngestEnv = { Bindings: Env };
 
@@ -157,7 +160,12 @@ export function createWebhooks({ providers, clock }: RouterDeps, capacity = new 
     if (refused)
       throw new RouterError("unknown_event_type", { detail: `${sourceName} does not accept ${refused.eventType}` });
 
+    // Where each event goes: the shard map (src/core/shards.ts), read at most once a minute per isolate.
+    const now = clock.now();
+    const maps = await shardMaps(env.DB, (readOnly) => writableShards(config.storage.shards, readOnly), now);
+    const retryWindowMs = config.storage.retryWindowHours * 3_600_000;
     const prepared = await prepareEvents(identities, {
+      place: (digests) => placeEvent(digests, maps.versions, now, retryWindowMs),
       config,
       clock,
       sourceName,
@@ -173,7 +181,7 @@ export function createWebhooks({ providers, clock }: RouterDeps, capacity = new 
     // Before anything is answered: an event that cannot be stored encrypted is refused, so the provider retries.
     const protection = await protectionForIngest(env, config, clock);
     // So is one that has nowhere to go: no shard has room under its read-only line (by the sizes D1 last reported).
-    if (await capacity.allFull(shards, config.limits.capacity)) {
+    if (await capacity.allFull(withMapStates(shards, maps.current.writable), config.limits.capacity)) {
       capacity.refused(c.env, c.executionCtx, config, shards, "every shard past its read-only line");
       watched.settle();
       throw new RouterError("storage_full", {
@@ -195,23 +203,22 @@ export function createWebhooks({ providers, clock }: RouterDeps, capacity = new 
         payload,
         requestId: c.get("requestId") ?? "unknown",
       });
-      // Stored after the answer, on the first shard (today's only one); Weedmaps never sends a Draft twice.
-      watched.stored(shards[0]!.id, 1);
+      // Stored after the answer; Weedmaps never sends a Draft twice.
+      watched.stored(shardOfEventId(only!.event.id) ?? 0, 1);
       watched.settle();
       return answered;
     }
 
     let stored: Awaited<ReturnType<typeof storeAndEnqueue>>;
     try {
-      stored = await storeAndEnqueue(env, protection, prepared, clock);
+      stored = await storeAndEnqueue(env, config, protection, prepared, clock);
     } catch (err) {
       if (err instanceof RouterError && err.code === "storage_full")
         capacity.refused(c.env, c.executionCtx, config, shards, "D1 refused the write: the database is full");
       watched.settle();
       throw err;
     }
-    // Stored on the first shard, today's only one (sharding names the shard each event went to).
-    watched.stored(shards[0]!.id, stored.filter((s) => !s.duplicate).length);
+    for (const s of stored) if (!s.duplicate) watched.stored(shardOfEventId(s.event.id) ?? 0, 1);
     watched.settle();
     alertHeld(c.env, c.executionCtx, config, clock.now(), stored);
     const summaries = stored.map(({ event, decision, duplicate, enqueued }) => ({

@@ -190,7 +190,7 @@ export async function answerDraft(options: DraftOptions): Promise<Response> {
   };
   try {
     ctx.waitUntil(
-      storeAndEnqueue(env, protection, [{ event: stored, decision }], clock).then(
+      storeAndEnqueue(env, config, protection, [{ event: stored, decision }], clock).then(
         (results) => {
           logEvent("debug", "draft_answered", {
             eventId: event.id,

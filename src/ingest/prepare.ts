@@ -1,9 +1,10 @@
 import type { Clock } from "../core/clock.ts";
 import type { NewEvent } from "../core/event.ts";
-import { earlierEventId, eventDigests, eventIdOf } from "../core/event-id.ts";
+import { eventDigests, type EventDigests } from "../core/event-id.ts";
 import { intake, type IntakeOptions } from "../core/intake.ts";
 import type { EventIdentity } from "../core/providers/contract.ts";
 import type { RoutingDecision } from "../core/routing.ts";
+import type { Placement } from "../core/shards.ts";
 import { sha256Hex } from "../core/signatures/inbound.ts";
 
 export interface PreparedEvent {
@@ -17,6 +18,8 @@ export interface PrepareOptions extends IntakeOptions {
   contentType: string;
   body: ArrayBuffer;
   bodySha256: string;
+  /** Where an event with these digests is stored (src/core/shards.ts, with the shard map of this request). */
+  place: (digests: EventDigests) => Placement;
 }
 
 const encoder = new TextEncoder();
@@ -37,10 +40,10 @@ export async function prepareEvents(
         providerId: identity.providerId,
         idempotencyKey: identity.idempotencyKey,
       });
+      const placement = options.place(digests);
       const event: NewEvent = {
-        // One database for now: shard 0.
-        id: eventIdOf(0, digests),
-        earlierId: earlierEventId(digests),
+        id: placement.id,
+        earlier: placement.earlier,
         idempotencyKey: identity.idempotencyKey,
         ingestId: crypto.randomUUID(),
         source: options.sourceName,

@@ -4,11 +4,13 @@ import type { PayloadProtection } from "../core/envelope.ts";
 import { plannedDeliveries } from "../core/delivery-state.ts";
 import { errorMessage, RouterError } from "../core/errors.ts";
 import { messageFor } from "../core/messages.ts";
-import { RETRY_WINDOW_MS } from "../core/event-id.ts";
-import { insertEvents } from "../storage/events.ts";
+import type { RouterConfig } from "../core/config/schema.ts";
+import type { NewEvent } from "../core/event.ts";
+import { shardOfEventId } from "../core/event-id.ts";
+import { findInEarlierShards, insertEvents, type InsertResult } from "../storage/events.ts";
+import { shardDb } from "../config/shards.ts";
 import { insertOutbox } from "../storage/outbox.ts";
 import { enqueueDeliveries } from "../storage/queue.ts";
-import { latestMapVersion } from "../storage/shard-maps.ts";
 import { logEvent } from "../telemetry/log.ts";
 import type { PreparedEvent } from "./prepare.ts";
 
@@ -28,18 +30,9 @@ export interface StoreResult extends PreparedEvent {
  * when it reaches them (within one lap); so the events are acknowledged either way, as they must be (a Draft is
  * never sent again).
  */
-/**
- * Whether this insert is inside the providers' retry window after the newest change of ids or of the shard map
- * (src/core/event-id.ts): then it also matches each event's earlier id. Without a map (a database not migrated
- * yet), it is not.
- */
-async function inRetryWindow(db: D1Database, now: number): Promise<boolean> {
-  const latest = await latestMapVersion(db, now);
-  return latest !== null && now - latest.createdAt < RETRY_WINDOW_MS;
-}
-
 export async function storeAndEnqueue(
   env: Env,
+  config: RouterConfig,
   protection: PayloadProtection,
   prepared: readonly PreparedEvent[],
   clock: Clock,
@@ -52,7 +45,7 @@ export async function storeAndEnqueue(
     deliveries.length > 0 ? [{ body: messageFor(event.id, deliveries, event.ingestId) }] : [],
   );
   const [stored, sent] = await Promise.allSettled([
-    inRetryWindow(env.DB, clock.now()).then((checkEarlier) => insertEvents(env.DB, protection, rows, checkEarlier)),
+    storeInShards(env, config, protection, rows),
     messages.length > 0 ? enqueueDeliveries(env.DELIVERY_QUEUE, messages) : Promise.resolve(),
   ]);
   if (stored.status === "rejected") {
@@ -86,10 +79,15 @@ export async function storeAndEnqueue(
     return results.map((r) => ({ ...r, enqueued: !r.duplicate && r.decision.deliveries.length > 0 }));
 
   try {
-    await insertOutbox(
-      env.DB,
-      ours.map((m) => m.body),
-      clock.now(),
+    // Each message waits in its event's shard, where the sweeper of that shard finds it.
+    await Promise.all(
+      [...groupBy(ours, (m) => shardOfEventId(m.body.eventId) ?? 0)].map(([shard, kept]) =>
+        insertOutbox(
+          shardDb(env, config, shard),
+          kept.map((m) => m.body),
+          clock.now(),
+        ),
+      ),
     );
     logEvent("warn", "enqueue_failed", {
       eventIds: ours.map((m) => m.body.eventId),
@@ -104,5 +102,52 @@ export async function storeAndEnqueue(
       note: "stored with their deliveries pending; the sweeper's walk re-enqueues them when it reaches them",
     });
   }
+  return results;
+}
+
+function groupBy<T>(items: readonly T[], keyOf: (item: T) => number): Map<number, T[]> {
+  const groups = new Map<number, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    groups.set(key, [...(groups.get(key) ?? []), item]);
+  }
+  return groups;
+}
+
+/**
+ * Each shard's events in one batch, the shards at once. A request's events in several shards (a V4 envelope of
+ * orders placed apart) are stored per shard: if one shard fails, the request fails and the provider's retry stores
+ * the rest, those already stored being duplicates. A retry whose previous placement was another shard is matched
+ * there first.
+ */
+async function storeInShards(
+  env: Env,
+  config: RouterConfig,
+  protection: PayloadProtection,
+  rows: readonly { event: NewEvent; deliveries: ReturnType<typeof plannedDeliveries> }[],
+): Promise<InsertResult[]> {
+  const results: InsertResult[] = new Array(rows.length);
+  const found = await Promise.all(
+    rows.map(({ event }) => findInEarlierShards((shard) => shardDb(env, config, shard), event)),
+  );
+  const toInsert = rows
+    .map((row, i) => ({ row, i }))
+    .filter(({ i }) => {
+      const earlier = found[i];
+      if (earlier) results[i] = earlier;
+      return !earlier;
+    });
+  await Promise.all(
+    [...groupBy(toInsert, ({ row }) => shardOfEventId(row.event.id) ?? 0)].map(async ([shard, group]) => {
+      const inserted = await insertEvents(
+        shardDb(env, config, shard),
+        protection,
+        group.map(({ row }) => row),
+      );
+      group.forEach(({ i }, j) => {
+        results[i] = inserted[j]!;
+      });
+    }),
+  );
   return results;
 }

@@ -1,8 +1,12 @@
 import { countEvents, DAY_HOURS, HOUR_MS, hourOf } from "../core/rollups.ts";
 import { addEventCounts, eventsAfter, readRollupCursor } from "../storage/rollups.ts";
+import { errorMessage } from "../core/errors.ts";
 import { logEvent } from "../telemetry/log.ts";
 
-/** Events read per slice, and slices per run: a run reads at most 20,000 events, a day's 5.7 million at 288 runs. */
+/**
+ * Events read per slice, and slices per run for each shard: a run reads at most 20,000 events of a shard, a day's
+ * 5.7 million at 288 runs.
+ */
 export const ROLLUP_SLICE = 5_000;
 export const ROLLUP_SLICES_PER_RUN = 4;
 /**
@@ -13,29 +17,44 @@ export const ROLLUP_LAG_MS = 120_000;
 /** Hours kept: the overview shows a day; a week lets an operator compare. */
 export const ROLLUP_KEEP_HOURS = 8 * DAY_HOURS;
 
-export interface RollupReport {
+export interface ShardRollupReport {
+  shard: number;
   counted: number;
   slices: number;
-  /** Up to when every event is counted. */
+  /** Up to when every event of this shard is counted. */
   countedUntil: number | null;
   behind: boolean;
 }
 
+export interface RollupReport {
+  counted: number;
+  slices: number;
+  /** Up to when every event of every shard is counted: the oldest shard cursor (null if one failed or has none). */
+  countedUntil: number | null;
+  /** Some shard had more new events than a run reads. */
+  behind: boolean;
+  shards: ShardRollupReport[];
+  failed: number[];
+}
+
 /**
- * The Cron's rollup walk: counts the events received since its cursor by hour, source and type, in bounded slices.
- * Rows read: one per event, once. Rows written: one per (hour, source, type) a slice touched, plus the cursor;
- * nothing per event. The first run starts a day back, so a new install's overview fills at once and an old
- * database's history is not walked.
+ * One shard's part of a run: up to ROLLUP_SLICES_PER_RUN slices of its new events, each counted and its cursor
+ * moved in one transaction of the control database.
  */
-export async function runRollupWalk(db: D1Database, now: number, lagMs = ROLLUP_LAG_MS): Promise<RollupReport> {
+async function rollUpShard(
+  control: D1Database,
+  shard: { id: number; db: D1Database },
+  now: number,
+  lagMs: number,
+): Promise<ShardRollupReport> {
   const before = now - lagMs;
-  let { raw, cursor } = await readRollupCursor(db);
+  let { raw, cursor } = await readRollupCursor(control, shard.id);
   let position = cursor ?? { receivedAt: hourOf(now) - DAY_HOURS * HOUR_MS - 1, id: "" };
   let counted = 0;
   let slices = 0;
   let full = false;
   while (slices < ROLLUP_SLICES_PER_RUN) {
-    const rows = await eventsAfter(db, position, before, ROLLUP_SLICE);
+    const rows = await eventsAfter(shard.db, position, before, ROLLUP_SLICE);
     full = rows.length === ROLLUP_SLICE;
     const last = rows.at(-1);
     // Nothing new: the cursor still moves up to the lag line, so the overview can say how current it is.
@@ -43,8 +62,12 @@ export async function runRollupWalk(db: D1Database, now: number, lagMs = ROLLUP_
       ? { receivedAt: last.receivedAt, id: last.id }
       : { receivedAt: Math.max(position.receivedAt, before - 1), id: position.id };
     if (!last && cursor && next.receivedAt === position.receivedAt) break;
-    if (!(await addEventCounts(db, raw, countEvents(rows), next, hourOf(now) - ROLLUP_KEEP_HOURS * HOUR_MS))) {
-      logEvent("info", "rollup_walk_overlapped", { note: "another run moved the cursor first; this one stops" });
+    const forgetBefore = hourOf(now) - ROLLUP_KEEP_HOURS * HOUR_MS;
+    if (!(await addEventCounts(control, shard.id, raw, countEvents(rows), next, forgetBefore))) {
+      logEvent("info", "rollup_walk_overlapped", {
+        shardId: shard.id,
+        note: "another run moved the cursor first; this one stops",
+      });
       break;
     }
     raw = JSON.stringify(next);
@@ -54,5 +77,38 @@ export async function runRollupWalk(db: D1Database, now: number, lagMs = ROLLUP_
     slices += 1;
     if (!full) break;
   }
-  return { counted, slices, countedUntil: cursor?.receivedAt ?? null, behind: full };
+  return { shard: shard.id, counted, slices, countedUntil: cursor?.receivedAt ?? null, behind: full };
+}
+
+/**
+ * The Cron's rollup walk: counts the events received since each shard's cursor by hour, source and type, in bounded
+ * slices, every shard each run, at once. Rows read: one per event, once. Rows written (all in the control
+ * database): one per (hour, source, type) a slice touched, plus the shard's cursor; nothing per event. A shard's
+ * first run starts a day back, so a new install's overview fills at once and an old database's history is not
+ * walked; shard 0 keeps the cursor it had before shards.
+ */
+export async function runRollupWalk(
+  control: D1Database,
+  shards: readonly { id: number; db: D1Database }[],
+  now: number,
+  lagMs = ROLLUP_LAG_MS,
+): Promise<RollupReport> {
+  const settled = await Promise.allSettled(shards.map((shard) => rollUpShard(control, shard, now, lagMs)));
+  const done = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  const failed = shards.filter((_, i) => settled[i]!.status === "rejected").map((s) => s.id);
+  for (const [i, s] of settled.entries())
+    if (s.status === "rejected")
+      logEvent("error", "rollup_shard_failed", { shardId: shards[i]!.id, errorMessage: errorMessage(s.reason) });
+  const until = done.map((r) => r.countedUntil);
+  return {
+    counted: done.reduce((sum, r) => sum + r.counted, 0),
+    slices: done.reduce((sum, r) => sum + r.slices, 0),
+    countedUntil:
+      failed.length === 0 && until.length > 0 && until.every((u) => u !== null)
+        ? Math.min(...(until as number[]))
+        : null,
+    behind: done.some((r) => r.behind),
+    shards: done,
+    failed,
+  };
 }

@@ -1,7 +1,17 @@
 import { loadPayloadProtection } from "../config/keys.ts";
+import { type Shard, shardsOf } from "../config/shards.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
-import type { PayloadProtection } from "../core/envelope.ts";
-import { keptAs, planUpkeep, purgeDeliveries, retirableKeys, type Lap, type UpkeepAction } from "../core/retention.ts";
+import type { KeyRing, PayloadProtection } from "../core/envelope.ts";
+import { errorMessage } from "../core/errors.ts";
+import {
+  combineLaps,
+  keptAs,
+  type Lap,
+  planUpkeep,
+  purgeDeliveries,
+  retirableKeys,
+  type UpkeepAction,
+} from "../core/retention.ts";
 import { demoteKeys, listKeys, registerPrimaryKey, retireKeys } from "../storage/payload-keys.ts";
 import {
   deleteEvents,
@@ -10,8 +20,8 @@ import {
   readWalkState,
   rewrapEvents,
   walkSlice,
-  writeWalkState,
   type WalkState,
+  writeWalkState,
 } from "../storage/retention.ts";
 import { logEvent } from "../telemetry/log.ts";
 
@@ -21,18 +31,34 @@ export const ENCRYPT_PER_RUN = 50;
 /**
  * The Cron's maintenance walk over the events: retention (payloads past `retention.payloadDays` purged, rows past
  * `retention.eventDays` deleted) and key rotation (data keys wrapped by an older ring key re-wrapped by the primary,
- * rows stored unencrypted encrypted). One slice of `retention.sliceRows` rows per run, from a cursor kept between
- * runs, so a run costs the same however many events are kept; each lap counts how many rows each key protects,
- * which is what tells an operator (GET /admin/keys) that an old key may leave the ring.
+ * rows stored unencrypted encrypted). Every shard each run, at once: one slice of `retention.sliceRows` rows per
+ * shard, from that shard's cursor, so a run costs the same however many events are kept. Each shard's cursor and
+ * laps live in its own database (`sweeper_state`, beside the rows they describe; shard 0 keeps the state it had
+ * before shards). Each lap counts how many rows each key protects; a ring key protects nothing only when no shard's
+ * last complete lap found it, which is what tells an operator (GET /admin/keys) that an old key may leave the ring.
  */
-export interface WalkReport {
+export interface ShardWalkReport {
+  shard: number;
   walked: number;
   deleted: number;
   purged: number;
   rewrapped: number;
   encrypted: number;
   lapCompleted: boolean;
+}
+
+export interface WalkReport {
+  walked: number;
+  deleted: number;
+  purged: number;
+  rewrapped: number;
+  encrypted: number;
+  /** Some shard completed a lap this run. */
+  lapCompleted: boolean;
   retired: string[];
+  shards: ShardWalkReport[];
+  /** Shards whose slice failed this run (logged); they resume from their cursor next run. */
+  failed: number[];
 }
 
 async function protectionOrNull(env: Env, config: RouterConfig): Promise<PayloadProtection | null> {
@@ -44,19 +70,18 @@ async function protectionOrNull(env: Env, config: RouterConfig): Promise<Payload
   }
 }
 
-export async function runMaintenanceWalk(env: Env, config: RouterConfig, now: number): Promise<WalkReport> {
-  const db = env.DB;
-  const protection = await protectionOrNull(env, config);
-  const ring = protection?.mode === "encrypted" ? protection.ring : null;
+interface ShardWalkInput {
+  now: number;
+  config: RouterConfig;
+  protection: PayloadProtection | null;
+  ring: KeyRing | null;
+}
+
+/** One slice of one shard: the rows after its cursor, what the rules say to do with each, and its next state. */
+async function walkShard(shard: Shard, input: ShardWalkInput): Promise<{ report: ShardWalkReport; state: WalkState }> {
+  const { now, config, protection, ring } = input;
+  const db = shard.db;
   const primary = ring?.primary ?? null;
-  if (ring) {
-    const registry = await registerPrimaryKey(db, ring.primary, now);
-    await demoteKeys(
-      db,
-      registry.filter((k) => k.keyId !== ring.primary && k.demotedAt === null).map((k) => k.keyId),
-      now,
-    );
-  }
   const state: WalkState = (await readWalkState(db)) ?? {
     after: "",
     lap: { startedAt: now, primary, walked: 0, byKey: {} },
@@ -79,6 +104,7 @@ export async function runMaintenanceWalk(env: Env, config: RouterConfig, now: nu
   // Kept as they are, and counted under the key they name: an operator sees them in GET /admin/keys.
   if (unreadable.length > 0)
     logEvent("error", "maintenance_rows_unreadable", {
+      shardId: shard.id,
       eventIds: unreadable,
       note: "their stored data key does not open for the event",
     });
@@ -100,27 +126,69 @@ export async function runMaintenanceWalk(env: Env, config: RouterConfig, now: nu
   }
 
   const lapCompleted = rows.length < sliceRows;
-  let retired: string[] = [];
-  let next: WalkState;
-  if (lapCompleted) {
-    const lastLap = { ...lap, completedAt: now };
-    retired = retirableKeys(await listKeys(db), lastLap, primary);
-    await retireKeys(db, retired, now);
-    next = { after: "", lap: { startedAt: now, primary, walked: 0, byKey: {} }, lastLap };
-  } else {
-    next = { after: rows.at(-1)!.id, lap, lastLap: state.lastLap };
-  }
+  const next: WalkState = lapCompleted
+    ? { after: "", lap: { startedAt: now, primary, walked: 0, byKey: {} }, lastLap: { ...lap, completedAt: now } }
+    : { after: rows.at(-1)!.id, lap, lastLap: state.lastLap };
   await writeWalkState(db, next);
 
   const report = {
+    shard: shard.id,
     walked: rows.length,
     deleted,
     purged: purged.length,
     rewrapped: rewrapped.size,
     encrypted: encrypted.size,
     lapCompleted,
-    retired,
   };
   logEvent("info", "maintenance_progress", { ...report, lapWalked: lap.walked, byKey: lap.byKey });
-  return report;
+  return { report, state: next };
+}
+
+export async function runMaintenanceWalk(env: Env, config: RouterConfig, now: number): Promise<WalkReport> {
+  // The key registry is the control database's (shard 0, DB); the rows it counts are every shard's.
+  const control = env.DB;
+  const shards = shardsOf(env, config);
+  const protection = await protectionOrNull(env, config);
+  const ring = protection?.mode === "encrypted" ? protection.ring : null;
+  const primary = ring?.primary ?? null;
+  if (ring) {
+    const registry = await registerPrimaryKey(control, ring.primary, now);
+    await demoteKeys(
+      control,
+      registry.filter((k) => k.keyId !== ring.primary && k.demotedAt === null).map((k) => k.keyId),
+      now,
+    );
+  }
+
+  const input = { now, config, protection, ring };
+  const settled = await Promise.allSettled(shards.map((shard) => walkShard(shard, input)));
+  const walked = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  const failed = shards.filter((_, i) => settled[i]!.status === "rejected").map((s) => s.id);
+  for (const [i, s] of settled.entries())
+    if (s.status === "rejected")
+      logEvent("error", "maintenance_shard_failed", { shardId: shards[i]!.id, errorMessage: errorMessage(s.reason) });
+
+  // A key retires once every shard's last complete lap, each started past its grace, found nothing it protects.
+  // Asked whenever a shard completes a lap: the last shard to complete one is the one that can make it true.
+  let retired: string[] = [];
+  const lapCompleted = walked.some((w) => w.report.lapCompleted);
+  if (lapCompleted && failed.length === 0) {
+    const lastLap = combineLaps(walked.map((w) => w.state.lastLap));
+    retired = retirableKeys(await listKeys(control), lastLap, primary);
+    await retireKeys(control, retired, now);
+  }
+
+  const sum = (field: "walked" | "deleted" | "purged" | "rewrapped" | "encrypted") =>
+    walked.reduce((total, w) => total + w.report[field], 0);
+  return {
+    walked: sum("walked"),
+    deleted: sum("deleted"),
+    purged: sum("purged"),
+    rewrapped: sum("rewrapped"),
+    encrypted: sum("encrypted"),
+    lapCompleted,
+    retired,
+    shards: walked.map((w) => w.report),
+    failed,
+  };
 }

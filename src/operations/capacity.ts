@@ -1,7 +1,9 @@
 /**
  * How full each shard is, for the admin API (`GET /admin/capacity`) and the dashboard's capacity page: the control
  * database's record of each shard (D1's own size, recorded at most once a minute per isolate), the rates read from
- * it, and the events of the last 24 hours from the rollups. Two small reads, whatever the shards hold.
+ * it, each shard's state from the current shard map (the config's `readOnly`, and the shards the capacity watch made
+ * read-only), and the events of the last 24 hours from the rollups. A few small reads of the control database,
+ * whatever the shards hold.
  */
 import { shardsOf } from "../config/shards.ts";
 import {
@@ -14,12 +16,16 @@ import {
 import { DAY_HOURS, HOUR_MS, hourOf } from "../core/rollups.ts";
 import { readShardCapacity } from "../storage/capacity.ts";
 import { readEventCounts, readRollupCursor } from "../storage/rollups.ts";
+import { readOnlyShards } from "../storage/shard-maps.ts";
 import { configOf, type OperationContext } from "./context.ts";
 
 export interface ShardCapacity {
   id: number;
   binding: string;
+  /** From the current shard map: read-only when the config says so or the capacity watch made it so. */
   state: ShardState;
+  /** When and why the router made it read-only (null: it did not; a config `readOnly` is not dated). */
+  readOnly: { since: number; reason: string } | null;
   level: CapacityLevel | null;
   sizeBytes: number | null;
   limitBytes: number;
@@ -46,30 +52,39 @@ export async function capacityReport(ctx: OperationContext): Promise<CapacityRep
   const now = ctx.clock.now();
   const shards = shardsOf(ctx.env, config);
   const since = hourOf(now) - (DAY_HOURS - 1) * HOUR_MS;
-  const [records, counts, rollup] = await Promise.all([
+  const [records, counts, rollup, readOnly] = await Promise.all([
     readShardCapacity(ctx.env.DB),
     readEventCounts(ctx.env.DB, since),
-    readRollupCursor(ctx.env.DB),
+    readRollupCursor(ctx.env.DB, 0),
+    readOnlyShards(ctx.env.DB),
   ]);
-  // The rollup walk counts the events of `DB` (shard 0). Before its first run it has counted nothing, so the
-  // shard's own record gives the rate instead; so it does for every other shard until sharding rolls them up.
-  const rolledUp = rollup.cursor === null ? null : counts.reduce((sum, c) => sum + c.events, 0);
+  // The rollups count every shard's events together (by hour, source and type). With one shard they are its rate
+  // once the walk has run; with several, each shard's own record gives its rate (its window counts the events
+  // stored there).
+  const rolledUp = shards.length === 1 && rollup.cursor !== null ? counts.reduce((sum, c) => sum + c.events, 0) : null;
   const recordOf = (id: number) => records.find((r) => r.shardId === id) ?? null;
+  const madeReadOnly = (id: number) => readOnly.find((r) => r.shard === id) ?? null;
+  const states = shards.map((s) => ({
+    ...s,
+    state: (s.state === "read_only" || madeReadOnly(s.id) ? "read_only" : "writable") as ShardState,
+  }));
   const decision = decideCapacity(
-    shards.map((s) => ({ id: s.id, state: s.state, sizeBytes: recordOf(s.id)?.sizeBytes ?? null })),
+    states.map((s) => ({ id: s.id, state: s.state, sizeBytes: recordOf(s.id)?.sizeBytes ?? null })),
     thresholds,
   );
   return {
     now,
     thresholds,
     allFull: decision.allFull,
-    shards: shards.map((shard) => {
+    shards: states.map((shard) => {
       const record = recordOf(shard.id);
-      const figures = capacityFigures(record, thresholds, shard.binding === "DB" ? rolledUp : null);
+      const figures = capacityFigures(record, thresholds, rolledUp);
+      const made = madeReadOnly(shard.id);
       return {
         id: shard.id,
         binding: shard.binding,
         state: shard.state,
+        readOnly: made && { since: made.since, reason: made.reason },
         level: figures.level,
         sizeBytes: record?.sizeBytes ?? null,
         limitBytes: thresholds.limitBytes,

@@ -4,10 +4,11 @@
  */
 import type { z } from "@hono/zod-openapi";
 import { loadPayloadProtection } from "../config/keys.ts";
+import { shardsOf } from "../config/shards.ts";
 import { errorMessage } from "../core/errors.ts";
-import { keyStates, purgeDeliveries, type Lap } from "../core/retention.ts";
+import { combineLaps, keyStates, purgeDeliveries, type Lap } from "../core/retention.ts";
 import { listKeys } from "../storage/payload-keys.ts";
-import { eventsOfOrder, purgePayloads, readWalkState } from "../storage/retention.ts";
+import { eventsOfOrder, purgePayloads, readWalkStates } from "../storage/retention.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { configOf, recordAction, type Actor, type OperationContext } from "./context.ts";
 import type { CustomerPurgeBody } from "./inputs.ts";
@@ -15,7 +16,8 @@ import { objectEvents } from "./objects.ts";
 
 /**
  * Purges body, Draft answer, response excerpts and data key of each event with this provider order id, now,
- * whatever the retention horizon. Deliveries still pending are settled dead (`payload_purged`), since nothing is
+ * whatever the retention horizon, in every shard (the shard map may have placed the order's events in several over
+ * its versions), the shards at once. Deliveries still pending are settled dead (`payload_purged`), since nothing is
  * left to send. `retry` names events whose purge lost a race with a delivery write.
  */
 export async function purgeCustomerOrder(
@@ -24,12 +26,20 @@ export async function purgeCustomerOrder(
   body: z.output<typeof CustomerPurgeBody>,
 ) {
   const now = ctx.clock.now();
-  const events = await eventsOfOrder(ctx.env.DB, await objectEvents(ctx, body.providerOrderId, body.source));
-  const toPurge = events.filter((e) => !e.purged).map((e) => e.id);
-  const purged = await purgePayloads(ctx.env.DB, toPurge, now, (deliveries) => purgeDeliveries(deliveries, now));
+  const order = await objectEvents(ctx, body.providerOrderId, body.source);
+  const perShard = await Promise.all(
+    shardsOf(ctx.env, configOf(ctx)).map(async ({ id, db }) => {
+      const events = await eventsOfOrder(db, id, order);
+      const toPurge = events.filter((e) => !e.purged).map((e) => e.id);
+      const purged = await purgePayloads(db, toPurge, now, (deliveries) => purgeDeliveries(deliveries, now));
+      return { events, toPurge, purged };
+    }),
+  );
+  const toPurge = perShard.flatMap((s) => s.toPurge);
+  const purged = perShard.flatMap((s) => s.purged);
   const outcome = {
     purged,
-    alreadyPurged: events.length - toPurge.length,
+    alreadyPurged: perShard.reduce((n, s) => n + s.events.length, 0) - toPurge.length,
     retry: toPurge.filter((id) => !purged.includes(id)),
   };
   const auditId = await recordAction(
@@ -66,9 +76,15 @@ export async function keyStatus(ctx: OperationContext) {
     logEvent("warn", "payload_keys_unreadable", { step: "key_status", errorMessage: errorMessage(err) });
     return null;
   });
-  const [registry, walk] = await Promise.all([listKeys(ctx.env.DB), readWalkState(ctx.env.DB)]);
+  // The registry is the control database's; each shard's walk keeps its own laps, shown here as one.
+  const [registry, states] = await Promise.all([listKeys(ctx.env.DB), readWalkStates(shardsOf(ctx.env, config))]);
+  const walked = states.flatMap((s) => (s.state ? [s.state] : []));
+  const walk = {
+    lap: walked.length > 0 ? combineLaps(walked.map((s) => s.lap)) : null,
+    lastLap: combineLaps(states.map((s) => s.state?.lastLap ?? null)),
+  };
   const ring = protection?.mode === "encrypted" ? protection.ring : null;
-  const keys = keyStates(registry, ring?.ids ?? [], ring?.primary ?? null, walk?.lastLap ?? null);
+  const keys = keyStates(registry, ring?.ids ?? [], ring?.primary ?? null, walk.lastLap);
   return {
     encryption: config.payloadEncryption,
     primary: ring?.primary ?? null,
@@ -78,6 +94,6 @@ export async function keyStatus(ctx: OperationContext) {
       demotedAt: isoOf(k.demotedAt),
       retiredAt: isoOf(k.retiredAt),
     })),
-    walk: { lap: lapView(walk?.lap ?? null), lastLap: lapView(walk?.lastLap ?? null) },
+    walk: { lap: lapView(walk.lap), lastLap: lapView(walk.lastLap) },
   };
 }

@@ -4,8 +4,9 @@
  */
 import type { z } from "@hono/zod-openapi";
 import { decodeCursor, EventCursorSchema, nextCursor } from "../core/cursor.ts";
-import { countDeadLetters, listDeadLetters as listStoredDeadLetters } from "../storage/admin-queries.ts";
-import type { OperationContext } from "./context.ts";
+import { shardsOf } from "../config/shards.ts";
+import { countDeadLettersIn, listDeadLetters as listStoredDeadLetters } from "../storage/admin-queries.ts";
+import { configOf, type OperationContext } from "./context.ts";
 import type { DeadLettersQuery, RedriveWindow } from "./inputs.ts";
 
 export type { DeadLetter } from "../storage/admin-queries.ts";
@@ -14,12 +15,13 @@ const msOf = (value: string | undefined) => (value === undefined ? undefined : D
 
 /**
  * A page of dead deliveries (the current generation of each): `limit` events holding one, newest first, read
- * through the dead-letter index, so a page costs the same with a million events stored as with ten.
+ * through each shard's dead-letter index at once and merged, so a page costs the same with a million events stored
+ * as with ten.
  */
 export async function listDeadLetters(ctx: OperationContext, q: z.output<typeof DeadLettersQuery>) {
   const cursor = q.cursor ? decodeCursor(q.cursor, EventCursorSchema) : null;
   const { deadLetters, next } = await listStoredDeadLetters(
-    ctx.env.DB,
+    shardsOf(ctx.env, configOf(ctx)),
     { destination: q.destination, since: msOf(q.since), until: msOf(q.until) },
     cursor ? { receivedAt: cursor[0], id: cursor[1] } : null,
     q.limit,
@@ -27,8 +29,8 @@ export async function listDeadLetters(ctx: OperationContext, q: z.output<typeof 
   return { deadLetters, nextCursor: next && nextCursor([next], 1, (e) => [e.receivedAt, e.id]) };
 }
 
-/** How many dead deliveries a redrive of this window would take, before it is started. */
+/** How many dead deliveries a redrive of this window would take, before it is started: the sum over the shards. */
 export async function countRedrive(ctx: OperationContext, w: z.output<typeof RedriveWindow>) {
   const window = { destination: w.destination, since: Date.parse(w.since), until: Date.parse(w.until) };
-  return { ...window, count: await countDeadLetters(ctx.env.DB, window) };
+  return { ...window, count: await countDeadLettersIn(shardsOf(ctx.env, configOf(ctx)), window) };
 }

@@ -12,6 +12,7 @@ import {
 import type { DestinationConfig } from "../core/config/schema.ts";
 import { errorMessage, RouterError } from "../core/errors.ts";
 import type { DeliveryHour } from "../core/rollups.ts";
+import { shardsOf } from "../config/shards.ts";
 import { destinationHealth as storedHealth, type DestinationHealthRow } from "../storage/admin-queries.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { configOf, recordAction, type Actor, type OperationContext } from "./context.ts";
@@ -39,12 +40,15 @@ export interface DestinationHealth {
   config: DestinationConfig | null;
 }
 
-/** Per destination, configured or seen in the window: delivery counts, last error and success, and its controls. */
+/**
+ * Per destination, configured or seen in the window: delivery counts (summed over the shards), last error and
+ * success (the latest of any shard), and its controls.
+ */
 export async function destinationHealth(ctx: OperationContext, { windowHours }: z.output<typeof HealthQuery>) {
   const config = configOf(ctx);
   const now = ctx.clock.now();
   const since = now - windowHours * 3_600_000;
-  const rows = new Map((await storedHealth(ctx.env.DB, since)).map((r) => [r.destination, r]));
+  const rows = new Map((await storedHealth(shardsOf(ctx.env, config), since)).map((r) => [r.destination, r]));
   const names = [...new Set([...Object.keys(config.destinations), ...rows.keys()])].sort();
   // One call per configured destination to its object.
   const controls = new Map(

@@ -5,6 +5,7 @@
 import type { z } from "@hono/zod-openapi";
 import { loadPayloadProtection } from "../config/keys.ts";
 import { readVar } from "../config/load.ts";
+import { eventDb, shardsOf } from "../config/shards.ts";
 import { decodeCursor, EventCursorSchema, nextCursor } from "../core/cursor.ts";
 import { RouterError } from "../core/errors.ts";
 import { payloadOf, piiPathsOf, redactedPayloadOf, type PayloadView } from "../core/payload-view.ts";
@@ -50,12 +51,14 @@ function cursorOf(q: EventQuery) {
 
 /**
  * Events matching a filter, newest first, for the admin API and the dashboard alike. Every page reads a bounded
- * number of rows (src/storage/admin-queries.ts `searchEvents`), so a page costs the same with a million events as
- * with ten. A filter no index serves looks at SEARCH_WINDOW events per page: such a page may be short, even empty,
- * and still carry a cursor; `scanned` says how far it looked. The search is over when `nextCursor` is null.
+ * number of rows from each shard, all at once, merged exactly (src/storage/admin-queries.ts `searchEvents`), so a
+ * page costs the same with a million events as with ten. A filter no index serves looks at SEARCH_WINDOW events per
+ * shard and page: such a page may be short, even empty, and still carry a cursor; `scanned` says how far it looked.
+ * The search is over when `nextCursor` is null.
  */
 export async function searchEvents(ctx: OperationContext, q: EventQuery) {
-  const found = await searchStoredEvents(ctx.env.DB, await filterOf(ctx, q), cursorOf(q), q.limit);
+  const shards = shardsOf(ctx.env, configOf(ctx));
+  const found = await searchStoredEvents(shards, await filterOf(ctx, q), cursorOf(q), q.limit);
   const next = found.next && nextCursor([found.next], 1, (e) => [e.receivedAt, e.id]);
   return { events: found.events, nextCursor: next, scanned: found.scanned };
 }
@@ -75,7 +78,8 @@ export interface EventView {
 
 async function loadEvent(ctx: OperationContext, eventId: string) {
   const config = configOf(ctx);
-  const found = await getEventDetail(ctx.env.DB, await loadPayloadProtection(ctx.env, config), eventId);
+  const db = eventDb(ctx.env, config, eventId);
+  const found = await getEventDetail(db, await loadPayloadProtection(ctx.env, config), eventId);
   if (!found) throw new RouterError("not_found", { detail: `event ${eventId}` });
   return { ...found, paths: piiPathsOf(config, ctx.providers, found.event.source) };
 }

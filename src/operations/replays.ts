@@ -17,7 +17,8 @@ import { intake } from "../core/intake.ts";
 import { messageFor, replayPageMessage, type ReplayFilter } from "../core/messages.ts";
 import type { EventIdentity } from "../core/providers/contract.ts";
 import { sha256Hex } from "../core/signatures/inbound.ts";
-import { replayDeliveries } from "../delivery/replay.ts";
+import { replayDeliveries, replayShards } from "../delivery/replay.ts";
+import { eventDb, shardsOf } from "../config/shards.ts";
 import { countCurrentDeliveries, countDeadLetters, getEventDetail } from "../storage/admin-queries.ts";
 import { loadQuarantined, releaseQuarantined } from "../storage/events.ts";
 import { enqueueDeliveries, enqueueOrKeep } from "../storage/queue.ts";
@@ -61,7 +62,9 @@ export async function replayEvent(
   named: readonly string[] | undefined,
 ) {
   const config = configOf(ctx);
-  const found = await getEventDetail(ctx.env.DB, await loadPayloadProtection(ctx.env, config), eventId);
+  // The event's own shard: its id names it.
+  const db = eventDb(ctx.env, config, eventId);
+  const found = await getEventDetail(db, await loadPayloadProtection(ctx.env, config), eventId);
   if (!found) throw new RouterError("not_found", { detail: `event ${eventId}` });
   if (found.event.payloadPurgedAt !== null) throw new RouterError("payload_purged", { detail: `event ${eventId}` });
   // A held event goes anywhere only through its release, which routes it with the signed merchant.
@@ -77,7 +80,7 @@ export async function replayEvent(
     destination,
     route: routeOf.get(destination) ?? "replay",
   }));
-  const { keys, enqueued } = await replayDeliveries(ctx.env, targets, ctx.clock);
+  const { keys, enqueued } = await replayDeliveries(ctx.env, config, targets, ctx.clock);
   const deliveries = keys.map(({ destination, generation }) => ({ destination, generation }));
   await recordAction(ctx, actor, "replay", eventId, { deliveries, enqueued });
   return { eventId, deliveries, enqueued };
@@ -86,8 +89,9 @@ export async function replayEvent(
 type JobFilter = ReplayFilter & { since: number; until: number };
 
 /**
- * Starts a bulk replay job: counts what the filter matches now, records the job (its filter, its bound, its start)
- * and enqueues its first page. The pages run in the consumer, so no request holds the whole set.
+ * Starts a bulk replay job: counts what the filter matches now in every shard, records the job (its filter, its
+ * bound, its start) in the control database and enqueues its first page, at the start of the first shard. The pages
+ * run in the consumer, one shard after the other, so no request holds the whole set.
  */
 async function startJob(
   ctx: OperationContext,
@@ -97,11 +101,17 @@ async function startJob(
   maxCount: number,
 ) {
   const { env, clock } = ctx;
-  if (filter.destination !== undefined) assertReplayable(configOf(ctx), filter.destination);
+  const config = configOf(ctx);
+  if (filter.destination !== undefined) assertReplayable(config, filter.destination);
   // Dead letters are counted through their own index, over the same window the walk takes (when the event was
-  // received); other states have no index and are counted by a scan (admin API only).
-  const matched =
-    filter.status === "dead" ? await countDeadLetters(env.DB, filter) : await countCurrentDeliveries(env.DB, filter);
+  // received); other states have no index and are counted by a scan (admin API only). Each shard counts its own,
+  // the shards at once.
+  const counts = await Promise.all(
+    shardsOf(env, config).map(({ db }) =>
+      filter.status === "dead" ? countDeadLetters(db, filter) : countCurrentDeliveries(db, filter),
+    ),
+  );
+  const matched = counts.reduce((sum, n) => sum + n, 0);
   const replayId = `rpl_${crypto.randomUUID().replace(/-/g, "")}`;
   const startedAt = clock.now();
   await insertReplayJob(env.DB, { id: replayId, filter, maxCount, startedAt });
@@ -114,7 +124,9 @@ async function startJob(
     );
   } else {
     try {
-      await enqueueDeliveries(env.DELIVERY_QUEUE, [{ body: replayPageMessage(replayId, null) }]);
+      await enqueueDeliveries(env.DELIVERY_QUEUE, [
+        { body: replayPageMessage(replayId, replayShards(config)[0]!, null) },
+      ]);
     } catch (err) {
       await endReplayJob(env.DB, replayId, "failed", clock.now(), "the first page could not be enqueued");
       throw new RouterError("storage_unavailable", { detail: `replay ${replayId}: ${errorMessage(err)}` });
@@ -194,7 +206,9 @@ function jsonOrUndefined(text: string): unknown {
 export async function releaseQuarantinedEvent(ctx: OperationContext, actor: Actor, eventId: string) {
   const { env, providers, clock } = ctx;
   const config = configOf(ctx);
-  const held = await loadQuarantined(env.DB, await loadPayloadProtection(env, config), eventId);
+  // The event's own shard (its id names it): the row, its release and, if the queue refuses, its outbox.
+  const db = eventDb(env, config, eventId);
+  const held = await loadQuarantined(db, await loadPayloadProtection(env, config), eventId);
   if (!held) throw new RouterError("not_found", { detail: `event ${eventId}` });
   const hold = held.quarantine;
   if (!hold || hold.releasedAt !== undefined) throw new RouterError("not_quarantined", { detail: `event ${eventId}` });
@@ -248,12 +262,13 @@ export async function releaseQuarantinedEvent(ctx: OperationContext, actor: Acto
     });
   const now = clock.now();
   const deliveries = plannedDeliveries(decision.deliveries, now);
-  const applied = await releaseQuarantined(env.DB, eventId, held.version, merchantId, deliveries, now);
+  const applied = await releaseQuarantined(db, eventId, held.version, merchantId, deliveries, now);
   if (!applied) throw new RouterError("not_quarantined", { detail: `${eventId}: released or changed meanwhile` });
   const enqueued = await enqueueOrKeep(
     env,
     deliveries.length > 0 ? [{ body: messageFor(eventId, deliveries) }] : [],
     now,
+    () => db,
   );
   logEvent("info", "quarantine_released", { eventId, reason: hold.reason, deliveries: deliveries.length });
   await recordAction(

@@ -1,8 +1,12 @@
 /**
- * Operator queries. Events carry three secondary indexes, each a billed row write per ingest, so no more: the
- * provider id (an order's timeline and its purge), received_at (time ranges and keyset pages) and a partial index of
- * the events holding dead deliveries. Every page reads a bounded number of rows through one of them; a filter none
- * serves is applied to a bounded window (`searchEvents`).
+ * Operator queries. Events carry few secondary indexes, each a billed row write per ingest: received_at (time ranges
+ * and keyset pages) and a partial index of the events holding dead deliveries; an order's events are a range of the
+ * primary key (src/storage/object-events.ts). Every page reads a bounded number of rows through one of them; a filter
+ * none serves is applied to a bounded window (`searchEvents`).
+ *
+ * Events live in several databases (shards, src/core/shards.ts). A list reads the same page with the same cursor
+ * from every shard at once and merges them exactly (`mergePages`): one bounded statement per shard, whatever the
+ * shards hold. One event is read from the shard its id names.
  */
 import {
   HELD_DUE,
@@ -16,8 +20,15 @@ import type { DeliveryKey, DraftVerdict, Quarantine } from "../core/event.ts";
 import { EventPayloads } from "./payloads.ts";
 import { parseDeliveries, parseQuarantine, toEventIdentity } from "./rows.ts";
 import type { HoldReason } from "../core/controls.ts";
+import { mergePages, type ShardPage } from "../core/shards.ts";
 import { objectEventIds, type ObjectEvents } from "./object-events.ts";
 import { deliveryField as f, sqlConditions } from "./sql.ts";
+
+/** A shard's database with its id (src/config/shards.ts `shardsOf` gives them). */
+export interface EventShard {
+  id: number;
+  db: D1Database;
+}
 
 export interface Delivery extends DeliveryKey {
   route: string;
@@ -273,10 +284,36 @@ export interface DestinationHealthRow {
 }
 
 /**
- * Per destination, over deliveries created since `since`: the current generations by state (a replayed delivery
- * counts once, as its latest generation), and the last success and last error over every generation.
+ * Per destination, over deliveries created since `since`, in every shard: the current generations by state (a
+ * replayed delivery counts once, as its latest generation), summed over the shards, and the last success and last
+ * error over every generation, the latest of any shard.
  */
-export async function destinationHealth(db: D1Database, since: number): Promise<DestinationHealthRow[]> {
+export async function destinationHealth(shards: readonly EventShard[], since: number): Promise<DestinationHealthRow[]> {
+  const perShard = await Promise.all(shards.map((s) => shardDestinationHealth(s.db, since)));
+  const merged = new Map<string, DestinationHealthRow>();
+  for (const row of perShard.flat()) {
+    const seen = merged.get(row.destination);
+    if (!seen) {
+      merged.set(row.destination, { ...row });
+      continue;
+    }
+    seen.delivered += row.delivered;
+    seen.failing += row.failing;
+    seen.dead += row.dead;
+    seen.pending += row.pending;
+    if (row.lastSuccessAt !== null && (seen.lastSuccessAt === null || row.lastSuccessAt > seen.lastSuccessAt))
+      seen.lastSuccessAt = row.lastSuccessAt;
+    if (row.lastError !== null && (seen.lastError === null || (row.lastErrorAt ?? 0) > (seen.lastErrorAt ?? 0))) {
+      seen.lastError = row.lastError;
+      seen.lastErrorAt = row.lastErrorAt;
+    }
+  }
+  return [...merged.values()].sort((a, b) =>
+    a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0,
+  );
+}
+
+async function shardDestinationHealth(db: D1Database, since: number): Promise<DestinationHealthRow[]> {
   const { results } = await db
     .prepare(
       `WITH d AS (SELECT * FROM (${DELIVERY_ROWS}) WHERE created_at >= ?1),
@@ -326,39 +363,64 @@ export const SEARCH_WINDOW = 1_000;
 
 export interface EventSearch {
   events: EventSummary[];
-  /** Where the next page starts; null when the search reached the oldest event. */
+  /** Where the next page starts; null when the search reached the oldest event of every shard. */
   next: EventCursor | null;
-  /** Events a short page of a windowed search looked at (null when an index answered it, or the page is full). */
+  /**
+   * Events the shards' short pages of a windowed search looked at, summed (null when an index answered every shard,
+   * or every shard's page was full).
+   */
   scanned: number | null;
 }
 
 /**
- * A search whose every page reads a bounded number of rows, whatever the table holds: an order id goes through its
- * index, `dead` through the dead-letter index, a time range through the received_at index; any other filter is
- * applied to a window of at most SEARCH_WINDOW events, newest first from the cursor.
+ * A search whose every page reads a bounded number of rows per shard, whatever the shards hold: an order id goes
+ * through its id ranges, `dead` through the dead-letter index, a time range through the received_at index; any other
+ * filter is applied to a window of at most SEARCH_WINDOW events per shard, newest first from the cursor. Every shard
+ * is read with the same cursor at once, and the pages are merged exactly (src/core/shards.ts `mergePages`): the
+ * cursor stays `(receivedAt, id)`, so it goes on in every shard.
  */
 export async function searchEvents(
-  db: D1Database,
+  shards: readonly EventShard[],
   filter: EventFilter,
   cursor: EventCursor | null,
   limit: number,
   windowSize = SEARCH_WINDOW,
 ): Promise<EventSearch> {
+  const pages = await Promise.all(shards.map((shard) => searchShard(shard, filter, cursor, limit, windowSize)));
+  const { rows, next } = mergePages(pages, limit);
+  const looked = pages.flatMap((p) => (p.scanned === null ? [] : [p.scanned]));
+  return { events: rows, next, scanned: looked.length === 0 ? null : looked.reduce((a, b) => a + b, 0) };
+}
+
+/**
+ * One shard's page of a search. Its frontier: the last row of a full page; the window's oldest event when a windowed
+ * page is short and its window was full; null when the shard has nothing older.
+ */
+async function searchShard(
+  { id: shard, db }: EventShard,
+  filter: EventFilter,
+  cursor: EventCursor | null,
+  limit: number,
+  windowSize: number,
+): Promise<ShardPage<EventSummary> & { scanned: number | null }> {
+  const narrowed =
+    filter.source !== undefined ||
+    filter.eventType !== undefined ||
+    filter.merchantId !== undefined ||
+    (filter.status !== undefined && filter.status !== "dead");
   const base = sqlConditions();
   // An object's events through their id ranges: a few rows, however many events are stored.
-  if (filter.object !== undefined)
-    base.add("id IN (SELECT value FROM json_each(?))", JSON.stringify(await objectEventIds(db, filter.object)));
+  if (filter.object !== undefined) {
+    const ids = await objectEventIds(db, shard, filter.object);
+    if (ids.length === 0) return { rows: [], frontier: null, scanned: narrowed ? 0 : null };
+    base.add("id IN (SELECT value FROM json_each(?))", JSON.stringify(ids));
+  }
   // Spelled as the partial index's own condition, so SQLite can use it.
   if (filter.status === "dead") base.add("dead_deliveries > 0");
   if (filter.since !== undefined) base.add("received_at >= ?", filter.since);
   if (filter.until !== undefined) base.add("received_at < ?", filter.until);
   if (cursor) base.add("(received_at, id) < (?, ?)", cursor.receivedAt, cursor.id);
   const rest = sqlConditions();
-  const narrowed =
-    filter.source !== undefined ||
-    filter.eventType !== undefined ||
-    filter.merchantId !== undefined ||
-    (filter.status !== undefined && filter.status !== "dead");
   // A row-value keyset, so SQLite seeks the index to the cursor instead of walking every newer entry.
   const window = narrowed ? Math.max(windowSize, limit) : limit;
   const windowSql = `SELECT id, received_at FROM events ${base.where()} ORDER BY received_at DESC, id DESC LIMIT ${window}`;
@@ -379,11 +441,11 @@ export async function searchEvents(
     )
     .bind(...rest.params)
     .all<EventSummaryRow>();
-  const events = results.map(toEventSummary);
-  const last = events.at(-1);
-  if (events.length === limit && last)
-    return { events, next: { receivedAt: last.receivedAt, id: last.id }, scanned: null };
-  if (window === limit) return { events, next: null, scanned: null };
+  const rows = results.map(toEventSummary);
+  const last = rows.at(-1);
+  if (rows.length === limit && last)
+    return { rows, frontier: { receivedAt: last.receivedAt, id: last.id }, scanned: null };
+  if (window === limit) return { rows, frontier: null, scanned: null };
   // A short page of a windowed search: go on from the oldest event the window held, if it was full.
   const edge = await db
     .prepare(
@@ -391,8 +453,8 @@ export async function searchEvents(
     )
     .bind(...base.params)
     .first<{ scanned: number; received_at: number; id: string }>();
-  if (!edge || edge.scanned < window) return { events, next: null, scanned: edge?.scanned ?? 0 };
-  return { events, next: { receivedAt: edge.received_at, id: edge.id }, scanned: edge.scanned };
+  if (!edge || edge.scanned < window) return { rows, frontier: null, scanned: edge?.scanned ?? 0 };
+  return { rows, frontier: { receivedAt: edge.received_at, id: edge.id }, scanned: edge.scanned };
 }
 
 export interface DeadLetter extends Delivery {
@@ -402,17 +464,35 @@ export interface DeadLetter extends Delivery {
   eventType: string;
 }
 
+export interface DeadLetterFilter {
+  destination?: string;
+  since?: number;
+  until?: number;
+}
+
 /**
- * The dead letters, newest event first: one page reads at most `limit` events holding dead deliveries, through the
- * dead-letter index, so it costs the same with a million events stored as with ten. The destination and the window
- * are conditions of the query, not filters of its page, so a page is short only at the end.
+ * The dead letters, newest event first: one page reads at most `limit` events holding dead deliveries from each
+ * shard, through its dead-letter index, so it costs the same with a million events stored as with ten. The shards'
+ * pages are merged by event exactly as a search's are. The destination and the window are conditions of the query,
+ * not filters of its page, so a page is short only at the end.
  */
 export async function listDeadLetters(
-  db: D1Database,
-  filter: { destination?: string; since?: number; until?: number },
+  shards: readonly EventShard[],
+  filter: DeadLetterFilter,
   cursor: EventCursor | null,
   limit: number,
 ): Promise<{ deadLetters: DeadLetter[]; next: EventCursor | null }> {
+  const pages = await Promise.all(shards.map(({ db }) => shardDeadLetters(db, filter, cursor, limit)));
+  const { rows, next } = mergePages(pages, limit);
+  return { deadLetters: rows.flatMap((r) => r.deadLetters), next };
+}
+
+async function shardDeadLetters(
+  db: D1Database,
+  filter: DeadLetterFilter,
+  cursor: EventCursor | null,
+  limit: number,
+): Promise<ShardPage<{ id: string; receivedAt: number; deadLetters: DeadLetter[] }>> {
   const conditions = sqlConditions();
   // Spelled as the partial index's own condition, so SQLite can use it.
   conditions.add("dead_deliveries > 0");
@@ -433,8 +513,10 @@ export async function listDeadLetters(
     )
     .bind(...conditions.params)
     .all<{ id: string; source: string; event_type: string; received_at: number; deliveries: string }>();
-  const deadLetters = results.flatMap((row) =>
-    parseDeliveries(row.deliveries)
+  const rows = results.map((row) => ({
+    id: row.id,
+    receivedAt: row.received_at,
+    deadLetters: parseDeliveries(row.deliveries)
       .filter(
         (d) =>
           !d.superseded &&
@@ -448,9 +530,9 @@ export async function listDeadLetters(
         eventType: row.event_type,
         ...d,
       })),
-  );
+  }));
   const last = results.at(-1);
-  return { deadLetters, next: results.length === limit && last ? { receivedAt: last.received_at, id: last.id } : null };
+  return { rows, frontier: results.length === limit && last ? { receivedAt: last.received_at, id: last.id } : null };
 }
 
 /**
@@ -458,10 +540,7 @@ export async function listDeadLetters(
  * the dead-letter index: the cost follows the dead letters in the window, not the events. Purged events are left
  * out, as the redrive's walk leaves them.
  */
-export async function countDeadLetters(
-  db: D1Database,
-  filter: { destination?: string; since?: number; until?: number },
-): Promise<number> {
+export async function countDeadLetters(db: D1Database, filter: DeadLetterFilter): Promise<number> {
   const conditions = sqlConditions();
   conditions.add("e.dead_deliveries > 0");
   conditions.add("e.payload_purged_at IS NULL");
@@ -474,4 +553,10 @@ export async function countDeadLetters(
     .bind(...conditions.params)
     .first<number>("n");
   return count ?? 0;
+}
+
+/** The same count over every shard, the shards at once: the sum. */
+export async function countDeadLettersIn(shards: readonly EventShard[], filter: DeadLetterFilter): Promise<number> {
+  const counts = await Promise.all(shards.map(({ db }) => countDeadLetters(db, filter)));
+  return counts.reduce((a, b) => a + b, 0);
 }

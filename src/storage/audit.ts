@@ -1,6 +1,7 @@
 /**
  * The audit log of who saw or removed customer data, who paused, resumed or re-enabled a destination, and every
- * dashboard sign-in, sign-out and failed or throttled attempt at the admin or reveal token.
+ * dashboard sign-in, sign-out and failed or throttled attempt at the admin or reveal token; and what the router did by
+ * itself (a shard made read-only by the capacity watch).
  */
 
 export const AUDIT_ACTIONS = [
@@ -21,12 +22,17 @@ export const AUDIT_ACTIONS = [
   "bulk_replay_cancel",
   "redrive",
   "quarantine_release",
+  // Migration 0014: the router's own actions, with token id ROUTER_ACTOR (the capacity watch, src/control/capacity.ts).
+  "shard_read_only",
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** The token id of an entry for a failed attempt: the wrong token is never stored, not even hashed. */
 export const NO_TOKEN = "none";
+
+/** The token id (and `via`) of an entry for something the router did by itself, not an operator. */
+export const ROUTER_ACTOR = "router";
 
 export interface AuditEntry {
   id: string;

@@ -10,6 +10,7 @@ import {
   type Change,
   type DeliveryState,
 } from "../core/delivery-state.ts";
+import { shardOfEventId } from "../core/event-id.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { toSnapshot, type DeliverySnapshot, type EventRow } from "./rows.ts";
 import { errorMessage, RouterError } from "../core/errors.ts";
@@ -106,4 +107,29 @@ export async function updateDeliveriesOfEvents<R>(
     }
   }
   return results;
+}
+
+/**
+ * The same for events that may live in several shards (src/core/event-id.ts: the id names the shard): each shard's
+ * events through `updateDeliveriesOfEvents` on its own database, the shards at once. An id that names no shard, or a
+ * shard `dbOf` cannot open, is left out of the result, as an event that does not exist.
+ */
+export async function updateDeliveriesInShards<R>(
+  dbOf: (shard: number) => D1Database | null,
+  eventIds: readonly string[],
+  rule: (eventId: string, deliveries: DeliveryState[]) => Change<R>,
+  failed: Set<string> = new Set(),
+): Promise<Map<string, R>> {
+  const byShard = new Map<number, string[]>();
+  for (const eventId of new Set(eventIds)) {
+    const shard = shardOfEventId(eventId);
+    if (shard !== null) byShard.set(shard, [...(byShard.get(shard) ?? []), eventId]);
+  }
+  const parts = await Promise.all(
+    [...byShard].map(([shard, ids]) => {
+      const db = dbOf(shard);
+      return db ? updateDeliveriesOfEvents(db, ids, rule, failed) : new Map<string, R>();
+    }),
+  );
+  return new Map(parts.flatMap((part) => [...part]));
 }

@@ -5,6 +5,7 @@
 import { deadDeliveries, pendingDue, serializeDeliveries, type DeliveryState } from "../core/delivery-state.ts";
 import type { PayloadProtection } from "../core/envelope.ts";
 import type { NewEvent, Quarantine, StoredEvent } from "../core/event.ts";
+import { shardOfEventId } from "../core/event-id.ts";
 import { EventPayloads } from "./payloads.ts";
 import { parseQuarantine, toEventIdentity, toSnapshot, type DeliverySnapshot, type EventRow } from "./rows.ts";
 
@@ -37,15 +38,16 @@ function insertStatement(
   event: NewEvent,
   sealed: SealedEvent,
   deliveries: readonly DeliveryState[],
-  earlierId: string | null,
+  earlierIds: readonly string[],
 ) {
   // A duplicate (same id, so same business identity) inserts nothing, atomically, by the primary key. If its bytes
   // differ, the stored event counts it as a divergent retry (one row write; none for an identical retry). RETURNING
   // tells the three apart: our own ingest id, another's, or no row. Within the retry window of an id change, the
   // id the event had before is checked in the same statement: stored under it, the event is not stored again.
-  const source = earlierId
-    ? `SELECT ${EVENT_VALUES} WHERE NOT EXISTS (SELECT 1 FROM events WHERE id = ?27)`
-    : `VALUES (${EVENT_VALUES})`;
+  const source =
+    earlierIds.length > 0
+      ? `SELECT ${EVENT_VALUES} WHERE NOT EXISTS (SELECT 1 FROM events WHERE id IN (${earlierIds.map((_, i) => `?${27 + i}`).join(", ")}))`
+      : `VALUES (${EVENT_VALUES})`;
   const params: unknown[] = [
     event.id,
     event.idempotencyKey,
@@ -74,7 +76,7 @@ function insertStatement(
     sealed.wrapped,
     deadDeliveries(deliveries),
   ];
-  if (earlierId) params.push(earlierId);
+  params.push(...earlierIds);
   return db
     .prepare(
       `INSERT INTO events (${EVENT_COLUMNS})
@@ -88,20 +90,26 @@ function insertStatement(
 }
 
 /**
- * A retry of an event stored under its earlier id: counted there as a divergent retry when its bytes differ, as the
- * insert counts one under the current id. Returns the stored row's ingest id, and whether the bytes differed.
+ * A retry of an event stored under one of its earlier ids: counted there as a divergent retry when its bytes differ,
+ * as the insert counts one under the current id. Returns the stored row's id, and whether the bytes differed.
  */
-function earlierRetryStatement(db: D1Database, event: NewEvent, earlierId: string) {
+function earlierRetryStatement(db: D1Database, event: NewEvent, earlierIds: readonly string[]) {
   return db
     .prepare(
-      `UPDATE events SET divergent_retries = divergent_retries + (body_sha256 <> ?2),
-         divergent_last_at = CASE WHEN body_sha256 <> ?2 THEN ?3 ELSE divergent_last_at END,
-         divergent_last_sha256 = CASE WHEN body_sha256 <> ?2 THEN ?2 ELSE divergent_last_sha256 END
-       WHERE id = ?1
-       RETURNING ingest_id, body_sha256 <> ?2 AS diverged`,
+      `UPDATE events SET divergent_retries = divergent_retries + (body_sha256 <> ?1),
+         divergent_last_at = CASE WHEN body_sha256 <> ?1 THEN ?2 ELSE divergent_last_at END,
+         divergent_last_sha256 = CASE WHEN body_sha256 <> ?1 THEN ?1 ELSE divergent_last_sha256 END
+       WHERE id IN (${earlierIds.map((_, i) => `?${3 + i}`).join(", ")})
+       RETURNING id, body_sha256 <> ?1 AS diverged`,
     )
-    .bind(earlierId, event.bodySha256, event.receivedAt);
+    .bind(event.bodySha256, event.receivedAt, ...earlierIds);
 }
+
+type EarlierRow = { id: string; diverged: number };
+const earlierOutcome = (row: EarlierRow): InsertResult => ({
+  outcome: row.diverged ? "divergent_duplicate" : "duplicate",
+  storedId: row.id,
+});
 
 export interface InsertResult {
   outcome: InsertOutcome;
@@ -114,42 +122,61 @@ function outcomeOf(event: NewEvent, result: D1Result<{ ingest_id: string }>): In
   return !row ? "duplicate" : row.ingest_id === event.ingestId ? "inserted" : "divergent_duplicate";
 }
 
+/** The earlier ids to match in the same statement: earlier maps placed the event in this same database. */
+function sameShardEarlier(event: NewEvent): string[] {
+  const shard = shardOfEventId(event.id);
+  return (event.earlier ?? []).filter((e) => e.shard === shard && e.id !== event.id).map((e) => e.id);
+}
+
 /**
- * Stores the events of one request with their planned deliveries: one row each, in one batch (one transaction),
- * so a V4 envelope of several orders is stored whole or not at all. `checkEarlier` (the retry window after an id
- * change, src/storage/shard-maps.ts) also matches each event's earlier id, in the same transaction.
+ * Stores the events of one request with their planned deliveries, all placed in this database: one row each, in one
+ * batch (one transaction), so a V4 envelope of several orders is stored whole or not at all in each shard. Within
+ * the retry window after a map change, an event's earlier ids in the same database are matched in the same
+ * transaction; those in another database are matched before, by `findInEarlierShards`.
  */
 export async function insertEvents(
   db: D1Database,
   protection: PayloadProtection,
   events: readonly { event: NewEvent; deliveries: readonly DeliveryState[] }[],
-  checkEarlier = false,
 ): Promise<InsertResult[]> {
   const sealed = await Promise.all(events.map(({ event }) => sealEvent(protection, event)));
-  const earlierOf = (event: NewEvent) =>
-    checkEarlier && event.earlierId !== undefined && event.earlierId !== event.id ? event.earlierId : null;
   const statements = events.flatMap(({ event, deliveries }, i) => {
-    const earlierId = earlierOf(event);
-    const insert = insertStatement(db, event, sealed[i]!, deliveries, earlierId);
-    return earlierId ? [earlierRetryStatement(db, event, earlierId), insert] : [insert];
+    const earlierIds = sameShardEarlier(event);
+    const insert = insertStatement(db, event, sealed[i]!, deliveries, earlierIds);
+    return earlierIds.length > 0 ? [earlierRetryStatement(db, event, earlierIds), insert] : [insert];
   });
   const results =
     statements.length === 1
       ? [await statements[0]!.all<{ ingest_id: string }>()]
-      : await db.batch<{ ingest_id: string; diverged?: number }>(statements);
+      : await db.batch<{ ingest_id: string } | EarlierRow>(statements);
   let next = 0;
   return events.map(({ event }) => {
-    const earlierId = earlierOf(event);
-    if (earlierId) {
-      const earlier = (results[next++] as D1Result<{ ingest_id: string; diverged: number }>).results[0];
-      const inserted = results[next++]!;
-      if (earlier) {
-        return { outcome: earlier.diverged ? "divergent_duplicate" : "duplicate", storedId: earlierId };
-      }
-      return { outcome: outcomeOf(event, inserted), storedId: event.id };
+    if (sameShardEarlier(event).length > 0) {
+      const earlier = (results[next++] as D1Result<EarlierRow>).results[0];
+      const inserted = results[next++] as D1Result<{ ingest_id: string }>;
+      return earlier ? earlierOutcome(earlier) : { outcome: outcomeOf(event, inserted), storedId: event.id };
     }
-    return { outcome: outcomeOf(event, results[next++]!), storedId: event.id };
+    return { outcome: outcomeOf(event, results[next++] as D1Result<{ ingest_id: string }>), storedId: event.id };
   });
+}
+
+/**
+ * A retry whose earlier placement was another database: matched there first (one extra read per such database,
+ * only within the retry window, only for an event whose placement moved). Null when it is stored in none of them.
+ */
+export async function findInEarlierShards(
+  dbOf: (shard: number) => D1Database,
+  event: NewEvent,
+): Promise<InsertResult | null> {
+  const own = shardOfEventId(event.id);
+  const byShard = new Map<number, string[]>();
+  for (const e of event.earlier ?? [])
+    if (e.shard !== own) byShard.set(e.shard, [...(byShard.get(e.shard) ?? []), e.id]);
+  for (const [shard, ids] of byShard) {
+    const row = await earlierRetryStatement(dbOf(shard), event, ids).first<EarlierRow>();
+    if (row) return earlierOutcome(row);
+  }
+  return null;
 }
 
 /** One event (the tests' and tools' shorthand for insertEvents). */

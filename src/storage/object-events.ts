@@ -1,12 +1,16 @@
 /**
- * The events of one object (an order, an issue): a primary-key range per source whose ids start with the object's
- * digest (src/core/event-id.ts), and, for ids stored before that scheme, the partial provider-id index that holds
- * only them (migrations/0012). No statement scans the table, and no new event writes an index entry for it.
+ * The events of one object (an order, an issue): a primary-key range per shard and source whose ids start with the
+ * object's digest (src/core/event-id.ts), and, for ids stored before that scheme (all in shard 0), the partial
+ * provider-id index that holds only them (migrations/0012). No statement scans the table, and no new event writes an
+ * index entry for it.
  */
 export interface ObjectEvents {
   providerId: string;
-  /** One range per source the object may belong to: `[from, to)` of ids in one shard. */
-  ranges: readonly { source: string; from: string; to: string }[];
+  /**
+   * One range per shard and source the object may belong to: `[from, to)` of ids in that shard. Every shard has one:
+   * the shard map may have placed the object's events in different shards over its versions.
+   */
+  ranges: readonly { shard: number; source: string; from: string; to: string }[];
   /** Set when the caller named the source: the earlier ids are filtered by it too. */
   source?: string;
 }
@@ -14,26 +18,34 @@ export interface ObjectEvents {
 /** More than any one order has; a statement per range reads at most this many ids. */
 const MAX_IDS_PER_RANGE = 1_000;
 
+/** The shard that holds ids of the earlier form (before migrations/0012). */
+const EARLIER_IDS_SHARD = 0;
+
 /**
- * The object's event ids, one index-shaped statement per range in one batch. `events` is a WITHOUT ROWID table,
- * for which SQLite has no multi-index OR, and D1 allows too few terms in a compound SELECT for a UNION per source.
+ * The object's event ids in one shard, one index-shaped statement per range of that shard in one batch. `events` is
+ * a WITHOUT ROWID table, for which SQLite has no multi-index OR, and D1 allows too few terms in a compound SELECT for
+ * a UNION per source.
  */
-export async function objectEventIds(db: D1Database, object: ObjectEvents): Promise<string[]> {
-  const statements = object.ranges.map((r) =>
-    db
-      .prepare(
-        `SELECT id FROM events WHERE id >= ?1 AND id < ?2 AND source = ?3 AND provider_id = ?4 LIMIT ${MAX_IDS_PER_RANGE}`,
-      )
-      .bind(r.from, r.to, r.source, object.providerId),
-  );
+export async function objectEventIds(db: D1Database, shard: number, object: ObjectEvents): Promise<string[]> {
+  const statements = object.ranges
+    .filter((r) => r.shard === shard)
+    .map((r) =>
+      db
+        .prepare(
+          `SELECT id FROM events WHERE id >= ?1 AND id < ?2 AND source = ?3 AND provider_id = ?4 LIMIT ${MAX_IDS_PER_RANGE}`,
+        )
+        .bind(r.from, r.to, r.source, object.providerId),
+    );
   // Spelled as the partial index's own condition, so SQLite can use it.
-  statements.push(
-    db
-      .prepare(
-        `SELECT id FROM events WHERE length(id) = 36 AND provider_id = ?1 AND (?2 IS NULL OR source = ?2) LIMIT ${MAX_IDS_PER_RANGE}`,
-      )
-      .bind(object.providerId, object.source ?? null),
-  );
+  if (shard === EARLIER_IDS_SHARD)
+    statements.push(
+      db
+        .prepare(
+          `SELECT id FROM events WHERE length(id) = 36 AND provider_id = ?1 AND (?2 IS NULL OR source = ?2) LIMIT ${MAX_IDS_PER_RANGE}`,
+        )
+        .bind(object.providerId, object.source ?? null),
+    );
+  if (statements.length === 0) return [];
   const results = await db.batch<{ id: string }>(statements);
   return results.flatMap((r) => r.results.map((row) => row.id));
 }

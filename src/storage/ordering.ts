@@ -2,7 +2,8 @@
  * For routes with `"ordering": "latest"`: per object (source and provider id), the newest provider timestamp
  * delivered so far to each destination. One row per object, read once per consumer message that has ordered
  * deliveries and written once when some of them are delivered; each destination's time only ever moves forward,
- * so a late retry of an older state never moves it back.
+ * so a late retry of an older state never moves it back. The row lives in the shard of the object's events (every
+ * event of one order is in one shard, src/core/shards.ts).
  */
 
 // D1 allows 32 arguments per SQL function, and json_set takes the document and two per destination (its path and
@@ -22,6 +23,22 @@ export async function latestDelivered(
     .first<string>("delivered");
   if (delivered === null) return new Map();
   return new Map(Object.entries(JSON.parse(delivered) as Record<string, number>));
+}
+
+/**
+ * The same, read from several databases at once and merged, newest per destination: an object's state kept in the
+ * shard its events went to before a change of the shard map, and in the one they go to now (src/core/shards.ts).
+ */
+export async function latestDeliveredIn(
+  dbs: readonly D1Database[],
+  source: string,
+  providerId: string,
+): Promise<Map<string, number>> {
+  const maps = await Promise.all(dbs.map((db) => latestDelivered(db, source, providerId)));
+  const merged = new Map<string, number>();
+  for (const map of maps)
+    for (const [destination, at] of map) merged.set(destination, Math.max(at, merged.get(destination) ?? -Infinity));
+  return merged;
 }
 
 export async function recordDelivered(

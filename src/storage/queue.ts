@@ -21,12 +21,15 @@ export async function enqueueDeliveries(
 
 /**
  * Sends, or keeps the messages in the D1 outbox for the sweeper when the queue refuses them. Returns whether they
- * were sent. Throws only if neither took them.
+ * were sent. Throws only if neither took them. Each message is kept in the outbox `outboxOf` names for its event:
+ * its event's shard, where that shard's sweeper finds it (the sweeper claims a row's deliveries in the event's own
+ * shard, so a row kept elsewhere, as by the default, is still sent once).
  */
 export async function enqueueOrKeep(
   env: Env,
   messages: readonly { body: DeliveryMessage }[],
   now: number,
+  outboxOf: (eventId: string) => D1Database = () => env.DB,
 ): Promise<boolean> {
   if (messages.length === 0) return true;
   try {
@@ -38,11 +41,12 @@ export async function enqueueOrKeep(
       errorMessage: errorMessage(err),
       note: "kept in the outbox",
     });
-    await insertOutbox(
-      env.DB,
-      messages.map((m) => m.body),
-      now,
-    );
+    const byOutbox = new Map<D1Database, DeliveryMessage[]>();
+    for (const { body } of messages) {
+      const db = outboxOf(body.eventId);
+      byOutbox.set(db, [...(byOutbox.get(db) ?? []), body]);
+    }
+    await Promise.all([...byOutbox].map(([db, kept]) => insertOutbox(db, kept, now)));
     return false;
   }
 }

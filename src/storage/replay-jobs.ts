@@ -1,4 +1,8 @@
-/** Bulk replay jobs (migrations/0005) and the walk over the events they page through. */
+/**
+ * Bulk replay jobs (migrations/0005) and the walk over the events they page through. The job rows are in the control
+ * database; the walk reads each shard in turn, so a job's cursor is a position in one shard.
+ */
+import { shardOfEventId } from "../core/event-id.ts";
 import type { ReplayFilter } from "../core/messages.ts";
 import { parseDeliveries } from "./rows.ts";
 import type { DeliveryState } from "../core/delivery-state.ts";
@@ -12,6 +16,7 @@ export interface ReplayJob {
   state: ReplayJobState;
   startedAt: number;
   updatedAt: number;
+  /** Where the next page starts (`encodePosition`); null before the first page. */
   cursor: string | null;
   scanned: number;
   replayed: number;
@@ -66,19 +71,54 @@ export async function getReplayJob(db: D1Database, id: string): Promise<ReplayJo
   return row ? toReplayJob(row) : null;
 }
 
-/** Records a page's progress, only while the job still runs: a cancel or a failure recorded meanwhile wins. */
+/** A position of a job's walk: a shard, and the last event id read in it (null at the shard's start). */
+export interface ReplayPosition {
+  shard: number;
+  after: string | null;
+}
+
+/** A position as the job row keeps it. */
+export function encodePosition(position: ReplayPosition): string {
+  return JSON.stringify({ shard: position.shard, after: position.after });
+}
+
+/**
+ * The position a job's cursor names: `first` (the first shard's start) before the first page. A cursor written
+ * before shards was the last event id read, all in shard 0.
+ */
+export function decodePosition(cursor: string | null, first: number): ReplayPosition {
+  if (cursor === null) return { shard: first, after: null };
+  if (!cursor.startsWith("{")) return { shard: shardOfEventId(cursor) ?? 0, after: cursor };
+  const parsed = JSON.parse(cursor) as ReplayPosition;
+  return { shard: parsed.shard, after: parsed.after };
+}
+
+/**
+ * Records a page's progress, only while the job still runs (a cancel or a failure recorded meanwhile wins) and
+ * only if its cursor is still the one the page started from (`expected`), so a page run twice counts once.
+ */
 export async function recordReplayPage(
   db: D1Database,
   id: string,
   page: { cursor: string | null; scanned: number; replayed: number; skipped: number; state: "running" | "done" },
   now: number,
+  expected?: string | null,
 ): Promise<boolean> {
   const result = await db
     .prepare(
       `UPDATE replay_jobs SET cursor = ?2, scanned = scanned + ?3, replayed = replayed + ?4, skipped = skipped + ?5, state = ?6, updated_at = ?7
-       WHERE id = ?1 AND state = 'running'`,
+       WHERE id = ?1 AND state = 'running' ${expected === undefined ? "" : "AND cursor IS ?8"}`,
     )
-    .bind(id, page.cursor, page.scanned, page.replayed, page.skipped, page.state, now)
+    .bind(
+      id,
+      page.cursor,
+      page.scanned,
+      page.replayed,
+      page.skipped,
+      page.state,
+      now,
+      ...(expected === undefined ? [] : [expected]),
+    )
     .run();
   return (result.meta.changes ?? 0) === 1;
 }
@@ -99,8 +139,9 @@ export async function endReplayJob(
 }
 
 /**
- * One page of a replay's walk: the next events after `after`, in key order, received in the window. The walk reads
- * each event once per job, so a replay of the whole table costs one read per event, not one per event per page.
+ * One page of a replay's walk in one shard: the next events after `after`, in key order, received in the window.
+ * The walk reads each event once per job, so a replay of the whole table costs one read per event, not one per
+ * event per page.
  */
 export async function replayPageEvents(
   db: D1Database,

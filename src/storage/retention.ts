@@ -95,9 +95,16 @@ export async function purgePayloads(
   return purged;
 }
 
-/** The events of one order (a customer's deletion request), through its id ranges (src/storage/object-events.ts). */
-export async function eventsOfOrder(db: D1Database, order: ObjectEvents): Promise<{ id: string; purged: boolean }[]> {
-  const ids = await objectEventIds(db, order);
+/**
+ * The events of one order in one shard (a customer's deletion request), through the order's id ranges in that shard
+ * (src/storage/object-events.ts). The caller asks every shard: the order may be in several.
+ */
+export async function eventsOfOrder(
+  db: D1Database,
+  shard: number,
+  order: ObjectEvents,
+): Promise<{ id: string; purged: boolean }[]> {
+  const ids = await objectEventIds(db, shard, order);
   if (ids.length === 0) return [];
   const { results } = await db
     .prepare(
@@ -236,4 +243,14 @@ export async function readWalkState(db: D1Database): Promise<WalkState | null> {
 
 export async function writeWalkState(db: D1Database, state: WalkState): Promise<void> {
   await setSweeperState(db, WALK_STATE, JSON.stringify(state));
+}
+
+/**
+ * Every shard's walk state (null: not walked yet). Each lives in its shard's own database, beside the rows its
+ * cursor points into; shard 0's is the one the walk kept before shards.
+ */
+export async function readWalkStates(
+  shards: readonly { id: number; db: D1Database }[],
+): Promise<{ shard: number; state: WalkState | null }[]> {
+  return Promise.all(shards.map(async (shard) => ({ shard: shard.id, state: await readWalkState(shard.db) })));
 }

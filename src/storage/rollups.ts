@@ -1,25 +1,62 @@
 /**
- * The overview's event counts: `rollups` rows by hour, source and type, added to by the Cron's rollup walk, which
- * reads new events once each, in received order, through the received_at index. Its cursor lives in
- * `sweeper_state`, and moves in the same transaction as the counts, so a slice is counted once.
+ * The overview's event counts: `rollups` rows by hour, source and type, in the control database (shard 0, DB), added
+ * to by the Cron's rollup walk, which reads each shard's new events once each, in received order, through that
+ * shard's received_at index. Each shard's cursor lives in the control database's `sweeper_state`, keyed by the shard
+ * id, and moves in the same transaction as the counts it adds, so a slice is counted once.
  */
 import type { EventCount } from "../core/rollups.ts";
 
-const CURSOR = "rollup_cursor";
+/** Shard 0 keeps the name its cursor had before shards, so an upgrade neither recounts nor skips a day. */
+export const rollupCursorName = (shard: number) => (shard === 0 ? "rollup_cursor" : `rollup_cursor:${shard}`);
 
 export interface RollupCursor {
   receivedAt: number;
   id: string;
 }
 
-export async function readRollupCursor(db: D1Database): Promise<{ raw: string | null; cursor: RollupCursor | null }> {
-  const raw = await db.prepare(`SELECT value FROM sweeper_state WHERE name = ?1`).bind(CURSOR).first<string>("value");
-  if (raw === null) return { raw, cursor: null };
+const parseCursor = (raw: string): RollupCursor => {
   const parsed = JSON.parse(raw) as RollupCursor;
-  return { raw, cursor: { receivedAt: Number(parsed.receivedAt), id: String(parsed.id) } };
+  return { receivedAt: Number(parsed.receivedAt), id: String(parsed.id) };
+};
+
+/** One shard's cursor, from the control database. */
+export async function readRollupCursor(
+  control: D1Database,
+  shard = 0,
+): Promise<{ raw: string | null; cursor: RollupCursor | null }> {
+  const raw = await control
+    .prepare(`SELECT value FROM sweeper_state WHERE name = ?1`)
+    .bind(rollupCursorName(shard))
+    .first<string>("value");
+  return { raw, cursor: raw === null ? null : parseCursor(raw) };
 }
 
-/** The next events after the cursor received before `before`, oldest first. */
+/**
+ * Every shard's cursor in one read, and up to when every shard is counted: the oldest of them (null while a shard
+ * has not been walked yet).
+ */
+export async function readRollupCursors(
+  control: D1Database,
+  shards: readonly number[],
+): Promise<{ cursors: Map<number, RollupCursor | null>; countedUntil: number | null }> {
+  const names = shards.map(rollupCursorName);
+  const { results } = await control
+    .prepare(`SELECT name, value FROM sweeper_state WHERE name IN (SELECT value FROM json_each(?1))`)
+    .bind(JSON.stringify(names))
+    .all<{ name: string; value: string }>();
+  const cursors = new Map(
+    shards.map((shard) => {
+      const row = results.find((r) => r.name === rollupCursorName(shard));
+      return [shard, row ? parseCursor(row.value) : null] as const;
+    }),
+  );
+  const all = [...cursors.values()];
+  const countedUntil =
+    all.length > 0 && all.every((c) => c !== null) ? Math.min(...all.map((c) => c!.receivedAt)) : null;
+  return { cursors, countedUntil };
+}
+
+/** One shard's next events after its cursor received before `before`, oldest first (its received_at index). */
 export async function eventsAfter(db: D1Database, after: RollupCursor, before: number, limit: number) {
   const { results } = await db
     .prepare(
@@ -33,33 +70,37 @@ export async function eventsAfter(db: D1Database, after: RollupCursor, before: n
 }
 
 /**
- * Adds a slice's counts and moves the cursor, atomically, and only if the cursor is still the one the slice was
- * read from: a second run that overlapped this one counts nothing twice.
+ * Adds a slice of one shard's events to the counts and moves that shard's cursor, atomically, in the control
+ * database, and only if the cursor is still the one the slice was read from: a second run that overlapped this one
+ * counts nothing twice.
  */
 export async function addEventCounts(
-  db: D1Database,
+  control: D1Database,
+  shard: number,
   readFrom: string | null,
   counts: readonly EventCount[],
   next: RollupCursor,
   forgetBefore: number,
 ): Promise<boolean> {
-  const unchanged = `COALESCE((SELECT value FROM sweeper_state WHERE name = '${CURSOR}'), '') = ?1`;
+  const unchanged = `COALESCE((SELECT value FROM sweeper_state WHERE name = ?2), '') = ?1`;
   const from = readFrom ?? "";
-  const written = await db.batch([
+  const name = rollupCursorName(shard);
+  const written = await control.batch([
     ...counts.map((c) =>
-      db
+      control
         .prepare(
-          `INSERT INTO rollups (hour, source, event_type, events) SELECT ?2, ?3, ?4, ?5 WHERE ${unchanged}
+          `INSERT INTO rollups (hour, source, event_type, events) SELECT ?3, ?4, ?5, ?6 WHERE ${unchanged}
            ON CONFLICT (hour, source, event_type) DO UPDATE SET events = events + excluded.events`,
         )
-        .bind(from, c.hour, c.source, c.eventType, c.events),
+        .bind(from, name, c.hour, c.source, c.eventType, c.events),
     ),
-    db.prepare(`DELETE FROM rollups WHERE hour < ?2 AND ${unchanged}`).bind(from, forgetBefore),
-    db
+    control.prepare(`DELETE FROM rollups WHERE hour < ?3 AND ${unchanged}`).bind(from, name, forgetBefore),
+    control
       .prepare(
-        `INSERT INTO sweeper_state (name, value) SELECT '${CURSOR}', ?2 WHERE ${unchanged} ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+        `INSERT INTO sweeper_state (name, value) SELECT ?2, ?3 WHERE ${unchanged}
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
       )
-      .bind(from, JSON.stringify(next)),
+      .bind(from, name, JSON.stringify(next)),
   ]);
   return (written.at(-1)?.meta.changes ?? 0) === 1;
 }
@@ -73,7 +114,10 @@ export async function readEventCounts(db: D1Database, since: number): Promise<Ev
   return results.map((r) => ({ hour: r.hour, source: r.source, eventType: r.event_type, events: r.events }));
 }
 
-/** The router's dead deliveries, through the dead-letter index; `capped` when more events hold them than `cap`. */
+/**
+ * One shard's dead deliveries, through its dead-letter index; `capped` when more events hold them than `cap`. The
+ * router's are the sum over its shards (each read at once).
+ */
 export async function deadLetterTotal(db: D1Database, cap: number): Promise<{ dead: number; capped: boolean }> {
   const row = await db
     .prepare(

@@ -158,13 +158,25 @@ export function gateUsage(env: Env): {
   };
 }
 
+const isDatabase = (value: unknown): boolean =>
+  typeof value === "object" &&
+  value !== null &&
+  typeof (value as D1Database).prepare === "function" &&
+  typeof (value as D1Database).batch === "function";
+
 /** Returns the env to use for one invocation, and a function that logs what it used. */
 export function withUsage(env: Env, handler: string): { env: Env; report: (extra?: Record<string, unknown>) => void } {
   if ((env as unknown as Record<string, unknown>).USAGE_LOG !== "true") return { env, report: () => undefined };
   const usage: Usage = { d1Queries: 0, d1RowsRead: 0, d1RowsWritten: 0, queueMessagesSent: 0, gateCalls: 0 };
+  // Every D1 binding: the control database and each event shard (storage.shards) bill rows alike.
+  const databases = Object.fromEntries(
+    Object.entries(env as unknown as Record<string, unknown>)
+      .filter(([, value]) => isDatabase(value))
+      .map(([name, value]) => [name, trackDatabase(value as D1Database, usage)]),
+  );
   const tracked = {
     ...env,
-    DB: trackDatabase(env.DB, usage),
+    ...databases,
     DELIVERY_QUEUE: trackQueue(env.DELIVERY_QUEUE, usage),
     DEAD_LETTER_QUEUE: trackQueue(env.DEAD_LETTER_QUEUE, usage),
     DESTINATION_GATE: trackGates(env.DESTINATION_GATE, usage),

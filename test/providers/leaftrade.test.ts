@@ -5,6 +5,7 @@ import { leaftrade } from "../../src/core/providers/leaftrade.ts";
 import {
   adminFetch,
   captureDeliveryQueue,
+  dbOfEvent,
   deliveriesOf,
   expectIngested,
   fixture,
@@ -15,6 +16,14 @@ import {
   storedPayloads,
   stubDestinations,
 } from "../helpers.ts";
+
+/** Events stored in every shard. */
+async function eventCount(): Promise<number> {
+  let n = 0;
+  for (const db of [env.DB, env.SHARD_1])
+    n += (await db.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n"))!;
+  return n;
+}
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -210,7 +219,7 @@ describe("Leaf Trade webhooks through the Worker, one URL per type", () => {
   it("refuses one signed body replayed as the other two types, and a type the config does not name, storing nothing", async () => {
     const queue = captureDeliveryQueue();
     const f = fixture("leaftrade/order-v4");
-    const before = await env.DB.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n");
+    const before = await eventCount();
     for (const type of ["order-v3", "product-issue"]) {
       const res = await post(`/webhooks/leaftrade/${type}`, f.body, f.headers);
       expect(res.status).toBe(422);
@@ -221,7 +230,7 @@ describe("Leaf Trade webhooks through the Worker, one URL per type", () => {
       expect(res.status).toBe(404);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unknown_event_type");
     }
-    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n")).toBe(before);
+    expect(await eventCount()).toBe(before);
     expect(queue.messages).toEqual([]);
   });
 
@@ -250,17 +259,23 @@ describe("Leaf Trade webhooks through the Worker, one URL per type", () => {
     }>();
     expect(res.status).toBe(200);
     expect(json.events.map((e) => [e.duplicate, e.routing, e.deliveries])).toEqual(Array(3).fill([false, "routed", 1]));
-    const rows = await env.DB.prepare(
-      `SELECT id, provider_id, merchant_id, event_type FROM events WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY provider_id`,
-    )
-      .bind(JSON.stringify(json.events.map((e) => e.eventId)))
-      .all<{ id: string; provider_id: string; merchant_id: string; event_type: string }>();
-    expect(rows.results.map((r) => [r.provider_id, r.merchant_id, r.event_type])).toEqual([
+    // Each order in the shard its own digest places it in.
+    const rows = await Promise.all(
+      json.events.map(
+        async ({ eventId }) =>
+          (await dbOfEvent(eventId)
+            .prepare(`SELECT id, provider_id, merchant_id, event_type FROM events WHERE id = ?1`)
+            .bind(eventId)
+            .first<{ id: string; provider_id: string; merchant_id: string; event_type: string }>())!,
+      ),
+    );
+    rows.sort((a, b) => (a.provider_id < b.provider_id ? -1 : 1));
+    expect(rows.map((r) => [r.provider_id, r.merchant_id, r.event_type])).toEqual([
       ["ord_abc201", "C10-0000456-LIC", "order-v4"],
       ["ord_abc202", "C10-0000789-LIC", "order-v4"],
       ["ord_abc203", "C10-0000456-LIC", "order-v4"],
     ]);
-    for (const r of rows.results) {
+    for (const r of rows) {
       const stored = new TextDecoder().decode((await storedPayloads(r.id)).body!);
       expect(JSON.parse(stored).results.map((o: { id: string }) => o.id)).toEqual([r.provider_id]);
     }
@@ -284,7 +299,8 @@ describe("Leaf Trade webhooks through the Worker, one URL per type", () => {
     // Nothing to deliver (its alert is test/provider-traffic.test.ts's to check).
     expect(queue.messages.filter((m) => !("kind" in m.body))).toEqual([]);
     queue.messages.splice(0);
-    const row = await env.DB.prepare("SELECT merchant_id, routing, quarantine FROM events WHERE id = ?1")
+    const row = await dbOfEvent(held.eventId)
+      .prepare("SELECT merchant_id, routing, quarantine FROM events WHERE id = ?1")
       .bind(held.eventId)
       .first<{ merchant_id: string; routing: string; quarantine: string }>();
     expect(row!.merchant_id).toBe("C10-0000456-LIC");

@@ -14,6 +14,7 @@ import {
 } from "../../src/core/providers/weedmaps.ts";
 import {
   captureDeliveryQueue,
+  dbOfEvent,
   deliveriesOf,
   expectIngested,
   fixture,
@@ -23,6 +24,13 @@ import {
   postWeedmaps,
   weedmapsSignature,
 } from "../helpers.ts";
+
+/** A count over every shard (all events by default). */
+async function eventCount(sql = "SELECT COUNT(*) AS n FROM events"): Promise<number> {
+  let n = 0;
+  for (const db of [env.DB, env.SHARD_1]) n += (await db.prepare(sql).first<number>("n"))!;
+  return n;
+}
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -154,20 +162,20 @@ describe("Weedmaps callbacks through the Worker", () => {
     expect(fetched).not.toHaveBeenCalled();
     expect(queue.messages).toEqual([]);
     expect(
-      await env.DB.prepare(
+      await eventCount(
         "SELECT COUNT(*) AS n FROM events WHERE provider_id IN ('9779604', '9763822') AND event_type = 'draft'",
-      ).first("n"),
+      ),
     ).toBe(0);
   });
 
   it("refuses made-up event paths for one signed body: no row is added for any of them", async () => {
     const body = fixture("weedmaps/create").body.replace("9763822", "made-up-1");
-    const before = await env.DB.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n");
+    const before = await eventCount();
     for (const made of ["order-updated", "create2", "x1", "cancel"]) {
       const res = await postWeedmaps(`/webhooks/weedmaps/${made}?merchant_id=4242`, body);
       expect(res.status).toBe(422);
     }
-    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM events").first<number>("n")).toBe(before);
+    expect(await eventCount()).toBe(before);
   });
 
   it("holds a source's accepted event types to what the body says, not only to the path", async () => {
@@ -228,7 +236,8 @@ describe("Weedmaps callbacks through the Worker", () => {
     expect(first.duplicate).toBe(false);
     // Both requests sent a message; the second's names an ingest that stored nothing, so the consumer drops it.
     expect(queue.messages.filter((m) => m.body.eventId === first.eventId)).toHaveLength(2);
-    const row = await env.DB.prepare("SELECT divergent_retries, divergent_last_sha256 FROM events WHERE id = ?1")
+    const row = await dbOfEvent(first.eventId)
+      .prepare("SELECT divergent_retries, divergent_last_sha256 FROM events WHERE id = ?1")
       .bind(first.eventId)
       .first<{ divergent_retries: number; divergent_last_sha256: string }>();
     expect(row!.divergent_retries).toBe(1);
@@ -236,7 +245,8 @@ describe("Weedmaps callbacks through the Worker", () => {
     // An identical retry is a plain duplicate: nothing is written.
     await postWeedmaps("/webhooks/weedmaps?merchant_id=4242", original);
     expect(
-      await env.DB.prepare("SELECT divergent_retries FROM events WHERE id = ?1")
+      await dbOfEvent(first.eventId)
+        .prepare("SELECT divergent_retries FROM events WHERE id = ?1")
         .bind(first.eventId)
         .first("divergent_retries"),
     ).toBe(1);

@@ -322,6 +322,51 @@ export function buildConfigSchema(registry: ProviderRegistry) {
         })
         .default({ payloadDays: 30, eventDays: 400, sliceRows: 2_000 }),
       /**
+       * The D1 databases events are stored in (src/core/shards.ts). Shard 0 is the `DB` binding, which is also the
+       * control database (the shard map, key registry, audit log, rollups, replay jobs, cursors). Adding a shard is a
+       * D1 binding in wrangler.toml, an entry here and a deploy: no data moves. `readOnly` keeps a shard serving
+       * reads, replays and retention while it takes no new events (full, or being drained).
+       */
+      storage: z
+        .strictObject({
+          shards: z
+            .array(
+              z.strictObject({
+                id: z.number().int().min(0).max(999),
+                binding: z
+                  .string()
+                  .regex(/^[A-Z][A-Z0-9_]{0,63}$/, "must be the name of a D1 binding in wrangler.toml, e.g. SHARD_1"),
+                readOnly: z.boolean().default(false),
+              }),
+            )
+            .min(1)
+            .max(64)
+            .default([{ id: 0, binding: "DB", readOnly: false }]),
+          /**
+           * After the shard map changes, an insert also checks where the previous map would have put the event, for
+           * this long: a provider's retry is still a duplicate, a later status still finds its order's state.
+           */
+          retryWindowHours: z.number().int().min(1).max(720).default(48),
+        })
+        .superRefine((storage, ctx) => {
+          const ids = storage.shards.map((s) => s.id);
+          const bindings = storage.shards.map((s) => s.binding);
+          if (new Set(ids).size !== ids.length)
+            ctx.addIssue({ code: "custom", path: ["shards"], message: "shard ids must be unique" });
+          if (new Set(bindings).size !== bindings.length)
+            ctx.addIssue({ code: "custom", path: ["shards"], message: "each shard needs its own binding" });
+          const first = storage.shards.find((s) => s.id === 0);
+          if (first?.binding !== "DB")
+            ctx.addIssue({
+              code: "custom",
+              path: ["shards"],
+              message: "shard 0 must be the DB binding: it is also the control database",
+            });
+          if (storage.shards.every((s) => s.readOnly))
+            ctx.addIssue({ code: "custom", path: ["shards"], message: "at least one shard must take new events" });
+        })
+        .default({ shards: [{ id: 0, binding: "DB", readOnly: false }], retryWindowHours: 48 }),
+      /**
        * Alerts on a dead delivery, a circuit that opens or closes, a 410 disable, a message in the dead-letter queue
        * and a held backlog older than `backlogMinutes`. At most one per destination and kind every
        * `throttleMinutes`, with a count of those held back. Ids, counts and reasons only, never customer data.

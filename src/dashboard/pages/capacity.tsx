@@ -43,7 +43,10 @@ export const capacityPages: Pages = (app, deps) => {
                 <td>
                   {s.id} ({s.binding})
                 </td>
-                <td>{s.state.replace("_", "-")}</td>
+                <td>
+                  {s.state.replace("_", "-")}
+                  {s.readOnly ? ` since ${iso(s.readOnly.since)} (${s.readOnly.reason})` : ""}
+                </td>
                 <td>{byteCount(s.sizeBytes)}</td>
                 <td class={s.level === "critical" || s.level === "full" ? "bad" : ""}>
                   {percent(s.share)}
@@ -60,8 +63,9 @@ export const capacityPages: Pages = (app, deps) => {
         </table>
         <p class="muted">
           Alerts at {thresholds.warnPercent}% and {thresholds.criticalPercent}%. Past {thresholds.readOnlyPercent}% a
-          shard takes no new events, so the rest stays for the deliveries of events already accepted; days until full
-          count to that line at the growth of the last day.
+          shard takes no new events, so the rest stays for the deliveries of events already accepted: the router makes
+          it read-only (audited, alerted) while another shard has room. A read-only shard still serves reads, replays
+          and retention. Days until full count to that line at the growth of the last day.
         </p>
       </Page>,
     );

@@ -1,0 +1,21 @@
+-- The router's own actions join the operators' in the audit log: the capacity watch making a shard read-only
+-- (src/control/capacity.ts) is written as `shard_read_only`, with token id "router" and `via` "router". SQLite
+-- cannot change a CHECK constraint in place, so the audit log is rebuilt with its rows (as 0010 did).
+CREATE TABLE audit_log_v5 (
+  id TEXT NOT NULL PRIMARY KEY,
+  at INTEGER NOT NULL,
+  action TEXT NOT NULL CHECK (action IN (
+    'reveal', 'customer_purge', 'destination_pause', 'destination_resume', 'destination_enable',
+    'sign_in', 'sign_in_failed', 'sign_out', 'sign_out_everywhere', 'reveal_failed', 'attempts_throttled',
+    'replay', 'bulk_replay_start', 'bulk_replay_cancel', 'redrive', 'quarantine_release',
+    'shard_read_only'
+  )),
+  -- A hash prefix of the token used; "none" for a failed attempt; "router" for the router's own action.
+  token_id TEXT NOT NULL,
+  event_id TEXT,
+  -- JSON: field names, counts, ids, an operator's reason, a client address; never a payload value or a token.
+  detail TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO audit_log_v5 (id, at, action, token_id, event_id, detail) SELECT id, at, action, token_id, event_id, detail FROM audit_log;
+DROP TABLE audit_log;
+ALTER TABLE audit_log_v5 RENAME TO audit_log;
