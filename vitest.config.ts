@@ -78,6 +78,8 @@ export default defineConfig(async () => {
             DB: "00000000-0000-0000-0000-000000000000",
             MIGRATION_DB: "migration-history",
             UPGRADE_DB: "upgrade-in-place",
+            // A third event shard, for test/shard-counts.test.ts (the committed config names two).
+            SHARD_2: "third-shard",
           },
           bindings: {
             ...TEST_SECRETS,

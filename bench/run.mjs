@@ -23,6 +23,7 @@ import {
   queueConsumers,
   ROOT,
   startBaseline,
+  shardedIngestConfig,
   startRouter,
 } from "./lib/workers.mjs";
 import { measureMaintenance } from "./lib/maintenance.mjs";
@@ -57,6 +58,7 @@ const P = SMOKE
       s6Events: 3,
       s7Rounds: 1,
       s7S: 1,
+      shardCounts: [2],
       dashboardEvents: [200, 2_000],
     }
   : {
@@ -74,6 +76,7 @@ const P = SMOKE
       s6Events: 30,
       s7Rounds: 4,
       s7S: 4,
+      shardCounts: [1, 2, 4],
       dashboardEvents: [10_000, 100_000],
     };
 // The issue's concurrency; the smoke run only needs a few requests in flight to exercise the same code.
@@ -738,6 +741,48 @@ async function main() {
         againstFloor: againstFloor(s1Unloaded.ours, s1Unloaded.floor),
       },
     };
+
+    // --- 1b. the same ingest on 1, 2 and 4 shards, against the I/O floor -------------------------------------
+    // Each count is its own router (ingest only) on its own migrated databases, measured beside the floor. On two
+    // local cores the emulated databases share the machine with the Worker: shards cannot scale here, only cost.
+    results.scenarios.shards = {
+      title: "Ingest by shard count, against the I/O floor (5 KB, 3 destinations)",
+      rows: [],
+    };
+    for (const count of P.shardCounts) {
+      const state = path.join(work, `state-shards-${count}`);
+      const { file, storage } = shardedIngestConfig(work, state, count);
+      const sharded = await startRouter({
+        label: `router (${count} shard${count === 1 ? "" : "s"})`,
+        bundle,
+        persistTo: state,
+        config: file,
+        vars: { ROUTER_CONFIG: JSON.stringify({ ...config, storage }) },
+      });
+      try {
+        const target = {
+          url: sharded.url,
+          path: ingestPath("4242"),
+          source: requests({ merchantId: "4242", size: 5120 }),
+          group: sharded.child,
+        };
+        const floor = {
+          ...pair({ size: 5120 }).baseline,
+          source: floorOf(requests({ merchantId: "4242", size: 5120 })),
+        };
+        await interleaved({ ours: target }, { rounds: 1, seconds: P.warmupS });
+        const m = await interleaved({ ours: target, floor }, { rounds: P.rounds, seconds: P.s1S });
+        results.scenarios.shards.rows.push({
+          shards: count,
+          ours: m.ours,
+          floor: m.floor,
+          ratio: { rps: ratio(m.ours.rps, m.floor.rps), p99: ratio(m.ours.p99, m.floor.p99) },
+        });
+        log(`shards ${count}: ${m.ours.rps} req/s against the floor's ${m.floor.rps}`);
+      } finally {
+        await stop(sharded.child);
+      }
+    }
 
     // --- 2. body size ----------------------------------------------------------------------------------------
     results.scenarios.bodySize = {

@@ -5,3 +5,5 @@ import { env } from "cloudflare:workers";
 // Every shard has the same schema (docs/configuration.md, "Storage"): shard 0 is DB, also the control database.
 await applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
 await applyD1Migrations(env.SHARD_1, env.TEST_MIGRATIONS);
+// test/shard-counts.test.ts's third shard.
+await applyD1Migrations(env.SHARD_2, env.TEST_MIGRATIONS);

@@ -11,6 +11,7 @@ declare global {
       TEST_MIGRATIONS: D1Migration[];
       MIGRATION_DB: D1Database;
       UPGRADE_DB: D1Database;
+      SHARD_2: D1Database;
       TEST_SIGNED_FIXTURES: Record<string, SignedFixture>;
       ROUTER_CONFIG: string;
     }

@@ -255,9 +255,21 @@ function capacityText(results) {
     "take several milliseconds, so a database carries a few hundred a second (PLATFORM.md; 300 assumed here).",
     "",
     mdTable([
-      ["", "Payload kept 30 days, row deleted with it (`eventDays` 30)", "Payload 30 days, row kept 400 days (default)"],
-      ["Events a day one shard holds", n(m.eventsPerDayPerShard.rowsKept30Days), n(m.eventsPerDayPerShard.rowsKept400Days)],
-      ...m.shardsNeeded.map((s) => [`Shards for ${n(s.eventsPerDay)} events a day`, String(s.rowsKept30Days), String(s.rowsKept400Days)]),
+      [
+        "",
+        "Payload kept 30 days, row deleted with it (`eventDays` 30)",
+        "Payload 30 days, row kept 400 days (default)",
+      ],
+      [
+        "Events a day one shard holds",
+        n(m.eventsPerDayPerShard.rowsKept30Days),
+        n(m.eventsPerDayPerShard.rowsKept400Days),
+      ],
+      ...m.shardsNeeded.map((s) => [
+        `Shards for ${n(s.eventsPerDay)} events a day`,
+        String(s.rowsKept30Days),
+        String(s.rowsKept400Days),
+      ]),
     ]),
     "",
     `One shard takes about ${n(m.eventsPerSecondPerShard)} events a second at its statements per event; shards add up, as`,
@@ -267,6 +279,22 @@ function capacityText(results) {
     "cannot name more databases, and a single hot merchant stays on one shard: a Durable Object's SQLite per merchant,",
     "or bodies in R2 with only ids in D1, are the next steps.",
   ].join("\n");
+}
+
+/** Ingest on 1, 2 and 4 shards against the I/O floor (absent from results written before it was measured). */
+function shardRows(results) {
+  const sh = results.scenarios.shards;
+  if (!sh) return [["(not measured in this run)", "-"]];
+  return [
+    ["Shards", "req/s", "p50 / p99 ms", "floor req/s", "ratio to the floor (req/s)"],
+    ...sh.rows.map((r) => [
+      String(r.shards),
+      fmt(r.ours.rps),
+      `${fmt(r.ours.p50)} / ${fmt(r.ours.p99)}`,
+      fmt(r.floor.rps),
+      fmt(r.ratio.rps, 2),
+    ]),
+  ];
 }
 
 /** Database bytes per event by table and index (absent from results written before it was measured). */
@@ -1301,6 +1329,14 @@ ${mdTable(encryptionRows(results))}
 ${pausedText(results)}
 
 ${mdTable(pausedRows(results))}
+
+### Ingest by shard count (scenario 1b)
+
+The same Weedmaps Create ingest as scenario 1, on routers whose \`storage.shards\` name 1, 2 and 4 local D1
+databases, each measured beside the I/O floor. Local D1 runs on the same two cores as the Worker, so more shards
+cannot add throughput here; what this shows is that placement and the shard map cost nothing measurable.
+
+${mdTable(shardRows(results))}
 
 ### Database bytes per event
 

@@ -47,6 +47,10 @@ export function measureStorage(persistTo) {
     bytesPerEvent: per([...byName.values()].reduce((a, b) => a + b, 0)),
     fileBytesPerEvent: per(fileBytes),
     tables,
-    columnsPerEvent: { body: per(columns.body), deliveries: per(columns.deliveries), payloadDek: per(columns.payloadDek) },
+    columnsPerEvent: {
+      body: per(columns.body),
+      deliveries: per(columns.deliveries),
+      payloadDek: per(columns.payloadDek),
+    },
   };
 }

@@ -161,3 +161,23 @@ export function startBaseline({ persistTo }) {
     "/",
   );
 }
+
+/**
+ * An ingest-only wrangler config with `count` event shards (DB, SHARD_1, and soak-style extra bindings past the
+ * repo's), its databases migrated under `persistTo`, and the `storage` block that names them.
+ */
+export function shardedIngestConfig(workDir, persistTo, count) {
+  const base = readFileSync(ingestOnlyConfig(workDir), "utf8").replace(
+    /^migrations_dir\s*=.*$/gm,
+    `migrations_dir = ${JSON.stringify(path.join(ROOT, "migrations"))}`,
+  );
+  const extra = Array.from({ length: Math.max(0, count - 2) }, (_, i) => {
+    const binding = `SHARD_${i + 2}`;
+    return `\n[[d1_databases]]\nbinding = "${binding}"\ndatabase_name = "bench-${binding.toLowerCase()}"\ndatabase_id = "00000000-0000-0000-0000-0000000000${String(i + 2).padStart(2, "0")}"\nmigrations_dir = ${JSON.stringify(path.join(ROOT, "migrations"))}\n`;
+  });
+  const file = path.join(workDir, `wrangler.shards-${count}.toml`);
+  writeFileSync(file, `${base}\n${extra.join("")}`);
+  migrateAll(["--local", "--persist-to", persistTo, "--config", file], { stdio: "pipe" });
+  const shards = Array.from({ length: count }, (_, id) => ({ id, binding: id === 0 ? "DB" : `SHARD_${id}` }));
+  return { file, storage: { shards } };
+}

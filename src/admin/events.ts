@@ -19,7 +19,7 @@ export function eventRoutes(deps: RouterDeps) {
       description:
         "Every page reads a bounded number of rows: an order id, `status=dead` and a time range go through an " +
         `index; source, event type, merchant and other statuses are applied to a window of at most ${SEARCH_WINDOW} ` +
-        "events per page. So a page may be short or empty and still carry `nextCursor`: follow it until it is null.",
+        "events per shard per page. So a page may be short or empty and still carry `nextCursor`: follow it until it is null.",
       security,
       request: { query: ListEventsQuery },
       responses: { 200: json(S.EventListSchema, "A page of events"), ...errors },

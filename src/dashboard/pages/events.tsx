@@ -100,7 +100,7 @@ export const eventPages: Pages = (app, deps) => {
           <caption class="notice">
             {summary}
             {found.scanned !== null
-              ? ` among the ${found.scanned} event${found.scanned === 1 ? "" : "s"} looked at (a page looks at ${SEARCH_WINDOW} at most; "Older events" goes on).`
+              ? ` among the ${found.scanned} event${found.scanned === 1 ? "" : "s"} looked at (a page looks at ${SEARCH_WINDOW} at most in each shard; "Older events" goes on).`
               : "."}
           </caption>
           <thead>
