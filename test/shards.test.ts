@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { earlierEventId, eventDigests, shardOfEventId } from "../src/core/event-id.ts";
-import { jumpHash, mergePages, placeEvent, shardFor, writableShards, type ShardPage } from "../src/core/shards.ts";
+import {
+  jumpHash,
+  mergePages,
+  placeEvent,
+  shardFor,
+  shardsInWindow,
+  writableShards,
+  type ShardPage,
+} from "../src/core/shards.ts";
 
 /** Issue #24: placement from signed bytes, the map's versions, and exact merged pages. Pure. */
 const keys = Array.from({ length: 4000 }, (_, i) => BigInt.asUintN(64, BigInt(i) * 0x9e3779b97f4a7c15n + 12345n));
@@ -122,6 +130,18 @@ describe("placement", () => {
       expect(placeEvent(d, versions, WINDOW + 1_000, WINDOW).earlier).toEqual(expected.slice(0, -1));
     }
     expect(both).toBeGreaterThan(5);
+  });
+
+  it("the shards an order may be in within the window are the ones placeEvent looks in", async () => {
+    const versions = [map(3, [0, 1, 2], 7_200_000), map(2, [0, 1], 3_600_000), map(1, [0], 0)];
+    for (let i = 0; i < 40; i++) {
+      const d = await digestsOf("weedmaps", `w-${i}`, `k-${i}`);
+      const p = placeEvent(d, versions, 7_300_000, WINDOW);
+      expect(new Set(shardsInWindow(d.object, versions, 7_300_000, WINDOW))).toEqual(
+        new Set([p.shard, ...p.earlier.map((e) => e.shard)]),
+      );
+      expect(shardsInWindow(d.object, versions, 7_200_000 + WINDOW, WINDOW)).toEqual([p.shard]);
+    }
   });
 
   it("an event with no object id is placed by its own identity", async () => {

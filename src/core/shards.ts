@@ -56,6 +56,26 @@ export interface Placement {
   earlier: readonly { shard: number; id: string }[];
 }
 
+/**
+ * The shards an object's events may be in from the map versions current at some moment of the retry window:
+ * `versions` newest first. Before version 1 every event was in shard 0.
+ */
+export function shardsInWindow(
+  objectDigest: string,
+  versions: readonly ShardMapVersion[],
+  now: number,
+  retryWindowMs: number,
+): number[] {
+  const shards = new Set([shardFor(objectDigest, versions[0]!)]);
+  for (let i = 1; i < versions.length; i++) {
+    if (now - versions[i - 1]!.createdAt >= retryWindowMs) break;
+    shards.add(shardFor(objectDigest, versions[i]!));
+  }
+  const first = versions.find((v) => v.version === 1);
+  if (first && now - first.createdAt < retryWindowMs) shards.add(0);
+  return [...shards];
+}
+
 /** `versions`: the map's versions, newest first (at least the current one). */
 export function placeEvent(
   digests: EventDigests,

@@ -41,7 +41,7 @@ import { logEvent } from "../telemetry/log.ts";
 import { runReplayPage } from "./replay.ts";
 import { errorMessage } from "../core/errors.ts";
 import { objectDigest, shardOfEventId } from "../core/event-id.ts";
-import { shardFor, writableShards } from "../core/shards.ts";
+import { shardsInWindow, writableShards } from "../core/shards.ts";
 import { shardMaps } from "../storage/shard-maps.ts";
 import { configuredShardDb, eventDbOrNull } from "./shards.ts";
 
@@ -124,11 +124,9 @@ async function otherOrderingShards(
   const maps = await shardMaps(env.DB, (readOnly) => writableShards(config.storage.shards, readOnly), now);
   if (now - maps.current.createdAt >= config.storage.retryWindowHours * 3_600_000) return [];
   const digest = await objectDigest(event.source, event.providerId!);
-  // Version 1 is the switch to ids that name their shard: before it, every event was in shard 0.
-  const previous = maps.previous ? shardFor(digest, maps.previous) : maps.current.version === 1 ? 0 : null;
-  const own = shardOfEventId(event.id);
-  const others = new Set([shardFor(digest, maps.current), ...(previous === null ? [] : [previous])]);
-  others.delete(own ?? -1);
+  // Every shard a map version current within the window placed the order in (ingest matches retries the same way).
+  const others = new Set(shardsInWindow(digest, maps.versions, now, config.storage.retryWindowHours * 3_600_000));
+  others.delete(shardOfEventId(event.id) ?? -1);
   return [...others].flatMap((shard) => configuredShardDb(env, config, shard) ?? []);
 }
 

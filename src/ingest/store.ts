@@ -127,8 +127,16 @@ async function storeInShards(
   rows: readonly { event: NewEvent; deliveries: ReturnType<typeof plannedDeliveries> }[],
 ): Promise<InsertResult[]> {
   const results: InsertResult[] = new Array(rows.length);
+  // An earlier map may name a shard the config no longer has (shards are never to be removed, docs/configuration.md):
+  // nothing there is reachable, so it is not looked in, rather than failing every insert of the retry window.
+  const configured = new Set(config.storage.shards.map((s) => s.id));
   const found = await Promise.all(
-    rows.map(({ event }) => findInEarlierShards((shard) => shardDb(env, config, shard), event)),
+    rows.map(({ event }) =>
+      findInEarlierShards((shard) => shardDb(env, config, shard), {
+        ...event,
+        earlier: event.earlier?.filter((e) => configured.has(e.shard)),
+      }),
+    ),
   );
   const toInsert = rows
     .map((row, i) => ({ row, i }))
