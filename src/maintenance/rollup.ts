@@ -57,9 +57,11 @@ async function rollUpShard(
     const rows = await eventsAfter(shard.db, position, before, ROLLUP_SLICE);
     full = rows.length === ROLLUP_SLICE;
     const last = rows.at(-1);
-    // Nothing new: the cursor still moves up to the lag line, so the overview can say how current it is.
+    // A slice that is not full read every event before the lag line: the cursor moves up to the line, as it does
+    // when nothing is new, so "counted up to" (the oldest shard's cursor) is how current the walk is, not the time
+    // of some shard's last event.
     const next = last
-      ? { receivedAt: last.receivedAt, id: last.id }
+      ? { receivedAt: full ? last.receivedAt : Math.max(last.receivedAt, before - 1), id: last.id }
       : { receivedAt: Math.max(position.receivedAt, before - 1), id: position.id };
     if (!last && cursor && next.receivedAt === position.receivedAt) break;
     const forgetBefore = hourOf(now) - ROLLUP_KEEP_HOURS * HOUR_MS;
