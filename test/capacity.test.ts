@@ -7,7 +7,14 @@ import { eventDigests, shardOfEventId } from "../src/core/event-id.ts";
 import { shardFor } from "../src/core/shards.ts";
 import { sha256Hex } from "../src/core/signatures/inbound.ts";
 import { forgetShardMaps } from "../src/storage/shard-maps.ts";
-import { captureDeliveryQueue, gatesOfItsOwn, ManualClock, ROUTER, stubDestinations } from "./helpers.ts";
+import {
+  captureDeliveryQueue,
+  gatesOfItsOwn,
+  interceptPrepare,
+  ManualClock,
+  ROUTER,
+  stubDestinations,
+} from "./helpers.ts";
 
 // Issue #24, item 3, for every shard (shard 0, `DB`, and shard 1, `SHARD_1`): D1's own size recorded after ingest at
 // most once a minute per shard, the same figures in the admin API and on the dashboard, alerts at 70 and 85 %, a
@@ -448,14 +455,9 @@ describe("storage_full", () => {
       run: () => Promise.reject(full),
       first: () => Promise.reject(full),
     };
-    const db = new Proxy(env.DB, {
-      get(target, property) {
-        if (property === "prepare")
-          return (query: string) => (/INSERT INTO events/i.test(query) ? refusing : target.prepare(query));
-        const value = Reflect.get(target, property);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const db = interceptPrepare(env.DB, (query, real) =>
+      /INSERT INTO events/i.test(query) ? (refusing as unknown as D1PreparedStatement) : real(query),
+    );
     const before = await eventCount();
     const res = await ingest(0, undefined, { DB: db });
     expect(res.status).toBe(503);

@@ -4,7 +4,16 @@ import { createWorker } from "../src/app/worker.ts";
 import { objectDigest, shardOfEventId } from "../src/core/event-id.ts";
 import { shardFor } from "../src/core/shards.ts";
 import { sha256Hex } from "../src/core/signatures/inbound.ts";
-import { adminFetch, dbOfEvent, fixture, ManualClock, post, postWeedmaps, weedmapsSignature } from "./helpers.ts";
+import {
+  adminFetch,
+  dbOfEvent,
+  fixture,
+  interceptPrepare,
+  ManualClock,
+  post,
+  postWeedmaps,
+  weedmapsSignature,
+} from "./helpers.ts";
 
 /**
  * Issue #24: event ids begin with their shard and a digest of their order (src/core/event-id.ts), so an order's
@@ -192,26 +201,19 @@ describe("cost", () => {
     await ingest("weedmaps/in-progress", orderId);
     const seen: { db: D1Database; sql: string; params: unknown[] }[] = [];
     const capture = (db: D1Database) =>
-      new Proxy(db, {
-        get(target, property) {
-          if (property === "prepare")
-            return (sql: string) => {
-              const statement = target.prepare(sql);
-              return new Proxy(statement, {
-                get(s, p) {
-                  if (p === "bind")
-                    return (...params: unknown[]) => {
-                      seen.push({ db, sql, params });
-                      return s.bind(...params);
-                    };
-                  const value = Reflect.get(s, p);
-                  return typeof value === "function" ? value.bind(s) : value;
-                },
-              });
-            };
-          const value = Reflect.get(target, property);
-          return typeof value === "function" ? value.bind(target) : value;
-        },
+      interceptPrepare(db, (sql, real) => {
+        const statement = real(sql);
+        return new Proxy(statement, {
+          get(s, p) {
+            if (p === "bind")
+              return (...params: unknown[]) => {
+                seen.push({ db, sql, params });
+                return s.bind(...params);
+              };
+            const value = Reflect.get(s, p);
+            return typeof value === "function" ? value.bind(s) : value;
+          },
+        });
       });
     const worker = createWorker({ clock: new ManualClock(Date.now()) });
     const ctx = { waitUntil: () => undefined, passThroughOnException: () => undefined, props: {} };

@@ -387,3 +387,21 @@ export function identifierFor(
       ...overrides,
     });
 }
+
+/**
+ * A D1 binding whose `prepare` goes through `prepare(sql, real)`, every other member the real binding's: tests
+ * count, capture or refuse statements with it, against the real database. A statement it returns must be the
+ * runtime's own by the time it reaches `batch()` (a proxy's `bind` should return the real `bind`'s result).
+ */
+export function interceptPrepare(
+  db: D1Database,
+  prepare: (sql: string, real: (sql: string) => D1PreparedStatement) => D1PreparedStatement,
+): D1Database {
+  return new Proxy(db, {
+    get(target, property) {
+      if (property === "prepare") return (sql: string) => prepare(sql, (query) => target.prepare(query));
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}

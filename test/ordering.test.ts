@@ -14,6 +14,7 @@ import {
   ManualClock,
   post,
   stubDestinations,
+  interceptPrepare,
 } from "./helpers.ts";
 
 // The tests of a file share its database: each counts only the rows it adds.
@@ -62,16 +63,9 @@ describe("ordering across a change of the shard map", () => {
   /** env with its DB counting the statements that read ordering state there. */
   function countingOrderingReads(): { env: Env; reads: () => number } {
     let reads = 0;
-    const db = new Proxy(env.DB, {
-      get(target, property) {
-        if (property === "prepare")
-          return (sql: string) => {
-            if (sql.includes("FROM latest_deliveries")) reads++;
-            return target.prepare(sql);
-          };
-        const value = Reflect.get(target, property);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
+    const db = interceptPrepare(env.DB, (sql, real) => {
+      if (sql.includes("FROM latest_deliveries")) reads++;
+      return real(sql);
     });
     return { env: { ...env, DB: db } as Env, reads: () => reads };
   }

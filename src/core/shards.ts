@@ -57,22 +57,28 @@ export interface Placement {
 }
 
 /**
- * The shards an object's events may be in from the map versions current at some moment of the retry window:
- * `versions` newest first. Before version 1 every event was in shard 0.
+ * The map versions that were current at some moment of the retry window, newest first (`versions` newest first,
+ * the current one included): version i was current until version i - 1 came. `earlierForm`: the ids before version
+ * 1 (`evt_<32 hex>`, all in shard 0) were current within the window too.
  */
+function versionsInWindow(versions: readonly ShardMapVersion[], now: number, retryWindowMs: number) {
+  const current: ShardMapVersion[] = [versions[0]!];
+  for (let i = 1; i < versions.length && now - versions[i - 1]!.createdAt < retryWindowMs; i++)
+    current.push(versions[i]!);
+  const first = versions.find((v) => v.version === 1);
+  return { versions: current, earlierForm: first !== undefined && now - first.createdAt < retryWindowMs };
+}
+
+/** The shards an object's events may be in: where each map version current within the retry window placed it. */
 export function shardsInWindow(
   objectDigest: string,
   versions: readonly ShardMapVersion[],
   now: number,
   retryWindowMs: number,
 ): number[] {
-  const shards = new Set([shardFor(objectDigest, versions[0]!)]);
-  for (let i = 1; i < versions.length; i++) {
-    if (now - versions[i - 1]!.createdAt >= retryWindowMs) break;
-    shards.add(shardFor(objectDigest, versions[i]!));
-  }
-  const first = versions.find((v) => v.version === 1);
-  if (first && now - first.createdAt < retryWindowMs) shards.add(0);
+  const window = versionsInWindow(versions, now, retryWindowMs);
+  const shards = new Set(window.versions.map((v) => shardFor(objectDigest, v)));
+  if (window.earlierForm) shards.add(0);
   return [...shards];
 }
 
@@ -83,18 +89,15 @@ export function placeEvent(
   now: number,
   retryWindowMs: number,
 ): Placement {
-  const current = versions[0]!;
-  const shard = shardFor(digests.object, current);
+  const shard = shardFor(digests.object, versions[0]!);
   const id = eventIdOf(shard, digests);
+  const window = versionsInWindow(versions, now, retryWindowMs);
   const earlier = new Map<string, number>();
-  for (let i = 1; i < versions.length; i++) {
-    // Version i was current until version i - 1 came: a candidate while that change is within the window.
-    if (now - versions[i - 1]!.createdAt >= retryWindowMs) break;
-    const before = shardFor(digests.object, versions[i]!);
+  for (const version of window.versions.slice(1)) {
+    const before = shardFor(digests.object, version);
     earlier.set(eventIdOf(before, digests), before);
   }
-  const first = versions.find((v) => v.version === 1);
-  if (first && now - first.createdAt < retryWindowMs) earlier.set(earlierEventId(digests), 0);
+  if (window.earlierForm) earlier.set(earlierEventId(digests), 0);
   earlier.delete(id);
   return { shard, id, earlier: [...earlier].map(([earlierId, s]) => ({ shard: s, id: earlierId })) };
 }

@@ -1,7 +1,8 @@
 /**
  * The shard map's versions (migrations/0012, 0013), in the control database. Ingest places each event with the
- * newest version and, within the retry window after it, the one before (src/core/shards.ts). Both are kept per
- * isolate for a minute: one small read a minute, not one per event. When the configured shards (less those the
+ * newest version and, within the retry window, matches where the versions before it placed the same event
+ * (src/core/shards.ts). The newest versions are kept per isolate for a minute: one small read a minute, not one per
+ * event. When the configured shards (less those the
  * capacity watch made read-only) differ from the newest version, the first isolate to notice writes the next one;
  * a concurrent writer of the same version loses to the primary key and reads the winner's.
  */
@@ -11,7 +12,6 @@ const CACHE_MS = 60_000;
 
 export interface ShardMaps {
   current: ShardMapVersion;
-  previous: ShardMapVersion | null;
   /** The newest versions, newest first (current first): what a retry window can reach back to. */
   versions: readonly ShardMapVersion[];
 }
@@ -64,17 +64,9 @@ export async function shardMaps(
       .run();
     ({ versions } = await readMaps(control));
   }
-  const maps = { current: versions[0]!, previous: versions[1] ?? null, versions };
+  const maps = { current: versions[0]!, versions };
   cached = { at: now, key, maps };
   return maps;
-}
-
-/** Every version of the map, newest first: the admin's view of when shards were added or made read-only. */
-export async function listShardMaps(control: D1Database): Promise<(ShardMapVersion & { reason: string })[]> {
-  const { results } = await control
-    .prepare("SELECT version, writable, created_at, reason FROM shard_maps ORDER BY version DESC LIMIT 100")
-    .all<Row & { reason: string }>();
-  return results.map((r) => ({ ...toVersion(r), reason: r.reason }));
 }
 
 /** The shards made read-only at run time (the capacity watch), as the control database lists them. */
