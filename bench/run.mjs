@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench` (full, about 6.5 min on 2 cores, 40 s of it the dashboard's 100,000 events) and `npm run bench:smoke`
+// `npm run bench` (full, about 6.5 min on 2 cores, 2 min of it the dashboard's 100,000 events on 1, 2 and 4 shards) and `npm run bench:smoke`
 // (tiny load, about 1.5 min, asserts nothing about speed). Starts everything on 127.0.0.1 with the runtime the router runs on (workerd through `wrangler dev`),
 // measures the six scenarios of issue #6 against a bare Worker in the same run, prints a table, writes
 // bench/results.json (or results.smoke.json) and bench/REPORT.md (or REPORT.smoke.md), and stops all it started.
@@ -23,6 +23,7 @@ import {
   queueConsumers,
   ROOT,
   startBaseline,
+  startE2eFloor,
   shardedIngestConfig,
   startRouter,
 } from "./lib/workers.mjs";
@@ -33,6 +34,7 @@ import { buildConfigSchema } from "../src/core/config/schema.ts";
 import { BUILTIN_PROVIDERS } from "../src/core/providers/registry.ts";
 import { EventPayloads } from "../src/storage/payloads.ts";
 import { measureStorage } from "./lib/storage.mjs";
+import { createProgress } from "../scripts/progress.mjs";
 
 const SMOKE = process.argv.includes("--smoke");
 // `--dashboard-only`: only the dashboard scenario, merged into the results file of the last run (results.json, or
@@ -55,11 +57,15 @@ const P = SMOKE
       s4Amount: 10,
       s5Events: 10,
       s5Rate: 10,
+      e2eEvents: 20,
+      e2eRounds: 1,
+      e2eConnections: 4,
       s6Events: 3,
       s7Rounds: 1,
       s7S: 1,
       shardCounts: [], // the full run measures 1, 2 and 4; CI keeps to its ten minutes (tests cover the shards)
       dashboardEvents: [200, 2_000],
+      dashboardShards: [1], // the full run: 1, 2 and 4 (2 more here would add about 20 s to CI)
     }
   : {
       warmupS: 3,
@@ -73,11 +79,15 @@ const P = SMOKE
       s4Amount: 1000,
       s5Events: 200,
       s5Rate: 20,
+      e2eEvents: 300,
+      e2eRounds: 2,
+      e2eConnections: 16,
       s6Events: 30,
       s7Rounds: 4,
       s7S: 4,
       shardCounts: [1, 2, 4],
       dashboardEvents: [10_000, 100_000],
+      dashboardShards: [1, 2, 4],
     };
 // The issue's concurrency; the smoke run only needs a few requests in flight to exercise the same code.
 const CONCURRENCY = SMOKE ? 4 : 32;
@@ -262,6 +272,44 @@ function log(message) {
 }
 const T0 = performance.now();
 
+/**
+ * The run's steps for "step n of N" (scripts/progress.mjs), each weighted by about the seconds it takes: the load it
+ * sends (rounds × targets × seconds, or requests at a few ms each) plus its workers' start. The sums come near the
+ * measured wall times (654 s full, 139 s smoke); only their proportions shape the estimate.
+ */
+function benchSteps() {
+  const byAmount = (requests) => requests * 0.01;
+  return [
+    { name: "setup", weight: 20 + 2 * P.warmupS },
+    { name: "scenario 1", weight: P.rounds * 3 * P.s1S + byAmount(3 * P.c1Amount) },
+    ...P.shardCounts.map((count) => ({ name: `shards ${count}`, weight: 10 + P.warmupS + P.rounds * 2 * P.s1S })),
+    ...["1 KB", "10 KB", "100 KB"].map((label) => ({ name: `scenario 2 ${label}`, weight: P.rounds * 2 * P.s2S })),
+    { name: "scenario 3", weight: P.s3Rounds * 5 * P.s3S + byAmount(6 * P.c1Amount) },
+    { name: "scenario 4", weight: 2 + 5 * P.s4Amount * 0.008 },
+    // With the full router's start and its warm-up event.
+    { name: "scenario 7", weight: 12 + P.warmupS + 2 * P.s7Rounds * 2 * P.s7S + byAmount(2 * P.c1Amount) },
+    { name: "scenario 5", weight: 5 + P.s5Events / P.s5Rate },
+    { name: "scenario 5b", weight: 5 + (P.e2eRounds * 2 * P.e2eEvents) / 30 },
+    ...["happy", "retry", "ordered"].map((kind) => ({ name: `scenario 6 ${kind}`, weight: 2 + P.s6Events * 0.3 })),
+    // With stopping the workers and measuring the storage the events take.
+    { name: "scenario 8", weight: 25 },
+    { name: "maintenance", weight: 25 },
+    ...dashboardSteps(),
+  ];
+}
+
+/** The dashboard: seeding its events (about 2,500 a second) and the page views, once per shard count. */
+function dashboardSteps() {
+  const events = P.dashboardEvents.reduce((sum, n) => sum + n, 0);
+  return [{ name: "dashboard", weight: P.dashboardShards.length * (10 + events / 2_500) }];
+}
+
+let progress = createProgress(benchSteps());
+/** A scenario's first line, with how far the run is: "(step 3 of 18, 1m 05s elapsed, about 9m 40s left)". */
+function logStep(step, message) {
+  log(`${message} (${progress.step(step)})`);
+}
+
 let prefixCounter = 0;
 /** A fresh id prefix per request source: no orderId repeats within the run. */
 const requests = (options) => weedmapsRequests({ secret: WEEDMAPS_SECRET, prefix: ++prefixCounter, ...options });
@@ -402,18 +450,26 @@ function tally(lines) {
   const fetches = lines.filter((line) => line.handler === "fetch");
   const queues = lines.filter((line) => line.handler === "queue");
   const gates = lines.filter((line) => line.handler === "gate");
+  // The capacity watch records each shard's size at most once a minute per isolate (src/control/capacity.ts): a
+  // cost per minute, not per event, so it is counted apart and priced per month in the report.
+  const capacity = lines.filter((line) => line.handler === "capacity");
+  const billed = lines.filter((line) => line.handler !== "capacity");
   return {
     fetchInvocations: fetches.length,
     queueInvocations: queues.length,
     queueMessagesRead: sum(queues, "messages"),
-    queueMessagesSent: sum(lines, "queueMessagesSent"),
-    d1Queries: sum(lines, "d1Queries"),
-    d1RowsRead: sum(lines, "d1RowsRead"),
-    d1RowsWritten: sum(lines, "d1RowsWritten"),
+    queueMessagesSent: sum(billed, "queueMessagesSent"),
+    d1Queries: sum(billed, "d1Queries"),
+    d1RowsRead: sum(billed, "d1RowsRead"),
+    d1RowsWritten: sum(billed, "d1RowsWritten"),
+    capacityRecords: capacity.length,
+    capacityD1Queries: sum(capacity, "d1Queries"),
+    capacityRowsRead: sum(capacity, "d1RowsRead"),
+    capacityRowsWritten: sum(capacity, "d1RowsWritten"),
     ingestD1Queries: sum(fetches, "d1Queries"),
     ingestRowsWritten: sum(fetches, "d1RowsWritten"),
     // The Worker's calls to the destinations' objects, and alarms (the object's own invocations); their storage.
-    gateCalls: sum(lines, "gateCalls"),
+    gateCalls: sum(billed, "gateCalls"),
     gateAlarms: gates.filter((line) => line.method === "alarm").length,
     gateRowsWritten: sum(gates, "gateRowsWritten"),
     gateRowsRead: sum(gates, "gateRowsRead"),
@@ -495,6 +551,138 @@ async function measurePause(router, receiver) {
   };
 }
 
+/**
+ * One burst of `P.e2eEvents` Creates, `P.e2eConnections` at a time, then until each event has arrived at all three
+ * destinations. Throughput is the events fully delivered per second from the first send to the last arrival.
+ */
+async function burstToArrival(receiver, send, group) {
+  await receiver.ask("reset");
+  const cpuBefore = groupCpuMs(group);
+  const acks = new Map();
+  let errors = 0;
+  let sent = 0;
+  const startedAt = performance.timeOrigin + performance.now();
+  await Promise.all(
+    Array.from({ length: P.e2eConnections }, async () => {
+      while (sent < P.e2eEvents) {
+        sent += 1;
+        try {
+          const { eventId, ackAt } = await send();
+          acks.set(eventId, ackAt);
+        } catch {
+          errors += 1;
+        }
+      }
+    }),
+  );
+  let arrivals = [];
+  const arrivedAt = new Map();
+  try {
+    await waitFor(
+      async () => {
+        arrivals = (await receiver.ask("arrivals")).arrivals.filter((a) => a[3] === 200 && acks.has(a[0]));
+        return new Set(arrivals.map((a) => `${a[0]} ${a[1]}`)).size >= 3 * acks.size;
+      },
+      "every delivery of the burst",
+      120_000,
+      100,
+    );
+  } catch (err) {
+    log(`warning: ${err.message}`);
+  }
+  const paths = new Map();
+  for (const a of arrivals) {
+    paths.set(a[0], (paths.get(a[0]) ?? new Set()).add(a[1]));
+    arrivedAt.set(a[0], Math.max(arrivedAt.get(a[0]) ?? -Infinity, a[4]));
+  }
+  const cpuAfter = groupCpuMs(group);
+  const complete = [...arrivedAt].filter(([id]) => paths.get(id).size >= 3);
+  const seconds = complete.length ? (Math.max(...complete.map(([, t]) => t)) - startedAt) / 1000 : null;
+  return {
+    events: acks.size,
+    errors,
+    complete: complete.length,
+    seconds,
+    latencies: complete.map(([id, t]) => t - acks.get(id)),
+    // The Worker's process group: ingest, the consumer, local D1, Queues and Durable Objects all run in it.
+    cpuMs: cpuBefore && cpuAfter ? cpuAfter.runtime - cpuBefore.runtime : null,
+  };
+}
+
+/**
+ * Scenario 5b: the router end to end (ingest, queue, consumer, three POSTs, the outcomes recorded) against the I/O
+ * floor doing the same durable steps and nothing else: the bare Worker's insert and send, and a consumer that reads
+ * the row, POSTs it to three URLs and records the outcomes (bench/baseline/index.js), under the same queue settings.
+ * Alternating bursts, so background load falls on both alike.
+ */
+async function measureEndToEndFloor(router, receiver, work) {
+  const floor = await startE2eFloor({ workDir: work, persistTo: path.join(work, "state-e2e-floor") });
+  try {
+    const ours = requests({ size: 5120, merchantId: "4242" });
+    const theirs = requests({ size: 5120, merchantId: "4242" });
+    const deliverTo = ["f01", "f02", "f03"].map((d) => `${receiver.url}/d/${d}`).join(",");
+    const sendFloor = async () => {
+      const request = theirs.next();
+      const response = await fetch(floor.url, {
+        method: "POST",
+        headers: { ...request.headers, "x-bench-floor": "1", "x-bench-deliver": deliverTo },
+        body: request.body,
+      });
+      const text = await response.text();
+      const ackAt = performance.timeOrigin + performance.now();
+      if (response.status !== 200) throw new Error(`the floor answered ${response.status}`);
+      return { eventId: JSON.parse(text).eventId, ackAt };
+    };
+    const runs = { ours: [], floor: [] };
+    // One small burst each first: isolates, connections and the consumers warm.
+    for (const send of [() => sendCreate(`${router.url}${ingestPath("4242")}`, ours.next()), sendFloor]) await send();
+    for (let r = 0; r < P.e2eRounds; r++) {
+      runs.ours.push(
+        await burstToArrival(
+          receiver,
+          () => sendCreate(`${router.url}${ingestPath("4242")}`, ours.next()),
+          router.child,
+        ),
+      );
+      runs.floor.push(await burstToArrival(receiver, sendFloor, floor.child));
+    }
+    const summary = (list) => {
+      const latencies = list.flatMap((r) => r.latencies).sort((a, b) => a - b);
+      const seconds = list.reduce((sum, r) => sum + (r.seconds ?? 0), 0);
+      const complete = list.reduce((sum, r) => sum + r.complete, 0);
+      const cpu = list.every((r) => r.cpuMs !== null) ? list.reduce((sum, r) => sum + r.cpuMs, 0) : null;
+      return {
+        runtimeCpuMsPerEvent: cpu !== null && complete ? round(cpu / complete) : null,
+        events: list.reduce((sum, r) => sum + r.events, 0),
+        errors: list.reduce((sum, r) => sum + r.errors, 0),
+        complete,
+        seconds: round(seconds, 2),
+        eventsPerSecond: seconds ? round(complete / seconds) : null,
+        p50: round(percentile(latencies, 50)),
+        p99: round(percentile(latencies, 99)),
+      };
+    };
+    const o = summary(runs.ours);
+    const f = summary(runs.floor);
+    return {
+      title: "End to end to three destinations against the I/O floor",
+      eventsPerRound: P.e2eEvents,
+      rounds: P.e2eRounds,
+      connections: P.e2eConnections,
+      ours: o,
+      floor: f,
+      ratio: {
+        eventsPerSecond: ratio(o.eventsPerSecond, f.eventsPerSecond),
+        p50: ratio(o.p50, f.p50),
+        p99: ratio(o.p99, f.p99),
+        runtimeCpuMsPerEvent: ratio(o.runtimeCpuMsPerEvent, f.runtimeCpuMsPerEvent),
+      },
+    };
+  } finally {
+    await stop(floor.child);
+  }
+}
+
 /** Per-event operations and their price, from the usage lines of `events` events. */
 function perEvent(counts, events) {
   const per = (value) => round(value / events, 3);
@@ -538,6 +726,13 @@ function perEvent(counts, events) {
   return {
     events,
     perEvent: ops,
+    // Whole records over the measurement, not per event: see tally().
+    capacityWatch: {
+      records: counts.capacityRecords,
+      d1Queries: counts.capacityD1Queries,
+      rowsRead: counts.capacityRowsRead,
+      rowsWritten: counts.capacityRowsWritten,
+    },
     costPerMillionEvents: cost(ops.workerInvocations),
     costPerMillionEventsUnbatched: cost(ops.workerInvocationsUnbatched),
   };
@@ -565,40 +760,59 @@ function gitCommits() {
 }
 
 /**
- * The dashboard's page views at two table sizes (bench/lib/dashboard.mjs), on a migrated database of their own: the
- * router from the same bundle, without its queue consumer, with the repo's router.config.json and USAGE_LOG on.
+ * The dashboard's page views at two table sizes and on `P.dashboardShards` shards (bench/lib/dashboard.mjs), on
+ * migrated databases of their own: the router from the same bundle, without its queue consumer, with the repo's
+ * router.config.json (its `storage.shards` set to each count's) and USAGE_LOG on.
  */
 async function runDashboard({ bundle, work, persistTo }) {
   const started = performance.now();
-  log(
-    `dashboard: page views with ${P.dashboardEvents.map((n) => n.toLocaleString("en-US")).join(" and ")} events stored`,
+  logStep(
+    "dashboard",
+    `dashboard: page views with ${P.dashboardEvents.map((n) => n.toLocaleString("en-US")).join(" and ")} events stored, on ${P.dashboardShards.join(", ")} shard(s)`,
   );
+  const repoConfig = JSON.parse(readFileSync(path.join(ROOT, "router.config.json"), "utf8"));
+  // `persistTo` has wrangler.toml's databases migrated (the repo config's shards); more are bound and migrated here.
+  const largest = Math.max(...P.dashboardShards);
+  const { file, storage } =
+    largest > repoConfig.storage.shards.length
+      ? shardedIngestConfig(work, persistTo, largest)
+      : { file: ingestOnlyConfig(work), storage: repoConfig.storage };
+  const setupSeconds = (performance.now() - started) / 1000;
   const scenario = await measureDashboard({
     persistTo,
+    config: file,
+    storage,
+    shardCounts: P.dashboardShards,
     sizes: P.dashboardEvents,
     secrets,
     log,
-    start: (state) =>
+    start: (state, used) =>
       startRouter({
-        label: "router (dashboard)",
+        label: `router (dashboard, ${used.shards.length} shard${used.shards.length === 1 ? "" : "s"})`,
         bundle,
         persistTo: state,
-        config: ingestOnlyConfig(work),
-        vars: { USAGE_LOG: "true" },
+        config: file,
+        vars: {
+          USAGE_LOG: "true",
+          ROUTER_CONFIG: JSON.stringify({ ...repoConfig, storage: { ...repoConfig.storage, shards: used.shards } }),
+        },
       }),
   });
-  // The seeded database is large (hundreds of MB at 100,000 events): gone as soon as it has been measured.
+  // The seeded databases are large (hundreds of MB at 100,000 events): gone as soon as they have been measured.
   rmSync(persistTo, { recursive: true, force: true });
   return {
     ...scenario,
     date: new Date().toISOString(),
     commit: gitCommits(),
+    setupSeconds: round(setupSeconds, 1),
     seconds: round((performance.now() - started) / 1000, 1),
   };
 }
 
 /** `--dashboard-only`: the dashboard scenario alone, merged into the last run's results, and its report rewritten. */
 async function dashboardOnly() {
+  progress = createProgress([{ name: "setup", weight: 15 }, ...dashboardSteps()]);
+  progress.step("setup");
   const suffix = SMOKE ? ".smoke" : "";
   const file = path.join(BENCH, `results${suffix}.json`);
   let results;
@@ -622,6 +836,7 @@ async function dashboardOnly() {
     cleanUp();
   }
   results.parameters.dashboardEvents = P.dashboardEvents;
+  results.parameters.dashboardShards = P.dashboardShards;
   results.targets = evaluateTargets(results);
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(path.join(BENCH, `REPORT${suffix}.md`), renderReport(results));
@@ -640,7 +855,8 @@ async function main() {
     scenarios: {},
   };
   const countersAtStart = cpuCounters();
-  log(
+  logStep(
+    "setup",
     `${SMOKE ? "smoke" : "full"} run on ${results.machine.nproc} cores, ${results.machine.cpu}, Node ${results.machine.node}`,
   );
   const work = mkdtempSync(path.join(tmpdir(), "router-bench-"));
@@ -709,7 +925,7 @@ async function main() {
     await interleaved(pair({ size: 5120 }), { rounds: 1, seconds: P.warmupS });
 
     // --- 1. Weedmaps Create ingest, 5 KB, three destinations, concurrency 32 ------------------------------------
-    log(`scenario 1: Weedmaps Create 5 KB, 3 destinations, concurrency ${CONCURRENCY}`);
+    logStep("scenario 1", `scenario 1: Weedmaps Create 5 KB, 3 destinations, concurrency ${CONCURRENCY}`);
     // With the I/O floor beside the bare Worker: the router's own overhead is its ratio to the floor.
     const withFloor = () => {
       const targets = pair({ size: 5120 });
@@ -751,6 +967,7 @@ async function main() {
     };
     for (const count of P.shardCounts) {
       const state = path.join(work, `state-shards-${count}`);
+      logStep(`shards ${count}`, `shards ${count}: ingest against the I/O floor`);
       const { file, storage } = shardedIngestConfig(work, state, count);
       const sharded = await startRouter({
         label: `router (${count} shard${count === 1 ? "" : "s"})`,
@@ -794,7 +1011,7 @@ async function main() {
       ["10 KB", 10_240],
       ["100 KB", 102_400],
     ]) {
-      log(`scenario 2: body ${label}`);
+      logStep(`scenario 2 ${label}`, `scenario 2: body ${label}`);
       const s2 = await interleaved(pair({ size }), { rounds: P.rounds, seconds: P.s2S });
       results.scenarios.bodySize.rows.push({ label, bytes: size, ...compared(s2.ours, s2.baseline) });
     }
@@ -808,7 +1025,7 @@ async function main() {
     // Plus two rungs below one destination that split the hot path: an unrouted Create (verification, parsing,
     // routing and a one-statement D1 batch, no queue send) and, unloaded only, a bad signature (body read and HMAC
     // verification, then 401, nothing stored).
-    log("scenario 3: 1, 3 and 10 destinations (and unrouted)");
+    logStep("scenario 3", "scenario 3: 1, 3 and 10 destinations (and unrouted)");
     const fanoutTargets = {
       baseline: pair({ size: 5120 }).baseline,
       fanout0: pair({ size: 5120 }, UNROUTED_MERCHANT).ours,
@@ -849,7 +1066,7 @@ async function main() {
     };
 
     // --- 4. Draft proxy overhead -------------------------------------------------------------------------------
-    log("scenario 4: Weedmaps Draft through the router vs the responder directly");
+    logStep("scenario 4", "scenario 4: Weedmaps Draft through the router vs the responder directly");
     const draftSize = 1536;
     const s4 = await interleaved(
       {
@@ -932,7 +1149,7 @@ async function main() {
     };
 
     // --- 7. encryption at rest on and off --------------------------------------------------------------------
-    log("scenario 7: ingest with payload encryption on and off");
+    logStep("scenario 7", "scenario 7: ingest with payload encryption on and off");
     const encryption = (size) => ({
       on: {
         url: ingestRouter.url,
@@ -1001,7 +1218,7 @@ async function main() {
     );
 
     // --- 5. end-to-end delivery latency ------------------------------------------------------------------------
-    log(`scenario 5: ${P.s5Events} events at ${P.s5Rate}/s, ingest ack to arrival`);
+    logStep("scenario 5", `scenario 5: ${P.s5Events} events at ${P.s5Rate}/s, ingest ack to arrival`);
     await receiver.ask("reset");
     const from = router.child.lines.length;
     const s5Source = requests({ size: 5120, merchantId: "4242" });
@@ -1073,6 +1290,19 @@ async function main() {
       usage: perEvent(tally(usageLines(router, from)), s5Ids.size),
     };
 
+    // --- 5b. end to end against the I/O floor -------------------------------------------------------------------
+    logStep(
+      "scenario 5b",
+      `scenario 5b: ${P.e2eEvents} events at c=${P.e2eConnections} to the router and to the end-to-end floor, ${P.e2eRounds} round(s), until every delivery arrived`,
+    );
+    results.scenarios.endToEndFloor = await measureEndToEndFloor(router, receiver, work);
+    {
+      const { ours, floor: f } = results.scenarios.endToEndFloor;
+      log(
+        `scenario 5b: router ${ours.eventsPerSecond} events/s (p50 ${ours.p50} ms, ${ours.runtimeCpuMsPerEvent} ms CPU), floor ${f.eventsPerSecond} events/s (p50 ${f.p50} ms, ${f.runtimeCpuMsPerEvent} ms CPU)`,
+      );
+    }
+
     // --- 6. operations per event -------------------------------------------------------------------------------
     async function countedBatch(label, expectMessagesPerEvent, merchantId = "4242") {
       await receiver.ask("reset");
@@ -1105,14 +1335,17 @@ async function main() {
         failedAttempts: arrivals.filter((a) => a[3] !== 200).length,
       };
     }
-    log(`scenario 6: operations per event, happy path (${P.s6Events} events)`);
+    logStep("scenario 6 happy", `scenario 6: operations per event, happy path (${P.s6Events} events)`);
     const happy = await countedBatch("happy path", 1);
-    log(`scenario 6: operations per event, one retry on d02 (${P.s6Events} events)`);
+    logStep("scenario 6 retry", `scenario 6: operations per event, one retry on d02 (${P.s6Events} events)`);
     await receiver.ask("fail", { path: "/d/d02" });
     // The failing delivery is split off into a message of its own: two messages read per event.
     const retry = await countedBatch("one retry", 2);
     await receiver.ask("fail", { path: null });
-    log(`scenario 6: operations per event, happy path on a route with ordering: latest (${P.s6Events} events)`);
+    logStep(
+      "scenario 6 ordered",
+      `scenario 6: operations per event, happy path on a route with ordering: latest (${P.s6Events} events)`,
+    );
     const ordered = await countedBatch("ordering: latest", 1, ORDERED_MERCHANT);
     results.scenarios.operations = {
       title: "Operations and cost per event delivered to three destinations",
@@ -1123,7 +1356,7 @@ async function main() {
     };
 
     // --- 8. a paused destination -----------------------------------------------------------------------------
-    log(`scenario 8: d03 paused, ${P.s6Events} events held, an idle stretch, then resumed`);
+    logStep("scenario 8", `scenario 8: d03 paused, ${P.s6Events} events held, an idle stretch, then resumed`);
     results.scenarios.paused = await measurePause(router, receiver);
 
     await stop(router.child);
@@ -1131,13 +1364,15 @@ async function main() {
     await stop(receiver.child);
 
     // --- what the events take in the database, before the maintenance walk purges and deletes any ------------
-    results.scenarios.storage = measureStorage(fullState);
+    const keyRing = await parseKeyRing(secrets.PAYLOAD_KEYS ?? "");
+    if (!keyRing.ok) throw new Error(`.dev.vars.example has no usable PAYLOAD_KEYS: ${keyRing.reason}`);
+    results.scenarios.storage = await measureStorage(fullState, { mode: "encrypted", ring: keyRing.ring });
     log(
       `storage: ${results.scenarios.storage.bytesPerEvent?.toFixed(0)} B of database per event over ${results.scenarios.storage.events} events in ${results.scenarios.storage.databases} database(s)`,
     );
 
     // --- the maintenance walk's cost, on the database the full router left -------------------------------------
-    log("maintenance walk: re-wrap, nothing to do, purge, delete");
+    logStep("maintenance", "maintenance walk: re-wrap, nothing to do, purge, delete");
     // The horizons and slice size the router runs with: the benchmark config through the router's own schema.
     const { retention } = buildConfigSchema(BUILTIN_PROVIDERS).parse(config);
     results.scenarios.maintenance = await measureMaintenance({

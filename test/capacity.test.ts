@@ -158,6 +158,24 @@ describe("recording D1's size", () => {
     expect(rowsPerEvent).toBeLessThan(10);
   });
 
+  it("logs each record's own usage line when USAGE_LOG is on: it runs after the request's line, and is billed too", async () => {
+    const log = vi.spyOn(console, "log");
+    expect((await ingest(0, undefined, { USAGE_LOG: "true" })).status).toBe(200);
+    const lines = log.mock.calls
+      .map((call) => String(call[0]))
+      .filter((text) => text.includes('"event":"usage"'))
+      .map((text) => JSON.parse(text) as Record<string, unknown>);
+    const records = lines.filter((line) => line.handler === "capacity");
+    // Shard 0 took the event; shard 1 was read for the shard map (or not at all): one record each it saw.
+    expect(records.map((line) => line.shardId)).toContain(0);
+    const own = records.find((line) => line.shardId === 0)!;
+    // The record reads the shards' rows and the read-only list, and writes its shard's row.
+    expect(own.d1RowsWritten).toBeGreaterThanOrEqual(1);
+    expect(own.d1Queries).toBeGreaterThanOrEqual(3);
+    // The request's own line was written before the record ran, so the record is not in it.
+    expect(lines.findIndex((line) => line.handler === "fetch")).toBeLessThan(lines.indexOf(own));
+  });
+
   it("records every shard it sees: an event stored in shard 1 records SHARD_1's own size, beside shard 0's", async () => {
     expect((await ingest(1)).status).toBe(200);
     const one = await capacityRow(1);

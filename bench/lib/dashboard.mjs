@@ -1,22 +1,28 @@
 // The dashboard's page views against the number of events stored: what one view of each page costs in D1 rows read
 // and written, D1 statements and Durable Object calls, with 10,000 events stored and with 100,000 (the smoke run:
 // 200 and 2,000), read from the router's usage line of that one request (USAGE_LOG=true, src/telemetry/usage.ts).
+// Both sizes are measured with the events spread over 1, 2 and 4 shards (the smoke run: 1), each count on databases
+// of its own: a list page reads a bounded window from every shard and merges them, so its bound is per shard.
 //
 // The two sizes are one system at one ingest rate that has kept ten times the history: the small size is the most
 // recent 2.5 days, and the large one adds 22.5 days of older events before them. Every view below asks for the same
 // recent rows at both sizes (the newest page, the same order, merchant and time windows), so a page that reads more
 // at the large size is reading history it does not show: it scales with the events stored.
 //
-// The rows are generated here and written straight into the local D1 file while the router is stopped (node:sqlite),
-// after the repo's migrations; a few real signed events go through ingest as well, so the event page opens a real,
+// The rows are generated here (once per size, whatever the shard count) and written straight into the local D1 file
+// of each shard while the router is stopped (node:sqlite), after the repo's migrations: every event into the shard
+// the router's own jump hash gives its order (src/core/shards.ts), under the id that names that shard
+// (src/core/event-id.ts). A few real signed events go through ingest as well, so the event page opens a real,
 // encrypted body. The seeded bodies are stored unencrypted (no `payload_dek`), which src/storage/payloads.ts reads
 // as given in either mode; every generated `deliveries` array is parsed with the router's own DeliveryStatesSchema
 // before it is written.
-import { createHash, randomUUID } from "node:crypto";
-import { readdirSync } from "node:fs";
+import { createHash, createHmac, randomUUID } from "node:crypto";
+import { cpSync, existsSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { DeliveryStatesSchema } from "../../src/core/delivery-state.ts";
+import { eventIdOf } from "../../src/core/event-id.ts";
+import { shardFor } from "../../src/core/shards.ts";
 import { eventBuilder } from "../../scripts/events.mjs";
 import { routerConfig } from "../../scripts/local-env.mjs";
 import { sleep, stop, waitFor } from "../../scripts/procs.mjs";
@@ -50,12 +56,52 @@ const FAILURES = [
   ["http_429", 429, "Too Many Requests"],
 ];
 
-/** The local D1 file under a `--persist-to` directory. */
-export function localDatabase(persistTo) {
+const ROOT = path.resolve(import.meta.dirname, "../..");
+
+/** The `[[d1_databases]]` tables of a wrangler config, as {binding, databaseId}, in the file's order. */
+export function d1Databases(configFile = path.join(ROOT, "wrangler.toml")) {
+  const databases = [];
+  let table = null;
+  for (const line of readFileSync(configFile, "utf8").split("\n")) {
+    if (/^\s*\[/.test(line)) {
+      table = line.trim() === "[[d1_databases]]" ? {} : null;
+      if (table) databases.push(table);
+      continue;
+    }
+    const field = table && /^\s*(binding|database_id)\s*=\s*"([^"]+)"/.exec(line);
+    if (field) table[field[1] === "binding" ? "binding" : "databaseId"] = field[2];
+  }
+  return databases;
+}
+
+/**
+ * The local file of one D1 database under a `--persist-to` directory; by default the `DB` binding's (shard 0, the
+ * control database). Miniflare keeps each database in a Durable Object named by its `database_id`, and the file is
+ * named by the object's id, which it derives from the name as below: HMAC-SHA256 under the SHA-256 of the class's
+ * unique key, the name's MAC (16 bytes) then the MAC of that (16 bytes). Checked: a file that is not there throws.
+ */
+export function localDatabase(persistTo, databaseId = d1Databases()[0].databaseId) {
+  const key = createHash("sha256").update("miniflare-D1DatabaseObject").digest();
+  const name = createHmac("sha256", key).update(databaseId).digest().subarray(0, 16);
+  const mac = createHmac("sha256", key).update(name).digest().subarray(0, 16);
   const dir = path.join(persistTo, "v3", "d1", "miniflare-D1DatabaseObject");
-  const file = readdirSync(dir).find((f) => f.endsWith(".sqlite"));
-  if (!file) throw new Error(`no local D1 file under ${dir}`);
-  return path.join(dir, file);
+  const file = path.join(dir, `${Buffer.concat([name, mac]).toString("hex")}.sqlite`);
+  if (!existsSync(file))
+    throw new Error(
+      `no local D1 file for database ${databaseId} under ${dir}: not migrated, or miniflare names it otherwise`,
+    );
+  return file;
+}
+
+/** The local D1 file of each shard of `storage` (ids 0, 1, …), through the bindings `configFile` gives them. */
+export function shardDatabases(persistTo, configFile, storage) {
+  const databases = d1Databases(configFile);
+  return storage.shards.map(({ id, binding }, i) => {
+    if (id !== i) throw new Error(`storage.shards: shard ${id} at position ${i} (the seeding numbers shards 0, 1, …)`);
+    const database = databases.find((d) => d.binding === binding);
+    if (!database?.databaseId) throw new Error(`${configFile} has no D1 database bound as ${binding}`);
+    return localDatabase(persistTo, database.databaseId);
+  });
 }
 
 /** A small seeded PRNG (mulberry32): the same rows every run. */
@@ -101,14 +147,18 @@ export function schemaOf(persistTo) {
   }
 }
 
-/** How many events the stopped router's local D1 file holds. */
-export function eventCount(persistTo) {
-  const db = new DatabaseSync(localDatabase(persistTo), { readOnly: true });
-  try {
-    return db.prepare("SELECT count(*) AS n FROM events").get().n;
-  } finally {
-    db.close();
+/** How many events the stopped router's local D1 files hold (`where` them): `files`, or the `DB` binding's. */
+export function eventCount(persistTo, files = [localDatabase(persistTo)], where = "1") {
+  let n = 0;
+  for (const file of files) {
+    const db = new DatabaseSync(file, { readOnly: true });
+    try {
+      n += db.prepare(`SELECT count(*) AS n FROM events WHERE ${where}`).get().n;
+    } finally {
+      db.close();
+    }
   }
+  return n;
 }
 
 /**
@@ -320,8 +370,10 @@ function generate({ count, from, to, now, seed, prefix, schema }) {
       const pending = deliveries.filter((d) => d.status === "pending").map((d) => d.nextAttemptAt);
       const draft = type === "draft";
       const row = {
-        // src/core/event-id.ts: shard 0, the order's digest, then the identity's.
-        id: `evt_0_${sha256(`${source}\u0000${orderId}`).slice(0, 8)}${sha256(idempotencyKey).slice(0, 24)}`,
+        // src/core/event-id.ts: the shard, the order's digest, then the identity's; set when the shard is known.
+        id: null,
+        object: sha256(`${source}\u0000${orderId}`), // src/core/event-id.ts `objectDigest`: what places the event
+        identity: sha256(idempotencyKey),
         idempotency_key: idempotencyKey,
         ingest_id: randomUUID(),
         source,
@@ -361,37 +413,56 @@ function generate({ count, from, to, now, seed, prefix, schema }) {
   return { rows, columns, sampleOrder };
 }
 
-/** Writes the rows into the stopped router's D1 file in one transaction. */
-function insertRows(persistTo, { rows, columns }) {
-  const db = new DatabaseSync(localDatabase(persistTo));
-  try {
-    const insert = db.prepare(
-      `INSERT INTO events (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`,
-    );
-    db.exec("BEGIN");
-    for (const row of rows) insert.run(...columns.map((c) => row[c]));
-    db.exec("COMMIT");
-  } finally {
-    db.close();
-  }
-}
-
-/** Generates and writes `count` events received in [from, to); returns the timings and what was written. */
-export function seed(persistTo, options) {
+/**
+ * Generates `count` events received in [from, to), once for every shard count (ids are set when each is written);
+ * returns the rows with what they hold.
+ */
+export function generateBatch(options) {
   const started = performance.now();
   const generated = generate(options);
-  const generatedAt = performance.now();
-  insertRows(persistTo, generated);
-  const rows = generated.rows;
+  const { rows } = generated;
   return {
-    events: rows.length,
-    generateSeconds: (generatedAt - started) / 1000,
-    insertSeconds: (performance.now() - generatedAt) / 1000,
-    seconds: (performance.now() - started) / 1000,
-    withDeadDelivery: rows.filter((r) => r.dead_deliveries > 0).length,
-    replayed: rows.filter((r) => r.deliveries.includes('"generation":2')).length,
-    sampleOrder: generated.sampleOrder,
+    ...generated,
+    stats: {
+      events: rows.length,
+      generateSeconds: (performance.now() - started) / 1000,
+      withDeadDelivery: rows.filter((r) => r.dead_deliveries > 0).length,
+      replayed: rows.filter((r) => r.deliveries.includes('"generation":2')).length,
+    },
   };
+}
+
+/**
+ * Writes a generated batch into the stopped router's shard files (`files[i]` is shard i): each event into the shard
+ * the router's jump hash gives its order under a map of all of them (what the router's first map version is), with
+ * the id that names that shard. One transaction per shard, in key order (`events` is WITHOUT ROWID: the rows live in
+ * the primary key's b-tree, which appends faster than it inserts at random). Returns the time and the rows per
+ * shard.
+ */
+export function insertBatch(files, { rows, columns }) {
+  const started = performance.now();
+  const writable = files.map((_, i) => i);
+  const byShard = files.map(() => []);
+  for (const row of rows) {
+    const shard = shardFor(row.object, { writable });
+    byShard[shard].push({ id: eventIdOf(shard, row), row });
+  }
+  for (const [shard, list] of byShard.entries()) {
+    list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const db = new DatabaseSync(files[shard]);
+    try {
+      db.exec("PRAGMA synchronous = OFF"); // a bench's scratch copy: no fsync for each WAL checkpoint of the batch
+      const insert = db.prepare(
+        `INSERT INTO events (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`,
+      );
+      db.exec("BEGIN");
+      for (const { id, row } of list) insert.run(...columns.map((c) => (c === "id" ? id : row[c])));
+      db.exec("COMMIT");
+    } finally {
+      db.close();
+    }
+  }
+  return { seconds: (performance.now() - started) / 1000, perShard: byShard.map((list) => list.length) };
 }
 
 const usageLine = (line) => line.startsWith("{") && line.includes('"event":"usage"');
@@ -662,22 +733,63 @@ export function dashboardVerdicts(sizes) {
 }
 
 /**
- * `persistTo` is a freshly migrated `--persist-to` directory of the router's own, seeded here. `start(persistTo)`
- * starts the router on it (no queue consumer, USAGE_LOG on) and returns { child, url }. `sizes`: [small, large].
+ * How each view's rows read grow with the shard count, against the fewest shards measured (1), at each size. A list
+ * page reads a bounded window from every shard and merges them, so its bound is per shard: up to `shards` times the
+ * one-shard figure is that bound multiplied, not a scan. `factor`: rows read at that count over the fewest, at the
+ * larger size; `perShard`: the same over the shard ratio (1 when every shard adds a one-shard page, below 1 when part
+ * of the read does not repeat per shard).
  */
-export async function measureDashboard({ persistTo, sizes, start, secrets, log = () => undefined }) {
+export function shardGrowth(runs) {
+  const base = runs[0];
+  const keys = Object.keys(base.sizes.at(-1).views);
+  return Object.fromEntries(
+    keys.map((key) => {
+      const read = (run) => run.sizes.map(({ views }) => (views[key]?.state === "ok" ? views[key].d1RowsRead : null));
+      const rowsRead = Object.fromEntries(runs.map((run) => [run.shards, read(run)]));
+      const ref = rowsRead[base.shards].at(-1);
+      const factor = Object.fromEntries(
+        runs.map((run) => {
+          const rows = rowsRead[run.shards].at(-1);
+          return [run.shards, ref && rows !== null ? rows / ref : null];
+        }),
+      );
+      const perShard = Object.fromEntries(
+        runs.map((run) => [
+          run.shards,
+          factor[run.shards] === null ? null : factor[run.shards] / (run.shards / base.shards),
+        ]),
+      );
+      const verdictAt = (verdict) => runs.filter((r) => r.verdicts[key]?.verdict === verdict).map((r) => r.shards);
+      return [key, { rowsRead, factor, perShard, flatAt: verdictAt("flat"), scalesAt: verdictAt("scales") }];
+    }),
+  );
+}
+
+/**
+ * `persistTo` is a freshly migrated `--persist-to` directory of the router's own, whose wrangler config `config`
+ * binds every database of `storage` (the largest shard count's `storage.shards`); it is left as it is: each shard
+ * count runs on a copy of it, seeded here and deleted once measured. `start(persistTo, storage)` starts the router
+ * on it with that `storage` in its config (no queue consumer, USAGE_LOG on) and returns { child, url }. `sizes`:
+ * [small, large]; `shardCounts`: how many of `storage.shards` each run uses, e.g. [1, 2, 4].
+ */
+export async function measureDashboard({
+  persistTo,
+  config,
+  storage,
+  shardCounts = [1],
+  sizes,
+  start,
+  secrets,
+  log = () => undefined,
+}) {
   const [small, large] = sizes;
   const schema = schemaOf(persistTo);
   const anchor = Date.now();
   const realEvents = 4;
-  const seeding = [];
-  const results = [];
-  let context = null;
-  let cookie = null;
-
-  // The recent stretch, the small size.
-  seeding.push(
-    seed(persistTo, {
+  // Generated once for every shard count: the recent stretch (the small size), then ten times the history at the
+  // same rate, older events before it (what the large size adds).
+  const batches = [
+    generateBatch({
       count: small - realEvents,
       from: anchor - RECENT_DAYS * DAY,
       to: anchor,
@@ -686,62 +798,100 @@ export async function measureDashboard({ persistTo, sizes, start, secrets, log =
       prefix: "9",
       schema,
     }),
+    generateBatch({
+      count: large - small,
+      from: anchor - ((RECENT_DAYS * large) / small) * DAY,
+      to: anchor - RECENT_DAYS * DAY,
+      now: anchor,
+      seed: 2,
+      prefix: "8",
+      schema,
+    }),
+  ];
+  const generateSeconds = batches.reduce((n, b) => n + b.stats.generateSeconds, 0);
+  log(
+    `dashboard: generated ${batches.map((b) => b.stats.events).join(" + ")} events in ${generateSeconds.toFixed(1)} s`,
   );
-  log(`dashboard: seeded ${seeding[0].events} events in ${seeding[0].seconds.toFixed(1)} s`);
-  for (const [i, size] of sizes.entries()) {
-    if (i === 1) {
-      // Ten times the history at the same rate: older events before the recent stretch.
-      const older = seed(persistTo, {
-        count: large - small,
-        from: anchor - ((RECENT_DAYS * large) / small) * DAY,
-        to: anchor - RECENT_DAYS * DAY,
-        now: anchor,
-        seed: 2,
-        prefix: "8",
-        schema,
-      });
-      seeding.push(older);
-      log(`dashboard: seeded ${older.events} older events in ${older.seconds.toFixed(1)} s`);
-    }
-    const router = await start(persistTo);
+  const sampleOrder = batches[0].sampleOrder;
+  const runs = [];
+  for (const shards of shardCounts) {
+    const started = performance.now();
+    const used = { ...storage, shards: storage.shards.slice(0, shards) };
+    if (used.shards.length !== shards) throw new Error(`${shards} shards asked for, ${storage.shards.length} bound`);
+    const state = `${persistTo}-${shards}-shards`;
+    cpSync(persistTo, state, { recursive: true });
     try {
-      if (i === 0) {
-        const real = await ingestReal(router, secrets);
-        context = {
-          anchor,
-          sampleOrder: seeding[0].sampleOrder,
-          merchant: WEEDMAPS_MERCHANTS[0],
-          eventId: real[0].eventId,
-          real,
-        };
+      const files = shardDatabases(state, config, used);
+      const writes = [];
+      const results = [];
+      let context = null;
+      for (const [i, size] of sizes.entries()) {
+        const written = insertBatch(files, batches[i]);
+        writes.push({ events: batches[i].stats.events, ...written });
+        log(
+          `dashboard, ${shards} shard${shards === 1 ? "" : "s"}: wrote ${batches[i].stats.events} events in ${written.seconds.toFixed(1)} s (${written.perShard.join(" + ")})`,
+        );
+        const router = await start(state, used);
+        try {
+          if (i === 0) {
+            const real = await ingestReal(router, secrets);
+            context = { anchor, sampleOrder, merchant: WEEDMAPS_MERCHANTS[0], eventId: real[0].eventId, real };
+          }
+          // The Cron fills whatever the pages read from it (the overview's rollups, once they exist).
+          const cron = await cronBeforeViews(router, schema);
+          const cookie = await signIn(router, secrets.ADMIN_TOKEN);
+          const perShard = files.map((file) => eventCount(state, [file]));
+          const stored = perShard.reduce((a, b) => a + b, 0);
+          log(
+            `dashboard, ${shards} shard${shards === 1 ? "" : "s"}: ${stored} events stored, measuring ${viewList(context).length} views`,
+          );
+          const views = await measureViews(router, cookie, context);
+          results.push({
+            size,
+            eventsStored: stored,
+            eventsPerShard: perShard,
+            // What bounds the dead-letter reads of each shard (its pages and the overview's count stop at a limit).
+            deadEventsPerShard: schema.deadDeliveriesColumn
+              ? files.map((file) => eventCount(state, [file], "dead_deliveries > 0"))
+              : null,
+            cronBeforeViews: cron,
+            views,
+          });
+        } finally {
+          await stop(router.child);
+        }
       }
-      // The Cron fills whatever the pages read from it (the overview's rollups, once they exist).
-      const cron = await cronBeforeViews(router, schema);
-      cookie = await signIn(router, secrets.ADMIN_TOKEN);
-      const stored = eventCount(persistTo);
-      log(`dashboard: ${stored} events stored, measuring ${viewList(context).length} views`);
-      const views = await measureViews(router, cookie, context);
-      results.push({ size, eventsStored: stored, cronBeforeViews: cron, views });
+      runs.push({
+        shards,
+        storage: used,
+        sizes: results,
+        verdicts: dashboardVerdicts(results),
+        eventsStoredAtEnd: eventCount(state, files),
+        realEvents: context.real,
+        writes,
+        seconds: (performance.now() - started) / 1000,
+      });
     } finally {
-      await stop(router.child);
+      rmSync(state, { recursive: true, force: true });
     }
   }
-  const storedAtEnd = eventCount(persistTo);
   return {
-    title: "Dashboard page views: D1 rows read against events stored",
-    sizes: results,
-    verdicts: dashboardVerdicts(results),
+    title: "Dashboard page views: D1 rows read against events stored, by shard count",
+    shardCounts,
+    runs,
+    shardGrowth: shardGrowth(runs),
     flatRows: DASHBOARD_FLAT_ROWS,
     scanRowsPerRowShown: SCAN_ROWS_PER_ROW_SHOWN,
     repeats: REPEATS,
     recentDays: RECENT_DAYS,
     days: [RECENT_DAYS, (RECENT_DAYS * large) / small],
     schema,
-    eventsStoredAtEnd: storedAtEnd,
     seeding: {
-      seconds: seeding.reduce((n, s) => n + s.seconds, 0),
-      batches: seeding.map(({ sampleOrder: _s, ...s }) => s),
+      generateSeconds,
+      batches: batches.map((b) => b.stats),
+      // Written again for every shard count (the ids name the shard): the time of each count's two batches.
+      writeSeconds: runs.map((r) => ({ shards: r.shards, seconds: r.writes.reduce((n, w) => n + w.seconds, 0) })),
     },
-    filters: { orderId: context.sampleOrder.orderId, merchant: context.merchant, realEvents: context.real },
+    filters: { orderId: sampleOrder.orderId, merchant: WEEDMAPS_MERCHANTS[0] },
   };
 }

@@ -163,6 +163,38 @@ export function startBaseline({ persistTo }) {
 }
 
 /**
+ * The end-to-end I/O floor: the baseline Worker with a consumer on its queue, under the router's own consumer
+ * settings (wrangler.toml's delivery queue), so that both drain their queues the same way.
+ */
+export function startE2eFloor({ workDir, persistTo }) {
+  const settings = queueConsumers().find((c) => !String(c.queue).endsWith("-dlq")) ?? {};
+  const consumer = Object.entries(settings)
+    .filter(([key]) => key !== "queue" && key !== "dead_letter_queue")
+    .map(([key, value]) => `${key} = ${JSON.stringify(value)}`);
+  const file = path.join(workDir, "wrangler.e2e-floor.toml");
+  writeFileSync(
+    file,
+    [
+      'name = "bench-e2e-floor"',
+      `main = ${JSON.stringify(path.join(ROOT, "bench", "baseline", "index.js"))}`,
+      'compatibility_date = "2026-10-20"',
+      "[[d1_databases]]",
+      'binding = "DB"',
+      'database_name = "bench-e2e-floor"',
+      'database_id = "00000000-0000-4000-8000-000000000001"',
+      "[[queues.producers]]",
+      'binding = "QUEUE"',
+      'queue = "bench-e2e-floor"',
+      "[[queues.consumers]]",
+      'queue = "bench-e2e-floor"',
+      ...consumer,
+      "",
+    ].join("\n"),
+  );
+  return startWrangler("e2e floor", ["--config", file, "--persist-to", persistTo], "/");
+}
+
+/**
  * An ingest-only wrangler config with `count` event shards (DB, SHARD_1, and soak-style extra bindings past the
  * repo's), its databases migrated under `persistTo`, and the `storage` block that names them.
  */

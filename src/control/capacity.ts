@@ -35,6 +35,7 @@ import {
 import { auditId, insertAudit, ROUTER_ACTOR } from "../storage/audit.ts";
 import { markShardReadOnly, readOnlyShards } from "../storage/shard-maps.ts";
 import { logEvent } from "../telemetry/log.ts";
+import { withUsage } from "../telemetry/usage.ts";
 import { raiseRouterAlert } from "./client.ts";
 
 type WaitUntil = Pick<ExecutionContext, "waitUntil">;
@@ -209,7 +210,9 @@ export class CapacityWatch {
       seen.recordedAt = now;
       seen.rowsWritten = 0;
       seen.events = 0;
-      ctx.waitUntil(this.#record(env, shards, config, sample));
+      // Its own usage line: the record runs after the invocation's line is written, and the benchmark bills it.
+      const usage = withUsage(env, "capacity");
+      ctx.waitUntil(this.#record(usage.env, shards, config, sample).finally(() => usage.report({ shardId: shard.id })));
     }
   }
 
