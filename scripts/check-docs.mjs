@@ -183,14 +183,17 @@ if (readmeBytes > README_MAX_BYTES) {
 for (const page of pageNames.filter((name) => name.startsWith("docs/"))) {
   if (!readme.includes(`](${page}`)) fail(README, `does not link to ${page}`);
 }
-const sampleMigrations = [...new Set([...readme.matchAll(/│\s*(\d{4}_[\w-]+\.sql)\s*│/g)].map((m) => m[1]))].sort();
+// One `[migrate] DB: 0001_….sql applied` line per migration (scripts/migrate.mjs).
+const sampleMigrations = [
+  ...new Set([...readme.matchAll(/^\[migrate\] DB: (\d{4}_[\w-]+\.sql) applied$/gm)].map((m) => m[1])),
+].sort();
 if (sampleMigrations.join() !== migrations.join()) {
   fail(
     README,
     `the sample \`npm run dev\` output lists ${sampleMigrations.length} migration(s), migrations/ has ` +
       `${migrations.length} (${migrations.filter((m) => !sampleMigrations.includes(m)).join(", ") || "none missing"}` +
       ` missing; ${sampleMigrations.filter((m) => !migrations.includes(m)).join(", ") || "none"} gone): ` +
-      "run `npm run dev` on an empty database (`-- --persist-to <empty dir>`) and copy its last table",
+      "run `npm run dev` on an empty database (`-- --persist-to <empty dir>`) and copy its `[migrate] DB:` lines",
   );
 }
 

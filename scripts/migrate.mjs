@@ -4,59 +4,101 @@
 // `DB` (shard 0, also the control database) and each event shard (`SHARD_1`, …). Every shard has the same schema
 // (docs/configuration.md, "Storage"), so a shard added to wrangler.toml is migrated with no other change here.
 // Wrangler's own flags go through: `--local`, `--remote`, `--persist-to DIR`, `--config FILE`.
+// Locally it prints one line per migration applied (`[migrate] DB: 0001_events_and_deliveries.sql applied`, or
+// `DB: up to date (14 migrations)`); wrangler's own output, a table reprinted after every step, only on failure.
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
-const WRANGLER = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+// WRANGLER_BIN: another wrangler entry point (a script run with this Node), for the script tests' stub.
+const WRANGLER = process.env.WRANGLER_BIN ?? path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
 
-/** The `binding` of every `[[d1_databases]]` table of a wrangler.toml, in the file's order. */
-export function d1Bindings(configPath = path.join(ROOT, "wrangler.toml")) {
-  const bindings = [];
+/** Every `[[d1_databases]]` table of a wrangler.toml, in the file's order: its binding and migrations_dir. */
+export function d1Databases(configPath = path.join(ROOT, "wrangler.toml")) {
+  const databases = [];
   let inD1 = false;
   for (const line of readFileSync(configPath, "utf8").split("\n")) {
     if (/^\s*\[/.test(line)) {
       inD1 = line.trim() === "[[d1_databases]]";
+      if (inD1) databases.push({ binding: undefined, migrationsDir: "migrations" });
       continue;
     }
-    const binding = inD1 ? /^\s*binding\s*=\s*"([^"]+)"/.exec(line) : null;
-    if (binding) bindings.push(binding[1]);
+    const field = inD1 ? /^\s*(binding|migrations_dir)\s*=\s*"([^"]+)"/.exec(line) : null;
+    if (field?.[1] === "binding") databases.at(-1).binding = field[2];
+    else if (field) databases.at(-1).migrationsDir = field[2];
   }
-  return bindings;
+  return databases.filter((d) => d.binding !== undefined);
+}
+
+/** The `binding` of every `[[d1_databases]]` table of a wrangler.toml, in the file's order. */
+export function d1Bindings(configPath = path.join(ROOT, "wrangler.toml")) {
+  return d1Databases(configPath).map((d) => d.binding);
 }
 
 /**
- * Applies the migrations to every D1 binding, one after the other; throws on the first that fails. `stdio` is
- * spawnSync's ("inherit" shows wrangler's output, "pipe" puts it in the error). A local run sets CI=true, so
- * wrangler asks nothing; a remote one asks before it changes a production database, as `wrangler` alone would.
+ * What one `wrangler d1 migrations apply` printed, as one line per migration it applied. Wrangler reprints the whole
+ * table with each migration's status after every step; a migration is applied once a table marks it ✅.
  */
-export function migrateAll(args, { stdio = "inherit", cwd = ROOT } = {}) {
+export function summarizeApply(binding, output, migrationCount) {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the ANSI colour codes wrangler adds on a colour terminal
+  const text = output.replace(/\x1b\[[0-9;]*m/g, "");
+  const applied = new Set([...text.matchAll(/^│\s*(\S+\.sql)\s*│\s*✅/gmu)].map((m) => m[1]));
+  if (applied.size > 0) return [...applied].map((name) => `${binding}: ${name} applied`);
+  if (text.includes("No migrations to apply"))
+    return [`${binding}: up to date${migrationCount === undefined ? "" : ` (${migrationCount} migrations)`}`];
+  return [`${binding}: migrations applied`];
+}
+
+function migrationCount(configDir, migrationsDir) {
+  const dir = path.resolve(configDir, migrationsDir);
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".sql")).length : undefined;
+}
+
+/**
+ * Applies the migrations to every D1 binding, one after the other; throws on the first that fails. `stdio`:
+ * "summary" (the default for a local run) prints one line per migration applied through `log` and puts wrangler's
+ * output in the error; otherwise it is spawnSync's ("inherit" shows wrangler's output, "pipe" puts it in the
+ * error). A local run sets CI=true, so wrangler asks nothing; a remote one keeps wrangler's output on the terminal
+ * ("inherit", the default) and asks before it changes a production database, as `wrangler` alone would.
+ */
+export function migrateAll(args, { stdio, cwd = ROOT, log = (line) => console.log(line) } = {}) {
+  const remote = args.includes("--remote");
+  const mode = stdio ?? (remote ? "inherit" : "summary");
   const at = args.indexOf("--config");
   const config = at >= 0 ? path.resolve(cwd, args[at + 1]) : path.join(ROOT, "wrangler.toml");
-  const bindings = d1Bindings(config);
-  if (bindings.length === 0) throw new Error(`${config} binds no D1 database ([[d1_databases]])`);
-  const env = args.includes("--remote") ? process.env : { ...process.env, CI: "true" };
-  for (const binding of bindings) {
+  const databases = d1Databases(config);
+  if (databases.length === 0) throw new Error(`${config} binds no D1 database ([[d1_databases]])`);
+  const env = remote ? process.env : { ...process.env, CI: "true" };
+  for (const { binding, migrationsDir } of databases) {
     const result = spawnSync(process.execPath, [WRANGLER, "d1", "migrations", "apply", binding, ...args], {
       cwd,
-      stdio,
+      stdio: mode === "summary" ? "pipe" : mode,
       encoding: "utf8",
       env,
     });
     if (result.status !== 0) {
-      const output = stdio === "pipe" ? `:\n${result.stdout}\n${result.stderr}` : "; see the output above";
+      const output =
+        typeof result.stdout === "string"
+          ? `:\n${result.stdout}\n${result.stderr}`
+          : mode === "inherit"
+            ? "; see the output above"
+            : "";
       throw new Error(`applying the D1 migrations to ${binding} failed (exit ${result.status})${output}`);
     }
+    if (mode === "summary")
+      for (const line of summarizeApply(binding, result.stdout, migrationCount(path.dirname(config), migrationsDir)))
+        log(`[migrate] ${line}`);
   }
-  return bindings;
+  return databases.map((d) => d.binding);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   try {
-    const done = migrateAll(process.argv.slice(2));
-    console.log(`[migrate] migrations applied to ${done.join(", ")}`);
+    const args = process.argv.slice(2);
+    const done = migrateAll(args);
+    if (args.includes("--remote")) console.log(`[migrate] migrations applied to ${done.join(", ")}`);
   } catch (err) {
     console.error(`[migrate] ${err.message}`);
     process.exit(1);

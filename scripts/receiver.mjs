@@ -4,7 +4,7 @@
 import { appendFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { Webhook } from "standardwebhooks";
-import { localSecrets, parseArgs } from "./local-env.mjs";
+import { localSecrets, parseArgs, receiverPort } from "./local-env.mjs";
 import { confirmDraft } from "./pricing.mjs";
 
 const USAGE = `usage: npm run receiver -- [--port 8788] [--fail-first N] [--down-for 60s] [--fail-path /pos] [--fail-status 500] [--delay MS] [--log FILE] [--quiet]
@@ -14,6 +14,8 @@ const USAGE = `usage: npm run receiver -- [--port 8788] [--fail-first N] [--down
   --delay MS        wait MS before answering each request (try more than a destination's timeoutMs)
   --log FILE        also append one JSON line per request to FILE
   --unavailable IDS answer these line items (id or externalId, comma-separated) as unavailable: quantity 0
+  --port P          listen on P (default: the RECEIVER_PORT variable, else 8788); RECEIVER_PORT=P npm run dev points
+                    the sample config's destinations and alerts at the same port
 Requests to /alerts* are the router's alerts (config "alerts.channels"): printed as one line and always answered 200.
 Requests to /pricing/* are answered as the Weedmaps Draft responder: the Order object with confirmed prices, taxes
 and totals, and the parts the POS may not change kept as sent (scripts/pricing.mjs).`;
@@ -40,7 +42,13 @@ if (options.help) {
   console.log(USAGE);
   process.exit(0);
 }
-const port = options.port ?? 8788;
+let port;
+try {
+  port = options.port === undefined ? receiverPort(process.env.RECEIVER_PORT) : receiverPort(options.port, "--port");
+} catch (err) {
+  console.error(`${err.message}\n${USAGE}`);
+  process.exit(2);
+}
 const failFirst = options["fail-first"] ?? 0;
 const downForMs = options["down-for"] === undefined ? 0 : parseDuration(options["down-for"]);
 const failStatus = options["fail-status"] ?? (downForMs ? 503 : 500);

@@ -14,6 +14,7 @@ import { eventBuilder } from "../scripts/events.mjs";
 import { localSecrets, parseArgs, ROOT } from "../scripts/local-env.mjs";
 import { migrateAll } from "../scripts/migrate.mjs";
 import { freePort, sleep, start, stopAll, tail, waitFor } from "../scripts/procs.mjs";
+import { createProgress } from "../scripts/progress.mjs";
 
 const options = parseArgs(process.argv.slice(2), {
   events: "number",
@@ -31,6 +32,15 @@ const SETTLE_TIMEOUT_MS = SMOKE ? 180_000 : 2_400_000;
 const WRANGLER = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
 const T0 = Date.now();
 const log = (message) => console.log(`[soak ${((Date.now() - T0) / 1000).toFixed(1)}s] ${message}`);
+// "Step n of N" with an estimate (scripts/progress.mjs). Weights are about the seconds each step takes: the sends
+// about 0.1 s an event at 8 at a time with faults, the settle the retry tail (the full run took 1,630 s in all).
+const progress = createProgress([
+  { name: "start", weight: 15 },
+  { name: "send", weight: EVENTS * 0.1 },
+  { name: "settle", weight: 15 + EVENTS * 0.06 },
+  { name: "account", weight: 2 + EVENTS / 2_000 },
+]);
+const logStep = (step, message) => log(`${message} (${progress.step(step)})`);
 
 let seed = SEED;
 const random = () => {
@@ -246,7 +256,7 @@ async function main() {
   let routerChild;
   let cron;
   try {
-    log(`${EVENTS} events, seed ${SEED}, ${SMOKE ? "smoke" : "full"} run`);
+    logStep("start", `${EVENTS} events, seed ${SEED}, ${SMOKE ? "smoke" : "full"} run`);
     migrateAll(["--local", "--persist-to", persistTo, "--config", toml], { stdio: "ignore" });
     start(
       "receiver",
@@ -335,9 +345,15 @@ async function main() {
       }
       throw new Error(`${kind}: not acknowledged within 3 minutes (last: ${last})`);
     }
+    logStep("send", `sending ${EVENTS} events, ${CONCURRENCY} at a time`);
+    const tenth = Math.max(1, Math.round(EVENTS / 10));
     const workers = Array.from({ length: CONCURRENCY }, async () => {
       while (sent < EVENTS) {
         sent++;
+        if (sent % tenth === 0 && sent < EVENTS)
+          log(
+            progress.within(sent / EVENTS, `${sent.toLocaleString("en-US")} of ${EVENTS.toLocaleString("en-US")} sent`),
+          );
         const due = SHARD_PHASES.findLastIndex((p) => sent >= Math.floor(EVENTS * p.at));
         if (due > phase) {
           phase = due;
@@ -360,21 +376,26 @@ async function main() {
       }
     });
     await Promise.all(workers);
-    log(`sent ${EVENTS}: ${accepted.size} events accepted, ${retries} sends repeated after a 5xx or no answer`);
+    logStep(
+      "settle",
+      `sent ${EVENTS}: ${accepted.size} events accepted, ${retries} sends repeated after a 5xx or no answer; waiting for every delivery to be terminal`,
+    );
 
     // --- settle ------------------------------------------------------------------------------------------------
     const health = async () =>
       (await (await fetch(`${router}/admin/destinations/health?windowHours=24`, { headers: adminHeaders })).json())
         .destinations;
     let lastReport = 0;
+    let firstOpen;
     await waitFor(
       async () => {
         const rows = await health();
         const open = rows.reduce((n, d) => n + d.pending + d.failing, 0);
+        firstOpen ??= open;
         if (Date.now() - lastReport > 10_000) {
           lastReport = Date.now();
           log(
-            `waiting: ${rows.map((d) => `${d.name} ${d.delivered} delivered, ${d.pending} pending, ${d.failing} failing, ${d.dead} dead`).join("; ")}`,
+            `waiting: ${rows.map((d) => `${d.name} ${d.delivered} delivered, ${d.pending} pending, ${d.failing} failing, ${d.dead} dead`).join("; ")} (${progress.within(firstOpen ? 1 - open / firstOpen : 1, `${open} open`)})`,
           );
         }
         return open === 0;
@@ -384,7 +405,7 @@ async function main() {
       2_000,
     );
     const settledAt = Date.now();
-    log("every delivery terminal");
+    logStep("account", "every delivery terminal; accounting for every accepted event");
 
     // --- account -----------------------------------------------------------------------------------------------
     const stored = new Map();

@@ -1,10 +1,10 @@
 /**
- * `/admin/*`: find events, see where they went, replay them, check routing. Every route needs the admin token. This
+ * `/admin/*`: find events, see where they went, replay them, check routing. Every route needs the admin token except
+ * the reference page and the OpenAPI document, which hold the API's shape and no data (src/admin/reference.ts). This
  * file holds what every route shares (the token, the body rules, no caching) and mounts one sub-app per resource;
  * each route calls one operation (src/operations/) and shows its result.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { Scalar } from "@scalar/hono-api-reference";
 import { bodyLimit } from "hono/body-limit";
 import type { RouterDeps } from "../core/deps.ts";
 import { RouterError } from "../core/errors.ts";
@@ -18,6 +18,7 @@ import { destinationRoutes } from "./destinations.ts";
 import { eventRoutes } from "./events.ts";
 import { keyRoutes } from "./keys.ts";
 import type { AdminEnv } from "./openapi.ts";
+import { referenceRoutes } from "./reference.ts";
 import { replayRoutes } from "./replays.ts";
 
 const ADMIN_MAX_BODY_BYTES = 1024 * 1024;
@@ -30,7 +31,7 @@ const OPENAPI_DOCUMENT = {
     version: "0.1.0",
     description:
       "Find events, see where they went, replay them, and check routing. Every route needs " +
-      "`Authorization: Bearer <ADMIN_TOKEN>`.",
+      "`Authorization: Bearer <ADMIN_TOKEN>`: in the reference page, enter the token under Authorize.",
   },
   servers: [{ url: "/admin" }],
 };
@@ -38,12 +39,17 @@ const OPENAPI_DOCUMENT = {
 export function createAdmin(deps: RouterDeps) {
   const admin = new OpenAPIHono<AdminEnv>();
 
+  // Public, and first: the reference page and its pinned renderer, each answer with its own caching.
+  admin.route("/", referenceRoutes());
   // Whatever an admin answer holds (events, payloads, the audit log, the config), no browser or proxy keeps a copy;
   // set before the token check, so refusals carry it too.
   admin.use("*", async function noStore(c, next) {
     await next();
     c.header("Cache-Control", "no-store");
   });
+  // Public too: the document is the API's shape (routes, fields, error codes), the same as the source, and no data;
+  // the reference page reads it before anyone has entered a token. Built at request time from every route below.
+  admin.doc31("/openapi.json", OPENAPI_DOCUMENT);
   admin.use("*", requireAdminToken());
   // Every admin body is JSON; another media type is the caller's mistake, said as such rather than as a 400.
   admin.use("*", async function jsonBodiesOnly(c, next) {
@@ -93,12 +99,5 @@ export function createAdmin(deps: RouterDeps) {
   ]) {
     admin.route("/", resource(deps));
   }
-
-  admin.doc31("/openapi.json", OPENAPI_DOCUMENT);
-  // The page embeds the document: a browser's own fetch of /admin/openapi.json would carry no bearer token.
-  admin.get(
-    "/reference",
-    Scalar(() => ({ content: admin.getOpenAPI31Document(OPENAPI_DOCUMENT), pageTitle: "Webhook router admin API" })),
-  );
   return admin;
 }

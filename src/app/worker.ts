@@ -9,6 +9,8 @@ import { handleDeliveryBatch } from "../delivery/consumer.ts";
 import { handleDeadLetterBatch } from "../delivery/dead-letters.ts";
 import { sweep, SWEEP_GRACE_MS } from "../delivery/sweeper.ts";
 import { loadConfig, readVar } from "../config/load.ts";
+import { workerReadiness } from "../config/readiness.ts";
+import { publicReadiness } from "../core/readiness.ts";
 import { shardsOf } from "../config/shards.ts";
 import { CapacityWatch } from "../control/capacity.ts";
 import { createWebhooks } from "../ingest/app.ts";
@@ -53,7 +55,14 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
   // A caller's X-Request-Id is echoed into logs and error bodies, so only a short token of safe characters is kept
   // (Hono's own check: word characters, `-` and `=`); anything else gets a fresh UUID.
   app.use(requestId({ limitLength: 64 }));
+  // Liveness: the isolate answers. Readiness is /readyz.
   app.get("/healthz", (c) => c.json({ ok: true }));
+  // Ready for traffic: the config loads and every secret and binding it needs is there (src/core/readiness.ts).
+  // 503 names each failing check by field and secret name, never a value, so a deploy gate or a probe can see why.
+  app.get("/readyz", async (c) => {
+    const report = await workerReadiness(c.env, deps.providers);
+    return c.json(publicReadiness(report), report.ready ? 200 : 503, { "Cache-Control": "no-store" });
+  });
   app.route("/webhooks", createWebhooks(deps, capacity));
   app.route("/admin", createAdmin(deps));
   app.route("/dashboard", createDashboard(deps));

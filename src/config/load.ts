@@ -1,6 +1,7 @@
 import bundledConfig from "../../router.config.json" with { type: "json" };
 import { parseConfig } from "../core/config/parse.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
+import type { ConfigOrigin } from "../core/readiness.ts";
 import { RouterError } from "../core/errors.ts";
 import type { ProviderRegistry } from "../core/providers/contract.ts";
 import { BUILTIN_PROVIDERS } from "../core/providers/registry.ts";
@@ -13,8 +14,7 @@ let cache: { raw: unknown; insecure: boolean; providers: ProviderRegistry; confi
  * Parsed once per isolate; an invalid config fails closed with 503 so providers retry once it is fixed.
  */
 export function loadConfig(env: Env, providers: ProviderRegistry = BUILTIN_PROVIDERS): RouterConfig {
-  const override = readVar(env, "ROUTER_CONFIG");
-  const raw: unknown = override ?? bundledConfig;
+  const { raw } = configSource(env);
   const insecure = insecureDestinationsAllowed(env);
   if (cache && cache.raw === raw && cache.insecure === insecure && cache.providers === providers) return cache.config;
 
@@ -34,6 +34,14 @@ export function loadConfig(env: Env, providers: ProviderRegistry = BUILTIN_PROVI
   }
   cache = { raw, insecure, providers, config: result.config };
   return result.config;
+}
+
+/** Where the active config comes from, and its raw form: a JSON string (`ROUTER_CONFIG`) or the bundled object. */
+export function configSource(env: Env): { origin: ConfigOrigin; raw: unknown } {
+  const override = readVar(env, "ROUTER_CONFIG");
+  return override === undefined
+    ? { origin: "router.config.json", raw: bundledConfig }
+    : { origin: "ROUTER_CONFIG", raw: override };
 }
 
 /** Local development only (`ALLOW_INSECURE_DESTINATIONS=true`): plain http:// destinations off loopback. */

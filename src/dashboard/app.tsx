@@ -6,8 +6,11 @@ import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { RouterDeps } from "../core/deps.ts";
 import { RouterError, type ErrorBody } from "../core/errors.ts";
+import { readVar } from "../config/load.ts";
+import type { ReadinessProblem } from "../core/readiness.ts";
+import { readiness } from "../operations/config.ts";
 import { signIn } from "../operations/sessions.ts";
-import { Page, STYLE, STYLE_PATH } from "./layout.tsx";
+import { Page, ReadinessProblems, STYLE, STYLE_PATH } from "./layout.tsx";
 import { auditPages } from "./pages/audit.tsx";
 import { capacityPages } from "./pages/capacity.tsx";
 import { customerDataPages } from "./pages/customer-data.tsx";
@@ -77,7 +80,13 @@ export function createDashboard(deps: RouterDeps) {
     }),
   );
   app.get("/sign-in", (c) =>
-    c.html(<SignIn failed={c.req.query("failed") === "1"} everywhere={c.req.query("everywhere") === "1"} />),
+    c.html(
+      <SignIn
+        disabled={readVar(c.env, "ADMIN_TOKEN") === undefined}
+        failed={c.req.query("failed") === "1"}
+        everywhere={c.req.query("everywhere") === "1"}
+      />,
+    ),
   );
   app.post("/sign-in", async (c) => {
     const form = await c.req.parseBody();
@@ -101,6 +110,25 @@ export function createDashboard(deps: RouterDeps) {
     await endAllSessions(c, contextFor(c, deps), await actorFor(c));
     return c.redirect("/dashboard/sign-in?everywhere=1", 303);
   });
+  // While the config or a secret it needs is wrong, every page names the fields at fault. A config that does not
+  // load leaves no page to show but Routing, whose Validate checks a corrected one.
+  app.use("*", async function readinessProblems(c, next) {
+    const report = await readiness(contextFor(c, deps));
+    if (report.ready) return next();
+    if (!report.config && !ROUTING_PATHS.has(c.req.path))
+      return c.html(
+        <Page title="Configuration invalid" signedIn>
+          <ReadinessProblems problems={report.problems} />
+          <p>
+            No page can be shown until the config loads. <a href="/dashboard/routing">Routing</a> validates a corrected
+            one.
+          </p>
+        </Page>,
+        503,
+      );
+    await next();
+    await withProblems(c, report.problems);
+  });
   app.get("/", (c) => c.redirect("/dashboard/overview", 303));
   for (const pages of [
     overviewPages,
@@ -116,6 +144,24 @@ export function createDashboard(deps: RouterDeps) {
   ])
     pages(app, deps);
   return app;
+}
+
+/** The pages that work with a config that does not load: Routing shows it and validates a corrected one. */
+const ROUTING_PATHS = new Set(["/dashboard/routing", "/dashboard/routing/validate"]);
+
+/**
+ * Puts the readiness problems at the top of a page that rendered: the pages stay as they are, and each one shows
+ * them. Only HTML pages; a redirect or the stylesheet passes as it is.
+ */
+async function withProblems(c: Context<DashboardEnv>, problems: readonly ReadinessProblem[]): Promise<void> {
+  if (!c.res.headers.get("content-type")?.startsWith("text/html")) return;
+  const html = await c.res.text();
+  const notice = String(await (<ReadinessProblems problems={problems} />).toString());
+  // A function as the replacement: the notice is HTML, and `$` in it must stay as it is.
+  c.res = new Response(
+    html.replace("<main>", () => `<main>${notice}`),
+    c.res,
+  );
 }
 
 /** The app's one error handler answers dashboard paths with this page: the same code and message as the API. */
@@ -147,7 +193,20 @@ export function errorPage(
   );
 }
 
-function SignIn(props: { failed: boolean; everywhere: boolean }) {
+function SignIn(props: { disabled: boolean; failed: boolean; everywhere: boolean }) {
+  if (props.disabled)
+    return (
+      <Page title="Sign in" signedIn={false}>
+        <p class="bad" role="alert">
+          The admin surface (this dashboard and the admin API) is disabled: ADMIN_TOKEN is not set.
+        </p>
+        <p>
+          To enable it, set ADMIN_TOKEN to a long random value (<code>openssl rand -hex 32</code>): locally in
+          .dev.vars, then restart <code>npm run dev</code>; on a deployment with{" "}
+          <code>npx wrangler secret put ADMIN_TOKEN</code>. Then reload this page and sign in with that token.
+        </p>
+      </Page>
+    );
   return (
     <Page title="Sign in" signedIn={false}>
       {props.failed && (

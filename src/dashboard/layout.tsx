@@ -1,5 +1,6 @@
 /** @jsxImportSource hono/jsx */
 import type { Child } from "hono/jsx";
+import type { ReadinessProblem } from "../core/readiness.ts";
 
 /**
  * The dashboard's page frame: server-rendered, no client JavaScript, one stylesheet. Readable contrast, visible
@@ -37,6 +38,9 @@ button { background: var(--accent); color: #fff; border: 0; border-radius: 4px; 
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(18rem, 1fr)); gap: 0 1.5rem; }
 textarea { width: 100%; font-family: ui-monospace, monospace; font-size: .85rem; }
 .muted { color: var(--muted); }
+.problems { border-left: 4px solid var(--bad); padding: .25rem .75rem; margin-bottom: 1rem; background: #fff5f5; }
+.problems h2 { margin: .25rem 0; font-size: 1.05rem; color: var(--bad); }
+.problems code { overflow-wrap: anywhere; }
 @media (max-width: 640px) { .columns { grid-template-columns: 1fr; } table { display: block; overflow-x: auto; } }
 `;
 
@@ -86,5 +90,28 @@ export function Page(props: { title: string; signedIn: boolean; children?: Child
         </main>
       </body>
     </html>
+  );
+}
+
+/**
+ * What is keeping the router from taking traffic (src/core/readiness.ts), each problem by its field or secret name:
+ * shown at the top of every signed-in page while any is open. Never a secret's value: the problems carry none.
+ */
+export function ReadinessProblems(props: { problems: readonly ReadinessProblem[] }) {
+  return (
+    <section class="problems" aria-label="Configuration problems">
+      <h2>Not ready for traffic: /readyz answers 503</h2>
+      <ul>
+        {props.problems.map((problem) => (
+          <li>
+            <code>{problem.field ?? problem.names?.join(", ")}</code>: {problem.message}
+          </li>
+        ))}
+      </ul>
+      <p class="muted">
+        Fix the config (router.config.json, or the ROUTER_CONFIG variable) and deploy it, or set the secret (
+        <code>npx wrangler secret put NAME</code>; locally in .dev.vars). <code>npm run validate</code> checks both.
+      </p>
+    </section>
   );
 }

@@ -1,8 +1,11 @@
 /** The active configuration (secrets by name only), validation of a proposed one, and the routing dry run. */
 import type { z } from "@hono/zod-openapi";
-import { insecureDestinationsAllowed, readVar } from "../config/load.ts";
+import { configSource, insecureDestinationsAllowed, readVar } from "../config/load.ts";
+import { workerReadiness } from "../config/readiness.ts";
 import { parseConfig } from "../core/config/parse.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
+import { RouterError } from "../core/errors.ts";
+import { secretRequirements, type ConfigOrigin, type ReadinessReport } from "../core/readiness.ts";
 import { dryRun, type DryRunEvent } from "../core/dry-run.ts";
 import { configOf, type OperationContext } from "./context.ts";
 import type { DryRunBody, ProposedConfig } from "./inputs.ts";
@@ -10,16 +13,12 @@ import type { DryRunBody, ProposedConfig } from "./inputs.ts";
 export type { DryRunEvent } from "../core/dry-run.ts";
 export type { RouterConfig } from "../core/config/schema.ts";
 
+/** Every secret the config names (src/core/readiness.ts keeps the one list), sorted. */
 function referencedSecrets(config: RouterConfig): string[] {
-  const names = new Set<string>(config.payloadEncryption === "required" ? ["PAYLOAD_KEYS"] : []);
-  for (const source of Object.values(config.sources)) {
-    if (source.verify.type !== "none") for (const name of source.verify.secrets) names.add(name);
-  }
-  for (const destination of Object.values(config.destinations)) {
-    names.add(destination.signingSecret);
-    for (const header of Object.values(destination.headers)) names.add(header.secret);
-  }
-  return [...names].sort();
+  const names = secretRequirements(config)
+    .filter((requirement) => requirement.field !== undefined)
+    .flatMap((requirement) => requirement.names);
+  return [...new Set(names)].sort();
 }
 
 /** The running config, where it comes from, and whether each secret it names is set (never a value). */
@@ -30,6 +29,30 @@ export function activeConfig(ctx: OperationContext) {
     config,
     secrets: referencedSecrets(config).map((name) => ({ name, set: readVar(ctx.env, name) !== undefined })),
   };
+}
+
+/** Whether the Worker is ready for traffic, and if not, each problem by field and secret name (never a value). */
+export function readiness(ctx: OperationContext): Promise<ReadinessReport> {
+  return workerReadiness(ctx.env, ctx.providers);
+}
+
+/**
+ * The running config for the Routing page: parsed when it is valid; when it is not, the text it was given, so the
+ * page can still offer it to Validate, and null.
+ */
+export function runningConfig(ctx: OperationContext): {
+  origin: ConfigOrigin;
+  config: RouterConfig | null;
+  text: string;
+} {
+  const { origin, raw } = configSource(ctx.env);
+  try {
+    const config = configOf(ctx);
+    return { origin, config, text: JSON.stringify(config, null, 2) };
+  } catch (err) {
+    if (!(err instanceof RouterError && err.code === "config_invalid")) throw err;
+    return { origin, config: null, text: typeof raw === "string" ? raw : JSON.stringify(raw, null, 2) };
+  }
 }
 
 /** Checks a proposed configuration without applying it: deploying it is how a change is made. */

@@ -416,10 +416,12 @@ describe("the Weedmaps Service Fee setting", () => {
     expect(withSetting("wm", {})).toEqual({
       ok: false,
       errors: [expect.stringMatching(/^sources\.wm\.serviceFee: name at least one fee type or fee name/)],
+      issues: [{ path: "sources.wm.serviceFee", message: expect.stringMatching(/^name at least one fee type/) }],
     });
     expect(withSetting("lt", { feeTypes: ["SERVICE_FEE"] })).toEqual({
       ok: false,
       errors: [expect.stringMatching(/^sources\.lt\.serviceFee: .*applies to Weedmaps sources/)],
+      issues: [{ path: "sources.lt.serviceFee", message: expect.stringMatching(/applies to Weedmaps sources/) }],
     });
   });
 });

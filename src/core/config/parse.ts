@@ -9,7 +9,20 @@ export interface ParseConfigOptions {
   allowInsecureDestinations?: boolean;
 }
 
-export type ParseConfigResult = { ok: true; config: RouterConfig } | { ok: false; errors: string[] };
+/** One bad field: its path in the config (`routes[2].destinations[0]`, `(root)` for the whole) and what is wrong. */
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
+/** `errors` are the issues as `path: message` lines, the form the admin API and the logs have always shown. */
+export type ParseConfigResult =
+  | { ok: true; config: RouterConfig }
+  | { ok: false; errors: string[]; issues: ConfigIssue[] };
+
+function failed(issues: ConfigIssue[]): ParseConfigResult {
+  return { ok: false, errors: issues.map((issue) => `${issue.path}: ${issue.message}`), issues };
+}
 
 function formatPath(path: readonly PropertyKey[]): string {
   return path.reduce<string>(
@@ -39,21 +52,22 @@ function schemaFor(providers: ProviderRegistry) {
 export function parseConfig(raw: unknown, options: ParseConfigOptions = {}): ParseConfigResult {
   const parsed = schemaFor(options.providers ?? BUILTIN_PROVIDERS).safeParse(raw);
   if (!parsed.success) {
-    return {
-      ok: false,
-      errors: parsed.error.issues.map((issue) => `${formatPath(issue.path) || "(root)"}: ${issue.message}`),
-    };
+    return failed(
+      parsed.error.issues.map((issue) => ({ path: formatPath(issue.path) || "(root)", message: issue.message })),
+    );
   }
-  const errors: string[] = [];
+  const issues: ConfigIssue[] = [];
   // Destinations and alert channels are held to the same rules: the config is shown by the admin API and kept in
   // the repository, so a URL in it must carry no credentials, and plain http leaves the machine only when allowed.
   const checkUrl = (at: string, raw: string, credentialsAdvice: string) => {
     const url = new URL(raw);
-    if (url.username || url.password) errors.push(`${at}: must not carry credentials; ${credentialsAdvice}`);
+    if (url.username || url.password)
+      issues.push({ path: at, message: `must not carry credentials; ${credentialsAdvice}` });
     if (url.protocol === "http:" && !isLoopback(url.hostname) && !options.allowInsecureDestinations) {
-      errors.push(
-        `${at}: must be https (plain http is allowed only on loopback or with ALLOW_INSECURE_DESTINATIONS=true)`,
-      );
+      issues.push({
+        path: at,
+        message: "must be https (plain http is allowed only on loopback or with ALLOW_INSECURE_DESTINATIONS=true)",
+      });
     }
   };
   for (const [name, destination] of Object.entries(parsed.data.destinations)) {
@@ -67,5 +81,5 @@ export function parseConfig(raw: unknown, options: ParseConfigOptions = {}): Par
         "use a slack channel's urlSecret or a destination channel instead",
       );
   }
-  return errors.length ? { ok: false, errors } : { ok: true, config: parsed.data };
+  return issues.length ? failed(issues) : { ok: true, config: parsed.data };
 }

@@ -1,8 +1,8 @@
 /** @jsxImportSource hono/jsx */
 import { RouterError } from "../../core/errors.ts";
 import {
-  activeConfig,
   routingDryRun,
+  runningConfig,
   validateConfig,
   type DryRunEvent,
   type RouterConfig,
@@ -23,7 +23,9 @@ interface Typed {
 type ConfigCheck = { valid: true } | { valid: false; errors: string[] } | null;
 
 function RoutingPage(props: {
-  config: RouterConfig;
+  /** Null while the running config does not load: only Validate is offered, with its text. */
+  config: RouterConfig | null;
+  configText: string;
   running: string;
   typed: Typed;
   results?: DryRunEvent[];
@@ -38,13 +40,14 @@ function RoutingPage(props: {
         Which routes an event would match and which destinations would get it, with the checks ingest makes. Nothing is
         stored or sent.
       </p>
+      {!config && <p>There is no dry run while the running config is invalid: validate a corrected one below.</p>}
       <form method="post" action="/dashboard/routing/dry-run">
         <fieldset>
           <legend>Event</legend>
           <label>
             Source
             <select name="source">
-              {Object.keys(config.sources)
+              {Object.keys(config?.sources ?? {})
                 .sort()
                 .map((name) => (
                   <option value={name} selected={name === typed.source}>
@@ -143,14 +146,14 @@ function RoutingPage(props: {
       )}
       <h2>Config</h2>
       <p>
-        The running config is valid. It comes from {props.running}; a change is applied by deploying it, never from
-        here.
+        The running config is {config ? "valid" : "invalid: its fields are named above"}. It comes from {props.running}.
+        A change is applied by deploying it, never from here.
       </p>
       <form method="post" action="/dashboard/routing/validate">
         <label>
           Config JSON
           <textarea name="config" rows={14} required>
-            {typed.config ?? JSON.stringify(config, null, 2)}
+            {typed.config ?? props.configText}
           </textarea>
         </label>
         <p>
@@ -204,9 +207,12 @@ export const routingPages: Pages = (app, deps) => {
     c: DashboardContext,
     props: { typed: Typed; results?: DryRunEvent[]; error?: RouterError; check: ConfigCheck },
   ) => {
-    const { origin, config } = activeConfig(contextFor(c, deps));
+    const { origin, config, text } = runningConfig(contextFor(c, deps));
     const running = origin === "ROUTER_CONFIG" ? "the ROUTER_CONFIG variable" : "router.config.json";
-    return c.html(<RoutingPage config={config} running={running} {...props} />, props.error?.status ?? 200);
+    return c.html(
+      <RoutingPage config={config} configText={text} running={running} {...props} />,
+      props.error?.status ?? 200,
+    );
   };
 
   /** A refusal is shown on the page, beside what was typed; anything unexpected is the error page. */
