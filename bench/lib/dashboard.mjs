@@ -36,15 +36,13 @@ export const DASHBOARD_FLAT_ROWS = 10;
 /** Each view is requested once to warm up, then this many times; the report keeps the largest figure of each. */
 const REPEATS = 3;
 
-// The router's own config (router.config.json): which events are routed where, as the seeded rows say.
-const ROUTES = {
-  weedmaps: { draft: ["weedmaps-draft-pricing", ["erp"]], create: ["weedmaps-orders", ["pos", "erp"]] },
-  leaftrade: {
-    "order-v4": ["leaftrade-orders", ["erp"]],
-    "order-v3": ["leaftrade-orders", ["erp"]],
-    "product-issue": ["leaftrade-product-issues", ["pos", "erp"]],
-  },
-};
+// The router's own config (router.config.json): which events are routed where, as the seeded rows say. Read from
+// the file, so a route added there is seeded as routed (the first route naming an event, as a seed needs one).
+const ROUTES = {};
+for (const route of routerConfig().routes) {
+  ROUTES[route.source] ??= {};
+  for (const type of route.events) ROUTES[route.source][type] ??= [route.name, route.destinations];
+}
 const MAX_ATTEMPTS = 10; // pos and erp in router.config.json
 const WEEDMAPS_MERCHANTS = Array.from({ length: 24 }, (_, i) => String(4200 + i * 7));
 const LEAFTRADE_MERCHANTS = Array.from({ length: 12 }, (_, i) => `C10-${String(456 + i * 31).padStart(7, "0")}-LIC`);
