@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run validate`: is the Worker ready for traffic, checked before any traffic (and offline)? The config it would
-// load, against the router's own schema and cross references, every secret that config names (and the Worker's own:
-// ADMIN_TOKEN, PAYLOAD_KEYS), and every shard's D1 binding in wrangler.toml. The rules are the Worker's own
+// load, against the router's own schema and cross references, every secret that config names (PAYLOAD_KEYS among
+// them; ADMIN_TOKEN is listed but optional), and every shard's D1 binding in wrangler.toml. The rules are the Worker's own
 // (src/core/readiness.ts, which `GET /readyz` runs too); this only says where the config and the secrets come from.
 //
 //   npm run validate                    the config `npm run dev` runs (ROUTER_CONFIG in the vars file, else

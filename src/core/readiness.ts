@@ -68,7 +68,9 @@ export interface ReadinessReport {
 
 /** Secrets the Worker reads by their own name, whatever the config says. */
 const WORKER_SECRETS: SecretRequirement[] = [
-  { names: ["ADMIN_TOKEN"], need: "required", purpose: "the admin API and the dashboard (unset: both are disabled)" },
+  // Optional: a router without an admin surface receives, stores and delivers all the same. The dashboard's
+  // sign-in page says it is disabled and how to enable it.
+  { names: ["ADMIN_TOKEN"], need: "optional", purpose: "the admin API and the dashboard (unset: both are disabled)" },
   {
     names: ["ADMIN_REVEAL_TOKEN"],
     need: "optional",
