@@ -4,8 +4,10 @@
 // database, the receiver failing the first erp delivery with a 400 so there is a dead letter to show), sends a few
 // events, signs in with headless Chromium, runs the Cron's rollup walk until it has counted them (the harness runs
 // it a second behind the clock; `-- --quick` skips the wait), and photographs each page at
-// 1280 px, and the overview and an event at a phone's 390 px. A page whose h1 is not the contract's is not photographed: the
-// run says which and exits 1, and the PNGs it did take are written.
+// 1280 px, and the overview and an event at a phone's 390 px. Then a failing destination: erp refuses two orders, and
+// the overview's health strip (also cropped on its own) and erp's dead letters are photographed at both widths. A page
+// whose h1 is not the contract's is not photographed: the run says which and exits 1, and the PNGs it did take are
+// written.
 import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { ROOT, launchBrowser, newPage, sendEvent, signIn, startStack, waitFor } from "../test/browser/harness.mjs";
@@ -130,6 +132,55 @@ try {
   await shoot(page, "overview-phone", "Overview");
   await page.goto(`/dashboard/events/${create.eventId}`);
   await shoot(page, "event-detail-phone", "weedmaps / create");
+
+  // A failing destination, as the 3 a.m. look finds it: erp answers every delivery 400 for a while, two orders die
+  // there, and the overview opens with its health strip in red; then erp's dead letters. The receiver is fixed after.
+  await page.setViewportSize(DESKTOP);
+  const erpHits = () => stack.received().filter((r) => r.path.startsWith("/erp")).length;
+  const erpBefore = erpHits();
+  await stack.restartReceiver(["--down-for", "10m", "--fail-path", "/erp", "--fail-status", "400"]);
+  must(await sendEvent(stack.router, "leaftrade.order-v3", "--count", "2"));
+  await waitFor(() => erpHits() >= erpBefore + 2, "the two failing erp deliveries", 20_000);
+  const strip = page.locator('main section[aria-label="Health"]');
+  await waitFor(
+    async () => {
+      await page.goto("/dashboard/overview");
+      return /\b[3-9] dead letters\b/.test(await strip.innerText());
+    },
+    "the health strip to count erp's new dead letters",
+    20_000,
+    500,
+  );
+  await shoot(page, "overview-failing", "Overview");
+  await strip.screenshot({ path: path.join(OUT, "health-strip.png") });
+  written.push(path.join("docs", "screenshots", "health-strip.png"));
+  await page.goto("/dashboard/dead-letters?destination=erp");
+  await shoot(page, "dead-letters-failing", "Dead letters");
+  await page.setViewportSize(PHONE);
+  await page.goto("/dashboard/overview");
+  await shoot(page, "overview-failing-phone", "Overview");
+  await page.goto("/dashboard/dead-letters?destination=erp");
+  await shoot(page, "dead-letters-phone", "Dead letters");
+  await stack.restartReceiver([]);
+
+  // The Draft page: the verdict, the responder and its latency, and what the POS changed, at both widths. A Draft's
+  // answer is the order, not an event id, so its page is found through the events list.
+  await page.setViewportSize(DESKTOP);
+  await page.goto("/dashboard/events?type=draft");
+  const draftHref = await page
+    .locator('a[href^="/dashboard/events/evt_"]')
+    .first()
+    .getAttribute("href", { timeout: 2_000 })
+    .catch(() => null);
+  if (draftHref) {
+    await page.goto(draftHref);
+    await shoot(page, "draft", "weedmaps / draft");
+    await page.setViewportSize(PHONE);
+    await page.goto(draftHref);
+    await shoot(page, "draft-phone", "weedmaps / draft");
+  } else {
+    skipped.push("draft: the events list shows no Draft to open");
+  }
 } finally {
   await browser.close().catch(() => undefined);
   await stack.stop();

@@ -1,11 +1,14 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
 import { SESSION_MS } from "../src/dashboard/session.ts";
 import { encodeCursor } from "../src/core/cursor.ts";
 import {
+  adminFetch,
   captureDeliveryQueue,
   dbOfEvent,
+  deliveriesOf,
   fixture,
   ManualClock,
   post,
@@ -469,13 +472,22 @@ describe("events", () => {
     const detail = await page(`/events/${eventId}`, cookie);
     expect(detail).toContain("Customer data redacted: customer");
     for (const value of piiValues({ "weedmaps/create": f.body })) expect(detail).not.toContain(value);
-    expect(detail).toMatch(/pos · generation 1 · <span class="status-delivered">delivered<\/span>/);
-    expect(detail).toContain("<td>200</td>");
+    expect(detail).toMatch(/pos · generation 1 · <span class="pill pill-ok">delivered<\/span>/);
+    expect(detail).toContain('<td data-label="Status">200</td>');
     expect(detail).toContain('<label>Reveal token<input name="reveal_token" type="password"');
 
-    const replay = await request("POST", `/events/${eventId}/replay`, { cookie, form: { destination: "pos" } });
+    // pos has it (delivered): not a replay but a send again, through its own confirmation.
+    const replay = await request("POST", `/events/${eventId}/replay`, {
+      cookie,
+      form: { destination: "pos", confirm: "1" },
+    });
     expect(replay.status).toBe(303);
-    expect(replay.headers.get("location")).toBe(`/dashboard/events/${eventId}?replayed=pos`);
+    expect(replay.headers.get("location")).toBe(`/dashboard/events/${eventId}/send-again?destination=pos`);
+    const resent = await request("POST", `/events/${eventId}/send-again`, {
+      cookie,
+      form: { destination: "pos", confirm: "1" },
+    });
+    expect(resent.headers.get("location")).toBe(`/dashboard/events/${eventId}?replayed=pos`);
     const after = visible(await page(`/events/${eventId}?replayed=pos`, cookie));
     expect(after).toContain("Replay enqueued for pos.");
     expect(after).toContain("pos · generation 2 · pending");
@@ -765,9 +777,10 @@ describe("customer data, keys and the audit log", () => {
 
     stubDestinations(() => new Response("ok"));
     const eventId = await labEvent("single");
-    expect((await request("POST", `/events/${eventId}/replay`, { cookie, form: { destination: "pos" } })).status).toBe(
-      303,
-    );
+    expect(
+      (await request("POST", `/events/${eventId}/replay`, { cookie, form: { destination: "pos", confirm: "1" } }))
+        .status,
+    ).toBe(303);
     const audit = await page(`/audit?eventId=${eventId}`, cookie);
     expect(visible(audit)).toMatch(
       new RegExp(`1 entry, newest first, for ${eventId}\\. .* replay tok_[0-9a-f]{16} dashboard ${eventId} `),
@@ -804,7 +817,10 @@ describe("overview and destinations", () => {
     expect(text).toMatch(/ pos \d+ \d+ \d+ ≤ [0-9.]+ (ms|s) ≤ [0-9.]+ (ms|s) active /);
     expect(overview).toContain('role="img" aria-label="Events per hour, last 24 hours"');
     expect(overview).toContain('aria-label="Deliveries per hour for pos"');
-    expect(text).toMatch(/Dead letters (More than )?\d+ dead deliver(y|ies) waiting/);
+    // The health strip opens the page (other tests of this file may leave dead letters, or not).
+    expect(text).toMatch(
+      / Overview (healthy All \d+ destinations healthy|Needs attention .* (More than )?\d+ dead letters? waiting)/,
+    );
   });
 
   it("pauses and resumes a destination from its page", async () => {
@@ -1244,5 +1260,205 @@ describe("cost", () => {
         expect(seeksCursor(reads), `${view} on ${binding}: ${sql}\n${reads.join("\n")}`).toBe(true);
       }
     }
+  });
+});
+
+describe("the event page, built for triage", () => {
+  /** A Weedmaps Create of its own order (the fixture's is taken by another test of this file), signed. */
+  async function createOf(orderId: string) {
+    const body = fixture("weedmaps/create").body.replace("9763822", orderId);
+    const res = await post("/webhooks/weedmaps?merchant_id=4242", body, { Signature: await weedmapsSignature(body) });
+    expect(res.status).toBe(200);
+    return { body, eventId: (await res.json<{ eventId: string }>()).eventId };
+  }
+
+  /** Everything the router logged while `run` ran. */
+  async function logsOf(run: () => Promise<void>): Promise<string> {
+    const spies = (["log", "info", "warn", "error"] as const).map((level) => vi.spyOn(console, level));
+    await run();
+    return spies.flatMap((spy) => spy.mock.calls.map((call) => call.map(String).join(" "))).join("\n");
+  }
+
+  it("shows what a failing destination answered (status, headers, excerpt) with the error readable and the customer's field redacted; a reveal shows it; no log has it", async () => {
+    const customer = (JSON.parse(fixture("weedmaps/create").body) as { customer: Record<string, string> }).customer;
+    // An ERP that refuses the order and names the field, echoing the customer's record as ERPs do.
+    const refusal = JSON.stringify({
+      error: {
+        code: "customer_invalid",
+        message: "customer.phone is not a valid E.164 number",
+        field: "customer.phone",
+      },
+      customer: { phone: customer.phone, lastName: customer.lastName },
+    });
+    stubDestinations(
+      () =>
+        new Response(refusal, {
+          status: 400,
+          headers: {
+            "content-type": "application/json",
+            "x-request-id": "req-7d1f",
+            "x-erp-session": "erp-internal-7731",
+            "set-cookie": "sid=erp-cookie-4410",
+          },
+        }),
+    );
+    const queue = captureDeliveryQueue();
+    let created = { body: "", eventId: "" };
+    const logged = await logsOf(async () => {
+      created = await createOf("9763901");
+      await deliver(queue);
+    });
+    const { body, eventId } = created;
+    const { cookie } = await signIn();
+
+    // Kept sealed in the row, like the excerpt: neither is readable there.
+    const [pos] = (await deliveriesOf(eventId)).filter((d) => d.destination === "pos");
+    const [attempt] = JSON.parse(pos!.attempt_log) as { responseHeaders: string; responseExcerpt: string }[];
+    expect(attempt!.responseHeaders).toMatch(/^pe[12]:/);
+    expect(attempt!.responseExcerpt).toMatch(/^pe[12]:/);
+
+    const html = await page(`/events/${eventId}`, cookie);
+    const text = visible(html);
+    expect(text).toContain("pos · generation 1 · dead");
+    expect(text).toContain("Attempt 1: what pos answered (400)");
+    expect(text).toContain("content-type: application/json");
+    expect(text).toContain("x-request-id: req-7d1f");
+    expect(text).toContain("x-erp-session: [redacted]");
+    expect(text).toContain("set-cookie: (value not kept)");
+    expect(text).toContain('"code": "customer_invalid"');
+    expect(text).toContain('"message": "customer.phone is not a valid E.164 number"');
+    expect(text).toContain('"customer": "[redacted]"');
+    expect(text).toContain("Customer data redacted: customer.");
+    for (const value of [...piiValues({ "weedmaps/create": body }), "erp-internal-7731", "erp-cookie-4410"])
+      expect(html, value).not.toContain(value);
+    // Deliveries first; the payload below them, collapsed.
+    expect(html.indexOf("<h2>Deliveries</h2>")).toBeGreaterThan(-1);
+    expect(html.indexOf("<h2>Deliveries</h2>")).toBeLessThan(html.indexOf("<h2>Payload</h2>"));
+    expect(html).toMatch(/<details>\s*<summary>The payload<\/summary>\s*<pre>/);
+    // A dead delivery offers a replay, through its confirmation.
+    expect(html).toContain(`href="/dashboard/events/${eventId}/replay?destination=pos"`);
+
+    // The admin API shows the same, from the same operation.
+    const api = await (await adminFetch("GET", `/events/${eventId}`)).json<{
+      deliveries: {
+        destination: string;
+        attemptLog: {
+          responseExcerpt: string;
+          responseRedacted: string[];
+          responseHeaders: { headers: { name: string; value: string | null }[] };
+        }[];
+      }[];
+    }>();
+    const [apiAttempt] = api.deliveries.find((d) => d.destination === "pos")!.attemptLog;
+    expect(JSON.parse(apiAttempt!.responseExcerpt)).toEqual({ ...JSON.parse(refusal), customer: "[redacted]" });
+    expect(apiAttempt!.responseRedacted).toEqual(["customer"]);
+    expect(apiAttempt!.responseHeaders.headers).toEqual(
+      expect.arrayContaining([
+        { name: "x-request-id", value: "req-7d1f" },
+        { name: "x-erp-session", value: "[redacted]" },
+        { name: "set-cookie", value: null },
+      ]),
+    );
+
+    const shown = await request("POST", `/events/${eventId}/reveal`, {
+      cookie,
+      form: { reveal_token: env.ADMIN_REVEAL_TOKEN as string },
+    });
+    expect(shown.status).toBe(200);
+    const revealed = visible(await shown.text());
+    expect(revealed).toContain(`"phone": "${customer.phone}"`);
+    expect(revealed).toContain("x-erp-session: erp-internal-7731");
+    expect(revealed).not.toContain("erp-cookie-4410");
+
+    // The attempt's log lines name the event, the status and the error class; nothing the destination said.
+    expect(logged).toContain(eventId);
+    for (const value of [
+      "customer.phone is not a valid",
+      "customer_invalid",
+      "req-7d1f",
+      "erp-internal-7731",
+      "erp-cookie-4410",
+      customer.phone!,
+    ])
+      expect(logged, value).not.toContain(value);
+  });
+
+  /** Posts a Draft to the dashboard's Worker and waits for the work it leaves in waitUntil (storing it). */
+  async function draftOf(orderId: string, answer: (order: Record<string, unknown>) => void) {
+    const body = fixture("weedmaps/draft").body.replace("9779604", orderId);
+    stubDestinations(async (req) => {
+      const order = JSON.parse(await req.text()) as Record<string, unknown>;
+      answer(order);
+      clock.advance(180);
+      return new Response(JSON.stringify(order), { headers: { "content-type": "application/json" } });
+    });
+    const executed = createExecutionContext();
+    const res = await worker.fetch(
+      new Request(`${ORIGIN}/webhooks/weedmaps?merchant_id=4242`, {
+        method: "POST",
+        body,
+        headers: { "content-type": "application/json", Signature: await weedmapsSignature(body) },
+      }),
+      env,
+      executed,
+    );
+    await waitOnExecutionContext(executed);
+    vi.restoreAllMocks();
+    let eventId: string | undefined;
+    for (const db of [env.DB, env.SHARD_1]) {
+      eventId ??=
+        (await db.prepare("SELECT id FROM events WHERE provider_id = ?1").bind(orderId).first<string>("id")) ??
+        undefined;
+    }
+    expect(eventId, `the Draft of ${orderId} is stored`).toBeDefined();
+    return { status: res.status, body, eventId: eventId! };
+  }
+
+  it("shows a Draft's verdict, responder and latency, and a field-level diff of what the POS changed", async () => {
+    const { status, body, eventId } = await draftOf("draft-dash-1", (o) => {
+      const items = o.lineItems as Record<string, unknown>[];
+      items[1]!.quantity = 0;
+      o.taxes = [
+        { name: "State Excise Tax", taxType: "EXCISE", amount: "7.41" },
+        { name: "Local Sales Tax", taxType: "SALES", amount: "4.69" },
+      ];
+      Object.assign(o, { subtotal: "35.00", taxTotal: "12.10", grandTotal: "46.50" });
+    });
+    expect(status).toBe(200);
+    const { cookie } = await signIn();
+    const html = await page(`/events/${eventId}`, cookie);
+    const text = visible(html);
+    expect(html).toContain('<span class="pill pill-ok">passed</span>');
+    expect(text).toContain("The answer was the order, within the rules, and was relayed as it came.");
+    expect(text).toContain("Responder pricing, answered 200");
+    expect(text).toContain("Latency 180 ms");
+    expect(text).toContain("Weedmaps received 200");
+    expect(text).toContain("Sour Diesel Pre-Roll 1g (unavailable) quantity 2 0 -2");
+    expect(text).toContain("Estimated taxes (removed) amount 11.86 —");
+    expect(text).toContain("State Excise Tax (added) amount — 7.41");
+    expect(text).toContain("taxTotal 11.86 12.10 +0.24");
+    expect(text).toContain("grandTotal 62.26 46.50 -15.76");
+    // The two orders themselves are collapsed below, one under the other, never side by side.
+    expect(html).not.toContain('class="columns"');
+    expect(html).toMatch(/<details>\s*<summary>What Weedmaps sent<\/summary>/);
+    expect(html).toMatch(/<details>\s*<summary>What it was answered \(200\)<\/summary>/);
+    expect(html.indexOf("What the POS changed")).toBeLessThan(html.indexOf("<h2>Payload</h2>"));
+    for (const value of piiValues({ "weedmaps/draft": body })) expect(html, value).not.toContain(value);
+  });
+
+  it("says why a Draft answer was refused, by its rule and field, and that Weedmaps kept its estimate", async () => {
+    const { status, eventId } = await draftOf("draft-dash-2", (o) => {
+      o.customer = { id: "someone-else" };
+    });
+    expect(status).toBe(502);
+    const { cookie } = await signIn();
+    const html = await page(`/events/${eventId}`, cookie);
+    const text = visible(html);
+    expect(html).toContain('<span class="pill pill-bad">refused</span>');
+    expect(text).toContain(
+      "Refused: The draft responder's answer changes a part of the order it may not change (draft_answer_immutable, at customer). Weedmaps kept its estimate.",
+    );
+    expect(text).toContain("Weedmaps received 502");
+    expect(text).toContain("Nothing to compare: no order was relayed, so Weedmaps kept its own estimate.");
   });
 });

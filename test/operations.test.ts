@@ -205,27 +205,27 @@ describe("the same bad input is refused the same way through the admin API and a
       [
         "replay: an empty destination",
         () => api("POST", `/events/${eventId}/replay`, { destinations: [""] }),
-        () => dashboard("POST", `/events/${eventId}/replay`, { destination: "" }),
+        () => dashboard("POST", `/events/${eventId}/replay`, { destination: "", confirm: "1" }),
       ],
       [
         "replay: an unknown destination",
         () => api("POST", `/events/${eventId}/replay`, { destinations: ["nowhere"] }),
-        () => dashboard("POST", `/events/${eventId}/replay`, { destination: "nowhere" }),
+        () => dashboard("POST", `/events/${eventId}/replay`, { destination: "nowhere", confirm: "1" }),
       ],
       [
         "replay: a disabled destination",
         () => api("POST", `/events/${eventId}/replay`, { destinations: ["paused"] }),
-        () => dashboard("POST", `/events/${eventId}/replay`, { destination: "paused" }),
+        () => dashboard("POST", `/events/${eventId}/replay`, { destination: "paused", confirm: "1" }),
       ],
       [
         "replay: an event with no destinations",
         () => api("POST", `/events/${unrouted}/replay`),
-        () => dashboard("POST", `/events/${unrouted}/replay`, {}),
+        () => dashboard("POST", `/events/${unrouted}/replay`, { confirm: "1" }),
       ],
       [
         "replay: an unknown event",
         () => api("POST", `/events/${NO_EVENT}/replay`),
-        () => dashboard("POST", `/events/${NO_EVENT}/replay`, {}),
+        () => dashboard("POST", `/events/${NO_EVENT}/replay`, { confirm: "1" }),
       ],
       // Release
       [
@@ -637,7 +637,9 @@ describe("one list behind both transports", () => {
     expect((await dashboard("POST", `/events/${order.eventId}/reveal`, { reveal_token: revealToken })).status).toBe(
       200,
     );
-    expect((await dashboard("POST", `/events/${order.eventId}/replay`, { destination: "pos" })).status).toBe(303);
+    expect(
+      (await dashboard("POST", `/events/${order.eventId}/replay`, { destination: "pos", confirm: "1" })).status,
+    ).toBe(303);
 
     const fromApi = await (await api("GET", `/audit?eventId=${order.eventId}`)).json<AuditList>();
     expect(fromApi.entries).toHaveLength(3);
@@ -744,7 +746,7 @@ describe("the same action writes the same audit row through either transport", (
     const [first, second] = [await labEvent("single"), await labEvent("single")];
     const { fromApi, fromDashboard } = await same(
       () => api("POST", `/events/${first}/replay`, { destinations: ["pos"] }),
-      () => dashboard("POST", `/events/${second}/replay`, { destination: "pos" }),
+      () => dashboard("POST", `/events/${second}/replay`, { destination: "pos", confirm: "1" }),
       { action: "replay", event_id: first },
     );
     expect(fromApi[0]!.detail).toEqual({ deliveries: [{ destination: "pos", generation: 2 }], enqueued: true });

@@ -20,6 +20,7 @@ import { createHash, createHmac, randomUUID } from "node:crypto";
 import { cpSync, existsSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { BUSY_MS } from "./storage.mjs";
 import { DeliveryStatesSchema } from "../../src/core/delivery-state.ts";
 import { eventIdOf } from "../../src/core/event-id.ts";
 import { shardFor } from "../../src/core/shards.ts";
@@ -119,7 +120,7 @@ const isoSeconds = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
 
 /** What the schema holds right now: the columns of `events`, its indexes, and whether migration 0008 is in. */
 export function schemaOf(persistTo) {
-  const db = new DatabaseSync(localDatabase(persistTo), { readOnly: true });
+  const db = new DatabaseSync(localDatabase(persistTo), { readOnly: true, timeout: BUSY_MS });
   try {
     const columns = db
       .prepare("PRAGMA table_info(events)")
@@ -149,7 +150,7 @@ export function schemaOf(persistTo) {
 export function eventCount(persistTo, files = [localDatabase(persistTo)], where = "1") {
   let n = 0;
   for (const file of files) {
-    const db = new DatabaseSync(file, { readOnly: true });
+    const db = new DatabaseSync(file, { readOnly: true, timeout: BUSY_MS });
     try {
       n += db.prepare(`SELECT count(*) AS n FROM events WHERE ${where}`).get().n;
     } finally {
@@ -447,7 +448,7 @@ export function insertBatch(files, { rows, columns }) {
   }
   for (const [shard, list] of byShard.entries()) {
     list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    const db = new DatabaseSync(files[shard]);
+    const db = new DatabaseSync(files[shard], { timeout: BUSY_MS });
     try {
       db.exec("PRAGMA synchronous = OFF"); // a bench's scratch copy: no fsync for each WAL checkpoint of the batch
       const insert = db.prepare(

@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { BUSY_MS } from "./storage.mjs";
 import { stop, waitFor } from "../../scripts/procs.mjs";
 import { eventCount, localDatabase } from "./dashboard.mjs";
 
@@ -13,7 +14,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** Moves `received_at` of the first `count` events (in key order) back by `days`. */
 function age(persistTo, count, days) {
-  const db = new DatabaseSync(localDatabase(persistTo));
+  const db = new DatabaseSync(localDatabase(persistTo), { timeout: BUSY_MS });
   try {
     db.prepare(
       `UPDATE events SET received_at = received_at - ?1 WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?2)`,

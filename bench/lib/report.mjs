@@ -1369,17 +1369,21 @@ function analysis(results) {
       ].join(" "),
       "",
     );
-    const cw = s.operations.happy.capacityWatch;
-    if (cw)
+    const cw = s.operations.capacityWatchRun;
+    if (cw?.records) {
+      const perRecord = cw.rowsWritten / cw.records;
+      const month = 30 * 24 * 60 * perRecord;
       out.push(
         [
-          `The capacity watch's records are not per event, so they are counted apart: ${cw.records} over the happy-path`,
-          `run (${cw.d1Queries} statements, ${cw.rowsRead} rows read, ${cw.rowsWritten} written), at most one per shard and isolate a minute.`,
-          `At that bound one isolate writing one shard all month adds ${Math.round((30 * 24 * 60 * (cw.records ? cw.rowsWritten / cw.records : 1)) / 1000)} thousand rows written,`,
-          `${usd((30 * 24 * 60 * (cw.records ? cw.rowsWritten / cw.records : 1) * results.prices.d1RowsWrittenPerMillion) / 1e6)} a month.`,
+          `The capacity watch's records are per minute, not per event, so they are counted apart (their own usage line,`,
+          `handler \`capacity\`): over the full router's ${fmt(cw.seconds, 0)} s (scenarios 5 to 8), ${cw.records} records, ${cw.d1Queries} statements,`,
+          `${cw.rowsRead} rows read and ${cw.rowsWritten} written, ${fmt(perRecord, 1)} rows written a record. A record is at most one per shard`,
+          `and isolate a minute: one isolate writing one shard all month adds ${Math.round(month / 1000)} thousand rows written,`,
+          `${usd((month * results.prices.d1RowsWrittenPerMillion) / 1e6)} a month, whatever the traffic.`,
         ].join(" "),
         "",
       );
+    }
   }
   if (s.endToEndFloor && !results.smoke) {
     const e = s.endToEndFloor;

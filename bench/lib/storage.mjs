@@ -8,6 +8,12 @@ import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { EventPayloads } from "../../src/storage/payloads.ts";
 
+/**
+ * How long an open waits for a lock: a router that has just stopped may still be letting go of its files, and on a
+ * busy machine that takes a moment ("database is locked" otherwise).
+ */
+export const BUSY_MS = 10_000;
+
 /** Tables written per event; the rest (audit, rollups, sessions, the shard map) are the control database's. */
 const PER_EVENT = /^(events|outbox|latest_deliveries|sqlite_autoindex_events_\d+|events_.*)$/;
 
@@ -63,14 +69,14 @@ async function compressionCompared(files, protection) {
     for (const [i, file] of files.entries()) {
       const compact = path.join(work, `compressed-${i}.sqlite`);
       const plain = path.join(work, `uncompressed-${i}.sqlite`);
-      const source = new DatabaseSync(file, { readOnly: true });
+      const source = new DatabaseSync(file, { readOnly: true, timeout: BUSY_MS });
       try {
         source.exec(`VACUUM INTO '${compact}'`);
         source.exec(`VACUUM INTO '${plain}'`);
       } finally {
         source.close();
       }
-      const rewritten = new DatabaseSync(plain);
+      const rewritten = new DatabaseSync(plain, { timeout: BUSY_MS });
       try {
         const rows = rewritten
           .prepare("SELECT id, payload_dek AS dek, body FROM events WHERE payload_purged_at IS NULL")
@@ -92,13 +98,13 @@ async function compressionCompared(files, protection) {
       ]) {
         // Rebuilt once more after the updates, so neither copy keeps pages the other does not.
         const rebuilt = path.join(work, `${key}-${i}-final.sqlite`);
-        const db = new DatabaseSync(from);
+        const db = new DatabaseSync(from, { timeout: BUSY_MS });
         try {
           db.exec(`VACUUM INTO '${rebuilt}'`);
         } finally {
           db.close();
         }
-        const measured = new DatabaseSync(rebuilt, { readOnly: true });
+        const measured = new DatabaseSync(rebuilt, { readOnly: true, timeout: BUSY_MS });
         try {
           totals[key] += perEventBytes(measured);
         } finally {
@@ -126,7 +132,7 @@ export async function measureStorage(persistTo, protection) {
   const byName = new Map();
   const columns = { body: 0, deliveries: 0, payloadDek: 0 };
   for (const file of files) {
-    const db = new DatabaseSync(path.join(dir, file));
+    const db = new DatabaseSync(path.join(dir, file), { timeout: BUSY_MS });
     try {
       db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
       const hasEvents = db.prepare("SELECT COUNT(*) AS n FROM sqlite_schema WHERE name = 'events'").get().n === 1;
@@ -152,7 +158,7 @@ export async function measureStorage(persistTo, protection) {
   const eventFiles = files
     .map((f) => path.join(dir, f))
     .filter((f) => {
-      const db = new DatabaseSync(f, { readOnly: true });
+      const db = new DatabaseSync(f, { readOnly: true, timeout: BUSY_MS });
       try {
         return db.prepare("SELECT COUNT(*) AS n FROM sqlite_schema WHERE name = 'events'").get().n === 1;
       } finally {

@@ -1,7 +1,7 @@
 // Starting the two Workers under test, both with `wrangler dev` on 127.0.0.1 (workerd, local D1 and Queues), the
 // same way scripts/dev.mjs starts the router.
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { migrateAll } from "../../scripts/migrate.mjs";
 import { freePort, start, stop, tail, waitFor } from "../../scripts/procs.mjs";
@@ -73,6 +73,16 @@ async function startWrangler(label, args, healthPath) {
   return { child, url, port };
 }
 
+/**
+ * Writes a config only when its text changed. `wrangler dev` watches its config file and reloads on any write, and a
+ * reload drops the secrets it was given with `--env-file`: a router still running on the file would answer every
+ * request 503 `source_misconfigured` from then on (scenario 1b rewrote the ingest-only file under the ingest router).
+ */
+function writeConfig(file, text) {
+  if (existsSync(file) && readFileSync(file, "utf8") === text) return;
+  writeFileSync(file, text);
+}
+
 /** The `[[queues.consumers]]` tables of wrangler.toml, as {queue, max_batch_size, …}, for the report. */
 export function queueConsumers() {
   return tomlTables(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))
@@ -120,7 +130,7 @@ export function ingestOnlyConfig(workDir) {
     // Relative paths would resolve against the temp dir; `main` is replaced by the bundle on the command line anyway.
     .replace(/^main\s*=.*$/m, `main = ${JSON.stringify(path.join(ROOT, "src/index.ts"))}`)
     .replace(/^migrations_dir\s*=.*$/m, `migrations_dir = ${JSON.stringify(path.join(ROOT, "migrations"))}`);
-  writeFileSync(file, text);
+  writeConfig(file, text);
   return file;
 }
 
@@ -208,7 +218,7 @@ export function shardedIngestConfig(workDir, persistTo, count) {
     return `\n[[d1_databases]]\nbinding = "${binding}"\ndatabase_name = "bench-${binding.toLowerCase()}"\ndatabase_id = "00000000-0000-0000-0000-0000000000${String(i + 2).padStart(2, "0")}"\nmigrations_dir = ${JSON.stringify(path.join(ROOT, "migrations"))}\n`;
   });
   const file = path.join(workDir, `wrangler.shards-${count}.toml`);
-  writeFileSync(file, `${base}\n${extra.join("")}`);
+  writeConfig(file, `${base}\n${extra.join("")}`);
   migrateAll(["--local", "--persist-to", persistTo, "--config", file], { stdio: "pipe" });
   const shards = Array.from({ length: count }, (_, id) => ({ id, binding: id === 0 ? "DB" : `SHARD_${id}` }));
   return { file, storage: { shards } };

@@ -105,7 +105,30 @@ export const AttemptSchema = z
     statusCode: z.number().int().nullable(),
     latencyMs: z.number().int(),
     errorClass: z.string().nullable(),
-    responseExcerpt: z.string().nullable(),
+    responseExcerpt: z
+      .string()
+      .nullable()
+      .openapi({
+        description:
+          "The first 256 characters of the answer. Unrevealed, customer data in it is hidden as in payloads: a JSON " +
+          "excerpt's fields at the PII paths (at any depth), and any value of the event's own customer data it echoes.",
+      }),
+    responseRedacted: z.array(z.string()).openapi({
+      description:
+        "Where the excerpt's customer data was hidden: field paths or names, never values. Empty on a reveal.",
+    }),
+    responseHeaders: z
+      .object({
+        headers: z.array(z.object({ name: z.string(), value: z.string().nullable() })),
+        omitted: z.number().int(),
+        redacted: z.boolean(),
+      })
+      .nullable()
+      .openapi({
+        description:
+          "A failed attempt's response headers, bounded. Unrevealed, only descriptive ones (content-type, " +
+          "retry-after, date, request ids …) show their values, the rest `[redacted]`; a cookie's value is never kept (null).",
+      }),
   })
   .openapi("Attempt");
 

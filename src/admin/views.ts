@@ -95,7 +95,7 @@ export function eventDetailView({ event, payload, answered, deliveries, revealed
       nextAttemptAt: d.status === "pending" && d.nextAttemptAt < HELD_DUE ? iso(d.nextAttemptAt) : null,
       heldReason: d.heldReason ?? null,
       completedAt: iso(d.completedAt),
-      attemptLog: d.attemptLog.map((a) => ({ ...a, at: iso(a.at)! })),
+      attemptLog: d.attemptLog.map(({ headers, ...a }) => ({ ...a, responseHeaders: headers, at: iso(a.at)! })),
     })),
   };
 }

@@ -21,6 +21,11 @@ export const AttemptRecordSchema = z.strictObject({
   latencyMs: z.number(),
   errorClass: z.string().nullable(),
   responseExcerpt: z.string().nullable(),
+  /**
+   * A failed attempt's response headers, bounded (src/core/response-view.ts `keepHeaders`) and sealed like the
+   * excerpt. Absent on successful attempts and on attempts recorded before it was kept.
+   */
+  responseHeaders: z.string().nullable().optional(),
 });
 
 export type AttemptRecord = z.infer<typeof AttemptRecordSchema>;
@@ -251,9 +256,15 @@ export const SUPERSEDED = "superseded_by_replay";
 /** A delivery still pending when its event's payload was purged (a customer's deletion request): nothing to send. */
 export const PAYLOAD_PURGED = "payload_purged";
 
-/** Every response excerpt dropped: what a purge leaves of the attempt log (statuses, times, error classes). */
+/**
+ * Every response excerpt and kept response header dropped: what a purge leaves of the attempt log (statuses, times,
+ * error classes).
+ */
 export function withoutExcerpts(deliveries: readonly DeliveryState[]): DeliveryState[] {
-  return deliveries.map((d) => ({ ...d, log: d.log.map((a) => ({ ...a, responseExcerpt: null })) }));
+  return deliveries.map((d) => ({
+    ...d,
+    log: d.log.map(({ responseHeaders: _headers, ...a }) => ({ ...a, responseExcerpt: null })),
+  }));
 }
 
 /**
@@ -298,7 +309,7 @@ const fits = (text: string, maxBytes: number) =>
 /**
  * Serializes the deliveries for their row, compacting them in steps only if they would not fit (hundreds of
  * destinations with long attempt logs, or many replays): attempt logs keep their first and last three entries and
- * count the rest in `logOmitted`; then response excerpts go; then settled replay history; then logs keep only the
+ * count the rest in `logOmitted`; then response excerpts (and headers) go; then settled replay history; then logs keep only the
  * last attempt. The current generations, their states and attempt counts are always kept; if even that is too
  * big, the write fails in D1 and the message is retried, with the error logged.
  */

@@ -1,8 +1,9 @@
 /**
- * Envelope encryption of the customer data the router keeps (bodies, Draft answers, destination response excerpts),
- * with WebCrypto's AES-256-GCM. Each event gets its own random data key; the data key is stored wrapped by a key of
- * the operator's key ring (the `PAYLOAD_KEYS` secret). So rotating the ring re-wraps 60 bytes per event rather than
- * re-encrypting its payloads, and purging an event's data key makes every ciphertext of it unreadable at once.
+ * Envelope encryption of the customer data the router keeps (bodies, Draft answers, destination response excerpts
+ * and failed attempts' response headers), with WebCrypto's AES-256-GCM. Each event gets its own random data key; the
+ * data key is stored wrapped by a key of the operator's key ring (the `PAYLOAD_KEYS` secret). So rotating the ring
+ * re-wraps 60 bytes per event rather than re-encrypting its payloads, and purging an event's data key makes every
+ * ciphertext of it unreadable at once.
  *
  * Every ciphertext is bound to its event id and to what it is (additional authenticated data), so a body copied to
  * another row, or an answer copied over a body, fails to decrypt instead of being shown as that event's.
@@ -18,7 +19,7 @@ import { decodeBase64, encodeBase64 } from "./signatures/encoding.ts";
 export const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 
 /** What a sealed value is; part of its additional data. */
-export type PayloadField = "body" | "answer" | "excerpt";
+export type PayloadField = "body" | "answer" | "excerpt" | "headers";
 
 /** Stored forms, versioned so a later scheme can be told apart: a wrapped data key names the ring key that wraps it. */
 const WRAPPED_PREFIX = "dk1:";

@@ -20,6 +20,7 @@ import { eventPages } from "./pages/events.tsx";
 import { keyPages } from "./pages/keys.tsx";
 import { overviewPages } from "./pages/overview.tsx";
 import { replayPages } from "./pages/replays.tsx";
+import { resendPages } from "./pages/resend.tsx";
 import { routingPages } from "./pages/routing.tsx";
 import { endAllSessions, endSession, hasSession, setSessionCookie } from "./session.ts";
 import { actorFor, contextFor, originFor, type DashboardEnv } from "./shared.ts";
@@ -132,6 +133,7 @@ export function createDashboard(deps: RouterDeps) {
   app.get("/", (c) => c.redirect("/dashboard/overview", 303));
   for (const pages of [
     overviewPages,
+    resendPages,
     eventPages,
     deadLetterPages,
     replayPages,

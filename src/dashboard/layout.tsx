@@ -25,6 +25,12 @@ fieldset { border: 1px solid var(--line); display: flex; flex-wrap: wrap; gap: .
 label { display: flex; flex-direction: column; font-size: .9rem; color: var(--muted); }
 input, select, textarea, button { font: inherit; padding: .3rem .5rem; }
 button { background: var(--accent); color: #fff; border: 0; border-radius: 4px; cursor: pointer; }
+.pill { display: inline-block; padding: 0 .5rem; border: 1px solid; border-radius: 999px; font-size: .85rem; font-weight: 600; line-height: 1.5; white-space: nowrap; }
+.pill-ok { background: #dafbe1; color: #0d4f20; border-color: #4ac26b; }
+.pill-info { background: #ddf4ff; color: #0a4a8c; border-color: #54aeff; }
+.pill-warn { background: #fff8c5; color: #6a4200; border-color: #d4a72c; }
+.pill-bad { background: #ffebe9; color: #8a0b20; border-color: #ff8182; }
+.pill-neutral { background: #f6f8fa; color: var(--muted); border-color: var(--line); }
 .status-dead, .bad { color: var(--bad); font-weight: 600; }
 .status-delivered, .good { color: var(--ok); font-weight: 600; }
 .notice { border-left: 4px solid var(--accent); padding: .25rem .75rem; background: #f1f8ff; }
@@ -41,7 +47,32 @@ textarea { width: 100%; font-family: ui-monospace, monospace; font-size: .85rem;
 .problems { border-left: 4px solid var(--bad); padding: .25rem .75rem; margin-bottom: 1rem; background: #fff5f5; }
 .problems h2 { margin: .25rem 0; font-size: 1.05rem; color: var(--bad); }
 .problems code { overflow-wrap: anywhere; }
-@media (max-width: 640px) { .columns { grid-template-columns: 1fr; } table { display: block; overflow-x: auto; } }
+td, code, time { overflow-wrap: anywhere; }
+fieldset { min-width: 0; }
+input, select, textarea { max-width: 100%; }
+.columns > * { min-width: 0; }
+.scroll { overflow-x: auto; max-width: 100%; }
+.health { border-left: 4px solid; padding: .25rem .75rem; margin: 0 0 1.25rem; }
+.health-ok { border-color: var(--ok); background: #f0fff4; }
+.health-bad { border-color: var(--bad); background: #fff5f5; }
+.health h2 { margin: .25rem 0; font-size: 1.05rem; color: var(--bad); }
+.health ul { margin: .25rem 0; padding-left: 1.25rem; }
+.health li { margin: .3rem 0; }
+.pills { display: flex; flex-wrap: wrap; gap: .25rem; list-style: none; margin: 0; padding: 0; }
+.actions { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; }
+a.button { display: inline-block; background: var(--accent); color: #fff; border-radius: 4px; padding: .3rem .5rem; text-decoration: none; }
+a.button.secondary, button.secondary { background: #fff; color: var(--accent); border: 1px solid var(--accent); }
+@media (max-width: 640px) {
+  .columns { grid-template-columns: 1fr; }
+  table { display: block; overflow-x: auto; }
+  table:not(.stack) td { overflow-wrap: break-word; }
+  table.stack, table.stack tbody, table.stack tr { display: block; width: 100%; }
+  table.stack caption { display: block; text-align: left; }
+  table.stack thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+  table.stack tr { border-bottom: 1px solid var(--line); padding: .35rem 0; }
+  table.stack td { display: flow-root; width: 100%; border: 0; padding: .15rem .25rem .15rem 7.5rem; }
+  table.stack td::before { content: attr(data-label); float: left; width: 7rem; margin-left: -7.25rem; color: var(--muted); font-weight: 600; }
+}
 `;
 
 /** FNV-1a of the stylesheet: its URL changes with its content, so a browser may keep it for a day. */

@@ -30,6 +30,7 @@ import {
 import { admitAll, reportAll, type AdmitItem, type Decision } from "../control/client.ts";
 import { sendAlert } from "../outbound/alerts.ts";
 import { BACKOFF_BASE_SECONDS, backoffDelaySeconds, classifyAttempt, errorClassOf } from "../core/retry-policy.ts";
+import { EXCERPT_CHARS, keepHeaders } from "../core/response-view.ts";
 import { sendToDestination } from "../outbound/client.ts";
 import { updateDeliveries } from "../storage/delivery-writes.ts";
 import { loadDeliveryWork } from "../storage/events.ts";
@@ -270,11 +271,16 @@ async function attemptDeliveries(
 
   const retries: RetryPlan[] = [];
   // What a destination answered may echo the customer: sealed with the event's data key, like its body. A note of
-  // the router's own (no status: the header it could not build) stays readable.
-  const excerpts = await Promise.all(
-    attempts.map(({ result }) => {
-      const excerpt = result.responseExcerpt?.slice(0, 256) ?? null;
-      return excerpt !== null && result.statusCode !== null ? payloads.sealText("excerpt", excerpt) : excerpt;
+  // the router's own (no status: the header it could not build) stays readable. A failed answer's headers are kept
+  // too, bounded, so an operator can read why (docs/customer-data.md); a successful one's are not, so they cost nothing.
+  const kept = await Promise.all(
+    attempts.map(async ({ result }) => {
+      const excerpt = result.responseExcerpt?.slice(0, EXCERPT_CHARS) ?? null;
+      const headers = result.responseHeaders ? keepHeaders(result.responseHeaders) : null;
+      return {
+        excerpt: excerpt !== null && result.statusCode !== null ? await payloads.sealText("excerpt", excerpt) : excerpt,
+        headers: headers === null ? null : await payloads.sealText("headers", headers),
+      };
     }),
   );
   const outcomes: AttemptOutcome[] = attempts.map(({ delivery, destination, attempt, at, result }, i) => {
@@ -335,7 +341,8 @@ async function attemptDeliveries(
         statusCode: result.statusCode,
         latencyMs: result.latencyMs,
         errorClass,
-        responseExcerpt: excerpts[i]!,
+        responseExcerpt: kept[i]!.excerpt,
+        ...(kept[i]!.headers !== null ? { responseHeaders: kept[i]!.headers } : {}),
       },
     };
   });

@@ -8,8 +8,17 @@ import { readVar } from "../config/load.ts";
 import { eventDb, shardsOf } from "../config/shards.ts";
 import { decodeCursor, EventCursorSchema, nextCursor } from "../core/cursor.ts";
 import { RouterError } from "../core/errors.ts";
+import type { AttemptRecord } from "../core/delivery-state.ts";
+import { diffDraft, type DraftDiff } from "../core/draft-diff.ts";
 import { payloadOf, piiPathsOf, redactedPayloadOf, type PayloadView } from "../core/payload-view.ts";
-import { REDACTED } from "../core/redact.ts";
+import { redactPaths } from "../core/redact.ts";
+import {
+  customerValuesOf,
+  headersView,
+  redactedExcerpt,
+  revealedExcerpt,
+  type HeadersView,
+} from "../core/response-view.ts";
 import { verifyHeaderToken } from "../core/signatures/inbound.ts";
 import { tokenId } from "../core/signatures/token-id.ts";
 import {
@@ -63,14 +72,33 @@ export async function searchEvents(ctx: OperationContext, q: EventQuery) {
   return { events: found.events, nextCursor: next, scanned: found.scanned };
 }
 
+/** One attempt as an operator sees it: what the destination answered, redacted unless revealed. */
+export interface AttemptView extends Omit<AttemptRecord, "responseHeaders"> {
+  /** A failed attempt's response headers (src/core/response-view.ts); null when none were kept. */
+  headers: HeadersView | null;
+  /** The excerpt parsed as JSON. */
+  responseJson: boolean;
+  /** Where customer data was hidden in the excerpt: paths and names, never values. Empty on a reveal. */
+  responseRedacted: string[];
+}
+
+export interface DeliveryView extends Omit<DeliveryDetail, "attemptLog"> {
+  attemptLog: AttemptView[];
+}
+
 /** One event as an operator sees it: customer data redacted unless this view is an audited reveal. */
 export interface EventView {
   event: EventDetail;
   payload: PayloadView | null;
   /** What a synchronous event's provider was answered, when it was the order. */
   answered: PayloadView | null;
-  /** Every generation of every delivery, each attempt's response excerpt redacted or opened. */
-  deliveries: DeliveryDetail[];
+  /**
+   * A Draft answered with the order: what the POS changed, field by field (src/core/draft-diff.ts). Values at the
+   * source's PII paths are compared redacted unless revealed; other changed fields are named only.
+   */
+  answerDiff: DraftDiff | null;
+  /** Every generation of every delivery, each attempt's response excerpt and headers redacted or opened. */
+  deliveries: DeliveryView[];
   revealed: boolean;
   /** The reveal's audit entry. */
   auditId: string | null;
@@ -84,22 +112,68 @@ async function loadEvent(ctx: OperationContext, eventId: string) {
   return { ...found, paths: piiPathsOf(config, ctx.providers, found.event.source) };
 }
 
+/** Parsed JSON of stored bytes, or undefined when they are not JSON. */
+function jsonOf(bytes: Uint8Array | null | undefined): unknown {
+  if (!bytes) return undefined;
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What the destination answered one attempt, as shown: opened (a destination's words are sealed; a note of the
+ * router's own, with no status, is not), then redacted by the payload's rules unless revealed.
+ */
+async function attemptView(
+  event: EventDetail,
+  a: AttemptRecord,
+  reveal: boolean,
+  paths: readonly string[],
+  values: readonly string[],
+): Promise<AttemptView> {
+  const open = async (field: "excerpt" | "headers", stored: string) =>
+    isSealedText(stored) ? event.payloads.openText(field, stored) : stored;
+  const { responseHeaders: storedHeaders, ...record } = a;
+  const headers = storedHeaders ? headersView(await open("headers", storedHeaders), reveal) : null;
+  if (a.responseExcerpt === null || a.statusCode === null)
+    return { ...record, headers, responseJson: false, responseRedacted: [] };
+  const text = await open("excerpt", a.responseExcerpt);
+  const shown = reveal ? revealedExcerpt(text) : redactedExcerpt(text, paths, values);
+  return {
+    ...record,
+    responseExcerpt: shown.text,
+    headers,
+    responseJson: shown.json,
+    responseRedacted: shown.redacted,
+  };
+}
+
+/**
+ * A Draft and its answer compared (src/core/draft-diff.ts). Unrevealed, the values at the PII paths are compared
+ * as they are shown, redacted; the names of every other top-level field that changed come from the whole orders.
+ */
+function answerDiffOf(event: EventDetail, reveal: boolean, paths: readonly string[]): DraftDiff | null {
+  const asked = jsonOf(event.body);
+  const answered = jsonOf(event.responder?.answered.body);
+  if (asked === undefined || answered === undefined) return null;
+  const whole = diffDraft(asked, answered);
+  if (reveal || !whole) return whole;
+  const shown = diffDraft(redactPaths(asked, paths).value, redactPaths(answered, paths).value)!;
+  return { ...shown, others: whole.others, unchanged: whole.unchanged };
+}
+
 async function show(found: Awaited<ReturnType<typeof loadEvent>>, revealedAs: string | null): Promise<EventView> {
   const { event, deliveries, paths } = found;
   const reveal = revealedAs !== null;
   const view = (bytes: Uint8Array) => (reveal ? payloadOf(bytes) : redactedPayloadOf(bytes, paths));
-  const excerpt = async (stored: string | null) =>
-    stored === null || !isSealedText(stored)
-      ? stored
-      : reveal
-        ? await event.payloads.openText("excerpt", stored)
-        : REDACTED;
+  // This event's own customer values, which an excerpt must not echo unrevealed (a name in an error message).
+  const values = reveal ? [] : customerValuesOf(jsonOf(event.body), paths);
   const shown = await Promise.all(
     deliveries.map(async (d) => ({
       ...d,
-      attemptLog: await Promise.all(
-        d.attemptLog.map(async (a) => ({ ...a, responseExcerpt: await excerpt(a.responseExcerpt) })),
-      ),
+      attemptLog: await Promise.all(d.attemptLog.map((a) => attemptView(event, a, reveal, paths, values))),
     })),
   );
   const answered = event.responder?.answered.body;
@@ -107,6 +181,7 @@ async function show(found: Awaited<ReturnType<typeof loadEvent>>, revealedAs: st
     event,
     payload: event.body && view(event.body),
     answered: answered ? view(answered) : null,
+    answerDiff: event.responder ? answerDiffOf(event, reveal, paths) : null,
     deliveries: shown,
     revealed: reveal,
     auditId: revealedAs,

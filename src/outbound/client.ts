@@ -29,6 +29,8 @@ export interface OutboundResult extends AttemptResult {
   /** The response was longer than `keepBody.maxBytes` (declared or streamed); `responseBody` is cut there. */
   responseOverLimit?: boolean;
   responseContentType?: string | null;
+  /** A failed answer's headers (not 2xx), as they came: the caller bounds what it keeps (src/core/response-view.ts). */
+  responseHeaders?: [string, string][];
 }
 
 export interface SendOptions {
@@ -189,6 +191,7 @@ export async function sendToDestination(
       result.responseContentType = response.headers.get("content-type");
     } else {
       result.responseExcerpt = await readExcerpt(response);
+      if (response.status < 200 || response.status >= 300) result.responseHeaders = [...response.headers];
     }
     result.latencyMs = clock.now() - started;
     return result;

@@ -70,8 +70,28 @@ export interface EventSummary {
   receivedAt: number;
   providerTimestamp: number | null;
   deliveries: { pending: number; delivered: number; dead: number; failing: number; stale: number };
+  /** Each destination's current delivery, by destination name: what the dashboard's events list shows per column. */
+  destinations: CurrentDelivery[];
   quarantine: Quarantine | null;
   divergentRetries: number;
+}
+
+/** One destination's current (not superseded) delivery of an event, as a list shows it. */
+export interface CurrentDelivery {
+  destination: string;
+  status: DeliveryStatus;
+  attempts: number;
+  heldReason: HoldReason | null;
+}
+
+/** `json_group_array` of [destination, status, attempts, heldReason] (each element JSON, or text of JSON). */
+function parseCurrent(raw: string | null): CurrentDelivery[] {
+  if (!raw) return [];
+  return (JSON.parse(raw) as unknown[])
+    .map((el) => (typeof el === "string" ? (JSON.parse(el) as unknown) : el))
+    .filter((el): el is [string, DeliveryStatus, number, HoldReason | null] => Array.isArray(el) && el[0] !== null)
+    .map(([destination, status, attempts, heldReason]) => ({ destination, status, attempts, heldReason }))
+    .sort((a, b) => (a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0));
 }
 
 export interface EventDetail extends EventSummary {
@@ -127,7 +147,9 @@ const EVENT_SUMMARY_COLUMNS = `
   COALESCE(SUM(${f("l", "status")} = 'stale'), 0) AS stale,
   COALESCE(SUM(${f("l", "status")} = 'delivered'), 0) AS delivered,
   COALESCE(SUM(${f("l", "status")} = 'dead'), 0) AS dead,
-  COALESCE(SUM(${f("l", "status")} = 'pending' AND ${f("l", "attempts")} > 0), 0) AS failing`;
+  COALESCE(SUM(${f("l", "status")} = 'pending' AND ${f("l", "attempts")} > 0), 0) AS failing,
+  json_group_array(json_array(${f("l", "destination")}, ${f("l", "status")}, ${f("l", "attempts")}, ${f("l", "heldReason")}))
+    FILTER (WHERE l.value IS NOT NULL) AS current_deliveries`;
 
 interface EventSummaryRow {
   id: string;
@@ -145,6 +167,7 @@ interface EventSummaryRow {
   dead: number;
   failing: number;
   stale: number;
+  current_deliveries: string | null;
 }
 
 function toEventSummary(row: EventSummaryRow): EventSummary {
@@ -159,6 +182,7 @@ function toEventSummary(row: EventSummaryRow): EventSummary {
       failing: row.failing,
       stale: row.stale,
     },
+    destinations: parseCurrent(row.current_deliveries),
     quarantine: parseQuarantine(row.quarantine),
     divergentRetries: row.divergent_retries,
   };

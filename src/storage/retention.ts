@@ -47,9 +47,10 @@ export async function deleteEvents(db: D1Database, ids: readonly string[]): Prom
 }
 
 /**
- * Purges the payloads of these events: body, Draft answer, response excerpts and the data key (so nothing sealed
- * with it could be opened again). The row keeps its ids, dedup key, body hash and delivery state; `settle` says what
- * the purge does to the deliveries. Returns the ids purged; one whose write kept losing races is left for later.
+ * Purges the payloads of these events: body, Draft answer, response excerpts and headers, and the data key (so
+ * nothing sealed with it could be opened again). The row keeps its ids, dedup key, body hash and delivery state;
+ * `settle` says what the purge does to the deliveries. Returns the ids purged; one whose write kept losing races is
+ * left for later.
  */
 export async function purgePayloads(
   db: D1Database,
@@ -164,8 +165,8 @@ export async function rewrapEvents(
 }
 
 /**
- * Rows stored before encryption (or while it was off): body, Draft answer and the destinations' excerpts sealed
- * with a new data key. Reads the payloads, so the walk does few per run. Returns the ids.
+ * Rows stored before encryption (or while it was off): body, Draft answer and the destinations' excerpts (and kept
+ * response headers) sealed with a new data key. Reads the payloads, so the walk does few per run. Returns the ids.
  */
 export async function encryptEvents(
   db: D1Database,
@@ -195,6 +196,9 @@ export async function encryptEvents(
               a.responseExcerpt !== null && a.statusCode !== null
                 ? await sealed.sealText("excerpt", a.responseExcerpt)
                 : a.responseExcerpt,
+            ...(typeof a.responseHeaders === "string"
+              ? { responseHeaders: await sealed.sealText("headers", a.responseHeaders) }
+              : {}),
           })),
         ),
       })),

@@ -127,3 +127,23 @@ export async function deadLetterTotal(db: D1Database, cap: number): Promise<{ de
     .first<{ events: number; dead: number }>();
   return { dead: row?.dead ?? 0, capped: (row?.events ?? 0) > cap };
 }
+
+/**
+ * The oldest pending delivery among one shard's newest `lookAt` events, through its received_at index: when the
+ * oldest of them was received (null when none of them has one pending) and how many were looked at. `pending_due`
+ * has no index of its own (every entry would be a billed write on the happy path), so the read is bounded by the
+ * window instead; a backlog older than it is held by its destination's controls, whose own count is exact.
+ */
+export async function oldestPendingAmongNewest(
+  db: D1Database,
+  lookAt: number,
+): Promise<{ oldestReceivedAt: number | null; looked: number }> {
+  const row = await db
+    .prepare(
+      `SELECT COUNT(*) AS looked, MIN(CASE WHEN pending_due IS NOT NULL THEN received_at END) AS oldest
+       FROM (SELECT received_at, pending_due FROM events ORDER BY received_at DESC LIMIT ?1)`,
+    )
+    .bind(lookAt)
+    .first<{ looked: number; oldest: number | null }>();
+  return { oldestReceivedAt: row?.oldest ?? null, looked: row?.looked ?? 0 };
+}

@@ -1,6 +1,8 @@
 // The dashboard in a real browser: headless Chromium (Debian's, driven by playwright-core) against `npm run dev`,
 // with the mock receiver and the send tool, walking the operator's path through every page of the UI contract
-// (sign-in, events, an event, dead letters with redrive, destinations, routing, overview, reveal, sign-out) and the
+// (sign-in, events, an event, dead letters with redrive, destinations, routing, overview, reveal, sign-out), the 3 a.m.
+// walk (a destination fails → red in the overview's health strip → its dead letters → why → fixed → bulk redrive →
+// green), that no page is wider than the window at 1,280 and 390 px, and the
 // session's defences (cookie flags, CSRF, no session, a tampered cookie, a signed-out cookie copied elsewhere, sign out
 // everywhere) and the security headers every page carries (CSP, no framing, no referrer, nosniff, no-store), with
 // the browser reporting no CSP violation. Run with `npm run test:browser`.
@@ -86,13 +88,21 @@ const deadLetterOf = async (eventId, dest) =>
     (r) => r.Event.split(/\s/)[0] === eventId && (!dest || r.Destination === dest),
   );
 
+/** Opens every collapsed section (<details>) of the page, as a reader clicking each, so its text is on screen. */
+const expandAll = () =>
+  page.evaluate(() => {
+    for (const details of document.querySelectorAll("main details")) details.open = true;
+  });
+
 async function assertNoCustomerData(what) {
+  // The payload is collapsed below the deliveries: open it, or its text would not be read at all.
+  await expandAll();
   const text = await page.locator("body").innerText();
   for (const value of CUSTOMER)
     assert.ok(!text.includes(value), `${what}: the page shows the customer value ${JSON.stringify(value)}`);
 }
 
-describe("dashboard in a browser (headless Chromium, playwright-core)", { timeout: 120_000 }, () => {
+describe("dashboard in a browser (headless Chromium, playwright-core)", { timeout: 240_000 }, () => {
   before(async () => {
     browser = await launchBrowser();
     stack = await startStack({ port: PORT, receiverFlags: RECEIVER_FLAGS });
@@ -164,9 +174,20 @@ describe("dashboard in a browser (headless Chromium, playwright-core)", { timeou
       assert.equal(await h1(), "Events");
       const table = page.locator("main table").last();
       const { columns } = await readTable(table);
-      assert.deepEqual(columns, ["Received", "Source / type", "Merchant", "Order", "Deliveries"]);
-      const listed = (await readRecords(table)).map((r) => r["Source / type"]).sort();
+      // A column per destination the listed events went to, each cell its state as a pill.
+      assert.deepEqual(columns, ["Received", "Source / type", "Merchant", "Order", "erp", "pos"]);
+      const records = await readRecords(table);
+      const listed = records.map((r) => r["Source / type"]).sort();
       assert.deepEqual(listed, ["leaftrade / order-v4", "weedmaps / create", "weedmaps / draft"]);
+      const orderRow = records.find((r) => r["Source / type"] === "leaftrade / order-v4");
+      assert.equal(orderRow.pos, "—", "the Leaf Trade order goes to erp only");
+      assert.match(orderRow.erp, /^(pending|delivered|failing)$/);
+      // Received: relative ("12 s ago"), the exact UTC time on hover and in datetime.
+      const received = table.locator("tbody tr").first().locator("time");
+      assert.match((await received.innerText()).trim(), /^\d+ (s|min) ago$/);
+      const exact = await received.getAttribute("datetime");
+      assert.match(exact, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+      assert.equal(await received.getAttribute("title"), exact);
     },
   );
 
@@ -244,16 +265,24 @@ describe("dashboard in a browser (headless Chromium, playwright-core)", { timeou
       assert.equal(await h1(), "Dead letters");
       const deadTable = page.locator("main table").first();
       const { columns } = await readTable(deadTable);
-      assert.deepEqual(columns, ["Event", "Destination", "Attempts", "Last error", "Redrive"]);
+      assert.deepEqual(columns, ["Event", "Destination", "Attempts", "Last error", "Destination now", "Redrive"]);
       const row = await deadLetterOf(seen.create);
       assert.ok(row, `a dead letter for ${seen.create}`);
       assert.equal(row.Destination, "erp");
       assert.equal(row.Attempts, "1");
       assert.match(row["Last error"], /400/);
 
-      // Per row.
-      await page.getByRole("button", { name: `Redrive ${seen.create} to erp`, exact: true }).click();
-      await page.waitForLoadState("load");
+      assert.equal(row["Destination now"], "active");
+      // Per row: a link to its confirmation, which says what goes where before anything does.
+      await page.getByRole("link", { name: `Redrive ${seen.create} to erp`, exact: true }).click();
+      await atPath(`/dashboard/events/${seen.create}/replay`);
+      assert.equal(await h1(), "Redrive an event");
+      assert.equal(
+        (await (await see(page.getByRole("status"), "the confirmation's status")).innerText()).trim(),
+        "Redrive to erp: it does not have this event yet.",
+      );
+      await page.getByRole("button", { name: "Redrive to erp", exact: true }).click();
+      await atPath(`/dashboard/events/${seen.create}`);
       await eventPage(seen.create);
       await untilShown(
         page,
@@ -427,9 +456,17 @@ describe("dashboard in a browser (headless Chromium, playwright-core)", { timeou
       );
       const expected = new Map();
       await page.goto("/dashboard/events");
-      for (const e of await readRecords(page.locator("main table").last())) {
-        if (Date.parse(e.Received) > countedUntil) continue;
-        const key = e["Source / type"].replace(" / ", " ");
+      // Each event's exact time is its <time datetime>; the text is relative ("2 min ago").
+      const listed = await page
+        .locator("main table")
+        .last()
+        .locator("tbody tr")
+        .evaluateAll((trs) =>
+          trs.map((tr) => ({ at: tr.querySelector("time")?.getAttribute("datetime"), type: tr.cells[1].innerText })),
+        );
+      for (const e of listed) {
+        if (Date.parse(e.at) > countedUntil) continue;
+        const key = e.type.trim().replace(" / ", " ");
         expected.set(key, (expected.get(key) ?? 0) + 1);
       }
       await page.goBack();
@@ -472,6 +509,11 @@ describe("dashboard in a browser (headless Chromium, playwright-core)", { timeou
         for (const p of ["p50", "p99"]) assert.match(of[dest][p], /\d/, `${dest} ${p}`);
       assert.equal(of.pos.State, "active");
       assert.equal(of.erp.State, "active");
+      assert.equal(
+        await tableAfter(page, "Deliveries by destination").locator("tbody .pill").first().getAttribute("class"),
+        "pill pill-ok",
+        "the state is a pill: its word and a colour",
+      );
 
       await see(
         page.getByRole("img", { name: "Events per hour, last 24 hours", exact: true }),
@@ -481,9 +523,22 @@ describe("dashboard in a browser (headless Chromium, playwright-core)", { timeou
         page.getByRole("img", { name: "Deliveries per hour for erp", exact: true }),
         'the chart "Deliveries per hour for erp"',
       );
-      await see(page.getByRole("heading", { level: 2, name: "Dead letters", exact: true }), 'the h2 "Dead letters"');
-      await see(main().getByText(/^0 dead deliveries/), 'the text "0 dead deliveries" (both were redriven)');
-      await see(main().getByRole("link", { name: "Dead letters", exact: true }), 'the link "Dead letters" in the page');
+      // Every dead letter was redriven and delivered: the health strip is one green line, first on the page.
+      const health = page.getByRole("region", { name: "Health", exact: true });
+      assert.match(
+        (await health.innerText()).replace(/\s+/g, " ").trim(),
+        /^healthy All 3 destinations healthy · no dead letters · nothing pending$/,
+      );
+      assert.ok(
+        await page.evaluate(() => {
+          const strip = document.querySelector('main section[aria-label="Health"]');
+          const events = [...document.querySelectorAll("main h2")].find(
+            (h) => h.textContent === "Events by source and type",
+          );
+          return Boolean(strip && events && strip.compareDocumentPosition(events) & Node.DOCUMENT_POSITION_FOLLOWING);
+        }),
+        "the health strip comes before the events section",
+      );
     },
   );
 
@@ -510,13 +565,158 @@ describe("dashboard in a browser (headless Chromium, playwright-core)", { timeou
       const status = await see(page.getByRole("status"), "the reveal's audit status");
       assert.match(
         (await status.innerText()).trim(),
-        /^Customer data shown\. This reveal is recorded in the audit log \(aud_\S+\)\.$/,
+        /^Customer data shown\b.* This reveal is recorded in the audit log \(aud_\S+\)\.$/,
       );
+      await expandAll();
       const text = await page.locator("main").innerText();
       assert.ok(text.includes('"dob": "1990-04-12"'), "the unredacted date of birth is shown");
       assert.ok(text.includes("MR-2026-118822"), "the unredacted medical recommendation id is shown");
     },
   );
+
+  step(
+    "9a. the 3 a.m. walk: erp starts failing → the overview's health strip shows it red on the next load → its dead letters → the response says why → erp is fixed → bulk redrive, confirmed → green",
+    async () => {
+      // Every erp delivery so far has arrived: the walk's failures are the two orders below.
+      const before = stack.received().filter((r) => r.path.startsWith("/erp")).length;
+      await stack.restartReceiver(["--down-for", "10m", "--fail-path", "/erp", "--fail-status", "400"]);
+      const walkStart = Date.now();
+      const orders = await sendEvent(ROUTER, "leaftrade.order-v3", "--count", "2");
+      assert.equal(orders.code, 0, orders.out);
+      assert.equal(orders.eventIds.length, 2, orders.out);
+      await waitFor(
+        () => stack.received().filter((r) => r.path.startsWith("/erp")).length >= before + 2,
+        "both orders' erp deliveries at the failing receiver",
+        20_000,
+      );
+      // The consumer records each 400 right after the answer: wait until both are dead (the event pages say so).
+      for (const id of orders.eventIds) {
+        await eventPage(id);
+        await untilShown(page, async () => (await statusOf("erp", 1)) === "dead", `the erp delivery of ${id} dead`);
+      }
+
+      // One load of the overview: the strip opens the page, red, naming erp, why, since when, and its dead letters.
+      await page.goto("/dashboard/overview");
+      const health = page.getByRole("region", { name: "Health", exact: true });
+      assert.equal(await health.getAttribute("class"), "health health-bad");
+      const line = health.locator("li").filter({ hasText: "erp" });
+      const text = (await line.innerText()).replace(/\s+/g, " ").trim();
+      assert.match(text, /^dead letters erp: http_400 \(permanent\) · since \d+ (s|min) ago · 2 dead letters$/);
+      const pill = line.locator(".pill").first();
+      assert.equal(await pill.getAttribute("class"), "pill pill-bad");
+      assert.equal(
+        await pill.evaluate((el) => getComputedStyle(el).backgroundColor),
+        "rgb(255, 235, 233)",
+        "the pill is red: its word and a colour",
+      );
+      // Healthy destinations are not listed: only erp needs attention.
+      assert.equal(await health.locator("li").count(), 1, await health.innerText());
+      assert.match((await health.innerText()).replace(/\s+/g, " "), /2 dead letters waiting/);
+
+      // Its dead letters: the strip's link, filtered to erp.
+      await line.getByRole("link", { name: "2 dead letters", exact: true }).click();
+      await page.waitForURL((url) => url.pathname === "/dashboard/dead-letters" && url.search === "?destination=erp");
+      for (const id of orders.eventIds) {
+        const row = await deadLetterOf(id, "erp");
+        assert.ok(row, `a dead letter for ${id}`);
+        assert.match(row["Last error"], /400/);
+      }
+
+      // Why: the destination's response on the event page.
+      await page.getByRole("link", { name: orders.eventIds[0], exact: true }).click();
+      await atPath(`/dashboard/events/${orders.eventIds[0]}`);
+      const attempts = await readRecords(region("erp", 1).locator("table"));
+      assert.equal(attempts[0].Status, "400");
+      // The receiver's own words: "down on purpose (N s left)" (item 5 part 2 shows a text excerpt unredacted).
+      assert.match(attempts[0].Response ?? "", /down on purpose/, JSON.stringify(attempts));
+
+      // Fixed: the receiver answers again. Bulk redrive of erp's dead letters, counted and confirmed first.
+      await stack.restartReceiver([]);
+      await page.goto("/dashboard/dead-letters?destination=erp");
+      const bulk = await see(
+        page.getByRole("group", { name: "Redrive in bulk", exact: true }),
+        'the fieldset "Redrive in bulk"',
+      );
+      assert.equal(await select(bulk, "Destination").inputValue(), "erp", "the filtered destination is chosen");
+      await bulk.getByLabel("Since", { exact: true }).fill(datetimeLocal(walkStart - 60_000));
+      await bulk.getByLabel("Until", { exact: true }).fill(datetimeLocal(Date.now() + 120_000));
+      await bulk.getByRole("button", { name: "Count", exact: true }).click();
+      await atPath("/dashboard/dead-letters/redrive");
+      assert.equal(
+        (await (await see(page.getByRole("status"), "the count")).innerText()).trim(),
+        "2 dead deliveries match.",
+      );
+      await see(main().getByText(/^Now: erp active\b/), 'the line "Now: erp active"');
+      await page.getByRole("button", { name: "Redrive 2 deliveries", exact: true }).click();
+      await atPath("/dashboard/dead-letters");
+      for (const id of orders.eventIds) {
+        await eventPage(id);
+        await untilShown(
+          page,
+          async () => (await statusOf("erp", 2)) === "delivered",
+          `the redriven erp delivery of ${id} (generation 2) to be delivered`,
+        );
+      }
+
+      // Green: one line.
+      await page.goto("/dashboard/overview");
+      assert.equal(await health.getAttribute("class"), "health health-ok");
+      assert.match(
+        (await health.innerText()).replace(/\s+/g, " ").trim(),
+        /^healthy All 3 destinations healthy · no dead letters · nothing pending$/,
+      );
+    },
+  );
+
+  step("9b. no page is wider than the window, at 1,280 and at 390 px", async () => {
+    // The Draft's page: the send tool prints the answer, not an event id, so the Events list finds it.
+    await page.goto("/dashboard/events?type=draft");
+    const draft = await page
+      .locator("main table")
+      .last()
+      .locator("tbody tr")
+      .first()
+      .getByRole("link")
+      .getAttribute("href");
+    assert.match(draft ?? "", /^\/dashboard\/events\/evt_/, "a Draft in the Events list");
+    const now = Date.now();
+    const window = `since=${datetimeLocal(now - 86_400_000)}&until=${datetimeLocal(now + 60_000)}`;
+    const pages = [
+      "/dashboard/overview",
+      "/dashboard/events",
+      `/dashboard/events?orderId=${seen.orderId}`,
+      `/dashboard/events/${seen.create}`,
+      draft,
+      `/dashboard/events/${seen.create}/replay`,
+      `/dashboard/events/${seen.create}/send-again?destination=pos`,
+      "/dashboard/dead-letters",
+      `/dashboard/dead-letters/redrive?destination=erp&${window}`,
+      "/dashboard/replays",
+      `/dashboard/replays/new?status=delivered&destination=erp&${window}&maxCount=10`,
+      "/dashboard/destinations",
+      "/dashboard/routing",
+      "/dashboard/customer-data",
+      `/dashboard/customer-data/purge?providerOrderId=${seen.orderId}`,
+      "/dashboard/keys",
+      "/dashboard/capacity",
+      "/dashboard/audit",
+    ];
+    const tooWide = [];
+    for (const width of [1280, 390]) {
+      await page.setViewportSize({ width, height: 900 });
+      for (const pathname of pages) {
+        const res = await page.goto(pathname);
+        assert.equal(res.status(), 200, `${pathname}: ${res.status()}`);
+        const { scrollWidth, innerWidth } = await page.evaluate(() => ({
+          scrollWidth: document.documentElement.scrollWidth,
+          innerWidth: window.innerWidth,
+        }));
+        if (scrollWidth > innerWidth) tooWide.push(`${pathname} at ${width} px: ${scrollWidth} px wide`);
+      }
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+    assert.deepEqual(tooWide, [], "pages wider than the window");
+  });
 
   it("refuses a cross-origin POST (403) even with the session cookie, and changes nothing", async () => {
     assert.ok(seen.cookie, "signed in (step 1)");

@@ -41,7 +41,8 @@ describe("npm run deploy", () => {
     for (const binding of BINDINGS)
       assert.match(output, new RegExp(`wrangler d1 migrations apply ${binding} --remote`));
     assert.match(output, /nothing remote was touched/);
-    assert.match(output, /\[ \] ADMIN_TOKEN\s+required/);
+    assert.match(output, /\[ \] PAYLOAD_KEYS\s+required/);
+    assert.match(output, /\[ \] ADMIN_TOKEN\s+optional/);
   });
 
   it("npm run deploy:dry-run is the same dry run", () => {

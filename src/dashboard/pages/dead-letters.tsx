@@ -2,8 +2,11 @@
 import { countRedrive, listDeadLetters } from "../../operations/dead-letters.ts";
 import { configOf } from "../../operations/context.ts";
 import { DeadLettersQuery, parseInput, RedriveBody, RedriveWindow } from "../../operations/inputs.ts";
+import { destinationDays } from "../../operations/destinations.ts";
 import { redriveDeadLetters } from "../../operations/replays.ts";
 import { Page } from "../layout.tsx";
+import { Pill, When } from "../pills.tsx";
+import { ResendLink } from "./resend.tsx";
 import {
   actorFor,
   contextFor,
@@ -12,6 +15,7 @@ import {
   localInput,
   numberField,
   PAGE_SIZE,
+  stateOf,
   timeField,
   type Pages,
 } from "../shared.ts";
@@ -36,7 +40,12 @@ export const deadLetterPages: Pages = (app, deps) => {
       limit: PAGE_SIZE,
     });
     const destination = list.destination;
-    const { deadLetters, nextCursor: next } = await listDeadLetters(ctx, list);
+    const [{ deadLetters, nextCursor: next }, days] = await Promise.all([
+      listDeadLetters(ctx, list),
+      // Each destination's state now: whether a redrive would go out, or wait behind an open circuit or a pause.
+      destinationDays(ctx),
+    ]);
+    const stateNow = new Map(days.map((d) => [d.name, stateOf(d.controls)]));
     // Only what a redrive's own redirect can say: a job id and a count.
     const started =
       q.started && /^rpl_[0-9a-f]{32}$/.test(q.started) && /^[0-9]{1,6}$/.test(q.count ?? "") ? q.started : null;
@@ -49,7 +58,12 @@ export const deadLetterPages: Pages = (app, deps) => {
             Redrive started for {q.count} deliveries (job <a href={`/dashboard/replays/${started}`}>{started}</a>).
           </p>
         )}
-        <table>
+        {destination && (
+          <p>
+            Dead deliveries to {destination} only. <a href="/dashboard/dead-letters">Every destination</a>
+          </p>
+        )}
+        <table class="stack">
           <caption class="notice">
             {deadLetters.length === 0
               ? "No dead deliveries."
@@ -61,29 +75,34 @@ export const deadLetterPages: Pages = (app, deps) => {
               <th scope="col">Destination</th>
               <th scope="col">Attempts</th>
               <th scope="col">Last error</th>
+              <th scope="col">Destination now</th>
               <th scope="col">Redrive</th>
             </tr>
           </thead>
           <tbody>
             {deadLetters.map((d) => (
               <tr>
-                <td>
+                <td data-label="Event">
                   <a href={`/dashboard/events/${d.eventId}`}>{d.eventId}</a>
                   <br />
                   <span class="muted">
-                    {d.source} / {d.eventType}, {iso(d.receivedAt)}
+                    {d.source} / {d.eventType}, received <When at={d.receivedAt} now={now} />
                   </span>
                 </td>
-                <td>{d.destination}</td>
-                <td>{d.attempts}</td>
-                <td>{d.lastError ?? "—"}</td>
-                <td>
-                  <form class="inline" method="post" action={`/dashboard/events/${d.eventId}/replay`}>
-                    <input type="hidden" name="destination" value={d.destination} />
-                    <button type="submit" aria-label={`Redrive ${d.eventId} to ${d.destination}`}>
-                      Redrive
-                    </button>
-                  </form>
+                <td data-label="Destination">{d.destination}</td>
+                <td data-label="Attempts">{d.attempts}</td>
+                <td data-label="Last error">{d.lastError ?? "—"}</td>
+                <td data-label="Destination now">
+                  <Pill status={stateNow.get(d.destination) ?? "unknown"} />
+                </td>
+                <td data-label="Redrive">
+                  <ResendLink
+                    eventId={d.eventId}
+                    destination={d.destination}
+                    status={d.status}
+                    verb="Redrive"
+                    label={`Redrive ${d.eventId} to ${d.destination}`}
+                  />
                 </td>
               </tr>
             ))}
@@ -108,7 +127,9 @@ export const deadLetterPages: Pages = (app, deps) => {
                 {Object.keys(config.destinations)
                   .sort()
                   .map((name) => (
-                    <option value={name}>{name}</option>
+                    <option value={name} selected={name === destination}>
+                      {name}
+                    </option>
                   ))}
               </select>
             </label>
@@ -129,7 +150,12 @@ export const deadLetterPages: Pages = (app, deps) => {
 
   // The confirmation: a read, so it is a GET; it shows how many would go before anything does.
   app.get("/dead-letters/redrive", async (c) => {
-    const { count, ...w } = await countRedrive(contextFor(c, deps), parseInput(RedriveWindow, windowOf(c.req.query())));
+    const ctx = contextFor(c, deps);
+    const [{ count, ...w }, days] = await Promise.all([
+      countRedrive(ctx, parseInput(RedriveWindow, windowOf(c.req.query()))),
+      destinationDays(ctx),
+    ]);
+    const states = days.filter((d) => w.destination === undefined || d.name === w.destination);
     return c.html(
       <Page title="Redrive dead letters" signedIn>
         <p class="notice" role="status">
@@ -138,6 +164,17 @@ export const deadLetterPages: Pages = (app, deps) => {
         <p>
           Events received from {iso(w.since)} to {iso(w.until)}, to {w.destination ?? "any destination"}. A redrive
           sends each again as a new generation, with the same webhook-id; its receiver dedupes on it.
+        </p>
+        <p>
+          Now:{" "}
+          {states.map((d, i) => (
+            <>
+              {i > 0 ? ", " : ""}
+              {d.name} <Pill status={stateOf(d.controls)} />
+            </>
+          ))}
+          . A delivery to a paused destination or one whose circuit is open waits, held, until it takes deliveries
+          again.
         </p>
         {count > 0 && (
           <form method="post" action="/dashboard/dead-letters/redrive">

@@ -3,15 +3,18 @@ import { totalsOf } from "../../core/rollups.ts";
 import { controlDestination, destinationDays, type ControlAction } from "../../operations/destinations.ts";
 import { DestinationParams, parseInput, PauseBody } from "../../operations/inputs.ts";
 import { Page } from "../layout.tsx";
+import { Pill, When } from "../pills.tsx";
 import { actorFor, contextFor, stateOf, type Pages } from "../shared.ts";
 
 /** Destinations: the last day's counts, the controls' state, and pause (with a reason) / resume / re-enable. */
 export const destinationPages: Pages = (app, deps) => {
   app.get("/destinations", async (c) => {
-    const views = await destinationDays(contextFor(c, deps));
+    const ctx = contextFor(c, deps);
+    const views = await destinationDays(ctx);
+    const now = ctx.clock.now();
     return c.html(
       <Page title="Destinations" signedIn>
-        <table>
+        <table class="stack">
           <caption class="notice">Last 24 hours</caption>
           <thead>
             <tr>
@@ -29,17 +32,33 @@ export const destinationPages: Pages = (app, deps) => {
               const totals = totalsOf(hours);
               return (
                 <tr>
-                  <td>{name}</td>
-                  <td>{totals.delivered}</td>
-                  <td>{totals.failed}</td>
-                  <td class={totals.dead ? "bad" : ""}>{totals.dead}</td>
-                  <td>
-                    {stateOf(ctl)}
+                  <td data-label="Destination">{name}</td>
+                  <td data-label="Delivered">{totals.delivered}</td>
+                  <td data-label="Failed attempts">{totals.failed}</td>
+                  <td data-label="Dead" class={totals.dead ? "bad" : ""}>
+                    {totals.dead}
+                  </td>
+                  <td data-label="State">
+                    <Pill status={stateOf(ctl)} />
                     {ctl?.paused ? ` (${ctl.paused.reason})` : ""}
+                    {ctl?.circuit.phase === "open" && ctl.circuit.probeAt !== null && (
+                      <>
+                        {" "}
+                        next probe <When at={ctl.circuit.probeAt} now={now} />
+                      </>
+                    )}
                     {ctl?.circuit.lastError ? ` (last error ${ctl.circuit.lastError})` : ""}
                   </td>
-                  <td>{ctl?.held.count ?? 0}</td>
-                  <td>
+                  <td data-label="Held">
+                    {ctl?.held.count ?? 0}
+                    {ctl?.held.oldestHeldAt ? (
+                      <>
+                        {" "}
+                        since <When at={ctl.held.oldestHeldAt} now={now} />
+                      </>
+                    ) : null}
+                  </td>
+                  <td data-label="Control">
                     {ctl?.paused ? (
                       <form class="inline" method="post" action={`/dashboard/destinations/${name}/resume`}>
                         <button type="submit">Resume {name}</button>

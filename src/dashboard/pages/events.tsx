@@ -1,18 +1,26 @@
 /** @jsxImportSource hono/jsx */
 import { readVar } from "../../config/load.ts";
 import { HELD_DUE } from "../../core/delivery-state.ts";
-import { RouterError } from "../../core/errors.ts";
-import { revealEvent, searchEvents, SEARCH_WINDOW, viewEvent, type EventView } from "../../operations/events.ts";
+import type { DraftDiff, EntryChange, ValueChange } from "../../core/draft-diff.ts";
+import { ERROR_CODES, RouterError, type ErrorCode } from "../../core/errors.ts";
+import type { PayloadView } from "../../core/payload-view.ts";
+import { EXCERPT_CHARS } from "../../core/response-view.ts";
 import {
-  EVENT_STATUSES,
-  EventIdParams,
-  ListEventsQuery,
-  parseInput,
-  ReplayEventBody,
-} from "../../operations/inputs.ts";
-import { releaseQuarantinedEvent, replayEvent } from "../../operations/replays.ts";
+  revealEvent,
+  searchEvents,
+  SEARCH_WINDOW,
+  viewEvent,
+  type AttemptView,
+  type DeliveryView,
+  type EventView,
+} from "../../operations/events.ts";
+import { EVENT_STATUSES, EventIdParams, ListEventsQuery, parseInput } from "../../operations/inputs.ts";
+import { releaseQuarantinedEvent } from "../../operations/replays.ts";
 import { logEvent } from "../../telemetry/log.ts";
+import { EventTable } from "../event-list.tsx";
 import { Page } from "../layout.tsx";
+import { Pill } from "../pills.tsx";
+import { replayHref, ResendLink } from "./resend.tsx";
 import {
   actorFor,
   contextFor,
@@ -44,7 +52,9 @@ export const eventPages: Pages = (app, deps) => {
       cursor: field(q.cursor),
     });
     const status = search.status;
-    const found = await searchEvents(contextFor(c, deps), search);
+    const ctx = contextFor(c, deps);
+    const found = await searchEvents(ctx, search);
+    const now = ctx.clock.now();
     const query = new URLSearchParams(Object.entries(q).filter(([k, v]) => k !== "cursor" && v));
     const next =
       found.nextCursor &&
@@ -96,57 +106,39 @@ export const eventPages: Pages = (app, deps) => {
             <button type="submit">Search</button>
           </fieldset>
         </form>
-        <table>
-          <caption class="notice">
-            {summary}
-            {found.scanned !== null
+        <EventTable
+          events={found.events}
+          now={now}
+          caption={`${summary}${
+            found.scanned !== null
               ? ` among the ${found.scanned} event${found.scanned === 1 ? "" : "s"} looked at (a page looks at ${SEARCH_WINDOW} at most in each shard; "Older events" goes on).`
-              : "."}
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col">Received</th>
-              <th scope="col">Source / type</th>
-              <th scope="col">Merchant</th>
-              <th scope="col">Order</th>
-              <th scope="col">Deliveries</th>
-            </tr>
-          </thead>
-          <tbody>
-            {found.events.map((e) => (
-              <tr>
-                <td>
-                  <a href={`/dashboard/events/${e.id}`}>{iso(e.receivedAt)}</a>
-                </td>
-                <td>
-                  {e.source} / {e.eventType}
-                </td>
-                <td>{e.merchantId ?? "—"}</td>
-                <td>{e.providerId ?? "—"}</td>
-                <td>
-                  {e.quarantine ? "quarantined " : ""}
-                  {e.deliveries.delivered} delivered, {e.deliveries.pending + e.deliveries.failing} pending,{" "}
-                  <span class={e.deliveries.dead ? "bad" : ""}>{e.deliveries.dead} dead</span>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+              : "."
+          }`}
+        />
         {next && <a href={next}>Older events</a>}
       </Page>,
     );
   });
 
-  /** The event page: redacted, or revealed by an audited reveal just now (`view.auditId`). */
+  /**
+   * The event page, built for triage: what happened to each delivery first (every attempt, and what a failing
+   * destination answered: status, headers, the response excerpt), a Draft's verdict and what the POS changed, and
+   * the payload collapsed below. Redacted, or revealed by an audited reveal just now (`view.auditId`).
+   */
   function eventPage(c: DashboardContext, view: EventView, refused: RouterError | null = null) {
-    const { event, deliveries: shown, payload, answered, revealed: reveal, auditId: revealedAs } = view;
-    const deliveries = shown;
+    const { event, deliveries, payload, answered, answerDiff, revealed: reveal, auditId: revealedAs } = view;
     const flash = c.req.query("replayed");
     const released = c.req.query("released") === "1";
     const canReveal = readVar(c.env, "ADMIN_REVEAL_TOKEN") !== undefined && event.body !== null && !reveal;
     // Replay history: only each destination's newest generation can be replayed.
     const latest = new Map<string, number>();
     for (const d of deliveries) latest.set(d.destination, Math.max(latest.get(d.destination) ?? 0, d.generation));
+    const redactedNote = (view: PayloadView) =>
+      reveal
+        ? "Unredacted."
+        : view.redacted.length > 0
+          ? `Customer data redacted: ${view.redacted.join(", ")}.`
+          : "Nothing to redact.";
     return c.html(
       <Page title={`${event.source} / ${event.eventType}`} signedIn>
         {flash && (
@@ -161,7 +153,8 @@ export const eventPages: Pages = (app, deps) => {
         )}
         {reveal && (
           <p class="notice" role="status">
-            Customer data shown. This reveal is recorded in the audit log ({revealedAs}).
+            Customer data shown, in the payload and in what the destinations answered. This reveal is recorded in the
+            audit log ({revealedAs}).
           </p>
         )}
         {refused && (
@@ -214,97 +207,56 @@ export const eventPages: Pages = (app, deps) => {
             </p>
           </form>
         )}
+        {event.responder && <DraftAnswer responder={event.responder} diff={answerDiff} purged={!event.body} />}
+        <h2>Deliveries</h2>
+        {deliveries.length === 0 && (
+          <p>None: no route matched{event.quarantine ? ", or it is held in quarantine" : ""}.</p>
+        )}
+        {deliveries.map((d) => (
+          <DeliverySection
+            delivery={d}
+            eventId={event.id}
+            replayable={d.generation === latest.get(d.destination) && event.body !== null}
+          />
+        ))}
+        {event.body && deliveries.some((d) => d.generation === latest.get(d.destination) && lacksIt(d)) && (
+          <p class="actions">
+            <a class="button secondary" href={replayHref(event.id)}>
+              Replay to every destination that lacks it…
+            </a>
+          </p>
+        )}
+        {canReveal && (
+          <form method="post" action={`/dashboard/events/${event.id}/reveal`}>
+            <label>
+              Reveal token
+              <input name="reveal_token" type="password" autocomplete="off" required />
+            </label>
+            <p>
+              <button type="submit">Reveal customer data</button>{" "}
+              <span class="muted">
+                Shows the payload and the destinations' answers unredacted. Each reveal is recorded in the audit log.
+              </span>
+            </p>
+          </form>
+        )}
         <h2>Payload</h2>
         {payload ? (
           <>
-            <p>
-              {reveal
-                ? "Unredacted."
-                : payload.redacted.length > 0
-                  ? `Customer data redacted: ${payload.redacted.join(", ")}.`
-                  : "Nothing to redact."}
-            </p>
-            {event.responder ? (
-              <div class="columns">
-                <section aria-label="What Weedmaps asked">
-                  <h3>What Weedmaps asked</h3>
-                  <pre>{pretty(payload)}</pre>
-                </section>
-                <section aria-label="What it was answered">
-                  <h3>What it was answered ({event.responder.answered.status ?? "no answer"})</h3>
-                  <pre>{answered ? pretty(answered) : (event.responder.error ?? "—")}</pre>
-                </section>
-              </div>
-            ) : (
+            <p>{redactedNote(payload)}</p>
+            <details>
+              <summary>{event.responder ? "What Weedmaps sent" : "The payload"}</summary>
               <pre>{pretty(payload)}</pre>
-            )}
-            {canReveal && (
-              <form method="post" action={`/dashboard/events/${event.id}/reveal`}>
-                <label>
-                  Reveal token
-                  <input name="reveal_token" type="password" autocomplete="off" required />
-                </label>
-                <p>
-                  <button type="submit">Reveal customer data</button>{" "}
-                  <span class="muted">Each reveal is recorded in the audit log.</span>
-                </p>
-              </form>
+            </details>
+            {event.responder && (
+              <details>
+                <summary>What it was answered ({event.responder.answered.status ?? "no answer"})</summary>
+                <pre>{answered ? pretty(answered) : (event.responder.error ?? "—")}</pre>
+              </details>
             )}
           </>
         ) : (
           <p>Purged on {iso(event.payloadPurgedAt)} (retention or a deletion request).</p>
-        )}
-        <h2>Deliveries</h2>
-        {shown.length === 0 && <p>None: no route matched{event.quarantine ? ", or it is held in quarantine" : ""}.</p>}
-        {shown.map((d) => (
-          <section aria-label={`Delivery to ${d.destination}, generation ${d.generation}`}>
-            <h3>
-              {d.destination} · generation {d.generation} · <span class={`status-${d.status}`}>{d.status}</span>
-              {d.heldReason ? ` (held: ${d.heldReason})` : ""}
-            </h3>
-            <p>
-              {d.attempts} attempt{d.attempts === 1 ? "" : "s"}
-              {d.lastError ? `, last error ${d.lastError}` : ""}
-              {d.status === "pending" && d.nextAttemptAt < HELD_DUE ? `, next at ${iso(d.nextAttemptAt)}` : ""}
-            </p>
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">#</th>
-                  <th scope="col">At</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Latency</th>
-                  <th scope="col">Error</th>
-                  <th scope="col">Response</th>
-                </tr>
-              </thead>
-              <tbody>
-                {d.attemptLog.map((a) => (
-                  <tr>
-                    <td>{a.attempt}</td>
-                    <td>{iso(a.at)}</td>
-                    <td>{a.statusCode ?? "—"}</td>
-                    <td>{Math.round(a.latencyMs)} ms</td>
-                    <td>{a.errorClass ?? "—"}</td>
-                    <td>{a.responseExcerpt ?? "—"}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            {d.generation === latest.get(d.destination) && event.body && (
-              <form class="inline" method="post" action={`/dashboard/events/${event.id}/replay`}>
-                <input type="hidden" name="destination" value={d.destination} />
-                <button type="submit">Replay to {d.destination}</button>
-              </form>
-            )}
-          </section>
-        ))}
-        {event.body && deliveries.length > 0 && (
-          <form method="post" action={`/dashboard/events/${event.id}/replay`}>
-            <p>
-              <button type="submit">Replay to all its destinations</button>
-            </p>
-          </form>
         )}
       </Page>,
       refused ? refused.status : 200,
@@ -336,17 +288,7 @@ export const eventPages: Pages = (app, deps) => {
     }
   });
 
-  app.post("/events/:id/replay", async (c) => {
-    const eventId = eventIdOf(c);
-    const form = await c.req.parseBody();
-    // No destination field: every destination. A field that is there must name one.
-    const body = parseInput(ReplayEventBody, "destination" in form ? { destinations: [form.destination] } : {});
-    await replayEvent(contextFor(c, deps), await actorFor(c), eventId, body.destinations);
-    return c.redirect(
-      `/dashboard/events/${eventId}?replayed=${encodeURIComponent(body.destinations?.[0] ?? "all")}`,
-      303,
-    );
-  });
+  // Replay and send again (their confirmations and their POSTs) are in ./resend.tsx.
 
   app.post("/events/:id/release", async (c) => {
     const eventId = eventIdOf(c);
@@ -354,3 +296,292 @@ export const eventPages: Pages = (app, deps) => {
     return c.redirect(`/dashboard/events/${eventId}?released=1`, 303);
   });
 };
+
+/*
+ * The event page's parts. A failing destination's answer and a Draft's verdict are what an on-call engineer opens the
+ * page for, so they come first and are laid out to fit a phone: tables scroll inside themselves, long text is in
+ * blocks that scroll inside themselves, and nothing makes the page wider than the window.
+ */
+
+/** As the confirmation judges it (./resend.tsx): a destination that does not have the event yet. */
+const lacksIt = (d: DeliveryView) => d.status !== "delivered" && d.status !== "stale";
+
+/** An excerpt at a glance, in the attempts table: one line of at most 80 characters (the whole one is below). */
+const oneLine = (text: string) => {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length <= 80 ? line : `${line.slice(0, 79)}…`;
+};
+
+const failed = (a: AttemptView) => a.statusCode === null || a.statusCode < 200 || a.statusCode >= 300;
+
+/** One delivery generation: its state, every attempt, and what the destination answered each failed one. */
+function DeliverySection(props: { delivery: DeliveryView; eventId: string; replayable: boolean }) {
+  const d = props.delivery;
+  const answers = d.attemptLog.filter((a) => failed(a) && (a.responseExcerpt !== null || a.headers !== null));
+  // The newest failed answer is open unless the destination has since taken the event.
+  const newest = answers.at(-1);
+  return (
+    <section aria-label={`Delivery to ${d.destination}, generation ${d.generation}`}>
+      <h3>
+        {d.destination} · generation {d.generation} · <Pill status={d.status} />
+        {d.heldReason ? (
+          <>
+            {" "}
+            <Pill status="held" label={`held: ${d.heldReason.replaceAll("_", " ")}`} />
+          </>
+        ) : (
+          ""
+        )}
+      </h3>
+      <p>
+        {d.attempts} attempt{d.attempts === 1 ? "" : "s"}
+        {d.lastError ? `, last error ${d.lastError}` : ""}
+        {d.status === "pending" && d.nextAttemptAt < HELD_DUE ? `, next at ${iso(d.nextAttemptAt)}` : ""}
+      </p>
+      {d.attemptLog.length > 0 && (
+        <table class="stack">
+          <thead>
+            <tr>
+              <th scope="col">#</th>
+              <th scope="col">At</th>
+              <th scope="col">Status</th>
+              <th scope="col">Latency</th>
+              <th scope="col">Error</th>
+              <th scope="col">Response</th>
+            </tr>
+          </thead>
+          <tbody>
+            {d.attemptLog.map((a) => (
+              <tr>
+                <td data-label="#">{a.attempt}</td>
+                <td data-label="At">{iso(a.at)}</td>
+                <td data-label="Status">{a.statusCode ?? "—"}</td>
+                <td data-label="Latency">{Math.round(a.latencyMs)} ms</td>
+                <td data-label="Error">{a.errorClass ?? "—"}</td>
+                <td data-label="Response">{a.responseExcerpt === null ? "—" : oneLine(a.responseExcerpt)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {answers.map((a) => (
+        <details open={a === newest && d.status !== "delivered"}>
+          <summary>
+            {a.statusCode === null
+              ? `Attempt ${a.attempt}: the router's note (${a.errorClass ?? "no answer"})`
+              : `Attempt ${a.attempt}: what ${d.destination} answered (${a.statusCode})`}
+          </summary>
+          <AttemptAnswer attempt={a} />
+        </details>
+      ))}
+      {props.replayable && (
+        <p class="actions">
+          <ResendLink eventId={props.eventId} destination={d.destination} status={d.status} />
+        </p>
+      )}
+    </section>
+  );
+}
+
+/** A failed attempt's answer: its headers and its excerpt, redacted as payloads are unless this view is a reveal. */
+function AttemptAnswer(props: { attempt: AttemptView }) {
+  const a = props.attempt;
+  const headers = a.headers;
+  return (
+    <>
+      {headers && (
+        <>
+          <h4>Response headers</h4>
+          <pre>
+            {headers.headers.map((h) => `${h.name}: ${h.value ?? "(value not kept)"}`).join("\n")}
+            {headers.omitted > 0 ? `\n(${headers.omitted} more not kept)` : ""}
+          </pre>
+          {headers.redacted && (
+            <p class="muted">Only descriptive headers show their values; a reveal shows the rest.</p>
+          )}
+        </>
+      )}
+      {a.responseExcerpt !== null && (
+        <>
+          <h4>{a.statusCode === null ? "Note" : `Response body (first ${EXCERPT_CHARS} characters)`}</h4>
+          <pre>
+            {a.responseJson ? pretty({ encoding: "utf8", data: a.responseExcerpt, redacted: [] }) : a.responseExcerpt}
+          </pre>
+          {a.responseRedacted.length > 0 && (
+            <p class="muted">Customer data redacted: {a.responseRedacted.join(", ")}.</p>
+          )}
+        </>
+      )}
+    </>
+  );
+}
+
+type Responder = NonNullable<EventView["event"]["responder"]>;
+
+const OUTCOME_WORDS = {
+  passed: "passed",
+  repaired: "repaired",
+  rejected: "refused",
+  unchecked: "unchecked",
+  no_answer: "no answer",
+} as const;
+
+/** Why a Draft answer was refused: the rule's own words (docs/errors.md) and the field that broke it. */
+function refusalOf(rule: string | undefined, path: string | undefined): string {
+  const words = rule && rule in ERROR_CODES ? ERROR_CODES[rule as ErrorCode][1] : "The answer broke a rule.";
+  return `${words.replace(/\.$/, "")} (${rule ?? "unknown rule"}${path ? `, at ${path}` : ""})`;
+}
+
+/** A Weedmaps Draft: the verdict and why, the responder and its latency, and what the POS changed. */
+function DraftAnswer(props: { responder: Responder; diff: DraftDiff | null; purged: boolean }) {
+  const r = props.responder;
+  const verdict = r.verdict;
+  const word = verdict ? OUTCOME_WORDS[verdict.outcome] : "not recorded";
+  const tone = verdict?.outcome === "no_answer" ? "bad" : verdict?.outcome === "unchecked" ? "warn" : undefined;
+  return (
+    <section aria-label="Draft answer">
+      <h2>Draft answer</h2>
+      <table>
+        <tbody>
+          <tr>
+            <th scope="row">Verdict</th>
+            <td>
+              <Pill status={word} tone={tone} />{" "}
+              {verdict?.outcome === "rejected"
+                ? `Refused: ${refusalOf(verdict.rule, verdict.path)}. Weedmaps kept its estimate.`
+                : verdict?.outcome === "no_answer"
+                  ? `No usable answer (${r.error ?? "none"}). Weedmaps kept its estimate.`
+                  : verdict?.outcome === "repaired"
+                    ? `Relayed with what the POS may not change put back from the Draft: ${verdict.repaired.join(", ")}.`
+                    : verdict?.outcome === "passed"
+                      ? "The answer was the order, within the rules, and was relayed as it came."
+                      : verdict?.outcome === "unchecked"
+                        ? "Relayed without the checks (the route's draftAnswer is unchecked)."
+                        : ""}
+              {verdict && verdict.warnings.length > 0 ? ` Noted: ${verdict.warnings.join(", ")}.` : ""}
+            </td>
+          </tr>
+          <tr>
+            <th scope="row">Responder</th>
+            <td>
+              {r.destination || "none"}
+              {r.status !== null ? `, answered ${r.status}` : ""}
+              {r.error ? ` (${r.error})` : ""}
+            </td>
+          </tr>
+          <tr>
+            <th scope="row">Latency</th>
+            <td>{r.latencyMs === null ? "—" : `${Math.round(r.latencyMs)} ms`}</td>
+          </tr>
+          <tr>
+            <th scope="row">Weedmaps received</th>
+            <td>{r.answered.status ?? "—"}</td>
+          </tr>
+        </tbody>
+      </table>
+      <h3>What the POS changed</h3>
+      {props.diff === null ? (
+        <p>
+          {props.purged
+            ? "Nothing to compare: the payload was purged."
+            : "Nothing to compare: no order was relayed, so Weedmaps kept its own estimate."}
+        </p>
+      ) : props.diff.unchanged ? (
+        <p>Nothing: the answer is the Draft as Weedmaps sent it.</p>
+      ) : (
+        <DiffTables diff={props.diff} />
+      )}
+    </section>
+  );
+}
+
+const change = (v: ValueChange) => (
+  <>
+    <td data-label="Weedmaps sent">{v.asked ?? "—"}</td>
+    <td data-label="Answered">{v.answered ?? "—"}</td>
+    <td data-label="Change">{v.delta ?? "—"}</td>
+  </>
+);
+
+function DiffTables(props: { diff: DraftDiff }) {
+  const { diff } = props;
+  const parts: [string, EntryChange[]][] = [
+    ["Line items", diff.lineItems],
+    ["Taxes", diff.taxes],
+    ["Fees", diff.fees],
+    ["Discounts", diff.discounts],
+  ];
+  return (
+    <>
+      {parts.map(
+        ([title, entries]) =>
+          entries.length > 0 && (
+            <table class="stack">
+              <caption>{title}</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Item</th>
+                  <th scope="col">Field</th>
+                  <th scope="col">Weedmaps sent</th>
+                  <th scope="col">Answered</th>
+                  <th scope="col">Change</th>
+                </tr>
+              </thead>
+              <tbody>
+                {entries.flatMap((e) => [
+                  ...e.fields.map((v) => (
+                    <tr>
+                      <th scope="row">
+                        {e.label}
+                        {e.change !== "changed" ? ` (${e.change})` : ""}
+                        {e.unavailable ? " (unavailable)" : ""}
+                      </th>
+                      <td data-label="Field">{v.field}</td>
+                      {change(v)}
+                    </tr>
+                  )),
+                  ...(e.others.length > 0 || e.fields.length === 0
+                    ? [
+                        <tr>
+                          <th scope="row">
+                            {e.label}
+                            {e.change !== "changed" ? ` (${e.change})` : ""}
+                          </th>
+                          <td colspan={4} data-label="Changed">
+                            {e.others.length > 0 ? `Also changed: ${e.others.join(", ")}` : `${e.change}`}
+                          </td>
+                        </tr>,
+                      ]
+                    : []),
+                ])}
+              </tbody>
+            </table>
+          ),
+      )}
+      {diff.totals.length > 0 && (
+        <table class="stack">
+          <caption>Totals</caption>
+          <thead>
+            <tr>
+              <th scope="col">Total</th>
+              <th scope="col">Weedmaps sent</th>
+              <th scope="col">Answered</th>
+              <th scope="col">Change</th>
+            </tr>
+          </thead>
+          <tbody>
+            {diff.totals.map((v) => (
+              <tr>
+                <th scope="row">{v.field}</th>
+                {change(v)}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {diff.others.length > 0 && (
+        <p>Other fields the answer changed (names only; the payload below shows them): {diff.others.join(", ")}.</p>
+      )}
+    </>
+  );
+}

@@ -1,9 +1,11 @@
 /** @jsxImportSource hono/jsx */
+import type { Child } from "hono/jsx";
 import { configOf } from "../../operations/context.ts";
 import { countRedrive } from "../../operations/dead-letters.ts";
 import { BulkReplayBody, parseInput, RedriveWindow, ReplayIdParams } from "../../operations/inputs.ts";
 import { cancelBulkReplay, replayJob, startBulkReplay, type ReplayJob } from "../../operations/replays.ts";
 import { Page } from "../layout.tsx";
+import { Pill } from "../pills.tsx";
 import {
   actorFor,
   contextFor,
@@ -19,7 +21,6 @@ import {
 const DAY_MS = 86_400_000;
 /** The delivery states a bulk replay takes: BulkReplayBody's `status`, dead first (its default). */
 const REPLAY_STATUSES = ["dead", "failing", "delivered", "pending"] as const;
-const STATE_CLASS: Record<ReplayJob["state"], string> = { running: "", done: "good", failed: "bad", cancelled: "" };
 
 /** A bulk replay request from its form, in POST /admin/replays' schema. */
 const replayOf = (form: Record<string, unknown>) =>
@@ -36,9 +37,9 @@ const replayIdOf = (c: DashboardContext) => parseInput(ReplayIdParams, { replayI
 
 function JobTable(props: { job: ReplayJob }) {
   const { job } = props;
-  const rows: [string, string | number][] = [
+  const rows: [string, Child][] = [
     ["Job", job.id],
-    ["State", job.state],
+    ["State", <Pill status={job.state} />],
     [
       "Filter",
       `${job.filter.status} deliveries to ${job.filter.destination ?? "any destination"}, of events received from ${iso(job.filter.since)} to ${iso(job.filter.until)}`,
@@ -57,7 +58,7 @@ function JobTable(props: { job: ReplayJob }) {
         {rows.map(([name, value]) => (
           <tr>
             <th scope="row">{name}</th>
-            <td class={name === "State" ? STATE_CLASS[job.state] : ""}>{value}</td>
+            <td>{value}</td>
           </tr>
         ))}
       </tbody>
@@ -89,7 +90,7 @@ export const replayPages: Pages = (app, deps) => {
               Deliveries that are
               <select name="status">
                 {REPLAY_STATUSES.map((s) => (
-                  <option value={s}>{s}</option>
+                  <option value={s}>{s === "delivered" ? "delivered (send again)" : s}</option>
                 ))}
               </select>
             </label>
@@ -151,6 +152,12 @@ export const replayPages: Pages = (app, deps) => {
             : `${count} dead deliver${count === 1 ? "y matches" : "ies match"}: ${what}. At most ${body.maxCount} will be replayed.`}
         </p>
         {count === null && <p>The job counts the deliveries that match when it starts; its page shows how many.</p>}
+        {body.status === "delivered" && (
+          <p class="bad" role="alert">
+            Send again: these destinations already have these events. Each gets its event a second time, with the same
+            webhook-id: a receiver that dedupes on it ignores the copy; one that does not processes it twice.
+          </p>
+        )}
         {count !== 0 && (
           <form method="post" action="/dashboard/replays">
             <input type="hidden" name="status" value={body.status} />
@@ -159,7 +166,8 @@ export const replayPages: Pages = (app, deps) => {
             <input type="hidden" name="until" value={new Date(Date.parse(body.until)).toISOString()} />
             <input type="hidden" name="maxCount" value={String(body.maxCount)} />
             <button type="submit">
-              Replay {count === null ? `up to ${body.maxCount}` : Math.min(count, body.maxCount)} deliveries
+              {body.status === "delivered" ? "Send again" : "Replay"}{" "}
+              {count === null ? `up to ${body.maxCount}` : Math.min(count, body.maxCount)} deliveries
             </button>
           </form>
         )}
