@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
 import { destinationConcern } from "../src/operations/overview.ts";
 import type { ControlView } from "../src/operations/destinations.ts";
-import { captureDeliveryQueue, ManualClock, post, runQueueOn, stubDestinations } from "./helpers.ts";
+import { captureDeliveryQueue, ManualClock, post, runQueueOn, stubDestinations, visible } from "./helpers.ts";
 
 /**
  * The overview's health strip, the events list's per-destination pills, and replay / send again behind their
@@ -52,14 +52,6 @@ const page = async (path: string, cookie: string) => {
   expect(res.status, `GET ${path}`).toBe(200);
   return res.text();
 };
-
-const visible = (html: string) =>
-  html
-    .replace(/<[^>]+>/g, " ")
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&amp;/g, "&")
-    .replace(/\s+/g, " ");
 
 /** The health strip's HTML: the section labelled Health. */
 const strip = (html: string) =>

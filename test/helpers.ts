@@ -13,6 +13,15 @@ import { shardOfEventId } from "../src/core/event-id.ts";
 
 export const ROUTER = "https://router.example.test";
 
+/** A page's text as a reader sees it: tags gone, the common entities decoded, whitespace folded. */
+export const visible = (html: string) =>
+  html
+    .replace(/<[^>]+>/g, " ")
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&amp;/g, "&")
+    .replace(/\s+/g, " ");
+
 /** The database an event is stored in: its id names the shard (shard 0 is DB, shard 1 SHARD_1). */
 export function dbOfEvent(eventId: string): D1Database {
   const shard = shardOfEventId(eventId);

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
 import { TEST_SECRETS } from "./secrets.ts";
+import { visible } from "./helpers.ts";
 
 /**
  * Fail before traffic, through the real Worker: `GET /readyz` (503 naming each failing check by field and secret
@@ -146,15 +147,6 @@ describe("GET /readyz and /healthz", () => {
     expect((await readyz(withConfig(config, { ADMIN_REVEAL_TOKEN: "" }))).body).toEqual({ ready: true, checks: [] });
   });
 });
-
-/** The page's text as a reader sees it: tags gone, whitespace folded. */
-const visible = (html: string) =>
-  html
-    .replace(/<[^>]+>/g, " ")
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&amp;/g, "&")
-    .replace(/\s+/g, " ");
 
 async function signIn(overrides: Record<string, unknown>): Promise<string> {
   const res = await call("/dashboard/sign-in", overrides, {
