@@ -12,12 +12,13 @@ const ALLOWED = {
   storage: ["core", "telemetry"],
   outbound: ["core", "config", "telemetry"],
   // control: a held event's alert goes through the router's gate object (throttled like every alert).
-  ingest: ["core", "config", "storage", "outbound", "control", "telemetry"],
+  ingest: ["core", "config", "storage", "outbound", "control", "relay", "telemetry"],
+  relay: ["core", "config", "storage", "telemetry"],
   // The destinations' Durable Objects and the Worker's calls to them: state and holds, never a delivery or a request.
   control: ["core", "storage", "telemetry"],
   delivery: ["core", "config", "storage", "outbound", "control", "telemetry"],
   // Every operator action once: validate, act, audit. Rows, keys and the destinations' controls; never a request.
-  operations: ["core", "config", "storage", "control", "telemetry"],
+  operations: ["core", "config", "storage", "control", "relay", "telemetry"],
   // The admin API and the dashboard are transports: parse, call an operation, render. Never storage or delivery.
   admin: ["core", "config", "operations", "telemetry"],
   dashboard: ["core", "config", "operations", "telemetry"],

@@ -6,6 +6,7 @@ import { createServer } from "node:http";
 import { Webhook } from "standardwebhooks";
 import { localSecrets, parseArgs, receiverPort } from "./local-env.mjs";
 import { confirmDraft } from "./pricing.mjs";
+import { belowMount, createWeedmapsMock, mockCredentials } from "./weedmaps-mock.mjs";
 
 const USAGE = `usage: npm run receiver -- [--port 8788] [--fail-first N] [--down-for 60s] [--fail-path /pos] [--fail-status 500] [--delay MS] [--log FILE] [--quiet]
   --fail-first N    answer the first N deliveries with --fail-status (default 500), to watch retries
@@ -18,7 +19,9 @@ const USAGE = `usage: npm run receiver -- [--port 8788] [--fail-first N] [--down
                     the sample config's destinations and alerts at the same port
 Requests to /alerts* are the router's alerts (config "alerts.channels"): printed as one line and always answered 200.
 Requests to /pricing/* are answered as the Weedmaps Draft responder: the Order object with confirmed prices, taxes
-and totals, and the parts the POS may not change kept as sent (scripts/pricing.mjs).`;
+and totals, and the parts the POS may not change kept as sent (scripts/pricing.mjs).
+Requests to /weedmaps/* are a mock of Weedmaps' Orders API (token, order status PUT, limits, failures on demand,
+/weedmaps/__mock/stats): scripts/weedmaps-mock.mjs; --fail-*, --down-for, --delay and --log leave them alone.`;
 
 let options;
 try {
@@ -68,6 +71,13 @@ const signingSecrets = Object.entries(values).filter(([name]) => name.endsWith("
 
 let received = 0;
 let failCandidates = 0;
+// Weedmaps' Orders API, as the router's status relay calls it (base URL http://127.0.0.1:<port>/weedmaps).
+const weedmaps = createWeedmapsMock({
+  ...mockCredentials(values),
+  onRequest: ({ method, path: where, status }) => {
+    if (!options.quiet) console.log(`[receiver] weedmaps mock: ${method} ${where} → ${status}`);
+  },
+});
 
 function verify(body, headers) {
   if (!headers["webhook-signature"]) return "unsigned";
@@ -96,6 +106,13 @@ const server = createServer((req, res) => {
   if (req.method === "GET" && req.url === "/healthz") {
     res.writeHead(200, { "content-type": "text/plain" });
     res.end("ok");
+    return;
+  }
+  const weedmapsPath = belowMount(req.url);
+  if (weedmapsPath !== undefined) {
+    if (weedmaps.handle(req, res, weedmapsPath)) return;
+    res.writeHead(404, { "content-type": "application/json" });
+    res.end(JSON.stringify({ errors: [{ status: "404", code: "not_found", title: "Not Found" }] }));
     return;
   }
   const chunks = [];
@@ -176,6 +193,9 @@ const server = createServer((req, res) => {
 
 server.listen(port, "127.0.0.1", () => {
   console.log(`[receiver] listening on http://127.0.0.1:${port} (signing secrets from ${file})`);
+  console.log(
+    `[receiver] Weedmaps Orders API mock on http://127.0.0.1:${port}/weedmaps (token, order status PUT; control: /weedmaps/__mock/stats, /fail, /reset)`,
+  );
   if (failFirst)
     console.log(
       `[receiver] failing the first ${failFirst} request(s)${options["fail-path"] ? ` to ${options["fail-path"]}*` : ""} with ${failStatus}`,

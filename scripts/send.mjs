@@ -1,11 +1,19 @@
 #!/usr/bin/env node
 // `npm run send -- <event>`: sends realistic provider traffic, signed exactly as Weedmaps and Leaf Trade sign it,
-// to the local router (or any --url), then prints the response and a one-line verdict.
-import { EVENTS, eventBuilder } from "./events.mjs";
+// to the local router (or any --url), then prints the response and a one-line verdict. `npm run send -- status …`
+// sends an order status update as the POS would, to the router's status relay.
 import { localSecrets, parseArgs, routerConfig } from "./local-env.mjs";
 
-const USAGE = `usage: npm run send -- <event> [--url http://127.0.0.1:8787] [--merchant ID] [--bad-signature] [--duplicate] [--count N] [--json]
-events: ${Object.keys(EVENTS).join(", ")}
+// The provider events (the fixtures and their adapters) load only when an event is sent or the usage is shown, so
+// `status`, which sends none, starts without them.
+const loadEvents = () => import("./events.mjs");
+const STATUS_USAGE = "usage: npm run send -- status <orderId> <STATUS> [canceledReason] [--url http://127.0.0.1:8787]";
+const usage =
+  async () => `usage: npm run send -- <event> [--url http://127.0.0.1:8787] [--merchant ID] [--bad-signature] [--duplicate] [--count N] [--json]
+       npm run send -- status <orderId> <STATUS> [canceledReason] [--url http://127.0.0.1:8787]
+events: ${Object.keys((await loadEvents()).EVENTS).join(", ")}
+status: PUT {status, canceledReason?} to /relay/weedmaps/orders/<orderId>/status with the bearer token RELAY_POS_TOKEN
+        (from .dev.vars, else .dev.vars.example), as the POS would; prints the status and the router's JSON answer
   --merchant ID     the merchant in the callback URL (?merchant_id=ID); a signed merchant field the source reads is set to match
   --bad-signature   sign with a wrong secret: expect 401 invalid_signature
   --duplicate       send the same signed request twice: expect the second to be acknowledged as a duplicate
@@ -23,12 +31,14 @@ try {
     help: "boolean",
   });
 } catch (err) {
-  console.error(`${err.message}\n${USAGE}`);
+  console.error(`${err.message}\n${await usage()}`);
   process.exit(2);
 }
 const eventName = options._[0];
+if (eventName === "status" && !options.help) process.exit(await sendStatus(options._.slice(1)));
+const { EVENTS, eventBuilder } = await loadEvents();
 if (options.help || !eventName || !EVENTS[eventName]) {
-  console.error(options.help ? USAGE : `unknown or missing event "${eventName ?? ""}"\n${USAGE}`);
+  console.error(options.help ? await usage() : `unknown or missing event "${eventName ?? ""}"\n${await usage()}`);
   process.exit(options.help ? 0 : 2);
 }
 const baseUrl = (options.url ?? "http://127.0.0.1:8787").replace(/\/$/, "");
@@ -149,3 +159,41 @@ for (let i = 0; i < count; i++) {
   if (options.duplicate) allOk = verdict(await send(body, headers), { second: true }) && allOk;
 }
 process.exit(allOk ? 0 : 1);
+
+/** `status <orderId> <STATUS> [canceledReason]`: the POS's status update, through the router's relay. */
+async function sendStatus(args) {
+  const [orderId, status, canceledReason, ...extra] = args;
+  if (!orderId || !status || extra.length) {
+    console.error(`status needs <orderId> <STATUS> [canceledReason]\n${STATUS_USAGE}`);
+    return 2;
+  }
+  const { file, values } = localSecrets();
+  if (!values.RELAY_POS_TOKEN) {
+    console.error(`RELAY_POS_TOKEN is not set in ${file}`);
+    return 2;
+  }
+  const target = `${(options.url ?? "http://127.0.0.1:8787").replace(/\/$/, "")}/relay/weedmaps/orders/${encodeURIComponent(orderId)}/status`;
+  const started = performance.now();
+  let response;
+  try {
+    response = await fetch(target, {
+      method: "PUT",
+      headers: { "content-type": "application/json", authorization: `Bearer ${values.RELAY_POS_TOKEN}` },
+      body: JSON.stringify({ status, ...(canceledReason ? { canceledReason } : {}) }),
+    });
+  } catch (err) {
+    console.error(`✘ could not reach ${target}: ${err.cause?.code ?? err.message}. Is \`npm run dev\` running?`);
+    return 1;
+  }
+  const text = await response.text();
+  let shown = text;
+  try {
+    shown = JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    // not JSON: shown as it came
+  }
+  console.log(`→ PUT ${target} ${status}${canceledReason ? ` (${canceledReason})` : ""}`);
+  console.log(`← ${response.status} in ${Math.round(performance.now() - started)} ms`);
+  console.log(shown);
+  return response.ok ? 0 : 1;
+}

@@ -17,6 +17,11 @@ export const TEST_SECRETS = {
   ERP_SIGNING_SECRET: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
   PRICING_SIGNING_SECRET: "whsec_dGVzdC1wcmljaW5nLXNpZ25pbmcta2V5LTE=",
   POS_API_TOKEN: "pos-api-token-xyz",
+  // The status relay: an internal system's bearer token and another's Standard Webhooks key, and Weedmaps' client.
+  RELAY_POS_TOKEN: "relay-pos-token-0123456789",
+  RELAY_ERP_SIGNING_SECRET: "whsec_cmVsYXktZXJwLXNpZ25pbmcta2V5LTE=",
+  WEEDMAPS_API_CLIENT_ID: "weedmaps-test-client-id",
+  WEEDMAPS_API_CLIENT_SECRET: "weedmaps-test-client-secret",
   ADMIN_TOKEN: "admin-test-token-0123456789",
   ADMIN_REVEAL_TOKEN: "reveal-test-token-9876543210",
   // The payload key ring: one key, "test-a". Rotation tests bind a ring of their own.

@@ -14,6 +14,7 @@ import { publicReadiness } from "../core/readiness.ts";
 import { shardsOf } from "../config/shards.ts";
 import { CapacityWatch } from "../control/capacity.ts";
 import { createWebhooks } from "../ingest/app.ts";
+import { createRelay } from "../ingest/relay.ts";
 import { ROLLUP_LAG_MS, runRollupWalk } from "../maintenance/rollup.ts";
 import { runMaintenanceWalk } from "../maintenance/walk.ts";
 import { configureLogging, logEvent } from "../telemetry/log.ts";
@@ -64,6 +65,7 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
     return c.json(publicReadiness(report), report.ready ? 200 : 503, { "Cache-Control": "no-store" });
   });
   app.route("/webhooks", createWebhooks(deps, capacity));
+  app.route("/relay", createRelay(deps));
   app.route("/admin", createAdmin(deps));
   app.route("/dashboard", createDashboard(deps));
   app.notFound(handleNotFound);

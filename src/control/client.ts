@@ -9,6 +9,7 @@ import type { DeliveryHour } from "../core/rollups.ts";
 import { logEvent } from "../telemetry/log.ts";
 import type { AdmitItem, ControlView, Decision } from "./gate.ts";
 import { errorMessage } from "../core/errors.ts";
+import { tokenSettings, type TokenAnswer } from "./weedmaps-token.ts";
 
 export type { AdmitItem, ControlView, Decision } from "./gate.ts";
 
@@ -130,5 +131,26 @@ export async function raiseRouterAlert(
     await gate(env, ROUTER_GATE).raiseAlert(gateSettings(config, ROUTER_GATE), now, kind, details);
   } catch (err) {
     logEvent("error", "alert_failed", { kind, step: "raise", errorMessage: errorMessage(err) });
+  }
+}
+
+/**
+ * The Orders API destination's bearer token, from its object. An object that cannot be reached gives no token:
+ * the update is retried like a failed attempt (the token is what authorises it; there is no sending without it).
+ */
+export async function bearerToken(
+  env: Env,
+  config: RouterConfig,
+  destination: string,
+  now: number,
+  rejected?: string,
+): Promise<TokenAnswer> {
+  const settings = tokenSettings(config.destinations[destination]!);
+  if (!settings) return { unavailable: "token_config_error", retryInMs: 60_000 };
+  try {
+    return await gate(env, destination).bearerToken(settings, now, rejected);
+  } catch (err) {
+    logEvent("error", "gate_unavailable", { destination, step: "bearerToken", errorMessage: errorMessage(err) });
+    return { unavailable: "token_unavailable", retryInMs: 5_000 };
   }
 }

@@ -44,6 +44,7 @@ import { enqueueDeliveries } from "../storage/queue.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { gateUsage } from "../telemetry/usage.ts";
 import { errorMessage } from "../core/errors.ts";
+import { TokenHolder, type TokenAnswer, type TokenSettings } from "./weedmaps-token.ts";
 
 export interface AdmitItem {
   eventId: string;
@@ -104,6 +105,8 @@ export class DestinationGate extends DurableObject<Env> {
   /** Released, their outcome not yet reported. */
   private releasedCount = 0;
   private bucket: Bucket | null = null;
+  /** When the next delivery waiting for the rate limit is told to come back (memory only: lost, waits bunch again). */
+  private waitCursor = 0;
   private readonly leases = new Map<string, number>();
   private rollup: DeliveryHour[] = [];
   private rollupDirty = false;
@@ -114,6 +117,8 @@ export class DestinationGate extends DurableObject<Env> {
   /** Queue messages this call sent (releases and alerts), for the usage line. */
   private sent = 0;
   private readonly sql: SqlStorage;
+  /** Only for Weedmaps' Orders API: its bearer token, shared by every consumer (src/control/weedmaps-token.ts). */
+  private tokens: TokenHolder | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -218,10 +223,17 @@ export class DestinationGate extends DurableObject<Env> {
         if (lease) this.leases.set(lease, now + leaseMs);
         decisions[index] = { kind: "send", lease, probe: false };
       } else {
-        // Waiting for a token, or for a slot (a send reports within its timeout).
+        // Waiting for a token, or for a slot (a send reports within its timeout). Waits for a token are spaced at
+        // the rate across batches too: a burst of thousands comes back a second's worth at a time, not all at once
+        // every second (which would cost a queue message per waiting delivery per second).
         const perToken = settings.rate.maxPerSecond ? 1000 / settings.rate.maxPerSecond : 0;
-        const delayMs =
-          n >= slots ? Math.max(1000, perToken) : Math.max(taken.waitMs + (n - taken.granted) * perToken, 1000);
+        let delayMs: number;
+        if (n >= slots) delayMs = Math.max(1000, perToken);
+        else {
+          this.waitCursor = Math.max(this.waitCursor, now + taken.waitMs);
+          delayMs = Math.max(this.waitCursor - now, 1000);
+          this.waitCursor += perToken;
+        }
         decisions[index] = { kind: "wait", delayMs: Math.ceil(delayMs) };
       }
     });
@@ -236,6 +248,14 @@ export class DestinationGate extends DurableObject<Env> {
     if (toHold.length > 0) await this.scheduleAlarm(now);
     this.logUsage("admit", { items: items.length, held: toHold.length });
     return decisions;
+  }
+
+  /** The Orders API's bearer token: kept, fetched once at a time, at most once a minute. */
+  async bearerToken(settings: TokenSettings, now: number, rejected?: string): Promise<TokenAnswer> {
+    this.tokens ??= new TokenHolder(this.ctx.storage, this.env);
+    const answer = await this.tokens.get(settings, now, rejected);
+    this.logUsage("bearerToken");
+    return answer;
   }
 
   /** What the sends admitted earlier did: frees their slots, moves the circuit, raises alerts. */
@@ -266,11 +286,21 @@ export class DestinationGate extends DurableObject<Env> {
         });
     }
     const dead = outcomes.filter((o) => o.dead);
-    if (dead.length > 0) {
+    // Weedmaps' 403, 404 and 423: the integration is paused or lacks access, which no retry mends.
+    const refused = dead.filter((o) => o.accessRefused);
+    const others = dead.filter((o) => !o.accessRefused);
+    if (refused.length > 0) {
+      next = await this.raise(next, "integration_paused", now, {
+        counts: { dead: refused.length },
+        eventIds: refused.map((o) => o.eventId).slice(0, 20),
+        reason: refused[0]!.errorClass,
+      });
+    }
+    if (others.length > 0) {
       next = await this.raise(next, "delivery_dead", now, {
-        counts: { dead: dead.length },
-        eventIds: dead.map((o) => o.eventId).slice(0, 20),
-        reason: dead[0]!.errorClass,
+        counts: { dead: others.length },
+        eventIds: others.map((o) => o.eventId).slice(0, 20),
+        reason: others[0]!.errorClass,
       });
     }
     // Written when something an eviction must not forget changed: a transition, an alert's throttle, a failure

@@ -153,6 +153,8 @@ export interface GateOutcome {
   errorClass: string | null;
   /** The delivery ended dead (attempts exhausted, a permanent answer, or settled without an attempt). */
   dead: boolean;
+  /** Dead because Weedmaps' Orders API refused access (403, 404, 423): alerted as `integration_paused`. */
+  accessRefused?: boolean;
   /** What it adds to the destination's hourly counters (src/core/rollups.ts); absent, nothing. */
   rollup?: RollupOutcome;
 }
@@ -348,7 +350,8 @@ export function nextFlushAt(state: GateState, throttleMs: number): number | null
  * `criticalPercent` (src/core/capacity.ts). `shard_read_only`: a shard passed `readOnlyPercent` while another had
  * room, so the router made it read-only (new events go to the others from the next shard map). `storage_full`: no
  * shard has room below its read-only line, so ingest answers 503 until an operator acts. Each carries the shard id,
- * its size and percentage, never customer data.
+ * its size and percentage, never customer data. `integration_paused`: Weedmaps' Orders API answered a status
+ * update 403, 404 or 423 (the integration is paused or has no access to the order); the update is dead.
  */
 export const ALERT_KINDS = [
   "delivery_dead",
@@ -362,6 +365,7 @@ export const ALERT_KINDS = [
   "capacity_critical",
   "shard_read_only",
   "storage_full",
+  "integration_paused",
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 

@@ -53,6 +53,15 @@ export const ERROR_CODES = {
   payload_unreadable: [500, "A stored payload could not be decrypted for this event."],
   payload_key_missing: [503, "A stored payload's key is not in the key ring."],
   write_contended: [503, "The event kept changing under other writes; retry."],
+  relay_not_configured: [404, "No status relay is configured for this source."],
+  invalid_order_id: [400, "The order id must be 1 to 255 characters."],
+  relay_invalid_update: [422, "The update needs a status Weedmaps accepts, and a canceledReason only from its list."],
+  relay_reason_not_allowed: [422, "canceledReason goes only with CANCELED_CUSTOMER or CANCELED_SELLER."],
+  relay_order_unknown: [404, "The router has no verified Create of this order."],
+  relay_order_held: [409, "The order's Create is held for review; release it first."],
+  relay_order_no_merchant: [409, "The order's Create named no merchant to send the update to."],
+  relay_transition_refused: [409, "The order cannot move to this status from where it is: updates only go forward."],
+  relay_busy: [409, "The order changed under concurrent updates; send the update again."],
   internal_error: [500, "Internal error."],
 } as const satisfies Record<string, readonly [ContentfulStatusCode, string]>;
 

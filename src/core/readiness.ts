@@ -108,12 +108,29 @@ export function secretRequirements(config: RouterConfig | null): SecretRequireme
   for (const [name, destination] of Object.entries(config.destinations)) {
     // A disabled destination is sent nothing, so its secrets may wait until it is enabled.
     const need = destination.enabled ? "required" : "optional";
-    out.push({
-      field: `destinations.${name}.signingSecret`,
-      names: [destination.signingSecret],
-      need,
-      purpose: `signs deliveries to ${name}`,
-    });
+    if (destination.signingSecret)
+      out.push({
+        field: `destinations.${name}.signingSecret`,
+        names: [destination.signingSecret],
+        need,
+        purpose: `signs deliveries to ${name}`,
+      });
+    const api = destination.weedmapsOrders;
+    if (api)
+      out.push(
+        {
+          field: `destinations.${name}.weedmapsOrders.clientId`,
+          names: [api.clientId],
+          need,
+          purpose: `the client id ${name}'s bearer token is fetched with`,
+        },
+        {
+          field: `destinations.${name}.weedmapsOrders.clientSecret`,
+          names: [api.clientSecret],
+          need,
+          purpose: `the client secret ${name}'s bearer token is fetched with`,
+        },
+      );
     for (const [header, value] of Object.entries(destination.headers))
       out.push({
         field: `destinations.${name}.headers.${header}.secret`,
@@ -122,6 +139,16 @@ export function secretRequirements(config: RouterConfig | null): SecretRequireme
         purpose: `the ${header} header sent to ${name}`,
       });
   }
+  for (const [source, relay] of Object.entries(config.relay))
+    for (const [system, auth] of Object.entries(relay.systems)) {
+      const secret = "token" in auth ? auth.token : auth.signingSecret;
+      out.push({
+        field: `relay.${source}.systems.${system}.${"token" in auth ? "token" : "signingSecret"}`,
+        names: [secret],
+        need: "required",
+        purpose: `authenticates ${system}'s status updates for ${source}`,
+      });
+    }
   for (const [name, channel] of Object.entries(config.alerts.channels)) {
     if (channel.type === "slack")
       out.push({

@@ -4,7 +4,8 @@ import { MAX_QUEUE_DELAY_SECONDS } from "./messages.ts";
 export type AttemptVerdict = "delivered" | "retry" | "permanent";
 
 /** `invalid_header`: a header value that can never be sent (a CR/LF in a secret): settled at once, not retried. */
-export type TransportError = "timeout" | "network_error" | "config_error" | "invalid_header";
+/** `token_unavailable`: Weedmaps' Orders API had no bearer token to give yet (the excerpt says why); retried. */
+export type TransportError = "timeout" | "network_error" | "config_error" | "invalid_header" | "token_unavailable";
 
 export interface AttemptResult {
   statusCode: number | null;

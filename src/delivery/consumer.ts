@@ -27,7 +27,11 @@ import {
   type AlertMessage,
   type DeliveryMessage,
 } from "../core/messages.ts";
-import { admitAll, reportAll, type AdmitItem, type Decision } from "../control/client.ts";
+import { admitAll, bearerToken, reportAll, type AdmitItem, type Decision } from "../control/client.ts";
+import type { TokenAnswer } from "../control/weedmaps-token.ts";
+import type { DestinationConfig } from "../core/config/schema.ts";
+import { putOrderStatus } from "../outbound/weedmaps-orders.ts";
+import type { OutboundResult } from "../outbound/client.ts";
 import { sendAlert } from "../outbound/alerts.ts";
 import { BACKOFF_BASE_SECONDS, backoffDelaySeconds, classifyAttempt, errorClassOf } from "../core/retry-policy.ts";
 import { EXCERPT_CHARS, keepHeaders } from "../core/response-view.ts";
@@ -194,6 +198,47 @@ async function planDeliveries(
   };
 }
 
+/** Weedmaps' 403, 404 and 423: the integration is paused or has no access to the order. */
+const ACCESS_REFUSED = new Set([403, 404, 423]);
+
+/** Each Orders API destination's token, asked of its object once per batch. */
+type Tokens = Map<string, Promise<TokenAnswer>>;
+
+/**
+ * A status update to Weedmaps' Orders API (src/relay): the destination's bearer token, then the PUT. A 401 tells
+ * the object the token was refused, so the next attempt has a new one (fetched at most once a minute).
+ */
+async function sendStatusUpdate(
+  env: Env,
+  config: RouterConfig,
+  name: string,
+  destination: DestinationConfig,
+  event: StoredEvent,
+  clock: RouterDeps["clock"],
+  tokens: Tokens,
+): Promise<OutboundResult> {
+  let asked = tokens.get(name);
+  if (!asked) {
+    asked = bearerToken(env, config, name, clock.now());
+    tokens.set(name, asked);
+  }
+  const answer = await asked;
+  if (!("token" in answer))
+    return {
+      statusCode: null,
+      transportError: "token_unavailable",
+      latencyMs: 0,
+      responseExcerpt: answer.unavailable,
+      retryAfterSeconds: Math.ceil(answer.retryInMs / 1000),
+    };
+  const result = await putOrderStatus(destination, event, answer.token, { timeoutMs: destination.timeoutMs, clock });
+  if (result.statusCode === 401) {
+    tokens.delete(name);
+    await bearerToken(env, config, name, clock.now(), answer.token);
+  }
+  return result;
+}
+
 /** What the destinations' controls said of each fresh delivery, keyed by destination and generation. */
 type Decisions = Map<string, Decision>;
 const decisionKey = (eventId: string, ref: DeliveryRef) => `${eventId} ${ref.destination} ${ref.generation}`;
@@ -222,6 +267,7 @@ async function attemptDeliveries(
   limit: LimitFunction,
   plan: Planned,
   decisions: Decisions,
+  tokens: Tokens,
 ): Promise<Executed> {
   const { message, event, snapshot, payloads, deadWithoutAttempt, stale } = plan;
   const now = clock.now();
@@ -259,11 +305,13 @@ async function attemptDeliveries(
         const destination = config.destinations[delivery.destination]!;
         const attempt = delivery.attempts + 1;
         const at = clock.now();
-        const result = await sendToDestination(env, destination, event, {
-          attempt,
-          timeoutMs: destination.timeoutMs,
-          clock,
-        });
+        const result = destination.weedmapsOrders
+          ? await sendStatusUpdate(env, config, delivery.destination, destination, event, clock, tokens)
+          : await sendToDestination(env, destination, event, {
+              attempt,
+              timeoutMs: destination.timeoutMs,
+              clock,
+            });
         return { delivery, destination, attempt, at, result };
       }),
     ),
@@ -285,11 +333,14 @@ async function attemptDeliveries(
   );
   const outcomes: AttemptOutcome[] = attempts.map(({ delivery, destination, attempt, at, result }, i) => {
     const ref = { destination: delivery.destination, generation: delivery.generation };
-    const verdict = classifyAttempt(result, destination.retryOnStatus);
+    const api = destination.weedmapsOrders !== undefined;
+    // Weedmaps' 401 is a token it no longer takes: the next attempt has a new one.
+    const verdict = classifyAttempt(result, api ? [...destination.retryOnStatus, 401] : destination.retryOnStatus);
     const errorClass = errorClassOf(result);
     // 410 Gone (Standard Webhooks): the destination asked for nothing more. Its object disables it, and this delivery
-    // is held with the rest until an operator re-enables it.
-    const gone = result.statusCode === 410 && destination.disableOnGone;
+    // is held with the rest until an operator re-enables it. Weedmaps' API is no Standard Webhooks receiver.
+    const gone = result.statusCode === 410 && destination.disableOnGone && !api;
+    const accessRefused = api && verdict === "permanent" && ACCESS_REFUSED.has(result.statusCode ?? 0);
     const exhausted = verdict === "retry" && attempt >= destination.maxAttempts;
     const delaySeconds =
       verdict === "retry" && !exhausted
@@ -307,11 +358,13 @@ async function attemptDeliveries(
         ? null
         : gone
           ? `${errorClass} (destination disabled)`
-          : verdict === "permanent"
-            ? `${errorClass} (permanent)`
-            : exhausted
-              ? `${errorClass} (after ${attempt} attempts)`
-              : errorClass;
+          : accessRefused
+            ? `${errorClass} (integration paused or no access)`
+            : verdict === "permanent"
+              ? `${errorClass} (permanent)`
+              : exhausted
+                ? `${errorClass} (after ${attempt} attempts)`
+                : errorClass;
     logEvent(
       status === "dead" ? "warn" : status === "pending" ? "info" : "debug",
       gone ? "delivery_held" : `delivery_${status === "pending" ? "retry_scheduled" : status}`,
@@ -377,6 +430,7 @@ async function attemptDeliveries(
   }
   const gate: Executed["gate"] = attempts.map(({ delivery, result }, i) => {
     const o = outcomes[i]!;
+    const dead = o.status === "dead" && applied?.[i] === true;
     return {
       destination: delivery.destination,
       lease: leaseOf.get(delivery) ?? null,
@@ -384,10 +438,15 @@ async function attemptDeliveries(
         eventId: event.id,
         generation: delivery.generation,
         ok: o.status === "delivered",
-        failure: classifyAttempt(result, []) === "retry" && result.transportError !== "config_error",
+        // A token not yet to be had says nothing of the API's health.
+        failure:
+          classifyAttempt(result, []) === "retry" &&
+          result.transportError !== "config_error" &&
+          result.transportError !== "token_unavailable",
         gone: o.heldReason === DISABLED_BY_410,
         errorClass: o.record.errorClass,
-        dead: o.status === "dead" && applied?.[i] === true,
+        dead,
+        ...(dead && o.lastError?.endsWith("(integration paused or no access)") ? { accessRefused: true } : {}),
         // Counted once: by the copy whose write recorded the attempt.
         rollup: {
           kind:
@@ -669,10 +728,11 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
     decisions.set(key, admitted.get(destination)?.[i] ?? { kind: "send", lease: null, probe: false });
   }
 
+  const tokens: Tokens = new Map();
   await Promise.all(
     plans.map(async ({ message, plan }) => {
       try {
-        const executed = await attemptDeliveries(env, config, deps, limit, plan, decisions);
+        const executed = await attemptDeliveries(env, config, deps, limit, plan, decisions, tokens);
         for (const g of executed.gate) toReport(g.destination, g.outcome, g.lease);
         const verdict = await finishMessage(env, plan.message, executed.retries);
         if (verdict.kind === "ack") message.ack();

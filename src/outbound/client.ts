@@ -52,6 +52,7 @@ export async function buildOutboundHeaders(
   attempt: number,
   nowMs: number,
 ): Promise<Headers | { configError: string; permanent?: boolean }> {
+  if (!destination.signingSecret) return { configError: "no signingSecret is configured", permanent: true };
   const signingSecret = readVar(env, destination.signingSecret);
   if (!signingSecret) return { configError: `secret ${destination.signingSecret} is not set` };
   const timestamp = Math.floor(nowMs / 1000);
@@ -141,7 +142,7 @@ async function readBounded(response: Response, maxBytes: number): Promise<{ byte
   return { bytes: joined, overLimit };
 }
 
-async function readExcerpt(response: Response): Promise<string | null> {
+export async function readExcerpt(response: Response): Promise<string | null> {
   const { bytes } = await readBounded(response, EXCERPT_BYTES);
   const text = new TextDecoder().decode(bytes);
   return text.length > 0 ? text : null;

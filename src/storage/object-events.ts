@@ -1,3 +1,5 @@
+import type { OrderEventRow } from "../core/relay.ts";
+
 /**
  * The events of one object (an order, an issue): a primary-key range per shard and source whose ids start with the
  * object's digest (src/core/event-id.ts), and, for ids stored before that scheme (all in shard 0), the partial
@@ -27,12 +29,41 @@ const EARLIER_IDS_SHARD = 0;
  * a UNION per source.
  */
 export async function objectEventIds(db: D1Database, shard: number, object: ObjectEvents): Promise<string[]> {
+  return (await readObjectEvents<{ id: string }>(db, shard, object, "id")).map((row) => row.id);
+}
+
+/** What an order's state is read from (src/core/relay.ts): its events' types, keys, merchant and holds. */
+export async function objectEventRows(db: D1Database, shard: number, object: ObjectEvents): Promise<OrderEventRow[]> {
+  const rows = await readObjectEvents<{
+    id: string;
+    event_type: string;
+    idempotency_key: string;
+    merchant_id: string | null;
+    received_at: number;
+    quarantine: string | null;
+  }>(db, shard, object, "id, event_type, idempotency_key, merchant_id, received_at, quarantine");
+  return rows.map((row) => ({
+    id: row.id,
+    eventType: row.event_type,
+    idempotencyKey: row.idempotency_key,
+    merchantId: row.merchant_id,
+    receivedAt: row.received_at,
+    held: row.quarantine !== null && (JSON.parse(row.quarantine) as { releasedAt?: number }).releasedAt === undefined,
+  }));
+}
+
+async function readObjectEvents<Row>(
+  db: D1Database,
+  shard: number,
+  object: ObjectEvents,
+  columns: string,
+): Promise<Row[]> {
   const statements = object.ranges
     .filter((r) => r.shard === shard)
     .map((r) =>
       db
         .prepare(
-          `SELECT id FROM events WHERE id >= ?1 AND id < ?2 AND source = ?3 AND provider_id = ?4 LIMIT ${MAX_IDS_PER_RANGE}`,
+          `SELECT ${columns} FROM events WHERE id >= ?1 AND id < ?2 AND source = ?3 AND provider_id = ?4 LIMIT ${MAX_IDS_PER_RANGE}`,
         )
         .bind(r.from, r.to, r.source, object.providerId),
     );
@@ -41,11 +72,11 @@ export async function objectEventIds(db: D1Database, shard: number, object: Obje
     statements.push(
       db
         .prepare(
-          `SELECT id FROM events WHERE length(id) = 36 AND provider_id = ?1 AND (?2 IS NULL OR source = ?2) LIMIT ${MAX_IDS_PER_RANGE}`,
+          `SELECT ${columns} FROM events WHERE length(id) = 36 AND provider_id = ?1 AND (?2 IS NULL OR source = ?2) LIMIT ${MAX_IDS_PER_RANGE}`,
         )
         .bind(object.providerId, object.source ?? null),
     );
   if (statements.length === 0) return [];
-  const results = await db.batch<{ id: string }>(statements);
-  return results.flatMap((r) => r.results.map((row) => row.id));
+  const results = await db.batch<Row>(statements);
+  return results.flatMap((r) => r.results);
 }

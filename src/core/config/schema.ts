@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { D1_DATABASE_LIMIT_BYTES, DEFAULT_CAPACITY_THRESHOLDS } from "../capacity.ts";
 import type { ProviderRegistry } from "../providers/contract.ts";
+import { DEFAULT_TRANSITIONS, ORDER_STATUSES, transitionCycle } from "../relay.ts";
 
 /**
  * The most `limits.maxBodyBytes` may be, and so the largest payload the router ever stores (a Draft answer is at most
@@ -132,8 +133,36 @@ const DestinationSchema = z.strictObject({
   maxAttempts: z.number().int().min(1).max(25).default(8),
   /** Header values come from Worker secrets; e.g. { "Authorization": { "secret": "POS_TOKEN", "prefix": "Bearer " } }. */
   headers: z.record(HeaderName, StaticHeader).default({}),
-  /** Key for the Standard Webhooks signature (`whsec_…` base64, or any string used as raw bytes). */
-  signingSecret: SecretName,
+  /**
+   * Key for the Standard Webhooks signature (`whsec_…` base64, or any string used as raw bytes). Every destination
+   * has one, except Weedmaps' Orders API (`weedmapsOrders`), which takes its own bearer token instead.
+   */
+  signingSecret: SecretName.optional(),
+  /**
+   * Makes this destination Weedmaps' Orders API, where the status relay sends updates (docs/relay.md): `url` is the
+   * API's base (https://api-g.weedmaps.com), each update is a PUT of its status under `apiVersion`, with a bearer
+   * token this destination's Durable Object fetches from `tokenPath` with the client id and secret (secret names)
+   * and keeps. `scope` is sent when set: Weedmaps does not document the orders scope's name.
+   */
+  weedmapsOrders: z
+    .strictObject({
+      clientId: SecretName,
+      clientSecret: SecretName,
+      scope: z
+        .string()
+        .regex(/^[\x21-\x7e]+( [\x21-\x7e]+)*$/, "must be scope names separated by spaces")
+        .max(500)
+        .optional(),
+      apiVersion: z
+        .string()
+        .regex(/^\d{4}-(01|07)$/, "must be a Weedmaps API version such as 2026-01")
+        .default("2026-01"),
+      tokenPath: z
+        .string()
+        .regex(/^\/[A-Za-z0-9/_.-]{0,200}$/, "must be a path such as /auth/token")
+        .default("/auth/token"),
+    })
+    .optional(),
   /** 4xx statuses to retry instead of failing permanently, e.g. [409, 423]. 408 and 429 are always retried. */
   retryOnStatus: z.array(z.number().int().min(400).max(499)).max(20).default([]),
   /**
@@ -198,6 +227,25 @@ const AlertChannelSchema = z.discriminatedUnion("type", [
 ]);
 
 const Scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+const OrderStatusName = z.enum(ORDER_STATUSES);
+
+const RelaySystem = z.union([z.strictObject({ token: SecretName }), z.strictObject({ signingSecret: SecretName })]);
+
+const RelaySchema = z.strictObject({
+  destination: Slug,
+  transitions: z
+    .partialRecord(OrderStatusName, z.array(OrderStatusName).max(ORDER_STATUSES.length))
+    .default(DEFAULT_TRANSITIONS as Record<string, (typeof ORDER_STATUSES)[number][]>)
+    .superRefine((transitions, ctx) => {
+      const cycle = transitionCycle(transitions);
+      if (cycle)
+        ctx.addIssue({ code: "custom", message: `moves must only go forward; this one cycles: ${cycle.join(" → ")}` });
+    }),
+  systems: z
+    .record(Slug, RelaySystem)
+    .refine((systems) => Object.keys(systems).length > 0, "name at least one internal system that may send updates"),
+});
 
 const FieldCondition = z.strictObject({
   field: FieldPath,
@@ -381,6 +429,13 @@ export function buildConfigSchema(registry: ProviderRegistry) {
       sources: z.record(Slug, sourceSchema(names)),
       destinations: z.record(Slug, DestinationSchema),
       routes: z.array(RouteSchema),
+      /**
+       * The status relay, per Weedmaps source (docs/relay.md): internal systems PUT an order's status to
+       * `/relay/<source>/orders/<orderId>/status`, and the router sends it to the `destination` that is Weedmaps'
+       * Orders API. `transitions` says which moves are forward (the documented flow by default); `systems` are who
+       * may ask, each with its own bearer token or Standard Webhooks signing secret (secret names).
+       */
+      relay: z.record(Slug, RelaySchema).default({}),
     })
     .superRefine((config, ctx) => {
       for (const [name, channel] of Object.entries(config.alerts.channels)) {
@@ -506,6 +561,55 @@ export function buildConfigSchema(registry: ProviderRegistry) {
           });
         names.add(route.name);
       });
+      // Weedmaps' Orders API takes status updates, not webhooks: no route, responder or alert channel may use it,
+      // and every other destination signs what it sends.
+      const apis = new Set(
+        Object.entries(config.destinations).flatMap(([name, d]) => (d.weedmapsOrders ? [name] : [])),
+      );
+      for (const [name, destination] of Object.entries(config.destinations)) {
+        if (!destination.weedmapsOrders && !destination.signingSecret)
+          ctx.addIssue({
+            code: "custom",
+            path: ["destinations", name, "signingSecret"],
+            message: "name the Worker secret that signs this destination's deliveries",
+          });
+      }
+      config.routes.forEach((route, i) => {
+        for (const [j, dest] of [...route.destinations.entries(), [-1, route.responder] as const]) {
+          if (dest !== undefined && apis.has(dest))
+            ctx.addIssue({
+              code: "custom",
+              path: ["routes", i, j === -1 ? "responder" : "destinations", ...(j === -1 ? [] : [j])],
+              message: `"${dest}" is Weedmaps' Orders API: it takes the status relay's updates, not webhooks`,
+            });
+        }
+      });
+      for (const [name, channel] of Object.entries(config.alerts.channels))
+        if (channel.type === "destination" && apis.has(channel.destination))
+          ctx.addIssue({
+            code: "custom",
+            path: ["alerts", "channels", name, "destination"],
+            message: `"${channel.destination}" is Weedmaps' Orders API: it cannot carry alerts`,
+          });
+      for (const [name, relay] of Object.entries(config.relay)) {
+        const source = config.sources[name];
+        if (source?.provider !== "weedmaps")
+          ctx.addIssue({
+            code: "custom",
+            path: ["relay", name],
+            message: source
+              ? `the status relay speaks Weedmaps' Orders API; "${name}" is a ${source.provider} source`
+              : `unknown source "${name}"`,
+          });
+        if (!apis.has(relay.destination))
+          ctx.addIssue({
+            code: "custom",
+            path: ["relay", name, "destination"],
+            message: config.destinations[relay.destination]
+              ? `"${relay.destination}" is not Weedmaps' Orders API: give it a weedmapsOrders block`
+              : `unknown destination "${relay.destination}"`,
+          });
+      }
     });
 }
 

@@ -1,0 +1,171 @@
+/**
+ * Accepting a status update (docs/relay.md): read the order's state from its events, decide, and store the update
+ * as an event of the order with one delivery, to the Weedmaps Orders API destination, sent through the queue like
+ * any delivery. The internal system's request (src/ingest/relay.ts) and an operator's forced update
+ * (src/operations/relay.ts) both come here.
+ */
+import { shardDb } from "../config/shards.ts";
+import type { Clock } from "../core/clock.ts";
+import type { RouterConfig } from "../core/config/schema.ts";
+import { plannedDeliveries } from "../core/delivery-state.ts";
+import type { PayloadProtection } from "../core/envelope.ts";
+import { errorMessage, RouterError } from "../core/errors.ts";
+import type { NewEvent } from "../core/event.ts";
+import { eventDigests, objectDigest, objectIdRange } from "../core/event-id.ts";
+import { messageFor } from "../core/messages.ts";
+import {
+  decideUpdate,
+  orderState,
+  relayEventType,
+  relayIdempotencyKey,
+  type OrderState,
+  type RelayBody,
+  type RelayRequest,
+} from "../core/relay.ts";
+import { placeEvent, writableShards } from "../core/shards.ts";
+import { sha256Hex } from "../core/signatures/inbound.ts";
+import { insertEvents } from "../storage/events.ts";
+import { objectEventRows, type ObjectEvents } from "../storage/object-events.ts";
+import { enqueueOrKeep } from "../storage/queue.ts";
+import { shardMaps } from "../storage/shard-maps.ts";
+import { logEvent } from "../telemetry/log.ts";
+import { shardOfEventId } from "../core/event-id.ts";
+
+/** The route name an update's delivery carries: no configured route sends it, the relay does. */
+export const RELAY_ROUTE = "relay";
+
+/** Two requests that read one state race for one id; the loser reads again. Past this, the caller retries. */
+const ACCEPT_ROUNDS = 3;
+
+export interface AcceptInput {
+  env: Env;
+  config: RouterConfig;
+  clock: Clock;
+  protection: PayloadProtection;
+  source: string;
+  orderId: string;
+  request: RelayRequest;
+  /** The internal system's name, or `operator:<token id>` for a forced update. */
+  requestedBy: string;
+  forced: boolean;
+}
+
+export interface Accepted {
+  updateId: string | null;
+  /** Nothing new was stored: the order already had this status (or an identical request won the race). */
+  duplicate: boolean;
+  /** The order's status before this request. */
+  previous: string | null;
+}
+
+/** Every shard an order's events may be in (the map may have moved it), for its source. */
+export async function orderObject(config: RouterConfig, source: string, orderId: string): Promise<ObjectEvents> {
+  const digest = await objectDigest(source, orderId);
+  return {
+    providerId: orderId,
+    source,
+    ranges: config.storage.shards.map(({ id }) => ({ shard: id, source, ...objectIdRange(id, digest) })),
+  };
+}
+
+export async function readOrderState(
+  env: Env,
+  config: RouterConfig,
+  source: string,
+  orderId: string,
+): Promise<OrderState> {
+  const object = await orderObject(config, source, orderId);
+  const rows = await Promise.all(
+    config.storage.shards.map(({ id }) => objectEventRows(shardDb(env, config, id), id, object)),
+  );
+  return orderState(rows.flat(), config.relay[source]!.transitions);
+}
+
+export async function acceptUpdate(input: AcceptInput): Promise<Accepted> {
+  const { env, config, clock, source, orderId, request } = input;
+  const relay = config.relay[source]!;
+  for (let round = 0; round < ACCEPT_ROUNDS; round++) {
+    const state = await readOrderState(env, config, source, orderId);
+    const decision = decideUpdate(state, request, relay.transitions, input.forced);
+    if (decision.kind === "refused") throw new RouterError(decision.code, { detail: decision.detail });
+    if (decision.kind === "conflict")
+      throw new RouterError("relay_transition_refused", {
+        detail: decision.detail,
+        details: [`current status: ${decision.current}`],
+      });
+    if (decision.kind === "unchanged") return { updateId: decision.updateId, duplicate: true, previous: state.status };
+
+    const now = clock.now();
+    const stored = await storeUpdate(input, state, now);
+    if (stored.outcome === "inserted") return { updateId: stored.id, duplicate: false, previous: state.status };
+    // The same request, raced: one update.
+    if (stored.outcome === "duplicate") return { updateId: stored.id, duplicate: true, previous: state.status };
+    logEvent("info", "relay_update_raced", { source, updateId: stored.id, round });
+  }
+  throw new RouterError("relay_busy", { detail: "the order kept changing under concurrent updates" });
+}
+
+async function storeUpdate(
+  { env, config, protection, source, orderId, request, requestedBy, forced }: AcceptInput,
+  state: OrderState,
+  now: number,
+): Promise<{ outcome: "inserted" | "duplicate" | "divergent_duplicate"; id: string }> {
+  const relay = config.relay[source]!;
+  const idempotencyKey = relayIdempotencyKey(source, orderId, state.updates + 1);
+  const maps = await shardMaps(env.DB, (readOnly) => writableShards(config.storage.shards, readOnly), now);
+  const placement = placeEvent(
+    await eventDigests({ source, providerId: orderId, idempotencyKey }),
+    maps.versions,
+    now,
+    config.storage.retryWindowHours * 3_600_000,
+  );
+  const body: RelayBody = {
+    status: request.status,
+    ...(request.canceledReason === undefined ? {} : { canceledReason: request.canceledReason }),
+    requestedBy,
+    forced,
+  };
+  const bytes = new TextEncoder().encode(JSON.stringify(body)).buffer as ArrayBuffer;
+  const event: NewEvent = {
+    id: placement.id,
+    idempotencyKey,
+    ingestId: crypto.randomUUID(),
+    source,
+    eventType: relayEventType(request.status),
+    merchantId: state.create!.merchantId,
+    providerId: orderId,
+    contentType: "application/json",
+    body: bytes,
+    bodySha256: await sha256Hex(bytes),
+    receivedAt: now,
+    providerTimestamp: null,
+    quarantine: null,
+  };
+  const deliveries = plannedDeliveries([{ destination: relay.destination, route: RELAY_ROUTE }], now);
+  let result: Awaited<ReturnType<typeof insertEvents>>[number] | undefined;
+  try {
+    [result] = await insertEvents(shardDb(env, config, placement.shard), protection, [{ event, deliveries }]);
+  } catch (err) {
+    throw new RouterError("storage_unavailable", { detail: errorMessage(err) });
+  }
+  if (result!.outcome !== "inserted") return { outcome: result!.outcome, id: result!.storedId };
+  // Stored with its delivery pending: if neither the queue nor the outbox takes the message, the sweeper's walk
+  // finds the row; the update is accepted either way.
+  await enqueueOrKeep(env, [{ body: messageFor(event.id, deliveries, event.ingestId) }], now, (id) =>
+    shardDb(env, config, shardOfEventId(id) ?? 0),
+  ).catch((err: unknown) =>
+    logEvent("error", "enqueue_failed", {
+      eventIds: [event.id],
+      errorMessage: errorMessage(err),
+      note: "stored with its delivery pending; the sweeper's walk re-enqueues it when it reaches it",
+    }),
+  );
+  logEvent("debug", "relay_update_accepted", {
+    eventId: event.id,
+    source,
+    status: request.status,
+    requestedBy,
+    forced: forced || undefined,
+  });
+  return { outcome: "inserted", id: event.id };
+}
