@@ -66,6 +66,8 @@ const P = SMOKE
       shardCounts: [], // the full run measures 1, 2 and 4; CI keeps to its ten minutes (tests cover the shards)
       dashboardEvents: [200, 2_000],
       dashboardShards: [1], // the full run: 1, 2 and 4 (2 more here would add about 20 s to CI)
+      relayUpdates: 50,
+      relayConcurrency: 8,
     }
   : {
       warmupS: 3,
@@ -88,6 +90,8 @@ const P = SMOKE
       shardCounts: [1, 2, 4],
       dashboardEvents: [10_000, 100_000],
       dashboardShards: [1, 2, 4],
+      relayUpdates: 300,
+      relayConcurrency: 8,
     };
 // The issue's concurrency; the smoke run only needs a few requests in flight to exercise the same code.
 const CONCURRENCY = SMOKE ? 4 : 32;
@@ -126,6 +130,9 @@ const ORDERED_MERCHANT = "4343";
 const UNCHECKED_DRAFT_MERCHANT = "4444";
 // No route names this merchant: the event is stored as unrouted and nothing is enqueued.
 const UNROUTED_MERCHANT = "9999";
+// The status relay's orders: no route names this merchant either, so their Creates enqueue nothing and the relay
+// step's usage lines are the updates' alone. It is the listing the updates are PUT to.
+const RELAY_MERCHANT = "5555";
 const ingestPath = (merchantId) => `/webhooks/weedmaps?merchant_id=${merchantId}`;
 
 /** Ten internal systems and the Draft responder, all on the benchmark's receiver; routed by merchant. */
@@ -181,6 +188,27 @@ function routerConfig(receiverPort) {
         destinations: names.slice(0, 3),
       },
     ],
+  };
+}
+
+/**
+ * The benchmark config plus the status relay as router.config.json has it (the `weedmaps-api` destination with its
+ * rate limit and Orders API settings, and the relay's systems), Weedmaps' Orders API being the mock on the receiver.
+ */
+function relayRouterConfig(receiverPort) {
+  const repo = JSON.parse(readFileSync(path.join(ROOT, "router.config.json"), "utf8"));
+  const relay = repo.relay?.weedmaps;
+  const api = relay && repo.destinations?.[relay.destination];
+  if (!api?.weedmapsOrders)
+    throw new Error("router.config.json has no relay.weedmaps with a weedmapsOrders destination");
+  const config = routerConfig(receiverPort);
+  return {
+    ...config,
+    destinations: {
+      ...config.destinations,
+      [relay.destination]: { ...api, url: `http://127.0.0.1:${receiverPort}/weedmaps` },
+    },
+    relay: { weedmaps: relay },
   };
 }
 
@@ -241,7 +269,15 @@ function machine() {
 /** The receiver child and a request/answer helper over IPC. */
 async function startReceiver() {
   const port = await freePort();
-  const child = start("receiver", [path.join(BENCH, "lib/receiver.mjs"), String(port)], { cwd: ROOT, ipc: true });
+  const child = start("receiver", [path.join(BENCH, "lib/receiver.mjs"), String(port)], {
+    cwd: ROOT,
+    ipc: true,
+    // The credentials its Weedmaps mock accepts: the ones the router's token requests send.
+    env: {
+      WEEDMAPS_API_CLIENT_ID: secrets.WEEDMAPS_API_CLIENT_ID ?? "",
+      WEEDMAPS_API_CLIENT_SECRET: secrets.WEEDMAPS_API_CLIENT_SECRET ?? "",
+    },
+  });
   const waiting = new Map();
   child.on("message", (message) => {
     const resolve = waiting.get(message.cmd);
@@ -294,6 +330,8 @@ function benchSteps() {
     // With stopping the workers and measuring the storage the events take.
     { name: "scenario 8", weight: 25 },
     { name: "maintenance", weight: 25 },
+    // Its own router's start, the Creates and updates, and the PUTs at the destination's 36 a second.
+    { name: "relay", weight: 8 + 2 * P.relayUpdates * 0.01 + P.relayUpdates / 36 },
     ...dashboardSteps(),
   ];
 }
@@ -683,6 +721,162 @@ async function measureEndToEndFloor(router, receiver, work) {
   }
 }
 
+/** `count` calls of `task(i)`, `concurrency` of them in flight at a time, in the order of `i`. */
+async function inPool(count, concurrency, task) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async () => {
+      while (next < count) await task(next++);
+    }),
+  );
+}
+
+/**
+ * The status relay (issue #26), on a router of its own (so its events stay out of the other scenarios' storage and
+ * maintenance figures) with the relay as router.config.json has it and Weedmaps' Orders API mocked on the receiver.
+ * `P.relayUpdates` orders, each made known by a verified Create (unrouted: nothing is enqueued for it), then one
+ * update to IN_PROGRESS per order through `PUT /relay/weedmaps/orders/<id>/status`, `P.relayConcurrency` in flight,
+ * until the mock has answered every order's PUT 2xx. Latency: from the moment the POS's request was sent to the
+ * mock's 2xx for that order. Cost: the usage lines from the first update sent on, per update. One update before
+ * them, not counted, fetches the token and warms the consumer and the destination's object.
+ */
+async function measureRelay({ bundle, persistTo, receiver }) {
+  const config = relayRouterConfig(receiver.port);
+  const destination = config.destinations[config.relay.weedmaps.destination];
+  const router = await startRouter({
+    label: "router (relay)",
+    bundle,
+    persistTo,
+    vars: { ROUTER_CONFIG: JSON.stringify(config), USAGE_LOG: "true", RETRY_BACKOFF_BASE_SECONDS: "1" },
+  });
+  const now = () => performance.timeOrigin + performance.now();
+  try {
+    await receiver.ask("weedmaps-reset");
+    const source = requests({ size: 5120, merchantId: RELAY_MERCHANT });
+    const orders = [];
+    await inPool(P.relayUpdates + 1, P.relayConcurrency, async () => {
+      const request = source.next();
+      const response = await fetch(`${router.url}${ingestPath(RELAY_MERCHANT)}`, {
+        method: "POST",
+        headers: request.headers,
+        body: request.body,
+      });
+      const text = await response.text();
+      if (response.status !== 200)
+        throw new Error(`relay: a Create was answered ${response.status}: ${text.slice(0, 200)}`);
+      orders.push(request.orderId);
+    });
+    const update = async (orderId) => {
+      const sentAt = now();
+      const response = await fetch(`${router.url}/relay/weedmaps/orders/${encodeURIComponent(orderId)}/status`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${secrets.RELAY_POS_TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ status: "IN_PROGRESS" }),
+      });
+      const text = await response.text();
+      if (response.status !== 202) throw new Error(`the relay answered ${response.status}: ${text.slice(0, 200)}`);
+      return { sentAt, ackMs: now() - sentAt };
+    };
+    // orderId → the first time the mock answered its PUT 2xx.
+    const answeredFor = async (ids) => {
+      const first = new Map();
+      for (const [id, at] of (await receiver.ask("weedmaps")).answered)
+        if (ids.has(id) && !first.has(id)) first.set(id, at);
+      return first;
+    };
+
+    const [warm, ...measured] = orders;
+    await update(warm);
+    await waitFor(
+      async () => (await answeredFor(new Set([warm]))).size > 0,
+      "relay: the warm-up update's PUT",
+      30_000,
+      100,
+    );
+    await waitFor(
+      () => tally(usageLines(router, 0)).queueMessagesRead >= 1,
+      "relay: the warm-up update's usage line",
+      15_000,
+    );
+    await sleep(300); // the destination object's own line lands just after the consumer's
+
+    const from = router.child.lines.length;
+    const sent = new Map();
+    const ackMs = [];
+    let errors = 0;
+    await inPool(measured.length, P.relayConcurrency, async (i) => {
+      try {
+        const one = await update(measured[i]);
+        sent.set(measured[i], one.sentAt);
+        ackMs.push(one.ackMs);
+      } catch (err) {
+        if (errors++ === 0) log(`warning: relay: ${err.message}`);
+      }
+    });
+    const ids = new Set(sent.keys());
+    let answered = new Map();
+    try {
+      await waitFor(
+        async () => {
+          answered = await answeredFor(ids);
+          return answered.size >= ids.size;
+        },
+        "relay: every update's PUT answered 2xx by the mock",
+        60_000 + ids.size * 100,
+        100,
+      );
+      await waitFor(
+        () => tally(usageLines(router, from)).queueMessagesRead >= ids.size,
+        "relay: the consumer's usage lines",
+        15_000,
+      );
+    } catch (err) {
+      log(`warning: ${err.message}`);
+    }
+    await sleep(300); // a straggling line (the object's, a duplicate delivery's) would land here
+    const usage = perEvent(tally(usageLines(router, from)), ids.size);
+    const { stats } = await receiver.ask("weedmaps");
+    const latencies = [...answered].map(([id, at]) => at - sent.get(id)).sort((a, b) => a - b);
+    const firstSent = Math.min(...sent.values());
+    const lastAnswer = answered.size ? Math.max(...answered.values()) : null;
+    const seconds = lastAnswer === null ? null : (lastAnswer - firstSent) / 1000;
+    ackMs.sort((a, b) => a - b);
+    return {
+      title: "Status relay: the POS's update to Weedmaps' 2xx",
+      status: "IN_PROGRESS",
+      updates: ids.size,
+      errors,
+      concurrency: P.relayConcurrency,
+      rateLimit: destination.rateLimit ?? null,
+      complete: answered.size,
+      seconds: seconds === null ? null : round(seconds, 2),
+      updatesPerSecond: seconds ? round(answered.size / seconds, 1) : null,
+      // The 202 the POS gets: the update stored and enqueued.
+      posAck: { p50: round(percentile(ackMs, 50)), p99: round(percentile(ackMs, 99)) },
+      // The POS's request sent to the mock's 2xx answer for that order.
+      toWeedmaps: {
+        p50: round(percentile(latencies, 50)),
+        p99: round(percentile(latencies, 99)),
+        max: latencies.length ? round(latencies.at(-1)) : null,
+      },
+      usage,
+      // The mock's counters over the whole step, the warm-up update included (one PUT and the token).
+      mock: {
+        putRequests: stats.putRequests,
+        putsByStatus: stats.putsByStatus,
+        maxRequestsInWindow: stats.maxRequestsInWindow,
+        limits: stats.limits,
+        tokenRequests: stats.tokenRequests,
+        tokensIssued: stats.tokensIssued,
+        tooManyRequests: stats.tooManyRequests,
+        rateLimited: stats.rateLimited,
+      },
+    };
+  } finally {
+    await stop(router.child);
+  }
+}
+
 /** Per-event operations and their price, from the usage lines of `events` events. */
 function perEvent(counts, events) {
   const per = (value) => round(value / events, 3);
@@ -876,6 +1070,8 @@ async function main() {
     cpSync(ingestState, fullState, { recursive: true });
     const dashboardState = path.join(work, "state-dashboard");
     cpSync(ingestState, dashboardState, { recursive: true });
+    const relayState = path.join(work, "state-relay");
+    cpSync(ingestState, relayState, { recursive: true });
     log("router bundled, D1 migrated");
 
     const receiver = await startReceiver();
@@ -1375,7 +1571,6 @@ async function main() {
 
     await stop(router.child);
     await stop(baseline.child);
-    await stop(receiver.child);
 
     // --- what the events take in the database, before the maintenance walk purges and deletes any ------------
     const keyRing = await parseKeyRing(secrets.PAYLOAD_KEYS ?? "");
@@ -1405,6 +1600,20 @@ async function main() {
           vars: { ...baseVars, USAGE_LOG: "true", ROLLUP_LAG_SECONDS: "1" },
         }),
     });
+
+    // --- the status relay on a router of its own, against Weedmaps' mock on the receiver ------------------------
+    logStep(
+      "relay",
+      `relay: ${P.relayUpdates} Creates, then ${P.relayUpdates} status updates at c=${P.relayConcurrency} until Weedmaps' mock has every PUT`,
+    );
+    results.scenarios.relay = await measureRelay({ bundle, persistTo: relayState, receiver });
+    {
+      const r = results.scenarios.relay;
+      log(
+        `relay: ${r.complete} of ${r.updates} PUTs answered 2xx, POS request to 2xx p50 ${r.toWeedmaps.p50} ms, p99 ${r.toWeedmaps.p99} ms; ${r.usage.costPerMillionEvents.total} $/M updates`,
+      );
+    }
+    await stop(receiver.child);
 
     // --- the dashboard's page views against the events stored, last: it has the machine to itself ----------------
     results.scenarios.dashboard = await runDashboard({ bundle, work, persistTo: dashboardState });

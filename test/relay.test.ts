@@ -490,3 +490,94 @@ describe("the Orders API's rate limit", () => {
     expect(api.tokenRequests).toHaveLength(1);
   }, 120_000);
 });
+
+describe("updates of one order in one batch", () => {
+  it("go to Weedmaps oldest first, one after another, and one a later update overtook is never sent", async () => {
+    const orderId = await createOrder();
+    await accepted(orderId, { status: "IN_PROGRESS" });
+    clock.advance(1);
+    await accepted(orderId, { status: "READY_FOR_ATTAINMENT" });
+    clock.advance(1);
+    await accepted(orderId, { status: "COMPLETE" });
+    // Queues may hand them over in any order.
+    const [first, ...rest] = queue.messages.splice(0);
+    queue.messages.push(...rest.reverse());
+    await deliverQueued();
+    expect(api.puts.map((p) => JSON.parse(p.body).status)).toEqual(["READY_FOR_ATTAINMENT", "COMPLETE"]);
+    // The IN_PROGRESS arrives after COMPLETE was delivered: stale, not sent.
+    queue.messages.push(first!);
+    await deliverQueued();
+    expect(api.puts).toHaveLength(2);
+    expect((await deliveriesOf(first!.body.eventId as string))[0]).toMatchObject({ status: "stale" });
+  });
+});
+
+describe("operators and the order's timeline", () => {
+  const admin = (method: string, path: string, body?: unknown) =>
+    send(`/admin${path}`, {
+      method,
+      headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}`, "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+
+  it("an operator forces a move back, audited; the order's timeline shows callbacks in and updates out with Weedmaps' answers", async () => {
+    const orderId = await createOrder();
+    const complete = await accepted(orderId, { status: "COMPLETE" });
+    await deliverQueued();
+    const refusedForce = await admin("POST", `/relay/weedmaps/orders/${orderId}/status`, { status: "IN_PROGRESS" });
+    expect(refusedForce.status).toBe(400);
+    const res = await admin("POST", `/relay/weedmaps/orders/${orderId}/status`, {
+      status: "IN_PROGRESS",
+      reason: "completed the wrong order",
+    });
+    expect(res.status).toBe(202);
+    const forced = await res.json<{ updateId: string; previous: string; auditId: string }>();
+    expect(forced.previous).toBe("COMPLETE");
+    await deliverQueued();
+    // The order is IN_PROGRESS again: the POS moves it forward from there.
+    await accepted(orderId, { status: "READY_FOR_ATTAINMENT" });
+    api.next.push({ status: 422, body: '{"errors":[{"detail":"invalid transition"}]}' });
+    await deliverQueued();
+    expect(api.puts.map((p) => JSON.parse(p.body).status)).toEqual(["COMPLETE", "IN_PROGRESS", "READY_FOR_ATTAINMENT"]);
+
+    const audit = await (await admin("GET", `/audit?eventId=${forced.updateId}`)).json<{
+      entries: { action: string; detail: Record<string, unknown> }[];
+    }>();
+    expect(audit.entries).toEqual([
+      expect.objectContaining({
+        action: "relay_force",
+        detail: expect.objectContaining({
+          status: "IN_PROGRESS",
+          previous: "COMPLETE",
+          reason: "completed the wrong order",
+        }),
+      }),
+    ]);
+
+    const timeline = await (await admin("GET", `/events?orderId=${orderId}&limit=10`)).json<{
+      events: { id: string; eventType: string; deliveries: { delivered: number; dead: number } }[];
+    }>();
+    const byType = Object.fromEntries(timeline.events.map((e) => [e.eventType, e]));
+    expect(Object.keys(byType).sort()).toEqual([
+      "create",
+      "relay.complete",
+      "relay.in_progress",
+      "relay.ready_for_attainment",
+    ]);
+    expect(byType["relay.complete"]).toMatchObject({ id: complete.updateId, deliveries: { delivered: 1, dead: 0 } });
+    expect(byType["relay.ready_for_attainment"]!.deliveries).toMatchObject({ delivered: 0, dead: 1 });
+    const detail = await (await admin("GET", `/events/${byType["relay.ready_for_attainment"]!.id}`)).json<{
+      deliveries: { destination: string; status: string; lastStatusCode: number; route: string }[];
+    }>();
+    expect(detail.deliveries).toEqual([
+      expect.objectContaining({ destination: "wm-api", route: "relay", status: "dead", lastStatusCode: 422 }),
+    ]);
+    // A dead update is a dead letter, replayed like any delivery.
+    const dead = byType["relay.ready_for_attainment"]!.id;
+    const replay = await admin("POST", `/events/${dead}/replay`, {});
+    expect(replay.status, await replay.clone().text()).toBeLessThan(300);
+    await deliverQueued();
+    expect(api.puts).toHaveLength(4);
+    expect((await deliveriesOf(dead)).at(-1)).toMatchObject({ status: "delivered" });
+  });
+});

@@ -2,9 +2,12 @@
 // with the load generator (which would skew both the arrival times and the client's latencies).
 //   /d/<destination>  internal systems: answer 200 and record when each delivery arrived
 //   /pricing/*        the Weedmaps Draft responder: answer the adjusted order, as scripts/receiver.mjs does
-// The parent talks to it over IPC: {cmd: "arrivals"}, {cmd: "reset"}, {cmd: "fail", path} and {cmd: "stats"}.
+//   /weedmaps/*       Weedmaps' Orders API (scripts/weedmaps-mock.mjs), where the status relay sends its updates
+// The parent talks to it over IPC: {cmd: "arrivals"}, {cmd: "reset"}, {cmd: "fail", path}, {cmd: "stats"},
+// {cmd: "weedmaps"} (the mock's stats and the time each PUT was answered 2xx) and {cmd: "weedmaps-reset"}.
 import { createServer } from "node:http";
 import { confirmDraft } from "../../scripts/pricing.mjs";
+import { belowMount, createWeedmapsMock, mockCredentials } from "../../scripts/weedmaps-mock.mjs";
 
 const port = Number(process.argv[2]);
 const now = () => performance.timeOrigin + performance.now(); // wall clock with sub-millisecond resolution
@@ -14,7 +17,21 @@ let drafts = 0;
 let arrivals = []; // [webhookId, path, attempt, status, time] for each request to /d/*
 let failPath = null; // while set: first attempts to this path answer 500, so each event gets exactly one retry
 
+// The client id and secret come from the parent's environment (the benchmark's env file), never from argv.
+const PUT_PATH = /^\/oos\/[^/]+\/merchants\/[^/]+\/orders\/([^/]+)$/;
+let answered = []; // [orderId, time] for each PUT the mock answered 2xx, when its answer was written
+const weedmaps = createWeedmapsMock({
+  ...mockCredentials(process.env),
+  now,
+  onRequest: ({ method, path, status }) => {
+    const order = method === "PUT" && status >= 200 && status < 300 ? PUT_PATH.exec(path) : null;
+    if (order) answered.push([decodeURIComponent(order[1]), now()]);
+  },
+});
+
 const server = createServer((req, res) => {
+  const below = belowMount(req.url);
+  if (below !== undefined && weedmaps.handle(req, res, below)) return;
   const chunks = [];
   req.on("data", (chunk) => chunks.push(chunk));
   req.on("end", () => {
@@ -55,6 +72,16 @@ process.on("message", (message) => {
       break;
     case "stats":
       process.send({ cmd: "stats", deliveries, drafts });
+      break;
+    case "weedmaps": {
+      const { latest, ...stats } = weedmaps.stats();
+      process.send({ cmd: "weedmaps", stats, answered });
+      break;
+    }
+    case "weedmaps-reset":
+      weedmaps.reset();
+      answered = [];
+      process.send({ cmd: "weedmaps-reset" });
       break;
   }
 });

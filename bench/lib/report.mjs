@@ -220,6 +220,76 @@ function pausedRows(results) {
   ];
 }
 
+/** The status relay (issue #26): the POS's update to Weedmaps' 2xx, and what one update costs. */
+function relayRows(results) {
+  const r = results.scenarios.relay;
+  if (!r)
+    return [
+      ["Status relay", "value"],
+      ["not measured", "-"],
+    ];
+  const per = r.usage.perEvent;
+  const cost = r.usage.costPerMillionEvents;
+  const costUnbatched = r.usage.costPerMillionEventsUnbatched;
+  const m = r.mock;
+  return [
+    [`Status relay: ${r.updates} updates to ${r.status}, c=${r.concurrency}`, "value"],
+    ["updates answered 2xx by the mock / sent (POS errors)", `${r.complete} / ${r.updates} (${r.errors})`],
+    [
+      "POS request to the mock's 2xx, p50 / p99 / max (ms)",
+      `${fmt(r.toWeedmaps.p50)} / ${fmt(r.toWeedmaps.p99)} / ${fmt(r.toWeedmaps.max)}`,
+    ],
+    ["POS request to the router's 202, p50 / p99 (ms)", `${fmt(r.posAck.p50)} / ${fmt(r.posAck.p99)}`],
+    [
+      `first update sent to last 2xx (rate limit ${r.rateLimit?.maxPerSecond ?? "-"}/s)`,
+      `${fmt(r.seconds, 2)} s, ${fmt(r.updatesPerSecond, 1)} updates/s`,
+    ],
+    ["per update: Worker invocations (measured batching)", fmt(per.workerInvocations, 2)],
+    ["per update: D1 statements", fmt(per.d1Queries, 2)],
+    ["per update: D1 rows written", fmt(per.d1RowsWritten, 2)],
+    ["per update: D1 rows read", fmt(per.d1RowsRead, 2)],
+    ["per update: queue messages sent / read", `${fmt(per.queueMessagesSent, 2)} / ${fmt(per.queueMessagesRead, 2)}`],
+    ["per update: queue operations (write+read+delete)", fmt(per.queueOperations, 2)],
+    ["per update: Durable Object requests (incl. alarms)", fmt(per.durableObjectRequests, 2)],
+    ["per update: Durable Object rows written", fmt(per.durableObjectRowsWritten, 2)],
+    [
+      "$/M updates: Workers / D1 / Queues / Durable Objects",
+      [cost.workers, cost.d1Writes + cost.d1Reads, cost.queues, cost.durableObjects].map(usd).join(" / "),
+    ],
+    ["$/M updates: total (measured batching / unbatched consumer)", `${usd(cost.total)} / ${usd(costUnbatched.total)}`],
+    [
+      "mock: PUTs by answer",
+      Object.entries(m.putsByStatus)
+        .map(([status, n]) => `${status}: ${n}`)
+        .join(", ") || "-",
+    ],
+    [
+      `mock: most requests in any ${fmt(m.limits.windowMs / 1000, 0)} s (limit ${m.limits.requestsPerWindow})`,
+      fmt(m.maxRequestsInWindow, 0),
+    ],
+    ["mock: token requests / 429s answered", `${m.tokenRequests} / ${m.tooManyRequests}`],
+  ];
+}
+
+function relayText(results) {
+  const r = results.scenarios.relay;
+  if (!r) return "Not measured in this run.";
+  return [
+    `On a router of its own (fresh databases, the bundle and \`wrangler.toml\` of the other scenarios, \`USAGE_LOG=true\`), with the`,
+    "benchmark config plus the relay as `router.config.json` has it: the `weedmaps-api` destination (its rate limit",
+    `of ${r.rateLimit?.maxPerSecond ?? "-"} requests a second, its Orders API settings) pointed at Weedmaps' mock (scripts/weedmaps-mock.mjs) mounted`,
+    `in the receiver, which enforces Weedmaps' documented limits. ${r.updates} orders are made known by a signed Create each`,
+    "(to a merchant no route names, so the Creates enqueue nothing), then each gets one update to",
+    `\`${r.status}\` through \`PUT /relay/weedmaps/orders/<id>/status\` with the POS's bearer token, ${r.concurrency} requests in flight. One`,
+    "update before them, not counted, fetches the token and warms the consumer. The latency runs from the moment the",
+    "POS's request was sent to the moment the mock wrote its 2xx for that order's PUT: the 202, the queue, the",
+    "consumer's batch, the destination object's admission and token, and the PUT. Under a burst it is mostly the wait",
+    "for the rate limit: updates over it are put back on the queue with a delay, without using an attempt. The",
+    "operations are counted from the usage lines of the updates alone (the relay's 202 and the consumer), per update,",
+    "and priced as in scenario 6; the mock's counters cover the whole step, warm-up included.",
+  ].join(" ");
+}
+
 /** Scenario 7: the same router with payload encryption on and off. */
 function encryptionRows(results) {
   const e = results.scenarios.encryption;
@@ -1053,6 +1123,7 @@ export function renderTable(results) {
     textTable(encryptionRows(results)),
     textTable(maintenanceRows(results)),
     textTable(pausedRows(results)),
+    textTable(relayRows(results)),
     renderDashboardTable(results),
     textTable([["Target", "Measured", "Verdict"], ...targets]),
   ].join("\n\n");
@@ -1635,6 +1706,12 @@ ${mdTable(encryptionRows(results))}
 ${pausedText(results)}
 
 ${mdTable(pausedRows(results))}
+
+### Status relay
+
+${relayText(results)}
+
+${mdTable(relayRows(results))}
 
 ### Ingest by shard count (scenario 1b)
 

@@ -15,6 +15,7 @@ import { configRoutes } from "./config.ts";
 import { customerDataRoutes } from "./customer-data.ts";
 import { deadLetterRoutes } from "./dead-letters.ts";
 import { destinationRoutes } from "./destinations.ts";
+import { relayRoutes } from "./relay.ts";
 import { eventRoutes } from "./events.ts";
 import { keyRoutes } from "./keys.ts";
 import type { AdminEnv } from "./openapi.ts";
@@ -96,6 +97,7 @@ export function createAdmin(deps: RouterDeps) {
     auditRoutes,
     keyRoutes,
     capacityRoutes,
+    relayRoutes,
   ]) {
     admin.route("/", resource(deps));
   }

@@ -97,6 +97,9 @@ export function reasonProblem(request: RelayRequest): string | null {
     : null;
 }
 
+/** The route name an update's delivery carries: no configured route sends it, the relay does. Ordered "latest". */
+export const RELAY_ROUTE = "relay";
+
 /** The event type an update is stored as: its status, in the order's timeline beside Weedmaps' own callbacks. */
 export const RELAY_TYPE_PREFIX = "relay.";
 export const relayEventType = (status: RelayStatus) => `${RELAY_TYPE_PREFIX}${status.toLowerCase()}`;

@@ -31,6 +31,7 @@ import { admitAll, bearerToken, reportAll, type AdmitItem, type Decision } from 
 import type { TokenAnswer } from "../control/weedmaps-token.ts";
 import type { DestinationConfig } from "../core/config/schema.ts";
 import { putOrderStatus } from "../outbound/weedmaps-orders.ts";
+import { RELAY_ROUTE } from "../core/relay.ts";
 import type { OutboundResult } from "../outbound/client.ts";
 import { sendAlert } from "../outbound/alerts.ts";
 import { BACKOFF_BASE_SECONDS, backoffDelaySeconds, classifyAttempt, errorClassOf } from "../core/retry-policy.ts";
@@ -71,6 +72,8 @@ function orderingKey(providers: ProviderRegistry, config: RouterConfig, event: S
 }
 
 function orderingOf(config: RouterConfig, route: string): "none" | "latest" {
+  // A status update that a later one of its order overtook is never sent: it would move the order back.
+  if (route === RELAY_ROUTE) return "latest";
   return config.routes.find((r) => r.name === route)?.ordering ?? "none";
 }
 
@@ -237,6 +240,28 @@ async function sendStatusUpdate(
     await bearerToken(env, config, name, clock.now(), answer.token);
   }
   return result;
+}
+
+/**
+ * The batch's plans in groups run one after another: each order's status updates to Weedmaps' Orders API in the
+ * order they were accepted, every other plan a group of its own.
+ */
+function sequencedUpdates<P extends { plan: Planned }>(config: RouterConfig, plans: readonly P[]): P[][] {
+  const groups = new Map<string, P[]>();
+  const alone: P[][] = [];
+  for (const planned of plans) {
+    const { event } = planned.plan;
+    const update = planned.plan.fresh.some((d) => config.destinations[d.destination]?.weedmapsOrders);
+    if (!update || event.providerId === null) {
+      alone.push([planned]);
+      continue;
+    }
+    const key = `${event.source}\u0000${event.providerId}`;
+    groups.set(key, [...(groups.get(key) ?? []), planned]);
+  }
+  for (const group of groups.values())
+    group.sort((a, b) => (a.plan.event.providerTimestamp ?? 0) - (b.plan.event.providerTimestamp ?? 0));
+  return [...alone, ...groups.values()];
 }
 
 /** What the destinations' controls said of each fresh delivery, keyed by destination and generation. */
@@ -729,17 +754,22 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
   }
 
   const tokens: Tokens = new Map();
+  const execute = async ({ message, plan }: (typeof plans)[number]) => {
+    try {
+      const executed = await attemptDeliveries(env, config, deps, limit, plan, decisions, tokens);
+      for (const g of executed.gate) toReport(g.destination, g.outcome, g.lease);
+      const verdict = await finishMessage(env, plan.message, executed.retries);
+      if (verdict.kind === "ack") message.ack();
+      else message.retry({ delaySeconds: verdict.delaySeconds });
+    } catch (err) {
+      failed(message, plan.message, err);
+    }
+  };
+  // Status updates of one order go to Weedmaps one after another, oldest first: sent at once, a later status could
+  // arrive first and the earlier one would move the order back.
   await Promise.all(
-    plans.map(async ({ message, plan }) => {
-      try {
-        const executed = await attemptDeliveries(env, config, deps, limit, plan, decisions, tokens);
-        for (const g of executed.gate) toReport(g.destination, g.outcome, g.lease);
-        const verdict = await finishMessage(env, plan.message, executed.retries);
-        if (verdict.kind === "ack") message.ack();
-        else message.retry({ delaySeconds: verdict.delaySeconds });
-      } catch (err) {
-        failed(message, plan.message, err);
-      }
+    [...sequencedUpdates(config, plans)].map(async (group) => {
+      for (const planned of group) await execute(planned);
     }),
   );
   // Slots of sends that failed before reporting expire on their own (the destination's timeout and a margin).

@@ -8,6 +8,7 @@
 import { z } from "@hono/zod-openapi";
 import { RouterError } from "../core/errors.ts";
 import { EVENT_ID_PATTERN } from "../core/event-id.ts";
+import { CANCELED_REASONS, RELAY_STATUSES } from "../core/relay.ts";
 
 const IsoTime = z.iso.datetime({ offset: true }).openapi({ example: "2026-11-23T10:00:00Z" });
 export const EventId = z
@@ -151,3 +152,25 @@ export const DryRunBody = z
 
 /** A proposed configuration: any JSON object; its sections are checked by the config parser, field by field. */
 export const ProposedConfig = z.record(z.string(), z.unknown());
+
+/** The status relay: the order an operator forces an update for (docs/relay.md). */
+export const RelayOrderParams = z.object({
+  source: Name.openapi({ param: { name: "source", in: "path" }, example: "weedmaps" }),
+  orderId: z
+    .string()
+    .min(1)
+    .max(255)
+    .openapi({ param: { name: "orderId", in: "path" }, example: "9763822" }),
+});
+
+/**
+ * A forced update: sent even when it moves the order back or out of an ending, or repeats its status. The reason is
+ * kept in the audit log.
+ */
+export const RelayForceBody = z
+  .strictObject({
+    status: z.enum(RELAY_STATUSES),
+    canceledReason: z.enum(CANCELED_REASONS).optional(),
+    reason: z.string().trim().min(1).max(200).openapi({ example: "the POS voided the wrong order" }),
+  })
+  .openapi("RelayForceRequest");

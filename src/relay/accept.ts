@@ -18,6 +18,7 @@ import {
   orderState,
   relayEventType,
   relayIdempotencyKey,
+  RELAY_ROUTE,
   type OrderState,
   type RelayBody,
   type RelayRequest,
@@ -30,9 +31,6 @@ import { enqueueOrKeep } from "../storage/queue.ts";
 import { shardMaps } from "../storage/shard-maps.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { shardOfEventId } from "../core/event-id.ts";
-
-/** The route name an update's delivery carries: no configured route sends it, the relay does. */
-export const RELAY_ROUTE = "relay";
 
 /** Two requests that read one state race for one id; the loser reads again. Past this, the caller retries. */
 const ACCEPT_ROUNDS = 3;
@@ -138,7 +136,8 @@ async function storeUpdate(
     body: bytes,
     bodySha256: await sha256Hex(bytes),
     receivedAt: now,
-    providerTimestamp: null,
+    // Its place among the order's updates: a delivery overtaken by a later update is stale, never sent.
+    providerTimestamp: now,
     quarantine: null,
   };
   const deliveries = plannedDeliveries([{ destination: relay.destination, route: RELAY_ROUTE }], now);

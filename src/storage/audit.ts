@@ -24,6 +24,8 @@ export const AUDIT_ACTIONS = [
   "quarantine_release",
   // Migration 0014: the router's own actions, with token id ROUTER_ACTOR (the capacity watch, src/control/capacity.ts).
   "shard_read_only",
+  // Migration 0015: an operator's forced status update (the status relay, src/operations/relay.ts).
+  "relay_force",
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

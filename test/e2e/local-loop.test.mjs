@@ -9,6 +9,8 @@ import { after, before, describe, it } from "node:test";
 import { DatabaseSync } from "node:sqlite";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { piiValues } from "../pii.ts";
+import { eventBuilder } from "../../scripts/events.mjs";
+import { localSecrets, routerConfig } from "../../scripts/local-env.mjs";
 import { start, stop, stopAll, tail, waitFor } from "../../scripts/procs.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -62,6 +64,22 @@ async function restartReceiver(...flags) {
 }
 
 const eventIdOf = (out) => /accepted as (evt_(?:\d{1,3}_)?[0-9a-f]{32})/.exec(out)?.[1];
+
+/** `npm run send -- status …` as the POS sends it: its exit code, the router's status and its JSON answer. */
+function relayStatus(orderId, status) {
+  const { code, out } = send("status", orderId, status);
+  const answer = /^← (\d{3}) in \d+ ms\n(\{[\s\S]*\})\s*$/m.exec(out);
+  assert.ok(answer, out);
+  return { code, out, status: Number(answer[1]), json: JSON.parse(answer[2]) };
+}
+
+// The Weedmaps Orders API mock the receiver serves under /weedmaps (scripts/weedmaps-mock.mjs), which the sample
+// config's weedmaps-api destination points at.
+async function weedmapsStats() {
+  const res = await fetch("http://127.0.0.1:8788/weedmaps/__mock/stats");
+  assert.equal(res.status, 200);
+  return res.json();
+}
 
 describe("local loop: npm run dev + npm run receiver + npm run send", { timeout: 240_000 }, () => {
   before(async () => {
@@ -204,6 +222,158 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
       hits.map((r) => r.status),
       [422, 200],
     );
+  });
+
+  it("status relay walkthrough: one order from Draft to COMPLETE in both directions, Weedmaps' callbacks in and the POS's updates out to the Weedmaps mock", async () => {
+    // As the README's "An order in both directions" walks it (docs/relay.md). The receiver was restarted by the test
+    // above, so its Weedmaps mock is fresh; nothing before this test used the relay.
+    const MERCHANT = "4242";
+    const draft = send("weedmaps.draft", "--merchant", MERCHANT);
+    assert.equal(draft.code, 0, draft.out);
+    assert.match(draft.out, /✔ draft confirmed: grandTotal \d+\.\d\d/);
+    const create = send("weedmaps.create", "--merchant", MERCHANT);
+    assert.equal(create.code, 0, create.out);
+    const createId = eventIdOf(create.out);
+    assert.ok(createId, create.out);
+    // `send` gives every event a fresh order id (scripts/events.mjs), so the Draft's is another one; the Create's is
+    // in its event, where an operator finds it too.
+    const orderId = (await admin("GET", `/events/${createId}`)).json.event.providerOrderId;
+    assert.match(orderId ?? "", /^\d{8}$/);
+    const tokenRequestsBefore = (await weedmapsStats()).tokenRequests;
+    const putsOfOrder = async () => (await weedmapsStats()).puts.filter((p) => p.orderId === orderId);
+    const putArrived = (status) =>
+      waitFor(
+        async () => {
+          const puts = await putsOfOrder();
+          return puts.some((p) => p.status === status && p.answered === 200) && puts;
+        },
+        `Weedmaps (the mock) to take the ${status} PUT of order ${orderId}`,
+        30_000,
+      );
+
+    // The POS accepts the order: 202 at once, and the router PUTs it to Weedmaps from the queue.
+    const inProgress = relayStatus(orderId, "IN_PROGRESS");
+    assert.equal(inProgress.status, 202, inProgress.out);
+    assert.equal(inProgress.code, 0);
+    const { updateId: inProgressId, ...inProgressRest } = inProgress.json;
+    assert.match(inProgressId, /^evt_(?:\d{1,3}_)?[0-9a-f]{32}$/);
+    assert.deepEqual(inProgressRest, {
+      accepted: true,
+      orderId,
+      status: "IN_PROGRESS",
+      previous: "PENDING",
+      duplicate: false,
+    });
+    await putArrived("IN_PROGRESS");
+
+    // The same update again (a POS retrying): the same update, nothing new to send.
+    const repeated = relayStatus(orderId, "IN_PROGRESS");
+    assert.equal(repeated.status, 202, repeated.out);
+    assert.deepEqual(
+      [repeated.json.duplicate, repeated.json.updateId, repeated.json.previous],
+      [true, inProgressId, "IN_PROGRESS"],
+    );
+
+    const ready = relayStatus(orderId, "READY_FOR_ATTAINMENT");
+    assert.equal(ready.status, 202, ready.out);
+    assert.deepEqual([ready.json.previous, ready.json.duplicate], ["IN_PROGRESS", false]);
+    assert.notEqual(ready.json.updateId, inProgressId);
+    // The next PUT as a barrier instead of a sleep: it was accepted after the repeat, which sent no second one.
+    assert.deepEqual(
+      (await putArrived("READY_FOR_ATTAINMENT")).map((p) => p.status),
+      ["IN_PROGRESS", "READY_FOR_ATTAINMENT"],
+    );
+
+    // Backwards is refused.
+    const backwards = relayStatus(orderId, "IN_PROGRESS");
+    assert.equal(backwards.status, 409, backwards.out);
+    assert.equal(backwards.code, 1);
+    assert.equal(backwards.json.error.code, "relay_transition_refused");
+    assert.deepEqual(backwards.json.error.details, ["current status: READY_FOR_ATTAINMENT"]);
+
+    // Weedmaps -> router: Weedmaps' own IN_PROGRESS callback of this order arrives late, signed as Weedmaps signs it
+    // (send's builder, given this order's id). It is routed to the internal systems and moves the order nowhere.
+    const callback = eventBuilder("weedmaps.in-progress", routerConfig(), {
+      merchant: MERCHANT,
+      random: () => Number(orderId) - 10_000_000, // the builder's fresh id is 10,000,000 + n
+    });
+    const callbackBody = callback.body();
+    assert.equal(JSON.parse(callbackBody).orderId, orderId);
+    const { values: secrets } = localSecrets();
+    const callbackRes = await fetch(`${ROUTER}${callback.path()}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...callback.headers(callbackBody, (name) => secrets[name]) },
+      body: callbackBody,
+    });
+    const callbackAck = await callbackRes.json();
+    assert.equal(callbackRes.status, 200, JSON.stringify(callbackAck));
+    assert.deepEqual([callbackAck.received, callbackAck.routing, callbackAck.deliveries], [true, "routed", 2]);
+
+    const complete = relayStatus(orderId, "COMPLETE");
+    assert.equal(complete.status, 202, complete.out);
+    assert.deepEqual([complete.json.previous, complete.json.duplicate], ["READY_FOR_ATTAINMENT", false]);
+    await putArrived("COMPLETE");
+    const completeAgain = relayStatus(orderId, "COMPLETE");
+    assert.equal(completeAgain.status, 202, completeAgain.out);
+    assert.deepEqual([completeAgain.json.duplicate, completeAgain.json.updateId], [true, complete.json.updateId]);
+    const leaveEnding = relayStatus(orderId, "READY_FOR_ATTAINMENT");
+    assert.equal(leaveEnding.status, 409, leaveEnding.out);
+    assert.equal(leaveEnding.json.error.code, "relay_transition_refused");
+    assert.deepEqual(leaveEnding.json.error.details, ["current status: COMPLETE"]);
+
+    // Weedmaps got three PUTs, in order, to the Create's merchant as the listing, each answered 200: the mock answers
+    // 401 to a PUT without a bearer token it issued, and one token (fetched once) carried all three.
+    const stats = await weedmapsStats();
+    assert.deepEqual(
+      stats.puts
+        .filter((p) => p.orderId === orderId)
+        .map((p) => [p.version, p.listingId, p.status, p.canceledReason, p.answered]),
+      [
+        ["2026-01", MERCHANT, "IN_PROGRESS", null, 200],
+        ["2026-01", MERCHANT, "READY_FOR_ATTAINMENT", null, 200],
+        ["2026-01", MERCHANT, "COMPLETE", null, 200],
+      ],
+    );
+    assert.equal(stats.latest[MERCHANT]?.[orderId]?.status, "COMPLETE", JSON.stringify(stats.latest));
+    assert.equal(stats.tokenRequests - tokenRequestsBefore, 1, JSON.stringify(stats.tokenAnswers));
+    assert.equal(stats.tokensIssued, 1);
+
+    // The order's timeline: the Create, the three updates (the repeats stored nothing) and Weedmaps' late callback,
+    // every delivery delivered.
+    const timeline = await waitFor(
+      async () => {
+        const { json } = await admin("GET", `/events?orderId=${encodeURIComponent(orderId)}`);
+        const settled = json.events.every(
+          (e) => e.deliveries.pending + e.deliveries.failing + e.deliveries.dead + e.deliveries.stale === 0,
+        );
+        return json.events.length === 5 && settled && json;
+      },
+      `every event of order ${orderId} to be delivered`,
+      60_000,
+    );
+    assert.equal(timeline.nextCursor, null);
+    assert.deepEqual(timeline.events.map((e) => [e.eventType, e.merchantId, e.deliveries.delivered]).reverse(), [
+      ["create", MERCHANT, 2],
+      ["relay.in_progress", MERCHANT, 1],
+      ["relay.ready_for_attainment", MERCHANT, 1],
+      ["in_progress", MERCHANT, 2],
+      ["relay.complete", MERCHANT, 1],
+    ]);
+    const updates = [
+      [inProgressId, "IN_PROGRESS"],
+      [ready.json.updateId, "READY_FOR_ATTAINMENT"],
+      [complete.json.updateId, "COMPLETE"],
+    ];
+    for (const [updateId, status] of updates) {
+      const { json } = await admin("GET", `/events/${updateId}`);
+      assert.equal(json.event.eventType, `relay.${status.toLowerCase()}`);
+      assert.deepEqual(
+        json.deliveries.map((d) => [d.destination, d.route, d.status, d.attemptLog.map((a) => a.statusCode)]),
+        [["weedmaps-api", "relay", "delivered", [200]]],
+      );
+      // What Weedmaps answered, kept with the attempt.
+      assert.deepEqual(JSON.parse(json.deliveries[0].attemptLog[0].responseExcerpt), { orderId, status });
+    }
   });
 
   it("customer data: after `npm run send` of every fixture, no column of any table in the local D1 holds a customer value", async () => {
