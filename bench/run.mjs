@@ -206,7 +206,9 @@ function relayRouterConfig(receiverPort) {
     ...config,
     destinations: {
       ...config.destinations,
-      [relay.destination]: { ...api, url: `http://127.0.0.1:${receiverPort}/weedmaps` },
+      // The API at the receiver's root, a base without a path as Weedmaps' own: the token's URL is resolved against
+      // the base (src/control/weedmaps-token.ts), which drops a path such as router.config.json's /weedmaps.
+      [relay.destination]: { ...api, url: `http://127.0.0.1:${receiverPort}` },
     },
     relay: { weedmaps: relay },
   };
@@ -775,7 +777,8 @@ async function measureRelay({ bundle, persistTo, receiver }) {
       });
       const text = await response.text();
       if (response.status !== 202) throw new Error(`the relay answered ${response.status}: ${text.slice(0, 200)}`);
-      return { sentAt, ackMs: now() - sentAt };
+      const ackAt = now();
+      return { sentAt, ackAt, ackMs: ackAt - sentAt };
     };
     // orderId → the first time the mock answered its PUT 2xx.
     const answeredFor = async (ids) => {
@@ -803,12 +806,14 @@ async function measureRelay({ bundle, persistTo, receiver }) {
     const from = router.child.lines.length;
     const sent = new Map();
     const ackMs = [];
+    let lastAck = null;
     let errors = 0;
     await inPool(measured.length, P.relayConcurrency, async (i) => {
       try {
         const one = await update(measured[i]);
         sent.set(measured[i], one.sentAt);
         ackMs.push(one.ackMs);
+        lastAck = Math.max(lastAck ?? -Infinity, one.ackAt);
       } catch (err) {
         if (errors++ === 0) log(`warning: relay: ${err.message}`);
       }
@@ -851,6 +856,8 @@ async function measureRelay({ bundle, persistTo, receiver }) {
       complete: answered.size,
       seconds: seconds === null ? null : round(seconds, 2),
       updatesPerSecond: seconds ? round(answered.size / seconds, 1) : null,
+      // How fast the POS's updates were taken (202): above the destination's rate limit, some wait for it.
+      acceptedPerSecond: lastAck === null ? null : round(ids.size / ((lastAck - firstSent) / 1000), 1),
       // The 202 the POS gets: the update stored and enqueued.
       posAck: { p50: round(percentile(ackMs, 50)), p99: round(percentile(ackMs, 99)) },
       // The POS's request sent to the mock's 2xx answer for that order.

@@ -852,6 +852,8 @@ describe("OpenAPI", () => {
         "/events/{eventId}/release",
         "/events/{eventId}/replay",
         "/keys",
+        "/relay/{source}/orders/{orderId}",
+        "/relay/{source}/orders/{orderId}/status",
         "/replays",
         "/replays/{replayId}",
         "/replays/{replayId}/cancel",

@@ -13,6 +13,7 @@ import {
   ManualClock,
   ROUTER,
   stubDestinations,
+  visible,
   weedmapsSignature,
 } from "./helpers.ts";
 import { TEST_SECRETS } from "./secrets.ts";
@@ -572,6 +573,35 @@ describe("operators and the order's timeline", () => {
     expect(detail.deliveries).toEqual([
       expect.objectContaining({ destination: "wm-api", route: "relay", status: "dead", lastStatusCode: 422 }),
     ]);
+    const order = await (await admin("GET", `/relay/weedmaps/orders/${orderId}`)).json<{
+      status: string;
+      setBy: string;
+      listingId: string;
+      events: { id: string; direction: string; eventType: string }[];
+    }>();
+    expect(order).toMatchObject({ status: "READY_FOR_ATTAINMENT", listingId: "4242" });
+    expect(order.setBy).toBe(byType["relay.ready_for_attainment"]!.id);
+    // All at one instant of the test's clock: newest first is then by id, so compare as a set.
+    expect(order.events.map((e) => `${e.direction} ${e.eventType}`).sort()).toEqual([
+      "in create",
+      "out relay.complete",
+      "out relay.in_progress",
+      "out relay.ready_for_attainment",
+    ]);
+    // The dashboard's search by order says where the order stands, above its events in and out.
+    const signIn = await send("/dashboard/sign-in", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", origin: ROUTER },
+      body: new URLSearchParams({ token: TEST_SECRETS.ADMIN_TOKEN }).toString(),
+      redirect: "manual",
+    });
+    const cookie = signIn.headers.get("set-cookie")!.split(";")[0]!;
+    const page = await (await send(`/dashboard/events?orderId=${orderId}`, { headers: { cookie } })).text();
+    expect(visible(page)).toContain(`Order ${orderId} at Weedmaps (weedmaps): READY_FOR_ATTAINMENT`);
+    expect(visible(page)).toContain(`set by the update ${order.setBy} sent through the status relay`);
+    for (const type of ["create", "relay.complete", "relay.in_progress", "relay.ready_for_attainment"])
+      expect(page).toContain(type);
+
     // A dead update is a dead letter, replayed like any delivery.
     const dead = byType["relay.ready_for_attainment"]!.id;
     const replay = await admin("POST", `/events/${dead}/replay`, {});

@@ -2,12 +2,13 @@
 // with the load generator (which would skew both the arrival times and the client's latencies).
 //   /d/<destination>  internal systems: answer 200 and record when each delivery arrived
 //   /pricing/*        the Weedmaps Draft responder: answer the adjusted order, as scripts/receiver.mjs does
-//   /weedmaps/*       Weedmaps' Orders API (scripts/weedmaps-mock.mjs), where the status relay sends its updates
+//   /auth/token, /oos/*  Weedmaps' Orders API (scripts/weedmaps-mock.mjs), where the status relay sends its updates;
+//                     at the root, as Weedmaps serves it (https://api-g.weedmaps.com), not under a path
 // The parent talks to it over IPC: {cmd: "arrivals"}, {cmd: "reset"}, {cmd: "fail", path}, {cmd: "stats"},
 // {cmd: "weedmaps"} (the mock's stats and the time each PUT was answered 2xx) and {cmd: "weedmaps-reset"}.
 import { createServer } from "node:http";
 import { confirmDraft } from "../../scripts/pricing.mjs";
-import { belowMount, createWeedmapsMock, mockCredentials } from "../../scripts/weedmaps-mock.mjs";
+import { createWeedmapsMock, mockCredentials } from "../../scripts/weedmaps-mock.mjs";
 
 const port = Number(process.argv[2]);
 const now = () => performance.timeOrigin + performance.now(); // wall clock with sub-millisecond resolution
@@ -30,8 +31,7 @@ const weedmaps = createWeedmapsMock({
 });
 
 const server = createServer((req, res) => {
-  const below = belowMount(req.url);
-  if (below !== undefined && weedmaps.handle(req, res, below)) return;
+  if (weedmaps.handle(req, res, req.url)) return;
   const chunks = [];
   req.on("data", (chunk) => chunks.push(chunk));
   req.on("end", () => {

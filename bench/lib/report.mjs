@@ -244,6 +244,7 @@ function relayRows(results) {
       `first update sent to last 2xx (rate limit ${r.rateLimit?.maxPerSecond ?? "-"}/s)`,
       `${fmt(r.seconds, 2)} s, ${fmt(r.updatesPerSecond, 1)} updates/s`,
     ],
+    ["updates accepted (202) per second", fmt(r.acceptedPerSecond, 1)],
     ["per update: Worker invocations (measured batching)", fmt(per.workerInvocations, 2)],
     ["per update: D1 statements", fmt(per.d1Queries, 2)],
     ["per update: D1 rows written", fmt(per.d1RowsWritten, 2)],
@@ -283,10 +284,12 @@ function relayText(results) {
     `\`${r.status}\` through \`PUT /relay/weedmaps/orders/<id>/status\` with the POS's bearer token, ${r.concurrency} requests in flight. One`,
     "update before them, not counted, fetches the token and warms the consumer. The latency runs from the moment the",
     "POS's request was sent to the moment the mock wrote its 2xx for that order's PUT: the 202, the queue, the",
-    "consumer's batch, the destination object's admission and token, and the PUT. Under a burst it is mostly the wait",
-    "for the rate limit: updates over it are put back on the queue with a delay, without using an attempt. The",
-    "operations are counted from the usage lines of the updates alone (the relay's 202 and the consumer), per update,",
-    "and priced as in scenario 6; the mock's counters cover the whole step, warm-up included.",
+    "consumer's batch, the destination object's admission and token, and the PUT. When updates come faster than the",
+    "destination's rate limit, those over it go back on the queue with a delay, without using an attempt: each is a",
+    "queue message read again, so queue messages read per update above 1 are those waits (or retries, which the mock",
+    "would count as 429s or errors). The operations are counted from the usage lines of the updates alone (the relay's",
+    "202 and the consumer, the destination object's own lines), per update, and priced as in scenario 6; the mock's",
+    "counters cover the whole step, warm-up included.",
   ].join(" ");
 }
 

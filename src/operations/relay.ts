@@ -2,10 +2,11 @@
 import type { z } from "@hono/zod-openapi";
 import { loadPayloadProtection } from "../config/keys.ts";
 import { RouterError } from "../core/errors.ts";
-import { reasonProblem } from "../core/relay.ts";
-import { acceptUpdate } from "../relay/accept.ts";
+import { reasonProblem, RELAY_TYPE_PREFIX } from "../core/relay.ts";
+import { acceptUpdate, readOrderState } from "../relay/accept.ts";
+import { searchEvents } from "./events.ts";
 import { configOf, recordAction, type Actor, type OperationContext } from "./context.ts";
-import type { RelayForceBody } from "./inputs.ts";
+import { ListEventsQuery, type RelayForceBody } from "./inputs.ts";
 
 export async function forceRelayUpdate(
   ctx: OperationContext,
@@ -41,4 +42,38 @@ export async function forceRelayUpdate(
     reason: body.reason,
   });
   return { ...accepted, auditId };
+}
+
+/** The most events an order's timeline shows: more than any order has (a Draft, a Create, a handful of statuses). */
+const TIMELINE_EVENTS = 100;
+
+/**
+ * An order as the relay sees it: its Weedmaps status now and what set it, and its timeline, newest first: the
+ * callbacks that came in (the Draft, the Create, Weedmaps' later statuses) and the updates that went out, each with
+ * its delivery to Weedmaps (the update's own page has every attempt and what Weedmaps answered).
+ */
+export async function orderRelayView(ctx: OperationContext, source: string, orderId: string) {
+  const config = configOf(ctx);
+  if (!Object.hasOwn(config.relay, source))
+    throw new RouterError("relay_not_configured", { detail: `no relay for "${source}"` });
+  const [state, timeline] = await Promise.all([
+    readOrderState(ctx.env, config, source, orderId),
+    searchEvents(ctx, ListEventsQuery.parse({ source, orderId, limit: TIMELINE_EVENTS })),
+  ]);
+  if (!state.create && timeline.events.length === 0)
+    throw new RouterError("relay_order_unknown", { detail: "no event of this order is stored" });
+  return {
+    source,
+    orderId,
+    status: state.status,
+    setBy: state.updateId,
+    createEventId: state.create?.id ?? null,
+    listingId: state.create?.merchantId ?? null,
+    updates: state.updates,
+    destination: config.relay[source]!.destination,
+    events: timeline.events.map((e) => ({
+      ...e,
+      direction: e.eventType.startsWith(RELAY_TYPE_PREFIX) ? ("out" as const) : ("in" as const),
+    })),
+  };
 }

@@ -249,7 +249,20 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
         },
         `Weedmaps (the mock) to take the ${status} PUT of order ${orderId}`,
         30_000,
-      );
+      ).catch(async (err) => {
+        // Say why: each update's delivery as the router recorded it, and what the mock's token endpoint answered.
+        const { json } = await admin("GET", `/events?orderId=${encodeURIComponent(orderId)}`);
+        const deliveries = [];
+        for (const e of json.events.filter((x) => x.eventType.startsWith("relay.")))
+          for (const d of (await admin("GET", `/events/${e.id}`)).json.deliveries)
+            deliveries.push(
+              `${e.eventType}: ${d.status}, ${d.lastError ?? d.lastStatusCode} (${d.attemptLog.at(-1)?.responseExcerpt ?? "no attempt"})`,
+            );
+        const { tokenAnswers, putsByStatus } = await weedmapsStats();
+        throw new Error(
+          `${err.message}\n${deliveries.join("\n")}\nmock token answers ${JSON.stringify(tokenAnswers)}, PUT answers ${JSON.stringify(putsByStatus)}`,
+        );
+      });
 
     // The POS accepts the order: 202 at once, and the router PUTs it to Weedmaps from the queue.
     const inProgress = relayStatus(orderId, "IN_PROGRESS");

@@ -16,6 +16,8 @@ import {
 } from "../../operations/events.ts";
 import { EVENT_STATUSES, EventIdParams, ListEventsQuery, parseInput } from "../../operations/inputs.ts";
 import { releaseQuarantinedEvent } from "../../operations/replays.ts";
+import { orderRelayView } from "../../operations/relay.ts";
+import { configOf } from "../../operations/context.ts";
 import { logEvent } from "../../telemetry/log.ts";
 import { EventTable } from "../event-list.tsx";
 import { Page } from "../layout.tsx";
@@ -55,6 +57,17 @@ export const eventPages: Pages = (app, deps) => {
     const ctx = contextFor(c, deps);
     const found = await searchEvents(ctx, search);
     const now = ctx.clock.now();
+    // An order's search also says where the order stands at Weedmaps, for each source with a status relay.
+    const relaySources = search.orderId
+      ? Object.keys(configOf(ctx).relay).filter((s) => search.source === undefined || s === search.source)
+      : [];
+    const orderId = search.orderId;
+    const standing =
+      orderId === undefined
+        ? []
+        : (await Promise.all(relaySources.map((s) => orderRelayView(ctx, s, orderId).catch(() => null)))).filter(
+            (v) => v !== null && v.status !== null,
+          );
     const query = new URLSearchParams(Object.entries(q).filter(([k, v]) => k !== "cursor" && v));
     const next =
       found.nextCursor &&
@@ -106,6 +119,20 @@ export const eventPages: Pages = (app, deps) => {
             <button type="submit">Search</button>
           </fieldset>
         </form>
+        {standing.map((order) => (
+          <p class="order-status">
+            Order <code>{order!.orderId}</code> at Weedmaps ({order!.source}): <strong>{order!.status}</strong>,{" "}
+            {order!.setBy ? (
+              <>
+                set by the update <a href={`/dashboard/events/${order!.setBy}`}>{order!.setBy}</a> sent through the
+                status relay
+              </>
+            ) : (
+              "as Weedmaps' own callback said"
+            )}
+            . Updates out are the <code>relay.*</code> events below; each one's page shows what Weedmaps answered.
+          </p>
+        ))}
         <EventTable
           events={found.events}
           now={now}
