@@ -93,12 +93,10 @@ export async function acceptUpdate(input: AcceptInput): Promise<Accepted> {
       });
     if (decision.kind === "unchanged") return { updateId: decision.updateId, duplicate: true, previous: state.status };
 
-    const now = clock.now();
-    const stored = await storeUpdate(input, state, now);
-    if (stored.outcome === "inserted") return { updateId: stored.id, duplicate: false, previous: state.status };
-    // The same request, raced: one update.
-    if (stored.outcome === "duplicate") return { updateId: stored.id, duplicate: true, previous: state.status };
-    logEvent("info", "relay_update_raced", { source, updateId: stored.id, round });
+    const stored = await storeUpdate(input, state, clock.now());
+    if (stored !== null) return { updateId: stored, duplicate: false, previous: state.status };
+    // Another request took this update's place first: decided again against it (the same update is then unchanged).
+    logEvent("info", "relay_update_raced", { source, round });
   }
   throw new RouterError("relay_busy", { detail: "the order kept changing under concurrent updates" });
 }
@@ -107,7 +105,7 @@ async function storeUpdate(
   { env, config, protection, source, orderId, request, requestedBy, forced }: AcceptInput,
   state: OrderState,
   now: number,
-): Promise<{ outcome: "inserted" | "duplicate" | "divergent_duplicate"; id: string }> {
+): Promise<string | null> {
   const relay = config.relay[source]!;
   const idempotencyKey = relayIdempotencyKey(source, orderId, state.updates + 1);
   const maps = await shardMaps(env.DB, (readOnly) => writableShards(config.storage.shards, readOnly), now);
@@ -143,11 +141,11 @@ async function storeUpdate(
   const deliveries = plannedDeliveries([{ destination: relay.destination, route: RELAY_ROUTE }], now);
   let result: Awaited<ReturnType<typeof insertEvents>>[number] | undefined;
   try {
-    [result] = await insertEvents(shardDb(env, config, placement.shard), protection, [{ event, deliveries }]);
+    [result] = await insertEvents(shardDb(env, config, placement.shard), protection, [{ event, deliveries }], false);
   } catch (err) {
     throw new RouterError("storage_unavailable", { detail: errorMessage(err) });
   }
-  if (result!.outcome !== "inserted") return { outcome: result!.outcome, id: result!.storedId };
+  if (result!.outcome !== "inserted") return null;
   // Stored with its delivery pending: if neither the queue nor the outbox takes the message, the sweeper's walk
   // finds the row; the update is accepted either way.
   await enqueueOrKeep(env, [{ body: messageFor(event.id, deliveries, event.ingestId) }], now, (id) =>
@@ -166,5 +164,5 @@ async function storeUpdate(
     requestedBy,
     forced: forced || undefined,
   });
-  return { outcome: "inserted", id: event.id };
+  return event.id;
 }

@@ -39,6 +39,7 @@ function insertStatement(
   sealed: SealedEvent,
   deliveries: readonly DeliveryState[],
   earlierIds: readonly string[],
+  countDivergent: boolean,
 ) {
   // A duplicate (same id, so same business identity) inserts nothing, atomically, by the primary key. If its bytes
   // differ, the stored event counts it as a divergent retry (one row write; none for an identical retry). RETURNING
@@ -81,9 +82,13 @@ function insertStatement(
     .prepare(
       `INSERT INTO events (${EVENT_COLUMNS})
        ${source}
-       ON CONFLICT (id) DO UPDATE SET divergent_retries = divergent_retries + 1, divergent_last_at = excluded.received_at,
+       ${
+         countDivergent
+           ? `ON CONFLICT (id) DO UPDATE SET divergent_retries = divergent_retries + 1, divergent_last_at = excluded.received_at,
          divergent_last_sha256 = excluded.body_sha256
-       WHERE events.body_sha256 <> excluded.body_sha256
+       WHERE events.body_sha256 <> excluded.body_sha256`
+           : "ON CONFLICT (id) DO NOTHING"
+       }
        RETURNING ingest_id`,
     )
     .bind(...params);
@@ -138,11 +143,16 @@ export async function insertEvents(
   db: D1Database,
   protection: PayloadProtection,
   events: readonly { event: NewEvent; deliveries: readonly DeliveryState[] }[],
+  /**
+   * false: an existing row is left as it is, and any conflict is a `duplicate` (the status relay's race for an id,
+   * which is not a provider's retry).
+   */
+  countDivergent = true,
 ): Promise<InsertResult[]> {
   const sealed = await Promise.all(events.map(({ event }) => sealEvent(protection, event)));
   const statements = events.flatMap(({ event, deliveries }, i) => {
     const earlierIds = sameShardEarlier(event);
-    const insert = insertStatement(db, event, sealed[i]!, deliveries, earlierIds);
+    const insert = insertStatement(db, event, sealed[i]!, deliveries, earlierIds, countDivergent);
     return earlierIds.length > 0 ? [earlierRetryStatement(db, event, earlierIds), insert] : [insert];
   });
   const results =
