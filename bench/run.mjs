@@ -206,8 +206,7 @@ function relayRouterConfig(receiverPort) {
     ...config,
     destinations: {
       ...config.destinations,
-      // The API at the receiver's root, a base without a path as Weedmaps' own: the token's URL is resolved against
-      // the base (src/control/weedmaps-token.ts), which drops a path such as router.config.json's /weedmaps.
+      // The API at the receiver's root: a base without a path, as Weedmaps' own (https://api-g.weedmaps.com).
       [relay.destination]: { ...api, url: `http://127.0.0.1:${receiverPort}` },
     },
     relay: { weedmaps: relay },

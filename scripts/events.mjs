@@ -34,7 +34,7 @@ function setField(record, fieldPath, value) {
  * A builder for one fixture event against one source of a router config: `body()` gives a new, distinct event each
  * time (fresh business ids and update times), `headers(body, secret)` its signature, `path(merchant?)` its URL path.
  */
-export function eventBuilder(eventName, config, { random = () => randomInt(0, 2 ** 31), merchant } = {}) {
+export function eventBuilder(eventName, config, { random = () => randomInt(0, 2 ** 31), merchant, orderId } = {}) {
   const event = EVENTS[eventName];
   if (!event) throw new Error(`unknown event "${eventName}"`);
   const adapter = BUILTIN_PROVIDERS[event.provider];
@@ -53,9 +53,12 @@ export function eventBuilder(eventName, config, { random = () => randomInt(0, 2 
         if (fields) {
           const current = fields.id.split(".").reduce((v, k) => v?.[k], record);
           const n = random();
-          const fresh = /^\d+$/.test(String(current))
-            ? String(10_000_000 + (n % 89_999_999))
-            : `${String(current).split("_")[0]}_${n}`;
+          // `orderId`: every event built is about that one order (a Draft, then its Create, then its statuses).
+          const fresh =
+            orderId ??
+            (/^\d+$/.test(String(current))
+              ? String(10_000_000 + (n % 89_999_999))
+              : `${String(current).split("_")[0]}_${n}`);
           setField(record, fields.id, fresh);
           if (fields.updatedAt) setField(record, fields.updatedAt, new Date().toISOString().replace(/\.\d+Z$/, "Z"));
         }

@@ -9,12 +9,13 @@ import { localSecrets, parseArgs, routerConfig } from "./local-env.mjs";
 const loadEvents = () => import("./events.mjs");
 const STATUS_USAGE = "usage: npm run send -- status <orderId> <STATUS> [canceledReason] [--url http://127.0.0.1:8787]";
 const usage =
-  async () => `usage: npm run send -- <event> [--url http://127.0.0.1:8787] [--merchant ID] [--bad-signature] [--duplicate] [--count N] [--json]
+  async () => `usage: npm run send -- <event> [--url http://127.0.0.1:8787] [--merchant ID] [--order ID] [--bad-signature] [--duplicate] [--count N] [--json]
        npm run send -- status <orderId> <STATUS> [canceledReason] [--url http://127.0.0.1:8787]
 events: ${Object.keys((await loadEvents()).EVENTS).join(", ")}
 status: PUT {status, canceledReason?} to /relay/weedmaps/orders/<orderId>/status with the bearer token RELAY_POS_TOKEN
         (from .dev.vars, else .dev.vars.example), as the POS would; prints the status and the router's JSON answer
   --merchant ID     the merchant in the callback URL (?merchant_id=ID); a signed merchant field the source reads is set to match
+  --order ID        the order (or issue) id of the event, instead of a fresh one: a Draft, its Create and its statuses
   --bad-signature   sign with a wrong secret: expect 401 invalid_signature
   --duplicate       send the same signed request twice: expect the second to be acknowledged as a duplicate
   --count N         send N distinct events`;
@@ -24,6 +25,7 @@ try {
   options = parseArgs(process.argv.slice(2), {
     url: "string",
     merchant: "string",
+    order: "string",
     "bad-signature": "boolean",
     duplicate: "boolean",
     count: "number",
@@ -45,7 +47,7 @@ const baseUrl = (options.url ?? "http://127.0.0.1:8787").replace(/\/$/, "");
 const { file: secretsFile, values: secrets } = localSecrets();
 let builder;
 try {
-  builder = eventBuilder(eventName, routerConfig(), { merchant: options.merchant });
+  builder = eventBuilder(eventName, routerConfig(), { merchant: options.merchant, orderId: options.order });
 } catch (err) {
   console.error(`${err.message} (router.config.json)`);
   process.exit(2);

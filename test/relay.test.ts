@@ -54,7 +54,10 @@ function weedmapsApi(clock: ManualClock) {
   };
   stubDestinations(async (request) => {
     const url = new URL(request.url);
+    // The configured base has a path of its own (and a trailing slash): every request stays below it.
     expect(url.origin).toBe(API);
+    expect(url.pathname.startsWith("/v/")).toBe(true);
+    url.pathname = url.pathname.slice("/v".length);
     const now = clock.now();
     state.requests.push(now);
     if (state.requests.filter((t) => t > now - 10_000).length > 420) {

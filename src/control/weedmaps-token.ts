@@ -94,7 +94,9 @@ export class TokenHolder {
       return { unavailable: "token_config_error", retryInMs: 60_000 };
     }
     try {
-      const response = await fetch(new URL(settings.tokenPath, settings.baseUrl), {
+      // Under the base's own path (a proxy or the local mock may serve the API below one): not `new URL(path, base)`,
+      // which would drop it.
+      const response = await fetch(`${settings.baseUrl.replace(/\/+$/, "")}${settings.tokenPath}`, {
         method: "POST",
         headers: { "content-type": "application/json", accept: "application/json" },
         body: JSON.stringify({

@@ -228,17 +228,16 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
     // As the README's "An order in both directions" walks it (docs/relay.md). The receiver was restarted by the test
     // above, so its Weedmaps mock is fresh; nothing before this test used the relay.
     const MERCHANT = "4242";
-    const draft = send("weedmaps.draft", "--merchant", MERCHANT);
+    // One order throughout: its Draft, its Create and Weedmaps' later callback all carry this id (`send --order`).
+    const orderId = String(10_000_000 + Math.floor(Math.random() * 89_999_999));
+    const draft = send("weedmaps.draft", "--merchant", MERCHANT, "--order", orderId);
     assert.equal(draft.code, 0, draft.out);
     assert.match(draft.out, /✔ draft confirmed: grandTotal \d+\.\d\d/);
-    const create = send("weedmaps.create", "--merchant", MERCHANT);
+    const create = send("weedmaps.create", "--merchant", MERCHANT, "--order", orderId);
     assert.equal(create.code, 0, create.out);
     const createId = eventIdOf(create.out);
     assert.ok(createId, create.out);
-    // `send` gives every event a fresh order id (scripts/events.mjs), so the Draft's is another one; the Create's is
-    // in its event, where an operator finds it too.
-    const orderId = (await admin("GET", `/events/${createId}`)).json.event.providerOrderId;
-    assert.match(orderId ?? "", /^\d{8}$/);
+    assert.equal((await admin("GET", `/events/${createId}`)).json.event.providerOrderId, orderId);
     const tokenRequestsBefore = (await weedmapsStats()).tokenRequests;
     const putsOfOrder = async () => (await weedmapsStats()).puts.filter((p) => p.orderId === orderId);
     const putArrived = (status) =>
@@ -306,10 +305,7 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
 
     // Weedmaps -> router: Weedmaps' own IN_PROGRESS callback of this order arrives late, signed as Weedmaps signs it
     // (send's builder, given this order's id). It is routed to the internal systems and moves the order nowhere.
-    const callback = eventBuilder("weedmaps.in-progress", routerConfig(), {
-      merchant: MERCHANT,
-      random: () => Number(orderId) - 10_000_000, // the builder's fresh id is 10,000,000 + n
-    });
+    const callback = eventBuilder("weedmaps.in-progress", routerConfig(), { merchant: MERCHANT, orderId });
     const callbackBody = callback.body();
     assert.equal(JSON.parse(callbackBody).orderId, orderId);
     const { values: secrets } = localSecrets();
@@ -359,13 +355,14 @@ describe("local loop: npm run dev + npm run receiver + npm run send", { timeout:
         const settled = json.events.every(
           (e) => e.deliveries.pending + e.deliveries.failing + e.deliveries.dead + e.deliveries.stale === 0,
         );
-        return json.events.length === 5 && settled && json;
+        return json.events.length === 6 && settled && json;
       },
       `every event of order ${orderId} to be delivered`,
       60_000,
     );
     assert.equal(timeline.nextCursor, null);
     assert.deepEqual(timeline.events.map((e) => [e.eventType, e.merchantId, e.deliveries.delivered]).reverse(), [
+      ["draft", MERCHANT, 1],
       ["create", MERCHANT, 2],
       ["relay.in_progress", MERCHANT, 1],
       ["relay.ready_for_attainment", MERCHANT, 1],
