@@ -11,6 +11,7 @@ import {
   dbOfEvent,
   deliveriesOf,
   fixture,
+  gatesOfItsOwn,
   ManualClock,
   ROUTER,
   stubDestinations,
@@ -737,5 +738,80 @@ describe("the sample responder (scripts/pricing.mjs) prices a Draft so that its 
       repaired: [],
       warnings: [],
     });
+  });
+});
+
+describe("the responder's controls (issue #27)", () => {
+  const config = JSON.parse(env.ROUTER_CONFIG as string);
+  config.destinations.pricing.circuit = { consecutiveFailures: 3, coolDownSeconds: 30 };
+  let clock: ManualClock;
+  let worker: ReturnType<typeof createWorker>;
+  let bindings: Env;
+
+  async function postDraft(): Promise<{ status: number; code: string | null }> {
+    const body = draftBody(`ctl-${crypto.randomUUID().slice(0, 12)}`);
+    const ctx = createExecutionContext();
+    const request = new Request(`${ROUTER}/webhooks/weedmaps?merchant_id=4242`, {
+      method: "POST",
+      headers: { "content-type": "application/json", Signature: await weedmapsSignature(body) },
+      body,
+    }) as Parameters<typeof worker.fetch>[0];
+    const res = await worker.fetch(request, bindings, ctx);
+    // The outcome reaches the responder's object after the answer, in waitUntil.
+    await waitOnExecutionContext(ctx);
+    const text = await res.text();
+    return { status: res.status, code: res.status === 200 ? null : JSON.parse(text).error.code };
+  }
+
+  function setUp() {
+    clock = new ManualClock(Date.now() + 86_400_000);
+    worker = createWorker({ clock });
+    bindings = { ...env, ROUTER_CONFIG: JSON.stringify(config), DESTINATION_GATE: gatesOfItsOwn() } as Env;
+    captureDeliveryQueue();
+  }
+
+  it("a failing responder's circuit opens: Drafts get 502 responder_held at once, uncalled, until a probe after the cool-down closes it", async () => {
+    setUp();
+    let down = true;
+    const seen = responder((body) => (down ? new Response("down", { status: 503 }) : json(confirm(body))));
+    const calls = () => seen.requests.filter((r) => new URL(r.url).hostname === "pricing.example.test").length;
+    for (let i = 0; i < 3; i++) expect(await postDraft()).toEqual({ status: 502, code: "responder_unavailable" });
+    expect(calls()).toBe(3);
+    // Open: answered at once, and the responder is not called.
+    expect(await postDraft()).toEqual({ status: 502, code: "responder_held" });
+    expect(await postDraft()).toEqual({ status: 502, code: "responder_held" });
+    expect(calls()).toBe(3);
+    // After the cool-down the next Draft is the probe; the responder is back, so it closes the circuit.
+    clock.advance(31_000);
+    down = false;
+    expect(await postDraft()).toEqual({ status: 200, code: null });
+    expect(await postDraft()).toEqual({ status: 200, code: null });
+    expect(calls()).toBe(5);
+  });
+
+  it("a probe that fails keeps the circuit open; a paused responder is not called either", async () => {
+    setUp();
+    const seen = responder(() => new Response("down", { status: 500 }));
+    const calls = () => seen.requests.filter((r) => new URL(r.url).hostname === "pricing.example.test").length;
+    for (let i = 0; i < 3; i++) await postDraft();
+    clock.advance(31_000);
+    expect(await postDraft()).toEqual({ status: 502, code: "responder_unavailable" });
+    expect(calls()).toBe(4);
+    expect(await postDraft()).toEqual({ status: 502, code: "responder_held" });
+    expect(calls()).toBe(4);
+
+    setUp();
+    const paused = await worker.fetch(
+      new Request(`${ROUTER}/admin/destinations/pricing/pause`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${env.ADMIN_TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ reason: "pricing service deploy" }),
+      }) as Parameters<typeof worker.fetch>[0],
+      bindings,
+      createExecutionContext(),
+    );
+    expect(paused.status).toBe(200);
+    expect(await postDraft()).toEqual({ status: 502, code: "responder_held" });
+    expect(calls()).toBe(4);
   });
 });

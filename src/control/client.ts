@@ -7,11 +7,11 @@ import type { AlertDetails, AlertKind, GateOutcome, GateSettings } from "../core
 import type { RouterConfig } from "../core/config/schema.ts";
 import type { DeliveryHour } from "../core/rollups.ts";
 import { logEvent } from "../telemetry/log.ts";
-import type { AdmitItem, ControlView, Decision } from "./gate.ts";
+import type { AdmitItem, ControlView, Decision, ResponderDecision } from "./gate.ts";
 import { errorMessage } from "../core/errors.ts";
 import { tokenSettings, type TokenAnswer } from "./weedmaps-token.ts";
 
-export type { AdmitItem, ControlView, Decision } from "./gate.ts";
+export type { AdmitItem, ControlView, Decision, ResponderDecision } from "./gate.ts";
 
 /** The object that throttles router-wide alerts (the dead-letter queue); not a valid destination name. */
 export const ROUTER_GATE = "~router";
@@ -152,5 +152,29 @@ export async function bearerToken(
   } catch (err) {
     logEvent("error", "gate_unavailable", { destination, step: "bearerToken", errorMessage: errorMessage(err) });
     return { unavailable: "token_unavailable", retryInMs: 5_000 };
+  }
+}
+
+/**
+ * Whether a Draft's responder may be called (src/ingest/draft.ts). An object that cannot be reached lets the call
+ * go, as it lets a delivery go: the controls must never stop a checkout on their own.
+ */
+export async function admitResponder(
+  env: Env,
+  config: RouterConfig,
+  destination: string,
+  now: number,
+  ref: { eventId: string; generation: number },
+): Promise<ResponderDecision> {
+  try {
+    return await gate(env, destination).admitResponder(destination, gateSettings(config, destination), now, ref);
+  } catch (err) {
+    logEvent("error", "gate_unavailable", {
+      destination,
+      step: "admitResponder",
+      errorMessage: errorMessage(err),
+      note: "calling the responder without the controls",
+    });
+    return { call: true, probe: false };
   }
 }

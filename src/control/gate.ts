@@ -54,6 +54,9 @@ export interface AdmitItem {
   released: boolean;
 }
 
+/** A Draft's responder: called (perhaps as the circuit's probe), or not, and why. */
+export type ResponderDecision = { call: true; probe: boolean } | { call: false; reason: HoldReason };
+
 export type Decision =
   | { kind: "send"; lease: string | null; probe: boolean }
   | { kind: "hold"; reason: HoldReason }
@@ -248,6 +251,30 @@ export class DestinationGate extends DurableObject<Env> {
     if (toHold.length > 0) await this.scheduleAlarm(now);
     this.logUsage("admit", { items: items.length, held: toHold.length });
     return decisions;
+  }
+
+  /**
+   * Whether a Draft's responder may be called now: not while paused, disabled by a 410 or its circuit open, except
+   * as the probe once the cool-down is over. Nothing is held: a Draft cannot wait, it is answered 502 at once. The
+   * outcome comes back through `report`, where it moves the circuit as any delivery's does.
+   */
+  async admitResponder(
+    destination: string,
+    settings: GateSettings,
+    now: number,
+    ref: { eventId: string; generation: number },
+  ): Promise<ResponderDecision> {
+    const stored = this.load(destination, settings, now);
+    const gate = admission(stored.gate, settings, now);
+    let decision: ResponderDecision;
+    if (gate.kind === "hold") decision = { call: false, reason: gate.reason };
+    else if (gate.kind === "probe") {
+      this.save({ ...stored, gate: startProbe(stored.gate, ref, now) });
+      decision = { call: true, probe: true };
+    } else decision = { call: true, probe: false };
+    if (!this.stored) this.save(stored);
+    this.logUsage("admitResponder");
+    return decision;
   }
 
   /** The Orders API's bearer token: kept, fetched once at a time, at most once a minute. */

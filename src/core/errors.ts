@@ -35,6 +35,10 @@ export const ERROR_CODES = {
   unknown_destination: [422, "The destination is not in the active configuration."],
   no_destinations: [409, "The event has no destinations to replay to; name them."],
   responder_unavailable: [502, "The draft responder did not return a usable answer."],
+  responder_held: [
+    502,
+    "The draft responder was not called: it is paused, disabled after a 410, or its circuit is open.",
+  ],
   draft_answer_status: [502, "The draft responder did not answer 200 with the order."],
   draft_answer_too_large: [502, "The draft responder's answer is larger than allowed."],
   draft_answer_not_json: [502, "The draft responder's answer is not JSON."],

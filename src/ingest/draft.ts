@@ -6,7 +6,11 @@ import type { PayloadProtection } from "../core/envelope.ts";
 import type { DraftVerdict, NewEvent } from "../core/event.ts";
 import type { ProviderAdapter } from "../core/providers/contract.ts";
 import type { RoutingDecision } from "../core/routing.ts";
-import { sendToDestination } from "../outbound/client.ts";
+import { sendToDestination, type OutboundResult } from "../outbound/client.ts";
+import { admitResponder, reportAll } from "../control/client.ts";
+import type { DestinationConfig } from "../core/config/schema.ts";
+import type { GateOutcome } from "../core/controls.ts";
+import { classifyAttempt, errorClassOf } from "../core/retry-policy.ts";
 import { logEvent } from "../telemetry/log.ts";
 import { alertHeld } from "./held.ts";
 import { storeAndEnqueue } from "./store.ts";
@@ -53,22 +57,53 @@ function refusal(
   return { response, responderStatus, errorClass, verdict, body: null };
 }
 
-async function callResponder({
-  env,
-  config,
-  clock,
-  adapter,
-  decision,
-  event,
-  payload,
-  requestId,
-}: DraftOptions): Promise<Answered> {
+/** A Draft's call to its responder, as its destination's object sees it: the Draft's event, generation 0. */
+const RESPONDER_GENERATION = 0;
+
+function reportResponder(
+  { env, ctx, config, clock, event }: DraftOptions,
+  name: string,
+  destination: DestinationConfig,
+  result: OutboundResult,
+): void {
+  const outcome: GateOutcome = {
+    eventId: event.id,
+    generation: RESPONDER_GENERATION,
+    ok: result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300,
+    failure: classifyAttempt(result, []) === "retry" && result.transportError !== "config_error",
+    gone: result.statusCode === 410 && destination.disableOnGone,
+    errorClass: errorClassOf(result),
+    dead: false,
+  };
+  try {
+    ctx.waitUntil(reportAll(env, config, clock.now(), new Map([[name, { outcomes: [outcome], leases: [] }]])));
+  } catch (err) {
+    logEvent("error", "gate_unavailable", { destination: name, step: "report", errorMessage: errorMessage(err) });
+  }
+}
+
+async function callResponder(options: DraftOptions): Promise<Answered> {
+  const { env, config, clock, adapter, decision, event, payload, requestId } = options;
   const responder = decision.responder;
   const destination = responder ? config.destinations[responder.destination] : undefined;
   if (event.quarantine || !responder || !destination || !destination.enabled) {
     // A held Draft is priced by no one: its URL named another merchant than its body.
     const errorClass = event.quarantine ? "quarantined" : responder ? "responder_disabled" : "responder_missing";
     return refusal("responder_unavailable", 502, requestId, errorClass, { outcome: "no_answer", ...NO_CHANGES });
+  }
+  // The responder's controls first: a paused, disabled or failing responder costs the checkout nothing but this.
+  const ref = { eventId: event.id, generation: RESPONDER_GENERATION };
+  const admitted = await admitResponder(env, config, responder.destination, clock.now(), ref);
+  if (!admitted.call) {
+    logEvent("info", "draft_responder_held", {
+      eventId: event.id,
+      responder: responder.destination,
+      reason: admitted.reason,
+    });
+    return refusal("responder_held", 502, requestId, `responder_${admitted.reason}`, {
+      outcome: "no_answer",
+      ...NO_CHANGES,
+    });
   }
   const result = await sendToDestination(
     env,
@@ -81,6 +116,8 @@ async function callResponder({
       clock,
     },
   );
+  // After the answer, never before it: what the call did moves the responder's circuit like a delivery's attempt.
+  reportResponder(options, responder.destination, destination, result);
   if (result.transportError === "timeout")
     return refusal("responder_timeout", 504, requestId, "timeout", { outcome: "no_answer", ...NO_CHANGES });
   if (result.transportError || result.statusCode === null) {
