@@ -159,6 +159,32 @@ export interface GateOutcome {
   rollup?: RollupOutcome;
 }
 
+/**
+ * Deaths settled without an attempt (the dead-letter queue, a purge, a destination gone from the config) as their
+ * destinations' objects count them: a dead letter each in the hour's counters, moving no circuit, raising no
+ * delivery_dead alert (the dead-letter queue raises its own; a purge is an operator's act).
+ */
+export function deathsToCount(
+  eventId: string,
+  refs: readonly { destination: string; generation: number }[],
+): Map<string, GateOutcome[]> {
+  const byDestination = new Map<string, GateOutcome[]>();
+  for (const ref of refs) {
+    const outcome: GateOutcome = {
+      eventId,
+      generation: ref.generation,
+      ok: false,
+      failure: false,
+      gone: false,
+      errorClass: null,
+      dead: false,
+      rollup: { kind: "dead", sinceReceivedMs: null },
+    };
+    byDestination.set(ref.destination, [...(byDestination.get(ref.destination) ?? []), outcome]);
+  }
+  return byDestination;
+}
+
 export interface Recorded {
   state: GateState;
   transitions: GateHistoryEntry[];

@@ -4,7 +4,7 @@ import { loadConfig, readVar } from "../config/load.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import type { ProviderRegistry } from "../core/providers/contract.ts";
-import type { GateOutcome } from "../core/controls.ts";
+import { deathsToCount, type GateOutcome } from "../core/controls.ts";
 import {
   applyOutcomes,
   findDelivery,
@@ -425,15 +425,19 @@ async function attemptDeliveries(
     };
   });
   // Every outcome of this message, the holds and the deliveries that died without an attempt, in one row write.
+  // The deaths this write made (a concurrent copy of the message may have made them first): only those are counted.
+  let diedHere: DeadMark[] = [];
   const applied = await updateDeliveries(
     plan.db,
     event.id,
-    (deliveries) =>
-      applyOutcomes(
+    (deliveries) => {
+      diedHere = stillPending(deliveries, deadWithoutAttempt);
+      return applyOutcomes(
         markHeld(markStale(markDead(deliveries, deadWithoutAttempt, now).deliveries, stale, now).deliveries, held)
           .deliveries,
         outcomes,
-      ),
+      );
+    },
     snapshot,
   );
   const ordered = (delivery: DeliveryState) => isOrdered(config, event, delivery);
@@ -488,6 +492,7 @@ async function attemptDeliveries(
     };
   });
   for (const { ref, reason } of deadWithoutAttempt) {
+    const died = applied !== null && diedHere.some((d) => d.ref === ref);
     gate.push({
       destination: ref.destination,
       lease: null,
@@ -498,8 +503,9 @@ async function attemptDeliveries(
         failure: false,
         gone: false,
         errorClass: reason,
-        dead: true,
-        rollup: { kind: "dead", sinceReceivedMs: null },
+        dead: died,
+        // Counted once: by the copy whose write settled it.
+        rollup: { kind: died ? "dead" : "none", sinceReceivedMs: null },
       },
     });
   }
@@ -520,9 +526,29 @@ async function attemptDeliveries(
   };
 }
 
-async function settlePurged(db: D1Database, message: DeliveryMessage, now: number): Promise<void> {
+/** The marks whose delivery is still pending in `deliveries`: the ones a write of them settles. */
+function stillPending(deliveries: readonly DeliveryState[], marks: readonly DeadMark[]): DeadMark[] {
+  return marks.filter((m) => findDelivery(deliveries, m.ref)?.status === "pending");
+}
+
+async function settlePurged(
+  db: D1Database,
+  message: DeliveryMessage,
+  now: number,
+  count: (destination: string, outcome: GateOutcome) => void,
+): Promise<void> {
   const marks = message.deliveries.map((ref) => ({ ref, reason: PAYLOAD_PURGED }));
-  await updateDeliveries(db, message.eventId, (deliveries) => markDead(deliveries, marks, now));
+  let diedHere: DeadMark[] = [];
+  const settled = await updateDeliveries(db, message.eventId, (deliveries) => {
+    diedHere = stillPending(deliveries, marks);
+    return markDead(deliveries, marks, now);
+  });
+  if (settled !== null)
+    for (const [destination, outcomes] of deathsToCount(
+      message.eventId,
+      diedHere.map((d) => d.ref),
+    ))
+      for (const outcome of outcomes) count(destination, outcome);
   logEvent("warn", "delivery_dead", {
     eventId: message.eventId,
     destinations: message.deliveries.map((d) => d.destination),
@@ -537,6 +563,7 @@ async function prepareMessage(
   deps: RouterDeps,
   message: DeliveryMessage,
   messageAttempts: number,
+  count: (destination: string, outcome: GateOutcome) => void,
 ): Promise<MessageVerdict | Planned> {
   const db = eventDbOrNull(env, config, message.eventId);
   if (!db) {
@@ -561,7 +588,7 @@ async function prepareMessage(
   }
   if (!work.event) {
     // Purged (a customer's deletion request) while a delivery was still pending: nothing is left to send.
-    await settlePurged(db, message, deps.clock.now());
+    await settlePurged(db, message, deps.clock.now(), count);
     return { kind: "ack" };
   }
   return planDeliveries(env, config, deps, message, db, work.event, work.snapshot, work.payloads);
@@ -710,7 +737,9 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
   const prepared = await Promise.all(
     deliveries.map(async ({ message, body }) => {
       try {
-        const result = await prepareMessage(env, config, deps, body, message.attempts);
+        const result = await prepareMessage(env, config, deps, body, message.attempts, (destination, outcome) =>
+          toReport(destination, outcome, null),
+        );
         if ("kind" in result) {
           if (result.kind === "ack" && body.released)
             for (const ref of body.deliveries) toReport(ref.destination, neutral(body.eventId, ref.generation), null);

@@ -1,9 +1,10 @@
 import type { Clock } from "../core/clock.ts";
-import { markDead } from "../core/delivery-state.ts";
+import { deathsToCount, type GateOutcome } from "../core/controls.ts";
+import { findDelivery, markDead } from "../core/delivery-state.ts";
 import { AlertMessageSchema, DeliveryMessageSchema, ReplayPageMessageSchema } from "../core/messages.ts";
 import { loadConfig } from "../config/load.ts";
 import type { ProviderRegistry } from "../core/providers/contract.ts";
-import { raiseRouterAlert } from "../control/client.ts";
+import { raiseRouterAlert, reportAll } from "../control/client.ts";
 import { updateDeliveries } from "../storage/delivery-writes.ts";
 import { loadDeliveryOwner } from "../storage/events.ts";
 import { logEvent } from "../telemetry/log.ts";
@@ -22,6 +23,7 @@ export async function handleDeadLetterBatch(
   providers: ProviderRegistry,
 ): Promise<void> {
   const received: string[] = [];
+  const counted = new Map<string, { outcomes: GateOutcome[]; leases: string[] }>();
   let messages = 0;
   for (const message of batch.messages) {
     const alert = AlertMessageSchema.safeParse(message.body);
@@ -72,20 +74,30 @@ export async function handleDeadLetterBatch(
       const db = eventDbOrNull(env, loadConfig(env, providers), eventId);
       const work = db ? await loadDeliveryOwner(db, eventId) : null;
       // A message from a duplicate ingest names deliveries that belong to the request that stored the event.
+      let diedHere: typeof deliveries = [];
       const marked =
         db && work && (!ingestId || ingestId === work.ingestId)
           ? await updateDeliveries(
               db,
               eventId,
-              (d) =>
-                markDead(
+              (d) => {
+                diedHere = deliveries.filter((ref) => findDelivery(d, ref)?.status === "pending");
+                return markDead(
                   d,
                   deliveries.map((ref) => ({ ref, reason: "queue_retries_exhausted" })),
                   clock.now(),
-                ),
+                );
+              },
               work.snapshot,
             )
           : 0;
+      // Each death counted once, in its destination's dead letters, by the write that made it.
+      if (marked)
+        for (const [destination, outcomes] of deathsToCount(eventId, diedHere)) {
+          const report = counted.get(destination) ?? { outcomes: [], leases: [] };
+          report.outcomes.push(...outcomes);
+          counted.set(destination, report);
+        }
       logEvent("warn", "dead_letter_received", { messageId: message.id, eventId, markedDead: marked });
       received.push(eventId);
       message.ack();
@@ -94,6 +106,7 @@ export async function handleDeadLetterBatch(
       message.retry();
     }
   }
+  if (counted.size > 0) await reportAll(env, loadConfig(env, providers), clock.now(), counted);
   if (messages > 0) {
     await raiseRouterAlert(env, loadConfig(env, providers), clock.now(), "dead_letter", {
       reason: "queue_retries_exhausted",

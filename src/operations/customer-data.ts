@@ -7,6 +7,9 @@ import { loadPayloadProtection } from "../config/keys.ts";
 import { shardsOf } from "../config/shards.ts";
 import { errorMessage } from "../core/errors.ts";
 import { combineLaps, keyStates, purgeDeliveries, type Lap } from "../core/retention.ts";
+import { deathsToCount, type GateOutcome } from "../core/controls.ts";
+import type { DeliveryRef } from "../core/delivery-state.ts";
+import { reportAll } from "../control/client.ts";
 import { listKeys } from "../storage/payload-keys.ts";
 import { eventsOfOrder, purgePayloads, readWalkStates } from "../storage/retention.ts";
 import { logEvent } from "../telemetry/log.ts";
@@ -27,16 +30,33 @@ export async function purgeCustomerOrder(
 ) {
   const now = ctx.clock.now();
   const order = await objectEvents(ctx, body.providerOrderId, body.source);
+  // The deliveries each event's purge settled dead, by the write that did it (the last try of a contended one).
+  const settled = new Map<string, DeliveryRef[]>();
   const perShard = await Promise.all(
     shardsOf(ctx.env, configOf(ctx)).map(async ({ id, db }) => {
       const events = await eventsOfOrder(db, id, order);
       const toPurge = events.filter((e) => !e.purged).map((e) => e.id);
-      const purged = await purgePayloads(db, toPurge, now, (deliveries) => purgeDeliveries(deliveries, now));
+      const purged = await purgePayloads(db, toPurge, now, (deliveries, eventId) => {
+        settled.set(
+          eventId,
+          deliveries.filter((d) => d.status === "pending"),
+        );
+        return purgeDeliveries(deliveries, now);
+      });
       return { events, toPurge, purged };
     }),
   );
   const toPurge = perShard.flatMap((s) => s.toPurge);
   const purged = perShard.flatMap((s) => s.purged);
+  // Each death counted once in its destination's dead letters, as the consumer counts the ones it settles.
+  const counts = new Map<string, { outcomes: GateOutcome[]; leases: string[] }>();
+  for (const eventId of purged)
+    for (const [destination, outcomes] of deathsToCount(eventId, settled.get(eventId) ?? [])) {
+      const report = counts.get(destination) ?? { outcomes: [], leases: [] };
+      report.outcomes.push(...outcomes);
+      counts.set(destination, report);
+    }
+  if (counts.size > 0) await reportAll(ctx.env, configOf(ctx), now, counts);
   const outcome = {
     purged,
     alreadyPurged: perShard.reduce((n, s) => n + s.events.length, 0) - toPurge.length,

@@ -56,7 +56,7 @@ export async function purgePayloads(
   db: D1Database,
   ids: readonly string[],
   now: number,
-  settle: (deliveries: DeliveryState[]) => DeliveryState[],
+  settle: (deliveries: DeliveryState[], eventId: string) => DeliveryState[],
 ): Promise<string[]> {
   const purged: string[] = [];
   let remaining = [...new Set(ids)];
@@ -69,7 +69,7 @@ export async function purgePayloads(
       .all<{ id: string; deliveries: string; version: number }>();
     if (results.length === 0) break;
     const writes = results.map((row) => {
-      const deliveries = settle(toSnapshot(row).deliveries);
+      const deliveries = settle(toSnapshot(row).deliveries, row.id);
       return db
         .prepare(
           `UPDATE events SET body = '', draft_answer = NULL, payload_dek = NULL, payload_key = NULL, payload_purged_at = ?3,
