@@ -48,7 +48,7 @@ async function ingest(id: string): Promise<{ eventId: string; message: DeliveryM
   expect(res.status).toBe(200);
   const { eventId } = await res.json<{ eventId: string }>();
   const i = queue.messages.findIndex((m) => m.body.eventId === eventId && !("kind" in m.body));
-  const [{ body }] = queue.messages.splice(i, 1);
+  const body = queue.messages.splice(i, 1)[0]!.body;
   return { eventId, message: body as DeliveryMessage };
 }
 
@@ -162,5 +162,50 @@ describe("a destination's counters and its rows", () => {
       { delivered: 0, dead: 0, failed: 0 },
     );
     expect(counters).toEqual(fromRows);
+  });
+});
+
+describe("an age alert for every backlog (issue #27, item 4)", () => {
+  it("raises backlog_old when a retrying delivery, never held, is older than backlogMinutes, throttled like the others", async () => {
+    bindings = {
+      ...bindings,
+      ROUTER_CONFIG: configWith((c) => {
+        c.destinations.ctl9.maxAttempts = 10;
+        // Failures alternate with successes: the circuit never opens, so nothing is ever held.
+        c.destinations.ctl9.circuit = { consecutiveFailures: 5, minAttempts: 1_000 };
+        c.alerts = { channels: {}, throttleMinutes: 15, backlogMinutes: 30 };
+      }),
+    } as Env;
+    stubDestinations(async (request) => {
+      const id = JSON.parse(await request.text()).id as string;
+      return new Response("{}", { status: id.startsWith("fine") ? 200 : 500 });
+    });
+    const alerts = () =>
+      queue.messages
+        .splice(0)
+        .filter((m) => "kind" in m.body && (m.body as { kind: string }).kind === "alert")
+        .map((m) => (m.body as unknown as { alert: { kind: string; reason: string; eventIds: string[] } }).alert)
+        .filter((a) => a.kind === "backlog_old");
+    const stuck = await ingest("stuck");
+    let attempt = 1;
+    const retry = async (minutes: number) => {
+      clock.advance(minutes * 60_000);
+      const fine = await ingest(`fine-${attempt}`);
+      await run([stuck.message, fine.message], attempt++);
+    };
+    await retry(0);
+    await retry(29);
+    expect(alerts()).toEqual([]);
+    // 31 minutes pending: the next time it is in hand, the backlog is alerted, with its age and the delivery.
+    await retry(2);
+    expect(alerts()).toEqual([
+      expect.objectContaining({ kind: "backlog_old", reason: "retrying", eventIds: [stuck.eventId] }),
+    ]);
+    // Throttled: not again within throttleMinutes, then again after.
+    await retry(5);
+    expect(alerts()).toEqual([]);
+    await retry(15);
+    expect(alerts()).toHaveLength(1);
+    expect((await deliveriesOf(stuck.eventId))[0]).toMatchObject({ status: "pending", attempts: 5 });
   });
 });

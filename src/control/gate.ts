@@ -50,6 +50,11 @@ export interface AdmitItem {
   eventId: string;
   generation: number;
   receivedAt: number;
+  /**
+   * Since when this delivery has been pending: its generation's creation (a replay's, not the event's receipt). One
+   * pending longer than the backlog alert's age raises `backlog_old` for retrying deliveries too, not only held ones.
+   */
+  pendingSince?: number;
   /** Sent by this object's release: goes ahead of what is still held. */
   released: boolean;
 }
@@ -240,6 +245,23 @@ export class DestinationGate extends DurableObject<Env> {
         decisions[index] = { kind: "wait", delayMs: Math.ceil(delayMs) };
       }
     });
+    // A backlog that is not held (deliveries retrying through failures that never open the circuit, or waiting for
+    // the rate limit) is as old as its oldest delivery in hand: alerted like a held one, throttled on its own key.
+    const overdue = items.filter(
+      (item, i) =>
+        decisions[i]!.kind !== "hold" &&
+        item.pendingSince !== undefined &&
+        now - item.pendingSince >= settings.backlogAlertMs,
+    );
+    if (overdue.length > 0) {
+      const oldest = Math.min(...overdue.map((item) => item.pendingSince!));
+      stored = await this.raise(stored, "backlog_old", now, {
+        reason: "retrying",
+        counts: { overdue: overdue.length, oldestMinutes: Math.floor((now - oldest) / 60_000) },
+        eventIds: overdue.map((item) => item.eventId).slice(0, 20),
+        throttleKey: "backlog_old:retrying",
+      });
+    }
     for (const reason of new Set(toHold.map((h) => h.reason))) {
       this.hold(
         toHold.filter((h) => h.reason === reason).map((h) => h.item),

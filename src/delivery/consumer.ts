@@ -766,6 +766,8 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
         eventId: plan.event.id,
         generation: d.generation,
         receivedAt: plan.event.receivedAt,
+        // Retrying: a delivery with a failed attempt behind it (a first attempt is no backlog, however it waits).
+        ...(d.attempts > 0 ? { pendingSince: d.createdAt } : {}),
         released: plan.message.released === true,
       });
       byDestination.set(d.destination, items);
