@@ -3,7 +3,16 @@ import { createExecutionContext, createMessageBatch } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
 import type { DeliveryMessage } from "../src/core/messages.ts";
-import { captureDeliveryQueue, deliveriesOf, gatesOfItsOwn, ManualClock, ROUTER, stubDestinations } from "./helpers.ts";
+import { deleteEvents } from "../src/storage/retention.ts";
+import {
+  captureDeliveryQueue,
+  dbOfEvent,
+  deliveriesOf,
+  gatesOfItsOwn,
+  ManualClock,
+  ROUTER,
+  stubDestinations,
+} from "./helpers.ts";
 
 /**
  * Issue #27, item 1: a destination's counters (delivered, failed attempts, dead letters: the hourly rollup its
@@ -69,8 +78,32 @@ const admin = (method: string, path: string, body?: unknown) =>
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
 
+const totalsOf = (db: D1Database) =>
+  db
+    .prepare("SELECT dead, purged FROM dead_letter_totals WHERE id = 0")
+    .first<{ dead: number; purged: number }>()
+    .then((r) => r!);
+async function allTotals() {
+  const all = await Promise.all([env.DB, env.SHARD_1].map((db) => totalsOf(db)));
+  return { dead: all.reduce((n, t) => n + t.dead, 0), purged: all.reduce((n, t) => n + t.purged, 0) };
+}
+
+/** Each shard's kept totals equal a count of its rows (the current generation of each delivery). */
+async function expectTotalsMatchRows() {
+  for (const db of [env.DB, env.SHARD_1]) {
+    const counted = await db
+      .prepare(
+        `SELECT COALESCE(SUM(dead_deliveries), 0) AS dead,
+                COALESCE(SUM(CASE WHEN payload_purged_at IS NOT NULL THEN dead_deliveries END), 0) AS purged FROM events`,
+      )
+      .first<{ dead: number; purged: number }>();
+    expect(await totalsOf(db)).toEqual(counted);
+  }
+}
+
 describe("a destination's counters and its rows", () => {
   it("agree after deliveries end every way, with racing copies of a message", async () => {
+    const before = await allTotals();
     const answers = new Map<string, number[]>();
     stubDestinations(async (request) => {
       const id = JSON.parse(await request.text()).id as string;
@@ -154,6 +187,17 @@ describe("a destination's counters and its rows", () => {
     );
     // The redriven delivery: its first generation died (counted), its second was delivered (counted).
     expect(rows.filter((d) => d.generation === 2)).toEqual([expect.objectContaining({ status: "delivered" })]);
+
+    // The exact dead-letter totals each shard keeps by trigger agree with its rows: the dead of the current
+    // generations, and of those, the ones in purged events (which a redrive leaves out).
+    const totals = await allTotals();
+    expect({ dead: totals.dead - before.dead, purged: totals.purged - before.purged }).toEqual({ dead: 5, purged: 1 });
+    await expectTotalsMatchRows();
+    // Retention deletes an event holding a dead delivery: its count goes with it.
+    const exhaustedId = events[1]!;
+    expect(await deleteEvents(dbOfEvent(exhaustedId), [exhaustedId])).toBe(1);
+    expect((await allTotals()).dead).toBe(totals.dead - 1);
+    await expectTotalsMatchRows();
 
     const gate = bindings.DESTINATION_GATE.get(bindings.DESTINATION_GATE.idFromName("ctl9"));
     const { hours } = await gate.overview("ctl9", clock.now());

@@ -8,25 +8,19 @@
 import { shardsOf } from "../config/shards.ts";
 import { DAY_HOURS, HOUR_MS, hourOf, type DeliveryHour } from "../core/rollups.ts";
 import { listDeadLetters as listStoredDeadLetters, type DeadLetter } from "../storage/admin-queries.ts";
-import { deadLetterTotal, oldestPendingAmongNewest, readEventCounts, readRollupCursors } from "../storage/rollups.ts";
+import { deadLetterTotals, oldestPendingAmongNewest, readEventCounts, readRollupCursors } from "../storage/rollups.ts";
 import { configOf, type OperationContext } from "./context.ts";
 import { destinationDays, type ControlView, type DestinationDay } from "./destinations.ts";
 
 /**
- * Past this many events holding dead deliveries in a shard the overview says "more than" instead of counting on, so
- * its read stays the same however many pile up; the dead-letter page's bulk count gives the exact number for a
- * window.
+ * The dead deliveries of every shard, exact, one row read each (src/storage/rollups.ts), the shards at once: the sum,
+ * and how many of them are in purged events (counted, but a redrive cannot send them: its count leaves them out).
  */
-const DEAD_COUNT_CAP = 50;
-
-/** The dead deliveries of every shard, the shards at once: the sum, capped when any shard's count is. */
 async function deadInShards(ctx: OperationContext) {
-  const totals = await Promise.all(
-    shardsOf(ctx.env, configOf(ctx)).map(({ db }) => deadLetterTotal(db, DEAD_COUNT_CAP)),
-  );
+  const totals = await Promise.all(shardsOf(ctx.env, configOf(ctx)).map(({ db }) => deadLetterTotals(db)));
   return {
     dead: totals.reduce((sum, t) => sum + t.dead, 0),
-    capped: totals.some((t) => t.capped),
+    purged: totals.reduce((sum, t) => sum + t.purged, 0),
   };
 }
 

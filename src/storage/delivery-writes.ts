@@ -53,7 +53,9 @@ export async function updateDeliveries<R>(
     const change = rule(current.deliveries);
     if (change.deliveries === current.deliveries) return change.result;
     const written = await writeDeliveries(db, eventId, current.version, change.deliveries).run();
-    if ((written.meta.changes ?? 0) === 1) return change.result;
+    // At least one: D1's `changes` also counts the rows a trigger wrote (the dead-letter totals, migrations/0016),
+    // and this statement writes its one row or none.
+    if ((written.meta.changes ?? 0) >= 1) return change.result;
     // Another writer (a split-off retry, a replay, a redelivered message) got there first: re-read and re-apply.
     if (attempt >= MAX_WRITE_ATTEMPTS) {
       throw new RouterError("write_contended", {
@@ -91,7 +93,7 @@ export async function updateDeliveriesOfEvents<R>(
   if (writes.length > 0) {
     const written = await db.batch(writes.map((w) => writeDeliveries(db, w.eventId, w.version, w.change.deliveries)));
     for (const [i, w] of writes.entries()) {
-      if ((written[i]?.meta.changes ?? 0) === 1) {
+      if ((written[i]?.meta.changes ?? 0) >= 1) {
         results.set(w.eventId, w.change.result);
         continue;
       }

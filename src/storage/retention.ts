@@ -39,11 +39,12 @@ export async function walkSlice(db: D1Database, afterId: string, limit: number):
 /** Rows past the event horizon, unless a delivery became pending meanwhile (a replay). Returns how many went. */
 export async function deleteEvents(db: D1Database, ids: readonly string[]): Promise<number> {
   if (ids.length === 0) return 0;
-  const result = await db
-    .prepare(`DELETE FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND pending_due IS NULL`)
+  // Counted by what came back: D1's `changes` also counts what the dead-letter triggers wrote (migrations/0016).
+  const { results } = await db
+    .prepare(`DELETE FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND pending_due IS NULL RETURNING id`)
     .bind(JSON.stringify(ids))
-    .run();
-  return result.meta.changes ?? 0;
+    .all<{ id: string }>();
+  return results.length;
 }
 
 /**
@@ -88,7 +89,8 @@ export async function purgePayloads(
     const written = await db.batch(writes);
     const lost = new Set<string>();
     for (const [i, row] of results.entries()) {
-      if ((written[i]?.meta.changes ?? 0) === 1) purged.push(row.id);
+      // At least one: D1's `changes` also counts the rows a trigger wrote (migrations/0016); this statement writes one or none.
+      if ((written[i]?.meta.changes ?? 0) >= 1) purged.push(row.id);
       else lost.add(row.id);
     }
     remaining = [...lost];
@@ -137,7 +139,7 @@ async function writeEach(
   unreadable.push(...prepared.filter((p) => p.statement === null).map((p) => p.id));
   if (ready.length === 0) return [];
   const written = await db.batch(ready.map((p) => p.statement));
-  return ready.filter((_, i) => (written[i]?.meta.changes ?? 0) === 1).map((p) => p.id);
+  return ready.filter((_, i) => (written[i]?.meta.changes ?? 0) >= 1).map((p) => p.id);
 }
 
 /** Rotation: each data key wrapped by the ring's primary instead, if nobody changed it meanwhile. Returns the ids. */

@@ -115,17 +115,15 @@ export async function readEventCounts(db: D1Database, since: number): Promise<Ev
 }
 
 /**
- * One shard's dead deliveries, through its dead-letter index; `capped` when more events hold them than `cap`. The
- * router's are the sum over its shards (each read at once).
+ * One shard's dead deliveries, exact, in one row read: `dead_letter_totals`, which the shard's triggers keep with
+ * every write of `dead_deliveries` or of a purge (migrations/0016). `purged`: those in events whose payload is gone,
+ * which a redrive cannot send again.
  */
-export async function deadLetterTotal(db: D1Database, cap: number): Promise<{ dead: number; capped: boolean }> {
+export async function deadLetterTotals(db: D1Database): Promise<{ dead: number; purged: number }> {
   const row = await db
-    .prepare(
-      `SELECT COUNT(*) AS events, COALESCE(SUM(n), 0) AS dead FROM (SELECT dead_deliveries AS n FROM events WHERE dead_deliveries > 0 LIMIT ?1)`,
-    )
-    .bind(cap + 1)
-    .first<{ events: number; dead: number }>();
-  return { dead: row?.dead ?? 0, capped: (row?.events ?? 0) > cap };
+    .prepare(`SELECT dead, purged FROM dead_letter_totals WHERE id = 0`)
+    .first<{ dead: number; purged: number }>();
+  return { dead: row?.dead ?? 0, purged: row?.purged ?? 0 };
 }
 
 /**

@@ -82,12 +82,14 @@ function ConcernLine(props: { concern: DestinationConcern; now: number }) {
  */
 function HealthStrip(props: {
   health: { concerns: DestinationConcern[]; off: string[]; oldestPendingReceivedAt: number | null };
-  dead: { dead: number; capped: boolean };
+  dead: { dead: number; purged: number };
   now: number;
   watched: number;
 }) {
   const { health, dead, now } = props;
-  const deadText = `${dead.capped ? "more than " : ""}${plural(dead.dead, "dead letter", "dead letters")}`;
+  const deadText = `${plural(dead.dead, "dead letter", "dead letters")}${
+    dead.purged > 0 ? ` (${dead.purged} in purged events, which cannot be sent again)` : ""
+  }`;
   const pending =
     health.oldestPendingReceivedAt === null ? (
       "nothing pending"
