@@ -68,6 +68,7 @@ const P = SMOKE
       dashboardShards: [1], // the full run: 1, 2 and 4 (2 more here would add about 20 s to CI)
       relayUpdates: 50,
       relayConcurrency: 8,
+      draftDownHeld: 30,
     }
   : {
       warmupS: 3,
@@ -92,6 +93,7 @@ const P = SMOKE
       dashboardShards: [1, 2, 4],
       relayUpdates: 300,
       relayConcurrency: 8,
+      draftDownHeld: 100,
     };
 // The issue's concurrency; the smoke run only needs a few requests in flight to exercise the same code.
 const CONCURRENCY = SMOKE ? 4 : 32;
@@ -133,6 +135,12 @@ const UNROUTED_MERCHANT = "9999";
 // The status relay's orders: no route names this merchant either, so their Creates enqueue nothing and the relay
 // step's usage lines are the updates' alone. It is the listing the updates are PUT to.
 const RELAY_MERCHANT = "5555";
+// The "draft responder down" step's Drafts: a route of their own to a responder destination no other step uses.
+const DRAFT_DOWN_MERCHANT = "4646";
+const DRAFT_DOWN_RESPONDER = "pricing-down";
+// That step's Draft deadline: the production default is 4,000 ms, and the Drafts before the circuit opens each wait
+// it out, so their latency scales with it; 1,000 keeps the step short.
+const DRAFT_DOWN_DEADLINE_MS = 1_000;
 const ingestPath = (merchantId) => `/webhooks/weedmaps?merchant_id=${merchantId}`;
 
 /** Ten internal systems and the Draft responder, all on the benchmark's receiver; routed by merchant. */
@@ -210,6 +218,39 @@ function relayRouterConfig(receiverPort) {
       [relay.destination]: { ...api, url: `http://127.0.0.1:${receiverPort}` },
     },
     relay: { weedmaps: relay },
+  };
+}
+
+/**
+ * The benchmark config with a responder that is down (the receiver's /down/*: it takes the request and never
+ * answers), answering merchant DRAFT_DOWN_MERCHANT's Drafts under a 1,000 ms deadline. Its circuit is at the
+ * schema's defaults (no `circuit` block), unlike the benchmark's other destinations, whose breaker is off.
+ */
+function draftDownRouterConfig(receiverPort) {
+  const config = routerConfig(receiverPort);
+  return {
+    ...config,
+    limits: { ...config.limits, draftDeadlineMs: DRAFT_DOWN_DEADLINE_MS },
+    destinations: {
+      ...config.destinations,
+      [DRAFT_DOWN_RESPONDER]: {
+        url: `http://127.0.0.1:${receiverPort}/down/pricing/draft`,
+        timeoutMs: DRAFT_DOWN_DEADLINE_MS,
+        maxAttempts: 1,
+        signingSecret: "PRICING_SIGNING_SECRET",
+      },
+    },
+    routes: [
+      {
+        name: "draft-down",
+        source: "weedmaps",
+        events: ["draft"],
+        merchants: [DRAFT_DOWN_MERCHANT],
+        requireMerchantField: "seller.id",
+        responder: DRAFT_DOWN_RESPONDER,
+      },
+      ...config.routes,
+    ],
   };
 }
 
@@ -333,6 +374,8 @@ function benchSteps() {
     { name: "maintenance", weight: 25 },
     // Its own router's start, the Creates and updates, and the PUTs at the destination's 36 a second.
     { name: "relay", weight: 8 + 2 * P.relayUpdates * 0.01 + P.relayUpdates / 36 },
+    // Its own router's start, the Drafts that wait out the deadline, then the held ones at a few ms each.
+    { name: "draft down", weight: 8 + 5 * (DRAFT_DOWN_DEADLINE_MS / 1000) + P.draftDownHeld * 0.02 },
     ...dashboardSteps(),
   ];
 }
@@ -883,6 +926,142 @@ async function measureRelay({ bundle, persistTo, receiver }) {
   }
 }
 
+/**
+ * The Draft responder down (issue #27 item 5), on a router of its own (fresh databases, no queue consumer) so that
+ * no other step has moved this responder's circuit, with draftDownRouterConfig: a responder that takes each request
+ * and never answers, a 1,000 ms deadline, the circuit at its defaults. One Draft to the benchmark's working responder
+ * first (another destination, so another object) warms the isolate and the Draft path. Then Drafts one at a time to
+ * the down responder: those called wait out the deadline (504 `responder_timeout`) until `consecutiveFailures` of them
+ * in a row open the circuit; from the first 502 `responder_held` on, `P.draftDownHeld` more are answered without a
+ * call, well inside the cool-down. Latency: the Draft sent to its answer read. The receiver counts the calls.
+ */
+async function measureDraftDown({ bundle, work, persistTo, receiver }) {
+  const config = draftDownRouterConfig(receiver.port);
+  const schema = buildConfigSchema(BUILTIN_PROVIDERS);
+  const { circuit } = schema.parse(config).destinations[DRAFT_DOWN_RESPONDER];
+  // The default deadline, from the schema: what a production config without `draftDeadlineMs` waits.
+  const defaultDeadlineMs = schema.parse({ ...config, limits: {} }).limits.draftDeadlineMs;
+  const router = await startRouter({
+    label: "router (draft responder down)",
+    bundle,
+    persistTo,
+    config: ingestOnlyConfig(work),
+    vars: { ROUTER_CONFIG: JSON.stringify(config), USAGE_LOG: "true" },
+  });
+  const draftSize = 1536;
+  const send = async (merchantId, request) => {
+    const sentAt = performance.timeOrigin + performance.now();
+    const response = await fetch(`${router.url}${ingestPath(merchantId)}`, {
+      method: "POST",
+      headers: request.headers,
+      body: request.body,
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await response.text();
+    const ms = performance.timeOrigin + performance.now() - sentAt;
+    let code = null;
+    try {
+      code = JSON.parse(text).error?.code ?? null;
+    } catch {
+      // not the error shape: a 200's order, or a body the router never sends; the status says which
+    }
+    return { sentAt, ms, status: response.status, code };
+  };
+  try {
+    await receiver.ask("down-reset");
+    const warm = await send("4242", requests({ kind: "draft", size: draftSize, merchantId: "4242" }).next());
+    if (warm.status !== 200) log(`warning: draft down: the warm-up Draft was answered ${warm.status} ${warm.code}`);
+
+    const source = requests({ kind: "draft", size: draftSize, merchantId: DRAFT_DOWN_MERCHANT });
+    const before = [];
+    const after = [];
+    let fromHeld = null;
+    let errors = 0;
+    // Bounded: a circuit that does not open after twice its failures ends the step (each such Draft takes a deadline).
+    while (after.length < P.draftDownHeld && (after.length > 0 || before.length < 2 * circuit.consecutiveFailures)) {
+      let one;
+      try {
+        one = await send(DRAFT_DOWN_MERCHANT, source.next());
+      } catch (err) {
+        if (errors++ === 0) log(`warning: draft down: ${err.message}`);
+        if (errors > 5) break;
+        continue;
+      }
+      if (after.length === 0 && one.code !== "responder_held") before.push(one);
+      else {
+        if (after.length === 0) fromHeld = router.child.lines.length;
+        after.push(one);
+      }
+    }
+    if (after.length === 0)
+      log(`warning: draft down: no Draft was held after ${before.length} called (the circuit did not open)`);
+    let usage = null;
+    if (fromHeld !== null) {
+      try {
+        await waitFor(
+          () => tally(usageLines(router, fromHeld)).fetchInvocations >= after.length - 1,
+          "draft down: the held Drafts' usage lines",
+          15_000,
+        );
+      } catch (err) {
+        log(`warning: ${err.message}`);
+      }
+      await sleep(300); // a straggling line (the object's own) would land here
+      // From the line count at the first held answer on: the first held Draft's own line may land just before it.
+      // A fetch's usage line is written when its answer is ready, so it holds what the Draft did before answering
+      // (the admission) and not the Draft's storing, which runs after the answer (waitUntil): no D1 or queue figures.
+      const counted = tally(usageLines(router, fromHeld));
+      const drafts = Math.max(counted.fetchInvocations, 1);
+      usage = {
+        drafts: counted.fetchInvocations,
+        durableObjectRequestsPerDraft: round((counted.gateCalls + counted.gateAlarms) / drafts, 2),
+        durableObjectRowsWrittenPerDraft: round(counted.gateRowsWritten / drafts, 2),
+      };
+    }
+    const { calls, held } = await receiver.ask("down");
+    const openedAt = after[0]?.sentAt ?? null;
+    const stats = (list) => {
+      const ms = list.map((d) => d.ms).sort((a, b) => a - b);
+      const answers = {};
+      for (const d of list) {
+        const key = `${d.status} ${d.code ?? "-"}`;
+        answers[key] = (answers[key] ?? 0) + 1;
+      }
+      return {
+        drafts: list.length,
+        answers,
+        p50: round(percentile(ms, 50)),
+        p99: round(percentile(ms, 99)),
+        max: ms.length ? round(ms.at(-1)) : null,
+        // In the order sent: a slow first held answer, or drift along the run, shows here.
+        latencies: list.map((d) => round(d.ms, 1)),
+      };
+    };
+    return {
+      title: "Draft with its responder down: before and after its circuit opened",
+      deadlineMs: DRAFT_DOWN_DEADLINE_MS,
+      defaultDeadlineMs,
+      circuit: { consecutiveFailures: circuit.consecutiveFailures, coolDownSeconds: circuit.coolDownSeconds },
+      concurrency: 1,
+      bytes: draftSize,
+      goalP99Ms: 50,
+      warmup: { status: warm.status, ms: round(warm.ms) },
+      errors,
+      before: stats(before),
+      after: stats(after),
+      // Every request the down responder took; those after the first held answer would be probes or leaks.
+      responderCalls: calls.length,
+      responderCallsAfterOpen: openedAt === null ? 0 : calls.filter(([, at]) => at >= openedAt).length,
+      responderStillHeld: held,
+      heldSeconds: after.length ? round((after.at(-1).sentAt + after.at(-1).ms - openedAt) / 1000, 2) : null,
+      usageHeld: usage,
+    };
+  } finally {
+    await receiver.ask("down-reset");
+    await stop(router.child);
+  }
+}
+
 /** Per-event operations and their price, from the usage lines of `events` events. */
 function perEvent(counts, events) {
   const per = (value) => round(value / events, 3);
@@ -1078,6 +1257,8 @@ async function main() {
     cpSync(ingestState, dashboardState, { recursive: true });
     const relayState = path.join(work, "state-relay");
     cpSync(ingestState, relayState, { recursive: true });
+    const draftDownState = path.join(work, "state-draft-down");
+    cpSync(ingestState, draftDownState, { recursive: true });
     log("router bundled, D1 migrated");
 
     const receiver = await startReceiver();
@@ -1617,6 +1798,19 @@ async function main() {
       const r = results.scenarios.relay;
       log(
         `relay: ${r.complete} of ${r.updates} PUTs answered 2xx, POS request to 2xx p50 ${r.toWeedmaps.p50} ms, p99 ${r.toWeedmaps.p99} ms; ${r.usage.costPerMillionEvents.total} $/M updates`,
+      );
+    }
+
+    // --- the Draft responder down: its circuit opens, then Drafts are answered at once ------------------------------
+    logStep(
+      "draft down",
+      `draft down: Drafts one at a time to a responder that never answers (deadline ${DRAFT_DOWN_DEADLINE_MS} ms), until its circuit opens, then ${P.draftDownHeld} more`,
+    );
+    results.scenarios.draftDown = await measureDraftDown({ bundle, work, persistTo: draftDownState, receiver });
+    {
+      const d = results.scenarios.draftDown;
+      log(
+        `draft down: before the circuit opened ${d.before.drafts} Drafts, p50 ${d.before.p50} ms, p99 ${d.before.p99} ms; after ${d.after.drafts}, p50 ${d.after.p50} ms, p99 ${d.after.p99} ms, max ${d.after.max} ms; ${d.responderCalls} responder calls`,
       );
     }
     await stop(receiver.child);

@@ -2,10 +2,13 @@
 // with the load generator (which would skew both the arrival times and the client's latencies).
 //   /d/<destination>  internal systems: answer 200 and record when each delivery arrived
 //   /pricing/*        the Weedmaps Draft responder: answer the adjusted order, as scripts/receiver.mjs does
+//   /down/*           a responder that is down the realistic way: it takes the connection and the request, and never
+//                     answers (the caller's deadline ends it); each request counted and its arrival time kept
 //   /auth/token, /oos/*  Weedmaps' Orders API (scripts/weedmaps-mock.mjs), where the status relay sends its updates;
 //                     at the root, as Weedmaps serves it (https://api-g.weedmaps.com), not under a path
 // The parent talks to it over IPC: {cmd: "arrivals"}, {cmd: "reset"}, {cmd: "fail", path}, {cmd: "stats"},
-// {cmd: "weedmaps"} (the mock's stats and the time each PUT was answered 2xx) and {cmd: "weedmaps-reset"}.
+// {cmd: "weedmaps"} (the mock's stats and the time each PUT was answered 2xx), {cmd: "weedmaps-reset"}, {cmd: "down"}
+// (the requests /down/* took and how many it still holds) and {cmd: "down-reset"} (those held are cut, counts reset).
 import { createServer } from "node:http";
 import { confirmDraft } from "../../scripts/pricing.mjs";
 import { createWeedmapsMock, mockCredentials } from "../../scripts/weedmaps-mock.mjs";
@@ -17,6 +20,8 @@ let deliveries = 0; // every request to /d/*, including failed ones
 let drafts = 0;
 let arrivals = []; // [webhookId, path, attempt, status, time] for each request to /d/*
 let failPath = null; // while set: first attempts to this path answer 500, so each event gets exactly one retry
+let downCalls = []; // [path, time] for each request to /down/*, none ever answered
+const downHeld = new Set(); // the /down/* requests whose caller has not given up yet
 
 // The client id and secret come from the parent's environment (the benchmark's env file), never from argv.
 const PUT_PATH = /^\/oos\/[^/]+\/merchants\/[^/]+\/orders\/([^/]+)$/;
@@ -32,6 +37,14 @@ const weedmaps = createWeedmapsMock({
 
 const server = createServer((req, res) => {
   if (weedmaps.handle(req, res, req.url)) return;
+  if (req.url.startsWith("/down/")) {
+    // Counted on arrival, the body read and dropped, no answer: the caller waits until its own deadline.
+    downCalls.push([req.url, now()]);
+    downHeld.add(res);
+    req.resume();
+    res.on("close", () => downHeld.delete(res));
+    return;
+  }
   const chunks = [];
   req.on("data", (chunk) => chunks.push(chunk));
   req.on("end", () => {
@@ -78,6 +91,15 @@ process.on("message", (message) => {
       process.send({ cmd: "weedmaps", stats, answered });
       break;
     }
+    case "down":
+      process.send({ cmd: "down", calls: downCalls, held: downHeld.size });
+      break;
+    case "down-reset":
+      for (const res of downHeld) res.destroy();
+      downHeld.clear();
+      downCalls = [];
+      process.send({ cmd: "down-reset" });
+      break;
     case "weedmaps-reset":
       weedmaps.reset();
       answered = [];

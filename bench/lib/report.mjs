@@ -82,6 +82,15 @@ export function evaluateTargets(results) {
       met: s.operations.happy.perEvent.d1RowsWritten <= 3,
     },
   );
+  if (s.draftDown) {
+    const d = s.draftDown;
+    targets.push({
+      id: "draftDown",
+      target: `Draft with its responder down: p99 < ${d.goalP99Ms} ms once its circuit is open (draft responder down, c=1)`,
+      measured: `p99 ${fmt(d.after.p99)} ms over ${d.after.drafts} held Drafts (before it opened: p99 ${fmt(d.before.p99)} ms at a ${d.deadlineMs} ms deadline); responder called ${d.responderCalls} times for ${d.circuit.consecutiveFailures} failures`,
+      met: d.after.drafts > 0 && d.after.p99 !== null && d.after.p99 < d.goalP99Ms,
+    });
+  }
   if (s.storage?.bytesPerEvent) {
     targets.push({
       id: "bytes24",
@@ -290,6 +299,94 @@ function relayText(results) {
     "would count as 429s or errors). The operations are counted from the usage lines of the updates alone (the relay's",
     "202 and the consumer, the destination object's own lines), per update, and priced as in scenario 6; the mock's",
     "counters cover the whole step, warm-up included.",
+  ].join(" ");
+}
+
+/** The Draft responder down (issue #27 item 5): Drafts before and after its circuit opened, and the calls it took. */
+function draftDownRows(results) {
+  const d = results.scenarios.draftDown;
+  if (!d)
+    return [
+      ["Draft responder down", "value"],
+      ["not measured", "-"],
+    ];
+  const answers = (a) =>
+    Object.entries(a.answers)
+      .map(([answer, n]) => `${n} × ${answer}`)
+      .join(", ") || "-";
+  const u = d.usageHeld;
+  const working = results.scenarios.draft?.router;
+  return [
+    [
+      `Draft responder down (deadline ${count(d.deadlineMs)} ms, c=${d.concurrency})`,
+      "Drafts",
+      "answered",
+      "p50 / p99 / max ms",
+    ],
+    [
+      "before the circuit opened (responder called)",
+      fmt(d.before.drafts, 0),
+      answers(d.before),
+      `${fmt(d.before.p50)} / ${fmt(d.before.p99)} / ${fmt(d.before.max)}`,
+    ],
+    [
+      "after it opened (responder not called)",
+      fmt(d.after.drafts, 0),
+      answers(d.after),
+      `${fmt(d.after.p50)} / ${fmt(d.after.p99)} / ${fmt(d.after.max)}`,
+    ],
+    [
+      `responder calls seen by the receiver (circuit opens after ${d.circuit.consecutiveFailures} failures)`,
+      fmt(d.responderCalls, 0),
+      `${d.responderCallsAfterOpen} after the first held answer`,
+      "",
+    ],
+    [
+      `held Drafts answered within (cool-down ${d.circuit.coolDownSeconds} s)`,
+      "",
+      "",
+      d.heldSeconds === null ? "-" : `${fmt(d.heldSeconds, 2)} s`,
+    ],
+    ...(u
+      ? [
+          [
+            `per held Draft before its answer: Durable Object requests / rows written (${u.drafts} counted)`,
+            "",
+            "",
+            `${fmt(u.durableObjectRequestsPerDraft, 2)} / ${fmt(u.durableObjectRowsWrittenPerDraft, 2)}`,
+          ],
+        ]
+      : []),
+    ...(working
+      ? [
+          [
+            "for comparison: a Draft a working responder answers (scenario 4, through the router)",
+            "",
+            "",
+            `${fmt(working.p50)} / ${fmt(working.p99)} / -`,
+          ],
+        ]
+      : []),
+  ];
+}
+
+function draftDownText(results) {
+  const d = results.scenarios.draftDown;
+  if (!d) return "Not measured in this run.";
+  return [
+    "On a router of its own (fresh databases, no queue consumer, `USAGE_LOG=true`), so that no other step has moved",
+    `this responder's circuit: the benchmark config plus a responder destination used by no other step, its circuit at`,
+    `the defaults (${d.circuit.consecutiveFailures} failures in a row open it, ${d.circuit.coolDownSeconds} s cool-down), and a route that sends it one merchant's`,
+    "Drafts. The responder is down the realistic way: the receiver takes the connection and the request and never",
+    `answers, so each Draft it is called for waits the whole deadline. **The deadline here is ${count(d.deadlineMs)} ms; the production`,
+    `default is ${count(d.defaultDeadlineMs)} ms, and the "before" latency scales with it** (the "after" latency does not: nothing waits).`,
+    `After one warm-up Draft to the benchmark's working responder (another destination, another object), ${d.before.drafts + d.after.drafts}`,
+    `Drafts of ${d.bytes} bytes go one at a time: "before" are those answered until the first 502 \`responder_held\`, "after" that`,
+    "one and the rest, answered without a call while the circuit is open, well inside the cool-down (no probe is due).",
+    "Latency runs from the Draft sent to its answer read. Each Draft, held or not, is still stored after its answer",
+    "(and the benchmark's catch-all Draft route sends a copy to one system, as `router.config.json` does), so the next",
+    "Draft overlaps the last one's storing. The Durable Object figures per held Draft come from the usage lines after",
+    "the first held answer; a fetch's line is written when its answer is ready, so the storing is not in it.",
   ].join(" ");
 }
 
@@ -1127,6 +1224,7 @@ export function renderTable(results) {
     textTable(maintenanceRows(results)),
     textTable(pausedRows(results)),
     textTable(relayRows(results)),
+    textTable(draftDownRows(results)),
     renderDashboardTable(results),
     textTable([["Target", "Measured", "Verdict"], ...targets]),
   ].join("\n\n");
@@ -1715,6 +1813,12 @@ ${mdTable(pausedRows(results))}
 ${relayText(results)}
 
 ${mdTable(relayRows(results))}
+
+### Draft responder down
+
+${draftDownText(results)}
+
+${mdTable(draftDownRows(results))}
 
 ### Ingest by shard count (scenario 1b)
 

@@ -63,6 +63,8 @@ export function destinationRoutes(deps: RouterDeps) {
       return c.json(
         valid(S.HealthSchema, {
           since: iso(health.since)!,
+          looked: health.looked,
+          complete: health.complete,
           destinations: health.destinations.map(({ name, configured, enabled, counts, controls, config }) => ({
             name,
             configured,

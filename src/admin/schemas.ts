@@ -381,6 +381,12 @@ export const ControlsSchema = z
 export const HealthSchema = z
   .object({
     since: IsoTime,
+    looked: z.number().int().openapi({
+      description: "Events of the window read, newest first: at most 5,000 per shard, through the received_at index.",
+    }),
+    complete: z.boolean().openapi({
+      description: "Whether every event of the window was read; when false, the counts are of the newest `looked`.",
+    }),
     destinations: z.array(
       z.object({
         name: z.string(),

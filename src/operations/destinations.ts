@@ -48,7 +48,8 @@ export async function destinationHealth(ctx: OperationContext, { windowHours }: 
   const config = configOf(ctx);
   const now = ctx.clock.now();
   const since = now - windowHours * 3_600_000;
-  const rows = new Map((await storedHealth(shardsOf(ctx.env, config), since)).map((r) => [r.destination, r]));
+  const stored = await storedHealth(shardsOf(ctx.env, config), since);
+  const rows = new Map(stored.rows.map((r) => [r.destination, r]));
   const names = [...new Set([...Object.keys(config.destinations), ...rows.keys()])].sort();
   // One call per configured destination to its object.
   const controls = new Map(
@@ -67,7 +68,7 @@ export async function destinationHealth(ctx: OperationContext, { windowHours }: 
     controls: controls.get(name) ?? null,
     config: config.destinations[name] ?? null,
   }));
-  return { since, destinations };
+  return { since, destinations, looked: stored.looked, complete: stored.complete };
 }
 
 export interface DestinationDay {

@@ -307,15 +307,22 @@ export interface DestinationHealthRow {
   lastErrorAt: number | null;
 }
 
+/** The most events one shard's health read looks at, newest first through the received_at index. */
+export const HEALTH_LOOK = 5_000;
+
 /**
- * Per destination, over deliveries created since `since`, in every shard: the current generations by state (a
- * replayed delivery counts once, as its latest generation), summed over the shards, and the last success and last
- * error over every generation, the latest of any shard.
+ * Per destination, over the deliveries of events received since `since`, in every shard: the current generations by
+ * state (a replayed delivery counts once, as its latest generation), summed over the shards, and the last success
+ * and last error over every generation, the latest of any shard. Each shard reads at most its newest HEALTH_LOOK
+ * events of the window through the received_at index, never the table: `complete` says whether that was all of it.
  */
-export async function destinationHealth(shards: readonly EventShard[], since: number): Promise<DestinationHealthRow[]> {
+export async function destinationHealth(
+  shards: readonly EventShard[],
+  since: number,
+): Promise<{ rows: DestinationHealthRow[]; looked: number; complete: boolean }> {
   const perShard = await Promise.all(shards.map((s) => shardDestinationHealth(s.db, since)));
   const merged = new Map<string, DestinationHealthRow>();
-  for (const row of perShard.flat()) {
+  for (const row of perShard.flatMap((s) => s.rows)) {
     const seen = merged.get(row.destination);
     if (!seen) {
       merged.set(row.destination, { ...row });
@@ -332,15 +339,35 @@ export async function destinationHealth(shards: readonly EventShard[], since: nu
       seen.lastErrorAt = row.lastErrorAt;
     }
   }
-  return [...merged.values()].sort((a, b) =>
+  const rows = [...merged.values()].sort((a, b) =>
     a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0,
   );
+  return {
+    rows,
+    looked: perShard.reduce((n, s) => n + s.looked, 0),
+    complete: perShard.every((s) => s.looked < HEALTH_LOOK),
+  };
 }
 
-async function shardDestinationHealth(db: D1Database, since: number): Promise<DestinationHealthRow[]> {
+async function shardDestinationHealth(
+  db: D1Database,
+  since: number,
+): Promise<{ rows: DestinationHealthRow[]; looked: number }> {
+  const looked =
+    (await db
+      .prepare(
+        `SELECT COUNT(*) AS n FROM (SELECT 1 FROM events WHERE received_at >= ?1 ORDER BY received_at DESC LIMIT ?2)`,
+      )
+      .bind(since, HEALTH_LOOK)
+      .first<number>("n")) ?? 0;
   const { results } = await db
     .prepare(
-      `WITH d AS (SELECT * FROM (${DELIVERY_ROWS}) WHERE created_at >= ?1),
+      `WITH recent AS (SELECT id, deliveries FROM events WHERE received_at >= ?1 ORDER BY received_at DESC LIMIT ?4),
+            d AS (SELECT ${f("j", "destination")} AS destination, ${f("j", "status")} AS status,
+                         ${f("j", "attempts")} AS attempts, ${f("j", "lastError")} AS last_error,
+                         ${f("j", "completedAt")} AS completed_at, ${f("j", "nextAttemptAt")} AS next_attempt_at,
+                         ${f("j", "superseded")} AS superseded
+                  FROM recent e, json_each(e.deliveries) j),
             -- SQLite takes a bare column of a MAX() aggregate from the row holding the maximum: the latest error.
             -- A generation closed by a replay is bookkeeping, not an error of the destination.
             -- A held delivery's due time means "never" (HELD_DUE), not when its error was.
@@ -356,7 +383,7 @@ async function shardDestinationHealth(db: D1Database, since: number): Promise<De
        FROM d LEFT JOIN errors ON errors.destination = d.destination
        GROUP BY d.destination ORDER BY d.destination`,
     )
-    .bind(since, SUPERSEDED, HELD_DUE)
+    .bind(since, SUPERSEDED, HELD_DUE, HEALTH_LOOK)
     .all<{
       destination: string;
       delivered: number;
@@ -367,7 +394,7 @@ async function shardDestinationHealth(db: D1Database, since: number): Promise<De
       last_error: string | null;
       last_error_at: number | null;
     }>();
-  return results.map((r) => ({
+  const rows = results.map((r) => ({
     destination: r.destination,
     delivered: r.delivered,
     failing: r.failing,
@@ -377,6 +404,7 @@ async function shardDestinationHealth(db: D1Database, since: number): Promise<De
     lastError: r.last_error,
     lastErrorAt: r.last_error_at,
   }));
+  return { rows, looked };
 }
 
 /**

@@ -45,7 +45,7 @@ after(() => {
 
 const ADMIN_RULE = "admin-imports-only-core-config-operations-telemetry";
 const DASHBOARD_RULE = "dashboard-imports-only-core-config-operations-telemetry";
-const OPERATIONS_RULE = "operations-imports-only-core-config-storage-control-telemetry";
+const OPERATIONS_RULE = "operations-imports-only-core-config-storage-control-relay-telemetry";
 
 describe("the walls between the folders of src/", () => {
   it("hold on src/ as it is", () => {
@@ -57,7 +57,7 @@ describe("the walls between the folders of src/", () => {
     {
       file: "src/ingest/app.ts",
       line: 'import "../delivery/consumer.ts";',
-      rule: "ingest-imports-only-core-config-storage-outbound-control-telemetry",
+      rule: "ingest-imports-only-core-config-storage-outbound-control-relay-telemetry",
     },
     {
       file: "src/delivery/consumer.ts",
@@ -77,6 +77,12 @@ describe("the walls between the folders of src/", () => {
     { file: "src/operations/replays.ts", line: 'import "../dashboard/app.tsx";', rule: OPERATIONS_RULE },
     { file: "src/operations/replays.ts", line: 'import "../delivery/consumer.ts";', rule: OPERATIONS_RULE },
     { file: "src/operations/destinations.ts", line: 'import "../outbound/client.ts";', rule: OPERATIONS_RULE },
+    // The status relay decides and stores an update; it neither answers HTTP nor sends to Weedmaps itself.
+    {
+      file: "src/relay/accept.ts",
+      line: 'import "../outbound/weedmaps-orders.ts";',
+      rule: "relay-imports-only-core-config-storage-telemetry",
+    },
     {
       file: "src/storage/events.ts",
       line: 'import "../delivery/replay.ts";',
