@@ -673,6 +673,11 @@ describe("GET /admin/destinations/health", () => {
       dead: 0,
       pending: 0,
     });
+    // Read through the received_at index, bounded, and saying so.
+    expect(await adminJson("GET", "/destinations/health?windowHours=1")).toMatchObject({
+      complete: true,
+      looked: expect.any(Number),
+    });
     expect(await adminJson("GET", "/destinations/health?windowHours=0", undefined, 400)).toMatchObject({
       error: { code: "invalid_request" },
     });
