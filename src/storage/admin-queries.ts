@@ -367,7 +367,7 @@ async function shardDestinationHealth(
                          ${f("j", "attempts")} AS attempts, ${f("j", "lastError")} AS last_error,
                          ${f("j", "completedAt")} AS completed_at, ${f("j", "nextAttemptAt")} AS next_attempt_at,
                          ${f("j", "superseded")} AS superseded
-                  FROM recent e, json_each(e.deliveries) j),
+                  FROM recent r, json_each(r.deliveries) j),
             -- SQLite takes a bare column of a MAX() aggregate from the row holding the maximum: the latest error.
             -- A generation closed by a replay is bookkeeping, not an error of the destination.
             -- A held delivery's due time means "never" (HELD_DUE), not when its error was.

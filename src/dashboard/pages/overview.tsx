@@ -87,9 +87,8 @@ function HealthStrip(props: {
   watched: number;
 }) {
   const { health, dead, now } = props;
-  const deadText = `${plural(dead.dead, "dead letter", "dead letters")}${
-    dead.purged > 0 ? ` (${dead.purged} in purged events, which cannot be sent again)` : ""
-  }`;
+  const deadText = plural(dead.dead, "dead letter", "dead letters");
+  const purged = dead.purged > 0 ? ` (${dead.purged} of them in purged events: a redrive cannot send those again)` : "";
   const pending =
     health.oldestPendingReceivedAt === null ? (
       "nothing pending"
@@ -122,7 +121,7 @@ function HealthStrip(props: {
         <a href="/dashboard/dead-letters" class={dead.dead > 0 ? "bad" : ""}>
           {deadText[0]!.toUpperCase() + deadText.slice(1)}
         </a>{" "}
-        waiting · {pending}
+        waiting{purged} · {pending}
         {off}
       </p>
       <p class="muted">
