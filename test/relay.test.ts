@@ -3,6 +3,14 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
 import type { AlertMessage, DeliveryMessage } from "../src/core/messages.ts";
+import {
+  decideUpdate,
+  DEFAULT_TRANSITIONS,
+  orderState,
+  relayIdempotencyKey,
+  transitionCycle,
+  type OrderEventRow,
+} from "../src/core/relay.ts";
 import { signStandardWebhook } from "../src/core/signatures/standard-webhooks.ts";
 import {
   captureDeliveryQueue,
@@ -612,5 +620,73 @@ describe("operators and the order's timeline", () => {
     await deliverQueued();
     expect(api.puts).toHaveLength(4);
     expect((await deliveriesOf(dead)).at(-1)).toMatchObject({ status: "delivered" });
+  });
+});
+
+describe("an order's state (src/core/relay.ts)", () => {
+  const row = (id: string, eventType: string, receivedAt: number, sequence = 0, held = false): OrderEventRow => ({
+    id,
+    eventType,
+    idempotencyKey: sequence ? relayIdempotencyKey("weedmaps", "o-1", sequence) : `weedmaps:weedmaps:${eventType}:o-1`,
+    merchantId: "4242",
+    receivedAt,
+    held,
+  });
+
+  it("takes updates in the order they were accepted, whatever clock stamped them, and callbacks only forward", () => {
+    const state = orderState(
+      [
+        row("c", "create", 1_000),
+        row("u1", "relay.in_progress", 2_000, 1),
+        // Accepted after u1 by an isolate whose clock ran behind.
+        row("u2", "relay.ready_for_attainment", 1_990, 2),
+        // Weedmaps echoes the IN_PROGRESS late: never back.
+        row("cb", "in_progress", 3_000),
+        row("d", "draft", 500),
+      ],
+      DEFAULT_TRANSITIONS,
+    );
+    expect(state).toEqual({
+      create: { id: "c", merchantId: "4242", held: false },
+      status: "READY_FOR_ATTAINMENT",
+      updateId: "u2",
+      updates: 2,
+    });
+    // Weedmaps' own ending moves it forward, and is then where it stands.
+    expect(orderState([row("c", "create", 1), row("x", "complete", 2)], DEFAULT_TRANSITIONS)).toMatchObject({
+      status: "COMPLETE",
+      updateId: null,
+    });
+    // A held Create knows the order but says nothing of its state.
+    expect(orderState([row("c", "create", 1, 0, true)], DEFAULT_TRANSITIONS)).toMatchObject({
+      create: { held: true },
+      status: null,
+    });
+  });
+
+  it("decides: unchanged, accepted, refused going back or out of an ending, or forced", () => {
+    const at = (status: string | null) => ({
+      create: { id: "c", merchantId: "4242", held: false },
+      status: status as never,
+      updateId: "u",
+      updates: 1,
+    });
+    expect(decideUpdate(at("IN_PROGRESS"), { status: "IN_PROGRESS" }, DEFAULT_TRANSITIONS, false)).toEqual({
+      kind: "unchanged",
+      updateId: "u",
+    });
+    expect(decideUpdate(at(null), { status: "COMPLETE" }, DEFAULT_TRANSITIONS, false)).toEqual({ kind: "accept" });
+    expect(decideUpdate(at("COMPLETE"), { status: "FAILED" }, DEFAULT_TRANSITIONS, false)).toMatchObject({
+      kind: "conflict",
+      current: "COMPLETE",
+    });
+    expect(decideUpdate(at("COMPLETE"), { status: "IN_PROGRESS" }, DEFAULT_TRANSITIONS, true)).toEqual({
+      kind: "accept",
+    });
+    // A way back from an ending is a cycle, named from where it starts to where it comes back.
+    const cycle = transitionCycle({ ...DEFAULT_TRANSITIONS, COMPLETE: ["IN_PROGRESS"] })!;
+    expect(cycle[0]).toBe(cycle.at(-1));
+    expect(cycle).toContain("COMPLETE");
+    expect(transitionCycle(DEFAULT_TRANSITIONS)).toBeNull();
   });
 });

@@ -156,6 +156,20 @@ export async function bearerToken(
 }
 
 /**
+ * How long an isolate trusts a responder it just saw answer well, without asking its object again: a checkout does
+ * not wait for a Durable Object round trip while the responder is healthy. A pause reaches this isolate within it;
+ * a failure here ends the trust at once, so the object decides every Draft while the responder is failing.
+ */
+export const RESPONDER_TRUST_MS = 2_000;
+const trustedUntil = new Map<string, number>();
+
+/** What a Draft's call to its responder did, as this isolate's trust in it goes (src/ingest/draft.ts). */
+export function responderAnswered(destination: string, ok: boolean, now: number): void {
+  if (ok) trustedUntil.set(destination, now + RESPONDER_TRUST_MS);
+  else trustedUntil.delete(destination);
+}
+
+/**
  * Whether a Draft's responder may be called (src/ingest/draft.ts). An object that cannot be reached lets the call
  * go, as it lets a delivery go: the controls must never stop a checkout on their own.
  */
@@ -166,6 +180,7 @@ export async function admitResponder(
   now: number,
   ref: { eventId: string; generation: number },
 ): Promise<ResponderDecision> {
+  if ((trustedUntil.get(destination) ?? 0) > now) return { call: true, probe: false };
   try {
     return await gate(env, destination).admitResponder(destination, gateSettings(config, destination), now, ref);
   } catch (err) {

@@ -153,17 +153,29 @@ export interface OrderState {
  * so a late or repeated callback (Weedmaps may echo an update back) never moves an order back.
  */
 export function orderState(rows: readonly OrderEventRow[], transitions: Transitions): OrderState {
-  const kinds = rows
+  const known = rows
     .map((row) => ({ row, kind: statusOfEventType(row.eventType) }))
-    .filter((r): r is { row: OrderEventRow; kind: NonNullable<typeof r.kind> } => r.kind !== null)
+    .filter((r): r is { row: OrderEventRow; kind: NonNullable<typeof r.kind> } => r.kind !== null);
+  // Callbacks by the time they came (the Create first at one instant: it is the order); updates by their sequence,
+  // which is the order they were accepted in, whatever an isolate's clock said. The two merged by time.
+  const callbacks = known
+    .filter((r) => !r.kind.relayed)
     .sort(
-      // At one instant the Create goes first (it is the order), then callbacks, then updates in their sequence.
       (a, b) =>
         a.row.receivedAt - b.row.receivedAt ||
-        Number(a.kind.relayed) - Number(b.kind.relayed) ||
-        Number(a.kind.status !== "PENDING") - Number(b.kind.status !== "PENDING") ||
-        sequenceOf(a.row.idempotencyKey) - sequenceOf(b.row.idempotencyKey),
+        Number(a.kind.status !== "PENDING") - Number(b.kind.status !== "PENDING"),
     );
+  const updates = known
+    .filter((r) => r.kind.relayed)
+    .sort((a, b) => sequenceOf(a.row.idempotencyKey) - sequenceOf(b.row.idempotencyKey));
+  const kinds: typeof known = [];
+  while (callbacks.length > 0 || updates.length > 0) {
+    const next =
+      updates.length === 0 || (callbacks.length > 0 && callbacks[0]!.row.receivedAt <= updates[0]!.row.receivedAt)
+        ? callbacks.shift()!
+        : updates.shift()!;
+    kinds.push(next);
+  }
   const createRow = rows.find((r) => r.eventType === "create") ?? null;
   const state: OrderState = {
     create: createRow && { id: createRow.id, merchantId: createRow.merchantId, held: createRow.held },

@@ -7,7 +7,7 @@ import type { DraftVerdict, NewEvent } from "../core/event.ts";
 import type { ProviderAdapter } from "../core/providers/contract.ts";
 import type { RoutingDecision } from "../core/routing.ts";
 import { sendToDestination, type OutboundResult } from "../outbound/client.ts";
-import { admitResponder, reportAll } from "../control/client.ts";
+import { admitResponder, reportAll, responderAnswered } from "../control/client.ts";
 import type { DestinationConfig } from "../core/config/schema.ts";
 import type { GateOutcome } from "../core/controls.ts";
 import { classifyAttempt, errorClassOf } from "../core/retry-policy.ts";
@@ -75,6 +75,7 @@ function reportResponder(
     errorClass: errorClassOf(result),
     dead: false,
   };
+  responderAnswered(name, outcome.ok, clock.now());
   try {
     ctx.waitUntil(reportAll(env, config, clock.now(), new Map([[name, { outcomes: [outcome], leases: [] }]])));
   } catch (err) {
