@@ -763,8 +763,10 @@ describe("the responder's controls (issue #27)", () => {
     return { status: res.status, code: res.status === 200 ? null : JSON.parse(text).error.code };
   }
 
+  let days = 1;
   function setUp() {
-    clock = new ManualClock(Date.now() + 86_400_000);
+    // A clock days apart from the last test's: an isolate's trust in a responder (2 s) is the module's, not a test's.
+    clock = new ManualClock(Date.now() + 86_400_000 * days++);
     worker = createWorker({ clock });
     bindings = { ...env, ROUTER_CONFIG: JSON.stringify(config), DESTINATION_GATE: gatesOfItsOwn() } as Env;
     captureDeliveryQueue();
@@ -787,6 +789,44 @@ describe("the responder's controls (issue #27)", () => {
     expect(await postDraft()).toEqual({ status: 200, code: null });
     expect(await postDraft()).toEqual({ status: 200, code: null });
     expect(calls()).toBe(5);
+  });
+
+  it("a healthy responder costs its object one request per isolate every 2 s, not one per Draft", async () => {
+    setUp();
+    const calls = { admitResponder: 0, report: 0 };
+    const gates = bindings.DESTINATION_GATE;
+    // Counts what the Worker asks of the responder's object (the object itself is the real one).
+    bindings.DESTINATION_GATE = new Proxy(gates, {
+      get(target, property) {
+        if (property === "get")
+          return (id: DurableObjectId) => {
+            const stub = target.get(id);
+            return new Proxy(stub, {
+              get(s, method) {
+                const value = Reflect.get(s, method);
+                if (method === "admitResponder" || method === "report")
+                  return (...args: unknown[]) => {
+                    calls[method]++;
+                    return (value as (...a: unknown[]) => unknown).apply(s, args);
+                  };
+                return typeof value === "function" ? value.bind(s) : value;
+              },
+            });
+          };
+        const value = Reflect.get(target, property);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    responder((body) => json(confirm(body)));
+    for (let i = 0; i < 10; i++) {
+      expect(await postDraft()).toEqual({ status: 200, code: null });
+      clock.advance(100);
+    }
+    expect(calls).toEqual({ admitResponder: 1, report: 1 });
+    // Past the trust window the object decides again, and hears of the nine answers that waited.
+    clock.advance(2_000);
+    expect(await postDraft()).toEqual({ status: 200, code: null });
+    expect(calls).toEqual({ admitResponder: 2, report: 2 });
   });
 
   it("a probe that fails keeps the circuit open; a paused responder is not called either", async () => {

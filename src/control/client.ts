@@ -162,11 +162,28 @@ export async function bearerToken(
  */
 export const RESPONDER_TRUST_MS = 2_000;
 const trustedUntil = new Map<string, number>();
+/** Successes while trusted, kept to go with the next report: the circuit's window counts every answer. */
+const unreported = new Map<string, GateOutcome[]>();
+/** More successes than a 2 s window could hold at any sane Draft rate; past it the oldest are dropped. */
+const MAX_UNREPORTED = 1_000;
 
-/** What a Draft's call to its responder did, as this isolate's trust in it goes (src/ingest/draft.ts). */
-export function responderAnswered(destination: string, ok: boolean, now: number): void {
-  if (ok) trustedUntil.set(destination, now + RESPONDER_TRUST_MS);
+/**
+ * What a Draft's call to its responder did: it renews or ends this isolate's trust, and returns the outcomes to
+ * report to the responder's object now. A success while trusted waits for the next report (at most the trust
+ * window later), so a healthy responder costs one object request per isolate every 2 s, not one per Draft; a
+ * failure, a probe's answer and the first success after a decision by the object go at once, with what waited.
+ */
+export function responderAnswered(destination: string, outcome: GateOutcome, now: number): GateOutcome[] {
+  const trusted = (trustedUntil.get(destination) ?? 0) > now;
+  const waiting = unreported.get(destination) ?? [];
+  if (outcome.ok && trusted) {
+    unreported.set(destination, [...waiting, outcome].slice(-MAX_UNREPORTED));
+    return [];
+  }
+  unreported.delete(destination);
+  if (outcome.ok) trustedUntil.set(destination, now + RESPONDER_TRUST_MS);
   else trustedUntil.delete(destination);
+  return [...waiting, outcome];
 }
 
 /**

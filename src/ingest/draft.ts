@@ -75,9 +75,10 @@ function reportResponder(
     errorClass: errorClassOf(result),
     dead: false,
   };
-  responderAnswered(name, outcome.ok, clock.now());
+  const outcomes = responderAnswered(name, outcome, clock.now());
+  if (outcomes.length === 0) return;
   try {
-    ctx.waitUntil(reportAll(env, config, clock.now(), new Map([[name, { outcomes: [outcome], leases: [] }]])));
+    ctx.waitUntil(reportAll(env, config, clock.now(), new Map([[name, { outcomes, leases: [] }]])));
   } catch (err) {
     logEvent("error", "gate_unavailable", { destination: name, step: "report", errorMessage: errorMessage(err) });
   }

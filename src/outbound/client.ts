@@ -197,13 +197,13 @@ export async function sendToDestination(
     result.latencyMs = clock.now() - started;
     return result;
   } catch (err) {
-    const timedOut =
-      signal.aborted || (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError"));
-    return {
-      statusCode: null,
-      transportError: timedOut ? "timeout" : "network_error",
-      latencyMs: clock.now() - started,
-      responseExcerpt: null,
-    };
+    return transportFailure(err, signal, clock.now() - started);
   }
+}
+
+/** A request that got no answer: timed out (our signal, or the runtime's own abort), or failed on the way. */
+export function transportFailure(err: unknown, signal: AbortSignal, latencyMs: number): OutboundResult {
+  const timedOut =
+    signal.aborted || (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError"));
+  return { statusCode: null, transportError: timedOut ? "timeout" : "network_error", latencyMs, responseExcerpt: null };
 }

@@ -7,7 +7,7 @@ import type { Clock } from "../core/clock.ts";
 import type { DestinationConfig } from "../core/config/schema.ts";
 import { putBodyOf } from "../core/relay.ts";
 import { parseRetryAfter } from "../core/retry-policy.ts";
-import { readExcerpt, type OutboundEvent, type OutboundResult } from "./client.ts";
+import { readExcerpt, transportFailure, type OutboundEvent, type OutboundResult } from "./client.ts";
 
 const USER_AGENT = "cannabis-webhook-router/0.1";
 
@@ -59,13 +59,6 @@ export async function putOrderStatus(
     result.latencyMs = clock.now() - started;
     return result;
   } catch (err) {
-    const timedOut =
-      signal.aborted || (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError"));
-    return {
-      statusCode: null,
-      transportError: timedOut ? "timeout" : "network_error",
-      latencyMs: clock.now() - started,
-      responseExcerpt: null,
-    };
+    return transportFailure(err, signal, clock.now() - started);
   }
 }
