@@ -807,7 +807,7 @@ describe("the responder's controls (issue #27)", () => {
                 if (method === "admitResponder" || method === "report")
                   return (...args: unknown[]) => {
                     calls[method]++;
-                    return (value as (...a: unknown[]) => unknown).apply(s, args);
+                    return Reflect.apply(value as (...a: unknown[]) => unknown, s, args);
                   };
                 return typeof value === "function" ? value.bind(s) : value;
               },
@@ -817,7 +817,8 @@ describe("the responder's controls (issue #27)", () => {
         return typeof value === "function" ? value.bind(target) : value;
       },
     });
-    responder((body) => json(confirm(body)));
+    let down = false;
+    responder((body) => (down ? new Response("down", { status: 503 }) : json(confirm(body))));
     for (let i = 0; i < 10; i++) {
       expect(await postDraft()).toEqual({ status: 200, code: null });
       clock.advance(100);
@@ -827,6 +828,16 @@ describe("the responder's controls (issue #27)", () => {
     clock.advance(2_000);
     expect(await postDraft()).toEqual({ status: 200, code: null });
     expect(calls).toEqual({ admitResponder: 2, report: 2 });
+    // Down: every failure goes to the object at once, and each Draft is its decision, until the circuit opens.
+    down = true;
+    for (let i = 0; i < 3; i++) await postDraft();
+    expect(calls).toEqual({ admitResponder: 4, report: 5 });
+    // Open: the first Draft asks, and the isolate holds the answer for the window; no call, no report.
+    for (let i = 0; i < 5; i++) {
+      expect(await postDraft()).toEqual({ status: 502, code: "responder_held" });
+      clock.advance(100);
+    }
+    expect(calls).toEqual({ admitResponder: 5, report: 5 });
   });
 
   it("a probe that fails keeps the circuit open; a paused responder is not called either", async () => {

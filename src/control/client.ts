@@ -158,10 +158,13 @@ export async function bearerToken(
 /**
  * How long an isolate trusts a responder it just saw answer well, without asking its object again: a checkout does
  * not wait for a Durable Object round trip while the responder is healthy. A pause reaches this isolate within it;
- * a failure here ends the trust at once, so the object decides every Draft while the responder is failing.
+ * a failure here ends the trust at once. The same window holds a "do not call" (paused, disabled, circuit open, the
+ * last never past the circuit's next probe), so an outage costs a checkout no round trip either.
  */
 export const RESPONDER_TRUST_MS = 2_000;
 const trustedUntil = new Map<string, number>();
+/** A responder its object just said not to call: held here too, without asking, for as long (at most the window). */
+const heldUntil = new Map<string, { until: number; reason: ResponderDecision & { call: false } }>();
 /** Successes while trusted, kept to go with the next report: the circuit's window counts every answer. */
 const unreported = new Map<string, GateOutcome[]>();
 /** More successes than a 2 s window could hold at any sane Draft rate; past it the oldest are dropped. */
@@ -198,8 +201,22 @@ export async function admitResponder(
   ref: { eventId: string; generation: number },
 ): Promise<ResponderDecision> {
   if ((trustedUntil.get(destination) ?? 0) > now) return { call: true, probe: false };
+  const held = heldUntil.get(destination);
+  if (held && held.until > now) return held.reason;
   try {
-    return await gate(env, destination).admitResponder(destination, gateSettings(config, destination), now, ref);
+    const decision = await gate(env, destination).admitResponder(
+      destination,
+      gateSettings(config, destination),
+      now,
+      ref,
+    );
+    if (decision.call) heldUntil.delete(destination);
+    else
+      heldUntil.set(destination, {
+        until: Math.min(now + RESPONDER_TRUST_MS, decision.until ?? Number.POSITIVE_INFINITY),
+        reason: decision,
+      });
+    return decision;
   } catch (err) {
     logEvent("error", "gate_unavailable", {
       destination,

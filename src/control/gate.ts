@@ -60,7 +60,10 @@ export interface AdmitItem {
 }
 
 /** A Draft's responder: called (perhaps as the circuit's probe), or not, and why. */
-export type ResponderDecision = { call: true; probe: boolean } | { call: false; reason: HoldReason };
+export type ResponderDecision =
+  | { call: true; probe: boolean }
+  /** `until`: nothing changes before then but an operator's act (an open circuit's next probe); null: unknown. */
+  | { call: false; reason: HoldReason; until: number | null };
 
 export type Decision =
   | { kind: "send"; lease: string | null; probe: boolean }
@@ -289,7 +292,13 @@ export class DestinationGate extends DurableObject<Env> {
     const stored = this.load(destination, settings, now);
     const gate = admission(stored.gate, settings, now);
     let decision: ResponderDecision;
-    if (gate.kind === "hold") decision = { call: false, reason: gate.reason };
+    if (gate.kind === "hold")
+      decision = {
+        call: false,
+        reason: gate.reason,
+        until:
+          gate.reason === "circuit_open" && stored.gate.circuit.phase === "open" ? stored.gate.circuit.probeAt : null,
+      };
     else if (gate.kind === "probe") {
       this.save({ ...stored, gate: startProbe(stored.gate, ref, now) });
       decision = { call: true, probe: true };
