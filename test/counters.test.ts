@@ -24,8 +24,17 @@ let worker: ReturnType<typeof createWorker>;
 let bindings: Env;
 let queue: ReturnType<typeof captureDeliveryQueue>;
 
-function configWith(change: (config: Record<string, any>) => void): string {
-  const config = JSON.parse(env.ROUTER_CONFIG as string);
+/** The parts of the test config these tests change. */
+type LabConfig = {
+  sources: Record<string, Record<string, unknown>>;
+  destinations: Record<string, Record<string, unknown>>;
+  alerts?: Record<string, unknown>;
+};
+
+function configWith(change: (config: LabConfig & { destinations: { ctl9: Record<string, unknown> } }) => void): string {
+  const config = JSON.parse(env.ROUTER_CONFIG as string) as LabConfig & {
+    destinations: { ctl9: Record<string, unknown> };
+  };
   // The lab source names its events by `id`, so an operator can purge one as an order.
   config.sources.lab = { ...config.sources.lab, idempotencyFields: ["id"] };
   config.destinations.ctl9 = {
