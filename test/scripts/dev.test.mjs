@@ -88,9 +88,11 @@ describe("npm run dev", () => {
         pos: "http://127.0.0.1:9100/pos/orders",
         erp: "http://127.0.0.1:9100/erp/webhooks",
         pricing: "http://127.0.0.1:9100/pricing/draft",
+        // The receiver also serves the Weedmaps mock the status relay sends to.
+        "weedmaps-api": "http://127.0.0.1:9100/weedmaps",
       });
       assert.equal(config.alerts.channels.local.url, "http://127.0.0.1:9100/alerts");
-      // Put the four URLs back and it is the sample config.
+      // Put the five URLs back and it is the sample config.
       for (const d of Object.values(config.destinations)) d.url = d.url.replace(":9100/", ":8788/");
       config.alerts.channels.local.url = config.alerts.channels.local.url.replace(":9100/", ":8788/");
       assert.deepEqual(config, SAMPLE);
