@@ -765,7 +765,6 @@ describe("the responder's controls (issue #27)", () => {
 
   let days = 1;
   function setUp() {
-    // A clock days apart from the last test's: an isolate's trust in a responder (2 s) is the module's, not a test's.
     clock = new ManualClock(Date.now() + 86_400_000 * days++);
     worker = createWorker({ clock });
     bindings = { ...env, ROUTER_CONFIG: JSON.stringify(config), DESTINATION_GATE: gatesOfItsOwn() } as Env;

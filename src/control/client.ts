@@ -162,11 +162,26 @@ export async function bearerToken(
  * last never past the circuit's next probe), so an outage costs a checkout no round trip either.
  */
 export const RESPONDER_TRUST_MS = 2_000;
-const trustedUntil = new Map<string, number>();
-/** A responder its object just said not to call: held here too, without asking, for as long (at most the window). */
-const heldUntil = new Map<string, { until: number; reason: ResponderDecision & { call: false } }>();
-/** Successes while trusted, kept to go with the next report: the circuit's window counts every answer. */
-const unreported = new Map<string, GateOutcome[]>();
+/**
+ * What this isolate knows of each responder, per Durable Object namespace binding (one in production; a test that
+ * binds objects of its own, on a clock of its own, gets its own).
+ */
+interface ResponderKnowledge {
+  trustedUntil: Map<string, number>;
+  /** A responder its object just said not to call: held here too, without asking, for as long (at most the window). */
+  heldUntil: Map<string, { until: number; reason: ResponderDecision & { call: false } }>;
+  /** Successes while trusted, kept to go with the next report: the circuit's window counts every answer. */
+  unreported: Map<string, GateOutcome[]>;
+}
+const knowledge = new WeakMap<object, ResponderKnowledge>();
+function knowledgeOf(env: Env): ResponderKnowledge {
+  let known = knowledge.get(env.DESTINATION_GATE);
+  if (!known) {
+    known = { trustedUntil: new Map(), heldUntil: new Map(), unreported: new Map() };
+    knowledge.set(env.DESTINATION_GATE, known);
+  }
+  return known;
+}
 /** More successes than a 2 s window could hold at any sane Draft rate; past it the oldest are dropped. */
 const MAX_UNREPORTED = 1_000;
 
@@ -176,7 +191,8 @@ const MAX_UNREPORTED = 1_000;
  * window later), so a healthy responder costs one object request per isolate every 2 s, not one per Draft; a
  * failure, a probe's answer and the first success after a decision by the object go at once, with what waited.
  */
-export function responderAnswered(destination: string, outcome: GateOutcome, now: number): GateOutcome[] {
+export function responderAnswered(env: Env, destination: string, outcome: GateOutcome, now: number): GateOutcome[] {
+  const { trustedUntil, unreported } = knowledgeOf(env);
   const trusted = (trustedUntil.get(destination) ?? 0) > now;
   const waiting = unreported.get(destination) ?? [];
   if (outcome.ok && trusted) {
@@ -200,6 +216,7 @@ export async function admitResponder(
   now: number,
   ref: { eventId: string; generation: number },
 ): Promise<ResponderDecision> {
+  const { trustedUntil, heldUntil } = knowledgeOf(env);
   if ((trustedUntil.get(destination) ?? 0) > now) return { call: true, probe: false };
   const held = heldUntil.get(destination);
   if (held && held.until > now) return held.reason;

@@ -75,7 +75,7 @@ function reportResponder(
     errorClass: errorClassOf(result),
     dead: false,
   };
-  const outcomes = responderAnswered(name, outcome, clock.now());
+  const outcomes = responderAnswered(env, name, outcome, clock.now());
   if (outcomes.length === 0) return;
   try {
     ctx.waitUntil(reportAll(env, config, clock.now(), new Map([[name, { outcomes, leases: [] }]])));
