@@ -527,7 +527,8 @@ describe("dashboard in a browser (headless Chromium, playwright-core)", { timeou
       const health = page.getByRole("region", { name: "Health", exact: true });
       assert.match(
         (await health.innerText()).replace(/\s+/g, " ").trim(),
-        /^healthy All 3 destinations healthy · no dead letters · nothing pending$/,
+        // pos, erp, pricing and weedmaps-api (the status relay's Weedmaps Orders API) in the sample config.
+        /^healthy All 4 destinations healthy · no dead letters · nothing pending$/,
       );
       assert.ok(
         await page.evaluate(() => {
@@ -663,7 +664,7 @@ describe("dashboard in a browser (headless Chromium, playwright-core)", { timeou
       assert.equal(await health.getAttribute("class"), "health health-ok");
       assert.match(
         (await health.innerText()).replace(/\s+/g, " ").trim(),
-        /^healthy All 3 destinations healthy · no dead letters · nothing pending$/,
+        /^healthy All 4 destinations healthy · no dead letters · nothing pending$/,
       );
     },
   );
