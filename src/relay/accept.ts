@@ -11,7 +11,7 @@ import { plannedDeliveries } from "../core/delivery-state.ts";
 import type { PayloadProtection } from "../core/envelope.ts";
 import { errorMessage, RouterError } from "../core/errors.ts";
 import type { NewEvent } from "../core/event.ts";
-import { eventDigests, objectDigest, objectIdRange } from "../core/event-id.ts";
+import { eventDigests } from "../core/event-id.ts";
 import { messageFor } from "../core/messages.ts";
 import {
   decideUpdate,
@@ -26,7 +26,7 @@ import {
 import { placeEvent, writableShards } from "../core/shards.ts";
 import { sha256Hex } from "../core/signatures/inbound.ts";
 import { insertEvents } from "../storage/events.ts";
-import { objectEventRows, type ObjectEvents } from "../storage/object-events.ts";
+import { objectEventRows, objectEventsIn } from "../storage/object-events.ts";
 import { enqueueOrKeep } from "../storage/queue.ts";
 import { shardMaps } from "../storage/shard-maps.ts";
 import { logEvent } from "../telemetry/log.ts";
@@ -56,23 +56,19 @@ export interface Accepted {
   previous: string | null;
 }
 
-/** Every shard an order's events may be in (the map may have moved it), for its source. */
-export async function orderObject(config: RouterConfig, source: string, orderId: string): Promise<ObjectEvents> {
-  const digest = await objectDigest(source, orderId);
-  return {
-    providerId: orderId,
-    source,
-    ranges: config.storage.shards.map(({ id }) => ({ shard: id, source, ...objectIdRange(id, digest) })),
-  };
-}
-
 export async function readOrderState(
   env: Env,
   config: RouterConfig,
   source: string,
   orderId: string,
 ): Promise<OrderState> {
-  const object = await orderObject(config, source, orderId);
+  // Every shard the order's events may be in (the map may have moved it), for its source.
+  const object = await objectEventsIn(
+    config.storage.shards.map((s) => s.id),
+    [source],
+    orderId,
+    source,
+  );
   const rows = await Promise.all(
     config.storage.shards.map(({ id }) => objectEventRows(shardDb(env, config, id), id, object)),
   );

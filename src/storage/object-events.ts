@@ -1,3 +1,4 @@
+import { objectDigest, objectIdRange } from "../core/event-id.ts";
 import type { OrderEventRow } from "../core/relay.ts";
 
 /**
@@ -15,6 +16,26 @@ export interface ObjectEvents {
   ranges: readonly { shard: number; source: string; from: string; to: string }[];
   /** Set when the caller named the source: the earlier ids are filtered by it too. */
   source?: string;
+}
+
+/**
+ * Where an object's events are: the id range its digest gives in each shard, for each source it may belong to
+ * (src/core/event-id.ts). Every shard gets its ranges, read-only ones too: the shard map may have placed the object's
+ * events in different shards over its versions. `source`, when named, also filters the ids of the earlier form.
+ */
+export async function objectEventsIn(
+  shards: readonly number[],
+  sources: readonly string[],
+  providerId: string,
+  source?: string,
+): Promise<ObjectEvents> {
+  const digests = await Promise.all(
+    sources.map(async (s) => ({ source: s, digest: await objectDigest(s, providerId) })),
+  );
+  const ranges = shards.flatMap((shard) =>
+    digests.map(({ source: s, digest }) => ({ shard, source: s, ...objectIdRange(shard, digest) })),
+  );
+  return { providerId, ranges, source };
 }
 
 /** More than any one order has; a statement per range reads at most this many ids. */
