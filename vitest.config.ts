@@ -1,5 +1,6 @@
 import { createHmac } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
@@ -91,6 +92,10 @@ export default defineConfig(async () => {
       }),
     ],
     test: {
+      // Vitest's default for a run is one worker fewer than the cores: one on a 2-core CI runner. A test file's work
+      // is split between its Node worker and the workerd it drives, so one worker per core keeps both cores busy
+      // (on 2 cores: 106 s against 170 s for the whole suite).
+      maxWorkers: availableParallelism(),
       setupFiles: ["./test/apply-migrations.ts"],
       include: ["test/**/*.test.ts"],
     },

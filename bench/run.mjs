@@ -1154,7 +1154,7 @@ async function runDashboard({ bundle, work, persistTo }) {
   const largest = Math.max(...P.dashboardShards);
   const { file, storage } =
     largest > repoConfig.storage.shards.length
-      ? shardedIngestConfig(work, persistTo, largest)
+      ? await shardedIngestConfig(work, persistTo, largest)
       : { file: ingestOnlyConfig(work), storage: repoConfig.storage };
   const setupSeconds = (performance.now() - started) / 1000;
   const scenario = await measureDashboard({
@@ -1206,9 +1206,8 @@ async function dashboardOnly() {
   const cleanUp = () => rmSync(work, { recursive: true, force: true });
   process.on("exit", cleanUp);
   try {
-    const bundle = bundleRouter(work);
     const persistTo = path.join(work, "state-dashboard");
-    migrate(persistTo);
+    const [bundle] = await Promise.all([bundleRouter(work), migrate(persistTo)]);
     results.scenarios.dashboard = await runDashboard({ bundle, work, persistTo });
   } finally {
     await stopAll();
@@ -1248,10 +1247,9 @@ async function main() {
   process.on("exit", cleanUp);
   try {
     // --- setup: one bundle, one migrated database copied for each router instance -------------------------
-    const bundle = bundleRouter(work);
     const ingestState = path.join(work, "state-ingest");
     const fullState = path.join(work, "state-full");
-    migrate(ingestState);
+    const [bundle] = await Promise.all([bundleRouter(work), migrate(ingestState)]);
     cpSync(ingestState, fullState, { recursive: true });
     const dashboardState = path.join(work, "state-dashboard");
     cpSync(ingestState, dashboardState, { recursive: true });
@@ -1351,7 +1349,7 @@ async function main() {
     for (const count of P.shardCounts) {
       const state = path.join(work, `state-shards-${count}`);
       logStep(`shards ${count}`, `shards ${count}: ingest against the I/O floor`);
-      const { file, storage } = shardedIngestConfig(work, state, count);
+      const { file, storage } = await shardedIngestConfig(work, state, count);
       const sharded = await startRouter({
         label: `router (${count} shard${count === 1 ? "" : "s"})`,
         bundle,

@@ -57,7 +57,7 @@ export async function deploy(argv, { out = console.log, err = console.error } = 
 
   step(3, "D1 migrations on every remote database");
   try {
-    const done = migrateAll(["--remote"]);
+    const done = await migrateAll(["--remote"]);
     out(`[deploy] migrations applied to ${done.join(", ")}`);
   } catch (error) {
     err(`[deploy] stopped: ${error.message}; the Worker was not deployed`);

@@ -80,7 +80,7 @@ if ((await validate([])) !== 0) {
 
 // Every D1 database wrangler.toml binds: DB (shard 0, the control database) and each event shard.
 try {
-  migrateAll(["--local", ...persistArgs]);
+  await migrateAll(["--local", ...persistArgs]);
 } catch (err) {
   console.error(`[dev] ${err.message}`);
   process.exit(1);

@@ -257,7 +257,7 @@ async function main() {
   let cron;
   try {
     logStep("start", `${EVENTS} events, seed ${SEED}, ${SMOKE ? "smoke" : "full"} run`);
-    migrateAll(["--local", "--persist-to", persistTo, "--config", toml], { stdio: "ignore" });
+    await migrateAll(["--local", "--persist-to", persistTo, "--config", toml], { stdio: "ignore" });
     start(
       "receiver",
       [

@@ -1,6 +1,6 @@
 // Starting the two Workers under test, both with `wrangler dev` on 127.0.0.1 (workerd, local D1 and Queues), the
 // same way scripts/dev.mjs starts the router.
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { migrateAll } from "../../scripts/migrate.mjs";
@@ -9,16 +9,19 @@ import { freePort, start, stop, tail, waitFor } from "../../scripts/procs.mjs";
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 const WRANGLER = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
 
-function wranglerSync(args, what) {
-  // CI=true keeps wrangler from asking questions (migrations) or opening anything interactive.
-  const result = spawnSync(process.execPath, [WRANGLER, ...args], {
-    cwd: ROOT,
-    encoding: "utf8",
-    env: { ...process.env, CI: "true" },
+/** A wrangler command that must succeed; asynchronous, so the setup can bundle while it migrates. */
+function wranglerRun(args, what) {
+  return new Promise((resolve, reject) => {
+    // CI=true keeps wrangler from asking questions (migrations) or opening anything interactive.
+    const child = spawn(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env: { ...process.env, CI: "true" } });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk) => (out += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk) => (out += chunk));
+    child.on("error", reject);
+    child.on("close", (status) =>
+      status === 0 ? resolve(out) : reject(new Error(`${what} failed (exit ${status}):\n${out}`)),
+    );
   });
-  if (result.status !== 0)
-    throw new Error(`${what} failed (exit ${result.status}):\n${result.stdout}\n${result.stderr}`);
-  return result.stdout;
 }
 
 /**
@@ -26,15 +29,15 @@ function wranglerSync(args, what) {
  * frozen copy: `wrangler dev` on src/ watches the files and reloads the Worker when one changes, which mid-run would
  * drop the in-memory local queue and mix two versions of the code into one set of numbers.
  */
-export function bundleRouter(workDir) {
+export async function bundleRouter(workDir) {
   const outdir = path.join(workDir, "router-dist");
-  wranglerSync(["deploy", "--dry-run", "--outdir", outdir], "bundling the router (wrangler deploy --dry-run)");
+  await wranglerRun(["deploy", "--dry-run", "--outdir", outdir], "bundling the router (wrangler deploy --dry-run)");
   return path.join(outdir, "index.js");
 }
 
 /** The D1 schema, applied to the benchmark's own databases (every D1 binding, each shard) under `persistTo`. */
 export function migrate(persistTo) {
-  migrateAll(["--local", "--persist-to", persistTo], { stdio: "pipe" });
+  return migrateAll(["--local", "--persist-to", persistTo], { stdio: "pipe" });
 }
 
 async function startWrangler(label, args, healthPath) {
@@ -208,7 +211,7 @@ export function startE2eFloor({ workDir, persistTo }) {
  * An ingest-only wrangler config with `count` event shards (DB, SHARD_1, and soak-style extra bindings past the
  * repo's), its databases migrated under `persistTo`, and the `storage` block that names them.
  */
-export function shardedIngestConfig(workDir, persistTo, count) {
+export async function shardedIngestConfig(workDir, persistTo, count) {
   const base = readFileSync(ingestOnlyConfig(workDir), "utf8").replace(
     /^migrations_dir\s*=.*$/gm,
     `migrations_dir = ${JSON.stringify(path.join(ROOT, "migrations"))}`,
@@ -219,7 +222,7 @@ export function shardedIngestConfig(workDir, persistTo, count) {
   });
   const file = path.join(workDir, `wrangler.shards-${count}.toml`);
   writeConfig(file, `${base}\n${extra.join("")}`);
-  migrateAll(["--local", "--persist-to", persistTo, "--config", file], { stdio: "pipe" });
+  await migrateAll(["--local", "--persist-to", persistTo, "--config", file], { stdio: "pipe" });
   const shards = Array.from({ length: count }, (_, id) => ({ id, binding: id === 0 ? "DB" : `SHARD_${id}` }));
   return { file, storage: { shards } };
 }

@@ -27,7 +27,7 @@ export function responderFor(dashboard: ErrorResponder): (c: Context) => ErrorRe
 /**
  * What workerd throws from a read of a request body that ends before its Content-Length, or before its last chunk:
  * a plain Error with this message (seen under `wrangler dev` with a raw socket that sends half a body and closes;
- * test/e2e/body-incomplete.test.mjs). Outbound fetches can fail with the same words, so it counts as a cut-off
+ * test/e2e/local-loop.test.mjs, "body_incomplete"). Outbound fetches can fail with the same words, so it counts as a cut-off
  * body only when the request declared one; every outbound call on the request path catches its own failures.
  */
 const BODY_CUT_OFF = "Network connection lost.";
