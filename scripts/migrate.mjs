@@ -7,7 +7,8 @@
 // Locally it prints one line per migration applied (`[migrate] DB: 0001_events_and_deliveries.sql applied`, or
 // `DB: up to date (14 migrations)`); wrangler's own output, a table reprinted after every step, only on failure.
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -74,14 +75,13 @@ function applyOne(binding, args, { cwd, env, stdio }) {
 }
 
 /**
- * Applies the migrations to every D1 binding; rejects naming the first database (in the file's order) that failed.
- * Locally the databases are migrated at once: each `wrangler d1 migrations apply` starts a local runtime and takes
- * about 15 s on 2 cores for a fresh database, so two shards one after the other made every start wait 30 s. A remote
- * run goes one database after the other and stops at the first failure, with wrangler's output and its question on
- * the terminal ("inherit", the default), as `wrangler` alone would before it changes a production database.
- * `stdio`: "summary" (the default for a local run) prints one line per migration applied through `log`, in the
- * file's order, and puts wrangler's output in the error; "pipe" puts it in the error; "ignore" drops it. A local run
- * sets CI=true, so wrangler asks nothing.
+ * Applies the migrations to every D1 binding, one after the other; rejects at the first that fails, and touches no
+ * later database. They cannot go at once: each `wrangler d1 migrations apply` starts a local runtime on the same
+ * --persist-to, and two of them fail with SQLITE_BUSY (seen in CI). `stdio`: "summary" (the default for a local
+ * run) prints one line per migration applied through `log` and puts wrangler's output in the error; "pipe" puts it
+ * in the error; "ignore" drops it; "inherit" shows it. A local run sets CI=true, so wrangler asks nothing; a remote
+ * one keeps wrangler's output on the terminal ("inherit", the default) and asks before it changes a production
+ * database, as `wrangler` alone would.
  */
 export async function migrateAll(args, { stdio, cwd = ROOT, log = (line) => console.log(line) } = {}) {
   const remote = args.includes("--remote");
@@ -92,18 +92,8 @@ export async function migrateAll(args, { stdio, cwd = ROOT, log = (line) => cons
   if (databases.length === 0) throw new Error(`${config} binds no D1 database ([[d1_databases]])`);
   const env = remote ? process.env : { ...process.env, CI: "true" };
   const options = { cwd, env, stdio: mode === "summary" ? "pipe" : mode };
-  const results = [];
-  if (remote) {
-    for (const { binding } of databases) {
-      const result = await applyOne(binding, args, options);
-      results.push(result);
-      if (result.status !== 0) break;
-    }
-  } else {
-    results.push(...(await Promise.all(databases.map(({ binding }) => applyOne(binding, args, options)))));
-  }
-  for (const [i, result] of results.entries()) {
-    const { binding, migrationsDir } = databases[i];
+  for (const { binding, migrationsDir } of databases) {
+    const result = await applyOne(binding, args, options);
     if (result.status !== 0) {
       const output =
         mode === "summary" || mode === "pipe"
@@ -118,6 +108,55 @@ export async function migrateAll(args, { stdio, cwd = ROOT, log = (line) => cons
         log(`[migrate] ${line}`);
   }
   return databases.map((d) => d.binding);
+}
+
+/**
+ * Fills `persistTo` with freshly migrated local databases for a test harness (the e2e and browser tests, the bench,
+ * the soak). Applying every migration takes wrangler about 15 s a database on 2 cores, and each harness starts on an
+ * empty --persist-to, so CI spent two minutes migrating the same schema; the first harness now migrates into
+ * node_modules/.cache and the others copy that (the bench has always copied a migrated state between its routers).
+ * The cache is keyed by the wrangler version, the config's [[d1_databases]] tables and every migration's name and
+ * text, so a new migration or binding builds a new one. `npm run dev` still runs its own migrations on the copy: that
+ * path stays exercised, and finds nothing to apply.
+ */
+export async function migratedState(persistTo, { config = path.join(ROOT, "wrangler.toml") } = {}) {
+  const hash = createHash("sha256");
+  hash.update(readFileSync(path.join(ROOT, "node_modules", "wrangler", "package.json"), "utf8"));
+  hash.update(d1Tables(config));
+  for (const { migrationsDir } of d1Databases(config)) {
+    const dir = path.resolve(path.dirname(config), migrationsDir);
+    for (const name of readdirSync(dir)
+      .filter((f) => f.endsWith(".sql"))
+      .sort())
+      hash.update(`${name}\n${readFileSync(path.join(dir, name), "utf8")}`);
+  }
+  const root = path.join(ROOT, "node_modules", ".cache", "router-migrated");
+  const cached = path.join(root, hash.digest("hex").slice(0, 16));
+  if (!existsSync(cached)) {
+    mkdirSync(root, { recursive: true });
+    const building = mkdtempSync(`${cached}.building-`);
+    try {
+      await migrateAll(["--local", "--persist-to", building, "--config", config], { stdio: "pipe" });
+      // Two harnesses may build at once: the first rename wins and the other's copy is dropped.
+      if (!existsSync(cached)) renameSync(building, cached);
+    } catch (err) {
+      if (!existsSync(cached)) throw err;
+    } finally {
+      rmSync(building, { recursive: true, force: true });
+    }
+  }
+  cpSync(cached, persistTo, { recursive: true });
+}
+
+/** The text of every `[[d1_databases]]` table of a wrangler.toml: what decides the local databases' files. */
+function d1Tables(configPath) {
+  let inD1 = false;
+  const lines = [];
+  for (const line of readFileSync(configPath, "utf8").split("\n")) {
+    if (/^\s*\[/.test(line)) inD1 = line.trim() === "[[d1_databases]]";
+    if (inD1) lines.push(line.trim());
+  }
+  return lines.join("\n");
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -12,7 +12,7 @@ import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { eventBuilder } from "../scripts/events.mjs";
 import { localSecrets, parseArgs, ROOT } from "../scripts/local-env.mjs";
-import { migrateAll } from "../scripts/migrate.mjs";
+import { migratedState } from "../scripts/migrate.mjs";
 import { freePort, sleep, start, stopAll, tail, waitFor } from "../scripts/procs.mjs";
 import { createProgress } from "../scripts/progress.mjs";
 
@@ -257,7 +257,7 @@ async function main() {
   let cron;
   try {
     logStep("start", `${EVENTS} events, seed ${SEED}, ${SMOKE ? "smoke" : "full"} run`);
-    await migrateAll(["--local", "--persist-to", persistTo, "--config", toml], { stdio: "ignore" });
+    await migratedState(persistTo, { config: toml });
     start(
       "receiver",
       [

@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { migrateAll } from "../../scripts/migrate.mjs";
+import { migrateAll, migratedState } from "../../scripts/migrate.mjs";
 import { freePort, start, stop, tail, waitFor } from "../../scripts/procs.mjs";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -37,7 +37,7 @@ export async function bundleRouter(workDir) {
 
 /** The D1 schema, applied to the benchmark's own databases (every D1 binding, each shard) under `persistTo`. */
 export function migrate(persistTo) {
-  return migrateAll(["--local", "--persist-to", persistTo], { stdio: "pipe" });
+  return migratedState(persistTo);
 }
 
 async function startWrangler(label, args, healthPath) {

@@ -8,6 +8,7 @@ import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
+import { migratedState } from "../../scripts/migrate.mjs";
 import { start, stop, stopAll, tail, waitFor } from "../../scripts/procs.mjs";
 
 export { waitFor };
@@ -142,6 +143,7 @@ export async function startStack({ port, receiverFlags = [] }) {
   };
   try {
     await startReceiver(receiverFlags);
+    await migratedState(path.join(work, "state"));
     // The rollup walk stays a second behind instead of two minutes (a local-only var), so the overview can count
     // what the test just sent.
     const dev = start(

@@ -12,6 +12,7 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import { piiValues } from "../pii.ts";
 import { eventBuilder } from "../../scripts/events.mjs";
 import { localSecrets, routerConfig } from "../../scripts/local-env.mjs";
+import { migratedState } from "../../scripts/migrate.mjs";
 import { start, stop, stopAll, tail, waitFor } from "../../scripts/procs.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -111,6 +112,7 @@ function cutOff(pathname, headers, body) {
 describe("local loop: npm run dev + npm run receiver + npm run send", { timeout: 240_000 }, () => {
   before(async () => {
     startReceiver("--fail-first", "2", "--fail-path", "/pos");
+    await migratedState(path.join(work, "state"));
     dev = start("dev", ["scripts/dev.mjs", "--persist-to", path.join(work, "state"), "--port", PORT], {
       cwd: ROOT,
     });
