@@ -115,8 +115,8 @@ export async function migrateAll(args, { stdio, cwd = ROOT, log = (line) => cons
  * the soak). Applying every migration takes wrangler about 15 s a database on 2 cores, and each harness starts on an
  * empty --persist-to, so CI spent two minutes migrating the same schema; the first harness now migrates into
  * node_modules/.cache and the others copy that (the bench has always copied a migrated state between its routers).
- * The cache is keyed by the wrangler version, the config's [[d1_databases]] tables and every migration's name and
- * text, so a new migration or binding builds a new one. `npm run dev` still runs its own migrations on the copy: that
+ * The cache is keyed by the wrangler version, the config's databases (bindings and ids) and every migration's name
+ * and text, so a new migration or binding builds a new one. `npm run dev` still runs its own migrations on the copy: that
  * path stays exercised, and finds nothing to apply.
  */
 export async function migratedState(persistTo, { config = path.join(ROOT, "wrangler.toml") } = {}) {
@@ -148,13 +148,19 @@ export async function migratedState(persistTo, { config = path.join(ROOT, "wrang
   cpSync(cached, persistTo, { recursive: true });
 }
 
-/** The text of every `[[d1_databases]]` table of a wrangler.toml: what decides the local databases' files. */
+/**
+ * What names the local files of a wrangler.toml's databases: each `[[d1_databases]]` table's binding and ids. Names,
+ * comments and the migrations' folder (its files are hashed apart) do not, so the soak's config, which writes the
+ * folder as an absolute path, shares the repo's copy.
+ */
 function d1Tables(configPath) {
   let inD1 = false;
   const lines = [];
   for (const line of readFileSync(configPath, "utf8").split("\n")) {
-    if (/^\s*\[/.test(line)) inD1 = line.trim() === "[[d1_databases]]";
-    if (inD1) lines.push(line.trim());
+    if (/^\s*\[/.test(line)) {
+      inD1 = line.trim() === "[[d1_databases]]";
+      if (inD1) lines.push("[[d1_databases]]");
+    } else if (inD1 && /^\s*(binding|database_id|preview_database_id)\s*=/.test(line)) lines.push(line.trim());
   }
   return lines.join("\n");
 }
