@@ -60,7 +60,10 @@ const tick = (name: string) => gate(name).tick(clock.now());
 
 let counter = 0;
 async function ingest(kind: string): Promise<{ eventId: string; message: DeliveryMessage }> {
-  const res = await post(`/webhooks/lab/${kind}`, JSON.stringify({ id: `ctl-${++counter}`, kind }));
+  // On the consumer's clock: a delivery's age (the backlog alerts) is measured from its receipt.
+  const res = await post(`/webhooks/lab/${kind}`, JSON.stringify({ id: `ctl-${++counter}`, kind }), {}, (request) =>
+    worker.fetch(request as Parameters<typeof worker.fetch>[0], bindings, createExecutionContext()),
+  );
   expect(res.status).toBe(200);
   const { eventId } = await res.json<{ eventId: string }>();
   const index = queue.messages.findIndex((m) => m.body.eventId === eventId && !("kind" in m.body));

@@ -261,4 +261,35 @@ describe("an age alert for every backlog (issue #27, item 4)", () => {
     expect(alerts()).toHaveLength(1);
     expect((await deliveriesOf(stuck.eventId))[0]).toMatchObject({ status: "pending", attempts: 5 });
   });
+  it("raises backlog_old (waiting) when first attempts wait for the rate limit longer than backlogMinutes", async () => {
+    bindings = {
+      ...bindings,
+      ROUTER_CONFIG: configWith((c) => {
+        c.destinations.ctl9.rateLimit = { maxPerSecond: 1 };
+        c.alerts = { channels: {}, throttleMinutes: 15, backlogMinutes: 1 };
+      }),
+    } as Env;
+    stubDestinations(() => new Response("{}"));
+    const alerts = () =>
+      queue.messages
+        .splice(0)
+        .filter((m) => "kind" in m.body && (m.body as { kind: string }).kind === "alert")
+        .map((m) => (m.body as unknown as { alert: { kind: string; reason: string; eventIds: string[] } }).alert)
+        .filter((a) => a.kind === "backlog_old");
+    const events = [await ingest("wait-1"), await ingest("wait-2"), await ingest("wait-3")];
+    // One token a second: the first goes, the other two wait without an attempt.
+    await run(events.map((e) => e.message));
+    expect((await deliveriesOf(events[1]!.eventId))[0]).toMatchObject({ status: "pending", attempts: 0 });
+    expect(alerts()).toEqual([]);
+    // Back in hand after a minute and more, still never attempted: the backlog is as old as they are.
+    clock.advance(61_000);
+    await run([events[1]!.message, events[2]!.message], 2);
+    expect(alerts()).toEqual([
+      expect.objectContaining({
+        kind: "backlog_old",
+        reason: "waiting",
+        eventIds: [events[1]!.eventId, events[2]!.eventId],
+      }),
+    ]);
+  });
 });

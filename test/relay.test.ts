@@ -1,5 +1,5 @@
 import { env } from "cloudflare:workers";
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/app/worker.ts";
 import type { AlertMessage, DeliveryMessage } from "../src/core/messages.ts";
@@ -11,6 +11,7 @@ import {
   transitionCycle,
   type OrderEventRow,
 } from "../src/core/relay.ts";
+import { shardOfEventId } from "../src/core/event-id.ts";
 import { signStandardWebhook } from "../src/core/signatures/standard-webhooks.ts";
 import {
   captureDeliveryQueue,
@@ -18,6 +19,7 @@ import {
   deliveriesOf,
   fixture,
   gatesOfItsOwn,
+  interceptPrepare,
   ManualClock,
   ROUTER,
   stubDestinations,
@@ -100,25 +102,32 @@ function weedmapsApi(clock: ManualClock) {
   return state;
 }
 
-async function send(path: string, init: RequestInit): Promise<Response> {
+/** `settled`: also waits for what the answer left in waitUntil (the capacity record, alerts), as the runtime would. */
+async function send(path: string, init: RequestInit, settled = false): Promise<Response> {
   const ctx = createExecutionContext();
   const request = new Request(`${ROUTER}${path}`, init) as Parameters<typeof worker.fetch>[0];
-  return worker.fetch(request, bindings, ctx);
+  const res = await worker.fetch(request, bindings, ctx);
+  if (settled) await waitOnExecutionContext(ctx);
+  return res;
 }
 
 let orders = 0;
 /** A verified Create of a new order for `merchant`: the router now knows it. */
-async function createOrder(merchant = "4242"): Promise<string> {
+async function createOrder(merchant = "4242", settled = false): Promise<string> {
   const orderId = `relay-order-${++orders}-${crypto.randomUUID().slice(0, 8)}`;
   // The signed seller is the merchant: a route that pins the URL's merchant to seller.id must not hold the order.
   const body = fixture("weedmaps/create")
     .body.replace("9763822", orderId)
     .replace('"seller":{"id":"4242"', `"seller":{"id":"${merchant}"`);
-  const res = await send(`/webhooks/weedmaps?merchant_id=${merchant}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", Signature: await weedmapsSignature(body) },
-    body,
-  });
+  const res = await send(
+    `/webhooks/weedmaps?merchant_id=${merchant}`,
+    {
+      method: "POST",
+      headers: { "content-type": "application/json", Signature: await weedmapsSignature(body) },
+      body,
+    },
+    settled,
+  );
   expect(res.status).toBe(200);
   queue.messages.splice(0);
   return orderId;
@@ -333,6 +342,114 @@ describe("PUT /relay/<source>/orders/<orderId>/status", () => {
     const { updateId } = await res.json<{ updateId: string }>();
     const row = await dbOfEvent(updateId).prepare("SELECT id FROM events WHERE id = ?1").bind(updateId).first();
     expect(row).not.toBeNull();
+  });
+});
+
+describe("storage, watched as ingest's is", () => {
+  /** A known order whose Create is in `shard`: Creates are placed by their order's digest. */
+  async function orderIn(shard: number): Promise<string> {
+    for (;;) {
+      const orderId = await createOrder("4242", true);
+      const row = await [env.DB, env.SHARD_1]
+        [shard]!.prepare("SELECT id FROM events WHERE provider_id = ?1")
+        .bind(orderId)
+        .first<{ id: string }>();
+      if (row) return orderId;
+    }
+  }
+
+  /** The PUT with the record and alerts its answer leaves in waitUntil done, as the runtime would. */
+  async function relayed(orderId: string, update: unknown, overrides: Record<string, unknown> = {}) {
+    const ctx = createExecutionContext();
+    const request = new Request(`${ROUTER}/relay/weedmaps/orders/${encodeURIComponent(orderId)}/status`, {
+      method: "PUT",
+      headers: { "content-type": "application/json", authorization: `Bearer ${TEST_SECRETS.RELAY_POS_TOKEN}` },
+      body: JSON.stringify(update),
+    }) as Parameters<typeof worker.fetch>[0];
+    const res = await worker.fetch(request, { ...bindings, ...overrides } as Env, ctx);
+    await waitOnExecutionContext(ctx);
+    return res;
+  }
+
+  const capacityOf = (shard: number) =>
+    env.DB.prepare("SELECT measured_at, window_events FROM shard_capacity WHERE shard_id = ?1")
+      .bind(shard)
+      .first<{ measured_at: number; window_events: number }>();
+  const updatesOf = async (orderId: string) =>
+    (
+      await Promise.all(
+        [env.DB, env.SHARD_1].map((db) =>
+          db
+            .prepare("SELECT COUNT(*) AS n FROM events WHERE provider_id = ?1 AND event_type LIKE 'relay.%'")
+            .bind(orderId)
+            .first<number>("n"),
+        ),
+      )
+    ).reduce<number>((sum, n) => sum + (n ?? 0), 0);
+  const tight = () => {
+    const config = JSON.parse(env.ROUTER_CONFIG as string) as { limits: Record<string, unknown> };
+    return JSON.stringify({ ...config, limits: { ...config.limits, capacity: { limitBytes: 4_096 } } });
+  };
+
+  it("records an accepted update in its shard's size and rate, as an ingested event is", async () => {
+    const orderId = await orderIn(1);
+    const before = await Promise.all([0, 1].map((shard) => capacityOf(shard)));
+    // An isolate that has done nothing else: whatever it records, the relay's request made it see.
+    worker = createWorker({ clock });
+    clock.advance(1_000);
+    const res = await relayed(orderId, { status: "IN_PROGRESS" });
+    expect(res.status).toBe(202);
+    const { updateId } = await res.json<{ updateId: string }>();
+    const shard = shardOfEventId(updateId)!;
+    // Recorded now, with the update counted in its shard's day (which already held the Create).
+    expect(await capacityOf(shard)).toEqual({
+      measured_at: clock.now(),
+      window_events: (before[shard]?.window_events ?? 0) + 1,
+    });
+  });
+
+  it("answers 503 storage_full with Retry-After, storing nothing, when no shard has room; a known status still answers", async () => {
+    const [inZero, inOne] = [await orderIn(0), await orderIn(1)];
+    // This isolate has seen both shards: each Create was stored in one, and the relay reads the order everywhere.
+    expect((await relayed(inZero, { status: "IN_PROGRESS" })).status).toBe(202);
+    expect((await relayed(inOne, { status: "IN_PROGRESS" })).status).toBe(202);
+    const before = await updatesOf(inOne);
+    const res = await relayed(inOne, { status: "COMPLETE" }, { ROUTER_CONFIG: tight() });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("300");
+    expect(await res.json()).toMatchObject({ error: { code: "storage_full" } });
+    expect(await updatesOf(inOne)).toBe(before);
+    const alerts = queue.messages.flatMap((m) => {
+      const body = m.body as unknown as { kind?: string; alert?: { kind: string; reason: string } };
+      return body.kind === "alert" && body.alert ? [body.alert] : [];
+    });
+    expect(alerts.filter((a) => a.kind === "storage_full")).toEqual([
+      expect.objectContaining({ reason: expect.stringContaining("(every shard past its read-only line)") }),
+    ]);
+    // The status the order already has stores nothing, so it is answered all the same.
+    const same = await relayed(inOne, { status: "IN_PROGRESS" }, { ROUTER_CONFIG: tight() });
+    expect(same.status).toBe(202);
+    expect(await same.json()).toMatchObject({ duplicate: true });
+  });
+
+  it("answers 503 storage_full when D1 itself refuses the write as full", async () => {
+    const orderId = await orderIn(0);
+    const full = new Error("D1_ERROR: database or disk is full: SQLITE_FULL");
+    const refusing = {
+      bind: () => refusing,
+      all: () => Promise.reject(full),
+      run: () => Promise.reject(full),
+      first: () => Promise.reject(full),
+    };
+    const refuse = (db: D1Database) =>
+      interceptPrepare(db, (query, real) =>
+        /INSERT INTO events/i.test(query) ? (refusing as unknown as D1PreparedStatement) : real(query),
+      );
+    const res = await relayed(orderId, { status: "IN_PROGRESS" }, { DB: refuse(env.DB), SHARD_1: refuse(env.SHARD_1) });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("300");
+    expect(await res.json()).toMatchObject({ error: { code: "storage_full" } });
+    expect(await updatesOf(orderId)).toBe(0);
   });
 });
 

@@ -65,7 +65,7 @@ export function createWorker(options: Partial<RouterDeps> = {}) {
     return c.json(publicReadiness(report), report.ready ? 200 : 503, { "Cache-Control": "no-store" });
   });
   app.route("/webhooks", createWebhooks(deps, capacity));
-  app.route("/relay", createRelay(deps));
+  app.route("/relay", createRelay(deps, capacity));
   app.route("/admin", createAdmin(deps));
   app.route("/dashboard", createDashboard(deps));
   app.notFound(handleNotFound);

@@ -52,9 +52,11 @@ export interface AdmitItem {
   receivedAt: number;
   /**
    * Since when this delivery has been pending: its generation's creation (a replay's, not the event's receipt). One
-   * pending longer than the backlog alert's age raises `backlog_old` for retrying deliveries too, not only held ones.
+   * pending longer than the backlog alert's age raises `backlog_old` for deliveries in hand too, not only held ones.
    */
   pendingSince?: number;
+  /** It has a failed attempt behind it: an old backlog of these is `retrying`, otherwise `waiting`. */
+  retrying?: boolean;
   /** Sent by this object's release: goes ahead of what is still held. */
   released: boolean;
 }
@@ -258,11 +260,14 @@ export class DestinationGate extends DurableObject<Env> {
     );
     if (overdue.length > 0) {
       const oldest = Math.min(...overdue.map((item) => item.pendingSince!));
+      // `retrying`: failures that never open the circuit; `waiting`: first attempts behind the rate limit or a queue
+      // that is slow to bring them. Each is throttled on its own key.
+      const reason = overdue.some((item) => item.retrying) ? "retrying" : "waiting";
       stored = await this.raise(stored, "backlog_old", now, {
-        reason: "retrying",
+        reason,
         counts: { overdue: overdue.length, oldestMinutes: Math.floor((now - oldest) / 60_000) },
         eventIds: overdue.map((item) => item.eventId).slice(0, 20),
-        throttleKey: "backlog_old:retrying",
+        throttleKey: `backlog_old:${reason}`,
       });
     }
     for (const reason of new Set(toHold.map((h) => h.reason))) {

@@ -766,8 +766,10 @@ export async function handleDeliveryBatch(batch: MessageBatch<unknown>, env: Env
         eventId: plan.event.id,
         generation: d.generation,
         receivedAt: plan.event.receivedAt,
-        // Retrying: a delivery with a failed attempt behind it (a first attempt is no backlog, however it waits).
-        ...(d.attempts > 0 ? { pendingSince: d.createdAt } : {}),
+        // Its age, for the backlog alert: retrying after a failure, or waiting (for the rate limit, or in a slow
+        // queue) since its generation began. Not one a resume released: its hold was alerted as a held backlog, and
+        // the release drains it at the rate limit.
+        ...(plan.message.released === true ? {} : { pendingSince: d.createdAt, retrying: d.attempts > 0 }),
         released: plan.message.released === true,
       });
       byDestination.set(d.destination, items);

@@ -6,6 +6,10 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { loadConfig, readVar } from "../config/load.ts";
+import { shardsOf } from "../config/shards.ts";
+import { type CapacityWatch, withMapStates } from "../control/capacity.ts";
+import { STORAGE_FULL_RETRY_AFTER_SECONDS } from "../core/capacity.ts";
+import { shardOfEventId } from "../core/event-id.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import type { RouterDeps } from "../core/deps.ts";
 import { RouterError } from "../core/errors.ts";
@@ -60,7 +64,7 @@ async function authenticate(
   return found;
 }
 
-export function createRelay({ providers, clock }: RouterDeps) {
+export function createRelay({ providers, clock }: RouterDeps, capacity: CapacityWatch) {
   const relay = new Hono<RelayEnv>();
   relay.use("/:source/orders/:orderId/status", async (c, next) => {
     const config = loadConfig(c.env, providers);
@@ -106,17 +110,42 @@ export function createRelay({ providers, clock }: RouterDeps) {
       if (problem) throw new RouterError("relay_reason_not_allowed", { detail: problem });
 
       const protection = await protectionForIngest(c.env, config, clock);
-      const accepted = await acceptUpdate({
-        env: c.env,
-        config,
-        clock,
-        protection,
-        source,
-        orderId,
-        request: parsed.data,
-        requestedBy: system,
-        forced: false,
-      });
+      // The capacity watch sees the relay's reads and writes as it sees ingest's: the sizes D1 reports, the update
+      // counted in its shard's rate, and the same 503 storage_full when no shard that takes new events has room.
+      const shards = shardsOf(c.env, config);
+      const watched = capacity.watch(c.env, shards, c.executionCtx, config);
+      let accepted: Awaited<ReturnType<typeof acceptUpdate>>;
+      let noRoom = false;
+      try {
+        accepted = await acceptUpdate({
+          env: watched.env,
+          config,
+          clock,
+          protection,
+          source,
+          orderId,
+          request: parsed.data,
+          requestedBy: system,
+          forced: false,
+          beforeStore: async (writable) => {
+            if (await capacity.allFull(withMapStates(shards, writable), config.limits.capacity)) {
+              noRoom = true;
+              capacity.refused(c.env, c.executionCtx, config, shards, "every shard past its read-only line");
+              throw new RouterError("storage_full", {
+                detail: "every shard is past its read-only line",
+                headers: { "Retry-After": String(STORAGE_FULL_RETRY_AFTER_SECONDS) },
+              });
+            }
+          },
+        });
+        if (!accepted.duplicate && accepted.updateId) watched.stored(shardOfEventId(accepted.updateId) ?? 0, 1);
+      } catch (err) {
+        if (err instanceof RouterError && err.code === "storage_full" && !noRoom)
+          capacity.refused(c.env, c.executionCtx, config, shards, "D1 refused the write: the database is full");
+        throw err;
+      } finally {
+        watched.settle();
+      }
       return c.json(
         {
           accepted: true,

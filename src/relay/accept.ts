@@ -5,6 +5,7 @@
  * (src/operations/relay.ts) both come here.
  */
 import { shardDb } from "../config/shards.ts";
+import { isStorageFullError, STORAGE_FULL_RETRY_AFTER_SECONDS } from "../core/capacity.ts";
 import type { Clock } from "../core/clock.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import { plannedDeliveries } from "../core/delivery-state.ts";
@@ -46,6 +47,11 @@ export interface AcceptInput {
   /** The internal system's name, or `operator:<token id>` for a forced update. */
   requestedBy: string;
   forced: boolean;
+  /**
+   * Called before a new update is stored, with the shards that take new events: the request path refuses here when
+   * none has room (503 storage_full), as ingest does. A duplicate or a refused update stores nothing and is not asked.
+   */
+  beforeStore?: (writable: readonly number[]) => Promise<void>;
 }
 
 export interface Accepted {
@@ -98,13 +104,14 @@ export async function acceptUpdate(input: AcceptInput): Promise<Accepted> {
 }
 
 async function storeUpdate(
-  { env, config, protection, source, orderId, request, requestedBy, forced }: AcceptInput,
+  { env, config, protection, source, orderId, request, requestedBy, forced, beforeStore }: AcceptInput,
   state: OrderState,
   now: number,
 ): Promise<string | null> {
   const relay = config.relay[source]!;
   const idempotencyKey = relayIdempotencyKey(source, orderId, state.updates + 1);
   const maps = await shardMaps(env.DB, (readOnly) => writableShards(config.storage.shards, readOnly), now);
+  await beforeStore?.(maps.current.writable);
   const placement = placeEvent(
     await eventDigests({ source, providerId: orderId, idempotencyKey }),
     maps.versions,
@@ -139,7 +146,13 @@ async function storeUpdate(
   try {
     [result] = await insertEvents(shardDb(env, config, placement.shard), protection, [{ event, deliveries }], false);
   } catch (err) {
-    throw new RouterError("storage_unavailable", { detail: errorMessage(err) });
+    // A database D1 says is full answers storage_full, so the system retries later; anything else is transient.
+    throw isStorageFullError(err)
+      ? new RouterError("storage_full", {
+          detail: errorMessage(err),
+          headers: { "Retry-After": String(STORAGE_FULL_RETRY_AFTER_SECONDS) },
+        })
+      : new RouterError("storage_unavailable", { detail: errorMessage(err) });
   }
   if (result!.outcome !== "inserted") return null;
   // Stored with its delivery pending: if neither the queue nor the outbox takes the message, the sweeper's walk
