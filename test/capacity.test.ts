@@ -10,8 +10,8 @@ import { forgetShardMaps } from "../src/storage/shard-maps.ts";
 import {
   captureDeliveryQueue,
   gatesOfItsOwn,
-  interceptPrepare,
   ManualClock,
+  refusingEventInserts,
   ROUTER,
   stubDestinations,
 } from "./helpers.ts";
@@ -466,16 +466,7 @@ describe("storage_full", () => {
 
   it("answers 503 storage_full when D1 itself refuses the write as full, storing nothing", async () => {
     const queue = captureDeliveryQueue();
-    const full = new Error("D1_ERROR: database or disk is full: SQLITE_FULL");
-    const refusing = {
-      bind: () => refusing,
-      all: () => Promise.reject(full),
-      run: () => Promise.reject(full),
-      first: () => Promise.reject(full),
-    };
-    const db = interceptPrepare(env.DB, (query, real) =>
-      /INSERT INTO events/i.test(query) ? (refusing as unknown as D1PreparedStatement) : real(query),
-    );
+    const db = refusingEventInserts(env.DB);
     const before = await eventCount();
     const res = await ingest(0, undefined, { DB: db });
     expect(res.status).toBe(503);

@@ -219,6 +219,14 @@ describe("a destination's counters and its rows", () => {
 });
 
 describe("an age alert for every backlog (issue #27, item 4)", () => {
+  /** The backlog_old alerts the queue got since the last call. */
+  const alerts = () =>
+    queue.messages
+      .splice(0)
+      .filter((m) => "kind" in m.body && (m.body as { kind: string }).kind === "alert")
+      .map((m) => (m.body as unknown as { alert: { kind: string; reason: string; eventIds: string[] } }).alert)
+      .filter((a) => a.kind === "backlog_old");
+
   it("raises backlog_old when a retrying delivery, never held, is older than backlogMinutes, throttled like the others", async () => {
     bindings = {
       ...bindings,
@@ -233,12 +241,6 @@ describe("an age alert for every backlog (issue #27, item 4)", () => {
       const id = JSON.parse(await request.text()).id as string;
       return new Response("{}", { status: id.startsWith("fine") ? 200 : 500 });
     });
-    const alerts = () =>
-      queue.messages
-        .splice(0)
-        .filter((m) => "kind" in m.body && (m.body as { kind: string }).kind === "alert")
-        .map((m) => (m.body as unknown as { alert: { kind: string; reason: string; eventIds: string[] } }).alert)
-        .filter((a) => a.kind === "backlog_old");
     const stuck = await ingest("stuck");
     let attempt = 1;
     const retry = async (minutes: number) => {
@@ -270,12 +272,6 @@ describe("an age alert for every backlog (issue #27, item 4)", () => {
       }),
     } as Env;
     stubDestinations(() => new Response("{}"));
-    const alerts = () =>
-      queue.messages
-        .splice(0)
-        .filter((m) => "kind" in m.body && (m.body as { kind: string }).kind === "alert")
-        .map((m) => (m.body as unknown as { alert: { kind: string; reason: string; eventIds: string[] } }).alert)
-        .filter((a) => a.kind === "backlog_old");
     const events = [await ingest("wait-1"), await ingest("wait-2"), await ingest("wait-3")];
     // One token a second: the first goes, the other two wait without an attempt.
     await run(events.map((e) => e.message));

@@ -397,6 +397,20 @@ export function identifierFor(
     });
 }
 
+/** A D1 binding that refuses every insert into `events` as D1 does when the database is full (SQLITE_FULL). */
+export function refusingEventInserts(db: D1Database): D1Database {
+  const full = new Error("D1_ERROR: database or disk is full: SQLITE_FULL");
+  const refusing = {
+    bind: () => refusing,
+    all: () => Promise.reject(full),
+    run: () => Promise.reject(full),
+    first: () => Promise.reject(full),
+  };
+  return interceptPrepare(db, (query, real) =>
+    /INSERT INTO events/i.test(query) ? (refusing as unknown as D1PreparedStatement) : real(query),
+  );
+}
+
 /**
  * A D1 binding whose `prepare` goes through `prepare(sql, real)`, every other member the real binding's: tests
  * count, capture or refuse statements with it, against the real database. A statement it returns must be the

@@ -19,8 +19,8 @@ import {
   deliveriesOf,
   fixture,
   gatesOfItsOwn,
-  interceptPrepare,
   ManualClock,
+  refusingEventInserts,
   ROUTER,
   stubDestinations,
   visible,
@@ -434,18 +434,11 @@ describe("storage, watched as ingest's is", () => {
 
   it("answers 503 storage_full when D1 itself refuses the write as full", async () => {
     const orderId = await orderIn(0);
-    const full = new Error("D1_ERROR: database or disk is full: SQLITE_FULL");
-    const refusing = {
-      bind: () => refusing,
-      all: () => Promise.reject(full),
-      run: () => Promise.reject(full),
-      first: () => Promise.reject(full),
-    };
-    const refuse = (db: D1Database) =>
-      interceptPrepare(db, (query, real) =>
-        /INSERT INTO events/i.test(query) ? (refusing as unknown as D1PreparedStatement) : real(query),
-      );
-    const res = await relayed(orderId, { status: "IN_PROGRESS" }, { DB: refuse(env.DB), SHARD_1: refuse(env.SHARD_1) });
+    const res = await relayed(
+      orderId,
+      { status: "IN_PROGRESS" },
+      { DB: refusingEventInserts(env.DB), SHARD_1: refusingEventInserts(env.SHARD_1) },
+    );
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toBe("300");
     expect(await res.json()).toMatchObject({ error: { code: "storage_full" } });
