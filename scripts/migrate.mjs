@@ -16,19 +16,29 @@ const ROOT = path.resolve(import.meta.dirname, "..");
 // WRANGLER_BIN: another wrangler entry point (a script run with this Node), for the script tests' stub.
 const WRANGLER = process.env.WRANGLER_BIN ?? path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
 
-/** Every `[[d1_databases]]` table of a wrangler.toml, in the file's order: its binding and migrations_dir. */
+/**
+ * Every `[[d1_databases]]` table of a wrangler.toml, in the file's order: its binding, migrations_dir, and the ids
+ * that name its local files (database_id, preview_database_id; null when absent).
+ */
 export function d1Databases(configPath = path.join(ROOT, "wrangler.toml")) {
+  const FIELDS = {
+    binding: "binding",
+    migrations_dir: "migrationsDir",
+    database_id: "id",
+    preview_database_id: "previewId",
+  };
   const databases = [];
   let inD1 = false;
   for (const line of readFileSync(configPath, "utf8").split("\n")) {
     if (/^\s*\[/.test(line)) {
       inD1 = line.trim() === "[[d1_databases]]";
-      if (inD1) databases.push({ binding: undefined, migrationsDir: "migrations" });
+      if (inD1) databases.push({ binding: undefined, migrationsDir: "migrations", id: null, previewId: null });
       continue;
     }
-    const field = inD1 ? /^\s*(binding|migrations_dir)\s*=\s*"([^"]+)"/.exec(line) : null;
-    if (field?.[1] === "binding") databases.at(-1).binding = field[2];
-    else if (field) databases.at(-1).migrationsDir = field[2];
+    const field = inD1
+      ? /^\s*(binding|migrations_dir|database_id|preview_database_id)\s*=\s*"([^"]+)"/.exec(line)
+      : null;
+    if (field) databases.at(-1)[FIELDS[field[1]]] = field[2];
   }
   return databases.filter((d) => d.binding !== undefined);
 }
@@ -122,8 +132,10 @@ export async function migrateAll(args, { stdio, cwd = ROOT, log = (line) => cons
 export async function migratedState(persistTo, { config = path.join(ROOT, "wrangler.toml") } = {}) {
   const hash = createHash("sha256");
   hash.update(readFileSync(path.join(ROOT, "node_modules", "wrangler", "package.json"), "utf8"));
-  hash.update(d1Tables(config));
-  for (const { migrationsDir } of d1Databases(config)) {
+  // What names the databases' local files: bindings and ids. Not their names, nor the migrations' folder as written
+  // (the soak's config writes it as an absolute path): its files are hashed below, so the soak shares the copy.
+  for (const { binding, migrationsDir, id, previewId } of d1Databases(config)) {
+    hash.update(JSON.stringify([binding, id, previewId]));
     const dir = path.resolve(path.dirname(config), migrationsDir);
     for (const name of readdirSync(dir)
       .filter((f) => f.endsWith(".sql"))
@@ -146,23 +158,6 @@ export async function migratedState(persistTo, { config = path.join(ROOT, "wrang
     }
   }
   cpSync(cached, persistTo, { recursive: true });
-}
-
-/**
- * What names the local files of a wrangler.toml's databases: each `[[d1_databases]]` table's binding and ids. Names,
- * comments and the migrations' folder (its files are hashed apart) do not, so the soak's config, which writes the
- * folder as an absolute path, shares the repo's copy.
- */
-function d1Tables(configPath) {
-  let inD1 = false;
-  const lines = [];
-  for (const line of readFileSync(configPath, "utf8").split("\n")) {
-    if (/^\s*\[/.test(line)) {
-      inD1 = line.trim() === "[[d1_databases]]";
-      if (inD1) lines.push("[[d1_databases]]");
-    } else if (inD1 && /^\s*(binding|database_id|preview_database_id)\s*=/.test(line)) lines.push(line.trim());
-  }
-  return lines.join("\n");
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

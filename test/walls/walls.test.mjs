@@ -1,6 +1,6 @@
 // The dependency rules in .dependency-cruiser.cjs must hold on src/ as it is, and must fail when a wall is crossed.
-// Each case copies src/ into a temporary folder, adds one import that crosses one wall, and runs the same rules
-// there. Run with `npm run test:walls`.
+// One copy of the project gets every crossing (one import over one wall each) and one run of the same rules; each
+// crossing is its own test and must be reported by its own rule. Run with `npm run test:walls`.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
@@ -12,7 +12,7 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 const DEPCRUISE = path.join(ROOT, "node_modules", "dependency-cruiser", "bin", "dependency-cruiser.mjs");
 const copies = [];
 
-/** The rules over one copy of the project; asynchronous, so two cases run at once (one per core of a CI runner). */
+/** The rules over one copy of the project; asynchronous, so the three runs go two at a time (one per core). */
 function cruise(cwd) {
   return new Promise((resolve, reject) => {
     const child = spawn(
