@@ -20,3 +20,16 @@ export function piiValues(fixtures: Record<string, string>): string[] {
   }
   return [...found].sort();
 }
+
+/**
+ * The values of `values` that `text` shows. A value made only of digits, hex letters and dashes (a ZIP code, an order
+ * number) counts only where it stands alone: inside a random hex id or a millisecond timestamp it is chance (a
+ * request id once held "4242", and failed CI), while a leaked value is a field's whole text or a word in a sentence.
+ */
+export function shownIn(text: string, values: readonly string[]): string[] {
+  return values.filter((value) =>
+    /^[0-9a-f-]+$/i.test(value)
+      ? new RegExp(`(?<![0-9a-z])${value}(?![0-9a-z])`, "i").test(text)
+      : text.includes(value),
+  );
+}
