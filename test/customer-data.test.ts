@@ -147,12 +147,13 @@ describe("encrypted at rest", () => {
     expect(PII.length).toBeGreaterThan(15);
   });
 
-  it("a ZIP code counts as shown where it stands alone, not inside a random id or a timestamp", () => {
-    expect(PII).toContain("94610");
+  it("a customer value counts as shown where it stands alone, not inside a random id, a timestamp or ciphertext", () => {
+    expect(PII).toEqual(expect.arrayContaining(["94610", "Casey"]));
     expect(shownIn('{"zip":"94610","dob":"1990-04-12"}', PII)).toEqual(["1990-04-12", "94610"]);
-    expect(shownIn("Oakland CA 94610.", PII)).toEqual(["94610"]);
-    // The request id a CI run drew, which held the "4242" it checked for; an alert id; a received_at.
-    const drawn = '{"requestId":"cbef565b-154f-4b3f-a834-c5794242e7ef","alertId":"alr_3c94610e","at":1794610233104}';
+    expect(shownIn("Casey, Oakland CA 94610.", PII)).toEqual(["94610", "Casey"]);
+    // The request id a CI run drew, which held the "4242" it checked for; an alert id; a received_at; base64.
+    const drawn =
+      '{"requestId":"cbef565b-154f-4b3f-a834-c5794242e7ef","alertId":"alr_3c94610e","at":1794610233104,"v":"pe2:q3CaseyZ=="}';
     expect(shownIn(drawn, [...PII, "4242"])).toEqual([]);
   });
 

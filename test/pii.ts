@@ -22,14 +22,12 @@ export function piiValues(fixtures: Record<string, string>): string[] {
 }
 
 /**
- * The values of `values` that `text` shows. A value made only of digits, hex letters and dashes (a ZIP code, an order
- * number) counts only where it stands alone: inside a random hex id or a millisecond timestamp it is chance (a
- * request id once held "4242", and failed CI), while a leaked value is a field's whole text or a word in a sentence.
+ * The values of `values` that `text` shows, each counted only where it stands alone: not run together with a letter
+ * or digit on either side. A leaked value is a field's whole text or a word in a sentence; the same five characters
+ * inside a random id, a timestamp or base64 ciphertext are chance (a request id once held "4242", and failed CI).
  */
 export function shownIn(text: string, values: readonly string[]): string[] {
   return values.filter((value) =>
-    /^[0-9a-f-]+$/i.test(value)
-      ? new RegExp(`(?<![0-9a-z])${value}(?![0-9a-z])`, "i").test(text)
-      : text.includes(value),
+    new RegExp(`(?<![0-9A-Za-z])${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![0-9A-Za-z])`).test(text),
   );
 }
