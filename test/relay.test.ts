@@ -441,6 +441,33 @@ describe("storage, watched as ingest's is", () => {
     expect(await res.json()).toMatchObject({ error: { code: "storage_full" } });
     expect(await updatesOf(orderId)).toBe(0);
   });
+
+  it("writes an operator's forced update past the read-only line, and answers storage_full only when D1 refuses it", async () => {
+    const orderId = await orderIn(0);
+    const force = async (status: string, overrides: Record<string, unknown>) => {
+      const request = new Request(`${ROUTER}/admin/relay/weedmaps/orders/${encodeURIComponent(orderId)}/status`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ status, reason: "the store asked" }),
+      }) as Parameters<typeof worker.fetch>[0];
+      const ctx = createExecutionContext();
+      const res = await worker.fetch(request, { ...bindings, ...overrides } as Env, ctx);
+      await waitOnExecutionContext(ctx);
+      return res;
+    };
+    // The line that refuses a POS's update (the test above) leaves room for the operator's.
+    expect((await relayed(orderId, { status: "IN_PROGRESS" }, { ROUTER_CONFIG: tight() })).status).toBe(503);
+    expect((await force("IN_PROGRESS", { ROUTER_CONFIG: tight() })).status).toBe(202);
+    expect(await updatesOf(orderId)).toBe(1);
+    const full = await force("READY_FOR_ATTAINMENT", {
+      DB: refusingEventInserts(env.DB),
+      SHARD_1: refusingEventInserts(env.SHARD_1),
+    });
+    expect(full.status).toBe(503);
+    expect(full.headers.get("retry-after")).toBe("300");
+    expect(await full.json()).toMatchObject({ error: { code: "storage_full" } });
+    expect(await updatesOf(orderId)).toBe(1);
+  });
 });
 
 describe("delivery to Weedmaps' Orders API", () => {
