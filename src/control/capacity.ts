@@ -6,7 +6,7 @@
  * Past the read-only line the decision over every shard is src/core/capacity.ts's, and the watch carries it out:
  * when another writable shard has room, the shard is made read-only (`read_only_shards`, so the next ingest writes
  * a shard map without it), audited as the router's own action and alerted (`shard_read_only`); when none has, the
- * alert is `storage_full`. Ingest asks `allFull` before it accepts anything. Nothing here ever slows or fails the
+ * alert is `storage_full`. Ingest and the relay ask `refuseWhenFull` before they store anything. Nothing here ever slows or fails the
  * invocation it watches: the record runs in `waitUntil`, and a failure is logged with the shard id and an error code.
  *
  * The audit entry is written through storage (`insertAudit`, token id and `via` "router"): the control layer may
@@ -21,10 +21,12 @@ import {
   decideCapacity,
   nextCapacityRecord,
   type ShardBinding,
+  storageFullError,
 } from "../core/capacity.ts";
 import type { Clock } from "../core/clock.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import type { AlertKind } from "../core/controls.ts";
+import { RouterError } from "../core/errors.ts";
 import {
   type D1ResultMeta,
   observeResults,
@@ -90,6 +92,8 @@ export class CapacityWatch {
   readonly #clock: Clock;
   readonly #seen = new Map<number, Seen>();
   #refusalAlertedAt: number | null = null;
+  /** The refusals `refuseWhenFull` threw, already alerted: `writeFailed` tells them from D1's own. */
+  readonly #refusals = new WeakSet<RouterError>();
 
   constructor(clock: Clock) {
     this.#clock = clock;
@@ -147,10 +151,28 @@ export class CapacityWatch {
   }
 
   /**
+   * Refuses a write that has nowhere to go, before anything is stored: when no writable shard has room (`allFull`),
+   * the alert and a 503 `storage_full`.
+   */
+  async refuseWhenFull(env: Env, ctx: WaitUntil, config: RouterConfig, shards: readonly WatchedShard[]): Promise<void> {
+    if (!(await this.allFull(shards, config.limits.capacity))) return;
+    this.#refused(env, ctx, config, shards, "every shard past its read-only line");
+    const refusal = storageFullError("every shard is past its read-only line");
+    this.#refusals.add(refusal);
+    throw refusal;
+  }
+
+  /** A write failed: D1 refusing it as full (`storage_full`) is alerted as the watch's own refusal was. */
+  writeFailed(err: unknown, env: Env, ctx: WaitUntil, config: RouterConfig, shards: readonly ShardBinding[]): void {
+    if (err instanceof RouterError && err.code === "storage_full" && !this.#refusals.has(err))
+      this.#refused(env, ctx, config, shards, "D1 refused the write: the database is full");
+  }
+
+  /**
    * Ingest refused events because storage is full: a critical alert, at most one a minute from this isolate (the
    * gate's throttle then holds back repeats from every isolate).
    */
-  refused(env: Env, ctx: WaitUntil, config: RouterConfig, shards: readonly ShardBinding[], cause: string): void {
+  #refused(env: Env, ctx: WaitUntil, config: RouterConfig, shards: readonly ShardBinding[], cause: string): void {
     const now = this.#clock.now();
     const last = this.#refusalAlertedAt;
     if (last !== null && now >= last && now - last < CAPACITY_RECORD_INTERVAL_MS) return;

@@ -6,6 +6,8 @@
  * isolate (src/control/capacity.ts). Nothing here does I/O.
  */
 
+import { errorMessage, RouterError } from "./errors.ts";
+
 /**
  * D1's per-database limit on the paid plan, which cannot be raised (../shared/PLATFORM.md; D1's limits page says
  * 10 GB). Read as decimal gigabytes, the smaller of the two readings.
@@ -295,4 +297,19 @@ export function capacityFigures(
 export function isStorageFullError(err: unknown): boolean {
   const message = err instanceof Error ? err.message : String(err);
   return /SQLITE_FULL|database or disk is full|exceeded maximum DB size/i.test(message);
+}
+
+/** A write with nowhere to go: 503 `storage_full`, and the provider (or the POS) tries again after `Retry-After`. */
+export function storageFullError(detail: string): RouterError {
+  return new RouterError("storage_full", {
+    detail,
+    headers: { "Retry-After": String(STORAGE_FULL_RETRY_AFTER_SECONDS) },
+  });
+}
+
+/** A failed write as the request answers it: `storage_full` when D1 says the database is full, else transient. */
+export function writeFailure(err: unknown): RouterError {
+  return isStorageFullError(err)
+    ? storageFullError(errorMessage(err))
+    : new RouterError("storage_unavailable", { detail: errorMessage(err) });
 }

@@ -2,7 +2,6 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { loadConfig, readVar } from "../config/load.ts";
 import { shardsOf } from "../config/shards.ts";
-import { STORAGE_FULL_RETRY_AFTER_SECONDS } from "../core/capacity.ts";
 import { CapacityWatch, withMapStates } from "../control/capacity.ts";
 import { EVENT_TYPE_PATTERN, type SourceConfig } from "../core/config/schema.ts";
 import { nestsDeeperThan } from "../core/fields.ts";
@@ -181,13 +180,11 @@ export function createWebhooks({ providers, clock }: RouterDeps, capacity = new 
     // Before anything is answered: an event that cannot be stored encrypted is refused, so the provider retries.
     const protection = await protectionForIngest(env, config, clock);
     // So is one that has nowhere to go: no shard has room under its read-only line (by the sizes D1 last reported).
-    if (await capacity.allFull(withMapStates(shards, maps.current.writable), config.limits.capacity)) {
-      capacity.refused(c.env, c.executionCtx, config, shards, "every shard past its read-only line");
+    try {
+      await capacity.refuseWhenFull(c.env, c.executionCtx, config, withMapStates(shards, maps.current.writable));
+    } catch (err) {
       watched.settle();
-      throw new RouterError("storage_full", {
-        detail: "every shard is past its read-only line",
-        headers: { "Retry-After": String(STORAGE_FULL_RETRY_AFTER_SECONDS) },
-      });
+      throw err;
     }
     const [only] = prepared;
     if (prepared.length === 1 && adapter.synchronousEvents.includes(only!.event.eventType)) {
@@ -213,8 +210,7 @@ export function createWebhooks({ providers, clock }: RouterDeps, capacity = new 
     try {
       stored = await storeAndEnqueue(env, config, protection, prepared, clock);
     } catch (err) {
-      if (err instanceof RouterError && err.code === "storage_full")
-        capacity.refused(c.env, c.executionCtx, config, shards, "D1 refused the write: the database is full");
+      capacity.writeFailed(err, c.env, c.executionCtx, config, shards);
       watched.settle();
       throw err;
     }

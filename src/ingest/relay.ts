@@ -8,7 +8,6 @@ import { bodyLimit } from "hono/body-limit";
 import { loadConfig, readVar } from "../config/load.ts";
 import { shardsOf } from "../config/shards.ts";
 import { type CapacityWatch, withMapStates } from "../control/capacity.ts";
-import { STORAGE_FULL_RETRY_AFTER_SECONDS } from "../core/capacity.ts";
 import { shardOfEventId } from "../core/event-id.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import type { RouterDeps } from "../core/deps.ts";
@@ -115,7 +114,6 @@ export function createRelay({ providers, clock }: RouterDeps, capacity: Capacity
       const shards = shardsOf(c.env, config);
       const watched = capacity.watch(c.env, shards, c.executionCtx, config);
       let accepted: Awaited<ReturnType<typeof acceptUpdate>>;
-      let noRoom = false;
       try {
         accepted = await acceptUpdate({
           env: watched.env,
@@ -127,21 +125,12 @@ export function createRelay({ providers, clock }: RouterDeps, capacity: Capacity
           request: parsed.data,
           requestedBy: system,
           forced: false,
-          beforeStore: async (writable) => {
-            if (await capacity.allFull(withMapStates(shards, writable), config.limits.capacity)) {
-              noRoom = true;
-              capacity.refused(c.env, c.executionCtx, config, shards, "every shard past its read-only line");
-              throw new RouterError("storage_full", {
-                detail: "every shard is past its read-only line",
-                headers: { "Retry-After": String(STORAGE_FULL_RETRY_AFTER_SECONDS) },
-              });
-            }
-          },
+          beforeStore: (writable) =>
+            capacity.refuseWhenFull(c.env, c.executionCtx, config, withMapStates(shards, writable)),
         });
         if (!accepted.duplicate && accepted.updateId) watched.stored(shardOfEventId(accepted.updateId) ?? 0, 1);
       } catch (err) {
-        if (err instanceof RouterError && err.code === "storage_full" && !noRoom)
-          capacity.refused(c.env, c.executionCtx, config, shards, "D1 refused the write: the database is full");
+        capacity.writeFailed(err, c.env, c.executionCtx, config, shards);
         throw err;
       } finally {
         watched.settle();

@@ -1,8 +1,8 @@
-import { isStorageFullError, STORAGE_FULL_RETRY_AFTER_SECONDS } from "../core/capacity.ts";
+import { writeFailure } from "../core/capacity.ts";
 import type { Clock } from "../core/clock.ts";
 import type { PayloadProtection } from "../core/envelope.ts";
 import { plannedDeliveries } from "../core/delivery-state.ts";
-import { errorMessage, RouterError } from "../core/errors.ts";
+import { errorMessage } from "../core/errors.ts";
 import { messageFor } from "../core/messages.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import type { NewEvent } from "../core/event.ts";
@@ -50,12 +50,7 @@ export async function storeAndEnqueue(
   ]);
   if (stored.status === "rejected") {
     // A database D1 says is full answers storage_full (the capacity watch alerts it); any other failure is transient.
-    throw isStorageFullError(stored.reason)
-      ? new RouterError("storage_full", {
-          detail: errorMessage(stored.reason),
-          headers: { "Retry-After": String(STORAGE_FULL_RETRY_AFTER_SECONDS) },
-        })
-      : new RouterError("storage_unavailable", { detail: errorMessage(stored.reason) });
+    throw writeFailure(stored.reason);
   }
   const outcomes = stored.value;
   const duplicateOf = (i: number) => outcomes[i]!.outcome !== "inserted";

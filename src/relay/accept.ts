@@ -5,7 +5,7 @@
  * (src/operations/relay.ts) both come here.
  */
 import { shardDb } from "../config/shards.ts";
-import { isStorageFullError, STORAGE_FULL_RETRY_AFTER_SECONDS } from "../core/capacity.ts";
+import { writeFailure } from "../core/capacity.ts";
 import type { Clock } from "../core/clock.ts";
 import type { RouterConfig } from "../core/config/schema.ts";
 import { plannedDeliveries } from "../core/delivery-state.ts";
@@ -147,12 +147,7 @@ async function storeUpdate(
     [result] = await insertEvents(shardDb(env, config, placement.shard), protection, [{ event, deliveries }], false);
   } catch (err) {
     // A database D1 says is full answers storage_full, so the system retries later; anything else is transient.
-    throw isStorageFullError(err)
-      ? new RouterError("storage_full", {
-          detail: errorMessage(err),
-          headers: { "Retry-After": String(STORAGE_FULL_RETRY_AFTER_SECONDS) },
-        })
-      : new RouterError("storage_unavailable", { detail: errorMessage(err) });
+    throw writeFailure(err);
   }
   if (result!.outcome !== "inserted") return null;
   // Stored with its delivery pending: if neither the queue nor the outbox takes the message, the sweeper's walk
