@@ -6,11 +6,11 @@
 // Wrangler's own flags go through: `--local`, `--remote`, `--persist-to DIR`, `--config FILE`.
 // Locally it prints one line per migration applied (`[migrate] DB: 0001_events_and_deliveries.sql applied`, or
 // `DB: up to date (14 migrations)`); wrangler's own output, a table reprinted after every step, only on failure.
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { run } from "./procs.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 // WRANGLER_BIN: another wrangler entry point (a script run with this Node), for the script tests' stub.
@@ -67,23 +67,6 @@ function migrationCount(configDir, migrationsDir) {
   return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".sql")).length : undefined;
 }
 
-/** One `wrangler d1 migrations apply`, as spawnSync answers (status, stdout, stderr), without blocking. */
-function applyOne(binding, args, { cwd, env, stdio }) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [WRANGLER, "d1", "migrations", "apply", binding, ...args], {
-      cwd,
-      env,
-      stdio: stdio === "pipe" ? "pipe" : stdio === "inherit" ? "inherit" : "ignore",
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout?.setEncoding("utf8").on("data", (chunk) => (stdout += chunk));
-    child.stderr?.setEncoding("utf8").on("data", (chunk) => (stderr += chunk));
-    child.on("error", (err) => resolve({ status: null, stdout, stderr: `${stderr}${err.message}` }));
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
 /**
  * Applies the migrations to every D1 binding, one after the other; rejects at the first that fails, and touches no
  * later database. They cannot go at once: each `wrangler d1 migrations apply` starts a local runtime on the same
@@ -103,7 +86,7 @@ export async function migrateAll(args, { stdio, cwd = ROOT, log = (line) => cons
   const env = remote ? process.env : { ...process.env, CI: "true" };
   const options = { cwd, env, stdio: mode === "summary" ? "pipe" : mode };
   for (const { binding, migrationsDir } of databases) {
-    const result = await applyOne(binding, args, options);
+    const result = await run([WRANGLER, "d1", "migrations", "apply", binding, ...args], options);
     if (result.status !== 0) {
       const output =
         mode === "summary" || mode === "pipe"

@@ -55,6 +55,22 @@ export function start(label, args, { cwd, env, ipc = false } = {}) {
   return child;
 }
 
+/**
+ * Runs `process.execPath args…` to its end without blocking, and answers as spawnSync would: its status, and what it
+ * printed when `stdio` is "pipe" (the default; "inherit" shows it, "ignore" drops it). `env` is its whole environment.
+ */
+export function run(args, { cwd, env = process.env, stdio = "pipe" } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd, env, stdio });
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.setEncoding("utf8").on("data", (chunk) => (stdout += chunk));
+    child.stderr?.setEncoding("utf8").on("data", (chunk) => (stderr += chunk));
+    child.on("error", (err) => resolve({ status: null, stdout, stderr: `${stderr}${err.message}` }));
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
 /** The last lines a child printed, for error messages when it fails to come up. */
 export function tail(child, n = 40) {
   return child.lines.slice(-n).join("\n");

@@ -1,27 +1,20 @@
 // Starting the two Workers under test, both with `wrangler dev` on 127.0.0.1 (workerd, local D1 and Queues), the
 // same way scripts/dev.mjs starts the router.
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { migrateAll, migratedState } from "../../scripts/migrate.mjs";
-import { freePort, start, stop, tail, waitFor } from "../../scripts/procs.mjs";
+import { freePort, run, start, stop, tail, waitFor } from "../../scripts/procs.mjs";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 const WRANGLER = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
 
 /** A wrangler command that must succeed; asynchronous, so the setup can bundle while it migrates. */
-function wranglerRun(args, what) {
-  return new Promise((resolve, reject) => {
-    // CI=true keeps wrangler from asking questions (migrations) or opening anything interactive.
-    const child = spawn(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env: { ...process.env, CI: "true" } });
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk) => (out += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk) => (out += chunk));
-    child.on("error", reject);
-    child.on("close", (status) =>
-      status === 0 ? resolve(out) : reject(new Error(`${what} failed (exit ${status}):\n${out}`)),
-    );
-  });
+async function wranglerRun(args, what) {
+  // CI=true keeps wrangler from asking questions (migrations) or opening anything interactive.
+  const result = await run([WRANGLER, ...args], { cwd: ROOT, env: { ...process.env, CI: "true" } });
+  if (result.status !== 0)
+    throw new Error(`${what} failed (exit ${result.status}):\n${result.stdout}\n${result.stderr}`);
+  return result.stdout;
 }
 
 /**
